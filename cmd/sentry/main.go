@@ -1,0 +1,11 @@
+// Command sentry primes and verifies download mirrors and keeps a bouncer
+// redirector's database true. See README.md.
+package main
+
+import (
+	"os"
+
+	"github.com/mirrorsentry/sentry/internal/cli"
+)
+
+func main() { os.Exit(cli.Run(os.Args[1:])) }

@@ -1,0 +1,225 @@
+// Package cli is sentry's command line: subcommands, flags, logging set-up
+// and the mapping of outcomes to the exit codes of DESIGN.md section 5.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/mirrorsentry/sentry/sentry"
+)
+
+// Exit codes of the contract.
+const (
+	ExitOK      = 0 // the run completed; mirrors may have failed (that is data)
+	ExitFailure = 1 // the run could not be done
+	ExitUsage   = 2 // bad command-line usage
+	ExitGuarded = 3 // the run completed but the mass-failure guard held back marking
+)
+
+// errUsage marks an error as bad usage (exit 2).
+var errUsage = errors.New("usage")
+
+// errGuarded is returned by commands whose run completed with marking held
+// back by the mass-failure guard (exit 3).
+var errGuarded = errors.New("mass-failure guard held back marking")
+
+// Env is what a command runs with: its streams, environment and logger.
+// Tests build one over buffers.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// IsTerminal reports whether Stderr is a terminal (live progress).
+	IsTerminal bool
+	Logger     *slog.Logger
+}
+
+// common are the flags every subcommand takes.
+type common struct {
+	config  string
+	format  string
+	verbose bool
+}
+
+type command struct {
+	name    string
+	summary string
+	usage   string // argument synopsis after the name
+	// flags adds the command's own flags; run does the work with the
+	// arguments left over.
+	flags func(fs *flag.FlagSet) func(ctx context.Context, env *Env, c *common, args []string) error
+	// formats the command accepts for --format; the first is the default.
+	formats []string
+}
+
+var commands = map[string]*command{}
+
+func register(c *command) { commands[c.name] = c }
+
+// Run runs the command line args (without the program name) with the
+// process's streams and environment and returns the exit code.
+func Run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &Env{
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		Getenv:     os.Getenv,
+		IsTerminal: isTerminal(os.Stderr),
+	}
+	return Main(ctx, env, args)
+}
+
+// Main runs args in env and returns the exit code.
+func Main(ctx context.Context, env *Env, args []string) int {
+	if len(args) == 0 {
+		topUsage(env.Stderr)
+		return ExitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		topUsage(env.Stdout)
+		return ExitOK
+	case "version", "--version":
+		fmt.Fprintf(env.Stdout, "sentry %s\n", sentry.Version)
+		return ExitOK
+	case "db":
+		// `sentry db migrate`: the only db subcommand so far.
+		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
+			if len(args) >= 2 && isHelp(args[1]) {
+				fmt.Fprintln(env.Stdout, "usage: sentry db migrate [--config FILE] [--verbose]")
+				return ExitOK
+			}
+			fmt.Fprintln(env.Stderr, "sentry db: want a subcommand: sentry db migrate")
+			return ExitUsage
+		}
+		name = "db " + args[1]
+		args = args[1:]
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(env.Stderr, "sentry: unknown command %q\n\n", name)
+		topUsage(env.Stderr)
+		return ExitUsage
+	}
+	return runCommand(ctx, env, cmd, args[1:])
+}
+
+func isHelp(s string) bool { return s == "-h" || s == "-help" || s == "--help" }
+
+func runCommand(ctx context.Context, env *Env, cmd *command, args []string) int {
+	fs := flag.NewFlagSet("sentry "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c := &common{}
+	fs.StringVar(&c.config, "config", "config.yaml", "configuration `FILE` (secrets may come from SENTRY_* environment variables)")
+	fs.BoolVar(&c.verbose, "verbose", false, "log debug detail to stderr")
+	if len(cmd.formats) > 0 {
+		fs.StringVar(&c.format, "format", cmd.formats[0], "output format: "+strings.Join(cmd.formats, ", "))
+	}
+	run := cmd.flags(fs)
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "usage: sentry %s [flags] %s\n\n%s\n\nflags:\n", cmd.name, cmd.usage, cmd.summary)
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(env.Stdout)
+			return ExitOK
+		}
+		fmt.Fprintf(env.Stderr, "sentry %s: %v\n", cmd.name, err)
+		usage(env.Stderr)
+		return ExitUsage
+	}
+	if len(cmd.formats) > 0 && !contains(cmd.formats, c.format) {
+		fmt.Fprintf(env.Stderr, "sentry %s: --format %q: want one of %s\n", cmd.name, c.format, strings.Join(cmd.formats, ", "))
+		return ExitUsage
+	}
+	level := slog.LevelInfo
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	err := run(ctx, env, c, fs.Args())
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(env.Stderr, "sentry %s: %v\n", cmd.name, err)
+		usage(env.Stderr)
+		return ExitUsage
+	case errors.Is(err, errGuarded):
+		fmt.Fprintf(env.Stderr, "sentry %s: %v\n", cmd.name, err)
+		return ExitGuarded
+	default:
+		fmt.Fprintf(env.Stderr, "sentry %s: %v\n", cmd.name, err)
+		return ExitFailure
+	}
+}
+
+func topUsage(w io.Writer) {
+	fmt.Fprintf(w, "sentry %s: primes and verifies download mirrors and keeps the bouncer database true.\n\nusage: sentry <command> [flags]\n\ncommands:\n", sentry.Version)
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, firstSentence(commands[n].summary))
+	}
+	fmt.Fprintln(w, "\nRun `sentry <command> --help` for a command's flags.")
+}
+
+func firstSentence(s string) string {
+	if i := strings.Index(s, ". "); i >= 0 {
+		return s[:i+1]
+	}
+	return s
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// usageErrorf reports bad usage (exit 2).
+func usageErrorf(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+// noArgs rejects stray positional arguments.
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("unexpected argument %q", args[0])
+	}
+	return nil
+}
+
+// loadConfig reads the configuration named by --config.
+func loadConfig(env *Env, c *common) (*sentry.Config, error) {
+	return sentry.LoadConfig(c.config, env.Getenv)
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

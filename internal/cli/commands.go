@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+func init() {
+	register(&command{
+		name:    "db migrate",
+		summary: "Create or upgrade the bouncer tables and sentry's own tables. Running it again is a no-op; existing rows and columns are kept.",
+		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
+			return runMigrate
+		},
+	})
+	register(&command{
+		name:    "prime",
+		summary: "Prime and verify release R on every active mirror, mark the bouncer tables and print a per-mirror summary.",
+		usage:   "--release R",
+		formats: []string{"table", "json"},
+		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
+			release := fs.String("release", "", "the release `R` to prime, as named by its directory on staging (required)")
+			force := fs.Bool("force", false, "re-download files already verified by an earlier run of this release")
+			return func(ctx context.Context, env *Env, c *common, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				if *release == "" {
+					return usageErrorf("--release is required")
+				}
+				if err := sentry.ValidateReleaseName(*release); err != nil {
+					return usageErrorf("--release: %v", err)
+				}
+				return runPrime(ctx, env, c, *release, *force)
+			}
+		},
+	})
+	register(&command{
+		name:    "sweep",
+		summary: "Run one integrity sweep now (for system cron): reachability, presence and size; with --deep, checksums too.",
+		usage:   "[--deep]",
+		formats: []string{"table", "json"},
+		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
+			deep := fs.Bool("deep", false, "also verify checksums, on a rotating share of files")
+			return func(ctx context.Context, env *Env, c *common, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return notYet("sweep", *deep)
+			}
+		},
+	})
+	register(&command{
+		name:    "run",
+		summary: "Run the daemon: cron schedules from the config, the HTTP status page, metrics and the authenticated release hook.",
+		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
+			return func(ctx context.Context, env *Env, c *common, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return notYet("run")
+			}
+		},
+	})
+	register(&command{
+		name:    "report",
+		summary: "Print a per-mirror failure report from recorded checks.",
+		usage:   "[--mirror M] [--release R] [--since D]",
+		formats: []string{"table", "json", "csv"},
+		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
+			mirror := fs.String("mirror", "", "report on mirror `M` (its name): failing files and state history")
+			release := fs.String("release", "", "report release `R`'s uptake across mirrors")
+			since := fs.String("since", "24h", "window: a duration (24h, 7d) or a date (2006-01-02)")
+			return func(ctx context.Context, env *Env, c *common, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return notYet("report", *mirror, *release, *since)
+			}
+		},
+	})
+	register(&command{
+		name:    "demo",
+		summary: "Run the whole job on a throwaway local setup: a PostgreSQL cluster, a master and local mirrors.",
+		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
+			return func(ctx context.Context, env *Env, c *common, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return notYet("demo")
+			}
+		},
+	})
+}
+
+// notYet is what a command not built yet answers: exit 1, honestly.
+func notYet(name string, _ ...any) error {
+	return fmt.Errorf("`sentry %s` is not implemented yet", name)
+}
+
+func runMigrate(ctx context.Context, env *Env, c *common, args []string) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(env, c)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := st.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintf(env.Stdout, "schema is current (version %d); nothing to do\n", v)
+		return nil
+	}
+	for _, m := range applied {
+		fmt.Fprintf(env.Stdout, "applied %04d_%s\n", m.Version, m.Name)
+	}
+	fmt.Fprintf(env.Stdout, "schema is at version %d\n", v)
+	return nil
+}
+
+func runPrime(ctx context.Context, env *Env, c *common, release string, force bool) error {
+	return notYet("prime", release, force)
+}

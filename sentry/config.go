@@ -1,0 +1,465 @@
+package sentry
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrConfig is wrapped by every error of Load: the configuration file could
+// not be read, decoded or validated. The command line maps it to exit code 1.
+var ErrConfig = errors.New("configuration error")
+
+// Environment variables that override secrets of the configuration file, so
+// that the file itself can be world-readable.
+const (
+	EnvDatabaseURL   = "SENTRY_DATABASE_URL"
+	EnvHookSecret    = "SENTRY_HOOK_SECRET"
+	EnvTriggerSecret = "SENTRY_TRIGGER_SECRET"
+)
+
+// Config is sentry's whole configuration. Load fills it from a YAML file
+// over the defaults of DefaultConfig, then from the environment, then
+// validates it. The YAML keys are a contract (DESIGN.md section 4).
+type Config struct {
+	Database DatabaseConfig `yaml:"database"`
+	Master   MasterConfig   `yaml:"master"`
+	Releases ReleasesConfig `yaml:"releases"`
+	HTTP     HTTPConfig     `yaml:"http"`
+	Schedule ScheduleConfig `yaml:"schedule"`
+	Checks   ChecksConfig   `yaml:"checks"`
+	Prime    PrimeConfig    `yaml:"prime"`
+	Guard    GuardConfig    `yaml:"guard"`
+	State    StateConfig    `yaml:"state"`
+	Sweep    SweepConfig    `yaml:"sweep"`
+	Hook     HookConfig     `yaml:"hook"`
+	Trigger  TriggerConfig  `yaml:"trigger"`
+
+	// Vantage names the place this instance checks from (a region, say).
+	// It is recorded with every check. Default: "default".
+	Vantage string `yaml:"vantage"`
+
+	// ShutdownGrace is how long `sentry run` lets running checks finish
+	// after SIGTERM or SIGINT before it cancels them. Default: 30s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+}
+
+// DatabaseConfig locates the bouncer database.
+type DatabaseConfig struct {
+	// URL is a PostgreSQL connection URL or key=value DSN. Required, here or
+	// in SENTRY_DATABASE_URL (which wins). It may hold a password; sentry
+	// never prints it.
+	URL string `yaml:"url"`
+	// MaxConns caps the connection pool. Default: 8.
+	MaxConns int `yaml:"max_conns"`
+}
+
+// MasterConfig locates the staging master.
+type MasterConfig struct {
+	// URL is the master's counterpart of a mirror baseurl: the release
+	// directory is resolved under it. Required; http or https; a trailing
+	// slash is removed.
+	URL string `yaml:"url"`
+}
+
+// ReleasesConfig says where a release lives and which bouncer products it is.
+type ReleasesConfig struct {
+	// Dir is the release directory, under master.url and under every mirror
+	// baseurl, with the placeholder {release}. Required.
+	Dir string `yaml:"dir"`
+	// Manifest is the checksum manifest: a file name under the release
+	// directory, or a full http(s) URL template with {release}.
+	// Default: "SHA256SUMS".
+	Manifest string `yaml:"manifest"`
+	// Products are bouncer product name patterns with {release}, for
+	// example "Firefox-{release}". At least one is required.
+	Products []string `yaml:"products"`
+	// DefaultLangs expand ":lang" in location paths for products that have
+	// no mirror_product_langs rows. Default: [en-US].
+	DefaultLangs []string `yaml:"default_langs"`
+	// MaxManifestBytes bounds the manifest download. Default: 64 MiB.
+	MaxManifestBytes int64 `yaml:"max_manifest_bytes"`
+}
+
+// HTTPConfig is the daemon's own HTTP server.
+type HTTPConfig struct {
+	// Listen is the address of `sentry run`'s status page, /api/, /metrics,
+	// /healthz and /hooks/release. Default: 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+}
+
+// ScheduleConfig holds robfig/cron specifications, evaluated in UTC.
+type ScheduleConfig struct {
+	// Sweep is the light sweep's schedule. Default: "@every 15m".
+	Sweep string `yaml:"sweep"`
+	// DeepSweep is the deep (checksum) sweep's schedule. Default: "0 3 * * *".
+	DeepSweep string `yaml:"deep_sweep"`
+}
+
+// ChecksConfig governs how sentry talks to mirrors.
+type ChecksConfig struct {
+	// Contact is put in the User-Agent, "sentry/<version> (+<contact>)", so
+	// a mirror admin can reach the operator: a URL or an e-mail address.
+	// Required.
+	Contact string `yaml:"contact"`
+	// Concurrency caps requests in flight across all mirrors. Default: 64.
+	Concurrency int `yaml:"concurrency"`
+	// PerMirrorConcurrency caps requests in flight to one mirror, unless
+	// sentry_mirror_settings.max_concurrency says otherwise. Default: 4.
+	PerMirrorConcurrency int `yaml:"per_mirror_concurrency"`
+	// ConnectTimeout bounds a TCP connect (and, separately, a TLS
+	// handshake). Default: 10s.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// HeaderTimeout bounds the wait for response headers. Default: 30s.
+	HeaderTimeout Duration `yaml:"header_timeout"`
+	// BodyIdleTimeout fails a body that delivers no byte for this long.
+	// Default: 30s.
+	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
+	// Retries is how often a transient failure (connection error, timeout,
+	// 5xx, 429) is retried within one check. Default: 2.
+	Retries int `yaml:"retries"`
+	// RetryWaitMin and RetryWaitMax bound the backoff between attempts,
+	// including a mirror's Retry-After. Defaults: 1s and 15s.
+	RetryWaitMin Duration `yaml:"retry_wait_min"`
+	RetryWaitMax Duration `yaml:"retry_wait_max"`
+}
+
+// PrimeConfig governs `sentry prime`.
+type PrimeConfig struct {
+	// Deadline is how long trigger and passive mirrors have to show the
+	// release's files before they count as not_primed. Default: 20m.
+	Deadline Duration `yaml:"deadline"`
+	// PollInterval is the first wait between polls of a trigger or passive
+	// mirror; it doubles up to PollMax. Defaults: 15s and 2m.
+	PollInterval Duration `yaml:"poll_interval"`
+	PollMax      Duration `yaml:"poll_max"`
+}
+
+// GuardConfig is the mass-failure guard.
+type GuardConfig struct {
+	// MaxDownFraction: when more than this share of the checked mirrors fail
+	// wholesale in one run, sentry suspects its own network and marks
+	// nothing down. Default: 0.5.
+	MaxDownFraction float64 `yaml:"max_down_fraction"`
+}
+
+// StateConfig is the hysteresis of mirror state across sweeps.
+type StateConfig struct {
+	// DownAfter consecutive failed sweeps take a mirror down. Default: 2.
+	DownAfter int `yaml:"down_after"`
+	// UpAfter consecutive good sweeps bring it back. Default: 2.
+	UpAfter int `yaml:"up_after"`
+}
+
+// SweepConfig governs integrity sweeps.
+type SweepConfig struct {
+	// DeepPeriod is the bound within which every (mirror, file) pair is
+	// re-hashed by deep sweeps. Default: 7d.
+	DeepPeriod Duration `yaml:"deep_period"`
+}
+
+// HookConfig authenticates the release hook.
+type HookConfig struct {
+	// Secret is the HMAC-SHA256 key of POST /hooks/release. Prefer
+	// SENTRY_HOOK_SECRET. Without one the hook is disabled.
+	Secret string `yaml:"secret"`
+	// ReplayWindow is how far X-Sentry-Timestamp may be from now.
+	// Default: 5m.
+	ReplayWindow Duration `yaml:"replay_window"`
+}
+
+// TriggerConfig signs triggers sent to trigger-mode mirrors.
+type TriggerConfig struct {
+	// Secret is the HMAC-SHA256 key of X-Sentry-Signature. Prefer
+	// SENTRY_TRIGGER_SECRET. Required when any mirror is in trigger mode.
+	Secret string `yaml:"secret"`
+}
+
+// DefaultConfig returns a configuration holding every default; Load
+// decodes the file over it.
+func DefaultConfig() Config {
+	return Config{
+		Database: DatabaseConfig{MaxConns: 8},
+		Releases: ReleasesConfig{
+			Manifest:         "SHA256SUMS",
+			DefaultLangs:     []string{"en-US"},
+			MaxManifestBytes: 64 << 20,
+		},
+		HTTP:     HTTPConfig{Listen: "127.0.0.1:8080"},
+		Schedule: ScheduleConfig{Sweep: "@every 15m", DeepSweep: "0 3 * * *"},
+		Checks: ChecksConfig{
+			Concurrency:          64,
+			PerMirrorConcurrency: 4,
+			ConnectTimeout:       Duration(10 * time.Second),
+			HeaderTimeout:        Duration(30 * time.Second),
+			BodyIdleTimeout:      Duration(30 * time.Second),
+			Retries:              2,
+			RetryWaitMin:         Duration(time.Second),
+			RetryWaitMax:         Duration(15 * time.Second),
+		},
+		Prime: PrimeConfig{
+			Deadline:     Duration(20 * time.Minute),
+			PollInterval: Duration(15 * time.Second),
+			PollMax:      Duration(2 * time.Minute),
+		},
+		Guard:         GuardConfig{MaxDownFraction: 0.5},
+		State:         StateConfig{DownAfter: 2, UpAfter: 2},
+		Sweep:         SweepConfig{DeepPeriod: Duration(7 * 24 * time.Hour)},
+		Hook:          HookConfig{ReplayWindow: Duration(5 * time.Minute)},
+		Vantage:       "default",
+		ShutdownGrace: Duration(30 * time.Second),
+	}
+}
+
+// LoadConfig reads the YAML file at path over DefaultConfig, applies
+// environment overrides through getenv (os.Getenv when nil) and validates
+// the result. Unknown or mistyped keys are errors naming the file and line;
+// validation reports every problem at once, each naming its key. Every
+// error wraps ErrConfig.
+func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: config file %s does not exist (use --config FILE; config.yaml.example documents every key)", ErrConfig, path)
+		}
+		return nil, fmt.Errorf("%w: read config file: %w", ErrConfig, err)
+	}
+	return ParseConfig(data, path, getenv)
+}
+
+// ParseConfig is LoadConfig on file contents already read; name is used in
+// errors.
+func ParseConfig(data []byte, name string, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cfg := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %s", ErrConfig, yamlError(name, err))
+	}
+	// A second document in the file is almost certainly a mistake.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, fmt.Errorf("%w: %s:%d: a second YAML document; the configuration is one document", ErrConfig, name, extra.Line)
+	}
+	cfg.applyEnv(getenv)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, name, err)
+	}
+	return &cfg, nil
+}
+
+var (
+	yamlLineRe    = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+	yamlUnknownRe = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	yamlTypeRe    = regexp.MustCompile("cannot unmarshal !!(\\w+) `(.*)` into (\\S+)")
+)
+
+// yamlError rewrites go-yaml's messages as "FILE:LINE: problem" lines, one
+// per problem, with unknown fields called what they are: unknown keys.
+func yamlError(name string, err error) string {
+	var lines []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		lines = te.Errors
+	} else {
+		lines = []string{err.Error()}
+	}
+	out := make([]string, 0, len(lines))
+	for _, l := range lines {
+		l = yamlUnknownRe.ReplaceAllString(l, "unknown key \"$1\"")
+		l = yamlTypeRe.ReplaceAllString(l, "value \"$2\" is a $1, want $3")
+		if m := yamlLineRe.FindStringSubmatch(l); m != nil {
+			out = append(out, fmt.Sprintf("%s:%s: %s", name, m[1], l[len(m[0]):]))
+		} else {
+			out = append(out, fmt.Sprintf("%s: %s", name, strings.TrimPrefix(l, "yaml: ")))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func (c *Config) applyEnv(getenv func(string) string) {
+	if v := getenv(EnvDatabaseURL); v != "" {
+		c.Database.URL = v
+	}
+	if v := getenv(EnvHookSecret); v != "" {
+		c.Hook.Secret = v
+	}
+	if v := getenv(EnvTriggerSecret); v != "" {
+		c.Trigger.Secret = v
+	}
+}
+
+// Validate checks every key and returns all problems at once, joined, each
+// a sentence naming its key. Normalisations (a trailing slash on master.url)
+// are applied in place.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	if c.Database.URL == "" {
+		add("database.url is required (or set %s)", EnvDatabaseURL)
+	} else if _, err := pgconn.ParseConfig(c.Database.URL); err != nil {
+		add("database.url is not a valid PostgreSQL URL or key=value string")
+	}
+	if c.Database.MaxConns < 2 || c.Database.MaxConns > 1000 {
+		add("database.max_conns must be between 2 and 1000, not %d", c.Database.MaxConns)
+	}
+
+	if c.Master.URL == "" {
+		add("master.url is required")
+	} else if err := checkHTTPURL(c.Master.URL); err != nil {
+		add("master.url %w", err)
+	}
+	c.Master.URL = strings.TrimRight(c.Master.URL, "/")
+
+	switch {
+	case c.Releases.Dir == "":
+		add("releases.dir is required, for example \"/firefox/releases/{release}/\"")
+	case !strings.Contains(c.Releases.Dir, "{release}"):
+		add("releases.dir %q must contain {release}", c.Releases.Dir)
+	case !strings.HasPrefix(c.Releases.Dir, "/"):
+		add("releases.dir %q must start with /", c.Releases.Dir)
+	}
+	if c.Releases.Manifest == "" {
+		add("releases.manifest must not be empty")
+	} else if strings.Contains(c.Releases.Manifest, "://") {
+		if err := checkHTTPURL(strings.ReplaceAll(c.Releases.Manifest, "{release}", "x")); err != nil {
+			add("releases.manifest %w", err)
+		}
+	} else if strings.HasPrefix(c.Releases.Manifest, "/") || hasDotDot(c.Releases.Manifest) {
+		add("releases.manifest %q must be a name under the release directory or a full URL", c.Releases.Manifest)
+	}
+	if len(c.Releases.Products) == 0 {
+		add("releases.products needs at least one pattern, for example \"Firefox-{release}\"")
+	}
+	for i, p := range c.Releases.Products {
+		if !strings.Contains(p, "{release}") {
+			add("releases.products[%d] %q must contain {release}", i, p)
+		}
+	}
+	if len(c.Releases.DefaultLangs) == 0 {
+		add("releases.default_langs needs at least one language, for example en-US")
+	}
+	for i, l := range c.Releases.DefaultLangs {
+		if l == "" || strings.ContainsAny(l, "/\\ ") || l == "." || l == ".." {
+			add("releases.default_langs[%d] %q is not a language code", i, l)
+		}
+	}
+	if c.Releases.MaxManifestBytes < 1024 {
+		add("releases.max_manifest_bytes must be at least 1024, not %d", c.Releases.MaxManifestBytes)
+	}
+
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		add("http.listen %q is not a host:port address", c.HTTP.Listen)
+	}
+
+	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	if _, err := parser.Parse(c.Schedule.Sweep); err != nil {
+		add("schedule.sweep %q is not a cron schedule: %v", c.Schedule.Sweep, err)
+	}
+	if _, err := parser.Parse(c.Schedule.DeepSweep); err != nil {
+		add("schedule.deep_sweep %q is not a cron schedule: %v", c.Schedule.DeepSweep, err)
+	}
+
+	if strings.TrimSpace(c.Checks.Contact) == "" {
+		add("checks.contact is required: a URL or e-mail address put in the User-Agent so mirror admins can reach you")
+	} else if strings.ContainsAny(c.Checks.Contact, "()\r\n") {
+		add("checks.contact %q must not contain parentheses or line breaks", c.Checks.Contact)
+	}
+	if c.Checks.Concurrency < 1 || c.Checks.Concurrency > 10000 {
+		add("checks.concurrency must be between 1 and 10000, not %d", c.Checks.Concurrency)
+	}
+	if c.Checks.PerMirrorConcurrency < 1 || c.Checks.PerMirrorConcurrency > 64 {
+		add("checks.per_mirror_concurrency must be between 1 and 64, not %d", c.Checks.PerMirrorConcurrency)
+	}
+	positive := func(key string, d Duration) {
+		if d <= 0 {
+			add("%s must be a positive duration, not %s", key, d)
+		}
+	}
+	positive("checks.connect_timeout", c.Checks.ConnectTimeout)
+	positive("checks.header_timeout", c.Checks.HeaderTimeout)
+	positive("checks.body_idle_timeout", c.Checks.BodyIdleTimeout)
+	positive("checks.retry_wait_min", c.Checks.RetryWaitMin)
+	positive("checks.retry_wait_max", c.Checks.RetryWaitMax)
+	if c.Checks.RetryWaitMax < c.Checks.RetryWaitMin {
+		add("checks.retry_wait_max (%s) must not be less than checks.retry_wait_min (%s)", c.Checks.RetryWaitMax, c.Checks.RetryWaitMin)
+	}
+	if c.Checks.Retries < 0 || c.Checks.Retries > 10 {
+		add("checks.retries must be between 0 and 10, not %d", c.Checks.Retries)
+	}
+
+	positive("prime.deadline", c.Prime.Deadline)
+	positive("prime.poll_interval", c.Prime.PollInterval)
+	positive("prime.poll_max", c.Prime.PollMax)
+	if c.Prime.PollMax < c.Prime.PollInterval {
+		add("prime.poll_max (%s) must not be less than prime.poll_interval (%s)", c.Prime.PollMax, c.Prime.PollInterval)
+	}
+
+	if !(c.Guard.MaxDownFraction > 0 && c.Guard.MaxDownFraction <= 1) {
+		add("guard.max_down_fraction must be in (0, 1], not %v", c.Guard.MaxDownFraction)
+	}
+	if c.State.DownAfter < 1 {
+		add("state.down_after must be at least 1, not %d", c.State.DownAfter)
+	}
+	if c.State.UpAfter < 1 {
+		add("state.up_after must be at least 1, not %d", c.State.UpAfter)
+	}
+	if c.Sweep.DeepPeriod < Duration(time.Hour) {
+		add("sweep.deep_period must be at least 1h, not %s", c.Sweep.DeepPeriod)
+	}
+	positive("hook.replay_window", c.Hook.ReplayWindow)
+	if c.Vantage == "" || len(c.Vantage) > 64 {
+		add("vantage must be a name of 1 to 64 characters")
+	}
+	if c.ShutdownGrace < 0 {
+		add("shutdown_grace must not be negative, not %s", c.ShutdownGrace)
+	}
+	return errors.Join(errs...)
+}
+
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q must be an absolute http:// or https:// URL", s)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q must not carry credentials", u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q must not have a query or fragment", s)
+	}
+	return nil
+}
+
+func hasDotDot(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// UserAgent is the User-Agent of every request sentry makes.
+func (c *Config) UserAgent() string {
+	return fmt.Sprintf("sentry/%s (+%s)", Version, strings.TrimSpace(c.Checks.Contact))
+}
+
+// Version is sentry's version, set at build time with
+// -ldflags "-X github.com/mirrorsentry/sentry/sentry.Version=...".
+var Version = "0.1.0-dev"

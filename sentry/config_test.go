@@ -1,0 +1,248 @@
+package sentry
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) string { return "" }
+
+const minimalConfig = `
+database:
+  url: postgres://sentry:hunter2@db.example.org:5433/bouncer
+master:
+  url: https://staging.example.org/pub/
+releases:
+  dir: /firefox/releases/{release}/
+  products: ["Firefox-{release}"]
+checks:
+  contact: ops@example.org
+`
+
+func TestConfigExampleLoads(t *testing.T) {
+	cfg, err := LoadConfig(filepath.Join("..", "config.yaml.example"), noEnv)
+	if err != nil {
+		t.Fatalf("config.yaml.example does not load: %v", err)
+	}
+	// The example documents the defaults: where it sets a key, the value
+	// should be the default, or the example is lying about it.
+	def := DefaultConfig()
+	if cfg.Checks.PerMirrorConcurrency != def.Checks.PerMirrorConcurrency ||
+		cfg.Guard.MaxDownFraction != def.Guard.MaxDownFraction ||
+		cfg.Sweep.DeepPeriod != def.Sweep.DeepPeriod ||
+		cfg.Schedule != def.Schedule ||
+		cfg.Prime != def.Prime ||
+		cfg.State != def.State ||
+		cfg.ShutdownGrace != def.ShutdownGrace ||
+		cfg.Releases.MaxManifestBytes != def.Releases.MaxManifestBytes {
+		t.Errorf("config.yaml.example disagrees with DefaultConfig:\n%+v\n%+v", cfg, def)
+	}
+}
+
+func TestConfigExampleDocumentsEveryKey(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "config.yaml.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range configKeys(t) {
+		leaf := key[strings.LastIndexByte(key, '.')+1:]
+		if !strings.Contains(string(data), leaf+":") {
+			t.Errorf("config.yaml.example does not document %s", key)
+		}
+	}
+}
+
+func TestConfigMinimal(t *testing.T) {
+	cfg, err := ParseConfig([]byte(minimalConfig), "c.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Master.URL != "https://staging.example.org/pub" {
+		t.Errorf("master.url not normalised: %q", cfg.Master.URL)
+	}
+	if got := cfg.Checks.PerMirrorConcurrency; got != 4 {
+		t.Errorf("default per_mirror_concurrency = %d", got)
+	}
+	if got := cfg.UserAgent(); !strings.HasPrefix(got, "sentry/") || !strings.HasSuffix(got, "(+ops@example.org)") {
+		t.Errorf("UserAgent = %q", got)
+	}
+}
+
+func TestConfigEnvironmentOverridesSecrets(t *testing.T) {
+	env := map[string]string{
+		EnvDatabaseURL:   "postgres://other@127.0.0.1:1/x",
+		EnvHookSecret:    "hook-s3cret",
+		EnvTriggerSecret: "trigger-s3cret",
+	}
+	cfg, err := ParseConfig([]byte(minimalConfig), "c.yaml", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database.URL != env[EnvDatabaseURL] || cfg.Hook.Secret != "hook-s3cret" || cfg.Trigger.Secret != "trigger-s3cret" {
+		t.Errorf("environment not applied: %+v", cfg)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // every substring must appear in the error
+	}{
+		{
+			name: "unknown key names file and line",
+			yaml: minimalConfig + "guard:\n  max_down_fracton: 0.3\n",
+			want: []string{"c.yaml:12:", `unknown key "max_down_fracton"`},
+		},
+		{
+			name: "unknown top-level key",
+			yaml: "databse:\n  url: x\n",
+			want: []string{"c.yaml:1:", `unknown key "databse"`},
+		},
+		{
+			name: "mistyped value names line",
+			yaml: minimalConfig + "state:\n  down_after: two\n",
+			want: []string{"c.yaml:12:", "two"},
+		},
+		{
+			name: "bad duration names line",
+			yaml: minimalConfig + "prime:\n  deadline: soon\n",
+			want: []string{"c.yaml:12:", `invalid duration "soon"`},
+		},
+		{
+			name: "several type errors at once",
+			yaml: minimalConfig + "state:\n  down_after: two\n  up_after: three\n",
+			want: []string{"c.yaml:12:", "c.yaml:13:"},
+		},
+		{
+			name: "empty file reports every required key",
+			yaml: "",
+			want: []string{"database.url is required", "master.url is required", "releases.dir is required",
+				"releases.products needs at least one", "checks.contact is required"},
+		},
+		{
+			name: "validation reports all problems naming keys",
+			yaml: minimalConfig + `
+guard:
+  max_down_fraction: 1.5
+state:
+  down_after: 0
+schedule:
+  sweep: "every now and then"
+http:
+  listen: "8080"
+sweep:
+  deep_period: 10m
+`,
+			want: []string{"guard.max_down_fraction", "state.down_after", "schedule.sweep", "http.listen", "sweep.deep_period"},
+		},
+		{
+			name: "master url must be http",
+			yaml: strings.Replace(minimalConfig, "https://staging.example.org/pub/", "ftp://x/", 1),
+			want: []string{"master.url", "http"},
+		},
+		{
+			name: "release dir needs placeholder",
+			yaml: strings.Replace(minimalConfig, "/firefox/releases/{release}/", "/firefox/releases/", 1),
+			want: []string{"releases.dir", "{release}"},
+		},
+		{
+			name: "two documents",
+			yaml: minimalConfig + "---\nvantage: x\n",
+			want: []string{"second YAML document"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.yaml), "c.yaml", noEnv)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Errorf("error does not wrap ErrConfig: %v", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error shows the database password:\n%v", err)
+			}
+		})
+	}
+}
+
+func TestConfigBadDatabaseURLHidesPassword(t *testing.T) {
+	y := strings.Replace(minimalConfig, "postgres://sentry:hunter2@db.example.org:5433/bouncer", "postgres://sentry:hunter2@db.example.org:notaport/bouncer", 1)
+	_, err := ParseConfig([]byte(y), "c.yaml", noEnv)
+	if err == nil || !strings.Contains(err.Error(), "database.url") {
+		t.Fatalf("want a database.url error, got %v", err)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error shows the password: %v", err)
+	}
+}
+
+func TestConfigMissingFile(t *testing.T) {
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"), noEnv)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "nope.yaml does not exist") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"30s", 30 * time.Second, true},
+		{"7d", 7 * 24 * time.Hour, true},
+		{"1d12h", 36 * time.Hour, true},
+		{"1h30m", 90 * time.Minute, true},
+		{"", 0, false},
+		{"d", 0, false},
+		{"7dd", 0, false},
+		{"x7d", 0, false},
+		{"99999999d", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseDuration(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && got != tt.want) {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// configKeys lists every YAML key of Config as a dotted path, by reflection,
+// so that a key added to the struct but not to the example fails a test.
+func configKeys(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if name == "" || name == "-" {
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct {
+				walk(prefix+name+".", f.Type)
+				continue
+			}
+			keys = append(keys, prefix+name)
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
+	if len(keys) < 20 {
+		t.Fatalf("found only %d keys: %v", len(keys), keys)
+	}
+	return keys
+}

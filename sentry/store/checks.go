@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Run kinds and outcomes of sentry_runs.
+const (
+	RunPrime     = "prime"
+	RunSweep     = "sweep"
+	RunDeepSweep = "deep_sweep"
+
+	OutcomeRunning     = "running"
+	OutcomeCompleted   = "completed"
+	OutcomeGuarded     = "guarded"
+	OutcomeInterrupted = "interrupted"
+	OutcomeFailed      = "failed"
+)
+
+// Run is one prime or sweep.
+type Run struct {
+	ID        int64
+	Kind      string
+	StartedAt time.Time
+}
+
+// StartRun records the start of a run. releaseID is 0 for runs that are
+// not about one release.
+func (s *Store) StartRun(ctx context.Context, kind string, releaseID int64, vantage string) (Run, error) {
+	host, _ := os.Hostname()
+	r := Run{Kind: kind}
+	err := s.pool.QueryRow(ctx, `INSERT INTO sentry_runs (kind, release_id, vantage, host, pid)
+		VALUES ($1, nullif($2, 0), $3, $4, $5) RETURNING id, started_at`,
+		kind, releaseID, vantage, host, os.Getpid()).Scan(&r.ID, &r.StartedAt)
+	if err != nil {
+		return Run{}, s.wrap("start run", err)
+	}
+	return r, nil
+}
+
+// FinishRun records a run's end, outcome and reason.
+func (s *Store) FinishRun(ctx context.Context, runID int64, outcome, reason string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE sentry_runs SET finished_at = now(), outcome = $2, reason = $3 WHERE id = $1`,
+		runID, outcome, reason)
+	return s.wrap(fmt.Sprintf("finish run %d", runID), err)
+}
+
+// Check is one recorded check of a file (or, with Path "", of a mirror).
+type Check struct {
+	RunID       int64
+	MirrorID    int
+	ReleaseID   int64 // 0: not about a release file
+	Path        string
+	CheckedAt   time.Time
+	Vantage     string
+	Method      string // HEAD, GET, POST or POLL
+	Result      string // ok, unchanged, or a failure kind
+	Status      int
+	Bytes       int64
+	Hashed      bool
+	Duration    time.Duration
+	Attempts    int
+	CacheStatus string
+	Detail      string
+	// Validators and size the mirror reported, kept in the file state for
+	// conditional requests of later sweeps.
+	ETag, LastModified string
+	Size               int64
+}
+
+var checkColumns = []string{"run_id", "mirror_id", "release_id", "path", "checked_at", "vantage", "method", "result",
+	"status", "bytes", "hashed", "duration_ms", "attempts", "cache_status", "detail"}
+
+// WriteChecks records a batch of checks and brings the file state of the
+// files they are about up to date, in one transaction: either the whole
+// batch is stored or none of it. Checks are copied, not inserted one by one.
+func (s *Store) WriteChecks(ctx context.Context, checks []Check) error {
+	if len(checks) == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"sentry_checks"}, checkColumns,
+			pgx.CopyFromSlice(len(checks), func(i int) ([]any, error) {
+				c := &checks[i]
+				var rel, status, bytes any
+				if c.ReleaseID != 0 {
+					rel = c.ReleaseID
+				}
+				if c.Status != 0 {
+					status = c.Status
+				}
+				if c.Bytes >= 0 {
+					bytes = c.Bytes
+				}
+				return []any{c.RunID, c.MirrorID, rel, c.Path, c.CheckedAt, c.Vantage, c.Method, c.Result,
+					status, bytes, c.Hashed, int32(min(c.Duration.Milliseconds(), 1<<31-1)), max(c.Attempts, 1),
+					c.CacheStatus, c.Detail}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("copy checks: %w", err)
+		}
+		return upsertFileState(ctx, tx, checks)
+	})
+	return s.wrap(fmt.Sprintf("write %d checks", len(checks)), err)
+}
+
+// upsertFileState folds checks of release files into sentry_file_state.
+// Within a batch the last check of a file wins. Checks of kind internal say
+// nothing about the mirror and leave the state alone.
+func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
+	type key struct {
+		mirror  int
+		release int64
+		path    string
+	}
+	last := map[key]int{}
+	for i, c := range checks {
+		if c.ReleaseID == 0 || c.Path == "" || c.Result == "internal" {
+			continue
+		}
+		last[key{c.MirrorID, c.ReleaseID, c.Path}] = i
+	}
+	if len(last) == 0 {
+		return nil
+	}
+	n := len(last)
+	var (
+		mirrors  = make([]int32, 0, n)
+		releases = make([]int64, 0, n)
+		paths    = make([]string, 0, n)
+		results  = make([]string, 0, n)
+		times    = make([]time.Time, 0, n)
+		hashed   = make([]bool, 0, n)
+		sizes    = make([]*int64, 0, n)
+		etags    = make([]string, 0, n)
+		lastMods = make([]string, 0, n)
+		details  = make([]string, 0, n)
+	)
+	for _, i := range last {
+		c := &checks[i]
+		mirrors = append(mirrors, int32(c.MirrorID))
+		releases = append(releases, c.ReleaseID)
+		paths = append(paths, c.Path)
+		results = append(results, c.Result)
+		times = append(times, c.CheckedAt)
+		hashed = append(hashed, c.Hashed)
+		var size *int64
+		if c.Size >= 0 {
+			size = &c.Size
+		}
+		sizes = append(sizes, size)
+		etags = append(etags, c.ETag)
+		lastMods = append(lastMods, c.LastModified)
+		details = append(details, c.Detail)
+	}
+	_, err := tx.Exec(ctx, `
+		INSERT INTO sentry_file_state AS fs (mirror_id, release_id, path, result, last_checked_at,
+			verified_at, hashed_at, failing_since, size, etag, last_modified, detail)
+		SELECT m, r, p, res, t,
+		       CASE WHEN res = 'ok' AND h THEN t END,
+		       CASE WHEN res = 'ok' AND h THEN t END,
+		       CASE WHEN res NOT IN ('ok', 'unchanged') THEN t END,
+		       sz, et, lm, d
+		FROM unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[],
+		            $7::bigint[], $8::text[], $9::text[], $10::text[]) AS u(m, r, p, res, t, h, sz, et, lm, d)
+		ON CONFLICT (mirror_id, release_id, path) DO UPDATE SET
+			-- "unchanged" (a 304) confirms the previous result.
+			result = CASE WHEN excluded.result = 'unchanged' THEN fs.result ELSE excluded.result END,
+			last_checked_at = excluded.last_checked_at,
+			verified_at = CASE WHEN excluded.result = 'ok' AND excluded.hashed_at IS NOT NULL THEN excluded.verified_at
+			                   WHEN excluded.result IN ('ok', 'unchanged') THEN fs.verified_at END,
+			hashed_at = CASE WHEN excluded.hashed_at IS NOT NULL THEN excluded.hashed_at
+			                 WHEN excluded.result IN ('ok', 'unchanged') THEN fs.hashed_at END,
+			failing_since = CASE WHEN excluded.result IN ('ok', 'unchanged') THEN NULL
+			                     ELSE coalesce(fs.failing_since, excluded.failing_since) END,
+			size = coalesce(excluded.size, fs.size),
+			etag = CASE WHEN excluded.result IN ('ok', 'unchanged') AND excluded.etag <> '' THEN excluded.etag
+			            WHEN excluded.result IN ('ok', 'unchanged') THEN fs.etag ELSE '' END,
+			last_modified = CASE WHEN excluded.result IN ('ok', 'unchanged') AND excluded.last_modified <> '' THEN excluded.last_modified
+			                     WHEN excluded.result IN ('ok', 'unchanged') THEN fs.last_modified ELSE '' END,
+			detail = CASE WHEN excluded.result = 'unchanged' THEN fs.detail ELSE excluded.detail END`,
+		mirrors, releases, paths, results, times, hashed, sizes, etags, lastMods, details)
+	if err != nil {
+		return fmt.Errorf("update file state: %w", err)
+	}
+	return nil
+}

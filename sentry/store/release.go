@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ReleaseFile is one file of a release's manifest, with its size known.
+type ReleaseFile struct {
+	Path string // relative to the release directory
+	Size int64
+	Algo string // "sha256" or "sha512"
+	Hash string // lower-case hex
+}
+
+// Release is a release sentry knows the manifest of.
+type Release struct {
+	ID        int64
+	Name      string
+	FirstSeen time.Time
+	UpdatedAt time.Time
+	// Changed is true when SaveRelease stored a new or different manifest.
+	Changed bool
+}
+
+// ErrNoRelease is returned for a release sentry has no manifest of.
+var ErrNoRelease = errors.New("release not known")
+
+// SaveRelease records release name with the files of its manifest, in one
+// transaction. When the release is known with the same manifest (by its
+// SHA-256), nothing changes. When the manifest changed (a re-spin), the
+// file list is replaced and what sentry knew about files whose size or hash
+// changed, or that left the manifest, is forgotten, so that those files are
+// verified again; what it knew about unchanged files is kept (resume).
+func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA256 string, files []ReleaseFile) (Release, error) {
+	var rel Release
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var oldSHA string
+		err := tx.QueryRow(ctx, `SELECT id, manifest_sha256, first_seen, updated_at FROM sentry_releases WHERE name = $1 FOR UPDATE`, name).
+			Scan(&rel.ID, &oldSHA, &rel.FirstSeen, &rel.UpdatedAt)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			err = tx.QueryRow(ctx, `INSERT INTO sentry_releases (name, manifest_url, manifest_sha256, file_count, total_bytes)
+				VALUES ($1, $2, $3, $4, $5) RETURNING id, first_seen, updated_at`,
+				name, manifestURL, manifestSHA256, len(files), totalBytes(files)).Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt)
+			if err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case oldSHA == manifestSHA256:
+			rel.Name = name
+			return nil
+		default:
+			err = tx.QueryRow(ctx, `UPDATE sentry_releases SET manifest_url = $2, manifest_sha256 = $3, file_count = $4,
+				total_bytes = $5, updated_at = now() WHERE id = $1 RETURNING updated_at`,
+				rel.ID, manifestURL, manifestSHA256, len(files), totalBytes(files)).Scan(&rel.UpdatedAt)
+			if err != nil {
+				return err
+			}
+		}
+		rel.Name = name
+		rel.Changed = true
+		// Replace the file list through a temporary table, so that the
+		// state of changed or removed files can be dropped by one join.
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE new_release_files (path text, size bigint, algo text, hash text) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"new_release_files"}, []string{"path", "size", "algo", "hash"},
+			pgx.CopyFromSlice(len(files), func(i int) ([]any, error) {
+				f := files[i]
+				return []any{f.Path, f.Size, f.Algo, f.Hash}, nil
+			})); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM sentry_file_state fs
+			WHERE fs.release_id = $1 AND NOT EXISTS (
+				SELECT 1 FROM new_release_files n JOIN sentry_release_files o
+				  ON o.release_id = $1 AND o.path = n.path AND o.size = n.size AND o.algo = n.algo AND o.hash = n.hash
+				WHERE n.path = fs.path)`, rel.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM sentry_release_files WHERE release_id = $1`, rel.ID); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO sentry_release_files (release_id, path, size, algo, hash)
+			SELECT $1, path, size, algo, hash FROM new_release_files`, rel.ID)
+		return err
+	})
+	if err != nil {
+		return Release{}, s.wrap(fmt.Sprintf("save release %s", name), err)
+	}
+	return rel, nil
+}
+
+func totalBytes(files []ReleaseFile) int64 {
+	var n int64
+	for _, f := range files {
+		n += f.Size
+	}
+	return n
+}
+
+// ReleaseByName returns a known release, or ErrNoRelease.
+func (s *Store) ReleaseByName(ctx context.Context, name string) (Release, error) {
+	rel := Release{Name: name}
+	err := s.pool.QueryRow(ctx, `SELECT id, first_seen, updated_at FROM sentry_releases WHERE name = $1`, name).
+		Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Release{}, fmt.Errorf("%w: %s", ErrNoRelease, name)
+	}
+	return rel, s.wrap("read release "+name, err)
+}
+
+// VerifiedFiles returns the paths of release files that mirror holds
+// verified (size and checksum) according to earlier checks of this
+// manifest: what a resumed prime need not download again.
+func (s *Store) VerifiedFiles(ctx context.Context, releaseID int64, mirrorID int) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT path FROM sentry_file_state
+		WHERE release_id = $1 AND mirror_id = $2 AND result = 'ok' AND hashed_at IS NOT NULL`, releaseID, mirrorID)
+	if err != nil {
+		return nil, s.wrap("read verified files", err)
+	}
+	paths, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.wrap("read verified files", err)
+	}
+	out := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		out[p] = true
+	}
+	return out, nil
+}
+
+// FileFact is the last known fact about one (mirror, release file).
+type FileFact struct {
+	Path     string
+	Result   string
+	Detail   string
+	Verified bool
+}
+
+// FileFacts returns what sentry last found for every file of the release on
+// mirror (files never checked are absent).
+func (s *Store) FileFacts(ctx context.Context, releaseID int64, mirrorID int) (map[string]FileFact, error) {
+	rows, err := s.pool.Query(ctx, `SELECT path, result, detail, (result = 'ok' AND hashed_at IS NOT NULL)
+		FROM sentry_file_state WHERE release_id = $1 AND mirror_id = $2`, releaseID, mirrorID)
+	if err != nil {
+		return nil, s.wrap("read file state", err)
+	}
+	facts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FileFact, error) {
+		var f FileFact
+		err := r.Scan(&f.Path, &f.Result, &f.Detail, &f.Verified)
+		return f, err
+	})
+	if err != nil {
+		return nil, s.wrap("read file state", err)
+	}
+	out := make(map[string]FileFact, len(facts))
+	for _, f := range facts {
+		out[f.Path] = f
+	}
+	return out, nil
+}

@@ -1,0 +1,121 @@
+// Package store is sentry's access to the bouncer database: the migrations
+// that create the bouncer tables and sentry's own, the reads a run needs
+// (mirrors, products, locations) and the writes it makes (checks, file
+// state, the bouncer marks), each write in a transaction.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrUnreachable is wrapped by Open's error when the database could not be
+// reached or refused the login. Its message names host, port, database and
+// user, never the password.
+var ErrUnreachable = errors.New("database unreachable")
+
+// Store is a pool of connections to the bouncer database.
+type Store struct {
+	pool *pgxpool.Pool
+	// secret is the password of the URL, scrubbed from every error that
+	// leaves the package (pgx never prints it, but a server message might
+	// echo a connection string back).
+	secret string
+}
+
+// Open connects to the database at url with a pool of at most maxConns
+// connections and checks that it answers. The returned error never holds
+// the password of url.
+func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx redacts passwords in parse errors, but the whole URL may be
+		// malformed in ways that defeat redaction: say nothing of it.
+		return nil, errors.New("database URL is not a valid PostgreSQL URL or key=value string")
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = int32(maxConns)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "sentry"
+	s := &Store{secret: cfg.ConnConfig.Password}
+	where := describe(cfg.ConnConfig)
+
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %s", ErrUnreachable, where, s.scrub(rootCause(err)))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%w at %s: %s", ErrUnreachable, where, s.scrub(rootCause(err)))
+	}
+	s.pool = pool
+	return s, nil
+}
+
+// Close closes every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Pool gives the connection pool to sentry's own packages (advisory locks,
+// tests); prefer the Store's methods.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// describe names where a connection goes, without the password:
+// "db.example.org:5432 (database bouncer, user sentry)".
+func describe(c *pgx.ConnConfig) string {
+	host := c.Host
+	if strings.HasPrefix(host, "/") {
+		host = "socket " + host
+	} else {
+		host = net.JoinHostPort(host, strconv.Itoa(int(c.Port)))
+	}
+	return fmt.Sprintf("%s (database %s, user %s)", host, c.Database, c.User)
+}
+
+// rootCause reduces a pgx connection error to its last, most specific part
+// ("dial tcp 127.0.0.1:1: connect: connection refused", or the server's
+// own message), since describe already names the target.
+func rootCause(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Severity + ": " + pgErr.Message + " (SQLSTATE " + pgErr.Code + ")"
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Error()
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.Error()
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg, "failed to connect to") {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+func (s *Store) scrub(msg string) string {
+	if s.secret == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, s.secret, "xxxxx")
+}
+
+// wrap adds context to a database error, scrubbing the password.
+func (s *Store) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if s.secret != "" && strings.Contains(err.Error(), s.secret) {
+		return fmt.Errorf("%s: %s", what, s.scrub(err.Error()))
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
