@@ -1,0 +1,497 @@
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+// connect opens a connection closed at the end of the test.
+func connect(t *testing.T, connURL string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, connURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// dbNameOf returns the database a URL names.
+func dbNameOf(t *testing.T, connURL string) string {
+	t.Helper()
+	u, err := url.Parse(connURL)
+	if err != nil {
+		t.Fatalf("parse %q: %v", connURL, err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
+// useDB checks that the database at connURL is the one named and accepts
+// DDL and DML.
+func useDB(t *testing.T, connURL string) {
+	t.Helper()
+	conn := connect(t, connURL)
+	ctx := t.Context()
+	var cur string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&cur); err != nil {
+		t.Fatalf("current_database: %v", err)
+	}
+	if want := dbNameOf(t, connURL); cur != want {
+		t.Fatalf("connected to %q, URL names %q", cur, want)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE probe (id int PRIMARY KEY, v text NOT NULL)"); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO probe VALUES (1, 'x')"); err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM probe").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("count = %d, %v; want 1", n, err)
+	}
+}
+
+// dbExists reports whether the server has a database called name.
+func dbExists(t *testing.T, name string) bool {
+	t.Helper()
+	conn := connect(t, Server().AdminURL())
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil {
+		t.Fatalf("query pg_database: %v", err)
+	}
+	return n == 1
+}
+
+func TestNewDBDistinctAndUsable(t *testing.T) {
+	a, b := NewDB(t), NewDB(t)
+	if a == b || dbNameOf(t, a) == dbNameOf(t, b) {
+		t.Fatalf("NewDB returned the same database twice: %q", dbNameOf(t, a))
+	}
+	for _, u := range []string{a, b} {
+		useDB(t, u)
+	}
+	// A new database is empty.
+	c := NewDB(t)
+	var n int
+	if err := connect(t, c).QueryRow(t.Context(),
+		"SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("fresh database has %d public tables, want 0", n)
+	}
+	if Server().Managed() && !strings.HasPrefix(a, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/", Server().Port())) {
+		t.Fatalf("managed URL %q does not point at the cluster", a)
+	}
+}
+
+func TestNewDBParallel(t *testing.T) {
+	const n = 8
+	var mu sync.Mutex
+	names := map[string]bool{}
+	t.Run("group", func(t *testing.T) {
+		for i := range n {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				t.Parallel()
+				u := NewDB(t)
+				useDB(t, u)
+				mu.Lock()
+				names[dbNameOf(t, u)] = true
+				mu.Unlock()
+			})
+		}
+	})
+	if len(names) != n {
+		t.Fatalf("%d parallel NewDB calls gave %d distinct databases", n, len(names))
+	}
+}
+
+func TestNewDBDroppedAfterCleanup(t *testing.T) {
+	var name string
+	t.Run("owner", func(t *testing.T) {
+		u := NewDB(t)
+		name = dbNameOf(t, u)
+		// Leave a session open: the drop must not be blocked by it.
+		connect(t, u)
+		if !dbExists(t, name) {
+			t.Fatalf("database %q missing during its test", name)
+		}
+	})
+	if name == "" {
+		t.Fatal("subtest did not run")
+	}
+	if dbExists(t, name) {
+		t.Fatalf("database %q still exists after its test's cleanup", name)
+	}
+}
+
+func TestStopStart(t *testing.T) {
+	srv := Server()
+	u := NewDB(t)
+	useDB(t, u)
+	before := connect(t, u)
+	port := srv.Port()
+
+	srv.Stop(t)
+	if _, err := before.Exec(t.Context(), "SELECT 1"); err == nil {
+		t.Fatal("query on a connection opened before Stop succeeded")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if conn, err := pgx.Connect(ctx, u); err == nil {
+		conn.Close(context.Background())
+		t.Fatal("connect succeeded while the server is stopped")
+	}
+
+	srv.Start(t)
+	if srv.Port() != port {
+		t.Fatalf("port changed across restart: %d -> %d", port, srv.Port())
+	}
+	// Same data directory: the table made before the restart is still there.
+	var n int
+	if err := connect(t, u).QueryRow(t.Context(), "SELECT count(*) FROM probe").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after restart: count = %d, %v; want 1", n, err)
+	}
+}
+
+func TestStopLeftStoppedIsRestartedByCleanup(t *testing.T) {
+	srv := Server()
+	t.Run("stops", func(t *testing.T) { srv.Stop(t) })
+	useDB(t, NewDB(t))
+}
+
+func TestTerminateBackends(t *testing.T) {
+	u := NewDB(t)
+	victims := []*pgx.Conn{connect(t, u), connect(t, u)}
+	for _, v := range victims {
+		if _, err := v.Exec(t.Context(), "SELECT 1"); err != nil {
+			t.Fatalf("victim before terminate: %v", err)
+		}
+	}
+	other := connect(t, Server().AdminURL()) // another database: must survive
+
+	TerminateBackends(t, u)
+
+	for i, v := range victims {
+		if _, err := v.Exec(t.Context(), "SELECT 1"); err == nil {
+			t.Fatalf("victim %d still works after TerminateBackends", i)
+		}
+	}
+	if _, err := other.Exec(t.Context(), "SELECT 1"); err != nil {
+		t.Fatalf("connection to another database was terminated: %v", err)
+	}
+	useDB(t, u) // new connections are fine
+}
+
+func TestUnmanagedStopStartSkip(t *testing.T) {
+	c := &Cluster{managed: false}
+	for _, tc := range []struct {
+		name string
+		op   func(testing.TB)
+	}{
+		{"Stop", c.Stop},
+		{"Start", c.Start},
+	} {
+		var inner *testing.T
+		t.Run(tc.name, func(t *testing.T) {
+			inner = t
+			tc.op(t)
+			t.Error("did not skip")
+		})
+		if inner == nil || !inner.Skipped() {
+			t.Errorf("%s on an unmanaged cluster did not skip", tc.name)
+		}
+	}
+}
+
+func TestDBName(t *testing.T) {
+	long := strings.Repeat("VeryLongSubtestName/", 20)
+	tests := []struct {
+		name, test string
+		n          uint64
+		want       string
+	}{
+		{"simple", "TestFoo", 1, "t_testfoo_abcd1234_1"},
+		{"subtest", "TestFoo/bar baz", 12, "t_testfoo_bar_baz_abcd1234_12"},
+		{"runs collapse", "Test--A//b", 3, "t_test_a_b_abcd1234_3"},
+		{"unicode", "TestÄrger/ü", 4, "t_test_rger_abcd1234_4"},
+		{"trailing junk", "Test#", 5, "t_test_abcd1234_5"},
+		{"empty", "", 6, "t_abcd1234_6"},
+		{"long", long, 7, ""},
+		{"long big counter", long, 1<<64 - 1, ""},
+	}
+	seen := map[string]bool{}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := dbName(tc.test, tc.n, "abcd1234")
+			if tc.want != "" && got != tc.want {
+				t.Errorf("dbName(%q, %d) = %q, want %q", tc.test, tc.n, got, tc.want)
+			}
+			if len(got) > maxDBName {
+				t.Errorf("dbName = %q: %d bytes > %d", got, len(got), maxDBName)
+			}
+			if !strings.HasSuffix(got, fmt.Sprintf("_abcd1234_%d", tc.n)) {
+				t.Errorf("dbName = %q lost its unique suffix", got)
+			}
+			for _, r := range got {
+				if !(r == '_' || (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9')) {
+					t.Errorf("dbName = %q contains %q", got, r)
+				}
+			}
+			if seen[got] {
+				t.Errorf("dbName = %q produced twice", got)
+			}
+			seen[got] = true
+		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://u:secret@h:5432/db?sslmode=disable", "postgres://u:xxxxx@h:5432/db?sslmode=disable"},
+		{"postgres://u@h/db", "postgres://u@h/db"},
+		{"postgres://u@h/db?password=secret&sslmode=require", "postgres://u@h/db?password=xxxxx&sslmode=require"},
+		{"host=h password=secret", "<unparseable connection string>"},
+		{"postgres://u:sec ret@h:%zz/db", "<unparseable connection string>"},
+	}
+	for _, tc := range tests {
+		got := redactURL(tc.in)
+		if got != tc.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if strings.Contains(got, "secret") || strings.Contains(got, "sec ret") {
+			t.Errorf("redactURL(%q) leaks the password: %q", tc.in, got)
+		}
+	}
+}
+
+func TestChildEnvAllowlist(t *testing.T) {
+	t.Setenv("PGPASSWORD", "secret")
+	t.Setenv("PGHOST", "elsewhere")
+	t.Setenv("PGDATA", "/nowhere")
+	t.Setenv(envDatabaseURL, "postgres://u:secret@h/db")
+	t.Setenv("PATH", "/usr/bin:/bin")
+	env := childEnv("/home/x")
+	joined := strings.Join(env, "\n")
+	for _, bad := range []string{"PGPASSWORD", "PGHOST", "PGDATA", envDatabaseURL, "secret"} {
+		if strings.Contains(joined, bad) {
+			t.Errorf("child environment leaks %s:\n%s", bad, joined)
+		}
+	}
+	for _, want := range []string{"PATH=/usr/bin:/bin", "HOME=/home/x", "LC_ALL=C"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("child environment lacks %s:\n%s", want, joined)
+		}
+	}
+}
+
+// fakeBinDir makes dir with executable stubs of the named programs.
+func fakeBinDir(t *testing.T, dir string, progs ...string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range progs {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestFindBinDir(t *testing.T) {
+	root := t.TempDir()
+	all := []string{"initdb", "pg_ctl", "postgres"}
+	envDir := fakeBinDir(t, filepath.Join(root, "env"), all...)
+	partial := fakeBinDir(t, filepath.Join(root, "partial"), "initdb", "pg_ctl")
+	cfgDir := fakeBinDir(t, filepath.Join(root, "cfg"), all...)
+	glob := filepath.Join(root, "lib")
+	fakeBinDir(t, filepath.Join(glob, "9.6", "bin"), all...)
+	v15 := fakeBinDir(t, filepath.Join(glob, "15", "bin"), all...)
+	fakeBinDir(t, filepath.Join(glob, "16", "bin"), "initdb") // incomplete: ignored
+	fakeBinDir(t, filepath.Join(glob, "notaversion", "bin"), all...)
+	pathDir := fakeBinDir(t, filepath.Join(root, "path"), all...)
+	linkDir := filepath.Join(root, "links")
+	if err := os.Mkdir(linkDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(pathDir, "initdb"), filepath.Join(linkDir, "initdb")); err != nil {
+		t.Fatal(err)
+	}
+	noLook := func(string) (string, error) { return "", exec.ErrNotFound }
+	look := func(dir string) func(string) (string, error) {
+		return func(name string) (string, error) { return filepath.Join(dir, name), nil }
+	}
+	cfg := func(dir string) func() string { return func() string { return dir } }
+
+	tests := []struct {
+		name    string
+		s       binSearch
+		want    string
+		wantErr bool
+	}{
+		{"env wins", binSearch{envDir: envDir, pgConfig: cfg(cfgDir), globRoot: glob, lookPath: look(pathDir)}, envDir, false},
+		{"env incomplete is an error", binSearch{envDir: partial, pgConfig: cfg(cfgDir), globRoot: glob}, "", true},
+		{"pg_config", binSearch{pgConfig: cfg(cfgDir), globRoot: glob, lookPath: look(pathDir)}, cfgDir, false},
+		{"pg_config incomplete falls through", binSearch{pgConfig: cfg(partial), globRoot: glob}, v15, false},
+		{"highest complete version", binSearch{pgConfig: cfg(""), globRoot: glob, lookPath: noLook}, v15, false},
+		{"PATH", binSearch{globRoot: filepath.Join(root, "missing"), lookPath: look(pathDir)}, pathDir, false},
+		{"PATH symlink resolved", binSearch{lookPath: look(linkDir)}, pathDir, false},
+		{"nothing", binSearch{globRoot: filepath.Join(root, "missing"), lookPath: noLook}, "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := findBinDir(tc.s)
+			if tc.wantErr {
+				if !errors.Is(err, ErrNoServerBinaries) {
+					t.Fatalf("findBinDir = %q, %v; want ErrNoServerBinaries", got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("findBinDir = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOwnerState(t *testing.T) {
+	// A process that has certainly exited (and been reaped).
+	done := exec.Command("true")
+	if err := done.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadPID := done.Process.Pid
+	self := os.Getpid()
+	tests := []struct {
+		name                string
+		content             *string
+		recorded, wantAlive bool
+	}{
+		{"missing", nil, false, false},
+		{"empty", ptr(""), false, false},
+		{"garbage", ptr("not-a-pid\n"), true, false},
+		{"self", ptr(fmt.Sprintf("%d %s\n", self, procStartTime(self))), true, true},
+		{"self without start time", ptr(fmt.Sprintf("%d\n", self)), true, true},
+		{"self reused pid", ptr(fmt.Sprintf("%d 1\n", self)), true, false},
+		{"dead", ptr(fmt.Sprintf("%d 12345\n", deadPID)), true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.content != nil {
+				if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(*tc.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec, alive := ownerState(dir)
+			if rec != tc.recorded || alive != tc.wantAlive {
+				t.Fatalf("ownerState = (%v, %v), want (%v, %v)", rec, alive, tc.recorded, tc.wantAlive)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestSweepLeftovers(t *testing.T) {
+	srv := Server()
+	if !srv.Managed() {
+		t.Skip("needs local server binaries; the server comes from " + envDatabaseURL)
+	}
+	// Not t.TempDir: the postgres account must be able to traverse it.
+	base, err := os.MkdirTemp("", "pgtest-sweep-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	// A real cluster whose owner is gone, as after a -timeout kill.
+	orphan, err := startManaged(base, srv.bindir, srv.acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { orphan.teardown() }) // in case the sweep fails
+	done := exec.Command("true")
+	if err := done.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(orphan.root, ownerFile),
+		[]byte(fmt.Sprintf("%d 1\n", done.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A directory of a live owner (this process) and a fresh one without an
+	// owner file (possibly being created right now): both must survive.
+	live := filepath.Join(base, dirPrefix+"live")
+	fresh := filepath.Join(base, dirPrefix+"fresh")
+	for _, d := range []string{live, fresh} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := writeOwner(filepath.Join(live, ownerFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	sweepLeftovers(base, srv.bindir, srv.acct)
+
+	if _, err := os.Stat(orphan.root); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("orphan cluster directory still there: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if conn, err := pgx.Connect(ctx, orphan.adminURL); err == nil {
+		conn.Close(context.Background())
+		t.Fatal("orphan cluster still accepts connections after the sweep")
+	}
+	for _, d := range []string{live, fresh} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("sweep removed %s: %v", d, err)
+		}
+	}
+}
+
+func TestLogTail(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	var b strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&b, "line %03d\n", i)
+	}
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		n    int64
+		want string
+	}{
+		{9, "line 099"},
+		{20, "line 098\nline 099"}, // partial first line dropped
+		{1 << 20, strings.TrimRight(b.String(), "\n")},
+	}
+	for _, tc := range tests {
+		if got := logTail(p, tc.n); got != tc.want {
+			t.Errorf("logTail(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+	if got := logTail(filepath.Join(t.TempDir(), "none"), 10); !strings.HasPrefix(got, "(no log") {
+		t.Errorf("logTail(missing) = %q", got)
+	}
+}
