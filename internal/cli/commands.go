@@ -134,6 +134,53 @@ func runMigrate(ctx context.Context, env *Env, c *common, args []string) error {
 	return nil
 }
 
+// openDeps loads the configuration and opens what a run needs. The
+// returned close function releases it all.
+func openDeps(ctx context.Context, env *Env, c *common) (*sentry.Deps, func(), error) {
+	cfg, err := loadConfig(env, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := sentry.NewClient(cfg, env.Logger)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	d := &sentry.Deps{Config: cfg, Store: st, Client: client, Logger: env.Logger}
+	if env.IsTerminal {
+		d.Progress = env.Stderr
+	}
+	return d, func() { client.CloseIdleConnections(); st.Close() }, nil
+}
+
 func runPrime(ctx context.Context, env *Env, c *common, release string, force bool) error {
-	return notYet("prime", release, force)
+	d, closeDeps, err := openDeps(ctx, env, c)
+	if err != nil {
+		return err
+	}
+	defer closeDeps()
+	rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: release, Force: force})
+	if err != nil {
+		return err
+	}
+	if c.format == "json" {
+		err = sentry.WritePrimeJSON(env.Stdout, rep)
+	} else {
+		err = sentry.WritePrimeTable(env.Stdout, rep)
+	}
+	if err != nil {
+		return err
+	}
+	switch rep.Outcome {
+	case store.OutcomeGuarded:
+		return fmt.Errorf("%w: %s", errGuarded, rep.Reason)
+	case store.OutcomeCompleted:
+		return nil
+	default:
+		return fmt.Errorf("run %d %s: %s", rep.RunID, rep.Outcome, rep.Reason)
+	}
 }

@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mirrorsentry/sentry/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// run runs the command line in-process and returns exit code, stdout and
+// stderr.
+func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &Env{
+		Stdin:  strings.NewReader(""),
+		Stdout: &out, Stderr: &errb,
+		Getenv: func(k string) string { return env[k] },
+	}
+	code := Main(context.Background(), e, args)
+	return code, out.String(), errb.String()
+}
+
+// writeConfig writes a valid configuration for dbURL and returns its path.
+func writeConfig(t *testing.T, dbURL string, extra string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := "database:\n  url: " + dbURL + "\nmaster:\n  url: http://127.0.0.1:1/pub\nreleases:\n  dir: /firefox/releases/{release}/\n" +
+		"  products: [\"Firefox-{release}\"]\nchecks:\n  contact: ops@example.org\n" + extra
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	cfg := writeConfig(t, "postgres://u@127.0.0.1:1/db", "")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", nil, "usage: sentry <command>"},
+		{"unknown command", []string{"primer"}, `unknown command "primer"`},
+		{"bad flag", []string{"prime", "--relase", "1.5"}, "flag provided but not defined: -relase"},
+		{"missing release", []string{"prime", "--config", cfg}, "--release is required"},
+		{"bad release name", []string{"prime", "--config", cfg, "--release", "../1.5"}, "invalid release name"},
+		{"release with slash", []string{"prime", "--config", cfg, "--release", "1.5/x"}, "not allowed"},
+		{"stray argument", []string{"sweep", "--config", cfg, "now"}, `unexpected argument "now"`},
+		{"bad format", []string{"report", "--format", "xml"}, `--format "xml"`},
+		{"db without subcommand", []string{"db"}, "sentry db migrate"},
+		{"db unknown subcommand", []string{"db", "drop"}, `unknown command "db drop"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, nil, tt.args...)
+			if code != ExitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, ExitUsage, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, stderr)
+			}
+		})
+	}
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for name := range commands {
+		args := append(strings.Fields(name), "--help")
+		code, stdout, stderr := run(t, nil, args...)
+		if code != ExitOK || !strings.Contains(stdout, "usage: sentry "+name) || !strings.Contains(stdout, "-config") {
+			t.Errorf("%s --help: exit %d\nstdout:\n%s\nstderr:\n%s", name, code, stdout, stderr)
+		}
+	}
+	code, stdout, _ := run(t, nil, "--help")
+	if code != ExitOK || !strings.Contains(stdout, "db migrate") || !strings.Contains(stdout, "prime") {
+		t.Errorf("sentry --help: exit %d\n%s", code, stdout)
+	}
+}
+
+func TestConfigErrorsExit1WithLine(t *testing.T) {
+	cfg := writeConfig(t, "postgres://u@127.0.0.1:1/db", "guard:\n  max_down_fractoin: 0.2\n")
+	code, _, stderr := run(t, nil, "db", "migrate", "--config", cfg)
+	if code != ExitFailure || !strings.Contains(stderr, "config.yaml:11:") || !strings.Contains(stderr, `unknown key "max_down_fractoin"`) {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+	code, _, stderr = run(t, nil, "db", "migrate", "--config", filepath.Join(t.TempDir(), "absent.yaml"))
+	if code != ExitFailure || !strings.Contains(stderr, "absent.yaml does not exist") {
+		t.Errorf("missing config: exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestUnreachableDatabaseExit1NamesHostNotPassword(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	secret := "pa55-W0rd-never-shown"
+	url := "postgres://sentry:" + secret + "@127.0.0.1:" + port + "/bouncer?connect_timeout=5"
+	for _, how := range []string{"file", "environment"} {
+		t.Run(how, func(t *testing.T) {
+			var env map[string]string
+			cfg := writeConfig(t, url, "")
+			if how == "environment" {
+				cfg = writeConfig(t, "postgres://other@db.invalid/x", "")
+				env = map[string]string{"SENTRY_DATABASE_URL": url}
+			}
+			for _, args := range [][]string{{"db", "migrate"}, {"prime", "--release", "1.5"}} {
+				code, stdout, stderr := run(t, env, append(args, "--config", cfg)...)
+				if code != ExitFailure {
+					t.Errorf("%v: exit %d, want 1", args, code)
+				}
+				if !strings.Contains(stderr, "127.0.0.1:"+port) || !strings.Contains(stderr, "database unreachable") {
+					t.Errorf("%v: stderr does not name host and port:\n%s", args, stderr)
+				}
+				if strings.Contains(stderr+stdout, secret) {
+					t.Errorf("%v: output shows the password:\n%s%s", args, stdout, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestDBMigrate(t *testing.T) {
+	cfg := writeConfig(t, pgtest.NewDB(t), "")
+	code, stdout, stderr := run(t, nil, "db", "migrate", "--config", cfg)
+	if code != ExitOK || !strings.Contains(stdout, "applied 0001_bouncer_tables") {
+		t.Fatalf("first migrate: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, nil, "db", "migrate", "--config", cfg)
+	if code != ExitOK || !strings.Contains(stdout, "nothing to do") {
+		t.Fatalf("second migrate: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestPrimeNeedsMigratedSchema(t *testing.T) {
+	cfg := writeConfig(t, pgtest.NewDB(t), "")
+	code, _, stderr := run(t, nil, "prime", "--config", cfg, "--release", "1.5")
+	if code != ExitFailure || !strings.Contains(stderr, "sentry db migrate") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+}

@@ -1,0 +1,565 @@
+package sentry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/primer"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// Deps are what a run works with. cmd wires them from the configuration;
+// tests wire them to throwaway databases and local mirrors.
+type Deps struct {
+	Config *Config
+	Store  *store.Store
+	Client *checks.Client
+	Logger *slog.Logger
+	// Progress, when set, receives a live progress line (a terminal).
+	Progress io.Writer
+}
+
+// NewClient builds the checks client the configuration describes.
+func NewClient(cfg *Config, log *slog.Logger) (*checks.Client, error) {
+	retries := cfg.Checks.Retries
+	if retries == 0 {
+		retries = checks.NoRetries
+	}
+	return checks.NewClient(checks.ClientOptions{
+		UserAgent:       cfg.UserAgent(),
+		ConnectTimeout:  cfg.Checks.ConnectTimeout.D(),
+		HeaderTimeout:   cfg.Checks.HeaderTimeout.D(),
+		BodyIdleTimeout: cfg.Checks.BodyIdleTimeout.D(),
+		Retries:         retries,
+		RetryWaitMin:    cfg.Checks.RetryWaitMin.D(),
+		RetryWaitMax:    cfg.Checks.RetryWaitMax.D(),
+		Logger:          log,
+	})
+}
+
+// PrimeOptions are the arguments of `sentry prime`.
+type PrimeOptions struct {
+	Release string
+	// Force re-downloads files that an earlier run of this release already
+	// verified on a mirror (by default a re-run resumes).
+	Force bool
+}
+
+// PrimeReport is what `sentry prime` found; --format json prints it.
+type PrimeReport struct {
+	RunID      int64     `json:"run_id"`
+	Release    string    `json:"release"`
+	Outcome    string    `json:"outcome"` // completed, guarded, interrupted, failed
+	Reason     string    `json:"reason,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	// Files is the number of files in the manifest; Locations the number
+	// of bouncer locations mapped onto them.
+	Files           int               `json:"files"`
+	Locations       int               `json:"locations"`
+	Unresolved      []Unresolved      `json:"unresolved_locations"`
+	MissingProducts []string          `json:"missing_products"`
+	Mirrors         []MirrorPrimeSums `json:"mirrors"`
+}
+
+// MirrorPrimeSums is one mirror's line of the prime summary.
+type MirrorPrimeSums struct {
+	ID   int    `json:"id"`
+	Name string `json:"name"`
+	Mode string `json:"mode"`
+	// State is "ok" (every file verified), "partial" (some files failed),
+	// "down" (nothing verified, only transient failures: the mirror is in
+	// trouble) or "interrupted".
+	State string `json:"state"`
+	// FilesOK counts files verified in this run or, when resumed, in an
+	// earlier run of the release (Resumed of them).
+	FilesOK       int                 `json:"files_ok"`
+	FilesFailed   int                 `json:"files_failed"`
+	Resumed       int                 `json:"files_resumed"`
+	BytesVerified int64               `json:"bytes_verified"`
+	Failures      map[checks.Kind]int `json:"failures"`
+	FirstFailure  string              `json:"first_failure,omitempty"`
+	Seconds       float64             `json:"seconds"`
+	// Marked says whether the bouncer tables were written for the mirror;
+	// LocationsGood and LocationsBad count the locations marked good and
+	// not good.
+	Marked        bool   `json:"marked"`
+	LocationsGood int    `json:"locations_good"`
+	LocationsBad  int    `json:"locations_bad"`
+	Note          string `json:"note,omitempty"`
+}
+
+// Prime primes and verifies release on every active mirror and marks the
+// bouncer tables (DESIGN.md sections 1-3). It returns an error only when
+// the run could not be done (bad release name, schema not migrated,
+// manifest unusable, database unreachable); failing mirrors are data, in
+// the report. The report's Outcome is "guarded" when the mass-failure guard
+// held back marking mirrors down, and "interrupted" when ctx ended first
+// (mirrors completed before that are marked; the others are untouched, and
+// a re-run resumes).
+func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (*PrimeReport, error) {
+	if err := ValidateReleaseName(opts.Release); err != nil {
+		return nil, err
+	}
+	if err := d.Store.RequireSchema(ctx); err != nil {
+		return nil, err
+	}
+	log := d.Logger.With("release", opts.Release)
+	p, err := resolve(ctx, d, opts.Release)
+	if err != nil {
+		return nil, err
+	}
+	mirrors, err := d.Store.ActiveMirrors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	locIDs := make([]int, len(p.locations))
+	for i, l := range p.locations {
+		locIDs[i] = l.ID
+	}
+	exceptions, err := d.Store.LangExceptions(ctx, locIDs)
+	if err != nil {
+		return nil, err
+	}
+	run, err := d.Store.StartRun(ctx, store.RunPrime, p.release.ID, d.Config.Vantage)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("run", run.ID)
+	log.Info("prime started", "files", len(p.files), "locations", len(p.locations), "mirrors", len(mirrors),
+		"unresolved_locations", len(p.unresolved))
+	for _, u := range p.unresolved {
+		log.Warn("location not marked", "location", u.LocationID, "path", u.Path, "reason", u.Reason)
+	}
+	for _, n := range p.missingProducts {
+		log.Warn("no bouncer product of this name", "product", n)
+	}
+
+	pr := &primeRun{
+		d: d, log: log, plan: p, run: run, force: opts.Force, exceptions: exceptions,
+		rec:    NewRecorder(d.Store, log),
+		global: semaphore.NewWeighted(int64(d.Config.Checks.Concurrency)),
+		master: newMasterCheck(d, p.manifestURL),
+	}
+	pr.progress = newProgress(d.Progress, "prime "+opts.Release, len(mirrors)*len(p.files))
+	report := &PrimeReport{
+		RunID: run.ID, Release: opts.Release, StartedAt: run.StartedAt,
+		Files: len(p.files), Locations: len(p.locations),
+		Unresolved: nonNil(p.unresolved), MissingProducts: nonNil(p.missingProducts),
+	}
+	report.Mirrors = pr.primeAll(ctx, mirrors)
+	pr.progress.stop()
+
+	// Every completed check is written before the run is closed, even when
+	// ctx has ended (shutdown): give the recorder a bounded time of its own.
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	recErr := pr.rec.Close(closeCtx)
+
+	report.Outcome, report.Reason = pr.outcome(ctx, report.Mirrors)
+	if recErr != nil {
+		report.Outcome = store.OutcomeFailed
+		report.Reason = strings.TrimPrefix(report.Reason+"; ", "; ") + recErr.Error()
+	}
+	if err := d.Store.FinishRun(closeCtx, run.ID, report.Outcome, report.Reason); err != nil {
+		return report, err
+	}
+	report.FinishedAt = time.Now()
+	log.Info("prime finished", "outcome", report.Outcome, "reason", report.Reason)
+	return report, nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// primeRun is one prime in progress.
+type primeRun struct {
+	d          *Deps
+	log        *slog.Logger
+	plan       *plan
+	run        store.Run
+	force      bool
+	exceptions map[[2]int][]string
+	rec        *Recorder
+	global     *semaphore.Weighted
+	master     *masterCheck
+	progress   *progress
+
+	mu       sync.Mutex
+	deferred []*mirrorRun // judged down: marked after the guard's decision
+	guardWhy string       // why the guard held back marking, once it did
+}
+
+// mirrorRun is one mirror's prime.
+type mirrorRun struct {
+	m       store.Mirror
+	sums    MirrorPrimeSums
+	mu      sync.Mutex
+	results map[string]checks.Kind // path → kind of this run's outcome (or ok when resumed)
+	started time.Time
+	failAt  time.Time
+}
+
+func (pr *primeRun) primeAll(ctx context.Context, mirrors []store.Mirror) []MirrorPrimeSums {
+	runs := make([]*mirrorRun, len(mirrors))
+	var wg sync.WaitGroup
+	for i, m := range mirrors {
+		runs[i] = &mirrorRun{m: m, results: make(map[string]checks.Kind, len(pr.plan.files)),
+			sums: MirrorPrimeSums{ID: m.ID, Name: m.Name, Mode: m.Mode, Failures: map[checks.Kind]int{}}}
+		wg.Add(1)
+		go func(mr *mirrorRun) {
+			defer wg.Done()
+			pr.primeMirror(ctx, mr)
+		}(runs[i])
+	}
+	wg.Wait()
+	pr.finishDeferred(ctx, runs)
+	out := make([]MirrorPrimeSums, len(runs))
+	for i, mr := range runs {
+		out[i] = mr.sums
+	}
+	return out
+}
+
+func (pr *primeRun) primeMirror(ctx context.Context, mr *mirrorRun) {
+	mr.started = time.Now()
+	defer func() { mr.sums.Seconds = time.Since(mr.started).Seconds() }()
+	log := pr.log.With("mirror", mr.m.Name)
+	files := pr.plan.files
+	if !pr.force {
+		verified, err := pr.d.Store.VerifiedFiles(ctx, pr.plan.release.ID, mr.m.ID)
+		if err != nil {
+			mr.sums.State, mr.sums.Note = "interrupted", "could not read earlier results: "+err.Error()
+			return
+		}
+		if len(verified) > 0 {
+			files = make([]primer.File, 0, len(pr.plan.files))
+			for _, f := range pr.plan.files {
+				if verified[f.Path] {
+					mr.results[f.Path] = checks.KindOK
+					mr.sums.Resumed++
+					continue
+				}
+				files = append(files, f)
+			}
+			pr.progress.add(len(pr.plan.files)-len(files), 0)
+		}
+	}
+	conc := mr.m.MaxConcurrency
+	if conc <= 0 {
+		conc = pr.d.Config.Checks.PerMirrorConcurrency
+	}
+	pm := primer.Mirror{ID: mr.m.ID, Name: mr.m.Name, BaseURL: mr.m.BaseURL, Mode: primer.Mode(mr.m.Mode),
+		TriggerURL: mr.m.TriggerURL, Concurrency: conc}
+	cfg := primer.Config{
+		Client: pr.d.Client, Release: pr.plan.release.Name, ReleaseDir: pr.plan.dir, Global: pr.global,
+		Deadline: pr.d.Config.Prime.Deadline.D(), PollInterval: pr.d.Config.Prime.PollInterval.D(),
+		PollMax: pr.d.Config.Prime.PollMax.D(), TriggerSecret: []byte(pr.d.Config.Trigger.Secret), Logger: log,
+	}
+	err := primer.Prime(ctx, cfg, pm, files, func(o primer.Outcome) { pr.record(ctx, mr, o) })
+	if err != nil || ctx.Err() != nil {
+		mr.sums.State = "interrupted"
+		return
+	}
+	pr.judge(ctx, mr)
+}
+
+// record turns one outcome into a check for the recorder and the summary.
+func (pr *primeRun) record(ctx context.Context, mr *mirrorRun, o primer.Outcome) {
+	res := o.Result
+	if res.Kind == checks.KindInternal && ctx.Err() != nil {
+		return // cancelled, not a fact about the mirror
+	}
+	c := store.Check{
+		RunID: pr.run.ID, MirrorID: mr.m.ID, ReleaseID: pr.plan.release.ID, Path: o.Path,
+		CheckedAt: o.CheckedAt, Vantage: pr.d.Config.Vantage, Method: o.Method, Result: string(res.Kind),
+		Status: res.Status, Bytes: res.Bytes, Hashed: res.Hashed, Duration: res.Duration, Attempts: res.Attempts,
+		CacheStatus: res.CacheStatus, Detail: res.Detail, ETag: res.ETag, LastModified: res.LastModified,
+		Size: res.Bytes,
+	}
+	if err := pr.rec.Add(ctx, c); err != nil {
+		return
+	}
+	if o.Path == "" {
+		if res.Kind.Failed() {
+			pr.log.Warn("trigger failed", "mirror", mr.m.Name, "kind", res.Kind, "detail", res.Detail)
+		}
+		return
+	}
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	mr.results[o.Path] = res.Kind
+	var bytes int64
+	if res.Kind == checks.KindOK {
+		mr.sums.FilesOK++
+		if res.Hashed {
+			bytes = res.Bytes
+			mr.sums.BytesVerified += bytes
+		}
+	} else {
+		mr.sums.FilesFailed++
+		mr.sums.Failures[res.Kind]++
+		if mr.failAt.IsZero() || o.CheckedAt.Before(mr.failAt) {
+			mr.failAt = o.CheckedAt
+			mr.sums.FirstFailure = fmt.Sprintf("%s: %s: %s", o.Path, res.Kind, res.Detail)
+		}
+	}
+	pr.progress.add(1, bytes)
+}
+
+// judge decides a finished mirror's marks and writes them, or defers them
+// to the guard when the mirror failed wholesale.
+func (pr *primeRun) judge(ctx context.Context, mr *mirrorRun) {
+	mr.sums.FilesOK += mr.sums.Resumed
+	down := mr.sums.FilesOK == 0 && mr.sums.FilesFailed > 0
+	for k := range mr.sums.Failures {
+		if !k.Transient() {
+			down = false // the mirror answers; its files are missing or wrong
+		}
+	}
+	switch {
+	case down:
+		mr.sums.State = "down"
+		pr.mu.Lock()
+		pr.deferred = append(pr.deferred, mr)
+		pr.mu.Unlock()
+		return
+	case mr.sums.FilesFailed > 0:
+		mr.sums.State = "partial"
+	default:
+		mr.sums.State = "ok"
+	}
+	marks := pr.locationMarks(mr)
+	holdDown := ""
+	if hasBad(marks) {
+		if up, why := pr.master.up(ctx); !up {
+			holdDown = why
+			pr.mu.Lock()
+			pr.guardWhy = why
+			pr.mu.Unlock()
+		}
+	}
+	pr.mark(ctx, mr, marks, false, holdDown)
+}
+
+func hasBad(marks []store.LocationMark) bool {
+	for _, l := range marks {
+		if l.Mark != store.MarkGood {
+			return true
+		}
+	}
+	return false
+}
+
+// locationMarks maps this run's file results onto the release's locations
+// for mr's mirror: good when every file is verified, missing when any is
+// missing or wrong, trouble otherwise. Locations with a file sentry could
+// not judge (its own fault, or not checked) are left unmarked.
+func (pr *primeRun) locationMarks(mr *mirrorRun) []store.LocationMark {
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	marks := make([]store.LocationMark, 0, len(pr.plan.locations))
+	for _, l := range pr.plan.locations {
+		excused := pr.exceptions[[2]int{l.ID, mr.m.ID}]
+		mark, judged := store.MarkGood, true
+		for _, f := range l.Files {
+			if f.Lang != "" && contains(excused, f.Lang) {
+				continue
+			}
+			k, ok := mr.results[f.Path]
+			switch {
+			case !ok || k == checks.KindInternal:
+				judged = false
+			case k.Definitive():
+				mark = store.MarkMissing
+			case k.Failed() && mark == store.MarkGood:
+				mark = store.MarkTrouble
+			}
+		}
+		if judged {
+			marks = append(marks, store.LocationMark{LocationID: l.ID, Mark: mark})
+		}
+	}
+	return marks
+}
+
+// mark writes one mirror's marks. down judges the whole mirror down.
+// holdDown, when set, is why marks other than good are held back (the
+// guard); good marks are still written.
+func (pr *primeRun) mark(ctx context.Context, mr *mirrorRun, marks []store.LocationMark, down bool, holdDown string) {
+	reason := pr.reason(mr)
+	if holdDown != "" {
+		kept := marks[:0]
+		for _, l := range marks {
+			if l.Mark == store.MarkGood {
+				kept = append(kept, l)
+			}
+		}
+		marks, down = kept, false
+		reason += "; not marked down: " + holdDown
+		mr.sums.Note = "not marked down: " + holdDown
+	}
+	err := pr.d.Store.MarkMirror(ctx, store.MirrorMarks{
+		MirrorID: mr.m.ID, Rating: mr.m.Rating, LogDate: pr.run.StartedAt, Up: mr.sums.State != "down",
+		Reason: reason, Locations: marks, Down: down,
+	})
+	if err != nil {
+		pr.log.Error("marking failed", "mirror", mr.m.Name, "err", err)
+		mr.sums.Note = "marking failed: " + err.Error()
+		return
+	}
+	mr.sums.Marked = true
+	for _, l := range marks {
+		if l.Mark == store.MarkGood {
+			mr.sums.LocationsGood++
+		} else {
+			mr.sums.LocationsBad++
+		}
+	}
+}
+
+// reason is the sentry_log line of a mirror.
+func (pr *primeRun) reason(mr *mirrorRun) string {
+	s := mr.sums
+	total := s.FilesOK + s.FilesFailed
+	switch s.State {
+	case "ok":
+		return fmt.Sprintf("prime %s: %d/%d files verified", pr.plan.release.Name, s.FilesOK, total)
+	case "down":
+		return fmt.Sprintf("prime %s: mirror down, no file verified (%s); first: %s",
+			pr.plan.release.Name, kindCounts(s.Failures), s.FirstFailure)
+	default:
+		return fmt.Sprintf("prime %s: %d/%d files verified, %d failed (%s); first: %s",
+			pr.plan.release.Name, s.FilesOK, total, s.FilesFailed, kindCounts(s.Failures), s.FirstFailure)
+	}
+}
+
+func kindCounts(m map[checks.Kind]int) string {
+	parts := make([]string, 0, len(m))
+	for k, n := range m {
+		parts = append(parts, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// finishDeferred applies the mass-failure guard to the mirrors that failed
+// wholesale: when the master is unreachable, or more than
+// guard.max_down_fraction of the mirrors checked in this run are down, sentry
+// suspects its own network and marks none of them down.
+func (pr *primeRun) finishDeferred(ctx context.Context, runs []*mirrorRun) {
+	if ctx.Err() != nil {
+		return
+	}
+	checked := 0
+	for _, mr := range runs {
+		if mr.sums.State != "interrupted" {
+			checked++
+		}
+	}
+	if len(pr.deferred) == 0 {
+		return
+	}
+	why := ""
+	if up, reason := pr.master.up(ctx); !up {
+		why = reason
+	} else if frac := float64(len(pr.deferred)) / float64(checked); frac > pr.d.Config.Guard.MaxDownFraction {
+		why = fmt.Sprintf("%d of %d mirrors failed wholesale (more than guard.max_down_fraction %.2f): suspecting sentry's own network",
+			len(pr.deferred), checked, pr.d.Config.Guard.MaxDownFraction)
+	}
+	if why != "" {
+		pr.mu.Lock()
+		pr.guardWhy = why
+		pr.mu.Unlock()
+		pr.log.Warn("mass-failure guard: not marking mirrors down", "mirrors", len(pr.deferred), "why", why)
+	}
+	for _, mr := range pr.deferred {
+		marks := make([]store.LocationMark, 0, len(pr.plan.locations))
+		for _, l := range pr.plan.locations {
+			marks = append(marks, store.LocationMark{LocationID: l.ID, Mark: store.MarkTrouble})
+		}
+		pr.mark(ctx, mr, marks, true, why)
+	}
+}
+
+// outcome is the run's recorded outcome and reason.
+func (pr *primeRun) outcome(ctx context.Context, mirrors []MirrorPrimeSums) (string, string) {
+	if ctx.Err() != nil {
+		done := 0
+		for _, m := range mirrors {
+			if m.State != "interrupted" {
+				done++
+			}
+		}
+		return store.OutcomeInterrupted, fmt.Sprintf("interrupted (%v) with %d of %d mirrors done; a re-run resumes",
+			context.Cause(ctx), done, len(mirrors))
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.guardWhy != "" {
+		return store.OutcomeGuarded, "mass-failure guard held back marking: " + pr.guardWhy
+	}
+	return store.OutcomeCompleted, ""
+}
+
+// masterCheck answers whether the master is reachable, asking it at most
+// every 30 seconds.
+type masterCheck struct {
+	d   *Deps
+	url string
+
+	mu   sync.Mutex
+	at   time.Time
+	ok   bool
+	why  string
+	busy chan struct{}
+}
+
+func newMasterCheck(d *Deps, url string) *masterCheck {
+	return &masterCheck{d: d, url: url, busy: make(chan struct{}, 1)}
+}
+
+func (mc *masterCheck) up(ctx context.Context) (bool, string) {
+	select {
+	case mc.busy <- struct{}{}:
+		defer func() { <-mc.busy }()
+	case <-ctx.Done():
+		return false, "interrupted"
+	}
+	mc.mu.Lock()
+	if !mc.at.IsZero() && time.Since(mc.at) < 30*time.Second {
+		defer mc.mu.Unlock()
+		return mc.ok, mc.why
+	}
+	mc.mu.Unlock()
+	res := checks.Head(ctx, mc.d.Client, checks.Target{URL: mc.url, Size: -1})
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	mc.at, mc.ok, mc.why = time.Now(), res.Kind == checks.KindOK, ""
+	if !mc.ok {
+		mc.why = fmt.Sprintf("the master is unreachable (%s: %s)", res.Kind, res.Detail)
+	}
+	return mc.ok, mc.why
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

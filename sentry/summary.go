@@ -1,0 +1,82 @@
+package sentry
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// WritePrimeJSON writes the report as the JSON document README.md
+// documents.
+func WritePrimeJSON(w io.Writer, r *PrimeReport) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WritePrimeTable writes the per-mirror summary as a table that fits an
+// 80-column terminal, then the run's outcome and anything not marked.
+func WritePrimeTable(w io.Writer, r *PrimeReport) error {
+	const head = "%-16s %-7s %-7s %5s %5s %9s %6s %s\n"
+	var b strings.Builder
+	fmt.Fprintf(&b, "release %s: %d files, %d locations, %d mirrors (run %d)\n\n",
+		r.Release, r.Files, r.Locations, len(r.Mirrors), r.RunID)
+	fmt.Fprintf(&b, head, "MIRROR", "MODE", "STATE", "OK", "FAIL", "VERIFIED", "TIME", "FIRST FAILURE")
+	var ok, failed int
+	var bytes int64
+	for _, m := range r.Mirrors {
+		ok += m.FilesOK
+		failed += m.FilesFailed
+		bytes += m.BytesVerified
+		line := fmt.Sprintf(head, clip(m.Name, 16), m.Mode, m.State, fmt.Sprint(m.FilesOK), fmt.Sprint(m.FilesFailed),
+			humanBytes(m.BytesVerified), shortDuration(m.Seconds), "")
+		line = strings.TrimSuffix(line, "\n")
+		room := 79 - utf8.RuneCountInString(line)
+		first := m.FirstFailure
+		if m.Note != "" && first == "" {
+			first = m.Note
+		}
+		b.WriteString(line + clip(first, room) + "\n")
+	}
+	fmt.Fprintf(&b, "\n%d files verified, %d failed, %s verified in this run\n", ok, failed, humanBytes(bytes))
+	for _, u := range r.Unresolved {
+		fmt.Fprintf(&b, "not marked: location %d %s: %s\n", u.LocationID, clip(u.Path, 40), u.Reason)
+	}
+	for _, p := range r.MissingProducts {
+		fmt.Fprintf(&b, "no bouncer product %q\n", p)
+	}
+	fmt.Fprintf(&b, "outcome: %s", r.Outcome)
+	if r.Reason != "" {
+		fmt.Fprintf(&b, ": %s", r.Reason)
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// clip shortens s to at most n runes, marking the cut with "…".
+func clip(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+func shortDuration(sec float64) string {
+	d := time.Duration(sec * float64(time.Second))
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	default:
+		return d.Round(time.Second).String()
+	}
+}
