@@ -32,7 +32,7 @@ func Fetch(ctx context.Context, c *Client, rawURL string, limit int64) (io.ReadC
 	if ctx.Err() != nil {
 		return nil, p.cancelled(nil)
 	}
-	resp, err := p.do(http.MethodGet, rawURL, nil)
+	resp, err := p.do(http.MethodGet, rawURL, nil, nil)
 	if err != nil {
 		return nil, p.fail(err)
 	}

@@ -1,0 +1,71 @@
+package checks
+
+import (
+	"context"
+	"io"
+	"net/http"
+)
+
+// Bounds of Post.
+const (
+	// MaxPostBody bounds the request body Post sends (a trigger lists the
+	// files of one release).
+	MaxPostBody = 8 << 20
+	// postDrainLimit bounds the answer body Post reads.
+	postDrainLimit = 64 << 10
+)
+
+// Post sends body to rawURL with a POST through c: the same User-Agent,
+// timeouts, redirect policy and retries of transient failures (connection
+// errors, timeouts, 5xx, 429) as the probers. The body is resent on every
+// retry and on a 307/308 redirect; a 301/302/303 turns it into a GET, as
+// browsers do. header is added to the request (User-Agent and
+// Accept-Encoding are always the client's); it may be nil.
+//
+// Any 2xx answer is KindOK. The answer body is drained, at most 64 KiB
+// (Result.Bytes counts what was read), and its content is ignored; a body
+// that breaks after a 2xx status does not undo the KindOK (the mirror
+// accepted the request) but is noted in Detail. Other statuses are
+// classified like the probers': 404/410 not_found, 401/403 forbidden,
+// anything else http_status. Network failures classify as for Verify, and a
+// cancelled ctx yields KindInternal with Err wrapping ctx.Err().
+//
+// A body larger than MaxPostBody, or an invalid URL, is KindInternal
+// (ErrInvalidTarget). Result.FinalURL drops user info and query, so a token
+// in the URL is not recorded.
+func Post(ctx context.Context, c *Client, rawURL string, body []byte, header http.Header) Result {
+	p := newProbe(ctx, c, false)
+	if c == nil {
+		return p.invalid("nil Client")
+	}
+	if err := checkURL(rawURL); err != nil {
+		return p.invalid("%s", err.Error())
+	}
+	if len(body) > MaxPostBody {
+		return p.invalid("POST body of %d bytes exceeds %d", len(body), MaxPostBody)
+	}
+	if ctx.Err() != nil {
+		return p.cancelled(nil)
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	resp, err := p.do(http.MethodPost, rawURL, header, body)
+	if err != nil {
+		return p.fail(err)
+	}
+	p.meta(resp)
+	n, rerr := io.Copy(io.Discard, io.LimitReader(resp.Body, postDrainLimit))
+	resp.Body.Close()
+	p.res.Bytes = n
+	if rerr != nil && p.parent.Err() != nil {
+		return p.cancelled(rerr)
+	}
+	if code := resp.StatusCode; code < 200 || code > 299 {
+		return p.status(code, encodingNote(resp.Header))
+	}
+	if rerr != nil {
+		return p.set(KindOK, "HTTP %d; answer body broke after %d bytes (%s)", resp.StatusCode, n, innermost(rerr))
+	}
+	return p.set(KindOK, "")
+}
