@@ -314,7 +314,7 @@ func (pr *primeRun) record(ctx context.Context, mr *mirrorRun, o primer.Outcome)
 		mr.sums.Failures[res.Kind]++
 		if mr.failAt.IsZero() || o.CheckedAt.Before(mr.failAt) {
 			mr.failAt = o.CheckedAt
-			mr.sums.FirstFailure = fmt.Sprintf("%s: %s: %s", o.Path, res.Kind, res.Detail)
+			mr.sums.FirstFailure = fmt.Sprintf("%s %s: %s", res.Kind, o.Path, res.Detail)
 		}
 	}
 	pr.progress.add(1, bytes)

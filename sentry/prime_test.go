@@ -759,3 +759,41 @@ func sameMarks(a, b map[int]map[int]lmmRow) bool {
 	}
 	return true
 }
+
+func TestPrimeReportsUnresolvedLocations(t *testing.T) {
+	d, b := setup(t)
+	_, id := b.static(t, "good")
+	var msi, old int
+	if err := b.st.Pool().QueryRow(context.Background(), `
+		WITH ins AS (INSERT INTO mirror_locations (product_id, os_id, path)
+			SELECT product_id, os_id, p FROM mirror_locations,
+			       unnest(ARRAY['/firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.msi', '/firefox/releases/1.4/win32/x.exe']) WITH ORDINALITY AS u(p, n)
+			WHERE id = $1 RETURNING id, path)
+		SELECT (SELECT id FROM ins WHERE path LIKE '%.msi'), (SELECT id FROM ins WHERE path LIKE '%1.4%')`, b.locWin).Scan(&msi, &old); err != nil {
+		t.Fatal(err)
+	}
+	rep := prime(t, d)
+	if rep.Locations != 2 || len(rep.Unresolved) != 2 {
+		t.Fatalf("locations %d, unresolved %+v", rep.Locations, rep.Unresolved)
+	}
+	reasons := map[int]string{}
+	for _, u := range rep.Unresolved {
+		reasons[u.LocationID] = u.Reason
+	}
+	if !strings.Contains(reasons[msi], "not in the manifest: win32/de/Firefox Setup 1.5.msi") {
+		t.Errorf("msi location: %q", reasons[msi])
+	}
+	if !strings.Contains(reasons[old], "not under the release directory") {
+		t.Errorf("1.4 location: %q", reasons[old])
+	}
+	marks := b.marks(t)
+	if _, ok := marks[msi][id]; ok {
+		t.Errorf("unresolved location marked")
+	}
+	if marks[b.locWin][id] != (lmmRow{true, true}) {
+		t.Errorf("resolved location not marked good")
+	}
+	if len(rep.MissingProducts) != 1 || rep.MissingProducts[0] != "Firefox-1.5-SSL" {
+		t.Errorf("missing products %v", rep.MissingProducts)
+	}
+}

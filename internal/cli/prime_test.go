@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/internal/pgtest"
+)
+
+// primeWorld is a migrated database with one product and location, a master
+// serving release 1.5, and a config file; mirrors are added by the test.
+type primeWorld struct {
+	cfg    string
+	dbURL  string
+	rel    *mirrortest.Release
+	master *mirrortest.Server
+}
+
+func setupPrime(t *testing.T) *primeWorld {
+	t.Helper()
+	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{
+		"win32/Firefox Setup 1.5.exe": mirrortest.Content("a", 50_000),
+		"notes.txt":                   mirrortest.Content("b", 1_000),
+	}}
+	master, err := mirrortest.NewMaster(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Close() })
+	w := &primeWorld{dbURL: pgtest.NewDB(t), rel: rel, master: master}
+	w.cfg = writeConfigWith(t, w.dbURL, master.URL)
+	if code, out, errs := run(t, nil, "db", "migrate", "--config", w.cfg); code != ExitOK {
+		t.Fatalf("migrate: %d %s %s", code, out, errs)
+	}
+	w.exec(t, `WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-1.5') RETURNING id),
+		o AS (INSERT INTO mirror_os (name) VALUES ('win') RETURNING id)
+		INSERT INTO mirror_locations (product_id, os_id, path) SELECT p.id, o.id, '/firefox/releases/1.5/win32/Firefox Setup 1.5.exe' FROM p, o`)
+	return w
+}
+
+// writeConfigWith is writeConfig with a real master and fast checks.
+func writeConfigWith(t *testing.T, dbURL, masterURL string) string {
+	t.Helper()
+	path := writeConfig(t, dbURL, "prime:\n  deadline: 1s\n  poll_interval: 10ms\n  poll_max: 20ms\n")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), "http://127.0.0.1:1/pub", masterURL, 1))
+	data = []byte(strings.Replace(string(data), "  contact: ops@example.org\n", "  contact: ops@example.org\n  retries: 0\n  retry_wait_min: 1ms\n  retry_wait_max: 5ms\n", 1))
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func (w *primeWorld) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), w.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *primeWorld) mirror(t *testing.T, name, url string) {
+	t.Helper()
+	w.exec(t, `INSERT INTO mirror_mirrors (name, baseurl) VALUES ($1, $2)`, name, url)
+}
+
+func TestPrimeCommandCompletes(t *testing.T) {
+	w := setupPrime(t)
+	good, err := mirrortest.NewStatic("good", w.rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { good.Close() })
+	w.mirror(t, "good", good.URL)
+
+	code, stdout, stderr := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5", "--format", "json")
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var rep struct {
+		Outcome string `json:"outcome"`
+		Mirrors []struct {
+			Name    string `json:"name"`
+			State   string `json:"state"`
+			FilesOK int    `json:"files_ok"`
+		} `json:"mirrors"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout)
+	}
+	if rep.Outcome != "completed" || len(rep.Mirrors) != 1 || rep.Mirrors[0].FilesOK != 2 || rep.Mirrors[0].State != "ok" {
+		t.Errorf("report: %+v", rep)
+	}
+	// Not a terminal: no progress line on stderr.
+	if strings.Contains(stderr, "\r") || strings.Contains(stderr, "files checked") {
+		t.Errorf("progress drawn on a non-terminal:\n%q", stderr)
+	}
+}
+
+func TestPrimeCommandGuardExits3(t *testing.T) {
+	w := setupPrime(t)
+	good, err := mirrortest.NewStatic("good", w.rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { good.Close() })
+	w.mirror(t, "good", good.URL)
+	for _, name := range []string{"dead1", "dead2"} {
+		u, err := mirrortest.DeadURL()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.mirror(t, name, u)
+	}
+	code, stdout, stderr := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5")
+	if code != ExitGuarded {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitGuarded, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "outcome: guarded") || !strings.Contains(stderr, "mass-failure guard") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+}
+
+func TestPrimeCommandManifestErrorExits1(t *testing.T) {
+	w := setupPrime(t)
+	w.master.Put(w.rel, "SHA256SUMS", []byte("not a manifest line\n"))
+	code, _, stderr := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5")
+	if code != ExitFailure || !strings.Contains(stderr, "SHA256SUMS:1:") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+}

@@ -1,0 +1,74 @@
+package primer
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/url"
+	"strings"
+)
+
+// FileURL returns the URL of one release file on a mirror (or on the master):
+// baseURL, then releaseDir and path joined by exactly one '/', every path
+// segment escaped with url.PathEscape (a space becomes %20, '#' %23, '?' %3F,
+// '%' %25, non-ASCII is percent-encoded as UTF-8).
+//
+// releaseDir is the release directory with {release} already substituted
+// ("/firefox/releases/1.5/"); a missing leading or trailing slash is supplied.
+// path is relative to it ("win32/de/Firefox Setup 1.5.exe"); a leading slash
+// is dropped. A trailing slash on baseURL is dropped too.
+//
+// FileURL refuses nothing: paths are validated upstream (the manifest
+// reader). It splits on '/' before escaping, so no escaped segment can ever
+// contain a '/' (nor a '?' or '#' that would cut the path short); but it does
+// not remove "." or ".." segments, nor empty segments inside path.
+func FileURL(baseURL, releaseDir, path string) string {
+	dir := strings.Trim(releaseDir, "/")
+	rel := strings.TrimPrefix(path, "/")
+	full := rel
+	if dir != "" {
+		full = dir + "/" + rel
+	}
+	segs := strings.Split(full, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.TrimSuffix(baseURL, "/") + "/" + strings.Join(segs, "/")
+}
+
+// SignaturePrefix starts every trigger signature (DESIGN.md section 3).
+const SignaturePrefix = "sha256="
+
+// Sign returns the value of the X-Sentry-Signature header for a trigger body:
+// "sha256=" followed by the lower-case hex HMAC-SHA256 of body under secret.
+// The mirror recomputes it over the raw body it received and should compare
+// with hmac.Equal (constant time).
+func Sign(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body) // a hash.Hash never returns an error
+	return SignaturePrefix + hex.EncodeToString(m.Sum(nil))
+}
+
+// triggerBody is the JSON of a trigger (DESIGN.md section 3).
+type triggerBody struct {
+	Release string   `json:"release"`
+	Files   []string `json:"files"`
+}
+
+// TriggerBody returns the JSON body of a trigger POST:
+// {"release": R, "files": [paths...]}, the paths relative to the release
+// directory, in the order given. "files" is [] (never null) when files is
+// empty. Invalid UTF-8 in a name is replaced by U+FFFD by encoding/json.
+func TriggerBody(release string, files []File) []byte {
+	tb := triggerBody{Release: release, Files: make([]string, 0, len(files))}
+	for _, f := range files {
+		tb.Files = append(tb.Files, f.Path)
+	}
+	b, err := json.Marshal(tb)
+	if err != nil {
+		// Marshalling strings cannot fail; keep a valid body regardless.
+		return []byte(`{"release":"","files":[]}`)
+	}
+	return b
+}
