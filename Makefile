@@ -15,7 +15,7 @@ build:
 # Every test, against real PostgreSQL clusters the tests start themselves
 # (or SENTRY_TEST_DATABASE_URL). Fuzz seed corpora run here too.
 test:
-	$(GO) test -count=1 -timeout 9m $(PKGS)
+	$(GO) test -race -count=1 -timeout 9m $(PKGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -91,7 +91,7 @@ func init() {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				return notYet("demo")
+				return runDemo(ctx, env)
 			}
 		},
 	})

@@ -9,10 +9,10 @@
 //	url := pgtest.NewDB(t) // postgres://postgres@127.0.0.1:PORT/NAME?sslmode=disable
 //
 // Main either uses the server named by SENTRY_TEST_DATABASE_URL or starts a
-// throwaway cluster (initdb + pg_ctl) in a fresh /tmp/sentry-pgtest-* directory,
-// runs the tests, then stops the cluster and removes the directory. Database
-// tests never skip: with neither server binaries nor SENTRY_TEST_DATABASE_URL,
-// Main prints how to fix it and exits 1.
+// throwaway cluster (initdb + pg_ctl, see internal/pgcluster) in a fresh
+// /tmp/sentry-pgtest-* directory, runs the tests, then stops the cluster and
+// removes the directory. Database tests never skip: with neither server
+// binaries nor SENTRY_TEST_DATABASE_URL, Main prints how to fix it and exits 1.
 //
 // Environment:
 //   - SENTRY_TEST_DATABASE_URL: postgres://user[:password]@host:port/db of an
@@ -29,50 +29,42 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mirrorsentry/sentry/internal/pgcluster"
 )
 
 const (
 	envDatabaseURL = "SENTRY_TEST_DATABASE_URL"
-	envBinDir      = "SENTRY_PG_BINDIR"
 
 	// dirPrefix names the per-process cluster directories under /tmp.
 	dirPrefix = "sentry-pgtest-"
-	// ownerFile, inside such a directory, records the owning test process.
-	ownerFile = "owner.pid"
 
 	// opTimeout bounds one administrative round trip (connect + statement).
 	opTimeout = 60 * time.Second
-	// ctlTimeout bounds one initdb / pg_ctl invocation.
-	ctlTimeout = 2 * time.Minute
 	// maxDBName is PostgreSQL's identifier limit (NAMEDATALEN-1) in bytes.
 	maxDBName = 63
-	// superuser is the bootstrap role of a managed cluster (initdb -U).
-	superuser = "postgres"
-	// loopback is where a managed cluster listens.
-	loopback = "127.0.0.1"
 )
 
 // noServerHelp is printed when neither server binaries nor an external URL
 // are available.
-const noServerHelp = `pgtest: database tests need PostgreSQL, and none is available (%v).
-Fix: install PostgreSQL server packages, e.g. ` + "`apt-get install postgresql`" + `,
-or set SENTRY_PG_BINDIR to the directory holding initdb/pg_ctl/postgres,
-or set SENTRY_TEST_DATABASE_URL=postgres://user@host:port/db with a role that may CREATE DATABASE.
+var noServerHelp = `pgtest: database tests need PostgreSQL, and none is available (%v).
+Fix: ` + pgcluster.InstallHint() + `
+Or set SENTRY_TEST_DATABASE_URL=postgres://user@host:port/db with a role that may CREATE DATABASE.
 `
+
+// ErrNoServerBinaries is pgcluster.ErrNoServerBinaries: no directory holding
+// initdb, pg_ctl and postgres could be found.
+var ErrNoServerBinaries = pgcluster.ErrNoServerBinaries
 
 // ErrNotManaged is the reason given when a test asks to stop or start a
 // server that pgtest did not start itself (SENTRY_TEST_DATABASE_URL).
@@ -99,21 +91,12 @@ var (
 type Cluster struct {
 	managed  bool
 	adminURL string   // may hold a password (external); never print it
-	extURL   *url.URL // parsed external URL, nil when managed
+	baseURL  *url.URL // adminURL parsed; NewDB's URLs replace its path
 	host     string
 	port     int
 
-	// Managed clusters only.
-	root    string // the temp directory; everything below lives inside it
-	dataDir string
-	sockDir string
-	logFile string
-	bindir  string
-	acct    *runAs // nil: run as the current user
-
-	mu       sync.Mutex // serialises Stop/Start/teardown and guards running
-	running  bool
-	tornDown bool
+	pc *pgcluster.Cluster // the throwaway cluster; nil when external
+	mu sync.Mutex         // serialises Stop/Start (and their cleanups)
 }
 
 // Main runs the tests of a package against PostgreSQL; call it from
@@ -149,28 +132,36 @@ func mainCode(m *testing.M) int {
 		return m.Run()
 	}
 
-	bindir, err := findBinDir(defaultBinSearch())
-	if err != nil {
+	pc, err := pgcluster.Start(context.Background(), pgcluster.Options{Prefix: dirPrefix})
+	switch {
+	case errors.Is(err, pgcluster.ErrNoServerBinaries):
 		fmt.Fprintf(os.Stderr, noServerHelp, err)
 		return 1
-	}
-	acct, err := serverAccount()
-	if err != nil {
+	case errors.Is(err, pgcluster.ErrNoServerAccount):
 		fmt.Fprintf(os.Stderr, "pgtest: %v (or set %s)\n", err, envDatabaseURL)
 		return 1
-	}
-	sweepLeftovers(tmpBase(), bindir, acct)
-
-	c, err := startManaged(tmpBase(), bindir, acct)
-	if err != nil {
+	case err != nil:
 		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 		return 1
 	}
-	server = c
-	stopWatch := c.teardownOnSignal()
+	base, err := url.Parse(pc.AdminURL())
+	if err != nil { // cannot happen: pgcluster builds it with net/url
+		fmt.Fprintf(os.Stderr, "pgtest: parse admin URL: %v\n", err)
+		_ = pc.Close()
+		return 1
+	}
+	server = &Cluster{
+		managed:  true,
+		adminURL: pc.AdminURL(),
+		baseURL:  base,
+		host:     pc.Host(),
+		port:     pc.Port(),
+		pc:       pc,
+	}
+	stopWatch := pc.TeardownOnSignal()
 	code := m.Run()
 	stopWatch()
-	if err := c.teardown(); err != nil {
+	if err := pc.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: warning: %v\n", err)
 	}
 	return code
@@ -206,26 +197,20 @@ func (c *Cluster) Stop(t testing.TB) {
 	if !c.managed {
 		t.Skip(ErrNotManaged.Error())
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), ctlTimeout)
-	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.running {
+	if !c.pc.Running() {
 		return
 	}
-	if err := c.pgCtlStop(ctx, "fast"); err != nil {
+	if err := c.pc.Stop(t.Context()); err != nil {
 		t.Fatalf("pgtest: stop server: %v", err)
 	}
-	c.running = false
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
-		defer cancel()
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.running || c.tornDown {
-			return
-		}
-		if err := c.startLocked(ctx); err != nil {
+		// A no-op when running; ErrClosed when torn down (by a signal).
+		err := c.pc.Start(context.Background())
+		if err != nil && !errors.Is(err, pgcluster.ErrClosed) {
 			t.Errorf("pgtest: restart server after test left it stopped: %v", err)
 		}
 	})
@@ -241,14 +226,9 @@ func (c *Cluster) Start(t testing.TB) {
 	if !c.managed {
 		t.Skip(ErrNotManaged.Error())
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), ctlTimeout)
-	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.running {
-		return
-	}
-	if err := c.startLocked(ctx); err != nil {
+	if err := c.pc.Start(t.Context()); err != nil {
 		t.Fatalf("pgtest: start server: %v", err)
 	}
 }
@@ -271,19 +251,13 @@ func NewDB(t testing.TB) string {
 		t.Fatal("pgtest: NewDB needs pgtest.Main to be called from the package's TestMain")
 	}
 	name := dbName(t.Name(), dbSeq.Add(1), procTag)
-	ident := pgx.Identifier{name}.Sanitize()
-
-	ctx, cancel := context.WithTimeout(t.Context(), opTimeout)
-	defer cancel()
-	if err := c.adminExec(ctx, "CREATE DATABASE "+ident+" TEMPLATE template0"); err != nil {
-		t.Fatalf("pgtest: create database %s: %v", name, err)
+	if err := pgcluster.CreateDatabase(t.Context(), c.adminURL, name); err != nil {
+		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() {
 		// t.Context is already cancelled when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		defer cancel()
-		if err := c.adminExec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-			t.Errorf("pgtest: drop database %s: %v", name, err)
+		if err := pgcluster.DropDatabase(context.Background(), c.adminURL, name); err != nil {
+			t.Errorf("pgtest: %v", err)
 		}
 	})
 	return c.dbURL(name)
@@ -323,33 +297,13 @@ func TerminateBackends(t testing.TB, dbURL string) {
 	}
 }
 
-// dbURL returns the URL of database name on c.
+// dbURL returns the URL of database name on c: the admin URL with the
+// database replaced.
 func (c *Cluster) dbURL(name string) string {
-	if c.extURL != nil {
-		u := *c.extURL
-		u.Path = "/" + name
-		u.RawPath = ""
-		return u.String()
-	}
-	return managedURL(c.port, name)
-}
-
-// managedURL is the URL of database name on a managed cluster.
-func managedURL(port int, name string) string {
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", superuser, loopback, port, name)
-}
-
-// adminExec runs one statement on a fresh admin connection.
-func (c *Cluster) adminExec(ctx context.Context, sql string) error {
-	conn, err := pgx.Connect(ctx, c.adminURL)
-	if err != nil {
-		return fmt.Errorf("connect to admin database: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("exec: %w", err)
-	}
-	return nil
+	u := *c.baseURL
+	u.Path = "/" + name
+	u.RawPath = ""
+	return u.String()
 }
 
 // dbName builds a database name from a test name: "t_" + the test name
@@ -438,242 +392,8 @@ func externalCluster(raw string) (*Cluster, error) {
 	return &Cluster{
 		managed:  false,
 		adminURL: raw,
-		extURL:   u,
+		baseURL:  u,
 		host:     cfg.Host,
 		port:     int(cfg.Port),
-		running:  true,
 	}, nil
-}
-
-// tmpBase is the directory the cluster directories are created in: /tmp,
-// which the postgres account can always traverse (a root user's TMPDIR
-// may not be), falling back to os.TempDir.
-func tmpBase() string {
-	if fi, err := os.Stat("/tmp"); err == nil && fi.IsDir() {
-		return "/tmp"
-	}
-	return os.TempDir()
-}
-
-// startManaged creates and starts a throwaway cluster in a new directory
-// under base.
-func startManaged(base, bindir string, acct *runAs) (_ *Cluster, err error) {
-	root, err := os.MkdirTemp(base, dirPrefix+"*")
-	if err != nil {
-		return nil, fmt.Errorf("create cluster directory: %w", err)
-	}
-	if strings.ContainsAny(root, "'\"\\ \t\n$`") {
-		_ = os.RemoveAll(root)
-		return nil, fmt.Errorf("cluster directory %q contains characters pg_ctl cannot pass through its shell", root)
-	}
-	c := &Cluster{
-		managed: true,
-		host:    loopback,
-		root:    root,
-		dataDir: filepath.Join(root, "data"),
-		sockDir: filepath.Join(root, "sock"),
-		logFile: filepath.Join(root, "postgres.log"),
-		bindir:  bindir,
-		acct:    acct,
-	}
-	defer func() {
-		if err != nil {
-			_ = c.teardown()
-		}
-	}()
-	if err := writeOwner(filepath.Join(root, ownerFile)); err != nil {
-		return nil, err
-	}
-	if err := os.Mkdir(c.sockDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create socket directory: %w", err)
-	}
-	for _, p := range []string{root, c.sockDir} {
-		if err := acct.chown(p); err != nil {
-			return nil, err
-		}
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
-	defer cancel()
-	if _, err := run(ctx, acct, root, filepath.Join(bindir, "initdb"),
-		"-D", c.dataDir, "-A", "trust", "-U", superuser, "-E", "UTF8", "--no-locale", "-N"); err != nil {
-		return nil, fmt.Errorf("initdb: %w", err)
-	}
-
-	// The port is picked by closing a listener, so another process may grab
-	// it before the postmaster binds; retry a few times on that one failure.
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	const attempts = 3
-	for i := 1; ; i++ {
-		if c.port, err = freePort(); err != nil {
-			return nil, err
-		}
-		c.adminURL = managedURL(c.port, "postgres") // the maintenance database
-		err = c.startLocked(ctx)
-		if err == nil {
-			return c, nil
-		}
-		if i == attempts || !strings.Contains(logTail(c.logFile, 8<<10), "could not bind") {
-			return nil, err
-		}
-	}
-}
-
-// serverOptions is the -o argument of pg_ctl start. pg_ctl hands it to a
-// shell, hence the quoting (startManaged rejects paths needing more).
-func (c *Cluster) serverOptions() string {
-	return strings.Join([]string{
-		"-p " + strconv.Itoa(c.port),
-		"-k '" + c.sockDir + "'",
-		"-c listen_addresses=" + loopback,
-		"-c fsync=off",
-		"-c synchronous_commit=off",
-		"-c full_page_writes=off",
-		"-c max_connections=300",
-		"-c shared_buffers=16MB",
-	}, " ")
-}
-
-// startLocked runs pg_ctl start -w and checks the server accepts a
-// connection. c.mu must be held.
-func (c *Cluster) startLocked(ctx context.Context) error {
-	_, err := run(ctx, c.acct, c.root, filepath.Join(c.bindir, "pg_ctl"),
-		"start", "-w", "-t", "60", "-D", c.dataDir, "-l", c.logFile, "-o", c.serverOptions())
-	if err != nil {
-		return fmt.Errorf("pg_ctl start (port %d): %w\n--- server log tail (%s) ---\n%s",
-			c.port, err, c.logFile, logTail(c.logFile, 4<<10))
-	}
-	c.running = true
-	if err := ping(ctx, c.adminURL); err != nil {
-		return fmt.Errorf("server started but refuses connections: %w\n--- server log tail ---\n%s",
-			err, logTail(c.logFile, 4<<10))
-	}
-	return nil
-}
-
-// pgCtlStop runs pg_ctl stop -w with the given mode. c.mu must be held.
-func (c *Cluster) pgCtlStop(ctx context.Context, mode string) error {
-	_, err := run(ctx, c.acct, c.root, filepath.Join(c.bindir, "pg_ctl"),
-		"stop", "-w", "-t", "60", "-D", c.dataDir, "-m", mode)
-	if err != nil {
-		return fmt.Errorf("pg_ctl stop -m %s: %w", mode, err)
-	}
-	return nil
-}
-
-// teardown stops the managed cluster (immediate mode; nothing in it is
-// worth keeping) and removes its directory. Safe to call more than once and
-// concurrently with Stop/Start.
-func (c *Cluster) teardown() error {
-	if !c.managed {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.tornDown {
-		return nil
-	}
-	c.tornDown = true
-	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
-	defer cancel()
-	var errs []error
-	if c.running {
-		if err := c.pgCtlStop(ctx, "immediate"); err != nil {
-			errs = append(errs, err)
-		}
-		c.running = false
-	}
-	// Whatever pg_ctl said, never leave a postmaster running on a deleted
-	// directory.
-	signalPostmaster(c.dataDir)
-	if err := os.RemoveAll(c.root); err != nil {
-		errs = append(errs, fmt.Errorf("remove cluster directory: %w", err))
-	}
-	return errors.Join(errs...)
-}
-
-// teardownOnSignal tears the cluster down when the process gets SIGINT or
-// SIGTERM, then lets the signal kill the process as it would have (or
-// exits with 128+signal when the signal was ignored at start-up). The
-// returned function stops watching and waits for the watcher to exit.
-func (c *Cluster) teardownOnSignal() (stop func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case sig := <-ch:
-			_ = c.teardown()
-			signal.Reset(sig)
-			s, _ := sig.(syscall.Signal)
-			_ = syscall.Kill(os.Getpid(), s)
-			// Still alive: the signal was ignored when the process started
-			// (as for background jobs of a shell). The server is gone, so
-			// the tests cannot go on either way.
-			fmt.Fprintf(os.Stderr, "pgtest: %v: database server stopped, exiting\n", sig)
-			os.Exit(128 + int(s))
-		case <-done:
-		}
-	}()
-	return func() {
-		signal.Stop(ch)
-		close(done)
-		wg.Wait()
-	}
-}
-
-// freePort asks the kernel for a free TCP port on the loopback address.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	defer l.Close()
-	addr, ok := l.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, fmt.Errorf("pick a free port: unexpected address %v", l.Addr())
-	}
-	return addr.Port, nil
-}
-
-// ping opens and closes one connection.
-func ping(ctx context.Context, connURL string) error {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, connURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	return conn.Ping(ctx)
-}
-
-// logTail returns at most the last n bytes of the file at path, starting at
-// a line boundary when possible.
-func logTail(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	// Read one byte more than asked so a cut exactly at a line start is
-	// recognised and that line kept.
-	off := max(fi.Size()-n-1, 0)
-	buf := make([]byte, fi.Size()-off)
-	k, _ := f.ReadAt(buf, off)
-	s := string(buf[:k])
-	if off > 0 {
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[i+1:]
-		}
-	}
-	return strings.TrimRight(s, "\n")
 }

@@ -1,4 +1,4 @@
-package pgtest
+package pgcluster
 
 import (
 	"context"
@@ -13,9 +13,11 @@ import (
 	"time"
 )
 
-// ErrNoServerBinaries is returned by the binary search when no directory
-// holding initdb, pg_ctl and postgres could be found.
-var ErrNoServerBinaries = errors.New("pgtest: no PostgreSQL server binaries (initdb, pg_ctl, postgres) found")
+// ErrNoServerBinaries is returned (wrapped) by Start when no directory
+// holding initdb, pg_ctl and postgres could be found, including when
+// SENTRY_PG_BINDIR is set but does not hold all three. Callers typically
+// answer it with InstallHint.
+var ErrNoServerBinaries = errors.New("pgcluster: no PostgreSQL server binaries (initdb, pg_ctl, postgres) found")
 
 // serverBinaries are the programs a managed cluster needs in one directory.
 var serverBinaries = []string{"initdb", "pg_ctl", "postgres"}
@@ -29,10 +31,10 @@ type binSearch struct {
 	lookPath func(string) (string, error) // normally exec.LookPath
 }
 
-// defaultBinSearch is the search used by Main.
+// defaultBinSearch is the search used by Start.
 func defaultBinSearch() binSearch {
 	return binSearch{
-		envDir:   os.Getenv(envBinDir),
+		envDir:   os.Getenv(EnvBinDir),
 		pgConfig: pgConfigBinDir,
 		globRoot: "/usr/lib/postgresql",
 		lookPath: exec.LookPath,
@@ -49,7 +51,7 @@ func findBinDir(s binSearch) (string, error) {
 	if s.envDir != "" {
 		if !hasServerBinaries(s.envDir) {
 			return "", fmt.Errorf("%s=%q does not contain %s: %w",
-				envBinDir, s.envDir, strings.Join(serverBinaries, ", "), ErrNoServerBinaries)
+				EnvBinDir, s.envDir, strings.Join(serverBinaries, ", "), ErrNoServerBinaries)
 		}
 		return s.envDir, nil
 	}

@@ -1,8 +1,9 @@
-package pgtest
+package pgcluster
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,12 @@ import (
 	"syscall"
 	"time"
 )
+
+// ErrNoServerAccount is returned (wrapped) by Start when the process runs as
+// root and there is no usable unprivileged account to run the server: initdb
+// refuses to run as root, so as root the programs run as the `postgres`
+// system account, which must exist and must not have uid 0.
+var ErrNoServerAccount = errors.New("pgcluster: running as root needs the 'postgres' system account to run the server")
 
 // maxCmdOutput bounds how much of a child's output is kept for messages.
 const maxCmdOutput = 64 << 10
@@ -54,7 +61,7 @@ func serverAccount() (*runAs, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("running as root needs the 'postgres' system account to run the server: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrNoServerAccount, err)
 	}
 	return parseAccount(u)
 }
@@ -70,7 +77,7 @@ func parseAccount(u *user.User) (*runAs, error) {
 		return nil, fmt.Errorf("parse gid %q of %s: %w", u.Gid, u.Username, err)
 	}
 	if uid == 0 {
-		return nil, fmt.Errorf("account %s has uid 0; initdb refuses to run as root", u.Username)
+		return nil, fmt.Errorf("%w: account %s has uid 0 and initdb refuses to run as root", ErrNoServerAccount, u.Username)
 	}
 	return &runAs{uid: uint32(uid), gid: uint32(gid), name: u.Username}, nil
 }

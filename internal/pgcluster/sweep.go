@@ -1,4 +1,4 @@
-package pgtest
+package pgcluster
 
 import (
 	"bytes"
@@ -94,13 +94,16 @@ func ownerState(dir string) (recorded, alive bool) {
 	return true, true
 }
 
-// sweepLeftovers stops and removes clusters under base left by test
-// processes that are gone (typically killed by go test's -timeout, which
-// skips all cleanup). Only directories owned by this user or by the server
-// account are touched. Everything is best effort: failures are logged at
-// debug level and never fail the tests.
-func sweepLeftovers(base, bindir string, acct *runAs) {
-	matches, err := filepath.Glob(filepath.Join(base, dirPrefix+"*"))
+// sweepLeftovers stops and removes clusters under base whose directory
+// name starts with prefix and whose owner process is gone (typically killed
+// by go test's -timeout or by SIGKILL, which skips all cleanup). Only
+// directories owned by this user or by the server account are touched; a
+// directory without an owner file is left alone until it is staleAfter old,
+// because it may belong to a process that is creating it right now.
+// Everything is best effort: failures are logged at debug level and never
+// fail the caller. Each removed directory is reported to log (may be nil).
+func sweepLeftovers(ctx context.Context, base, prefix, bindir string, acct *runAs, log io.Writer) {
+	matches, err := filepath.Glob(filepath.Join(base, prefix+"*"))
 	if err != nil {
 		return
 	}
@@ -108,6 +111,9 @@ func sweepLeftovers(base, bindir string, acct *runAs) {
 		matches = matches[:maxSweep]
 	}
 	for _, dir := range matches {
+		if ctx.Err() != nil {
+			return
+		}
 		fi, err := os.Lstat(dir)
 		if err != nil || !fi.IsDir() {
 			continue
@@ -120,12 +126,13 @@ func sweepLeftovers(base, bindir string, acct *runAs) {
 		if alive || (!recorded && time.Since(fi.ModTime()) < staleAfter) {
 			continue
 		}
-		stopLeftover(bindir, acct, dir)
+		stopLeftover(ctx, bindir, acct, dir)
 		if err := os.RemoveAll(dir); err != nil {
-			slog.Debug("pgtest: remove leftover cluster directory", "dir", dir, "err", err)
+			slog.Debug("pgcluster: remove leftover cluster directory", "dir", dir, "err", err)
 			continue
 		}
-		slog.Debug("pgtest: removed leftover cluster", "dir", dir)
+		slog.Debug("pgcluster: removed leftover cluster", "dir", dir)
+		logf(log, "removed leftover cluster %s", dir)
 	}
 }
 
@@ -139,16 +146,16 @@ func ownedByUs(uid uint32, acct *runAs) bool {
 }
 
 // stopLeftover stops a leftover cluster in dir, if one is running.
-func stopLeftover(bindir string, acct *runAs, dir string) {
+func stopLeftover(ctx context.Context, bindir string, acct *runAs, dir string) {
 	dataDir := filepath.Join(dir, "data")
 	if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), sweepTimeout)
+	ctx, cancel := context.WithTimeout(ctx, sweepTimeout)
 	defer cancel()
 	if _, err := run(ctx, acct, dir, filepath.Join(bindir, "pg_ctl"),
 		"stop", "-w", "-t", "30", "-D", dataDir, "-m", "immediate"); err != nil {
-		slog.Debug("pgtest: stop leftover cluster", "dir", dir, "err", err)
+		slog.Debug("pgcluster: stop leftover cluster", "dir", dir, "err", err)
 	}
 	signalPostmaster(dataDir)
 }
