@@ -362,6 +362,16 @@ func TestPrimeFailureKinds(t *testing.T) {
 			if n == 0 {
 				t.Errorf("no %s check recorded", tt.kind)
 			}
+			// Never trust a mirror: no body was read past its size + 1.
+			var over int64
+			if err := b.st.Pool().QueryRow(context.Background(), `SELECT coalesce(max(c.bytes - f.size), 0)
+				FROM sentry_checks c JOIN sentry_release_files f ON f.release_id = c.release_id AND f.path = c.path
+				WHERE c.run_id = $1 AND c.method = 'GET'`, rep.RunID).Scan(&over); err != nil {
+				t.Fatal(err)
+			}
+			if over > 1 {
+				t.Errorf("a body was read %d bytes past its size", over)
+			}
 			marks := b.marks(t)
 			if got := marks[b.locWin][id]; got != tt.wantWin {
 				t.Errorf("win32 location: %+v, want %+v", got, tt.wantWin)

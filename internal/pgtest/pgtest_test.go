@@ -2,8 +2,11 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -272,6 +275,24 @@ func TestRedactURL(t *testing.T) {
 		}
 		if strings.Contains(got, "secret") || strings.Contains(got, "sec ret") {
 			t.Errorf("redactURL(%q) leaks the password: %q", tc.in, got)
+		}
+	}
+}
+
+// TestNoPostgreSQLFailsLoudly runs this test binary again where no server
+// binaries can be found: it must exit 1 with a message saying how to fix
+// it, never skip the database tests.
+func TestNoPostgreSQLFailsLoudly(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{"PATH=/nonexistent", "SENTRY_PG_BINDIR=/nonexistent/pg/bin", "HOME=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1\n%s", err, out)
+	}
+	for _, want := range []string{"apt-get install postgresql", "SENTRY_TEST_DATABASE_URL"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("message lacks %q:\n%s", want, out)
 		}
 	}
 }
