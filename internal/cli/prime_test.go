@@ -77,14 +77,20 @@ func (w *primeWorld) mirror(t *testing.T, name, url string) {
 	w.exec(t, `INSERT INTO mirror_mirrors (name, baseurl) VALUES ($1, $2)`, name, url)
 }
 
-func TestPrimeCommandCompletes(t *testing.T) {
-	w := setupPrime(t)
-	good, err := mirrortest.NewStatic("good", w.rel)
+// goodMirror starts a mirror holding the whole release and registers it.
+func (w *primeWorld) goodMirror(t *testing.T, name string) {
+	t.Helper()
+	s, err := mirrortest.NewStatic(name, w.rel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { good.Close() })
-	w.mirror(t, "good", good.URL)
+	t.Cleanup(func() { s.Close() })
+	w.mirror(t, name, s.URL)
+}
+
+func TestPrimeCommandCompletes(t *testing.T) {
+	w := setupPrime(t)
+	w.goodMirror(t, "good")
 
 	code, stdout, stderr := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5", "--format", "json")
 	if code != ExitOK {
@@ -112,12 +118,7 @@ func TestPrimeCommandCompletes(t *testing.T) {
 
 func TestPrimeCommandGuardExits3(t *testing.T) {
 	w := setupPrime(t)
-	good, err := mirrortest.NewStatic("good", w.rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { good.Close() })
-	w.mirror(t, "good", good.URL)
+	w.goodMirror(t, "good")
 	for _, name := range []string{"dead1", "dead2"} {
 		u, err := mirrortest.DeadURL()
 		if err != nil {
