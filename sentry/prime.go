@@ -26,6 +26,16 @@ type Deps struct {
 	Logger *slog.Logger
 	// Progress, when set, receives a live progress line (a terminal).
 	Progress io.Writer
+	// Now is the clock of sweeps' bookkeeping (check times, deep-sweep
+	// rotation); nil means time.Now. Tests simulate days with it.
+	Now func() time.Time
+}
+
+func (d *Deps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
 }
 
 // NewClient builds the checks client the configuration describes.

@@ -109,7 +109,8 @@ func resolve(ctx context.Context, d *Deps, release string) (*plan, error) {
 	if p.release, err = d.Store.SaveRelease(ctx, release, p.manifestURL, sum, files); err != nil {
 		return nil, err
 	}
-	if err := p.mapLocations(ctx, d, m, release); err != nil {
+	has := func(path string) bool { _, ok := m.Lookup(path); return ok }
+	if err := p.mapLocations(ctx, d, has, release, false); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -167,12 +168,23 @@ func fillSizes(ctx context.Context, d *Deps, dir string, entries []manifest.Entr
 }
 
 // mapLocations finds the release's products and maps each location onto
-// manifest files, expanding ":lang".
-func (p *plan) mapLocations(ctx context.Context, d *Deps, m *manifest.Manifest, release string) error {
+// the manifest files (has tells whether a path is one), expanding ":lang".
+// With activeOnly, inactive products are left out (sweeps check only what
+// the redirector serves).
+func (p *plan) mapLocations(ctx context.Context, d *Deps, has func(string) bool, release string, activeOnly bool) error {
 	names := d.Config.ProductNames(release)
 	products, err := d.Store.Products(ctx, names)
 	if err != nil {
 		return err
+	}
+	if activeOnly {
+		kept := products[:0]
+		for _, pr := range products {
+			if pr.Active {
+				kept = append(kept, pr)
+			}
+		}
+		products = kept
 	}
 	found := map[string]bool{}
 	byID := map[int]store.Product{}
@@ -213,7 +225,7 @@ func (p *plan) mapLocations(ctx context.Context, d *Deps, m *manifest.Manifest, 
 		var missing []string
 		for _, lang := range langs {
 			fp := strings.ReplaceAll(rel, ":lang", lang)
-			if _, ok := m.Lookup(fp); !ok {
+			if !has(fp) {
 				missing = append(missing, fp)
 				continue
 			}

@@ -80,3 +80,44 @@ func shortDuration(sec float64) string {
 		return d.Round(time.Second).String()
 	}
 }
+
+// WriteSweepJSON writes a sweep report as JSON.
+func WriteSweepJSON(w io.Writer, r *SweepReport) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteSweepTable writes a sweep report as a table that fits 80 columns.
+func WriteSweepTable(w io.Writer, r *SweepReport) error {
+	const head = "%-16s %-5s %-5s %6s %6s %6s %5s %6s %s\n"
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (run %d): %d files behind active locations of %d releases, %d mirrors\n\n",
+		strings.ReplaceAll(r.Kind, "_", " "), r.RunID, r.Files, len(r.Releases), len(r.Mirrors))
+	fmt.Fprintf(&b, head, "MIRROR", "STATE", "REACH", "OK", "SAME", "FAIL", "HASH", "TIME", "FIRST FAILURE")
+	for _, m := range r.Mirrors {
+		state := m.State
+		if m.StateChanged {
+			state += "*"
+		}
+		reach := "yes"
+		if !m.Reachable {
+			reach = "no"
+		}
+		line := strings.TrimSuffix(fmt.Sprintf(head, clip(m.Name, 16), state, reach, fmt.Sprint(m.OK), fmt.Sprint(m.Unchanged),
+			fmt.Sprint(m.Failed), fmt.Sprint(m.Hashed), shortDuration(m.Seconds), ""), "\n")
+		first := m.FirstFailure
+		if first == "" {
+			first = m.Note
+		}
+		b.WriteString(line + clip(first, 79-utf8.RuneCountInString(line)) + "\n")
+	}
+	b.WriteString("(* state changed in this sweep; SAME: unchanged since the last check)\n")
+	fmt.Fprintf(&b, "outcome: %s", r.Outcome)
+	if r.Reason != "" {
+		fmt.Fprintf(&b, ": %s", r.Reason)
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -50,7 +51,7 @@ func init() {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				return notYet("sweep", *deep)
+				return runSweep(ctx, env, c, *deep)
 			}
 		},
 	})
@@ -171,6 +172,58 @@ func runPrime(ctx context.Context, env *Env, c *common, release string, force bo
 		err = sentry.WritePrimeJSON(env.Stdout, rep)
 	} else {
 		err = sentry.WritePrimeTable(env.Stdout, rep)
+	}
+	if err != nil {
+		return err
+	}
+	switch rep.Outcome {
+	case store.OutcomeGuarded:
+		return fmt.Errorf("%w: %s", errGuarded, rep.Reason)
+	case store.OutcomeCompleted:
+		return nil
+	default:
+		return fmt.Errorf("run %d %s: %s", rep.RunID, rep.Outcome, rep.Reason)
+	}
+}
+
+// graceful returns a context for the work a signal interrupts: when ctx
+// ends (SIGINT, SIGTERM), work in flight gets grace to finish before the
+// returned context ends too.
+func graceful(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	hard, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-hard.Done():
+			return
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-hard.Done():
+		}
+	}()
+	return hard, cancel
+}
+
+func runSweep(ctx context.Context, env *Env, c *common, deep bool) error {
+	d, closeDeps, err := openDeps(ctx, env, c)
+	if err != nil {
+		return err
+	}
+	defer closeDeps()
+	hard, cancel := graceful(ctx, d.Config.ShutdownGrace.D())
+	defer cancel()
+	rep, err := sentry.Sweep(hard, d, sentry.SweepOptions{Deep: deep, Stop: ctx})
+	if err != nil {
+		return err
+	}
+	if c.format == "json" {
+		err = sentry.WriteSweepJSON(env.Stdout, rep)
+	} else {
+		err = sentry.WriteSweepTable(env.Stdout, rep)
 	}
 	if err != nil {
 		return err

@@ -183,7 +183,15 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 			            WHEN excluded.result IN ('ok', 'unchanged') THEN fs.etag ELSE '' END,
 			last_modified = CASE WHEN excluded.result IN ('ok', 'unchanged') AND excluded.last_modified <> '' THEN excluded.last_modified
 			                     WHEN excluded.result IN ('ok', 'unchanged') THEN fs.last_modified ELSE '' END,
-			detail = CASE WHEN excluded.result = 'unchanged' THEN fs.detail ELSE excluded.detail END`,
+			detail = CASE WHEN excluded.result = 'unchanged' THEN fs.detail ELSE excluded.detail END,
+			-- A hash settles the pair; a changed validator or size since
+			-- the last hash asks for the next deep sweep to hash it again.
+			rehash = CASE WHEN excluded.hashed_at IS NOT NULL THEN false
+			              WHEN excluded.result = 'ok' AND (
+			                   (excluded.etag <> '' AND fs.etag <> '' AND excluded.etag <> fs.etag)
+			                OR (excluded.last_modified <> '' AND fs.last_modified <> '' AND excluded.last_modified <> fs.last_modified)
+			                OR (excluded.size IS NOT NULL AND fs.size IS NOT NULL AND excluded.size <> fs.size)) THEN true
+			              ELSE fs.rehash END`,
 		mirrors, releases, paths, results, times, hashed, sizes, etags, lastMods, details)
 	if err != nil {
 		return fmt.Errorf("update file state: %w", err)

@@ -57,6 +57,9 @@ type MirrorMarks struct {
 	// Down: the mirror is judged down: healthy=false on all its rows,
 	// not only the locations above.
 	Down bool
+	// State, when set, is the sweep's verdict on the mirror's state,
+	// written in the same transaction.
+	State *StateUpdate
 }
 
 // MarkMirror writes one mirror's marks and its sentry_log row in one
@@ -80,6 +83,11 @@ func (s *Store) MarkMirror(ctx context.Context, m MirrorMarks) error {
 		}
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if m.State != nil {
+			if err := writeState(ctx, tx, m.MirrorID, m.State); err != nil {
+				return err
+			}
+		}
 		if m.Down {
 			if _, err := tx.Exec(ctx, `UPDATE mirror_location_mirror_map SET healthy = false
 				WHERE mirror_id = $1 AND healthy`, m.MirrorID); err != nil {
