@@ -1,0 +1,312 @@
+package sentry_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+func sweep(t *testing.T, d *sentry.Deps, deep bool) *sentry.SweepReport {
+	t.Helper()
+	rep, err := sentry.Sweep(context.Background(), d, sentry.SweepOptions{Deep: deep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func sweepSums(t *testing.T, rep *sentry.SweepReport, name string) sentry.MirrorSweepSums {
+	t.Helper()
+	for _, m := range rep.Mirrors {
+		if m.Name == name {
+			return m
+		}
+	}
+	t.Fatalf("mirror %s not in sweep report", name)
+	return sentry.MirrorSweepSums{}
+}
+
+// failing makes s answer 503 to everything while on is set.
+func failing(s *mirrortest.Server) *atomic.Bool {
+	var on atomic.Bool
+	s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
+		if !on.Load() {
+			return false
+		}
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return true
+	})
+	return &on
+}
+
+func TestSweepHysteresis(t *testing.T) {
+	d, b := setup(t)
+	b.static(t, "good1")
+	b.static(t, "good2")
+	flaky, id := b.static(t, "flaky")
+	down := failing(flaky)
+	prime(t, d)
+
+	steps := []struct {
+		fail       bool
+		wantState  string
+		wantChange bool
+		healthy    bool
+	}{
+		{fail: true, wantState: "up", healthy: true},                      // one failure: stays up
+		{fail: true, wantState: "down", wantChange: true, healthy: false}, // two: down
+		{fail: false, wantState: "down", healthy: false},                  // one good sweep: still down
+		{fail: false, wantState: "up", wantChange: true, healthy: true},   // two: up again
+	}
+	for i, st := range steps {
+		down.Store(st.fail)
+		rep := sweep(t, d, false)
+		if rep.Outcome != store.OutcomeCompleted {
+			t.Fatalf("sweep %d: outcome %s: %s", i+1, rep.Outcome, rep.Reason)
+		}
+		s := sweepSums(t, rep, "flaky")
+		if s.State != st.wantState || s.StateChanged != st.wantChange || s.SweepFailed != st.fail {
+			t.Errorf("sweep %d: %+v; want state %s changed=%v", i+1, s, st.wantState, st.wantChange)
+		}
+		marks := b.marks(t)
+		for _, loc := range []int{b.locWin, b.locLin} {
+			// active stays as the prime left it: transient trouble never
+			// takes a file away.
+			if got := marks[loc][id]; got != (lmmRow{Active: true, Healthy: st.healthy}) {
+				t.Errorf("sweep %d, location %d: %+v, want active and healthy=%v", i+1, loc, got, st.healthy)
+			}
+		}
+	}
+	rows, err := b.st.Pool().Query(context.Background(), `SELECT from_state, to_state, reason FROM sentry_state_changes
+		WHERE mirror_id = $1 ORDER BY id`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type change struct{ From, To, Reason string }
+	changes, err := pgx.CollectRows(rows, pgx.RowToStructByPos[change])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 2 || changes[0].To != "down" || changes[1].To != "up" ||
+		!strings.Contains(changes[0].Reason, "down after 2 failed sweeps") || !strings.Contains(changes[0].Reason, "http_status") ||
+		!strings.Contains(changes[1].Reason, "up after 2 good sweeps") {
+		t.Errorf("state changes: %+v", changes)
+	}
+}
+
+func TestSweepDefinitiveFactActsAtOnceAndUnchangedIsRecorded(t *testing.T) {
+	d, b := setup(t)
+	b.static(t, "good")
+	lossy, id := b.static(t, "lossy")
+	prime(t, d)
+	lossy.Remove(b.rel, "linux-x86_64/de/firefox-1.5.tar.bz2")
+	rep := sweep(t, d, false)
+	s := sweepSums(t, rep, "lossy")
+	if s.State != "up" || s.Failures["not_found"] != 1 || s.Unchanged != 3 {
+		t.Errorf("sweep: %+v", s)
+	}
+	marks := b.marks(t)
+	if marks[b.locLin][id] != (lmmRow{false, false}) {
+		t.Errorf("location with a missing file: %+v, want inactive at once", marks[b.locLin][id])
+	}
+	if marks[b.locWin][id] != (lmmRow{true, true}) {
+		t.Errorf("intact location: %+v", marks[b.locWin][id])
+	}
+	// The conditional requests were answered 304 and recorded so.
+	var unchanged int
+	if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_checks WHERE run_id = $1 AND result = 'unchanged'`,
+		rep.RunID).Scan(&unchanged); err != nil {
+		t.Fatal(err)
+	}
+	if unchanged != 7 { // 4 files on good, 3 on lossy
+		t.Errorf("%d unchanged checks recorded, want 7", unchanged)
+	}
+}
+
+func TestDeepSweepRehashesChangedFile(t *testing.T) {
+	d, b := setup(t)
+	b.static(t, "good")
+	tamper, id := b.static(t, "tamper")
+	prime(t, d)
+	// Same size, other bytes: a HEAD sees only the new ETag.
+	p := "win32/en-US/Firefox Setup 1.5.exe"
+	tamper.Put(b.rel, p, mirrortest.Flip(b.rel.Files[p]))
+
+	light := sweep(t, d, false)
+	if s := sweepSums(t, light, "tamper"); s.Failed != 0 || s.OK != 1 || s.Hashed != 0 {
+		t.Fatalf("light sweep: %+v (a HEAD cannot see a changed byte)", s)
+	}
+	var rehash bool
+	if err := b.st.Pool().QueryRow(context.Background(), `SELECT rehash FROM sentry_file_state WHERE mirror_id = $1 AND path = $2`,
+		id, p).Scan(&rehash); err != nil {
+		t.Fatal(err)
+	}
+	if !rehash {
+		t.Fatal("changed ETag did not flag the pair for re-hashing")
+	}
+	if b.marks(t)[b.locWin][id] != (lmmRow{true, true}) {
+		t.Errorf("a light sweep changed the location on a mere ETag change")
+	}
+
+	deep := sweep(t, d, true)
+	s := sweepSums(t, deep, "tamper")
+	if s.Failures["checksum_mismatch"] != 1 {
+		t.Errorf("deep sweep: %+v, want the changed file re-hashed", s)
+	}
+	// Files 4, period 7d, one deep sweep a day: a share of 1, plus the
+	// flagged pair.
+	if s.Hashed > 2 {
+		t.Errorf("deep sweep hashed %d files, want at most share+flagged = 2", s.Hashed)
+	}
+	if b.marks(t)[b.locWin][id] != (lmmRow{false, false}) {
+		t.Errorf("location with the corrupt file not taken off: %+v", b.marks(t)[b.locWin][id])
+	}
+}
+
+func TestDeepSweepCoversEveryPairWithinPeriod(t *testing.T) {
+	d, b := setup(t)
+	b.static(t, "m1")
+	b.static(t, "m2")
+	prime(t, d)
+	var clock atomic.Int64
+	start := time.Now()
+	d.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	period := d.Config.Sweep.DeepPeriod.D()
+	if period != 7*24*time.Hour || d.Config.Schedule.DeepSweep != "0 3 * * *" {
+		t.Fatalf("test assumes the defaults: period %s, deep schedule %q", period, d.Config.Schedule.DeepSweep)
+	}
+	// Two simulated periods of nightly deep sweeps.
+	for day := 1; day <= 14; day++ {
+		clock.Store(start.Add(time.Duration(day) * 24 * time.Hour).UnixNano())
+		rep := sweep(t, d, true)
+		for _, m := range rep.Mirrors {
+			// 4 files over 7 nights: one a night is the derived share.
+			if m.Hashed < 1 || m.Hashed > 2 {
+				t.Errorf("day %d, %s: hashed %d, want the share of 1 (2 at most when a pair falls due)", day, m.Name, m.Hashed)
+			}
+		}
+	}
+	// Every pair's hashes, the prime's included, are at most a period apart.
+	rows, err := b.st.Pool().Query(context.Background(), `
+		SELECT mirror_id, path, max(gap) FROM (
+			SELECT mirror_id, path, checked_at - lag(checked_at) OVER (PARTITION BY mirror_id, path ORDER BY checked_at) AS gap
+			FROM sentry_checks WHERE hashed AND result = 'ok' AND path <> '') g
+		GROUP BY mirror_id, path`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pair struct {
+		Mirror int
+		Path   string
+		Gap    *time.Duration
+	}
+	pairs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[pair])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) != 8 {
+		t.Fatalf("%d pairs hashed, want 8", len(pairs))
+	}
+	for _, p := range pairs {
+		if p.Gap == nil || *p.Gap > period {
+			t.Errorf("mirror %d %s: longest time between hashes %v, want at most %s", p.Mirror, p.Path, p.Gap, period)
+		}
+	}
+	// And the last hash of every pair is recent: none is left behind.
+	var stale int
+	if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_file_state WHERE hashed_at < $1`,
+		start.Add(7*24*time.Hour)).Scan(&stale); err != nil {
+		t.Fatal(err)
+	}
+	if stale != 0 {
+		t.Errorf("%d pairs not hashed in the second period", stale)
+	}
+}
+
+func TestSweepGuardHoldsBackMassFailure(t *testing.T) {
+	d, b := setup(t)
+	_, good := b.static(t, "good")
+	var ids []int
+	var toggles []*atomic.Bool
+	for _, name := range []string{"a", "b"} {
+		s, id := b.static(t, name)
+		toggles = append(toggles, failing(s))
+		ids = append(ids, id)
+	}
+	prime(t, d)
+	for _, tg := range toggles {
+		tg.Store(true)
+	}
+	for i := 0; i < 3; i++ {
+		rep := sweep(t, d, false)
+		if rep.Outcome != store.OutcomeGuarded || !strings.Contains(rep.Reason, "2 of 3 mirrors") {
+			t.Fatalf("sweep %d: outcome %s: %s", i+1, rep.Outcome, rep.Reason)
+		}
+	}
+	marks := b.marks(t)
+	for _, id := range append(ids, good) {
+		if marks[b.locWin][id] != (lmmRow{true, true}) {
+			t.Errorf("mirror %d marked down under the guard: %+v", id, marks[b.locWin][id])
+		}
+	}
+	var streak int
+	if err := b.st.Pool().QueryRow(context.Background(), `SELECT max(fail_streak) FROM sentry_mirror_state`).Scan(&streak); err != nil {
+		t.Fatal(err)
+	}
+	if streak != 0 {
+		t.Errorf("guarded failures counted towards hysteresis: fail streak %d", streak)
+	}
+}
+
+func TestSweepKilledDatabaseConnectionLosesNoCheck(t *testing.T) {
+	d, b := setup(t)
+	s1, _ := b.static(t, "m1")
+	b.static(t, "m2")
+	prime(t, d)
+	var primeChecks int
+	if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_checks`).Scan(&primeChecks); err != nil {
+		t.Fatal(err)
+	}
+	// Mid-sweep, every connection to the database is killed: the pool's
+	// and whatever the recorder holds.
+	dbURL := d.Config.Database.URL
+	var killed atomic.Int64
+	s1.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodHead && killed.Add(1) == 3 {
+			conn, err := pgx.Connect(r.Context(), dbURL)
+			if err == nil {
+				_, _ = conn.Exec(r.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+					WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+				conn.Close(r.Context())
+			}
+		}
+		return false
+	})
+	rep := sweep(t, d, false)
+	if rep.Outcome != store.OutcomeCompleted {
+		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
+	}
+	var n int
+	if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_checks WHERE run_id = $1`, rep.RunID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * (1 + 4); n != want { // per mirror: reachability + 4 files
+		t.Errorf("%d checks stored, want %d", n, want)
+	}
+	if killed.Load() < 3 {
+		t.Fatalf("the connections were never killed (%d HEADs)", killed.Load())
+	}
+	// The test is only worth something if a write did fail and was retried.
+	if !strings.Contains(b.logs.String(), "writing checks failed; keeping them and retrying") {
+		t.Errorf("no check write failed: the kill missed the recorder's connections")
+	}
+}
