@@ -423,6 +423,12 @@ func (c *Config) Validate() error {
 		add("sweep.deep_period must be at least 1h, not %s", c.Sweep.DeepPeriod)
 	}
 	positive("hook.replay_window", c.Hook.ReplayWindow)
+	if n := len(c.Hook.Secret); n > 0 && n < 16 {
+		add("hook.secret is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
+	}
+	if n := len(c.Trigger.Secret); n > 0 && n < 16 {
+		add("trigger.secret is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
+	}
 	if c.Vantage == "" || len(c.Vantage) > 64 {
 		add("vantage must be a name of 1 to 64 characters")
 	}

@@ -76,14 +76,14 @@ func TestConfigMinimal(t *testing.T) {
 func TestConfigEnvironmentOverridesSecrets(t *testing.T) {
 	env := map[string]string{
 		EnvDatabaseURL:   "postgres://other@127.0.0.1:1/x",
-		EnvHookSecret:    "hook-s3cret",
-		EnvTriggerSecret: "trigger-s3cret",
+		EnvHookSecret:    "hook-s3cret-0123456789",
+		EnvTriggerSecret: "trigger-s3cret-0123456789",
 	}
 	cfg, err := ParseConfig([]byte(minimalConfig), "c.yaml", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Database.URL != env[EnvDatabaseURL] || cfg.Hook.Secret != "hook-s3cret" || cfg.Trigger.Secret != "trigger-s3cret" {
+	if cfg.Database.URL != env[EnvDatabaseURL] || cfg.Hook.Secret != "hook-s3cret-0123456789" || cfg.Trigger.Secret != "trigger-s3cret-0123456789" {
 		t.Errorf("environment not applied: %+v", cfg)
 	}
 }
@@ -150,6 +150,11 @@ sweep:
 			name: "release dir needs placeholder",
 			yaml: strings.Replace(minimalConfig, "/firefox/releases/{release}/", "/firefox/releases/", 1),
 			want: []string{"releases.dir", "{release}"},
+		},
+		{
+			name: "short secrets",
+			yaml: minimalConfig + "hook:\n  secret: abc\ntrigger:\n  secret: def\n",
+			want: []string{"hook.secret is 3 bytes, want at least 16", "trigger.secret is 3 bytes"},
 		},
 		{
 			name: "two documents",

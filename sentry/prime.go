@@ -62,6 +62,10 @@ type PrimeOptions struct {
 	// Force re-downloads files that an earlier run of this release already
 	// verified on a mirror (by default a re-run resumes).
 	Force bool
+	// Run, when set, is a run record made beforehand (the release hook
+	// answers with its id before the prime starts). A prime that cannot
+	// be done then records its error there, as a failed run.
+	Run *store.Run
 }
 
 // PrimeReport is what `sentry prime` found; --format json prints it.
@@ -116,7 +120,16 @@ type MirrorPrimeSums struct {
 // held back marking mirrors down, and "interrupted" when ctx ended first
 // (mirrors completed before that are marked; the others are untouched, and
 // a re-run resumes).
-func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (*PrimeReport, error) {
+func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (rep *PrimeReport, err error) {
+	if opts.Run != nil {
+		defer func() {
+			if err != nil {
+				finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				_ = d.Store.FinishRun(finishCtx, opts.Run.ID, store.OutcomeFailed, err.Error())
+			}
+		}()
+	}
 	if err := ValidateReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
@@ -140,7 +153,13 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (*PrimeReport, error
 	if err != nil {
 		return nil, err
 	}
-	run, err := d.Store.StartRun(ctx, store.RunPrime, p.release.ID, d.Config.Vantage)
+	var run store.Run
+	if opts.Run != nil {
+		run = *opts.Run
+		err = d.Store.SetRunRelease(ctx, run.ID, p.release.ID)
+	} else {
+		run, err = d.Store.StartRun(ctx, store.RunPrime, p.release.ID, d.Config.Vantage)
+	}
 	if err != nil {
 		return nil, err
 	}

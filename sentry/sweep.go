@@ -28,6 +28,10 @@ type SweepOptions struct {
 	// Stop, when it ends, stops the sweep from starting checks; checks in
 	// flight go on until ctx ends (a shutdown's grace). nil: ctx alone.
 	Stop context.Context
+	// Slot, when set, is the scheduled time this sweep is for: of several
+	// processes sweeping one database, only the first to claim a slot runs
+	// it; the others get store.ErrSlotTaken.
+	Slot time.Time
 }
 
 // SweepReport is what a sweep found.
@@ -115,7 +119,12 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error
 	if err != nil {
 		return nil, err
 	}
-	run, err := d.Store.StartRun(ctx, kind, 0, d.Config.Vantage)
+	var run store.Run
+	if opts.Slot.IsZero() {
+		run, err = d.Store.StartRun(ctx, kind, 0, d.Config.Vantage)
+	} else {
+		run, err = d.Store.StartSlotRun(ctx, kind, opts.Slot, d.Config.Vantage)
+	}
 	if err != nil {
 		return nil, err
 	}

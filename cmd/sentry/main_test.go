@@ -12,10 +12,7 @@ import (
 // TestBinaryExitCodes builds the real binary and checks that the process
 // exit codes are the contract's, as a release hook or cron would see them.
 func TestBinaryExitCodes(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "sentry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(cfg, []byte("database:\n  url: postgres://sentry:s3cr3t-pw@127.0.0.1:1/bouncer?connect_timeout=3\n"+
 		"master:\n  url: http://127.0.0.1:1/pub\nreleases:\n  dir: /r/{release}/\n  products: [\"P-{release}\"]\nchecks:\n  contact: ops@example.org\n"), 0o600); err != nil {

@@ -63,7 +63,7 @@ func init() {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				return notYet("run")
+				return runDaemon(ctx, env, c)
 			}
 		},
 	})
@@ -236,4 +236,14 @@ func runSweep(ctx context.Context, env *Env, c *common, deep bool) error {
 	default:
 		return fmt.Errorf("run %d %s: %s", rep.RunID, rep.Outcome, rep.Reason)
 	}
+}
+
+func runDaemon(ctx context.Context, env *Env, c *common) error {
+	d, closeDeps, err := openDeps(ctx, env, c)
+	if err != nil {
+		return err
+	}
+	defer closeDeps()
+	d.Progress = nil // a daemon logs; it draws no progress line
+	return sentry.RunDaemon(ctx, d, sentry.DaemonOptions{})
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -41,6 +42,63 @@ func (s *Store) StartRun(ctx context.Context, kind string, releaseID int64, vant
 		return Run{}, s.wrap("start run", err)
 	}
 	return r, nil
+}
+
+// ErrSlotTaken is returned by StartSlotRun when another process has
+// already claimed the slot.
+var ErrSlotTaken = errors.New("slot already claimed")
+
+// StartSlotRun records the start of a scheduled run that claims slot, its
+// scheduled time; it returns ErrSlotTaken when a run of the same kind has
+// claimed that slot already (another sentry on the same database).
+func (s *Store) StartSlotRun(ctx context.Context, kind string, slot time.Time, vantage string) (Run, error) {
+	host, _ := os.Hostname()
+	r := Run{Kind: kind}
+	err := s.pool.QueryRow(ctx, `INSERT INTO sentry_runs (kind, vantage, host, pid, slot)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, slot) WHERE slot IS NOT NULL DO NOTHING
+		RETURNING id, started_at`, kind, vantage, host, os.Getpid(), slot).Scan(&r.ID, &r.StartedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Run{}, fmt.Errorf("%w: %s at %s", ErrSlotTaken, kind, slot.UTC().Format(time.RFC3339))
+	}
+	if err != nil {
+		return Run{}, s.wrap("start run", err)
+	}
+	return r, nil
+}
+
+// SetRunRelease records which release a run is about, once known.
+func (s *Store) SetRunRelease(ctx context.Context, runID, releaseID int64) error {
+	_, err := s.pool.Exec(ctx, `UPDATE sentry_runs SET release_id = $2 WHERE id = $1`, runID, releaseID)
+	return s.wrap("set run release", err)
+}
+
+// TryLock takes the session-level advisory lock key on a connection of its
+// own, without waiting. When ok, unlock releases it (and the connection);
+// the lock also ends if the connection dies.
+func (s *Store) TryLock(ctx context.Context, key int64) (unlock func(), ok bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, s.wrap("take lock", err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil || !ok {
+		conn.Release()
+		return nil, false, s.wrap("take lock", err)
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+			// The connection is suspect: close it rather than pool it
+			// with a lock possibly still held.
+			conn.Conn().Close(ctx)
+		}
+		conn.Release()
+	}, true, nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.wrap("ping database", s.pool.Ping(ctx))
 }
 
 // FinishRun records a run's end, outcome and reason.

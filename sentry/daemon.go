@@ -1,0 +1,294 @@
+package sentry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/mirrorsentry/sentry/sentry/hook"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// sweepLockKey is the PostgreSQL advisory lock a sweep holds while it runs,
+// so that sweeps of several `sentry run` processes on one database never
+// overlap.
+const sweepLockKey int64 = 0x73656e7472790002 // "sentry" + 2
+
+// DaemonOptions are the knobs of RunDaemon beyond the configuration.
+type DaemonOptions struct {
+	// Ready, when set, is called with the HTTP server's address once it
+	// listens (tests listen on port 0).
+	Ready func(addr string)
+	// Mux, when set, receives the daemon's HTTP routes; other packages
+	// (status page, metrics) may add theirs. nil: a new mux.
+	Mux *http.ServeMux
+	// PrimeDone, when set, is called when a prime started by the hook
+	// ends, with its run id and outcome (or error).
+	PrimeDone func(runID int64, outcome string, err error)
+}
+
+// Daemon is `sentry run`: cron-scheduled sweeps, the release hook and the
+// health endpoint. Build it with NewDaemon, run it with Run.
+type Daemon struct {
+	d    *Deps
+	opts DaemonOptions
+	log  *slog.Logger
+
+	// soft ends when the daemon is asked to stop: nothing new starts.
+	// hard ends shutdown_grace later: work in flight is cancelled.
+	soft, hard context.Context
+	cancelHard context.CancelFunc
+
+	sweepMu sync.Mutex     // one sweep at a time in this process
+	jobs    sync.WaitGroup // sweeps and primes in flight
+
+	primeMu sync.Mutex
+	primes  map[string]int64 // release → run id of the prime in flight
+}
+
+// RunDaemon runs the daemon until ctx ends (SIGTERM, SIGINT), then shuts
+// down: it stops scheduling and answering hooks, lets running checks go on
+// for shutdown_grace, cancels what is left, writes every completed check,
+// and returns nil. It returns an error when it cannot start (schema not
+// migrated, the listen address taken, a bad schedule).
+func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
+	if err := d.Store.RequireSchema(ctx); err != nil {
+		return err
+	}
+	dm := &Daemon{d: d, opts: opts, log: d.Logger.With("component", "daemon"), primes: map[string]int64{}}
+	dm.soft = ctx
+	dm.hard, dm.cancelHard = context.WithCancel(context.WithoutCancel(ctx))
+	defer dm.cancelHard()
+
+	sched := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLogger{dm.log}))
+	for _, j := range []struct {
+		name, spec string
+		deep       bool
+	}{
+		{"sweep", d.Config.Schedule.Sweep, false},
+		{"deep_sweep", d.Config.Schedule.DeepSweep, true},
+	} {
+		spec, err := cron.ParseStandard(j.spec)
+		if err != nil {
+			return fmt.Errorf("schedule for %s %q: %w", j.name, j.spec, err)
+		}
+		// SkipIfStillRunning before Recover: a panicking sweep is
+		// recovered inside the skip guard, which is then released.
+		jl := cronLogger{dm.log.With("job", j.name)}
+		job := cron.NewChain(cron.SkipIfStillRunning(jl), cron.Recover(jl)).
+			Then(cron.FuncJob(func() { dm.sweep(j.name, spec, j.deep) }))
+		sched.Schedule(spec, job)
+	}
+
+	mux := opts.Mux
+	if mux == nil {
+		mux = http.NewServeMux()
+	}
+	if err := dm.routes(mux); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", d.Config.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(dm.log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	dm.log.Info("sentry run started", "listen", ln.Addr().String(), "sweep", d.Config.Schedule.Sweep,
+		"deep_sweep", d.Config.Schedule.DeepSweep, "vantage", d.Config.Vantage)
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr().String())
+	}
+	sched.Start()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		dm.log.Info("stopping: no new sweeps or primes; running checks have the grace to finish",
+			"grace", d.Config.ShutdownGrace.D())
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+		dm.log.Error("http server failed; stopping", "err", err)
+	}
+	stopped := sched.Stop()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = srv.Shutdown(shutCtx)
+	cancel()
+	dm.drain(stopped.Done())
+	dm.log.Info("sentry run stopped")
+	return runErr
+}
+
+// drain waits for sweeps and primes in flight: shutdown_grace for them to
+// end by themselves, then cancels them and waits for them to record what
+// they completed.
+func (dm *Daemon) drain(cronDone <-chan struct{}) {
+	done := make(chan struct{})
+	go func() {
+		<-cronDone
+		dm.jobs.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(dm.d.Config.ShutdownGrace.D())
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+		dm.log.Warn("grace over: cancelling the checks still running")
+		dm.cancelHard()
+	}
+	<-done
+}
+
+func (dm *Daemon) routes(mux *http.ServeMux) error {
+	releaseHook, err := hook.NewReleaseHandler(hook.Options{
+		Secret:       []byte(dm.d.Config.Hook.Secret),
+		ReplayWindow: dm.d.Config.Hook.ReplayWindow.D(),
+		Start:        dm.startPrime,
+		Validate:     ValidateReleaseName,
+		Logger:       dm.log,
+	})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/hooks/release", releaseHook)
+	mux.Handle("/healthz", hook.NewHealthHandler(map[string]hook.HealthChecker{
+		"database": dm.d.Store.Ping,
+		"daemon": func(context.Context) error {
+			if dm.soft.Err() != nil {
+				return errors.New("stopping")
+			}
+			return nil
+		},
+	}, 3*time.Second))
+	return nil
+}
+
+// sweep is a scheduled job: one sweep, unless another is running in this
+// process or on this database, or another process already ran this slot.
+func (dm *Daemon) sweep(name string, spec cron.Schedule, deep bool) {
+	log := dm.log.With("job", name)
+	if dm.soft.Err() != nil {
+		return
+	}
+	if !dm.sweepMu.TryLock() {
+		log.Warn("sweep skipped: another sweep is running in this process")
+		return
+	}
+	defer dm.sweepMu.Unlock()
+	dm.jobs.Add(1)
+	defer dm.jobs.Done()
+	slot := scheduledSlot(spec, time.Now())
+	unlock, ok, err := dm.d.Store.TryLock(dm.hard, sweepLockKey)
+	if err != nil {
+		log.Error("sweep skipped: cannot take the sweep lock", "err", err)
+		return
+	}
+	if !ok {
+		log.Warn("sweep skipped: another sentry is sweeping this database")
+		return
+	}
+	defer unlock()
+	rep, err := Sweep(dm.hard, dm.d, SweepOptions{Deep: deep, Stop: dm.soft, Slot: slot})
+	switch {
+	case errors.Is(err, store.ErrSlotTaken):
+		log.Info("sweep skipped: another sentry ran this slot", "slot", slot)
+	case err != nil:
+		log.Error("sweep could not be done", "err", err)
+	default:
+		log.Info("sweep done", "run", rep.RunID, "outcome", rep.Outcome)
+	}
+}
+
+// startPrime is the release hook's Starter: it records the run, answers
+// with its id and primes in the background.
+func (dm *Daemon) startPrime(ctx context.Context, release string) (int64, error) {
+	if dm.soft.Err() != nil {
+		return 0, errors.New("sentry is stopping")
+	}
+	dm.primeMu.Lock()
+	if id, busy := dm.primes[release]; busy {
+		dm.primeMu.Unlock()
+		return 0, hook.BusyError{RunID: id}
+	}
+	run, err := dm.d.Store.StartRun(ctx, store.RunPrime, 0, dm.d.Config.Vantage)
+	if err != nil {
+		dm.primeMu.Unlock()
+		return 0, err
+	}
+	dm.primes[release] = run.ID
+	dm.jobs.Add(1)
+	dm.primeMu.Unlock()
+	go func() {
+		defer dm.jobs.Done()
+		defer func() {
+			dm.primeMu.Lock()
+			delete(dm.primes, release)
+			dm.primeMu.Unlock()
+		}()
+		log := dm.log.With("release", release, "run", run.ID)
+		rep, err := Prime(dm.hard, dm.d, PrimeOptions{Release: release, Run: &run})
+		outcome := store.OutcomeFailed
+		if err != nil {
+			log.Error("prime from the hook could not be done", "err", err)
+		} else {
+			outcome = rep.Outcome
+			log.Info("prime from the hook done", "outcome", rep.Outcome)
+		}
+		if dm.opts.PrimeDone != nil {
+			dm.opts.PrimeDone(run.ID, outcome, err)
+		}
+	}()
+	return run.ID, nil
+}
+
+// scheduledSlot is the scheduled time a job started at now is for: the
+// latest time at or before now that spec fires. Processes sharing a cron
+// spec agree on it. @every schedules are relative to each process's start,
+// so for them the slot is now truncated to the interval (aligned to the
+// Unix epoch).
+func scheduledSlot(spec cron.Schedule, now time.Time) time.Time {
+	now = now.UTC()
+	if every, ok := spec.(cron.ConstantDelaySchedule); ok {
+		return now.Truncate(every.Delay)
+	}
+	// The first firing after a point at least one period back, then walk
+	// forward to the last one not after now.
+	n1 := spec.Next(now)
+	period := spec.Next(n1).Sub(n1)
+	t := spec.Next(now.Add(-period - time.Second))
+	slot := t
+	for i := 0; i < 1000 && !t.After(now); i++ {
+		slot = t
+		t = spec.Next(t)
+	}
+	if slot.After(now) {
+		return now.Truncate(time.Second)
+	}
+	return slot
+}
+
+// cronLogger adapts slog to robfig/cron's logger.
+type cronLogger struct{ l *slog.Logger }
+
+func (c cronLogger) Info(msg string, kv ...any) {
+	if msg == "skip" {
+		c.l.Warn("sweep skipped: the previous run of this job is still going", kv...)
+		return
+	}
+	c.l.Debug("cron: "+msg, kv...)
+}
+
+func (c cronLogger) Error(err error, msg string, kv ...any) {
+	c.l.Error("cron: "+msg, append(kv, "err", err)...)
+}

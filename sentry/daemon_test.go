@@ -1,0 +1,180 @@
+package sentry_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/hook"
+)
+
+// daemon runs RunDaemon for d until the test ends and returns its base URL.
+func daemon(t *testing.T, d *sentry.Deps, opts sentry.DaemonOptions) string {
+	t.Helper()
+	d.Config.HTTP.Listen = "127.0.0.1:0"
+	d.Config.Hook.Secret = "hook-secret-for-tests"
+	d.Config.ShutdownGrace = sentry.Duration(2 * time.Second)
+	// Schedules that do not fire during a test: hooks drive these tests.
+	d.Config.Schedule.Sweep = "0 0 1 1 *"
+	d.Config.Schedule.DeepSweep = "0 0 1 1 *"
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		opts.Ready = func(a string) { addr <- a }
+		done <- sentry.RunDaemon(ctx, d, opts)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case err := <-done:
+		t.Fatalf("daemon did not start: %v", err)
+	}
+	return ""
+}
+
+func postHook(t *testing.T, base string, secret []byte, ts time.Time, body string) (int, map[string]any) {
+	t.Helper()
+	stamp := strconv.FormatInt(ts.Unix(), 10)
+	req, err := http.NewRequest(http.MethodPost, base+"/hooks/release", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Sentry-Timestamp", stamp)
+	req.Header.Set("X-Sentry-Signature", hook.Sign(secret, stamp, []byte(body)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	data, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(data, &out)
+	return resp.StatusCode, out
+}
+
+func countRuns(t *testing.T, b *bundle, kind string) int {
+	t.Helper()
+	var n int
+	if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_runs WHERE kind = $1`, kind).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestDaemonHookStartsPrime(t *testing.T) {
+	d, b := setup(t)
+	_, id := b.static(t, "good")
+	type doneRun struct {
+		id      int64
+		outcome string
+	}
+	primed := make(chan doneRun, 1)
+	base := daemon(t, d, sentry.DaemonOptions{PrimeDone: func(id int64, outcome string, err error) {
+		primed <- doneRun{id, outcome}
+	}})
+	secret := []byte(d.Config.Hook.Secret)
+
+	code, out := postHook(t, base, secret, time.Now(), `{"release": "1.5"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("hook: %d %v", code, out)
+	}
+	runID := int64(out["run_id"].(float64))
+	got := <-primed
+	if got.id != runID || got.outcome != "completed" {
+		t.Fatalf("prime run %d: %+v", runID, got)
+	}
+	var outcome string
+	if err := b.st.Pool().QueryRow(context.Background(), `SELECT outcome FROM sentry_runs WHERE id = $1`, runID).Scan(&outcome); err != nil || outcome != "completed" {
+		t.Fatalf("run record: %q %v", outcome, err)
+	}
+	if b.marks(t)[b.locWin][id] != (lmmRow{true, true}) {
+		t.Errorf("the hook's prime did not mark the mirror")
+	}
+}
+
+func TestDaemonHookRefusesBadSignaturesAndReplays(t *testing.T) {
+	d, b := setup(t)
+	b.static(t, "good")
+	base := daemon(t, d, sentry.DaemonOptions{})
+	secret := []byte(d.Config.Hook.Secret)
+	now := time.Now()
+	tests := []struct {
+		name   string
+		secret []byte
+		ts     time.Time
+	}{
+		{"wrong secret", []byte("not-the-secret"), now},
+		{"old timestamp", secret, now.Add(-10 * time.Minute)},
+		{"future timestamp", secret, now.Add(10 * time.Minute)},
+	}
+	for _, tt := range tests {
+		code, out := postHook(t, base, tt.secret, tt.ts, `{"release": "1.5"}`)
+		if code != http.StatusUnauthorized {
+			t.Errorf("%s: %d %v, want 401", tt.name, code, out)
+		}
+		if body := fmt.Sprint(out); strings.Contains(body, string(secret)) {
+			t.Errorf("%s: answer shows the secret: %s", tt.name, body)
+		}
+	}
+	if n := countRuns(t, b, "prime"); n != 0 {
+		t.Errorf("%d prime runs started by refused hooks", n)
+	}
+	// A good hook, then the very same request again: the replay is refused.
+	stamp := strconv.FormatInt(now.Unix(), 10)
+	body := `{"release": "1.5"}`
+	send := func() int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/hooks/release", bytes.NewReader([]byte(body)))
+		req.Header.Set("X-Sentry-Timestamp", stamp)
+		req.Header.Set("X-Sentry-Signature", hook.Sign(secret, stamp, []byte(body)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := send(); code != http.StatusAccepted {
+		t.Fatalf("good hook: %d", code)
+	}
+	if code := send(); code != http.StatusUnauthorized {
+		t.Errorf("replayed hook: %d, want 401", code)
+	}
+	if n := countRuns(t, b, "prime"); n != 1 {
+		t.Errorf("%d prime runs, want 1", n)
+	}
+}
+
+func TestDaemonHealthz(t *testing.T) {
+	d, _ := setup(t)
+	base := daemon(t, d, sentry.DaemonOptions{})
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || out.Status != "ok" || out.Checks["database"] != "ok" {
+		t.Errorf("healthz: %d %+v", resp.StatusCode, out)
+	}
+}
