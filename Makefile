@@ -27,7 +27,8 @@ demo: build
 
 # Each fuzz target for FUZZTIME.
 fuzz:
-	$(GO) test ./sentry/manifest -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./sentry/manifest -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./sentry/hook -run '^$$' -fuzz FuzzReleaseHook -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
 clean:
 	rm -rf bin

@@ -136,6 +136,7 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (rep *PrimeReport, e
 	if err := d.Store.RequireSchema(ctx); err != nil {
 		return nil, err
 	}
+	closeStaleRuns(ctx, d)
 	log := d.Logger.With("release", opts.Release)
 	p, err := resolve(ctx, d, opts.Release)
 	if err != nil {
@@ -199,7 +200,7 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (rep *PrimeReport, e
 		report.Outcome = store.OutcomeFailed
 		report.Reason = strings.TrimPrefix(report.Reason+"; ", "; ") + recErr.Error()
 	}
-	if err := d.Store.FinishRun(closeCtx, run.ID, report.Outcome, report.Reason); err != nil {
+	if err := finishRun(closeCtx, d, run.ID, report.Outcome, report.Reason); err != nil {
 		return report, err
 	}
 	report.FinishedAt = time.Now()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -273,4 +274,45 @@ func (r *Recorder) releaseSyncs() {
 func isDataError(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
+}
+
+// finishRun records a run's end, retrying while the database is away until
+// ctx ends: a run must not stay "running" because of a passing outage.
+func finishRun(ctx context.Context, d *Deps, runID int64, outcome, reason string) error {
+	wait := recordRetryMin
+	for {
+		err := d.Store.FinishRun(ctx, runID, outcome, reason)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		d.Logger.Warn("recording the end of the run failed; retrying", "run", runID, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, recordRetryMax)
+	}
+}
+
+// processAlive reports whether pid is a live process on this host.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// closeStaleRuns records as failed the runs of dead sentry processes on
+// this host. Best effort: a failure is logged, never fatal.
+func closeStaleRuns(ctx context.Context, d *Deps) {
+	n, err := d.Store.FailStaleRuns(ctx, processAlive)
+	if err != nil {
+		d.Logger.Warn("could not close the runs of ended processes", "err", err)
+	} else if n > 0 {
+		d.Logger.Warn("closed runs left open by ended processes", "runs", n)
+	}
 }

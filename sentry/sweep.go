@@ -103,6 +103,7 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error
 	if err := d.Store.RequireSchema(ctx); err != nil {
 		return nil, err
 	}
+	closeStaleRuns(ctx, d)
 	kind := store.RunSweep
 	if opts.Deep {
 		kind = store.RunDeepSweep
@@ -180,7 +181,7 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error
 	for _, ms := range sums {
 		report.Mirrors = append(report.Mirrors, ms.sums)
 	}
-	if err := d.Store.FinishRun(closeCtx, run.ID, report.Outcome, report.Reason); err != nil {
+	if err := finishRun(closeCtx, d, run.ID, report.Outcome, report.Reason); err != nil {
 		return report, err
 	}
 	report.FinishedAt = time.Now()

@@ -101,6 +101,38 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.wrap("ping database", s.pool.Ping(ctx))
 }
 
+// FailStaleRuns records as failed the runs left "running" on this host by
+// processes that no longer exist (killed, or ended while the database was
+// away), so that no run stays open forever. alive reports whether a pid
+// is a live process. It returns how many runs it closed.
+func (s *Store) FailStaleRuns(ctx context.Context, alive func(pid int) bool) (int, error) {
+	host, _ := os.Hostname()
+	rows, err := s.pool.Query(ctx, `SELECT id, pid FROM sentry_runs WHERE outcome = 'running' AND host = $1 AND pid <> $2`,
+		host, os.Getpid())
+	if err != nil {
+		return 0, s.wrap("read running runs", err)
+	}
+	type run struct{ ID, PID int64 }
+	runs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[run])
+	if err != nil {
+		return 0, s.wrap("read running runs", err)
+	}
+	n := 0
+	for _, r := range runs {
+		if alive(int(r.PID)) {
+			continue
+		}
+		tag, err := s.pool.Exec(ctx, `UPDATE sentry_runs SET outcome = 'failed', finished_at = now(),
+			reason = 'the process running it (pid ' || pid || ') ended before recording its end; checks it wrote are kept'
+			WHERE id = $1 AND outcome = 'running'`, r.ID)
+		if err != nil {
+			return n, s.wrap("close stale run", err)
+		}
+		n += int(tag.RowsAffected())
+	}
+	return n, nil
+}
+
 // FinishRun records a run's end, outcome and reason.
 func (s *Store) FinishRun(ctx context.Context, runID int64, outcome, reason string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE sentry_runs SET finished_at = now(), outcome = $2, reason = $3 WHERE id = $1`,
