@@ -143,3 +143,47 @@ func TestPrimeCommandManifestErrorExits1(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
 }
+
+func TestSweepCommand(t *testing.T) {
+	w := setupPrime(t)
+	w.goodMirror(t, "good")
+	if code, out, errs := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5"); code != ExitOK {
+		t.Fatalf("prime: %d\n%s%s", code, out, errs)
+	}
+	for _, deep := range []bool{false, true} {
+		args := []string{"sweep", "--config", w.cfg, "--format", "json"}
+		if deep {
+			args = append(args, "--deep")
+		}
+		code, stdout, stderr := run(t, nil, args...)
+		if code != ExitOK {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, stdout, stderr)
+		}
+		var rep struct {
+			Kind    string `json:"kind"`
+			Outcome string `json:"outcome"`
+			Files   int    `json:"files"`
+			Mirrors []struct {
+				State     string `json:"state"`
+				Unchanged int    `json:"unchanged"`
+				Hashed    int    `json:"hashed"`
+			} `json:"mirrors"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("JSON: %v\n%s", err, stdout)
+		}
+		wantKind := map[bool]string{false: "sweep", true: "deep_sweep"}[deep]
+		if rep.Kind != wantKind || rep.Outcome != "completed" || rep.Files != 1 || len(rep.Mirrors) != 1 || rep.Mirrors[0].State != "up" {
+			t.Errorf("%v: %+v", args, rep)
+		}
+	}
+	code, stdout, _ := run(t, nil, "sweep", "--config", w.cfg)
+	if code != ExitOK || !strings.Contains(stdout, "outcome: completed") {
+		t.Errorf("table: exit %d\n%s", code, stdout)
+	}
+	for _, line := range strings.Split(stdout, "\n") {
+		if len([]rune(line)) > 80 {
+			t.Errorf("line over 80 columns: %q", line)
+		}
+	}
+}
