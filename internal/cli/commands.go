@@ -80,7 +80,10 @@ func init() {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				return notYet("report", *mirror, *release, *since)
+				if *mirror != "" && *release != "" {
+					return usageErrorf("--mirror and --release are different reports; give one")
+				}
+				return runReport(ctx, env, c, *mirror, *release, *since)
 			}
 		},
 	})
@@ -96,11 +99,6 @@ func init() {
 			}
 		},
 	})
-}
-
-// notYet is what a command not built yet answers: exit 1, honestly.
-func notYet(name string, _ ...any) error {
-	return fmt.Errorf("`sentry %s` is not implemented yet", name)
 }
 
 func runMigrate(ctx context.Context, env *Env, c *common, args []string) error {

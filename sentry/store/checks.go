@@ -199,6 +199,10 @@ func (s *Store) WriteChecks(ctx context.Context, checks []Check) error {
 	return s.wrap(fmt.Sprintf("write %d checks", len(checks)), err)
 }
 
+// keepsMismatch is true when a check (excluded) does not settle a known
+// checksum mismatch (fs): an unhashed check that found the file present.
+const keepsMismatch = `(fs.result = 'checksum_mismatch' AND excluded.result IN ('ok', 'unchanged') AND excluded.hashed_at IS NULL)`
+
 // upsertFileState folds checks of release files into sentry_file_state.
 // Within a batch the last check of a file wins. Checks of kind internal say
 // nothing about the mirror and leave the state alone.
@@ -259,21 +263,24 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		FROM unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[],
 		            $7::bigint[], $8::text[], $9::text[], $10::text[]) AS u(m, r, p, res, t, h, sz, et, lm, d)
 		ON CONFLICT (mirror_id, release_id, path) DO UPDATE SET
-			-- "unchanged" (a 304) confirms the previous result.
-			result = CASE WHEN excluded.result = 'unchanged' THEN fs.result ELSE excluded.result END,
+			-- "unchanged" (a 304) confirms the previous result, and so does
+			-- a HEAD of the right size on a file whose checksum was wrong:
+			-- only a hash clears a checksum mismatch.
+			result = CASE WHEN excluded.result = 'unchanged' OR `+keepsMismatch+` THEN fs.result ELSE excluded.result END,
 			last_checked_at = excluded.last_checked_at,
 			verified_at = CASE WHEN excluded.result = 'ok' AND excluded.hashed_at IS NOT NULL THEN excluded.verified_at
 			                   WHEN excluded.result IN ('ok', 'unchanged') THEN fs.verified_at END,
 			hashed_at = CASE WHEN excluded.hashed_at IS NOT NULL THEN excluded.hashed_at
 			                 WHEN excluded.result IN ('ok', 'unchanged') THEN fs.hashed_at END,
-			failing_since = CASE WHEN excluded.result IN ('ok', 'unchanged') THEN NULL
+			failing_since = CASE WHEN `+keepsMismatch+` THEN fs.failing_since
+			                     WHEN excluded.result IN ('ok', 'unchanged') THEN NULL
 			                     ELSE coalesce(fs.failing_since, excluded.failing_since) END,
 			size = coalesce(excluded.size, fs.size),
 			etag = CASE WHEN excluded.result IN ('ok', 'unchanged') AND excluded.etag <> '' THEN excluded.etag
 			            WHEN excluded.result IN ('ok', 'unchanged') THEN fs.etag ELSE '' END,
 			last_modified = CASE WHEN excluded.result IN ('ok', 'unchanged') AND excluded.last_modified <> '' THEN excluded.last_modified
 			                     WHEN excluded.result IN ('ok', 'unchanged') THEN fs.last_modified ELSE '' END,
-			detail = CASE WHEN excluded.result = 'unchanged' THEN fs.detail ELSE excluded.detail END,
+			detail = CASE WHEN excluded.result = 'unchanged' OR `+keepsMismatch+` THEN fs.detail ELSE excluded.detail END,
 			-- A hash settles the pair; a changed validator or size since
 			-- the last hash asks for the next deep sweep to hash it again.
 			rehash = CASE WHEN excluded.hashed_at IS NOT NULL THEN false

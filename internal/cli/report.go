@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/report"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// parseSince reads --since: a duration back from now ("24h", "7d") or a
+// date or time ("2006-01-02", RFC 3339), UTC unless it says otherwise.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := sentry.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("%q: the duration must be positive", s)
+		}
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{"2006-01-02", "2006-01-02T15:04", time.RFC3339} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			if !t.Before(now) {
+				return time.Time{}, fmt.Errorf("%q is not in the past", s)
+			}
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a duration (24h, 7d) nor a date (2006-01-02)", s)
+}
+
+func runReport(ctx context.Context, env *Env, c *common, mirror, release, sinceFlag string) error {
+	now := time.Now()
+	since, err := parseSince(sinceFlag, now)
+	if err != nil {
+		return usageErrorf("--since: %v", err)
+	}
+	cfg, err := loadConfig(env, c)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Database.URL, min(cfg.Database.MaxConns, 4))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.RequireSchema(ctx); err != nil {
+		return err
+	}
+	rep := report.New(st.Pool(), func() time.Time { return now })
+	win := report.Window{Since: since, Until: now}
+	out := env.Stdout
+	switch {
+	case mirror != "":
+		r, err := rep.Mirror(ctx, mirror, win)
+		if err != nil {
+			return notFoundAsUsage(err)
+		}
+		switch c.format {
+		case "json":
+			return report.WriteJSON(out, r)
+		case "csv":
+			return report.WriteMirrorCSV(out, r)
+		}
+		return report.WriteMirrorTable(out, r, now)
+	case release != "":
+		if err := sentry.ValidateReleaseName(release); err != nil {
+			return usageErrorf("--release: %v", err)
+		}
+		r, err := rep.Release(ctx, release)
+		if err != nil {
+			return notFoundAsUsage(err)
+		}
+		switch c.format {
+		case "json":
+			return report.WriteJSON(out, r)
+		case "csv":
+			return report.WriteReleaseCSV(out, r)
+		}
+		return report.WriteReleaseTable(out, r, now)
+	default:
+		r, err := rep.Mirrors(ctx, win)
+		if err != nil {
+			return err
+		}
+		switch c.format {
+		case "json":
+			return report.WriteJSON(out, r)
+		case "csv":
+			return report.WriteMirrorsCSV(out, r)
+		}
+		return report.WriteMirrorsTable(out, r, now)
+	}
+}
+
+// notFoundAsUsage turns "no such mirror or release" into a usage error
+// (exit 2): the operator named something that does not exist.
+func notFoundAsUsage(err error) error {
+	if errors.Is(err, report.ErrNotFound) {
+		return usageErrorf("%v", err)
+	}
+	return err
+}

@@ -1,0 +1,326 @@
+package report
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mirrorsentry/sentry/checks"
+)
+
+// width is the terminal the tables fit: 80 columns, the last one unused so
+// that no terminal wraps.
+const width = 79
+
+// FailureKinds are the failure kinds in the order of DESIGN.md section 6:
+// the CSV columns and the order kinds are listed in.
+func FailureKinds() []string {
+	var out []string
+	for _, k := range checks.AllKinds() {
+		if k.Failed() {
+			out = append(out, string(k))
+		}
+	}
+	return out
+}
+
+// WriteJSON writes v (a *Mirrors, *MirrorDetail or *Release) as indented
+// JSON.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// clip shortens s to at most n runes, marking a cut with "…".
+func clip(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// clipLeft shortens s to at most n runes keeping its end (a path's file
+// name says more than its first directories).
+func clipLeft(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return "…" + string(r[len(r)-n+1:])
+}
+
+// oneLine keeps a detail on one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// ago says how long before now t was, in at most 4 characters and " ago".
+func ago(now time.Time, t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	d := now.Sub(*t)
+	switch {
+	case d < 0:
+		return "now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	}
+}
+
+func stamp(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func windowLine(w Window) string {
+	return fmt.Sprintf("%s to %s (UTC)", w.Since.UTC().Format("2006-01-02 15:04"), w.Until.UTC().Format("2006-01-02 15:04"))
+}
+
+// byKind lists failure counts as "not_found 3, timeout 1", largest first.
+func byKind(m map[string]int64) string {
+	type kv struct {
+		k string
+		n int64
+	}
+	var l []kv
+	for k, n := range m {
+		l = append(l, kv{k, n})
+	}
+	sort.Slice(l, func(i, j int) bool {
+		if l[i].n != l[j].n {
+			return l[i].n > l[j].n
+		}
+		return l[i].k < l[j].k
+	})
+	parts := make([]string, len(l))
+	for i, e := range l {
+		parts[i] = fmt.Sprintf("%s %d", e.k, e.n)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// WriteMirrorsTable writes the per-mirror report: a row per mirror, and
+// under a mirror with failures in the window, its failures by kind and its
+// last failure.
+func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time) error {
+	const row = "%-18s %-8s %-8s %7s %6s %5s %5s  %s\n"
+	var b strings.Builder
+	fmt.Fprintf(&b, "checks from %s\n\n", windowLine(r.Window))
+	fmt.Fprintf(&b, row, "MIRROR", "STATE", "SINCE", "CHECKS", "FAIL", "MISS", "CORR", "LAST CHECK")
+	for _, m := range r.Mirrors {
+		since := ""
+		if m.StateSince != nil {
+			since = ago(now, m.StateSince)
+		}
+		fmt.Fprintf(&b, row, clip(m.Name, 18), m.State, since, strconv.FormatInt(m.Checks, 10),
+			strconv.FormatInt(m.Failures, 10), strconv.FormatInt(m.FilesMissing, 10),
+			strconv.FormatInt(m.FilesCorrupt, 10), ago(now, m.LastCheck))
+		if m.Failures > 0 {
+			b.WriteString(clip("    failures: "+byKind(m.FailuresByKind), width) + "\n")
+		}
+		if f := m.LastFailure; f != nil {
+			head := fmt.Sprintf("    last: %s %s ", ago(now, &f.At), f.Kind)
+			room := width - utf8.RuneCountInString(head)
+			detail := oneLine(f.Detail)
+			where := f.Path
+			if where == "" {
+				where = "(mirror)"
+			}
+			// The path gets up to half the room, the detail the rest.
+			p := clipLeft(where, max(room/2, room-utf8.RuneCountInString(detail)-2))
+			b.WriteString(head + p + clip(": "+detail, room-utf8.RuneCountInString(p)) + "\n")
+		}
+	}
+	b.WriteString("\nMISS: files missing (not_found, forbidden, not_primed); CORR: files corrupt\n" +
+		"(size_mismatch, checksum_mismatch, truncated, too_large), as last checked.\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteMirrorTable writes the report on one mirror: its row, its failing
+// files and its state history.
+func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time) error {
+	m := r.Mirror
+	var b strings.Builder
+	b.WriteString(clip("mirror "+m.Name, width) + "\n" + clip(m.BaseURL, width) + "\n")
+	fmt.Fprintf(&b, "id %d, rating %d, %s", m.ID, m.Rating, m.State)
+	if m.StateSince != nil {
+		fmt.Fprintf(&b, " since %s (%s)", m.StateSince.UTC().Format("2006-01-02 15:04"), ago(now, m.StateSince))
+	}
+	fmt.Fprintf(&b, "\nchecks from %s\n", windowLine(r.Window))
+	line := fmt.Sprintf("  %d checks, %d failed", m.Checks, m.Failures)
+	if m.Failures > 0 {
+		line += " (" + byKind(m.FailuresByKind) + ")"
+	}
+	b.WriteString(clip(line, width))
+	fmt.Fprintf(&b, "\nlast check %s\n\n", ago(now, m.LastCheck))
+
+	fmt.Fprintf(&b, "failing files: %d", r.FailingTotal)
+	if int64(len(r.FailingFiles)) < r.FailingTotal {
+		fmt.Fprintf(&b, " (the first %d listed)", len(r.FailingFiles))
+	}
+	b.WriteString("\n")
+	if len(r.FailingFiles) > 0 {
+		const row = "%-10s %-17s %-8s %-8s %s\n"
+		fmt.Fprintf(&b, row, "RELEASE", "KIND", "FIRST", "LAST", "PATH")
+		for _, f := range r.FailingFiles {
+			line := fmt.Sprintf(row, clip(f.Release, 10), f.Kind, ago(now, &f.FirstSeen), ago(now, &f.LastSeen), "")
+			line = strings.TrimSuffix(line, "\n")
+			b.WriteString(line + clipLeft(f.Path, width-utf8.RuneCountInString(line)) + "\n")
+			if d := oneLine(f.Detail); d != "" {
+				b.WriteString(clip("    "+d, width) + "\n")
+			}
+		}
+	}
+	fmt.Fprintf(&b, "\nstate changes from %s: %d\n", windowLine(r.Window), len(r.History))
+	for _, c := range r.History {
+		head := fmt.Sprintf("%s %s→%s ", c.At.UTC().Format("2006-01-02 15:04"), c.From, c.To)
+		b.WriteString(head + clip(oneLine(c.Reason), width-utf8.RuneCountInString(head)) + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func percent(v *float64) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f%%", *v*100)
+}
+
+// WriteReleaseTable writes a release's uptake: the totals, each mirror's
+// progress and each file's spread.
+func WriteReleaseTable(w io.Writer, r *Release, now time.Time) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "release %s: %d files, %d bytes", r.Name, r.Files, r.TotalBytes)
+	if r.FirstPrime != nil {
+		fmt.Fprintf(&b, ", first primed %s (%s)", r.FirstPrime.UTC().Format("2006-01-02 15:04"), ago(now, r.FirstPrime))
+	}
+	fmt.Fprintf(&b, "\n%d of %d active mirrors hold every file verified; rating-weighted uptake %s\n\n",
+		r.Complete, r.ActiveMirrors, percent(r.Weighted))
+
+	const mrow = "%-24s %6s %8s %8s %s\n"
+	fmt.Fprintf(&b, mrow, "MIRROR", "RATING", "VERIFIED", "HOLDING", "TIME TO VERIFIED")
+	for _, m := range r.Mirrors {
+		took := "-"
+		if m.Seconds != nil {
+			took = (time.Duration(*m.Seconds * float64(time.Second))).Round(time.Second).String()
+		}
+		name := m.Name
+		if !m.Active {
+			name += " (inactive)"
+		}
+		fmt.Fprintf(&b, mrow, clip(name, 24), strconv.Itoa(m.Rating), fmt.Sprintf("%d/%d", m.Verified, r.Files),
+			fmt.Sprintf("%d/%d", m.Holding, r.Files), took)
+	}
+	b.WriteString("\n")
+	const frow = "%7s %8s  %s\n"
+	fmt.Fprintf(&b, frow, "MIRRORS", "WEIGHTED", "FILE")
+	for _, f := range r.FileList {
+		line := strings.TrimSuffix(fmt.Sprintf(frow, fmt.Sprintf("%d/%d", f.Mirrors, r.ActiveMirrors), percent(f.Weighted), ""), "\n")
+		b.WriteString(line + clipLeft(f.Path, width-utf8.RuneCountInString(line)) + "\n")
+	}
+	if r.Truncated {
+		fmt.Fprintf(&b, "(only the first %d files listed)\n", len(r.FileList))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteMirrorsCSV writes the per-mirror report as CSV: a header, then one
+// record per mirror with a column per failure kind.
+func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
+	kinds := FailureKinds()
+	cw := csv.NewWriter(w)
+	head := []string{"id", "name", "baseurl", "rating", "state", "state_since", "checks", "failures"}
+	for _, k := range kinds {
+		head = append(head, "failures_"+k)
+	}
+	head = append(head, "files_missing", "files_corrupt", "last_failure_at", "last_failure_kind",
+		"last_failure_path", "last_failure_detail", "last_check")
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	for _, m := range r.Mirrors {
+		rec := []string{strconv.Itoa(m.ID), m.Name, m.BaseURL, strconv.Itoa(m.Rating), m.State, stamp(m.StateSince),
+			strconv.FormatInt(m.Checks, 10), strconv.FormatInt(m.Failures, 10)}
+		for _, k := range kinds {
+			rec = append(rec, strconv.FormatInt(m.FailuresByKind[k], 10))
+		}
+		rec = append(rec, strconv.FormatInt(m.FilesMissing, 10), strconv.FormatInt(m.FilesCorrupt, 10))
+		if f := m.LastFailure; f != nil {
+			rec = append(rec, stamp(&f.At), f.Kind, f.Path, f.Detail)
+		} else {
+			rec = append(rec, "", "", "", "")
+		}
+		rec = append(rec, stamp(m.LastCheck))
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteMirrorCSV writes one mirror's report as CSV: a record per failing
+// file (record "file") and per state change (record "state_change").
+func WriteMirrorCSV(w io.Writer, r *MirrorDetail) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"record", "release", "path", "kind", "first_seen", "last_seen", "at", "from", "to", "detail"})
+	for _, f := range r.FailingFiles {
+		_ = cw.Write([]string{"file", f.Release, f.Path, f.Kind, stamp(&f.FirstSeen), stamp(&f.LastSeen), "", "", "", f.Detail})
+	}
+	for _, c := range r.History {
+		_ = cw.Write([]string{"state_change", "", "", "", "", "", stamp(&c.At), c.From, c.To, c.Reason})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func optFloat(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v, 'f', 4, 64)
+}
+
+// WriteReleaseCSV writes a release's uptake as CSV: a record per file
+// (record "file") and per mirror (record "mirror").
+func WriteReleaseCSV(w io.Writer, r *Release) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"record", "name", "size", "mirrors", "weighted_uptake", "rating", "files_verified",
+		"files_holding", "verified_at", "seconds_to_verified"})
+	for _, f := range r.FileList {
+		_ = cw.Write([]string{"file", f.Path, strconv.FormatInt(f.Size, 10), strconv.Itoa(f.Mirrors), optFloat(f.Weighted),
+			"", "", "", "", ""})
+	}
+	for _, m := range r.Mirrors {
+		_ = cw.Write([]string{"mirror", m.Name, "", "", "", strconv.Itoa(m.Rating), strconv.Itoa(m.Verified),
+			strconv.Itoa(m.Holding), stamp(m.VerifiedAt), optFloat(m.Seconds)})
+	}
+	cw.Flush()
+	return cw.Error()
+}

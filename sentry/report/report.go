@@ -1,0 +1,569 @@
+// Package report computes what ops read about mirrors and releases from
+// the checks sentry recorded: the per-mirror failure report, one mirror's
+// failing files and state history, a release's uptake, and the history
+// strips of the status page. Every figure is computed in PostgreSQL (the
+// checks table holds millions of rows; none of them is loaded here), and
+// every list is bounded.
+//
+// The same values feed `sentry report` (table, JSON, CSV), the status page
+// and its /api/ (package web).
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrNotFound is returned (wrapped) when the mirror or release asked about
+// does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Limits on the lists a report returns: a mirror failing every file of
+// every release must not produce an unbounded page.
+const (
+	maxFailingFiles = 1000
+	maxStateChanges = 500
+	maxReleaseFiles = 20000
+)
+
+// successes are the results that are not failures.
+const successSQL = `('ok', 'unchanged')`
+
+// missingSQL and corruptSQL group the file failures the report counts as
+// "missing" (the mirror does not have the file) and "corrupt" (it has
+// something else under its name).
+const (
+	missingSQL = `('not_found', 'forbidden', 'not_primed')`
+	corruptSQL = `('size_mismatch', 'checksum_mismatch', 'truncated', 'too_large')`
+)
+
+// Reporter answers report queries from the database.
+type Reporter struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// New returns a Reporter reading pool. now is the clock of the window's
+// end; nil means time.Now.
+func New(pool *pgxpool.Pool, now func() time.Time) *Reporter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Reporter{pool: pool, now: now}
+}
+
+// Window is the time range a report covers: [Since, Until).
+type Window struct {
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+}
+
+// LastFailure is the newest failed check of a mirror in the window.
+type LastFailure struct {
+	At     time.Time `json:"at"`
+	Kind   string    `json:"kind"`
+	Path   string    `json:"path"` // "" for a check of the mirror itself
+	Detail string    `json:"detail"`
+}
+
+// MirrorRow is one mirror of the per-mirror report.
+type MirrorRow struct {
+	ID      int    `json:"id"`
+	Name    string `json:"name"`
+	BaseURL string `json:"baseurl"`
+	Rating  int    `json:"rating"`
+	// State is "up" or "down" as sweeps judged it, "disabled" when the
+	// admin switch mirror_mirrors.active is off, "unknown" before the first
+	// sweep. StateSince is when it entered that state (nil when unknown).
+	State      string     `json:"state"`
+	StateSince *time.Time `json:"state_since"`
+	// Checks and Failures count the checks in the window; FailuresByKind
+	// splits Failures by failure kind (DESIGN.md section 6).
+	Checks         int64            `json:"checks"`
+	Failures       int64            `json:"failures"`
+	FailuresByKind map[string]int64 `json:"failures_by_kind"`
+	// FilesMissing and FilesCorrupt count the release files whose latest
+	// check failed as missing (not_found, forbidden, not_primed) or corrupt
+	// (size_mismatch, checksum_mismatch, truncated, too_large), now.
+	FilesMissing int64        `json:"files_missing"`
+	FilesCorrupt int64        `json:"files_corrupt"`
+	LastFailure  *LastFailure `json:"last_failure"`
+	// LastCheck is the time of the mirror's newest check, in or before the
+	// window; nil if it was never checked.
+	LastCheck *time.Time `json:"last_check"`
+}
+
+// Mirrors is the default report: one row per mirror, by name.
+type Mirrors struct {
+	Window
+	Mirrors []MirrorRow `json:"mirrors"`
+}
+
+// Mirrors returns the per-mirror report over w.
+func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
+	rows, err := r.pool.Query(ctx, `
+		WITH win AS (
+			SELECT mirror_id, result, count(*) AS n
+			FROM sentry_checks WHERE checked_at >= $1 AND checked_at < $2
+			GROUP BY mirror_id, result
+		), sums AS (
+			SELECT mirror_id, sum(n) AS checks,
+			       coalesce(sum(n) FILTER (WHERE result NOT IN `+successSQL+`), 0) AS failures,
+			       coalesce(jsonb_object_agg(result, n) FILTER (WHERE result NOT IN `+successSQL+`), '{}') AS by_kind
+			FROM win GROUP BY mirror_id
+		), files AS (
+			SELECT mirror_id,
+			       count(*) FILTER (WHERE result IN `+missingSQL+`) AS missing,
+			       count(*) FILTER (WHERE result IN `+corruptSQL+`) AS corrupt
+			FROM sentry_file_state WHERE result NOT IN `+successSQL+` GROUP BY mirror_id
+		)
+		SELECT m.id, m.name, m.baseurl, m.rating, m.active, ms.state, ms.since,
+		       coalesce(s.checks, 0), coalesce(s.failures, 0), coalesce(s.by_kind, '{}'),
+		       coalesce(f.missing, 0), coalesce(f.corrupt, 0),
+		       lf.checked_at, lf.result, lf.path, lf.detail, lc.checked_at
+		FROM mirror_mirrors m
+		LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id
+		LEFT JOIN sums s ON s.mirror_id = m.id
+		LEFT JOIN files f ON f.mirror_id = m.id
+		LEFT JOIN LATERAL (
+			SELECT c.checked_at, c.result, c.path, c.detail FROM sentry_checks c
+			WHERE c.mirror_id = m.id AND c.checked_at >= $1 AND c.checked_at < $2
+			  AND c.result NOT IN `+successSQL+`
+			ORDER BY c.checked_at DESC, c.id DESC LIMIT 1
+		) lf ON true
+		LEFT JOIN LATERAL (
+			SELECT c.checked_at FROM sentry_checks c
+			WHERE c.mirror_id = m.id AND c.checked_at < $2
+			ORDER BY c.checked_at DESC LIMIT 1
+		) lc ON true
+		ORDER BY m.name`, w.Since, w.Until)
+	if err != nil {
+		return nil, fmt.Errorf("mirror report: %w", err)
+	}
+	out := &Mirrors{Window: w, Mirrors: []MirrorRow{}}
+	for rows.Next() {
+		var (
+			m        MirrorRow
+			active   bool
+			state    *string
+			lfAt     *time.Time
+			lfKind   *string
+			lfPath   *string
+			lfDetail *string
+		)
+		if err := rows.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince,
+			&m.Checks, &m.Failures, &m.FailuresByKind, &m.FilesMissing, &m.FilesCorrupt,
+			&lfAt, &lfKind, &lfPath, &lfDetail, &m.LastCheck); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("mirror report: %w", err)
+		}
+		m.State = stateOf(active, state)
+		if m.State == "disabled" || m.State == "unknown" {
+			m.StateSince = nil
+		}
+		if lfAt != nil {
+			m.LastFailure = &LastFailure{At: *lfAt, Kind: *lfKind, Path: *lfPath, Detail: *lfDetail}
+		}
+		out.Mirrors = append(out.Mirrors, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mirror report: %w", err)
+	}
+	return out, nil
+}
+
+func stateOf(active bool, state *string) string {
+	switch {
+	case !active:
+		return "disabled"
+	case state == nil:
+		return "unknown"
+	default:
+		return *state
+	}
+}
+
+// FailingFile is a release file whose latest check on a mirror failed.
+type FailingFile struct {
+	Release string `json:"release"`
+	Path    string `json:"path"`
+	Kind    string `json:"kind"`
+	// FirstSeen is when the file started failing (its first failed check
+	// since it was last good); LastSeen is its latest check.
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Detail    string    `json:"detail"`
+}
+
+// StateChange is one change of a mirror's state, with its reason.
+type StateChange struct {
+	At     time.Time `json:"at"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+	RunID  *int64    `json:"run_id"`
+}
+
+// MirrorDetail is the report on one mirror.
+type MirrorDetail struct {
+	Window
+	Mirror MirrorRow `json:"mirror"`
+	// FailingFiles lists up to 1000 failing files (FailingTotal counts
+	// them all), by release and path.
+	FailingFiles []FailingFile `json:"failing_files"`
+	FailingTotal int64         `json:"failing_total"`
+	// History lists the state changes in the window, newest first (up to
+	// 500).
+	History []StateChange `json:"history"`
+}
+
+// Mirror returns the report on the mirror named name (or with that id).
+func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDetail, error) {
+	all, err := r.Mirrors(ctx, w) // one row per mirror: hundreds, not millions
+	if err != nil {
+		return nil, err
+	}
+	out := &MirrorDetail{Window: w, FailingFiles: []FailingFile{}, History: []StateChange{}}
+	found := false
+	for _, m := range all.Mirrors {
+		if m.Name == name || fmt.Sprint(m.ID) == name {
+			out.Mirror, found = m, true
+			break
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("mirror %q: %w", name, ErrNotFound)
+	}
+	id := out.Mirror.ID
+	err = pgx.BeginTxFunc(ctx, r.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM sentry_file_state
+			WHERE mirror_id = $1 AND result NOT IN `+successSQL, id).Scan(&out.FailingTotal); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT r.name, fs.path, fs.result, coalesce(fs.failing_since, fs.last_checked_at), fs.last_checked_at, fs.detail
+			FROM sentry_file_state fs JOIN sentry_releases r ON r.id = fs.release_id
+			WHERE fs.mirror_id = $1 AND fs.result NOT IN `+successSQL+`
+			ORDER BY r.name, fs.path LIMIT $2`, id, maxFailingFiles)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var f FailingFile
+			if err := rows.Scan(&f.Release, &f.Path, &f.Kind, &f.FirstSeen, &f.LastSeen, &f.Detail); err != nil {
+				rows.Close()
+				return err
+			}
+			out.FailingFiles = append(out.FailingFiles, f)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `
+			SELECT at, from_state, to_state, reason, run_id FROM sentry_state_changes
+			WHERE mirror_id = $1 AND at >= $2 AND at < $3 ORDER BY at DESC, id DESC LIMIT $4`,
+			id, w.Since, w.Until, maxStateChanges)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var c StateChange
+			if err := rows.Scan(&c.At, &c.From, &c.To, &c.Reason, &c.RunID); err != nil {
+				rows.Close()
+				return err
+			}
+			out.History = append(out.History, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("report on mirror %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// FileUptake is how far one release file has spread.
+type FileUptake struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+	// Mirrors counts the mirrors holding the file verified: active and not
+	// down, the file's latest check good, its checksum verified.
+	Mirrors int `json:"mirrors"`
+	// Weighted is the rating-weighted uptake: the sum of the ratings of
+	// the active mirrors holding the file, over the sum of the ratings of
+	// all active mirrors (nil when every active mirror has rating 0).
+	Weighted *float64 `json:"weighted_uptake"`
+}
+
+// MirrorUptake is one mirror's progress on a release.
+type MirrorUptake struct {
+	ID     int    `json:"id"`
+	Name   string `json:"name"`
+	Rating int    `json:"rating"`
+	Active bool   `json:"active"`
+	// Verified counts the release files verified on the mirror at least
+	// once since the release's first prime; Holding those it holds
+	// verified now.
+	Verified int `json:"files_verified"`
+	Holding  int `json:"files_holding"`
+	// VerifiedAt is when the last of the release's files was first
+	// verified there (nil until every file was), and Seconds the time from
+	// the release's first prime to then.
+	VerifiedAt *time.Time `json:"verified_at"`
+	Seconds    *float64   `json:"seconds_to_verified"`
+}
+
+// UptakePoint is a step of the uptake chart: at At, Mirrors mirrors had
+// verified every file of the release, Weighted being their share of the
+// active mirrors' ratings.
+type UptakePoint struct {
+	At       time.Time `json:"at"`
+	Mirrors  int       `json:"mirrors"`
+	Weighted *float64  `json:"weighted_uptake"`
+}
+
+// Release is the uptake report of one release.
+type Release struct {
+	Name       string     `json:"release"`
+	Files      int        `json:"files"`
+	TotalBytes int64      `json:"total_bytes"`
+	FirstPrime *time.Time `json:"first_prime"`
+	// ActiveMirrors and RatingTotal describe the active mirrors uptake is
+	// measured against.
+	ActiveMirrors int `json:"active_mirrors"`
+	RatingTotal   int `json:"rating_total"`
+	// Complete counts the mirrors holding every file verified now (active
+	// and not down); Weighted is their rating-weighted share.
+	Complete  int            `json:"mirrors_complete"`
+	Weighted  *float64       `json:"weighted_uptake"`
+	FileList  []FileUptake   `json:"files_uptake"`
+	Mirrors   []MirrorUptake `json:"mirrors"`
+	OverTime  []UptakePoint  `json:"over_time"`
+	Truncated bool           `json:"files_truncated"`
+}
+
+// Release returns the uptake report of the release named name.
+func (r *Reporter) Release(ctx context.Context, name string) (*Release, error) {
+	out := &Release{Name: name, FileList: []FileUptake{}, Mirrors: []MirrorUptake{}, OverTime: []UptakePoint{}}
+	err := pgx.BeginTxFunc(ctx, r.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		var id int64
+		err := tx.QueryRow(ctx, `
+			SELECT r.id, r.file_count, r.total_bytes,
+			       (SELECT min(started_at) FROM sentry_runs WHERE kind = 'prime' AND release_id = r.id),
+			       (SELECT count(*) FROM mirror_mirrors WHERE active),
+			       (SELECT coalesce(sum(rating), 0) FROM mirror_mirrors WHERE active)
+			FROM sentry_releases r WHERE r.name = $1`, name).
+			Scan(&id, &out.Files, &out.TotalBytes, &out.FirstPrime, &out.ActiveMirrors, &out.RatingTotal)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("release %q: %w (sentry knows a release once it primed it)", name, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if err := r.releaseFiles(ctx, tx, id, out); err != nil {
+			return err
+		}
+		return r.releaseMirrors(ctx, tx, id, out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("uptake of release %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// holdingSQL selects the (mirror, path) pairs of release $1 that mirrors
+// hold verified now: the mirror active (the admin's switch) and not down
+// (the bouncer sends nobody to a down mirror), the file's latest check good
+// and its checksum verified.
+const holdingSQL = `
+	SELECT fs.mirror_id, fs.path, m.rating FROM sentry_file_state fs
+	JOIN mirror_mirrors m ON m.id = fs.mirror_id AND m.active
+	LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id
+	WHERE fs.release_id = $1 AND fs.result IN ` + successSQL + ` AND fs.verified_at IS NOT NULL
+	  AND coalesce(ms.state, 'up') <> 'down'`
+
+func (r *Reporter) releaseFiles(ctx context.Context, tx pgx.Tx, id int64, out *Release) error {
+	rows, err := tx.Query(ctx, `
+		WITH holding AS (`+holdingSQL+`)
+		SELECT f.path, f.size, count(h.mirror_id), coalesce(sum(h.rating), 0)
+		FROM sentry_release_files f
+		LEFT JOIN holding h ON h.path = f.path
+		WHERE f.release_id = $1
+		GROUP BY f.path, f.size ORDER BY f.path LIMIT $2`, id, maxReleaseFiles+1)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var f FileUptake
+		var ratings int
+		if err := rows.Scan(&f.Path, &f.Size, &f.Mirrors, &ratings); err != nil {
+			rows.Close()
+			return err
+		}
+		f.Weighted = share(ratings, out.RatingTotal)
+		out.FileList = append(out.FileList, f)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(out.FileList) > maxReleaseFiles {
+		out.FileList, out.Truncated = out.FileList[:maxReleaseFiles], true
+	}
+	return nil
+}
+
+func (r *Reporter) releaseMirrors(ctx context.Context, tx pgx.Tx, id int64, out *Release) error {
+	// first: each (mirror, file)'s first verification since the first
+	// prime; done: when a mirror had verified all of them.
+	rows, err := tx.Query(ctx, `
+		WITH first AS (
+			SELECT c.mirror_id, c.path, min(c.checked_at) AS at
+			FROM sentry_checks c
+			WHERE c.release_id = $1 AND c.result = 'ok' AND c.hashed
+			  AND c.checked_at >= coalesce($2::timestamptz, '-infinity')
+			  AND c.path IN (SELECT path FROM sentry_release_files WHERE release_id = $1)
+			GROUP BY c.mirror_id, c.path
+		), per AS (
+			SELECT mirror_id, count(*) AS files, max(at) AS last FROM first GROUP BY mirror_id
+		), holding AS (
+			SELECT mirror_id, count(*) AS files FROM (`+holdingSQL+`) h GROUP BY mirror_id
+		)
+		SELECT m.id, m.name, m.rating, m.active, coalesce(per.files, 0), coalesce(holding.files, 0),
+		       CASE WHEN per.files = $3 THEN per.last END
+		FROM mirror_mirrors m
+		LEFT JOIN per ON per.mirror_id = m.id
+		LEFT JOIN holding ON holding.mirror_id = m.id
+		WHERE m.active OR per.mirror_id IS NOT NULL
+		ORDER BY m.name`, id, out.FirstPrime, out.Files)
+	if err != nil {
+		return err
+	}
+	completeRatings := 0
+	for rows.Next() {
+		var m MirrorUptake
+		if err := rows.Scan(&m.ID, &m.Name, &m.Rating, &m.Active, &m.Verified, &m.Holding, &m.VerifiedAt); err != nil {
+			rows.Close()
+			return err
+		}
+		if m.VerifiedAt != nil && out.FirstPrime != nil {
+			s := m.VerifiedAt.Sub(*out.FirstPrime).Seconds()
+			m.Seconds = &s
+		}
+		if m.Active && out.Files > 0 && m.Holding == out.Files {
+			out.Complete++
+			completeRatings += m.Rating
+		}
+		out.Mirrors = append(out.Mirrors, m)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	out.Weighted = share(completeRatings, out.RatingTotal)
+
+	// The uptake chart: cumulative mirrors (and ratings) that had verified
+	// the whole release, by the time they got there.
+	rows, err = tx.Query(ctx, `
+		WITH first AS (
+			SELECT c.mirror_id, c.path, min(c.checked_at) AS at
+			FROM sentry_checks c
+			WHERE c.release_id = $1 AND c.result = 'ok' AND c.hashed
+			  AND c.checked_at >= coalesce($2::timestamptz, '-infinity')
+			  AND c.path IN (SELECT path FROM sentry_release_files WHERE release_id = $1)
+			GROUP BY c.mirror_id, c.path
+		), done AS (
+			SELECT f.mirror_id, max(f.at) AS at, m.rating FROM first f
+			JOIN mirror_mirrors m ON m.id = f.mirror_id AND m.active
+			GROUP BY f.mirror_id, m.rating HAVING count(*) = $3
+		)
+		SELECT at, count(*) OVER w, sum(rating) OVER w FROM done
+		WINDOW w AS (ORDER BY at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+		ORDER BY at`, id, out.FirstPrime, out.Files)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var p UptakePoint
+		var ratings int64
+		if err := rows.Scan(&p.At, &p.Mirrors, &ratings); err != nil {
+			rows.Close()
+			return err
+		}
+		p.Weighted = share(int(ratings), out.RatingTotal)
+		out.OverTime = append(out.OverTime, p)
+	}
+	return rows.Err()
+}
+
+func share(part, total int) *float64 {
+	if total <= 0 {
+		return nil
+	}
+	v := float64(part) / float64(total)
+	return &v
+}
+
+// Day is one bucket of a mirror's history strip.
+type Day struct {
+	Start    time.Time `json:"start"`
+	Checks   int64     `json:"checks"`
+	Failures int64     `json:"failures"`
+}
+
+// History returns, for every mirror with checks in the last days days
+// (ending now), its checks and failures per day (UTC), oldest first, every
+// day present.
+func (r *Reporter) History(ctx context.Context, days int) (map[int][]Day, time.Time, error) {
+	end := r.now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	start := end.Add(-time.Duration(days) * 24 * time.Hour)
+	rows, err := r.pool.Query(ctx, `
+		SELECT mirror_id, floor(extract(epoch FROM checked_at - $1) / 86400)::int AS day,
+		       count(*), count(*) FILTER (WHERE result NOT IN `+successSQL+`)
+		FROM sentry_checks WHERE checked_at >= $1 AND checked_at < $2
+		GROUP BY 1, 2`, start, end)
+	if err != nil {
+		return nil, start, fmt.Errorf("mirror history: %w", err)
+	}
+	out := map[int][]Day{}
+	for rows.Next() {
+		var id, day int
+		var d Day
+		if err := rows.Scan(&id, &day, &d.Checks, &d.Failures); err != nil {
+			rows.Close()
+			return nil, start, fmt.Errorf("mirror history: %w", err)
+		}
+		if day < 0 || day >= days {
+			continue
+		}
+		strip, ok := out[id]
+		if !ok {
+			strip = make([]Day, days)
+			for i := range strip {
+				strip[i].Start = start.Add(time.Duration(i) * 24 * time.Hour)
+			}
+			out[id] = strip
+		}
+		strip[day].Checks, strip[day].Failures = d.Checks, d.Failures
+	}
+	if err := rows.Err(); err != nil {
+		return nil, start, fmt.Errorf("mirror history: %w", err)
+	}
+	return out, start, nil
+}
+
+// Releases lists the releases sentry knows, newest first.
+func (r *Reporter) Releases(ctx context.Context) ([]string, error) {
+	rows, err := r.pool.Query(ctx, `SELECT name FROM sentry_releases ORDER BY first_seen DESC, id DESC LIMIT 200`)
+	if err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	return names, nil
+}
