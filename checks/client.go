@@ -42,6 +42,12 @@ const (
 	maxIdleConnsPerHost = 1024
 )
 
+// MinBodyProgress is how many body bytes must arrive within
+// BodyIdleTimeout for a body to count as moving (about 34 bytes a second
+// with the default 30s): a mirror dripping a byte now and then is as stuck
+// as one sending nothing.
+const MinBodyProgress = 1 << 10
+
 // NoRetries and NoRedirects are the values of ClientOptions.Retries and
 // ClientOptions.MaxRedirects that disable retries and redirects (zero means
 // "the default").
@@ -58,7 +64,8 @@ var (
 	// ErrRedirect is wrapped by a refused redirect (too many, https→http
 	// downgrade, non-HTTP scheme).
 	ErrRedirect = errors.New("redirect refused")
-	// ErrBodyIdle is wrapped by a body read that delivered no byte for
+	// ErrBodyIdle is wrapped by a body read that delivered no byte (or
+	// less than MinBodyProgress bytes) for
 	// BodyIdleTimeout.
 	ErrBodyIdle = errors.New("response body idle")
 )
@@ -81,8 +88,10 @@ type ClientOptions struct {
 	// HeaderTimeout bounds the wait for response headers once the request
 	// has been written (http.Transport.ResponseHeaderTimeout). Default 30s.
 	HeaderTimeout time.Duration
-	// BodyIdleTimeout fails a response body that delivers no byte for this
-	// long (the timer is reset on every read that returns data). There is
+	// BodyIdleTimeout fails a response body that delivers less than
+	// MinBodyProgress bytes (1 KiB) in this long: the timer restarts each
+	// time another KiB has come in, so a drip of a byte a second cannot
+	// hold a check for hours. There is
 	// deliberately no overall body deadline: a slow but steady mirror is
 	// not a broken one. Default 30s.
 	BodyIdleTimeout time.Duration
@@ -446,7 +455,7 @@ func (t *checkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	b := &idleBody{rc: resp.Body, ctx: ctx, cancel: cancel, idle: t.idle}
 	b.timer = time.AfterFunc(t.idle, func() {
-		cancel(fmt.Errorf("%w: no body bytes for %s", ErrBodyIdle, t.idle))
+		cancel(fmt.Errorf("%w: no body bytes or under %d for %s", ErrBodyIdle, MinBodyProgress, t.idle))
 	})
 	resp.Body = b
 	return resp, nil
@@ -459,12 +468,21 @@ type idleBody struct {
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	idle   time.Duration
+	// progress counts the bytes read since the timer last restarted.
+	progress int64
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
-		b.timer.Reset(b.idle)
+		// The timer restarts only once MinBodyProgress bytes came in
+		// since it last did: a body must keep a minimum rate, not merely
+		// deliver a byte now and then.
+		b.progress += int64(n)
+		if b.progress >= MinBodyProgress {
+			b.timer.Reset(b.idle)
+			b.progress = 0
+		}
 	}
 	if err != nil && err != io.EOF && !errors.Is(err, ErrBodyIdle) {
 		// The transport reports a cancelled round trip as the context's

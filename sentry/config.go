@@ -27,6 +27,7 @@ const (
 	EnvDatabaseURL   = "SENTRY_DATABASE_URL"
 	EnvHookSecret    = "SENTRY_HOOK_SECRET"
 	EnvTriggerSecret = "SENTRY_TRIGGER_SECRET"
+	EnvNotifySecret  = "SENTRY_NOTIFY_SECRET"
 )
 
 // Config is sentry's whole configuration. Load fills it from a YAML file
@@ -45,6 +46,7 @@ type Config struct {
 	Sweep    SweepConfig    `yaml:"sweep"`
 	Hook     HookConfig     `yaml:"hook"`
 	Trigger  TriggerConfig  `yaml:"trigger"`
+	Notify   NotifyConfig   `yaml:"notify"`
 
 	// Vantage names the place this instance checks from (a region, say).
 	// It is recorded with every check. Default: "default".
@@ -123,7 +125,8 @@ type ChecksConfig struct {
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	// HeaderTimeout bounds the wait for response headers. Default: 30s.
 	HeaderTimeout Duration `yaml:"header_timeout"`
-	// BodyIdleTimeout fails a body that delivers no byte for this long.
+	// BodyIdleTimeout fails a body that delivers less than 1 KiB in this
+	// long (nothing, or a drip).
 	// Default: 30s.
 	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
 	// Retries is how often a transient failure (connection error, timeout,
@@ -186,6 +189,23 @@ type TriggerConfig struct {
 	Secret string `yaml:"secret"`
 }
 
+// NotifyConfig sends webhook notifications (package notify).
+type NotifyConfig struct {
+	// Webhooks are URLs that receive a JSON POST on every mirror state
+	// change and every mass-failure guard activation. Default: none.
+	Webhooks []string `yaml:"webhooks"`
+	// Secret, when set, signs each POST with X-Sentry-Timestamp and
+	// X-Sentry-Signature as the release hook is signed. Prefer
+	// SENTRY_NOTIFY_SECRET.
+	Secret string `yaml:"secret"`
+	// Retries of a failed POST (a network error, 429 or 5xx), with
+	// exponential backoff up to RetryWaitMax. Defaults: 5 and 1m.
+	Retries      int      `yaml:"retries"`
+	RetryWaitMax Duration `yaml:"retry_wait_max"`
+	// Timeout bounds one POST. Default: 10s.
+	Timeout Duration `yaml:"timeout"`
+}
+
 // DefaultConfig returns a configuration holding every default; Load
 // decodes the file over it.
 func DefaultConfig() Config {
@@ -217,6 +237,7 @@ func DefaultConfig() Config {
 		State:         StateConfig{DownAfter: 2, UpAfter: 2},
 		Sweep:         SweepConfig{DeepPeriod: Duration(7 * 24 * time.Hour)},
 		Hook:          HookConfig{ReplayWindow: Duration(5 * time.Minute)},
+		Notify:        NotifyConfig{Retries: 5, RetryWaitMax: Duration(time.Minute), Timeout: Duration(10 * time.Second)},
 		Vantage:       "default",
 		ShutdownGrace: Duration(30 * time.Second),
 	}
@@ -300,6 +321,9 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	}
 	if v := getenv(EnvTriggerSecret); v != "" {
 		c.Trigger.Secret = v
+	}
+	if v := getenv(EnvNotifySecret); v != "" {
+		c.Notify.Secret = v
 	}
 }
 
@@ -429,6 +453,20 @@ func (c *Config) Validate() error {
 	if n := len(c.Trigger.Secret); n > 0 && n < 16 {
 		add("trigger.secret is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
 	}
+	for i, w := range c.Notify.Webhooks {
+		// The URL is not repeated: webhook URLs often hold a token.
+		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("notify.webhooks[%d] must be an absolute http:// or https:// URL", i)
+		}
+	}
+	if n := len(c.Notify.Secret); n > 0 && n < 16 {
+		add("notify.secret is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
+	}
+	if c.Notify.Retries < 0 || c.Notify.Retries > 20 {
+		add("notify.retries must be between 0 and 20, not %d", c.Notify.Retries)
+	}
+	positive("notify.retry_wait_max", c.Notify.RetryWaitMax)
+	positive("notify.timeout", c.Notify.Timeout)
 	if c.Vantage == "" || len(c.Vantage) > 64 {
 		add("vantage must be a name of 1 to 64 characters")
 	}

@@ -1,0 +1,475 @@
+// Package faultmirror runs hostile mirrors for tests and the demo: each
+// Mirror serves a release like a good mirror, except for one fault, on one
+// file or on the whole mirror — every failure of DESIGN.md section 6 that a
+// real server can produce, on demand: 404, 403, 5xx, a stalled body, an
+// endless body, a body cut short under a correct Content-Length, a wrong
+// Content-Length, a flipped byte, a redirect loop, a redirect to another
+// host, an https→http downgrade, a certificate that does not verify, a
+// refused connection, a name that does not resolve, a drip of one byte a
+// second, a gzip-encoded answer despite Accept-Encoding: identity, and
+// headers too large to accept.
+//
+// Servers listen on loopback ports; Close a Mirror when done. Every server
+// of a Mirror gives up its hanging answers when the client goes away or the
+// Mirror is closed, so no fault outlives its test.
+package faultmirror
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mirrorsentry/sentry/internal/mirrortest"
+)
+
+// Fault is one way a mirror misbehaves. The values are the names used in
+// docs/FAULTS.md and in the tests' fault table.
+type Fault string
+
+// The faults. File faults affect the file given to New (the others are
+// served right); mirror faults affect every request.
+const (
+	// NotFound answers the file 404.
+	NotFound Fault = "404"
+	// Forbidden answers the file 403.
+	Forbidden Fault = "403"
+	// ServerError answers the whole mirror 503 (with Retry-After: 1).
+	ServerError Fault = "5xx"
+	// Stall sends the headers and half the file, then nothing, holding the
+	// connection open.
+	Stall Fault = "stalled body"
+	// Endless answers the file with a chunked body that never ends.
+	Endless Fault = "endless body"
+	// Truncated declares the right Content-Length, sends half of the file
+	// and closes the connection.
+	Truncated Fault = "truncated body"
+	// WrongLength declares (and sends) a Content-Length 100 bytes short of
+	// the file's size; HEAD says the same.
+	WrongLength Fault = "wrong Content-Length"
+	// FlippedByte serves the file with one byte changed, same size.
+	FlippedByte Fault = "flipped byte"
+	// RedirectLoop answers the file with a redirect to itself.
+	RedirectLoop Fault = "redirect loop"
+	// RedirectOtherHost redirects every request to another host (another
+	// loopback server) that serves the release right.
+	RedirectOtherHost Fault = "redirect to another host"
+	// Downgrade is an https mirror (its certificate verifies against
+	// RootCAs) that redirects every request to the same path over http.
+	Downgrade Fault = "https to http downgrade"
+	// BadCertificate is an https mirror whose certificate does not verify
+	// against RootCAs (nor the system pool).
+	BadCertificate Fault = "certificate does not verify"
+	// Refused is a loopback port where nothing listens.
+	Refused Fault = "connection refused"
+	// Unresolvable is a host name under .invalid, which never resolves.
+	Unresolvable Fault = "unresolvable name"
+	// Drip sends the file's headers and then one byte a second (DripEvery).
+	Drip Fault = "slow drip"
+	// Gzip answers the file gzip-compressed with Content-Encoding: gzip
+	// whatever the request's Accept-Encoding, HEAD included.
+	Gzip Fault = "gzip-encoded answer"
+	// HugeHeaders answers the file with 1 MiB of response headers.
+	HugeHeaders Fault = "huge headers"
+)
+
+// All lists every fault, in the order of docs/FAULTS.md.
+func All() []Fault {
+	return []Fault{
+		NotFound, Forbidden, ServerError, Stall, Endless, Truncated, WrongLength,
+		FlippedByte, RedirectLoop, RedirectOtherHost, Downgrade, BadCertificate,
+		Refused, Unresolvable, Drip, Gzip, HugeHeaders,
+	}
+}
+
+// Whole reports whether f affects the whole mirror rather than one file.
+func (f Fault) Whole() bool {
+	switch f {
+	case ServerError, RedirectOtherHost, Downgrade, BadCertificate, Refused, Unresolvable:
+		return true
+	}
+	return false
+}
+
+// DripEvery is the pause between two bytes of a Drip answer.
+const DripEvery = time.Second
+
+// Mirror is a mirror with one fault.
+type Mirror struct {
+	// URL is the mirror's base URL, its bouncer baseurl
+	// ("http://127.0.0.1:PORT/pub", "https://…" for the TLS faults).
+	URL string
+	// Name is "fault-" and a short form of the fault.
+	Name  string
+	Fault Fault
+	// Path is the faulty file (relative to the release directory); ""
+	// for the faults of the whole mirror.
+	Path string
+
+	files   *mirrortest.Server // the good copy the fault is put in front of
+	servers []interface{ Close() error }
+	closing chan struct{}
+	once    sync.Once
+
+	faulty atomic.Int64 // requests answered with the fault
+	sent   atomic.Int64 // body bytes sent by faulty answers
+}
+
+// FaultyRequests returns how many requests were answered with the fault.
+func (m *Mirror) FaultyRequests() int64 { return m.faulty.Load() }
+
+// BytesSent returns how many body bytes the faulty answers sent.
+func (m *Mirror) BytesSent() int64 { return m.sent.Load() }
+
+// Close stops every server of the mirror and releases hanging answers.
+func (m *Mirror) Close() error {
+	m.once.Do(func() { close(m.closing) })
+	var errs []error
+	for i := len(m.servers) - 1; i >= 0; i-- {
+		errs = append(errs, m.servers[i].Close())
+	}
+	return errors.Join(errs...)
+}
+
+// New starts a mirror holding rel with fault f. path names the faulty file
+// for file faults (it must be a file of rel) and is ignored for the faults
+// of the whole mirror.
+func New(f Fault, rel *mirrortest.Release, path string) (*Mirror, error) {
+	m := &Mirror{Fault: f, Name: "fault-" + shortName(f), closing: make(chan struct{})}
+	if !f.Whole() {
+		if _, ok := rel.Files[path]; !ok {
+			return nil, fmt.Errorf("faultmirror: %q is not a file of release %s", path, rel.Name)
+		}
+		m.Path = path
+	}
+	files, err := mirrortest.NewStatic(m.Name, rel)
+	if err != nil {
+		return nil, fmt.Errorf("faultmirror: start %s: %w", f, err)
+	}
+	m.files = files
+	m.servers = append(m.servers, files)
+	if err := m.setup(rel); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("faultmirror: start %s: %w", f, err)
+	}
+	return m, nil
+}
+
+func shortName(f Fault) string {
+	s := strings.NewReplacer(" ", "-", "→", "-", "/", "-").Replace(strings.ToLower(string(f)))
+	return strings.Trim(s, "-")
+}
+
+// setup installs the fault.
+func (m *Mirror) setup(rel *mirrortest.Release) error {
+	s := m.files
+	m.URL = s.URL
+	full := "/pub" + rel.Dir + m.Path
+	body := rel.Files[m.Path]
+	file := func(h func(w http.ResponseWriter, r *http.Request)) {
+		s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path != full {
+				return false
+			}
+			m.faulty.Add(1)
+			h(w, r)
+			return true
+		})
+	}
+	switch m.Fault {
+	case NotFound:
+		file(func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	case Forbidden:
+		file(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "forbidden", http.StatusForbidden) })
+	case ServerError:
+		s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
+			m.faulty.Add(1)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return true
+		})
+	case Stall:
+		file(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			if r.Method == http.MethodHead {
+				return
+			}
+			m.write(w, body[:len(body)/2])
+			m.hold(r)
+		})
+	case Endless:
+		file(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodHead {
+				return // no length: the size is not reported
+			}
+			buf := bytes.Repeat([]byte("x"), 32<<10)
+			for r.Context().Err() == nil && !m.closed() {
+				if !m.write(w, buf) {
+					return
+				}
+			}
+		})
+	case Truncated:
+		file(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			if r.Method == http.MethodHead {
+				return
+			}
+			m.write(w, body[:len(body)/2])
+			abort(w)
+		})
+	case WrongLength:
+		short := body[:max(len(body)-100, 0)]
+		file(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(short)))
+			if r.Method == http.MethodHead {
+				return
+			}
+			m.write(w, short)
+		})
+	case FlippedByte:
+		s.Put(rel, m.Path, mirrortest.Flip(body))
+		s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path == full {
+				m.faulty.Add(1) // counted; the store serves the changed copy
+			}
+			return false
+		})
+	case RedirectLoop:
+		file(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, r.URL.EscapedPath(), http.StatusFound)
+		})
+	case Drip:
+		file(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			if r.Method == http.MethodHead {
+				return
+			}
+			t := time.NewTicker(DripEvery)
+			defer t.Stop()
+			for i := 0; i < len(body); i++ {
+				if !m.write(w, body[i:i+1]) {
+					return
+				}
+				select {
+				case <-t.C:
+				case <-r.Context().Done():
+					return
+				case <-m.closing:
+					return
+				}
+			}
+		})
+	case Gzip:
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		if _, err := zw.Write(body); err != nil {
+			return err
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		file(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Header().Set("Content-Length", strconv.Itoa(gz.Len()))
+			if r.Method == http.MethodHead {
+				return
+			}
+			m.write(w, gz.Bytes())
+		})
+	case HugeHeaders:
+		file(func(w http.ResponseWriter, r *http.Request) {
+			v := strings.Repeat("h", 8<<10)
+			for i := range 128 { // 1 MiB of headers
+				w.Header().Set("X-Filler-"+strconv.Itoa(i), v)
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			if r.Method == http.MethodHead {
+				return
+			}
+			m.write(w, body)
+		})
+	case RedirectOtherHost:
+		other, err := mirrortest.NewStatic(m.Name+"-other", rel)
+		if err != nil {
+			return err
+		}
+		m.servers = append(m.servers, other)
+		m.URL = m.redirector(other.URL, false)
+	case Downgrade:
+		m.URL = m.redirector(s.URL, true)
+	case BadCertificate:
+		srv := httptest.NewUnstartedServer(s)
+		srv.Config.ErrorLog = quiet // "TLS handshake error": the fault itself
+		srv.StartTLS()              // the httptest certificate: not in RootCAs
+		m.servers = append(m.servers, closer(srv.Close))
+		m.URL = srv.URL + "/pub"
+	case Refused:
+		u, err := mirrortest.DeadURL()
+		if err != nil {
+			return err
+		}
+		m.URL = u
+	case Unresolvable:
+		m.URL = "http://" + m.Name + ".sentry-test.invalid/pub"
+	default:
+		return fmt.Errorf("unknown fault %q", m.Fault)
+	}
+	return nil
+}
+
+// redirector starts a server answering every request with a redirect to
+// the same path under target (a base URL ending in /pub), over https with a
+// certificate from RootCAs when tls is set, and returns its base URL.
+func (m *Mirror) redirector(target string, useTLS bool) string {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.faulty.Add(1)
+		to := strings.TrimSuffix(target, "/pub") + r.URL.EscapedPath()
+		http.Redirect(w, r, to, http.StatusFound)
+	})
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = quiet
+	if useTLS {
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert()}}
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	m.servers = append(m.servers, closer(srv.Close))
+	return srv.URL + "/pub"
+}
+
+// quiet discards the servers' own logs (handshake errors are the point).
+var quiet = log.New(io.Discard, "", 0)
+
+type closer func()
+
+func (c closer) Close() error { c(); return nil }
+
+func (m *Mirror) closed() bool {
+	select {
+	case <-m.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// write sends b and flushes; false when the client went away.
+func (m *Mirror) write(w http.ResponseWriter, b []byte) bool {
+	n, err := w.Write(b)
+	m.sent.Add(int64(n))
+	if err != nil {
+		return false
+	}
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return true
+}
+
+// hold keeps an answer open until the client or the mirror goes away.
+func (m *Mirror) hold(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-m.closing:
+	}
+}
+
+// abort closes the connection under a half-sent answer.
+func abort(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// The certificate authority of the https faults that do verify.
+var (
+	caOnce sync.Once
+	caPool *x509.CertPool
+	leaf   tls.Certificate
+	caErr  error
+)
+
+// RootCAs returns the pool that verifies the certificates of the Downgrade
+// mirror (and not the BadCertificate one). Give it to checks.ClientOptions.
+func RootCAs() (*x509.CertPool, error) {
+	caOnce.Do(makeCA)
+	return caPool, caErr
+}
+
+func serverCert() tls.Certificate {
+	caOnce.Do(makeCA)
+	if caErr != nil {
+		panic(caErr) // RootCAs reports it; a test that ignored that gets here
+	}
+	return leaf
+}
+
+// makeCA makes a throwaway CA and a loopback server certificate it signs.
+func makeCA() {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		caErr = err
+		return
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sentry faultmirror test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		caErr = err
+		return
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		caErr = err
+		return
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		caErr = err
+		return
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, DNSNames: []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		caErr = err
+		return
+	}
+	caPool = x509.NewCertPool()
+	caPool.AddCert(caCert)
+	leaf = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
