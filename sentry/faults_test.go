@@ -1,0 +1,405 @@
+package sentry_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/internal/faultmirror"
+	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// faultFile is the file the file faults hit: one language of the win32
+// location.
+const faultFile = "win32/de/Firefox Setup 1.5.exe"
+
+// Location marks as docs/FAULTS.md words them.
+var markWords = map[lmmRow]string{
+	{Active: true, Healthy: true}:   "good",
+	{Active: false, Healthy: false}: "off",
+	{Active: true, Healthy: false}:  "unhealthy",
+}
+
+// faultCase is one row of the fault table, and of docs/FAULTS.md's.
+type faultCase struct {
+	fault faultmirror.Fault
+	// The kinds recorded for the faulty file (or, for the faults of the
+	// whole mirror, its files and its reachability check) by a prime, a
+	// light sweep (HEAD) and a deep sweep (GET through the hash).
+	prime, light, deep checks.Kind
+	// win is the faulty mirror's mark of the win32 location after the
+	// prime (it held the release before: active=true); the linux location
+	// is good, or as win for the faults of the whole mirror.
+	win lmmRow
+	// state is the mirror's prime state.
+	state string
+}
+
+var (
+	good      = lmmRow{Active: true, Healthy: true}
+	off       = lmmRow{Active: false, Healthy: false}
+	unhealthy = lmmRow{Active: true, Healthy: false}
+)
+
+// faultTable is every fault the fault mirror can produce, with what sentry
+// makes of it. docs/FAULTS.md must say the same (TestFaultsDocMatchesTable).
+var faultTable = []faultCase{
+	{faultmirror.NotFound, "not_found", "not_found", "not_found", off, "partial"},
+	{faultmirror.Forbidden, "forbidden", "forbidden", "forbidden", off, "partial"},
+	{faultmirror.ServerError, "http_status", "http_status", "http_status", unhealthy, "down"},
+	{faultmirror.Stall, "timeout", "ok", "timeout", unhealthy, "partial"},
+	{faultmirror.Endless, "too_large", "ok", "too_large", off, "partial"},
+	{faultmirror.Truncated, "truncated", "ok", "truncated", unhealthy, "partial"},
+	{faultmirror.WrongLength, "size_mismatch", "size_mismatch", "size_mismatch", off, "partial"},
+	{faultmirror.FlippedByte, "checksum_mismatch", "ok", "checksum_mismatch", off, "partial"},
+	{faultmirror.RedirectLoop, "redirect", "redirect", "redirect", unhealthy, "partial"},
+	{faultmirror.RedirectOtherHost, "ok", "ok", "ok", good, "ok"},
+	{faultmirror.Downgrade, "redirect", "redirect", "redirect", unhealthy, "down"},
+	{faultmirror.BadCertificate, "tls", "tls", "tls", unhealthy, "down"},
+	{faultmirror.Refused, "connect", "connect", "connect", unhealthy, "down"},
+	{faultmirror.Unresolvable, "dns", "dns", "dns", unhealthy, "down"},
+	{faultmirror.Drip, "timeout", "ok", "timeout", unhealthy, "partial"},
+	{faultmirror.Gzip, "size_mismatch", "size_mismatch", "size_mismatch", off, "partial"},
+	{faultmirror.HugeHeaders, "too_large", "too_large", "too_large", off, "partial"},
+}
+
+// faultClient is the checks client of the fault tests: it trusts the fault
+// mirror's test CA (so that the https→http downgrade is what it sees, not
+// the certificate), and a body gets 1.5s to deliver (the drip sends a byte
+// a second, so only a minimum rate stops it).
+func faultClient(t *testing.T, d *sentry.Deps) *checks.Client {
+	t.Helper()
+	pool, err := faultmirror.RootCAs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := checks.NewClient(checks.ClientOptions{
+		UserAgent: d.Config.UserAgent(), ConnectTimeout: 5 * time.Second, HeaderTimeout: 5 * time.Second,
+		BodyIdleTimeout: 1500 * time.Millisecond, Retries: 1, RetryWaitMin: 5 * time.Millisecond,
+		RetryWaitMax: 20 * time.Millisecond, RootCAs: pool, Logger: d.Logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// kindsOf returns the kinds a run recorded for a mirror: of the faulty
+// file, or of every check for the faults of the whole mirror.
+func kindsOf(t *testing.T, b *bundle, run int64, mirror int, path string) map[string]int {
+	t.Helper()
+	rows, err := b.st.Pool().Query(context.Background(), `SELECT result, count(*) FROM sentry_checks
+		WHERE run_id = $1 AND mirror_id = $2 AND ($3 = '' OR path = $3) GROUP BY result`, run, mirror, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// onlyKind reports whether kinds holds want and, besides it, at most
+// successes (a whole-mirror fault: every check failed with want).
+func onlyKind(kinds map[string]int, want checks.Kind, whole bool) bool {
+	if kinds[string(want)] == 0 {
+		return false
+	}
+	for k := range kinds {
+		if k == string(want) {
+			continue
+		}
+		if whole || (k != "ok" && k != "unchanged") {
+			return false
+		}
+	}
+	return true
+}
+
+// TestFaults runs every fault of the fault mirror against prime, a light
+// sweep and a deep sweep, beside two good mirrors (so that the mass-failure
+// guard stays out of it), and checks the kind recorded, the marks, that no
+// run outlives a generous deadline and that no body is read past its size.
+func TestFaults(t *testing.T) {
+	for _, tt := range faultTable {
+		t.Run(string(tt.fault), func(t *testing.T) {
+			t.Parallel()
+			d, b := setup(t)
+			d.Client = faultClient(t, d)
+			b.static(t, "good1")
+			b.static(t, "good2")
+			fm, err := faultmirror.New(tt.fault, b.rel, faultFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { fm.Close() })
+			id := b.addMirror(t, fm.Name, fm.URL, "", "", 0)
+			// The mirror held the release before: "active unchanged"
+			// is visible.
+			if _, err := b.st.Pool().Exec(context.Background(), `INSERT INTO mirror_location_mirror_map (location_id, mirror_id, active, healthy)
+					VALUES ($1, $3, true, true), ($2, $3, true, true)`, b.locWin, b.locLin, id); err != nil {
+				t.Fatal(err)
+			}
+			path := faultFile
+			if tt.fault.Whole() {
+				path = ""
+			}
+			// Time is bounded: every run ends well inside this.
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+
+			rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: "1.5"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Outcome != store.OutcomeCompleted {
+				t.Fatalf("prime outcome %s: %s", rep.Outcome, rep.Reason)
+			}
+			s := mirrorSums(t, rep, fm.Name)
+			if s.State != tt.state || !s.Marked {
+				t.Errorf("prime summary %+v; want state %s, marked", s, tt.state)
+			}
+			if got := kindsOf(t, b, rep.RunID, id, path); !onlyKind(got, tt.prime, tt.fault.Whole()) {
+				t.Errorf("prime recorded %v; want %s", got, tt.prime)
+			}
+			wantLin := good
+			if tt.fault.Whole() {
+				wantLin = tt.win
+			}
+			marks := b.marks(t)
+			if marks[b.locWin][id] != tt.win || marks[b.locLin][id] != wantLin {
+				t.Errorf("after prime: win32 %s, linux %s; want %s, %s", markWords[marks[b.locWin][id]],
+					markWords[marks[b.locLin][id]], markWords[tt.win], markWords[wantLin])
+			}
+			// The redirector offers the faulty mirror only where its
+			// location is good.
+			if got, want := len(b.redirector(t, b.locWin, true)), 2; tt.win == good && got != 3 || tt.win != good && got != want {
+				t.Errorf("redirector offers %d mirrors for win32", got)
+			}
+
+			for _, deep := range []bool{false, true} {
+				want, name := tt.light, "light sweep"
+				if deep {
+					want, name = tt.deep, "deep sweep"
+				}
+				srep, err := sentry.Sweep(ctx, d, sentry.SweepOptions{Deep: deep})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if srep.Outcome != store.OutcomeCompleted {
+					t.Fatalf("%s outcome %s: %s", name, srep.Outcome, srep.Reason)
+				}
+				if got := kindsOf(t, b, srep.RunID, id, path); !onlyKind(got, want, tt.fault.Whole() && want != "ok") {
+					t.Errorf("%s recorded %v; want %s", name, got, want)
+				}
+				// Sweeps never make a known-bad file good, and
+				// transient trouble never takes a file away.
+				after := b.marks(t)
+				if after[b.locWin][id] != tt.win || after[b.locLin][id] != wantLin {
+					t.Errorf("after the %s: win32 %s, linux %s; want %s, %s", name, markWords[after[b.locWin][id]],
+						markWords[after[b.locLin][id]], markWords[tt.win], markWords[wantLin])
+				}
+			}
+
+			// Never trust a mirror: no body was read past its size + 1.
+			var over int64
+			if err := b.st.Pool().QueryRow(context.Background(), `SELECT coalesce(max(c.bytes - f.size), 0)
+					FROM sentry_checks c JOIN sentry_release_files f ON f.release_id = c.release_id AND f.path = c.path
+					WHERE c.mirror_id = $1 AND c.method = 'GET'`, id).Scan(&over); err != nil {
+				t.Fatal(err)
+			}
+			if over > 1 {
+				t.Errorf("a body was read %d bytes past its size", over)
+			}
+			if ctx.Err() != nil {
+				t.Errorf("the runs took longer than their deadline")
+			}
+			if fm.FaultyRequests() == 0 && tt.fault != faultmirror.Refused && tt.fault != faultmirror.Unresolvable && tt.fault != faultmirror.BadCertificate {
+				t.Errorf("the fault was never served")
+			}
+		})
+	}
+}
+
+// TestFaultsDocMatchesTable keeps docs/FAULTS.md true: its table lists
+// exactly the faults of faultTable, in order, with the same kinds and marks.
+func TestFaultsDocMatchesTable(t *testing.T) {
+	f, err := os.Open("../docs/FAULTS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rows [][]string
+	sc := bufio.NewScanner(f)
+	inTable := false
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "|") {
+			if inTable {
+				break // the first table only
+			}
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.Trim(strings.TrimSpace(cells[i]), "`")
+		}
+		if !inTable { // the header
+			inTable = true
+			continue
+		}
+		if strings.HasPrefix(cells[0], "---") {
+			continue
+		}
+		rows = append(rows, cells)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(faultTable) {
+		t.Errorf("docs/FAULTS.md lists %d faults, the test table %d", len(rows), len(faultTable))
+	}
+	if got, want := len(faultTable), len(faultmirror.All()); got != want {
+		t.Errorf("the test table has %d faults, the fault mirror %d", got, want)
+	}
+	for i, tt := range faultTable {
+		if faultmirror.All()[i] != tt.fault {
+			t.Errorf("row %d: test table has %q, faultmirror.All %q", i+1, tt.fault, faultmirror.All()[i])
+		}
+		if i >= len(rows) {
+			continue
+		}
+		scope := "file"
+		if tt.fault.Whole() {
+			scope = "mirror"
+		}
+		want := []string{string(tt.fault), scope, string(tt.prime), string(tt.light), string(tt.deep), markWords[tt.win]}
+		got := rows[i]
+		if len(got) < len(want)+1 {
+			t.Errorf("docs row %d %q: %d columns, want %d", i+1, got, len(got), len(want)+1)
+			continue
+		}
+		if strings.Join(got[:len(want)], " | ") != strings.Join(want, " | ") {
+			t.Errorf("docs row %d:\n got  %s\n want %s", i+1, strings.Join(got[:len(want)], " | "), strings.Join(want, " | "))
+		}
+	}
+}
+
+// TestFaultHugeBodyStreamsInBoundedMemory primes a 128 MiB file through a
+// good mirror and through one answering it with an endless body: the good
+// copy is verified and the endless one stopped at 128 MiB + 1 byte, while
+// the process allocates a small fraction of what went through the hash.
+func TestFaultHugeBodyStreamsInBoundedMemory(t *testing.T) {
+	const (
+		block = 64 << 10
+		size  = 128 << 20
+		huge  = "iso/firefox-1.5.iso"
+	)
+	d, b := setup(t)
+	chunk := mirrortest.Content("huge block", block)
+	sum := sha256.New()
+	for range size / block {
+		sum.Write(chunk)
+	}
+	// The manifest gives the huge file's size and hash (a .checksums
+	// manifest), so that nothing has to hold the file.
+	var man bytes.Buffer
+	for _, p := range b.rel.Paths() {
+		h := sha256.Sum256(b.rel.Files[p])
+		fmt.Fprintf(&man, "%x sha256 %d %s\n", h, len(b.rel.Files[p]), p)
+	}
+	fmt.Fprintf(&man, "%x sha256 %d %s\n", sum.Sum(nil), size, huge)
+	b.master.Put(b.rel, "SHA256SUMS", man.Bytes())
+
+	stream := func(s *mirrortest.Server, endless bool) *atomic.Int64 {
+		var sent atomic.Int64
+		s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
+			if !strings.HasSuffix(r.URL.Path, "/"+huge) {
+				return false
+			}
+			if !endless {
+				w.Header().Set("Content-Length", strconv.Itoa(size))
+			}
+			if r.Method == http.MethodHead {
+				return true
+			}
+			for i := 0; endless || i < size/block; i++ {
+				n, err := w.Write(chunk)
+				sent.Add(int64(n))
+				if err != nil {
+					return true
+				}
+			}
+			return true
+		})
+		return &sent
+	}
+	stream(b.master, false)
+	goodSrv, goodID := b.static(t, "good")
+	goodSent := stream(goodSrv, false)
+	endlessSrv, endlessID := b.static(t, "endless")
+	endlessSent := stream(endlessSrv, true)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: "1.5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if rep.Outcome != store.OutcomeCompleted {
+		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
+	}
+	if s := mirrorSums(t, rep, "good"); s.State != "ok" || s.BytesVerified < size {
+		t.Errorf("good mirror: %+v", s)
+	}
+	if s := mirrorSums(t, rep, "endless"); s.Failures["too_large"] != 1 || s.FilesOK != 4 {
+		t.Errorf("endless mirror: %+v", s)
+	}
+	var goodBytes, endlessBytes int64
+	if err := b.st.Pool().QueryRow(ctx, `SELECT
+		(SELECT bytes FROM sentry_checks WHERE mirror_id = $1 AND path = $3 AND method = 'GET' AND result = 'ok'),
+		(SELECT bytes FROM sentry_checks WHERE mirror_id = $2 AND path = $3 AND method = 'GET' AND result = 'too_large')`,
+		goodID, endlessID, huge).Scan(&goodBytes, &endlessBytes); err != nil {
+		t.Fatal(err)
+	}
+	if goodBytes != size || endlessBytes != size+1 {
+		t.Errorf("read %d bytes of the good copy and %d of the endless one; want %d and %d", goodBytes, endlessBytes, size, size+1)
+	}
+	streamed := goodSent.Load() + endlessSent.Load()
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d MiB streamed from the mirrors, %d MiB allocated by the whole process", streamed>>20, alloc>>20)
+	if streamed < 2*size {
+		t.Fatalf("only %d bytes streamed", streamed)
+	}
+	if alloc > uint64(streamed/8) {
+		t.Errorf("allocated %d MiB while %d MiB streamed: bodies are held, not streamed", alloc>>20, streamed>>20)
+	}
+}
