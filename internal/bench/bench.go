@@ -1,0 +1,496 @@
+// Package bench is `make bench`: it builds a throwaway world (a PostgreSQL
+// cluster, load farms in child processes, the bouncer rows), measures every
+// figure of BENCHMARKS.md against a limit measured in the same run, and
+// writes the report. It is a program's body (internal/bench/cmd/sentry-bench),
+// never part of `make test`.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mirrorsentry/sentry/internal/loadfarm"
+	"github.com/mirrorsentry/sentry/internal/pgcluster"
+	"github.com/mirrorsentry/sentry/primer"
+	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/manifest"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// Params are the sizes of the benchmarks. Defaults are the issue's.
+type Params struct {
+	Concurrency, PerMirror int // checks.concurrency and per_mirror_concurrency
+
+	LightMirrors, LightFiles int // light sweep: 100 × 2,000
+	SmallMirrors, BigMirrors int // memory: 50 and 500 mirrors × LightFiles
+	DeepMirrors, DeepFiles   int // deep verification: 20 × 200 × DeepSize
+	DeepSize                 int64
+	PrimeMirrors, PrimeFiles int // release prime: 50 mirrors, 1,000 files of PrimeSize
+	PrimeSize                int64
+	PrimeLatency             time.Duration
+	PrimeConcurrency         int // checks.concurrency of the prime
+	RecordChecks             int
+}
+
+// DefaultParams are the issue's sizes.
+func DefaultParams() Params {
+	return Params{
+		Concurrency: 64, PerMirror: 4,
+		LightMirrors: 100, LightFiles: 2000,
+		SmallMirrors: 50, BigMirrors: 500,
+		DeepMirrors: 20, DeepFiles: 200, DeepSize: 1 << 20,
+		PrimeMirrors: 50, PrimeFiles: 1000, PrimeSize: 64 << 10, PrimeLatency: 20 * time.Millisecond,
+		PrimeConcurrency: 200,
+		RecordChecks:     300_000,
+	}
+}
+
+// QuickParams are small sizes for trying the harness out.
+func QuickParams() Params {
+	p := DefaultParams()
+	p.LightMirrors, p.LightFiles, p.SmallMirrors, p.BigMirrors = 20, 200, 10, 40
+	p.DeepMirrors, p.DeepFiles = 4, 100
+	p.PrimeMirrors, p.PrimeFiles = 10, 200
+	p.RecordChecks = 40_000
+	return p
+}
+
+// Options configure Run.
+type Options struct {
+	Params Params
+	Sentry string // the sentry binary to measure
+	Self   string // this program (re-executed as the farm)
+	Out    string // where to write the report (BENCHMARKS.md)
+	Micro  string // file holding `go test -bench` output to include, or ""
+	Log    io.Writer
+	// Command is how the run was started, for the report.
+	Command string
+	// Profile, when set, is a directory where each sentry child writes a
+	// CPU profile (SENTRY_CPUPROFILE), for `go tool pprof`.
+	Profile string
+	// Quick says the sizes are QuickParams (the report says so).
+	Quick bool
+	// Args are the program's arguments, for the report.
+	Args string
+}
+
+// langsPer is the languages of every product: files = locations × langs.
+const langsPer = 100
+
+func spec(name string, files int, size int64) loadfarm.ReleaseSpec {
+	return loadfarm.ReleaseSpec{Name: name, Dir: "/pub/" + name + "/", Locations: files / langsPer, Langs: langsPer, Size: size}
+}
+
+// Run measures everything and writes the report.
+func Run(ctx context.Context, o Options) error {
+	p := o.Params
+	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "bench: "+format+"\n", args...) }
+	benchStart := time.Now()
+	rep := &report{params: p, command: o.Command, quick: o.Quick, args: o.Args, machine: machine()}
+
+	dir, err := os.MkdirTemp("", "sentry-benchcfg-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	childLog, err := os.Create(filepath.Join(dir, "sentry.log"))
+	if err != nil {
+		return err
+	}
+
+	logf("starting a throwaway PostgreSQL cluster")
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Prefix: "sentry-bench-", Log: nil})
+	if err != nil {
+		return fmt.Errorf("%w (%s)", err, pgcluster.InstallHint())
+	}
+	defer cluster.Close()
+	defer cluster.TeardownOnSignal()()
+	dbURL, err := cluster.CreateDB(ctx, "bouncer")
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, dbURL, 4)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		return err
+	}
+
+	light := spec("light", p.LightFiles, 4<<10)
+	deep := spec("deep", p.DeepFiles, p.DeepSize)
+	primeRel := spec("prime", p.PrimeFiles, p.PrimeSize)
+	nMirrors := max(p.LightMirrors, p.BigMirrors, p.SmallMirrors, p.DeepMirrors)
+	logf("starting the load farms (%d mirrors; %d latency-bound mirrors)", nMirrors, p.PrimeMirrors)
+	farm, err := loadfarm.Spawn(ctx, o.Self, []string{"farm"}, loadfarm.Options{
+		Mirrors: nMirrors, Releases: []loadfarm.ReleaseSpec{light, deep}, Seed: 1})
+	if err != nil {
+		return err
+	}
+	defer farm.Close()
+	slow, err := loadfarm.Spawn(ctx, o.Self, []string{"farm"}, loadfarm.Options{
+		Mirrors: p.PrimeMirrors, Releases: []loadfarm.ReleaseSpec{primeRel}, Latency: p.PrimeLatency, Seed: 2})
+	if err != nil {
+		return err
+	}
+	defer slow.Close()
+
+	mirrorIDs, err := seed(ctx, st, "m", farm.Info, []loadfarm.ReleaseSpec{light, deep})
+	if err != nil {
+		return err
+	}
+	slowIDs, err := seed(ctx, st, "slow", slow.Info, []loadfarm.ReleaseSpec{primeRel})
+	if err != nil {
+		return err
+	}
+	lightEntries, err := saveRelease(ctx, st, farm.Info, light)
+	if err != nil {
+		return err
+	}
+	deepEntries, err := saveRelease(ctx, st, farm.Info, deep)
+	if err != nil {
+		return err
+	}
+	sweepCfg, err := writeConfig(dir, "sweep", dbURL, farm.Master, p.Concurrency, p.PerMirror)
+	if err != nil {
+		return err
+	}
+	primeCfg, err := writeConfig(dir, "prime", dbURL, slow.Master, p.PrimeConcurrency, p.PerMirror)
+	if err != nil {
+		return err
+	}
+	child := func(name string, args ...string) childResult {
+		fmt.Fprintf(childLog, "==== %s\n", name)
+		if o.Profile != "" {
+			// The same CLI, run by this program under a CPU profile.
+			prof := append([]string{"sentry-profiled", filepath.Join(o.Profile, name+".pprof")}, args...)
+			return runChild(ctx, childLog, o.Self, prof...)
+		}
+		return runChild(ctx, childLog, o.Sentry, args...)
+	}
+	jobsOf := func(mirrors int, base []string, rel loadfarm.ReleaseSpec, entries []manifestEntry) [][]job {
+		out := make([][]job, mirrors)
+		for m := range mirrors {
+			js := make([]job, len(entries))
+			for i, e := range entries {
+				js[i] = job{url: primer.FileURL(base[m], rel.Dir, e.Path), size: rel.Size, hash: e.Hash}
+			}
+			out[m] = js
+		}
+		return out
+	}
+
+	// The absolute limit of hashing.
+	one, all := sha256Rate()
+	rep.sha1, rep.shaAll = one, all
+	logf("sha256 in memory: %s per core, %s on %d cores", rate(one), rate(all), rep.machine.cores)
+
+	// Recording.
+	logf("recording %d checks", p.RecordChecks)
+	recRate, err := recordRate(ctx, st, mirrorIDs, lightEntries, p.RecordChecks)
+	if err != nil {
+		return err
+	}
+	rep.add(figure{name: "recording", value: fmt.Sprintf("%.0f checks/s", recRate),
+		limit: "—", ratio: recRate, target: "≥ 100,000 checks/s", pass: recRate >= 100_000,
+		note: fmt.Sprintf("%d checks through sentry's Recorder into sentry_checks (COPY) and sentry_file_state (upsert), batches of 5,000", p.RecordChecks)})
+
+	// Light sweep.
+	if err := forget(ctx, st); err != nil {
+		return err
+	}
+	if err := activate(ctx, st, ids(mirrorIDs, p.LightMirrors), light.Name); err != nil {
+		return err
+	}
+	lightJobs := jobsOf(p.LightMirrors, farm.Mirrors, light, lightEntries)
+	logf("light sweep: bare client, %d HEADs", p.LightMirrors*p.LightFiles)
+	bare := bareClient(ctx, lightJobs, p.Concurrency, p.PerMirror, false)
+	bareRate := float64(bare.checks) / bare.wall.Seconds()
+	logf("  %s, %.0f checks/s, %d bad", bare.wall.Round(time.Millisecond), bareRate, bare.bad)
+	logf("light sweep: sentry sweep")
+	farm.Reset()
+	sw := child("light-sweep", "sweep", "--config", sweepCfg, "--format", "json")
+	swChecks, swErr := sweepChecks(sw, p.LightMirrors, p.LightFiles)
+	swRate := float64(p.LightMirrors*p.LightFiles) / sw.wall.Seconds()
+	fs, _ := farm.Stats()
+	logf("  %s, %.0f checks/s, peak RSS %s, cpu %s, farm max in flight per mirror %d %v", sw.wall.Round(time.Millisecond), swRate,
+		mib(sw.maxRSS), sw.cpu.Round(time.Millisecond), fs.MaxInFlight, swErr)
+	rep.add(figure{name: "light sweep", value: fmt.Sprintf("%.0f checks/s", swRate),
+		limit: fmt.Sprintf("%.0f checks/s", bareRate), ratio: swRate / bareRate, target: "≥ 0.75", pass: swErr == nil && swRate/bareRate >= 0.75,
+		note: fmt.Sprintf("%d mirrors × %d files = %d HEADs recorded (%d checks in the report), concurrency %d, %d per mirror (max %d seen in flight on one mirror); sentry %s wall, %s CPU, peak RSS %s; bare client %s%s",
+			p.LightMirrors, p.LightFiles, p.LightMirrors*p.LightFiles, swChecks, p.Concurrency, p.PerMirror, fs.MaxInFlight,
+			sw.wall.Round(time.Millisecond), sw.cpu.Round(time.Millisecond), mib(sw.maxRSS), bare.wall.Round(time.Millisecond), errNote(swErr, bare.bad))})
+
+	// Memory.
+	var rss [2]childResult
+	var memErr error
+	for i, n := range []int{p.SmallMirrors, p.BigMirrors} {
+		if err := forget(ctx, st); err != nil {
+			return err
+		}
+		if err := activate(ctx, st, ids(mirrorIDs, n), light.Name); err != nil {
+			return err
+		}
+		logf("memory: sentry sweep of %d checks", n*p.LightFiles)
+		rss[i] = child(fmt.Sprintf("memory-%d", n*p.LightFiles), "sweep", "--config", sweepCfg, "--format", "json")
+		if _, err := sweepChecks(rss[i], n, p.LightFiles); err != nil {
+			memErr = err
+		}
+		logf("  %s, %.0f checks/s, peak RSS %s", rss[i].wall.Round(time.Millisecond), float64(n*p.LightFiles)/rss[i].wall.Seconds(), mib(rss[i].maxRSS))
+	}
+	growth := float64(rss[1].maxRSS) / float64(rss[0].maxRSS)
+	rep.add(figure{name: "memory", value: fmt.Sprintf("%s for %d checks", mib(rss[1].maxRSS), p.BigMirrors*p.LightFiles),
+		limit: fmt.Sprintf("%s for %d checks", mib(rss[0].maxRSS), p.SmallMirrors*p.LightFiles), ratio: growth,
+		target: "≤ 1.3 and < 150 MiB", pass: memErr == nil && growth <= 1.3 && rss[1].maxRSS < 150<<20,
+		note: fmt.Sprintf("peak RSS (rusage maxrss of the `sentry sweep` process; the farm runs in another process): %d mirrors × %d files and %d mirrors × %d files; %s and %s wall (%.0f and %.0f checks/s)%s",
+			p.SmallMirrors, p.LightFiles, p.BigMirrors, p.LightFiles, rss[0].wall.Round(time.Millisecond), rss[1].wall.Round(time.Millisecond),
+			float64(p.SmallMirrors*p.LightFiles)/rss[0].wall.Seconds(), float64(p.BigMirrors*p.LightFiles)/rss[1].wall.Seconds(), errNote(memErr, 0))})
+
+	// Deep verification.
+	if err := forget(ctx, st); err != nil {
+		return err
+	}
+	if err := activate(ctx, st, ids(mirrorIDs, p.DeepMirrors), deep.Name); err != nil {
+		return err
+	}
+	deepJobs := jobsOf(p.DeepMirrors, farm.Mirrors, deep, deepEntries)
+	total := float64(int64(p.DeepMirrors*p.DeepFiles) * p.DeepSize)
+	logf("deep verification: bare client, %d GETs of %s", p.DeepMirrors*p.DeepFiles, mib(p.DeepSize))
+	dbare := bareClient(ctx, deepJobs, p.Concurrency, p.PerMirror, true)
+	dbareRate := float64(dbare.bytes) / dbare.wall.Seconds()
+	logf("  %s, %s, %d bad", dbare.wall.Round(time.Millisecond), rate(dbareRate), dbare.bad)
+	logf("deep verification: sentry sweep --deep")
+	ds := child("deep-sweep", "sweep", "--deep", "--config", sweepCfg, "--format", "json")
+	_, dsErr := sweepChecks(ds, p.DeepMirrors, p.DeepFiles)
+	if dsErr == nil {
+		dsErr = allHashed(ds, p.DeepMirrors*p.DeepFiles)
+	}
+	dsRate := total / ds.wall.Seconds()
+	logf("  %s, %s, cpu %s %v", ds.wall.Round(time.Millisecond), rate(dsRate), ds.cpu.Round(time.Millisecond), dsErr)
+	rep.add(figure{name: "deep verification", value: rate(dsRate), limit: rate(dbareRate), ratio: dsRate / dbareRate,
+		target: "≥ 0.85", pass: dsErr == nil && dsRate/dbareRate >= 0.85,
+		note: fmt.Sprintf("%d mirrors × %d files × %s = %s hashed by `sentry sweep --deep` in %s (%s CPU, peak RSS %s), by a bare GET + SHA-256 client in %s; pure in-memory SHA-256 on this machine: %s on one core, %s on %d cores%s",
+			p.DeepMirrors, p.DeepFiles, mib(p.DeepSize), mib(int64(total)), ds.wall.Round(time.Millisecond), ds.cpu.Round(time.Millisecond), mib(ds.maxRSS),
+			dbare.wall.Round(time.Millisecond), rate(one), rate(all), rep.machine.cores, errNote(dsErr, dbare.bad))})
+
+	// What an operator would write instead.
+	var flat []job
+	for _, js := range deepJobs {
+		flat = append(flat, js...)
+	}
+	if _, err := execLookPath("curl"); err != nil {
+		rep.add(figure{name: "shell pipeline", value: "skipped", limit: "—", target: "sentry clearly faster", note: "curl is not installed on this machine"})
+	} else {
+		logf("deep verification: curl | sha256sum under xargs -P %d", p.Concurrency)
+		sh, err := shellPipeline(ctx, dir, flat, p.Concurrency)
+		shRate := float64(sh.bytes) / sh.wall.Seconds()
+		logf("  %s, %s, %d bad %v", sh.wall.Round(time.Millisecond), rate(shRate), sh.bad, err)
+		rep.add(figure{name: "vs. a shell pipeline", value: rate(dsRate), limit: rate(shRate), ratio: dsRate / shRate,
+			target: "sentry clearly faster (> 1)", pass: err == nil && sh.bad == 0 && dsRate/shRate > 1.5,
+			note: fmt.Sprintf("the same %d files verified by `xargs -P %d` of `curl -s URL | sha256sum` in %s (no per-mirror cap; sums compared afterwards, untimed)%s",
+				len(flat), p.Concurrency, sh.wall.Round(time.Millisecond), errNote(err, sh.bad))})
+	}
+
+	// Release prime.
+	if err := forget(ctx, st); err != nil {
+		return err
+	}
+	if err := activate(ctx, st, slowIDs, primeRel.Name); err != nil {
+		return err
+	}
+	logf("release prime: %d files of %s on %d pull mirrors, %s per request", p.PrimeFiles, mib(p.PrimeSize), p.PrimeMirrors, p.PrimeLatency)
+	slow.Reset()
+	pr := child("prime", "prime", "--release", primeRel.Name, "--config", primeCfg, "--format", "json")
+	prErr := primeOK(pr, p.PrimeMirrors, p.PrimeFiles)
+	ps, _ := slow.Stats()
+	// The bound: every file needs a GET and the follow-up HEAD (sentry's
+	// pull prime records the cache's word after the fetch), each waiting
+	// the latency, PerMirror at a time on each mirror and at most
+	// PrimeConcurrency at a time in all; and every byte must be hashed.
+	reqs := 2.0
+	perMirrorBound := math.Ceil(float64(p.PrimeFiles)/float64(p.PerMirror)) * reqs * p.PrimeLatency.Seconds()
+	globalBound := math.Ceil(float64(p.PrimeFiles*p.PrimeMirrors)*reqs/float64(p.PrimeConcurrency)) * p.PrimeLatency.Seconds()
+	hashBound := float64(int64(p.PrimeFiles*p.PrimeMirrors)*p.PrimeSize) / all
+	bound := max(perMirrorBound, globalBound, hashBound)
+	oneGet := bound / reqs
+	logf("  %s (bound %.2fs), farm saw %d requests, max %d in flight on one mirror %v", pr.wall.Round(time.Millisecond), bound, ps.Requests, ps.MaxInFlight, prErr)
+	rep.add(figure{name: "release prime", value: fmt.Sprintf("%.2f s", pr.wall.Seconds()), limit: fmt.Sprintf("%.2f s", bound),
+		ratio: pr.wall.Seconds() / bound, target: "≤ 1.5", pass: prErr == nil && pr.wall.Seconds()/bound <= 1.5,
+		note: fmt.Sprintf("`sentry prime` of %d files × %s on %d pull mirrors (%s latency per request, per-mirror concurrency %d, concurrency %d): bound = max(per mirror ⌈%d/%d⌉ × 2 requests × %s = %.2fs, all mirrors %.2fs, hashing %s at %s = %.2fs); with one GET per file and no follow-up HEAD the bound would be %.2fs (ratio %.2f); the farm saw %d requests, at most %d in flight on one mirror; peak RSS %s%s",
+			p.PrimeFiles, mib(p.PrimeSize), p.PrimeMirrors, p.PrimeLatency, p.PerMirror, p.PrimeConcurrency,
+			p.PrimeFiles, p.PerMirror, p.PrimeLatency, perMirrorBound, globalBound, mib(int64(p.PrimeFiles*p.PrimeMirrors)*p.PrimeSize), rate(all), hashBound,
+			oneGet, pr.wall.Seconds()/oneGet, ps.Requests, ps.MaxInFlight, mib(pr.maxRSS), errNote(prErr, 0))})
+
+	rep.wall = time.Since(benchStart)
+	if o.Micro != "" {
+		if b, err := os.ReadFile(o.Micro); err == nil {
+			rep.micro = string(b)
+		}
+	}
+	md := rep.markdown()
+	fmt.Fprint(o.Log, rep.table())
+	if o.Out != "" {
+		if err := os.WriteFile(o.Out, []byte(md), 0o644); err != nil {
+			return err
+		}
+		logf("wrote %s", o.Out)
+	}
+	return nil
+}
+
+type manifestEntry = manifest.Entry
+
+func errNote(err error, bad int64) string {
+	s := ""
+	if bad > 0 {
+		s += fmt.Sprintf("; %d bare-client answers were wrong", bad)
+	}
+	if err != nil {
+		s += "; NOT VALID: " + err.Error()
+	}
+	return s
+}
+
+// sweepChecks reads a sweep's JSON report and checks that every file on
+// every mirror was found present.
+func sweepChecks(c childResult, mirrors, files int) (int, error) {
+	if c.runErr != nil || c.exit != 0 {
+		return 0, fmt.Errorf("sentry exited %d (%v)", c.exit, c.runErr)
+	}
+	var rep sentry.SweepReport
+	if err := json.Unmarshal(c.stdout, &rep); err != nil {
+		return 0, fmt.Errorf("sweep report: %w", err)
+	}
+	if len(rep.Mirrors) != mirrors {
+		return 0, fmt.Errorf("sweep checked %d mirrors, want %d", len(rep.Mirrors), mirrors)
+	}
+	n := 0
+	for _, m := range rep.Mirrors {
+		n += m.Checked
+		if m.OK+m.Unchanged != files {
+			return n, fmt.Errorf("mirror %s: %d of %d files present (%s)", m.Name, m.OK+m.Unchanged, files, m.FirstFailure)
+		}
+	}
+	return n, nil
+}
+
+func allHashed(c childResult, want int) error {
+	var rep sentry.SweepReport
+	if err := json.Unmarshal(c.stdout, &rep); err != nil {
+		return err
+	}
+	n := 0
+	for _, m := range rep.Mirrors {
+		n += m.Hashed
+	}
+	if n != want {
+		return fmt.Errorf("%d files hashed, want %d", n, want)
+	}
+	return nil
+}
+
+func primeOK(c childResult, mirrors, files int) error {
+	if c.runErr != nil || c.exit != 0 {
+		return fmt.Errorf("sentry exited %d (%v)", c.exit, c.runErr)
+	}
+	var rep sentry.PrimeReport
+	if err := json.Unmarshal(c.stdout, &rep); err != nil {
+		return fmt.Errorf("prime report: %w", err)
+	}
+	if len(rep.Mirrors) != mirrors {
+		return fmt.Errorf("primed %d mirrors, want %d", len(rep.Mirrors), mirrors)
+	}
+	for _, m := range rep.Mirrors {
+		if m.FilesOK != files {
+			return fmt.Errorf("mirror %s: %d of %d files verified (%s)", m.Name, m.FilesOK, files, m.FirstFailure)
+		}
+	}
+	return nil
+}
+
+// recordRate pushes n synthetic checks through a Recorder into the
+// database: checks written per second, file state included.
+func recordRate(ctx context.Context, st *store.Store, mirrors []int, entries []manifestEntry, n int) (float64, error) {
+	run, err := st.StartRun(ctx, store.RunSweep, 0, "bench")
+	if err != nil {
+		return 0, err
+	}
+	rel, err := st.ReleaseByName(ctx, "light")
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	checks := make([]store.Check, n)
+	for i := range checks {
+		e := entries[i%len(entries)]
+		checks[i] = store.Check{RunID: run.ID, MirrorID: mirrors[(i/len(entries))%len(mirrors)], ReleaseID: rel.ID,
+			Path: e.Path, CheckedAt: now, Vantage: "default", Method: "HEAD", Result: "ok", Status: 200,
+			Bytes: 4096, Duration: time.Millisecond, Attempts: 1, ETag: `"0123456789abcdef"`,
+			LastModified: "Mon, 02 Jan 2006 15:04:05 GMT", Size: 4096}
+	}
+	rec := sentry.NewRecorder(st, slog.New(slog.DiscardHandler))
+	start := time.Now()
+	for i := range checks {
+		if err := rec.Add(ctx, checks[i]); err != nil {
+			return 0, err
+		}
+	}
+	if err := rec.Close(ctx); err != nil {
+		return 0, err
+	}
+	el := time.Since(start)
+	_ = st.FinishRun(ctx, run.ID, store.OutcomeCompleted, "bench")
+	var got int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_checks WHERE run_id = $1`, run.ID).Scan(&got); err != nil {
+		return 0, err
+	}
+	if got != n {
+		return 0, fmt.Errorf("recording: %d checks in the database, want %d", got, n)
+	}
+	return float64(n) / el.Seconds(), nil
+}
+
+func httpGet(u string) ([]byte, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+func mib(b int64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	default:
+		return fmt.Sprintf("%d KiB", b>>10)
+	}
+}
+
+func rate(bps float64) string { return fmt.Sprintf("%.0f MiB/s", bps/(1<<20)) }
+
+func execLookPath(name string) (string, error) {
+	for _, d := range strings.Split(os.Getenv("PATH"), ":") {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", name)
+}

@@ -1,0 +1,68 @@
+// Command sentry-bench is `make bench`: it measures sentry against the
+// limits of this machine and writes BENCHMARKS.md. See internal/bench.
+//
+//	sentry-bench [-sentry bin/sentry] [-out BENCHMARKS.md] [-micro FILE] [-quick] [-profile DIR]
+//
+// It re-executes itself as the load farm ("farm") and, with -profile, as a
+// CPU-profiled sentry ("sentry-profiled FILE ARGS...").
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+
+	"github.com/mirrorsentry/sentry/internal/bench"
+	"github.com/mirrorsentry/sentry/internal/cli"
+	"github.com/mirrorsentry/sentry/internal/loadfarm"
+)
+
+func main() {
+	if len(os.Args) >= 3 && os.Args[1] == "farm" {
+		if err := loadfarm.ServeProcess(os.Args[2], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "farm:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) >= 3 && os.Args[1] == "sentry-profiled" {
+		f, err := os.Create(os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		code := cli.Run(os.Args[3:])
+		pprof.StopCPUProfile()
+		f.Close()
+		os.Exit(code)
+	}
+	sentryBin := flag.String("sentry", "bin/sentry", "the sentry binary to measure")
+	out := flag.String("out", "BENCHMARKS.md", "the report to write")
+	micro := flag.String("micro", "", "a file of `go test -bench` output to include in the report")
+	quick := flag.Bool("quick", false, "small sizes, to try the harness (the report says so)")
+	profile := flag.String("profile", "", "write a CPU profile of each sentry run into this directory")
+	flag.Parse()
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	p := bench.DefaultParams()
+	if *quick {
+		p = bench.QuickParams()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = bench.Run(ctx, bench.Options{Params: p, Sentry: *sentryBin, Self: self, Out: *out, Micro: *micro,
+		Log: os.Stderr, Command: "make bench", Profile: *profile, Quick: *quick, Args: strings.Join(os.Args[1:], " ")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sentry-bench:", err)
+		os.Exit(1)
+	}
+}
