@@ -62,7 +62,9 @@ func LocationPath(i int) string { return fmt.Sprintf("os%03d/:lang/file-%03d.bin
 func Lang(i int) string { return fmt.Sprintf("l%03d", i) }
 
 // FilePath is the path of (location, lang) relative to the release directory.
-func FilePath(loc, lang int) string { return fmt.Sprintf("os%03d/%s/file-%03d.bin", loc, Lang(lang), loc) }
+func FilePath(loc, lang int) string {
+	return fmt.Sprintf("os%03d/%s/file-%03d.bin", loc, Lang(lang), loc)
+}
 
 // Options configures a farm.
 type Options struct {
