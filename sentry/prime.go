@@ -442,7 +442,7 @@ func (pr *primeRun) mark(ctx context.Context, mr *mirrorRun, marks []store.Locat
 		reason += "; not marked down: " + holdDown
 		mr.sums.Note = "not marked down: " + holdDown
 	}
-	err := pr.d.Store.MarkMirror(ctx, store.MirrorMarks{
+	err := markRetrying(ctx, pr.d, pr.log, store.MirrorMarks{
 		MirrorID: mr.m.ID, Rating: mr.m.Rating, LogDate: pr.run.StartedAt, Up: mr.sums.State != "down",
 		Reason: reason, Locations: marks, Down: down,
 	})

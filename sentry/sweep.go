@@ -559,7 +559,7 @@ func (sw *sweepRun) markMirror(ctx context.Context, ms *mirrorSweep, guard strin
 		}
 		marks = kept
 	}
-	err := sw.d.Store.MarkMirror(ctx, store.MirrorMarks{
+	err := markRetrying(ctx, sw.d, sw.log, store.MirrorMarks{
 		MirrorID: ms.m.ID, Rating: ms.m.Rating, LogDate: sw.run.StartedAt, Up: upd.State == store.StateUp,
 		Reason: why, Locations: marks, Down: upd.State == store.StateDown && guard == "", State: upd,
 	})
