@@ -249,7 +249,8 @@ type pathState struct {
 //     repeated slashes are cleaned away as path.Clean does, and a path that
 //     cleans to "." is an error; in an escaped line, a backslash followed by
 //     anything but '\\', 'n' or 'r' is an error. Backslashes in a path are
-//     ordinary characters, not separators;
+//     ordinary characters, not separators, except that ".." between
+//     backslashes is refused too (a Windows mirror would step out);
 //   - a path named on several lines must have the same hash on all lines of
 //     one algorithm and the same size on all lines that give one (the error
 //     names both lines); identical repeats are fine; a size given on any line
@@ -518,7 +519,9 @@ func cleanPath(p string) (string, string) {
 	if strings.HasPrefix(p, "/") {
 		return "", fmt.Sprintf("path %s is absolute", quote(p))
 	}
-	for seg := range strings.SplitSeq(p, "/") {
+	// '\' counts as a separator here: a Windows mirror would take
+	// "..\..\x" (sent as ..%5C..%5Cx) out of the release directory.
+	for seg := range strings.SplitSeq(strings.ReplaceAll(p, `\`, "/"), "/") {
 		if seg == ".." {
 			return "", fmt.Sprintf(`path %s has a ".." segment`, quote(p))
 		}
