@@ -29,6 +29,9 @@ type Deps struct {
 	// Now is the clock of sweeps' bookkeeping (check times, deep-sweep
 	// rotation); nil means time.Now. Tests simulate days with it.
 	Now func() time.Time
+	// Observer, when set, is told of every check, state change, guard
+	// activation and finished run (metrics, notifications).
+	Observer Observer
 }
 
 func (d *Deps) now() time.Time {
@@ -204,6 +207,8 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (rep *PrimeReport, e
 		return report, err
 	}
 	report.FinishedAt = time.Now()
+	d.observer().RunFinished(RunEvent{RunID: run.ID, Kind: store.RunPrime, Outcome: report.Outcome,
+		Started: run.StartedAt, Finished: report.FinishedAt})
 	log.Info("prime finished", "outcome", report.Outcome, "reason", report.Reason)
 	return report, nil
 }
@@ -323,6 +328,8 @@ func (pr *primeRun) record(ctx context.Context, mr *mirrorRun, o primer.Outcome)
 	if err := pr.rec.Add(ctx, c); err != nil {
 		return
 	}
+	pr.d.observer().CheckDone(CheckEvent{RunKind: store.RunPrime, Mirror: mr.m.Name, Result: res.Kind,
+		BytesVerified: verifiedBytes(res)})
 	if o.Path == "" {
 		if res.Kind.Failed() {
 			pr.log.Warn("trigger failed", "mirror", mr.m.Name, "kind", res.Kind, "detail", res.Detail)
@@ -515,6 +522,8 @@ func (pr *primeRun) finishDeferred(ctx context.Context, runs []*mirrorRun) {
 		pr.guardWhy = why
 		pr.mu.Unlock()
 		pr.log.Warn("mass-failure guard: not marking mirrors down", "mirrors", len(pr.deferred), "why", why)
+		pr.d.observer().GuardHeld(GuardEvent{At: time.Now(), RunID: pr.run.ID, RunKind: store.RunPrime,
+			Mirrors: len(pr.deferred), Reason: why})
 	}
 	for _, mr := range pr.deferred {
 		marks := make([]store.LocationMark, 0, len(pr.plan.locations))

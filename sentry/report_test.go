@@ -20,18 +20,26 @@ type reportWorld struct {
 	b       *bundle
 	ids     map[string]int
 	ratings map[string]int
+	servers map[string]*mirrortest.Server
+	flaky   *atomic.Bool // set: the flaky mirror answers 503
 }
 
-func setupReport(t *testing.T) *reportWorld {
+func setupReport(t *testing.T, observers ...func(*sentry.Deps) sentry.Observer) *reportWorld {
 	t.Helper()
 	d, b := setup(t)
+	var obs []sentry.Observer
+	for _, build := range observers {
+		obs = append(obs, build(d))
+	}
+	d.Observer = sentry.Observers(obs...)
 	w := &reportWorld{d: d, b: b, ids: map[string]int{}, ratings: map[string]int{
 		"good1": 50, "good2": 30, "corrupt": 10, "missing": 5, "flaky": 5,
 	}}
 	var flaky *atomic.Bool
+	w.servers = map[string]*mirrortest.Server{}
 	for _, name := range []string{"good1", "good2", "corrupt", "missing", "flaky"} {
 		s, id := b.static(t, name)
-		w.ids[name] = id
+		w.ids[name], w.servers[name] = id, s
 		switch name {
 		case "corrupt":
 			p := "win32/de/Firefox Setup 1.5.exe"
@@ -47,6 +55,7 @@ func setupReport(t *testing.T) *reportWorld {
 		}
 	}
 	prime(t, d)
+	w.flaky = flaky
 	flaky.Store(true) // from the first sweep on
 	sweep(t, d, false)
 	sweep(t, d, true)

@@ -185,6 +185,8 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error
 		return report, err
 	}
 	report.FinishedAt = time.Now()
+	d.observer().RunFinished(RunEvent{RunID: run.ID, Kind: kind, Outcome: report.Outcome,
+		Started: run.StartedAt, Finished: report.FinishedAt})
 	log.Info("sweep finished", "outcome", report.Outcome, "reason", report.Reason)
 	return report, nil
 }
@@ -400,13 +402,17 @@ func validatorsChanged(prev store.FileState, res checks.Result) bool {
 }
 
 func (sw *sweepRun) record(ctx context.Context, ms *mirrorSweep, path string, releaseID int64, method string, res checks.Result) {
-	_ = sw.rec.Add(ctx, store.Check{
+	err := sw.rec.Add(ctx, store.Check{
 		RunID: sw.run.ID, MirrorID: ms.m.ID, ReleaseID: releaseID, Path: path, CheckedAt: sw.d.now(),
 		Vantage: sw.d.Config.Vantage, Method: method, Result: string(res.Kind), Status: res.Status,
 		Bytes: res.Bytes, Hashed: res.Hashed, Duration: res.Duration, Attempts: res.Attempts,
 		CacheStatus: res.CacheStatus, Detail: res.Detail, ETag: res.ETag, LastModified: res.LastModified,
 		Size: res.Bytes,
 	})
+	if err == nil {
+		sw.d.observer().CheckDone(CheckEvent{RunKind: sw.run.Kind, Mirror: ms.m.Name, Result: res.Kind,
+			BytesVerified: verifiedBytes(res)})
+	}
 }
 
 // pickForHash chooses the pairs of one mirror a deep sweep hashes: every
@@ -478,6 +484,8 @@ func (sw *sweepRun) judge(ctx context.Context, all []*mirrorSweep) (string, stri
 	}
 	if guard != "" {
 		sw.log.Warn("mass-failure guard: not counting failures nor marking anything down", "why", guard)
+		sw.d.observer().GuardHeld(GuardEvent{At: time.Now(), RunID: sw.run.ID, RunKind: sw.run.Kind,
+			Mirrors: failed, Reason: guard})
 	}
 	for _, ms := range mirrors {
 		sw.markMirror(ctx, ms, guard)
@@ -570,6 +578,8 @@ func (sw *sweepRun) markMirror(ctx context.Context, ms *mirrorSweep, guard strin
 	}
 	if s.StateChanged {
 		sw.log.Info("mirror state changed", "mirror", ms.m.Name, "from", upd.From, "to", upd.State, "reason", why)
+		sw.d.observer().StateChanged(StateChangeEvent{At: upd.At, RunID: sw.run.ID, MirrorID: ms.m.ID,
+			Mirror: ms.m.Name, BaseURL: ms.m.BaseURL, From: upd.From, To: upd.State, Reason: why})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -185,6 +186,29 @@ func (w *world) startDaemon(t *testing.T, name string) *daemonProc {
 	return p
 }
 
+// listenAddr is the address the daemon logged it listens on.
+func (p *daemonProc) listenAddr(t *testing.T) string {
+	t.Helper()
+	for _, l := range strings.Split(p.logText(), "\n") {
+		if _, rest, ok := strings.Cut(l, "listen="); ok && strings.Contains(l, "sentry run started") {
+			return strings.Fields(rest)[0]
+		}
+	}
+	t.Fatalf("no listen address logged:\n%s", p.logText())
+	return ""
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
+}
+
 func (p *daemonProc) logText() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -239,6 +263,30 @@ func TestTwoDaemonsRunEachSweepOnce(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("only %d sweeps done:\n%s%s", done, a.logText(), b.logText())
 		}
+	}
+	// Each daemon serves the status page, its API and its metrics; the
+	// sweeps they ran between them are counted there.
+	completed := 0.0
+	for _, p := range []*daemonProc{a, b} {
+		addr := p.listenAddr(t)
+		for _, path := range []string{"/", "/mirrors/m", "/releases/1.5", "/api/mirrors", "/healthz"} {
+			if code, body := httpGet(t, "http://"+addr+path); code != 200 {
+				t.Errorf("GET %s: %d %s", path, code, body)
+			}
+		}
+		_, metrics := httpGet(t, "http://"+addr+"/metrics")
+		if !strings.Contains(metrics, `sentry_mirrors{state="up"} 1`) {
+			t.Errorf("/metrics lacks the mirror up:\n%s", metrics)
+		}
+		for _, l := range strings.Split(metrics, "\n") {
+			if v, ok := strings.CutPrefix(l, `sentry_runs_total{kind="sweep",outcome="completed"} `); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				completed += n
+			}
+		}
+	}
+	if completed < 4 {
+		t.Errorf("/metrics of both daemons count %v completed sweeps, want at least 4", completed)
 	}
 	for _, p := range []*daemonProc{a, b} {
 		if err := p.stop(t); err != nil {

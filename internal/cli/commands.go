@@ -4,10 +4,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/metrics"
+	"github.com/mirrorsentry/sentry/sentry/notify"
+	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
+	"github.com/mirrorsentry/sentry/sentry/web"
 )
 
 func init() {
@@ -153,8 +158,32 @@ func openDeps(ctx context.Context, env *Env, c *common) (*sentry.Deps, func(), e
 	if env.IsTerminal {
 		d.Progress = env.Stderr
 	}
-	return d, func() { client.CloseIdleConnections(); st.Close() }, nil
+	var notifier *notify.Notifier
+	if len(cfg.Notify.Webhooks) > 0 {
+		notifier = notify.New(notify.Options{
+			URLs: cfg.Notify.Webhooks, Secret: []byte(cfg.Notify.Secret), Retries: cfg.Notify.Retries,
+			RetryWaitMax: cfg.Notify.RetryWaitMax.D(), Timeout: cfg.Notify.Timeout.D(),
+			Vantage: cfg.Vantage, UserAgent: cfg.UserAgent(), Logger: env.Logger,
+		})
+		d.Observer = notifier
+	}
+	return d, func() {
+		if notifier != nil {
+			// What is queued gets a bounded time to go out.
+			closeCtx, cancel := context.WithTimeout(context.Background(), notifyFlush)
+			if err := notifier.Close(closeCtx); err != nil {
+				env.Logger.Warn("webhooks", "err", err)
+			}
+			cancel()
+		}
+		client.CloseIdleConnections()
+		st.Close()
+	}, nil
 }
+
+// notifyFlush bounds how long a command waits, at its end, for queued
+// webhook notifications to go out.
+const notifyFlush = 15 * time.Second
 
 func runPrime(ctx context.Context, env *Env, c *common, release string, force bool) error {
 	d, closeDeps, err := openDeps(ctx, env, c)
@@ -243,5 +272,14 @@ func runDaemon(ctx context.Context, env *Env, c *common) error {
 	}
 	defer closeDeps()
 	d.Progress = nil // a daemon logs; it draws no progress line
-	return sentry.RunDaemon(ctx, d, sentry.DaemonOptions{})
+	m := metrics.New(d.Store.Pool(), env.Logger)
+	d.Observer = sentry.Observers(d.Observer, m)
+	page, err := web.New(web.Options{Reporter: report.New(d.Store.Pool(), nil), Logger: env.Logger})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	page.Register(mux)
+	mux.Handle("GET /metrics", m.Handler())
+	return sentry.RunDaemon(ctx, d, sentry.DaemonOptions{Mux: mux})
 }

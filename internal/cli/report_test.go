@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/sentry/report"
 )
 
 func TestParseSince(t *testing.T) {
@@ -26,7 +27,7 @@ func TestParseSince(t *testing.T) {
 		{"2027-01-01", time.Time{}, "not in the past"},
 		{"yesterday", time.Time{}, "neither a duration"},
 	} {
-		got, err := parseSince(c.in, now)
+		got, err := report.ParseSince(c.in, now)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%q: err %v, want %q", c.in, err, c.err)

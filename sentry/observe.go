@@ -1,0 +1,117 @@
+package sentry
+
+import (
+	"time"
+
+	"github.com/mirrorsentry/sentry/checks"
+)
+
+// Observer is told what primes and sweeps do, as they do it: the metrics
+// (package metrics) and the webhook notifications (package notify)
+// implement it. Methods are called from many goroutines at once and must
+// return at once: an observer that waits on the network queues instead.
+type Observer interface {
+	// CheckDone: one check was made and handed to the recorder. bytes is
+	// what was verified by hashing (0 for a HEAD or a failure).
+	CheckDone(c CheckEvent)
+	// StateChanged: a sweep changed a mirror's state (hysteresis); the
+	// change is already recorded in the database.
+	StateChanged(e StateChangeEvent)
+	// GuardHeld: the mass-failure guard held back marking in a run.
+	GuardHeld(e GuardEvent)
+	// RunFinished: a prime or sweep ended, with its recorded outcome.
+	RunFinished(e RunEvent)
+}
+
+// CheckEvent is one check, as observers see it.
+type CheckEvent struct {
+	RunKind string // prime, sweep, deep_sweep
+	Mirror  string
+	Result  checks.Kind
+	// BytesVerified is the size of a file whose checksum was verified.
+	BytesVerified int64
+}
+
+// StateChangeEvent is a change of a mirror's state.
+type StateChangeEvent struct {
+	At       time.Time `json:"at"`
+	RunID    int64     `json:"run_id"`
+	MirrorID int       `json:"mirror_id"`
+	Mirror   string    `json:"mirror"`
+	BaseURL  string    `json:"baseurl"`
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	Reason   string    `json:"reason"`
+}
+
+// GuardEvent is an activation of the mass-failure guard.
+type GuardEvent struct {
+	At      time.Time `json:"at"`
+	RunID   int64     `json:"run_id"`
+	RunKind string    `json:"run_kind"`
+	// Mirrors counts the mirrors whose marking was held back.
+	Mirrors int    `json:"mirrors"`
+	Reason  string `json:"reason"`
+}
+
+// RunEvent is the end of a prime or sweep.
+type RunEvent struct {
+	RunID    int64
+	Kind     string // prime, sweep, deep_sweep
+	Outcome  string // completed, guarded, interrupted, failed
+	Started  time.Time
+	Finished time.Time
+}
+
+// Observers fans events out to several observers; nil entries are skipped.
+func Observers(obs ...Observer) Observer {
+	var out multiObserver
+	for _, o := range obs {
+		if o != nil {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) CheckDone(c CheckEvent) {
+	for _, o := range m {
+		o.CheckDone(c)
+	}
+}
+
+func (m multiObserver) StateChanged(e StateChangeEvent) {
+	for _, o := range m {
+		o.StateChanged(e)
+	}
+}
+
+func (m multiObserver) GuardHeld(e GuardEvent) {
+	for _, o := range m {
+		o.GuardHeld(e)
+	}
+}
+
+func (m multiObserver) RunFinished(e RunEvent) {
+	for _, o := range m {
+		o.RunFinished(e)
+	}
+}
+
+// observer returns d.Observer, or one that ignores everything.
+func (d *Deps) observer() Observer {
+	if d.Observer == nil {
+		return multiObserver(nil)
+	}
+	return d.Observer
+}
+
+// verifiedBytes is what a check verified by hashing.
+func verifiedBytes(r checks.Result) int64 {
+	if r.Kind == checks.KindOK && r.Hashed && r.Bytes > 0 {
+		return r.Bytes
+	}
+	return 0
+}

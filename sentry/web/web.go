@@ -1,0 +1,303 @@
+// Package web is the status page `sentry run` serves: a mirror table with
+// a 14-day history strip per mirror, a page per mirror (failing files,
+// state history) and a page per release (uptake over time), all rendered
+// on the server as HTML and inline SVG, without JavaScript. The same data
+// is served as JSON under /api/.
+//
+//	GET /                         the mirror table (checks of the last 24h)
+//	GET /mirrors/{name}           one mirror
+//	GET /releases/{name}          one release's uptake
+//	GET /api/mirrors[?since=D]    report.Mirrors
+//	GET /api/mirrors/{name}[?since=D]  report.MirrorDetail
+//	GET /api/releases             the releases sentry knows
+//	GET /api/releases/{name}      report.Release
+//	GET /api/history[?days=N]     per mirror, checks and failures per day
+//
+// since takes the forms of `sentry report --since` (24h, 7d, 2006-01-02).
+// The pages are read-only and carry no secret; put them behind the same
+// access control as the rest of the daemon's address.
+package web
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mirrorsentry/sentry/sentry/report"
+)
+
+//go:embed templates/*.html
+var templatesFS embed.FS
+
+// historyDays is the length of the history strips.
+const historyDays = 14
+
+// Server renders the status page and its API.
+type Server struct {
+	rep   *report.Reporter
+	log   *slog.Logger
+	now   func() time.Time
+	pages *template.Template
+}
+
+// Options configure a Server.
+type Options struct {
+	Reporter *report.Reporter
+	Logger   *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// New builds the status page.
+func New(opts Options) (*Server, error) {
+	if opts.Reporter == nil {
+		return nil, errors.New("web: a Reporter is required")
+	}
+	s := &Server{rep: opts.Reporter, log: opts.Logger, now: opts.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	t, err := template.New("").Funcs(funcs(s.now)).ParseFS(templatesFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("web: templates: %w", err)
+	}
+	s.pages = t
+	return s, nil
+}
+
+// Register adds the page's routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", s.index)
+	mux.HandleFunc("GET /mirrors/{name}", s.mirror)
+	mux.HandleFunc("GET /releases/{name}", s.release)
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	mux.HandleFunc("GET /api/mirrors", s.apiMirrors)
+	mux.HandleFunc("GET /api/mirrors/{name}", s.apiMirror)
+	mux.HandleFunc("GET /api/releases", s.apiReleases)
+	mux.HandleFunc("GET /api/releases/{name}", s.apiRelease)
+	mux.HandleFunc("GET /api/history", s.apiHistory)
+}
+
+func (s *Server) window(r *http.Request) (report.Window, error) {
+	now := s.now()
+	since := now.Add(-24 * time.Hour)
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := report.ParseSince(v, now)
+		if err != nil {
+			return report.Window{}, fmt.Errorf("since: %w", err)
+		}
+		since = t
+	}
+	return report.Window{Since: since, Until: now}, nil
+}
+
+// fail answers an error: 404 for what does not exist, 400 for a bad
+// parameter, 500 (logged, not detailed) for the rest.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, badRequest bool) {
+	switch {
+	case errors.Is(err, report.ErrNotFound):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case badRequest:
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	case errors.Is(err, context.Canceled):
+		// The client went away.
+	default:
+		s.log.Error("status page", "path", r.URL.Path, "err", err)
+		http.Error(w, "internal error: see sentry's log", http.StatusInternalServerError)
+	}
+}
+
+func (s *Server) json(w http.ResponseWriter, v any) {
+	var b bytes.Buffer
+	if err := report.WriteJSON(&b, v); err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b.Bytes())
+}
+
+// render writes a page; the whole page is rendered before a byte is sent,
+// so an error is a clean 500, not half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data any) {
+	var b bytes.Buffer
+	if err := s.pages.ExecuteTemplate(&b, name, data); err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(b.Bytes())
+}
+
+// indexRow is a mirror row with its history strip.
+type indexRow struct {
+	report.MirrorRow
+	Strip []report.Day
+}
+
+type indexPage struct {
+	Now      time.Time
+	Window   report.Window
+	Rows     []indexRow
+	Counts   map[string]int
+	Releases []string
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	win, err := s.window(r)
+	if err != nil {
+		s.fail(w, r, err, true)
+		return
+	}
+	ctx := r.Context()
+	ms, err := s.rep.Mirrors(ctx, win)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	hist, start, err := s.rep.History(ctx, historyDays)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	rels, err := s.rep.Releases(ctx)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	p := indexPage{Now: s.now(), Window: win, Counts: map[string]int{}, Releases: rels}
+	for _, m := range ms.Mirrors {
+		strip := hist[m.ID]
+		if strip == nil {
+			strip = emptyStrip(start)
+		}
+		p.Rows = append(p.Rows, indexRow{MirrorRow: m, Strip: strip})
+		p.Counts[m.State]++
+	}
+	s.render(w, r, "index.html", p)
+}
+
+func emptyStrip(start time.Time) []report.Day {
+	out := make([]report.Day, historyDays)
+	for i := range out {
+		out[i].Start = start.Add(time.Duration(i) * 24 * time.Hour)
+	}
+	return out
+}
+
+func (s *Server) mirror(w http.ResponseWriter, r *http.Request) {
+	win, err := s.window(r)
+	if err != nil {
+		s.fail(w, r, err, true)
+		return
+	}
+	d, err := s.rep.Mirror(r.Context(), r.PathValue("name"), win)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	s.render(w, r, "mirror.html", struct {
+		Now time.Time
+		*report.MirrorDetail
+	}{s.now(), d})
+}
+
+func (s *Server) release(w http.ResponseWriter, r *http.Request) {
+	rel, err := s.rep.Release(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	s.render(w, r, "release.html", struct {
+		Now   time.Time
+		Chart *chart
+		*report.Release
+	}{s.now(), uptakeChart(rel), rel})
+}
+
+func (s *Server) apiMirrors(w http.ResponseWriter, r *http.Request) {
+	win, err := s.window(r)
+	if err != nil {
+		s.fail(w, r, err, true)
+		return
+	}
+	ms, err := s.rep.Mirrors(r.Context(), win)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	s.json(w, ms)
+}
+
+func (s *Server) apiMirror(w http.ResponseWriter, r *http.Request) {
+	win, err := s.window(r)
+	if err != nil {
+		s.fail(w, r, err, true)
+		return
+	}
+	d, err := s.rep.Mirror(r.Context(), r.PathValue("name"), win)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	s.json(w, d)
+}
+
+func (s *Server) apiReleases(w http.ResponseWriter, r *http.Request) {
+	rels, err := s.rep.Releases(r.Context())
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	s.json(w, map[string][]string{"releases": rels})
+}
+
+func (s *Server) apiRelease(w http.ResponseWriter, r *http.Request) {
+	rel, err := s.rep.Release(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	s.json(w, rel)
+}
+
+func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
+	days := historyDays
+	if v := r.URL.Query().Get("days"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 90 {
+			s.fail(w, r, fmt.Errorf("days: %q is not a number of days from 1 to 90", v), true)
+			return
+		}
+		days = n
+	}
+	hist, start, err := s.rep.History(r.Context(), days)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	out := struct {
+		Start   time.Time               `json:"start"`
+		Days    int                     `json:"days"`
+		Mirrors map[string][]report.Day `json:"mirrors"` // by mirror id
+	}{start, days, map[string][]report.Day{}}
+	for id, strip := range hist {
+		out.Mirrors[strconv.Itoa(id)] = strip
+	}
+	s.json(w, out)
+}
