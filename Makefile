@@ -29,6 +29,7 @@ demo: build
 fuzz:
 	$(GO) test ./sentry/manifest -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./sentry/hook -run '^$$' -fuzz FuzzReleaseHook -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./sentry -run '^$$' -fuzz FuzzParseConfig -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
 clean:
 	rm -rf bin
