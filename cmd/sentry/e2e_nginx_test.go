@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mirrorsentry/sentry/internal/faultmirror"
+	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/primer"
+)
+
+// nginxBinary finds nginx; without it the test skips, except in CI
+// (CI set), where .ci/run installs it and its absence is a failure.
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx"
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("nginx is not installed (CI is set: .ci/run installs it with apt-get install nginx)")
+	}
+	t.Skip("nginx is not installed (apt-get install nginx); set CI to make this a failure")
+	return ""
+}
+
+// nginxMirror is a real nginx proxy_cache in front of the master.
+type nginxMirror struct {
+	name    string
+	baseURL string // http://127.0.0.1:PORT/pub
+	dir     string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// startNginx starts nginx as a pull-through cache of master with extra
+// directives in its location block. It listens on a socket the test opens
+// and hands over (nginx's NGINX inheritance), so requests queue in the
+// kernel from the start and no port is raced for or polled.
+func startNginx(t *testing.T, bin, name string, master *mirrortest.Server, extra string) *nginxMirror {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"cache", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close() // the duplicate in lf stays open for nginx
+	defer lf.Close()
+	addr := ln.Addr().String()
+	masterHost := strings.TrimSuffix(strings.TrimPrefix(master.URL, "http://"), "/pub")
+	user := ""
+	if os.Geteuid() == 0 {
+		// Workers would switch to nobody, who cannot enter the test's
+		// temp dirs.
+		user = "user root;"
+	}
+	conf := fmt.Sprintf(`%[3]s
+worker_processes 1;
+error_log %[1]s/error.log info;
+pid %[1]s/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log %[1]s/access.log;
+    client_body_temp_path %[1]s/tmp/body;
+    proxy_temp_path %[1]s/tmp/proxy;
+    fastcgi_temp_path %[1]s/tmp/fastcgi;
+    uwsgi_temp_path %[1]s/tmp/uwsgi;
+    scgi_temp_path %[1]s/tmp/scgi;
+    proxy_cache_path %[1]s/cache levels=1:2 keys_zone=mirror:1m max_size=256m inactive=1d use_temp_path=off;
+    server {
+        listen %[2]s;
+        location /pub/ {
+            proxy_pass http://%[4]s;
+            proxy_cache mirror;
+            proxy_cache_valid 200 1d;
+            proxy_cache_lock on;
+            %[5]s
+        }
+    }
+}
+`, dir, addr, user, masterHost, extra)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+	cmd.ExtraFiles = []*os.File{lf} // fd 3
+	cmd.Env = append(os.Environ(), "NGINX=3;")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m := &nginxMirror{name: name, baseURL: "http://" + addr + "/pub", dir: dir, cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(m.exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGQUIT) // graceful: the workers end too
+		select {
+		case <-m.exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-m.exited
+		}
+		if t.Failed() {
+			logText, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx %s output:\n%s\nerror.log:\n%s", name, out.String(), logText)
+		}
+	})
+	return m
+}
+
+// cacheEntries counts the files nginx keeps in its cache directory.
+func (m *nginxMirror) cacheEntries(t *testing.T) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(m.dir, "cache"), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// runSentry runs the binary with args and the config, bounded in time, and
+// returns its stdout, stderr and exit code.
+func runSentry(t *testing.T, cfg string, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), append(args, "--config", cfg)...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("sentry %v: %v", args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("sentry %v did not end in time:\n%s", args, stderr.String())
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// TestEndToEndWithNginx runs the built binary as a user would — db migrate,
+// prime --release, report --format json — against a master, three real
+// nginx proxy_cache mirrors and a mirror serving one file corrupt, and
+// checks the bouncer marks, the report, and that nginx really holds the
+// files afterwards.
+func TestEndToEndWithNginx(t *testing.T) {
+	bin := nginxBinary(t)
+	langs := []string{"en-US", "de", "fr"}
+	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
+	for _, l := range langs {
+		for _, p := range []string{"win32/" + l + "/Firefox Setup 1.5.exe", "linux-x86_64/" + l + "/firefox-1.5.tar.bz2"} {
+			rel.Files[p] = mirrortest.Content(p, 300_000)
+		}
+	}
+	master, err := mirrortest.NewMaster(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Close() })
+
+	nginxes := []*nginxMirror{
+		startNginx(t, bin, "nginx-status", master, "add_header X-Cache-Status $upstream_cache_status always;"),
+		startNginx(t, bin, "nginx-minuses", master, "proxy_cache_min_uses 2;"),
+		startNginx(t, bin, "nginx-plain", master, ""),
+	}
+	corruptPath := "linux-x86_64/de/firefox-1.5.tar.bz2"
+	fault, err := faultmirror.New(faultmirror.FlippedByte, rel, corruptPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fault.Close() })
+
+	dbURL := pgtest.NewDB(t)
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`database:
+  url: %s
+master:
+  url: %s
+releases:
+  dir: "/firefox/releases/{release}/"
+  products: ["Firefox-{release}", "Firefox-{release}-SSL"]
+checks:
+  contact: https://example.org/sentry-e2e
+  retries: 1
+  retry_wait_min: 50ms
+  retry_wait_max: 200ms
+`, dbURL, master.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := runSentry(t, cfg, nil, "db", "migrate"); code != 0 {
+		t.Fatalf("db migrate: exit %d\n%s", code, stderr)
+	}
+	w := &world{dbURL: dbURL}
+	w.exec(t, `WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-1.5') RETURNING id),
+		l AS (INSERT INTO mirror_product_langs (product_id, language) SELECT id, unnest(ARRAY['en-US','de','fr']) FROM p),
+		o AS (INSERT INTO mirror_os (name) VALUES ('win'), ('linux') RETURNING id, name)
+		INSERT INTO mirror_locations (product_id, os_id, path)
+		SELECT p.id, o.id, CASE o.name WHEN 'win' THEN '/firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.exe'
+		                               ELSE '/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2' END FROM p, o`)
+	for _, m := range nginxes {
+		w.exec(t, `WITH m AS (INSERT INTO mirror_mirrors (name, baseurl, rating) VALUES ($1, $2, 50) RETURNING id)
+			INSERT INTO sentry_mirror_settings (mirror_id, prime_mode) SELECT id, 'pull' FROM m`, m.name, m.baseURL)
+	}
+	w.exec(t, `INSERT INTO mirror_mirrors (name, baseurl, rating) VALUES ($1, $2, 50)`, fault.Name, fault.URL)
+
+	stdout, stderr, code := runSentry(t, cfg, nil, "prime", "--release", "1.5", "--format", "json")
+	if code != 0 {
+		t.Fatalf("prime: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var prime struct {
+		Outcome string `json:"outcome"`
+		Files   int    `json:"files"`
+		Mirrors []struct {
+			Name     string         `json:"name"`
+			State    string         `json:"state"`
+			FilesOK  int            `json:"files_ok"`
+			Failures map[string]int `json:"failures"`
+			Marked   bool           `json:"marked"`
+		} `json:"mirrors"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &prime); err != nil {
+		t.Fatalf("prime JSON: %v\n%s", err, stdout)
+	}
+	if prime.Outcome != "completed" || prime.Files != 6 || len(prime.Mirrors) != 4 {
+		t.Fatalf("prime: %s", stdout)
+	}
+	for _, m := range prime.Mirrors {
+		wantOK, wantState := 6, "ok"
+		if m.Name == fault.Name {
+			wantOK, wantState = 5, "partial"
+			if m.Failures["checksum_mismatch"] != 1 {
+				t.Errorf("%s: failures %v, want one checksum_mismatch", m.Name, m.Failures)
+			}
+		}
+		if m.State != wantState || m.FilesOK != wantOK || !m.Marked {
+			t.Errorf("prime, %s: %+v; want %s with %d files verified, marked", m.Name, m, wantState, wantOK)
+		}
+	}
+
+	// The bouncer tables: every location good on the nginx mirrors; the
+	// linux location off on the corrupt mirror, its win32 location good.
+	var good, off, other int
+	w.query(t, `SELECT count(*) FILTER (WHERE lmm.active AND lmm.healthy AND m.name LIKE 'nginx-%'),
+		count(*) FILTER (WHERE NOT lmm.active AND NOT lmm.healthy AND m.name = '`+fault.Name+`' AND l.path LIKE '%linux%'),
+		count(*) FILTER (WHERE NOT (lmm.active AND lmm.healthy) AND NOT (m.name = '`+fault.Name+`' AND l.path LIKE '%linux%'))
+		FROM mirror_location_mirror_map lmm JOIN mirror_mirrors m ON m.id = lmm.mirror_id JOIN mirror_locations l ON l.id = lmm.location_id`,
+		&good, &off, &other)
+	if good != 6 || off != 1 || other != 0 {
+		t.Errorf("marks: %d good nginx locations (want 6), %d corrupt taken off (want 1), %d others not good (want 0)", good, off, other)
+	}
+	// What nginx told sentry: the X-Cache-Status mirror's word is recorded.
+	var statusWords int
+	w.query(t, `SELECT count(*) FROM sentry_checks c JOIN mirror_mirrors m ON m.id = c.mirror_id
+		WHERE m.name = 'nginx-status' AND c.cache_status LIKE 'X-Cache-Status: %'`, &statusWords)
+	if statusWords == 0 {
+		t.Error("no X-Cache-Status recorded from the nginx mirror that sends it")
+	}
+
+	// The report, as ops would read it.
+	stdout, stderr, code = runSentry(t, cfg, nil, "report", "--format", "json")
+	if code != 0 {
+		t.Fatalf("report: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var rep struct {
+		Mirrors []struct {
+			Name           string           `json:"name"`
+			State          string           `json:"state"`
+			Checks         int64            `json:"checks"`
+			Failures       int64            `json:"failures"`
+			FailuresByKind map[string]int64 `json:"failures_by_kind"`
+			FilesCorrupt   int64            `json:"files_corrupt"`
+			LastFailure    *struct {
+				Kind string `json:"kind"`
+				Path string `json:"path"`
+			} `json:"last_failure"`
+		} `json:"mirrors"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("report JSON: %v\n%s", err, stdout)
+	}
+	if len(rep.Mirrors) != 4 {
+		t.Fatalf("report has %d mirrors, want 4:\n%s", len(rep.Mirrors), stdout)
+	}
+	for _, m := range rep.Mirrors {
+		if m.Checks < 6 {
+			t.Errorf("report, %s: %d checks, want at least the 6 files", m.Name, m.Checks)
+		}
+		if m.Name == fault.Name {
+			if m.Failures != 1 || m.FailuresByKind["checksum_mismatch"] != 1 || m.FilesCorrupt != 1 ||
+				m.LastFailure == nil || m.LastFailure.Kind != "checksum_mismatch" || m.LastFailure.Path != corruptPath {
+				t.Errorf("report, %s: %+v; want one checksum_mismatch of %s", m.Name, m, corruptPath)
+			}
+			continue
+		}
+		if m.Failures != 0 || len(m.FailuresByKind) != 0 || m.LastFailure != nil {
+			t.Errorf("report, %s: %+v; want no failure", m.Name, m)
+		}
+	}
+
+	// nginx really holds the files: asking every nginx mirror for every
+	// file again reaches the master not once, the X-Cache-Status mirror
+	// says HIT, and every cache directory holds an entry per file.
+	before := master.Stats().Requests
+	client := &http.Client{Timeout: 30 * time.Second}
+	for _, m := range nginxes {
+		for _, p := range rel.Paths() {
+			resp, err := client.Get(primer.FileURL(m.baseURL, rel.Dir, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, rel.Files[p]) {
+				t.Errorf("%s %s: %d, %d bytes (%v)", m.name, p, resp.StatusCode, len(body), err)
+			}
+			if m.name == "nginx-status" && resp.Header.Get("X-Cache-Status") != "HIT" {
+				t.Errorf("%s %s: X-Cache-Status %q, want HIT", m.name, p, resp.Header.Get("X-Cache-Status"))
+			}
+		}
+		if n := m.cacheEntries(t); n != len(rel.Files) {
+			t.Errorf("%s holds %d cache entries, want %d", m.name, n, len(rel.Files))
+		}
+	}
+	if got := master.Stats().Requests - before; got != 0 {
+		t.Errorf("the master was asked %d times after the prime: nginx did not keep the files", got)
+	}
+}
