@@ -11,8 +11,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
@@ -136,12 +138,13 @@ type ClientOptions struct {
 // safe for concurrent use; create one per process (or per vantage) and call
 // CloseIdleConnections at shutdown.
 type Client struct {
-	opts ClientOptions // with defaults applied
-	log  *slog.Logger
-	tr   *http.Transport
-	rt   *checkTransport
-	hc   *http.Client
-	rc   *retryablehttp.Client
+	opts  ClientOptions // with defaults applied
+	log   *slog.Logger
+	tr    *http.Transport // the settings every host's transport is cloned from
+	hosts *hostPool
+	rt    *checkTransport
+	hc    *http.Client
+	rc    *retryablehttp.Client
 }
 
 // NewClient validates o, applies the defaults and builds a Client.
@@ -186,8 +189,8 @@ func NewClient(o ClientOptions) (*Client, error) {
 		tr.DialContext = (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
 	}
 
-	c := &Client{opts: o, log: log, tr: tr}
-	c.rt = &checkTransport{next: tr, userAgent: o.UserAgent, idle: o.BodyIdleTimeout}
+	c := &Client{opts: o, log: log, tr: tr, hosts: &hostPool{template: tr, m: map[string]*http.Transport{}}}
+	c.rt = &checkTransport{next: c.hosts, userAgent: o.UserAgent, idle: o.BodyIdleTimeout}
 	c.hc = &http.Client{Transport: c.rt, CheckRedirect: c.checkRedirect}
 
 	rc := &retryablehttp.Client{
@@ -282,7 +285,67 @@ func (c *Client) Options() ClientOptions { return c.opts }
 // mirror. Call it at shutdown. (The retry library's own calls to
 // CloseIdleConnections, made whenever one request finally fails, are
 // deliberately no-ops.)
-func (c *Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() { c.hosts.CloseIdleConnections() }
+
+// Forget closes the idle keep-alive connections to the host of baseURL
+// (a mirror sentry is done with for now), so that a run over hundreds of
+// mirrors does not keep every mirror's connections open until the idle
+// timeout. Requests in flight to that host are not affected; a later
+// request opens new connections.
+func (c *Client) Forget(baseURL string) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return
+	}
+	c.hosts.forget(u.Scheme + "://" + u.Host)
+}
+
+// hostPool is the transport under checkTransport: one http.Transport per
+// host (scheme and host:port), all cloned from one template, so that the
+// connections of one mirror can be closed when sentry is done with it
+// (http.Transport can only close all its idle connections at once).
+type hostPool struct {
+	template *http.Transport
+	mu       sync.Mutex
+	m        map[string]*http.Transport
+}
+
+func (p *hostPool) get(key string) *http.Transport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tr, ok := p.m[key]
+	if !ok {
+		tr = p.template.Clone()
+		p.m[key] = tr
+	}
+	return tr
+}
+
+func (p *hostPool) RoundTrip(req *http.Request) (*http.Response, error) {
+	return p.get(req.URL.Scheme + "://" + req.URL.Host).RoundTrip(req)
+}
+
+func (p *hostPool) forget(key string) {
+	p.mu.Lock()
+	tr, ok := p.m[key]
+	delete(p.m, key)
+	p.mu.Unlock()
+	if ok {
+		// A request still in flight on tr finishes normally; its
+		// connection then idles out (IdleConnTimeout).
+		tr.CloseIdleConnections()
+	}
+}
+
+// CloseIdleConnections closes the idle connections to every host.
+func (p *hostPool) CloseIdleConnections() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, tr := range p.m {
+		tr.CloseIdleConnections()
+	}
+	p.template.CloseIdleConnections()
+}
 
 // checkRedirect is the http.Client redirect policy: at most MaxRedirects hops,
 // http and https only, never https→http. Redirects to other hosts are followed
@@ -439,14 +502,23 @@ type checkTransport struct {
 }
 
 func (t *checkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The probers set both headers already (and redirects copy them):
+	// then the request goes as it is, without a copy of its header.
+	hdrOK := oneValue(req.Header, "User-Agent", t.userAgent) && oneValue(req.Header, "Accept-Encoding", "identity")
+	if req.Method == http.MethodHead && hdrOK {
+		// A HEAD answer has no body to guard: no timer, no context.
+		return t.next.RoundTrip(req)
+	}
 	ctx, cancel := context.WithCancelCause(req.Context())
 	r := req.WithContext(ctx) // shallow copy: the caller's request is not modified
-	r.Header = req.Header.Clone()
-	if r.Header == nil {
-		r.Header = make(http.Header)
+	if !hdrOK {
+		r.Header = req.Header.Clone()
+		if r.Header == nil {
+			r.Header = make(http.Header)
+		}
+		r.Header.Set("User-Agent", t.userAgent)
+		r.Header.Set("Accept-Encoding", "identity")
 	}
-	r.Header.Set("User-Agent", t.userAgent)
-	r.Header.Set("Accept-Encoding", "identity")
 
 	resp, err := t.next.RoundTrip(r)
 	if err != nil {
@@ -459,6 +531,13 @@ func (t *checkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	})
 	resp.Body = b
 	return resp, nil
+}
+
+// oneValue reports whether h holds exactly the value v under the canonical
+// key.
+func oneValue(h http.Header, key, v string) bool {
+	vs := h[key]
+	return len(vs) == 1 && vs[0] == v
 }
 
 // idleBody is a response body guarded by the body-idle timer.

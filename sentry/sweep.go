@@ -150,6 +150,11 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error
 
 	sums := make([]*mirrorSweep, len(mirrors))
 	var wg sync.WaitGroup
+	// At most checks.concurrency mirrors are swept at once (each running
+	// one holds at least one request slot), so that memory, goroutines and
+	// pooled connections stay flat however many mirrors there are: a
+	// finished mirror keeps only one verdict per location (settle).
+	slots := make(chan struct{}, max(d.Config.Checks.Concurrency, 1))
 	for i, m := range mirrors {
 		st, ok := states[m.ID]
 		if !ok {
@@ -158,9 +163,13 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error
 		sums[i] = &mirrorSweep{m: m, prev: st, results: map[store.FileKey]fileResult{},
 			sums: MirrorSweepSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
 		wg.Add(1)
+		slots <- struct{}{}
 		go func(ms *mirrorSweep) {
 			defer wg.Done()
+			defer func() { <-slots }()
 			sw.sweepMirror(ctx, ms)
+			sw.settle(ms)
+			d.Client.Forget(ms.m.BaseURL)
 		}(sums[i])
 	}
 	wg.Wait()
@@ -275,8 +284,11 @@ type mirrorSweep struct {
 	files   map[store.FileKey]store.FileState
 	mu      sync.Mutex
 	results map[store.FileKey]fileResult
-	sums    MirrorSweepSums
-	failAt  time.Time
+	// verdicts, one per location of the sweep set, replace results and
+	// files once the mirror is done (settle).
+	verdicts []locVerdict
+	sums     MirrorSweepSums
+	failAt   time.Time
 }
 
 type fileResult struct {
@@ -592,27 +604,43 @@ func (sw *sweepRun) locationMarks(ms *mirrorSweep, up bool) []store.LocationMark
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	var marks []store.LocationMark
-	for _, l := range sw.set.locations {
-		good, missing, judged := true, false, true
-		for _, lk := range l.files {
-			r, ok := ms.results[lk.key]
-			switch {
-			case !ok || r.kind == checks.KindInternal:
-				judged = false
-			case r.kind.Definitive():
-				missing = true
-			case !r.verified:
-				good = false
-			}
-		}
+	for i, l := range sw.set.locations {
+		v := ms.verdicts[i]
 		switch {
-		case missing:
+		case v.missing:
 			marks = append(marks, store.LocationMark{LocationID: l.id, Mark: store.MarkMissing})
-		case judged && good && up:
+		case v.judged && v.good && up:
 			marks = append(marks, store.LocationMark{LocationID: l.id, Mark: store.MarkGood})
 		}
 	}
 	return marks
+}
+
+// locVerdict is what a mirror's checks say of one location.
+type locVerdict struct{ good, missing, judged bool }
+
+// settle reduces a finished mirror to what marking needs, one verdict per
+// location, and drops its per-file results and file states.
+func (sw *sweepRun) settle(ms *mirrorSweep) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.verdicts = make([]locVerdict, len(sw.set.locations))
+	for i, l := range sw.set.locations {
+		v := locVerdict{good: true, judged: true}
+		for _, lk := range l.files {
+			r, ok := ms.results[lk.key]
+			switch {
+			case !ok || r.kind == checks.KindInternal:
+				v.judged = false
+			case r.kind.Definitive():
+				v.missing = true
+			case !r.verified:
+				v.good = false
+			}
+		}
+		ms.verdicts[i] = v
+	}
+	ms.results, ms.files = nil, nil
 }
 
 func (sw *sweepRun) sweepReason(ms *mirrorSweep) string {
