@@ -129,7 +129,10 @@ func TestReportMirrorsEqualsRecordedChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := loadOracle(t, w, win.Since)
+	if !rep.Since.Equal(win.Since.Truncate(time.Hour)) {
+		t.Errorf("window from %v, want the start of the hour of %v", rep.Since, win.Since)
+	}
+	o := loadOracle(t, w, rep.Since)
 	if len(rep.Mirrors) != 5 {
 		t.Fatalf("%d mirrors in the report, want 5", len(rep.Mirrors))
 	}

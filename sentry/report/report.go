@@ -104,12 +104,15 @@ type Mirrors struct {
 	Mirrors []MirrorRow `json:"mirrors"`
 }
 
-// Mirrors returns the per-mirror report over w.
+// Mirrors returns the per-mirror report over w. Checks are counted by the
+// hour: the window starts at the beginning of w.Since's hour (the returned
+// Window says so).
 func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
+	w.Since = w.Since.UTC().Truncate(time.Hour)
 	rows, err := r.pool.Query(ctx, `
 		WITH win AS (
-			SELECT mirror_id, result, count(*) AS n
-			FROM sentry_checks WHERE checked_at >= $1 AND checked_at < $2
+			SELECT mirror_id, result, sum(n) AS n
+			FROM sentry_check_hourly WHERE hour >= $1 AND hour < $2
 			GROUP BY mirror_id, result
 		), sums AS (
 			SELECT mirror_id, sum(n) AS checks,
@@ -132,9 +135,9 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 		LEFT JOIN files f ON f.mirror_id = m.id
 		LEFT JOIN LATERAL (
 			SELECT c.checked_at, c.result, c.path, c.detail FROM sentry_checks c
-			WHERE c.mirror_id = m.id AND c.checked_at >= $1 AND c.checked_at < $2
+			WHERE s.failures > 0 AND c.mirror_id = m.id AND c.checked_at >= $1 AND c.checked_at < $2
 			  AND c.result NOT IN `+successSQL+`
-			ORDER BY c.checked_at DESC, c.id DESC LIMIT 1
+			ORDER BY c.checked_at DESC LIMIT 1
 		) lf ON true
 		LEFT JOIN LATERAL (
 			SELECT c.checked_at FROM sentry_checks c
@@ -521,9 +524,9 @@ func (r *Reporter) History(ctx context.Context, days int) (map[int][]Day, time.T
 	end := r.now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 	start := end.Add(-time.Duration(days) * 24 * time.Hour)
 	rows, err := r.pool.Query(ctx, `
-		SELECT mirror_id, floor(extract(epoch FROM checked_at - $1) / 86400)::int AS day,
-		       count(*), count(*) FILTER (WHERE result NOT IN `+successSQL+`)
-		FROM sentry_checks WHERE checked_at >= $1 AND checked_at < $2
+		SELECT mirror_id, floor(extract(epoch FROM hour - $1) / 86400)::int AS day,
+		       sum(n), coalesce(sum(n) FILTER (WHERE result NOT IN `+successSQL+`), 0)
+		FROM sentry_check_hourly WHERE hour >= $1 AND hour < $2
 		GROUP BY 1, 2`, start, end)
 	if err != nil {
 		return nil, start, fmt.Errorf("mirror history: %w", err)

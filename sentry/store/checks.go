@@ -194,9 +194,47 @@ func (s *Store) WriteChecks(ctx context.Context, checks []Check) error {
 		if err != nil {
 			return fmt.Errorf("copy checks: %w", err)
 		}
+		if err := addHourly(ctx, tx, checks); err != nil {
+			return err
+		}
 		return upsertFileState(ctx, tx, checks)
 	})
 	return s.wrap(fmt.Sprintf("write %d checks", len(checks)), err)
+}
+
+// addHourly adds a batch to the hourly counts of checks (by mirror, UTC
+// hour, vantage and result) that reports read.
+func addHourly(ctx context.Context, tx pgx.Tx, checks []Check) error {
+	type key struct {
+		mirror  int
+		hour    time.Time
+		vantage string
+		result  string
+	}
+	counts := map[key]int64{}
+	for i := range checks {
+		c := &checks[i]
+		counts[key{c.MirrorID, c.CheckedAt.UTC().Truncate(time.Hour), c.Vantage, c.Result}]++
+	}
+	n := len(counts)
+	mirrors, hours, vantages, results, ns := make([]int32, 0, n), make([]time.Time, 0, n), make([]string, 0, n),
+		make([]string, 0, n), make([]int64, 0, n)
+	for k, v := range counts {
+		mirrors, hours, vantages, results, ns = append(mirrors, int32(k.mirror)), append(hours, k.hour),
+			append(vantages, k.vantage), append(results, k.result), append(ns, v)
+	}
+	// Rows are upserted in key order so that concurrent writers (several
+	// sentries) take row locks in one order.
+	_, err := tx.Exec(ctx, `
+		INSERT INTO sentry_check_hourly AS h (mirror_id, hour, vantage, result, n)
+		SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[])
+		ORDER BY 1, 2, 3, 4
+		ON CONFLICT (mirror_id, hour, vantage, result) DO UPDATE SET n = h.n + excluded.n`,
+		mirrors, hours, vantages, results, ns)
+	if err != nil {
+		return fmt.Errorf("count checks by the hour: %w", err)
+	}
+	return nil
 }
 
 // keepsMismatch is true when a check (excluded) does not settle a known
