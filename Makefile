@@ -31,5 +31,19 @@ fuzz:
 	$(GO) test ./sentry/hook -run '^$$' -fuzz FuzzReleaseHook -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./sentry -run '^$$' -fuzz FuzzParseConfig -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
+# Benchmarks (never part of `make test`): the micro-benchmarks of the hot
+# paths, then every figure of BENCHMARKS.md against a limit measured in the
+# same run (a throwaway PostgreSQL, load farms in child processes). Writes
+# BENCHMARKS.md; about 4 minutes on 2 cores.
+BENCHTIME ?= 300ms
+bench: build
+	$(GO) build -o bin/sentry-bench ./internal/bench/cmd/sentry-bench
+	@echo "micro-benchmarks (go test -bench, $(BENCHTIME) each)…"
+	@( $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./checks ./sentry/manifest ./sentry/store && \
+	   $(GO) test -run '^$$' -bench RecorderAdd -benchmem -benchtime $(BENCHTIME) ./sentry ) 2>&1 | \
+	   grep -E '^(pkg:|Benchmark|FAIL|---)' > bin/micro-bench.txt || echo "micro-benchmarks failed" >> bin/micro-bench.txt
+	@cat bin/micro-bench.txt
+	./bin/sentry-bench -sentry bin/sentry -out BENCHMARKS.md -micro bin/micro-bench.txt
+
 clean:
 	rm -rf bin
