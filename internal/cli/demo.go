@@ -37,8 +37,8 @@ func runDemo(ctx context.Context, env *Env) (err error) {
 		return nil
 	}
 
-	section(fmt.Sprintf("a master with release %s (%d files, names with spaces, three languages) and six mirrors",
-		demo.Release, len(w.Release.Files)))
+	section(fmt.Sprintf("a master with release %s (%d files, names with spaces, three languages) and %d mirrors",
+		demo.Release, len(w.Release.Files), w.Mirrors()))
 	w.Describe(out)
 
 	section("create the bouncer tables and sentry's own")
@@ -48,7 +48,7 @@ func runDemo(ctx context.Context, env *Env) (err error) {
 	if err := w.Seed(ctx); err != nil {
 		return fmt.Errorf("demo bouncer rows: %w", err)
 	}
-	fmt.Fprintln(out, "(bouncer rows added: 2 products × 3 :lang locations, 6 mirrors with their prime modes)")
+	fmt.Fprintf(out, "(bouncer rows added: 2 products × 3 :lang locations, %d mirrors with their prime modes)\n", w.Mirrors())
 
 	section("the release hook's command: prime, verify and mark")
 	if err := command("prime", "--release", demo.Release); err != nil {

@@ -1,5 +1,5 @@
 // Package demo builds the throwaway world of `sentry demo`: a PostgreSQL
-// cluster, a staging master with a small release, six local mirrors of
+// cluster, a staging master with a small release, seven local mirrors of
 // every kind sentry meets, the bouncer rows describing them, and a
 // configuration file pointing at it all.
 package demo
@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mirrorsentry/sentry/internal/faultmirror"
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/internal/pgcluster"
 )
@@ -123,6 +124,13 @@ func Start(ctx context.Context, log io.Writer) (w *World, err error) {
 		return nil, err
 	}
 	w.mirrors = append(w.mirrors, mirror{"dead", dead, "pull", "", "nothing listens there"})
+	endless := "win32/fr/Firefox Setup 1.5.exe"
+	hostile, err := faultmirror.New(faultmirror.Endless, rel, endless)
+	if err != nil {
+		return nil, err
+	}
+	w.servers = append(w.servers, hostile)
+	w.mirrors = append(w.mirrors, mirror{"hostile", hostile.URL, "pull", "", "answers " + endless + " with a body that never ends"})
 
 	cfg := fmt.Sprintf(`# sentry demo configuration (throwaway)
 database:
@@ -155,6 +163,9 @@ trigger:
 	}
 	return w, nil
 }
+
+// Mirrors returns how many mirrors the demo has.
+func (w *World) Mirrors() int { return len(w.mirrors) }
 
 func (w *World) add(s *mirrortest.Server, mode, triggerURL, about string) {
 	w.servers = append(w.servers, s)
