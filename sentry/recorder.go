@@ -19,11 +19,12 @@ import (
 // recordBatch checks or recordEvery has passed, whichever comes first; a
 // batch that fails is retried with backoff while checks keep accumulating,
 // up to recordMaxPending, after which producers wait (backpressure bounds
-// memory while the database is away).
+// memory while the database is away, and keeps a sweep's memory flat when
+// checks outpace the database).
 const (
 	recordBatch      = 5000
 	recordEvery      = 200 * time.Millisecond
-	recordMaxPending = 200_000
+	recordMaxPending = 50_000
 	recordRetryMin   = 200 * time.Millisecond
 	recordRetryMax   = 5 * time.Second
 )

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	_ "embed"
 	"fmt"
 	"os"
 	"runtime"
@@ -39,6 +40,12 @@ func machine() machineInfo {
 	}
 	return m
 }
+
+// analysis is the hand-written part of BENCHMARKS.md: what was changed and
+// why the figures that miss do.
+//
+//go:embed analysis.md
+var analysis string
 
 // figure is one line of the report: a value against a limit measured in
 // the same run.
@@ -133,6 +140,7 @@ func (r *report) markdown() string {
 	for _, f := range r.figures {
 		w("- **%s**: %s.\n", f.name, f.note)
 	}
+	w("\n%s", analysis)
 	if r.micro != "" {
 		w("\n## Micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem` of the hot paths (run by `make bench`):\n\n```\n%s```\n", r.micro)
 	}
