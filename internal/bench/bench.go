@@ -332,6 +332,9 @@ func Run(ctx context.Context, o Options) error {
 			oneGet, pr.wall.Seconds()/oneGet, ps.Requests, ps.MaxInFlight, mib(pr.maxRSS), errNote(prErr, 0))})
 
 	rep.wall = time.Since(benchStart)
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		rep.loadEnd = strings.Join(strings.Fields(string(b))[:3], ", ")
+	}
 	if o.Micro != "" {
 		if b, err := os.ReadFile(o.Micro); err == nil {
 			rep.micro = string(b)

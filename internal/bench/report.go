@@ -67,6 +67,7 @@ type report struct {
 	shaAll  float64
 	figures []figure
 	wall    time.Duration
+	loadEnd string
 	micro   string
 }
 
@@ -121,6 +122,7 @@ func (r *report) markdown() string {
 	w("## Machine\n\n")
 	w("| | |\n|---|---|\n")
 	w("| CPU | %s |\n| cores | %d |\n| Go | %s |\n| OS | %s |\n", r.machine.cpu, r.machine.cores, r.machine.goVersion, r.machine.os)
+	w("| load average at the end (1, 5, 15 min) | %s (other work on the machine perturbs every figure; the ratios only partly cancel it) |\n", r.loadEnd)
 	w("| SHA-256 in memory | %s on one core, %s on %d cores (the absolute limit of verification) |\n\n", rate(r.sha1), rate(r.shaAll), r.machine.cores)
 	w("## Parameters\n\n")
 	w("- concurrency %d in all, %d per mirror (`checks.concurrency`, `checks.per_mirror_concurrency`), for sentry and for the bare clients alike;\n", p.Concurrency, p.PerMirror)
