@@ -29,7 +29,7 @@ demo: build
 fuzz:
 	$(GO) test ./sentry/manifest -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./sentry/hook -run '^$$' -fuzz FuzzReleaseHook -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
-	$(GO) test ./sentry -run '^$$' -fuzz FuzzParseConfig -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./sentry/configfuzz -run '^$$' -fuzz FuzzParseConfig -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
 # Benchmarks (never part of `make test`): the micro-benchmarks of the hot
 # paths, then every figure of BENCHMARKS.md against a limit measured in the

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
@@ -322,10 +323,11 @@ func (m *Mirror) setup(rel *mirrortest.Release) error {
 		m.servers = append(m.servers, closer(srv.Close))
 		m.URL = srv.URL + "/pub"
 	case Refused:
-		u, err := mirrortest.DeadURL()
+		u, c, err := refusingURL()
 		if err != nil {
 			return err
 		}
+		m.servers = append(m.servers, c)
 		m.URL = u
 	case Unresolvable:
 		m.URL = "http://" + m.Name + ".sentry-test.invalid/pub"
@@ -354,6 +356,28 @@ func (m *Mirror) redirector(target string, useTLS bool) string {
 	}
 	m.servers = append(m.servers, closer(srv.Close))
 	return srv.URL + "/pub"
+}
+
+// refusingURL returns a base URL on a loopback port that is bound but not
+// listening: connections to it are refused, and, unlike a port merely
+// closed, no other server of a parallel test can take it meanwhile. Close
+// the closer to free the port.
+func refusingURL() (string, io.Closer, error) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "", nil, fmt.Errorf("socket: %w", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		return "", nil, fmt.Errorf("bind: %w", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		syscall.Close(fd)
+		return "", nil, fmt.Errorf("getsockname: %w", err)
+	}
+	port := sa.(*syscall.SockaddrInet4).Port
+	return fmt.Sprintf("http://127.0.0.1:%d/pub", port), closer(func() { syscall.Close(fd) }), nil
 }
 
 // quiet discards the servers' own logs (handshake errors are the point).

@@ -1,4 +1,7 @@
-package sentry_test
+// Package configfuzz fuzzes sentry's configuration loader. It lives apart
+// from package sentry's tests so that fuzz workers do not each start the
+// PostgreSQL cluster those tests need.
+package configfuzz_test
 
 import (
 	"bytes"
@@ -24,7 +27,7 @@ const (
 // configuration validates again unchanged and keeps the invariants the rest
 // of sentry relies on.
 func FuzzParseConfig(f *testing.F) {
-	example, err := os.ReadFile("../config.yaml.example")
+	example, err := os.ReadFile("../../config.yaml.example")
 	if err != nil {
 		f.Fatal(err)
 	}
