@@ -25,8 +25,20 @@ type signalHandler struct {
 }
 
 type watches struct {
-	mu sync.Mutex
-	ch map[string]chan struct{}
+	mu    sync.Mutex
+	ch    map[string]chan struct{}
+	hooks map[string]func() // run once, synchronously, by the logging goroutine
+}
+
+// do makes the first record holding phrase run fn before it is logged:
+// whatever logged it waits for fn.
+func (w *watches) do(phrase string, fn func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.hooks == nil {
+		w.hooks = map[string]func(){}
+	}
+	w.hooks[phrase] = fn
 }
 
 func (w *watches) on(phrase string) <-chan struct{} {
@@ -43,6 +55,13 @@ func (w *watches) on(phrase string) <-chan struct{} {
 
 func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
 	h.w.mu.Lock()
+	var hooks []func()
+	for phrase, fn := range h.w.hooks {
+		if strings.Contains(r.Message, phrase) {
+			hooks = append(hooks, fn)
+			delete(h.w.hooks, phrase)
+		}
+	}
 	for phrase, ch := range h.w.ch {
 		if strings.Contains(r.Message, phrase) {
 			select {
@@ -53,6 +72,9 @@ func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
 		}
 	}
 	h.w.mu.Unlock()
+	for _, fn := range hooks {
+		fn()
+	}
 	return h.Handler.Handle(ctx, r)
 }
 
@@ -119,26 +141,33 @@ func summarise(t *testing.T, b *bundle, run int64) runSummary {
 // every mirror is marked as an uninterrupted run marks it (no location
 // half-marked, none left out), and the run records its outcome.
 //
-// Mirror a's second file request stops the database; its fourth waits until
-// sentry has failed to write checks (and, in the prime, until mirror b,
-// finished during the outage, has tried to write its marks), then starts
-// the database again. The test must not run in parallel with others: it
-// stops the server every test of the package uses.
+// The outage starts at mirror a's second file request, or, in "prime from
+// its start", as the prime starts checking mirrors (before any mirror could
+// read what earlier runs verified). It ends at a's fourth file request,
+// once sentry has failed to write checks and, in the prime, mirror b,
+// finished during the outage, has failed to write its marks. The test must
+// not run in parallel with others: it stops the server every test of the
+// package uses.
 func TestDatabaseRestartLosesNothing(t *testing.T) {
 	if !pgtest.Server().Managed() {
 		t.Skip(pgtest.ErrNotManaged.Error())
 	}
-	for _, sweepRun := range []bool{false, true} {
-		name := "prime"
-		if sweepRun {
-			name = "sweep"
-		}
-		t.Run(name, func(t *testing.T) {
+	tests := []struct {
+		name      string
+		sweep     bool
+		fromStart bool // the outage starts with the prime, not at a's second request
+	}{
+		{name: "prime"},
+		{name: "prime from its start", fromStart: true},
+		{name: "sweep", sweep: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			// The same world without an outage, for what the run must
 			// leave behind.
 			dRef, bRef, _, _ := dbFaultWorld(t)
 			var refRun int64
-			if sweepRun {
+			if tt.sweep {
 				prime(t, dRef)
 				refRun = sweep(t, dRef, false).RunID
 			} else {
@@ -147,7 +176,7 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 			want, wantSum := bRef.marks(t), summarise(t, bRef, refRun)
 
 			d, b, a, bm := dbFaultWorld(t)
-			if sweepRun {
+			if tt.sweep {
 				prime(t, d)
 			}
 			w := &watches{}
@@ -157,47 +186,61 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 
 			atStop, stopped := make(chan struct{}), make(chan struct{})
 			atStart, started := make(chan struct{}), make(chan struct{})
+			if tt.fromStart {
+				// "prime started" is logged after the run is recorded
+				// and before any mirror is checked.
+				w.do("prime started", func() { close(atStop); <-stopped })
+			}
+			method := map[bool]string{false: "GET", true: "HEAD"}[tt.sweep]
+			bFirst := make(chan struct{})
+			var bOnce sync.Once
 			var files atomic.Int64
 			a.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
-				if !strings.Contains(r.URL.Path, b.rel.Dir) || r.Method != map[bool]string{false: "GET", true: "HEAD"}[sweepRun] {
+				if !strings.Contains(r.URL.Path, b.rel.Dir) || r.Method != method {
 					return false
 				}
 				switch files.Add(1) {
 				case 2:
-					close(atStop)
-					<-stopped
+					if !tt.fromStart {
+						if !tt.sweep {
+							<-bFirst // b has read its earlier results
+						}
+						close(atStop)
+						<-stopped
+					}
 				case 4:
 					close(atStart)
 					<-started
 				}
 				return false
 			})
-			// In the prime, b does all its work while the database is
-			// down, marks included.
-			if !sweepRun {
+			if !tt.sweep {
+				// b does all its work while the database is down, marks
+				// included.
 				bm.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
+					bOnce.Do(func() { close(bFirst) })
 					<-stopped
 					return false
 				})
 			}
 
 			type result struct {
-				rep any
-				run int64
-				out string
-				err error
+				mirrors []sentry.MirrorPrimeSums
+				run     int64
+				out     string
+				err     error
 			}
 			done := make(chan result, 1)
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 				defer cancel()
-				if sweepRun {
+				if tt.sweep {
 					rep, err := sentry.Sweep(ctx, d, sentry.SweepOptions{})
 					if err != nil {
 						done <- result{err: err}
 						return
 					}
-					done <- result{rep: rep, run: rep.RunID, out: rep.Outcome + " " + rep.Reason}
+					done <- result{run: rep.RunID, out: rep.Outcome + " " + rep.Reason}
 					return
 				}
 				rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: "1.5"})
@@ -205,15 +248,15 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 					done <- result{err: err}
 					return
 				}
-				done <- result{rep: rep, run: rep.RunID, out: rep.Outcome + " " + rep.Reason}
+				done <- result{mirrors: rep.Mirrors, run: rep.RunID, out: rep.Outcome + " " + rep.Reason}
 			}()
 
-			wait(t, atStop, "mirror a's second file request")
+			wait(t, atStop, "the start of the outage")
 			pgtest.Server().Stop(t)
 			close(stopped)
 			wait(t, atStart, "mirror a's fourth file request")
 			wait(t, writeFailed, "a failed write of checks")
-			if !sweepRun {
+			if !tt.sweep {
 				wait(t, markFailed, "mirror b's marks to meet the outage")
 			}
 			pgtest.Server().Start(t)
@@ -238,11 +281,9 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 			if m := b.marks(t); !sameMarks(m, want) {
 				t.Errorf("marks %v; an uninterrupted run marks %v", m, want)
 			}
-			if rep, ok := res.rep.(*sentry.PrimeReport); ok {
-				for _, m := range rep.Mirrors {
-					if !m.Marked || m.State != "ok" {
-						t.Errorf("mirror %s: %+v", m.Name, m)
-					}
+			for _, m := range res.mirrors {
+				if !m.Marked || m.State != "ok" || m.FilesOK != 4 {
+					t.Errorf("mirror %s: %+v", m.Name, m)
 				}
 			}
 		})

@@ -277,8 +277,14 @@ func (pr *primeRun) primeMirror(ctx context.Context, mr *mirrorRun) {
 	if !pr.force {
 		verified, err := pr.d.Store.VerifiedFiles(ctx, pr.plan.release.ID, mr.m.ID)
 		if err != nil {
-			mr.sums.State, mr.sums.Note = "interrupted", "could not read earlier results: "+err.Error()
-			return
+			if ctx.Err() != nil {
+				mr.sums.State, mr.sums.Note = "interrupted", "could not read earlier results: "+err.Error()
+				return
+			}
+			// Resuming only saves downloads: through a database outage,
+			// verify every file rather than leave the mirror unchecked.
+			log.Warn("could not read earlier results; verifying every file", "err", err)
+			verified = nil
 		}
 		if len(verified) > 0 {
 			files = make([]primer.File, 0, len(pr.plan.files))
