@@ -197,8 +197,12 @@ func TestFaults(t *testing.T) {
 			}
 			// The redirector offers the faulty mirror only where its
 			// location is good.
-			if got, want := len(b.redirector(t, b.locWin, true)), 2; tt.win == good && got != 3 || tt.win != good && got != want {
-				t.Errorf("redirector offers %d mirrors for win32", got)
+			wantOffered := 2
+			if tt.win == good {
+				wantOffered = 3
+			}
+			if got := len(b.redirector(t, b.locWin, true)); got != wantOffered {
+				t.Errorf("redirector offers %d mirrors for win32, want %d", got, wantOffered)
 			}
 
 			for _, deep := range []bool{false, true} {
