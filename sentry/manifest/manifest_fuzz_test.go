@@ -29,6 +29,8 @@ func FuzzParse(f *testing.F) {
 		"abc  x\n",
 		a256 + "  /etc/passwd\n",
 		a256 + "  a/../b\n",
+		a256 + "  a\\..\\b\n",
+		a256 + "  ..\\x\n",
 		a256 + "  a\x00b\n",
 		`\` + a256 + `  a\qb` + "\n",
 		a256 + " sha384 5 x\n",
@@ -121,6 +123,12 @@ func checkInvariants(t *testing.T, e Entry) {
 	}
 	if p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") {
 		t.Fatalf("path %q has a .. segment", p)
+	}
+	// Nor between backslashes, which a Windows mirror takes for separators.
+	for _, seg := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == ".." {
+			t.Fatalf("path %q has a .. segment between backslashes", p)
+		}
 	}
 	if !utf8.ValidString(p) || strings.ContainsFunc(p, unicode.IsControl) {
 		t.Fatalf("path %q has a control character or invalid UTF-8", p)
