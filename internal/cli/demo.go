@@ -55,12 +55,24 @@ func runDemo(ctx context.Context, env *Env) (err error) {
 		return err
 	}
 
-	section("per-mirror report (sentry_log)")
+	section("what the bouncer's sentry_log now says")
 	if err := w.ShowLog(ctx, out); err != nil {
 		return err
 	}
 	section("the redirector's view: mirrors it now chooses among, per location")
-	return w.ShowRedirector(ctx, out)
+	if err := w.ShowRedirector(ctx, out); err != nil {
+		return err
+	}
+	section("an integrity sweep, as cron or `sentry run` would start it")
+	if err := command("sweep"); err != nil {
+		return err
+	}
+	section("what ops read: the failure report and the release's uptake")
+	if err := command("report"); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	return command("report", "--release", demo.Release)
 }
 
 func joinArgs(args []string) string {

@@ -227,7 +227,12 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time) error {
 	for _, m := range r.Mirrors {
 		took := "-"
 		if m.Seconds != nil {
-			took = (time.Duration(*m.Seconds * float64(time.Second))).Round(time.Second).String()
+			d := time.Duration(*m.Seconds * float64(time.Second))
+			if d < time.Minute {
+				took = d.Round(100 * time.Millisecond).String()
+			} else {
+				took = d.Round(time.Second).String()
+			}
 		}
 		name := m.Name
 		if !m.Active {

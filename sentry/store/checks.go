@@ -237,9 +237,10 @@ func addHourly(ctx context.Context, tx pgx.Tx, checks []Check) error {
 	return nil
 }
 
-// keepsMismatch is true when a check (excluded) does not settle a known
-// checksum mismatch (fs): an unhashed check that found the file present.
-const keepsMismatch = `(fs.result = 'checksum_mismatch' AND excluded.result IN ('ok', 'unchanged') AND excluded.hashed_at IS NULL)`
+// keepsMismatch is true when a check (excluded) does not settle what only
+// reading the body found (fs: a wrong checksum, a body longer than the
+// file): an unhashed check, a HEAD, that found the file present.
+const keepsMismatch = `(fs.result IN ('checksum_mismatch', 'too_large') AND excluded.result IN ('ok', 'unchanged') AND excluded.hashed_at IS NULL)`
 
 // upsertFileState folds checks of release files into sentry_file_state.
 // Within a batch the last check of a file wins. Checks of kind internal say
@@ -302,8 +303,8 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		            $7::bigint[], $8::text[], $9::text[], $10::text[]) AS u(m, r, p, res, t, h, sz, et, lm, d)
 		ON CONFLICT (mirror_id, release_id, path) DO UPDATE SET
 			-- "unchanged" (a 304) confirms the previous result, and so does
-			-- a HEAD of the right size on a file whose checksum was wrong:
-			-- only a hash clears a checksum mismatch.
+			-- a HEAD of the right size on a file whose body was wrong: only
+			-- a hash clears a checksum mismatch or an overlong body.
 			result = CASE WHEN excluded.result = 'unchanged' OR `+keepsMismatch+` THEN fs.result ELSE excluded.result END,
 			last_checked_at = excluded.last_checked_at,
 			verified_at = CASE WHEN excluded.result = 'ok' AND excluded.hashed_at IS NOT NULL THEN excluded.verified_at
