@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mirrorsentry/sentry/internal/humanize"
 )
 
 // progress draws one live line on a terminal: checks done of all, and bytes
@@ -53,7 +55,7 @@ func (p *progress) add(n int, bytes int64) {
 func (p *progress) draw() {
 	el := time.Since(p.start).Round(time.Second)
 	fmt.Fprintf(p.w, "\r\033[K%s: %d/%d files checked, %s verified, %s", p.label, p.done.Load(), p.total,
-		humanBytes(p.bytes.Load()), el)
+		humanize.Bytes(p.bytes.Load()), el)
 }
 
 func (p *progress) stop() {
@@ -66,18 +68,4 @@ func (p *progress) stop() {
 		close(p.quit)
 	}
 	p.wg.Wait()
-}
-
-// humanBytes formats n as B, KiB, MiB, GiB or TiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 3; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGT"[exp])
 }

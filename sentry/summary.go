@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mirrorsentry/sentry/internal/humanize"
 )
 
 // WritePrimeJSON writes the report as the JSON document README.md
@@ -31,19 +33,19 @@ func WritePrimeTable(w io.Writer, r *PrimeReport) error {
 		ok += m.FilesOK
 		failed += m.FilesFailed
 		bytes += m.BytesVerified
-		line := fmt.Sprintf(head, clip(m.Name, 16), m.Mode, m.State, fmt.Sprint(m.FilesOK), fmt.Sprint(m.FilesFailed),
-			humanBytes(m.BytesVerified), shortDuration(m.Seconds), "")
+		line := fmt.Sprintf(head, humanize.Clip(m.Name, 16), m.Mode, m.State, fmt.Sprint(m.FilesOK), fmt.Sprint(m.FilesFailed),
+			humanize.Bytes(m.BytesVerified), shortDuration(m.Seconds), "")
 		line = strings.TrimSuffix(line, "\n")
 		room := 79 - utf8.RuneCountInString(line)
 		first := m.FirstFailure
 		if m.Note != "" && first == "" {
 			first = m.Note
 		}
-		b.WriteString(line + clip(first, room) + "\n")
+		b.WriteString(line + humanize.Clip(first, room) + "\n")
 	}
-	fmt.Fprintf(&b, "\n%d files verified, %d failed, %s verified in this run\n", ok, failed, humanBytes(bytes))
+	fmt.Fprintf(&b, "\n%d files verified, %d failed, %s verified in this run\n", ok, failed, humanize.Bytes(bytes))
 	for _, u := range r.Unresolved {
-		fmt.Fprintf(&b, "not marked: location %d %s: %s\n", u.LocationID, clip(u.Path, 40), u.Reason)
+		fmt.Fprintf(&b, "not marked: location %d %s: %s\n", u.LocationID, humanize.Clip(u.Path, 40), u.Reason)
 	}
 	for _, p := range r.MissingProducts {
 		fmt.Fprintf(&b, "no bouncer product %q\n", p)
@@ -55,18 +57,6 @@ func WritePrimeTable(w io.Writer, r *PrimeReport) error {
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// clip shortens s to at most n runes, marking the cut with "…".
-func clip(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }
 
 func shortDuration(sec float64) string {
@@ -104,13 +94,13 @@ func WriteSweepTable(w io.Writer, r *SweepReport) error {
 		if !m.Reachable {
 			reach = "no"
 		}
-		line := strings.TrimSuffix(fmt.Sprintf(head, clip(m.Name, 16), state, reach, fmt.Sprint(m.OK), fmt.Sprint(m.Unchanged),
+		line := strings.TrimSuffix(fmt.Sprintf(head, humanize.Clip(m.Name, 16), state, reach, fmt.Sprint(m.OK), fmt.Sprint(m.Unchanged),
 			fmt.Sprint(m.Failed), fmt.Sprint(m.Hashed), shortDuration(m.Seconds), ""), "\n")
 		first := m.FirstFailure
 		if first == "" {
 			first = m.Note
 		}
-		b.WriteString(line + clip(first, 79-utf8.RuneCountInString(line)) + "\n")
+		b.WriteString(line + humanize.Clip(first, 79-utf8.RuneCountInString(line)) + "\n")
 	}
 	b.WriteString("(* state changed in this sweep; SAME: unchanged since the last check)\n")
 	fmt.Fprintf(&b, "outcome: %s", r.Outcome)

@@ -203,13 +203,20 @@ func runPrime(ctx context.Context, env *Env, c *common, release string, force bo
 	if err != nil {
 		return err
 	}
-	switch rep.Outcome {
+	return outcomeError(rep.RunID, rep.Outcome, rep.Reason)
+}
+
+// outcomeError is the exit of a run that ended with outcome: nil when it
+// completed, errGuarded (exit 3) when the guard held back marking, an error
+// (exit 1) naming the run otherwise.
+func outcomeError(runID int64, outcome, reason string) error {
+	switch outcome {
 	case store.OutcomeGuarded:
-		return fmt.Errorf("%w: %s", errGuarded, rep.Reason)
+		return fmt.Errorf("%w: %s", errGuarded, reason)
 	case store.OutcomeCompleted:
 		return nil
 	default:
-		return fmt.Errorf("run %d %s: %s", rep.RunID, rep.Outcome, rep.Reason)
+		return fmt.Errorf("run %d %s: %s", runID, outcome, reason)
 	}
 }
 
@@ -255,14 +262,7 @@ func runSweep(ctx context.Context, env *Env, c *common, deep bool) error {
 	if err != nil {
 		return err
 	}
-	switch rep.Outcome {
-	case store.OutcomeGuarded:
-		return fmt.Errorf("%w: %s", errGuarded, rep.Reason)
-	case store.OutcomeCompleted:
-		return nil
-	default:
-		return fmt.Errorf("run %d %s: %s", rep.RunID, rep.Outcome, rep.Reason)
-	}
+	return outcomeError(rep.RunID, rep.Outcome, rep.Reason)
 }
 
 func runDaemon(ctx context.Context, env *Env, c *common) error {

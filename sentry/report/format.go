@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/internal/humanize"
 )
 
 // width is the terminal the tables fit: 80 columns, the last one unused so
@@ -38,54 +39,17 @@ func WriteJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// clip shortens s to at most n runes, marking a cut with "…".
-func clip(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}
-
-// clipLeft shortens s to at most n runes keeping its end (a path's file
-// name says more than its first directories).
-func clipLeft(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return "…" + string(r[len(r)-n+1:])
-}
-
 // oneLine keeps a detail on one line.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// ago says how long before now t was, in at most 4 characters and " ago".
+// ago says how long before now t was ("never" for no time).
 func ago(now time.Time, t *time.Time) string {
 	if t == nil {
 		return "never"
 	}
-	d := now.Sub(*t)
-	switch {
-	case d < 0:
-		return "now"
-	case d < time.Minute:
-		return fmt.Sprintf("%ds ago", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
-	}
+	return humanize.Ago(now.Sub(*t))
 }
 
 func stamp(t *time.Time) string {
@@ -135,11 +99,11 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time) error {
 		if m.StateSince != nil {
 			since = ago(now, m.StateSince)
 		}
-		fmt.Fprintf(&b, row, clip(m.Name, 18), m.State, since, strconv.FormatInt(m.Checks, 10),
+		fmt.Fprintf(&b, row, humanize.Clip(m.Name, 18), m.State, since, strconv.FormatInt(m.Checks, 10),
 			strconv.FormatInt(m.Failures, 10), strconv.FormatInt(m.FilesMissing, 10),
 			strconv.FormatInt(m.FilesCorrupt, 10), ago(now, m.LastCheck))
 		if m.Failures > 0 {
-			b.WriteString(clip("    failures: "+byKind(m.FailuresByKind), width) + "\n")
+			b.WriteString(humanize.Clip("    failures: "+byKind(m.FailuresByKind), width) + "\n")
 		}
 		if f := m.LastFailure; f != nil {
 			head := fmt.Sprintf("    last: %s %s ", ago(now, &f.At), f.Kind)
@@ -150,8 +114,8 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time) error {
 				where = "(mirror)"
 			}
 			// The path gets up to half the room, the detail the rest.
-			p := clipLeft(where, max(room/2, room-utf8.RuneCountInString(detail)-2))
-			b.WriteString(head + p + clip(": "+detail, room-utf8.RuneCountInString(p)) + "\n")
+			p := humanize.ClipLeft(where, max(room/2, room-utf8.RuneCountInString(detail)-2))
+			b.WriteString(head + p + humanize.Clip(": "+detail, room-utf8.RuneCountInString(p)) + "\n")
 		}
 	}
 	b.WriteString("\nMISS: files missing (not_found, forbidden, not_primed); CORR: files corrupt\n" +
@@ -165,7 +129,7 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time) error {
 func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time) error {
 	m := r.Mirror
 	var b strings.Builder
-	b.WriteString(clip("mirror "+m.Name, width) + "\n" + clip(m.BaseURL, width) + "\n")
+	b.WriteString(humanize.Clip("mirror "+m.Name, width) + "\n" + humanize.Clip(m.BaseURL, width) + "\n")
 	fmt.Fprintf(&b, "id %d, rating %d, %s", m.ID, m.Rating, m.State)
 	if m.StateSince != nil {
 		fmt.Fprintf(&b, " since %s (%s)", m.StateSince.UTC().Format("2006-01-02 15:04"), ago(now, m.StateSince))
@@ -175,7 +139,7 @@ func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time) error {
 	if m.Failures > 0 {
 		line += " (" + byKind(m.FailuresByKind) + ")"
 	}
-	b.WriteString(clip(line, width))
+	b.WriteString(humanize.Clip(line, width))
 	fmt.Fprintf(&b, "\nlast check %s\n\n", ago(now, m.LastCheck))
 
 	fmt.Fprintf(&b, "failing files: %d", r.FailingTotal)
@@ -187,18 +151,18 @@ func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time) error {
 		const row = "%-10s %-17s %-8s %-8s %s\n"
 		fmt.Fprintf(&b, row, "RELEASE", "KIND", "FIRST", "LAST", "PATH")
 		for _, f := range r.FailingFiles {
-			line := fmt.Sprintf(row, clip(f.Release, 10), f.Kind, ago(now, &f.FirstSeen), ago(now, &f.LastSeen), "")
+			line := fmt.Sprintf(row, humanize.Clip(f.Release, 10), f.Kind, ago(now, &f.FirstSeen), ago(now, &f.LastSeen), "")
 			line = strings.TrimSuffix(line, "\n")
-			b.WriteString(line + clipLeft(f.Path, width-utf8.RuneCountInString(line)) + "\n")
+			b.WriteString(line + humanize.ClipLeft(f.Path, width-utf8.RuneCountInString(line)) + "\n")
 			if d := oneLine(f.Detail); d != "" {
-				b.WriteString(clip("    "+d, width) + "\n")
+				b.WriteString(humanize.Clip("    "+d, width) + "\n")
 			}
 		}
 	}
 	fmt.Fprintf(&b, "\nstate changes from %s: %d\n", windowLine(r.Window), len(r.History))
 	for _, c := range r.History {
 		head := fmt.Sprintf("%s %s→%s ", c.At.UTC().Format("2006-01-02 15:04"), c.From, c.To)
-		b.WriteString(head + clip(oneLine(c.Reason), width-utf8.RuneCountInString(head)) + "\n")
+		b.WriteString(head + humanize.Clip(oneLine(c.Reason), width-utf8.RuneCountInString(head)) + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -227,18 +191,13 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time) error {
 	for _, m := range r.Mirrors {
 		took := "-"
 		if m.Seconds != nil {
-			d := time.Duration(*m.Seconds * float64(time.Second))
-			if d < time.Minute {
-				took = d.Round(100 * time.Millisecond).String()
-			} else {
-				took = d.Round(time.Second).String()
-			}
+			took = humanize.Duration(time.Duration(*m.Seconds * float64(time.Second)))
 		}
 		name := m.Name
 		if !m.Active {
 			name += " (inactive)"
 		}
-		fmt.Fprintf(&b, mrow, clip(name, 24), strconv.Itoa(m.Rating), fmt.Sprintf("%d/%d", m.Verified, r.Files),
+		fmt.Fprintf(&b, mrow, humanize.Clip(name, 24), strconv.Itoa(m.Rating), fmt.Sprintf("%d/%d", m.Verified, r.Files),
 			fmt.Sprintf("%d/%d", m.Holding, r.Files), took)
 	}
 	b.WriteString("\n")
@@ -246,7 +205,7 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time) error {
 	fmt.Fprintf(&b, frow, "MIRRORS", "WEIGHTED", "FILE")
 	for _, f := range r.FileList {
 		line := strings.TrimSuffix(fmt.Sprintf(frow, fmt.Sprintf("%d/%d", f.Mirrors, r.ActiveMirrors), percent(f.Weighted), ""), "\n")
-		b.WriteString(line + clipLeft(f.Path, width-utf8.RuneCountInString(line)) + "\n")
+		b.WriteString(line + humanize.ClipLeft(f.Path, width-utf8.RuneCountInString(line)) + "\n")
 	}
 	if r.Truncated {
 		fmt.Fprintf(&b, "(only the first %d files listed)\n", len(r.FileList))

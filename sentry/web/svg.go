@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mirrorsentry/sentry/internal/humanize"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
 
@@ -18,9 +19,9 @@ func funcs(now func() time.Time) template.FuncMap {
 			if t == nil {
 				return "never"
 			}
-			return ago(now().Sub(*t))
+			return humanize.Ago(now().Sub(*t))
 		},
-		"agoT":  func(t time.Time) string { return ago(now().Sub(t)) },
+		"agoT":  func(t time.Time) string { return humanize.Ago(now().Sub(t)) },
 		"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 		"stampP": func(t *time.Time) string {
 			if t == nil {
@@ -50,49 +51,12 @@ func funcs(now func() time.Time) template.FuncMap {
 			if v == nil {
 				return "–"
 			}
-			return shortDuration(time.Duration(*v * float64(time.Second)))
+			return humanize.Duration(time.Duration(*v * float64(time.Second)))
 		},
 		"cell":  stripCell,
 		"path":  url.PathEscape,
-		"bytes": humanBytes,
+		"bytes": humanize.Bytes,
 	}
-}
-
-func ago(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "just now"
-	case d < time.Minute:
-		return fmt.Sprintf("%ds ago", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
-	}
-}
-
-// shortDuration rounds d to what a reader needs: tenths of a second under
-// a minute, seconds above.
-func shortDuration(d time.Duration) string {
-	if d < time.Minute {
-		return d.Round(100 * time.Millisecond).String()
-	}
-	return d.Round(time.Second).String()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 3; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGT"[exp])
 }
 
 // cell is one day of a history strip: its position, colour and tooltip.
@@ -180,7 +144,7 @@ func uptakeChart(r *report.Release) *chart {
 	pts = append(pts, fmt.Sprintf("%d,%d", x(end), y(prev)))
 	c.Points = strings.Join(pts, " ")
 	c.XStart = start.UTC().Format("Jan 2 15:04")
-	c.XEnd = "+" + shortDuration(end.Sub(start))
+	c.XEnd = "+" + humanize.Duration(end.Sub(start))
 	for _, n := range []int{0, c.YMax / 2, c.YMax} {
 		c.YTicks = append(c.YTicks, tick{Y: y(n), Label: fmt.Sprint(n)})
 	}

@@ -1,0 +1,74 @@
+// Package humanize formats numbers, durations and strings for people:
+// the tables of the command line and the status page share it.
+package humanize
+
+import (
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Bytes formats n as B, KiB, MiB, GiB or TiB.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 3; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGT"[exp])
+}
+
+// Clip shortens s to at most n runes, marking a cut with "…".
+func Clip(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// ClipLeft shortens s to at most n runes keeping its end (a path's file
+// name says more than its first directories).
+func ClipLeft(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return "…" + string(r[len(r)-n+1:])
+}
+
+// Ago says how long ago something happened d before now, in at most
+// eight characters: "42s ago", "17m ago", "30h ago", "12d ago".
+func Ago(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	}
+}
+
+// Duration rounds d to what a reader needs: tenths of a second under a
+// minute, seconds above.
+func Duration(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
