@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -468,38 +469,21 @@ func (r *Reporter) releaseMirrors(ctx context.Context, tx pgx.Tx, id int64, out 
 	}
 	out.Weighted = share(completeRatings, out.RatingTotal)
 
-	// The uptake chart: cumulative mirrors (and ratings) that had verified
-	// the whole release, by the time they got there.
-	rows, err = tx.Query(ctx, `
-		WITH first AS (
-			SELECT c.mirror_id, c.path, min(c.checked_at) AS at
-			FROM sentry_checks c
-			WHERE c.release_id = $1 AND c.result = 'ok' AND c.hashed
-			  AND c.checked_at >= coalesce($2::timestamptz, '-infinity')
-			  AND c.path IN (SELECT path FROM sentry_release_files WHERE release_id = $1)
-			GROUP BY c.mirror_id, c.path
-		), done AS (
-			SELECT f.mirror_id, max(f.at) AS at, m.rating FROM first f
-			JOIN mirror_mirrors m ON m.id = f.mirror_id AND m.active
-			GROUP BY f.mirror_id, m.rating HAVING count(*) = $3
-		)
-		SELECT at, count(*) OVER w, sum(rating) OVER w FROM done
-		WINDOW w AS (ORDER BY at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-		ORDER BY at`, id, out.FirstPrime, out.Files)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var p UptakePoint
-		var ratings int64
-		if err := rows.Scan(&p.At, &p.Mirrors, &ratings); err != nil {
-			rows.Close()
-			return err
+	// The uptake chart: the active mirrors that verified the whole
+	// release, cumulated in the order they got there.
+	var done []MirrorUptake
+	for _, m := range out.Mirrors {
+		if m.Active && m.VerifiedAt != nil {
+			done = append(done, m)
 		}
-		p.Weighted = share(int(ratings), out.RatingTotal)
-		out.OverTime = append(out.OverTime, p)
 	}
-	return rows.Err()
+	sort.SliceStable(done, func(i, j int) bool { return done[i].VerifiedAt.Before(*done[j].VerifiedAt) })
+	ratings := 0
+	for i, m := range done {
+		ratings += m.Rating
+		out.OverTime = append(out.OverTime, UptakePoint{At: *m.VerifiedAt, Mirrors: i + 1, Weighted: share(ratings, out.RatingTotal)})
+	}
+	return nil
 }
 
 func share(part, total int) *float64 {
