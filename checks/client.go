@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -127,10 +128,21 @@ type ClientOptions struct {
 	// Logger receives debug-level logs (including the retry library's). nil
 	// discards them.
 	Logger *slog.Logger
-	// DialContext, when set, replaces the TCP dialer (tests, or binding a
-	// vantage's source address). ConnectTimeout still applies through the
-	// context it receives.
+	// DialContext, when set, replaces the TCP dialer (tests, or a
+	// vantage's own network path). ConnectTimeout still applies through
+	// the context it receives.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// SourceAddress, when set, is the local IP address (IPv4 or IPv6, no
+	// port) every connection is made from — plain, TLS and HTTP/2, to
+	// every host, redirect targets included: the interface mirrors see on
+	// a multi-homed host, and what tells several sentry instances on one
+	// host apart in a mirror's firewall. It must be an address of this
+	// host (NewClient checks that it can bind it). An IPv4 source reaches
+	// only a host's IPv4 addresses, an IPv6 source only its IPv6 ones.
+	// Empty means the system chooses. Not with DialContext: a custom
+	// dialer binds its own address.
+	SourceAddress string
 }
 
 // Client performs checks. It wraps a go-retryablehttp client over one shared,
@@ -186,7 +198,14 @@ func NewClient(o ClientOptions) (*Client, error) {
 			return dial(ctx, network, addr)
 		}
 	} else {
-		tr.DialContext = (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+		d := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+		if o.SourceAddress != "" {
+			// Validated by applyDefaults. The template's DialContext is
+			// what every per-host clone dials with, for plain and TLS
+			// connections alike (the transport has no DialTLSContext).
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(o.SourceAddress), 0))
+		}
+		tr.DialContext = d.DialContext
 	}
 
 	c := &Client{opts: o, log: log, tr: tr, hosts: &hostPool{template: tr, m: map[string]*http.Transport{}}}
@@ -275,7 +294,38 @@ func (o *ClientOptions) applyDefaults() error {
 	case o.MaxIdleConnsPerHost < 0 || o.MaxIdleConnsPerHost > maxIdleConnsPerHost:
 		return bad("MaxIdleConnsPerHost", "must be between 1 and %d, got %d", maxIdleConnsPerHost, o.MaxIdleConnsPerHost)
 	}
+	if o.SourceAddress != "" {
+		a, err := netip.ParseAddr(o.SourceAddress)
+		switch {
+		case err != nil:
+			return bad("SourceAddress", "%q is not an IP address", clip(o.SourceAddress, 64))
+		case o.DialContext != nil:
+			return bad("SourceAddress", "cannot be combined with DialContext (bind the address in DialContext)")
+		case a.IsMulticast():
+			return bad("SourceAddress", "%s is a multicast address", a)
+		}
+		a = a.Unmap()
+		if err := canBind(a); err != nil {
+			return bad("SourceAddress", "%s is not an address of this host (%v)", a, err)
+		}
+		o.SourceAddress = a.String()
+	}
 	return nil
+}
+
+// canBind reports whether a local socket can be bound to a: a source address
+// that is not one of this host's would otherwise fail every connection, and
+// sentry would take its own misconfiguration for every mirror being down.
+func canBind(a netip.Addr) error {
+	pc, err := net.ListenPacket("udp", netip.AddrPortFrom(a, 0).String())
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			return oe.Err
+		}
+		return err
+	}
+	return pc.Close()
 }
 
 // Options returns the options in effect, defaults applied.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -386,4 +387,122 @@ func TestDialContextOverride(t *testing.T) {
 		t.Fatalf("stuck dial: got %s after %d attempts (%s)", res.Kind, res.Attempts, res.Detail)
 	}
 	tr2.assertClosed(t)
+}
+
+// SourceAddress binds every connection the client makes — plain, TLS and
+// HTTP/2, to the first host and to the host a redirect leads to — to that
+// local address; without it the system chooses (127.0.0.1 towards a server
+// on 127.0.0.1). Linux loopback accepts any 127/8 address as a source.
+func TestSourceAddress(t *testing.T) {
+	tests := []struct {
+		name   string
+		source string
+		serve  func(testing.TB, http.HandlerFunc) *httptest.Server
+		https  bool
+		want   string // the host part of every r.RemoteAddr the servers saw
+	}{
+		{"plain, system chooses", "", serve, false, "127.0.0.1"},
+		{"plain", "127.0.0.2", serve, false, "127.0.0.2"},
+		{"tls, system chooses", "", serveTLS, true, "127.0.0.1"},
+		{"tls", "127.0.0.2", serveTLS, true, "127.0.0.2"},
+		{"http2", "127.0.0.2", serveH2, true, "127.0.0.2"},
+		{"ipv4-mapped form", "::ffff:127.0.0.3", serve, false, "127.0.0.3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var seen []string
+			record := func(h http.HandlerFunc) http.HandlerFunc {
+				return func(w http.ResponseWriter, r *http.Request) {
+					host, _, err := net.SplitHostPort(r.RemoteAddr)
+					if err != nil {
+						host = r.RemoteAddr
+					}
+					mu.Lock()
+					seen = append(seen, host)
+					mu.Unlock()
+					h(w, r)
+				}
+			}
+			// Two servers, two hosts (ports): each gets its own pooled
+			// transport inside the client.
+			to := tt.serve(t, record(fileHandler(testContent, "")))
+			from := tt.serve(t, record(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, to.URL+r.URL.Path, http.StatusFound)
+			}))
+			c, tr := newTestClient(t, func(o *ClientOptions) {
+				o.SourceAddress = tt.source
+				if tt.https {
+					o.RootCAs = from.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+				}
+			})
+			tg := Target{URL: from.URL + "/pub/f", Size: int64(len(testContent)), Algo: "sha256", Hash: testSHA256}
+			res := Verify(t.Context(), c, tg)
+			if res.Kind != KindOK || res.FinalURL != to.URL+"/pub/f" {
+				t.Fatalf("got %s (%s), final %q", res.Kind, res.Detail, res.FinalURL)
+			}
+			tr.assertClosed(t)
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) != 2 {
+				t.Fatalf("servers saw %d requests (%v), want 2", len(seen), seen)
+			}
+			for _, host := range seen {
+				if host != tt.want {
+					t.Errorf("a server saw a connection from %s, want %s (all: %v)", host, tt.want, seen)
+				}
+			}
+		})
+	}
+}
+
+// A SourceAddress that cannot be a source is refused by NewClient, naming the
+// field: otherwise every connection would fail and sentry would take its own
+// misconfiguration for every mirror being down.
+func TestSourceAddressValidation(t *testing.T) {
+	nonlocal, _ := os.ReadFile("/proc/sys/net/ipv4/ip_nonlocal_bind")
+	tests := []struct {
+		name   string
+		source string
+		dial   bool
+		want   string // "" = valid; else in the error
+		canon  string // Options().SourceAddress when valid
+	}{
+		{"loopback", "127.0.0.2", false, "", "127.0.0.2"},
+		{"ipv4-mapped", "::ffff:127.0.0.2", false, "", "127.0.0.2"},
+		{"unspecified", "0.0.0.0", false, "", "0.0.0.0"},
+		{"not an ip", "not-an-ip", false, `"not-an-ip" is not an IP address`, ""},
+		{"with a port", "127.0.0.2:80", false, "is not an IP address", ""},
+		{"host name", "localhost", false, "is not an IP address", ""},
+		{"multicast", "224.0.0.1", false, "multicast", ""},
+		{"not of this host", "198.51.100.77", false, "is not an address of this host", ""},
+		{"with DialContext", "127.0.0.2", true, "DialContext", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "not of this host" && strings.TrimSpace(string(nonlocal)) == "1" {
+				t.Skip("net.ipv4.ip_nonlocal_bind is on: any address can be bound")
+			}
+			o := ClientOptions{UserAgent: testUA, SourceAddress: tt.source}
+			if tt.dial {
+				o.DialContext = (&net.Dialer{}).DialContext
+			}
+			c, err := NewClient(o)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("NewClient: %v", err)
+				}
+				if got := c.Options().SourceAddress; got != tt.canon {
+					t.Errorf("Options().SourceAddress = %q, want %q", got, tt.canon)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("NewClient accepted the source address")
+			}
+			if !errors.Is(err, ErrInvalidOptions) || !strings.Contains(err.Error(), "SourceAddress") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not wrap ErrInvalidOptions, name SourceAddress and say %q", err, tt.want)
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -136,6 +137,11 @@ type ChecksConfig struct {
 	// including a mirror's Retry-After. Defaults: 1s and 15s.
 	RetryWaitMin Duration `yaml:"retry_wait_min"`
 	RetryWaitMax Duration `yaml:"retry_wait_max"`
+	// SourceAddress is the local IP address (v4 or v6, no port) that
+	// connections to mirrors and the master are made from: for a
+	// multi-homed host, or to tell several sentry instances on one host
+	// apart in a mirror's firewall. Default: empty, the system chooses.
+	SourceAddress string `yaml:"source_address"`
 }
 
 // PrimeConfig governs `sentry prime`.
@@ -425,6 +431,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Checks.Retries < 0 || c.Checks.Retries > 10 {
 		add("checks.retries must be between 0 and 10, not %d", c.Checks.Retries)
+	}
+	if a := c.Checks.SourceAddress; a != "" {
+		if _, err := netip.ParseAddr(a); err != nil {
+			add("checks.source_address %q is not an IP address (a local address of this host, without a port)", a)
+		}
 	}
 
 	positive("prime.deadline", c.Prime.Deadline)

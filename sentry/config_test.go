@@ -157,6 +157,16 @@ sweep:
 			want: []string{"hook.secret is 3 bytes, want at least 16", "trigger.secret is 3 bytes"},
 		},
 		{
+			name: "source address not an IP",
+			yaml: minimalConfig + "  source_address: not-an-ip\n",
+			want: []string{`checks.source_address "not-an-ip" is not an IP address`},
+		},
+		{
+			name: "source address with a port",
+			yaml: minimalConfig + "  source_address: 192.0.2.10:80\n",
+			want: []string{`checks.source_address "192.0.2.10:80" is not an IP address`},
+		},
+		{
 			name: "two documents",
 			yaml: minimalConfig + "---\nvantage: x\n",
 			want: []string{"second YAML document"},
@@ -250,4 +260,30 @@ func configKeys(t *testing.T) []string {
 		t.Fatalf("found only %d keys: %v", len(keys), keys)
 	}
 	return keys
+}
+
+func TestConfigSourceAddress(t *testing.T) {
+	tests := []struct {
+		name, value, want string
+	}{
+		{"unset: the system chooses", "", ""},
+		{"ipv4", "192.0.2.10", "192.0.2.10"},
+		{"ipv6", "2001:db8::10", "2001:db8::10"},
+		{"ipv6 quoted", `"2001:db8::10"`, "2001:db8::10"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			y := minimalConfig
+			if tt.value != "" {
+				y += "  source_address: " + tt.value + "\n"
+			}
+			cfg, err := ParseConfig([]byte(y), "c.yaml", noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Checks.SourceAddress; got != tt.want {
+				t.Errorf("checks.source_address = %q, want %q", got, tt.want)
+			}
+		})
+	}
 }

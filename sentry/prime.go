@@ -56,6 +56,7 @@ func NewClient(cfg *Config, log *slog.Logger) (*checks.Client, error) {
 		RetryWaitMin:    cfg.Checks.RetryWaitMin.D(),
 		RetryWaitMax:    cfg.Checks.RetryWaitMax.D(),
 		Logger:          log,
+		SourceAddress:   cfg.Checks.SourceAddress,
 	})
 }
 
