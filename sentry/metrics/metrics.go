@@ -4,6 +4,7 @@
 //	sentry_checks_total{mirror, result}            checks made, by mirror and result kind
 //	sentry_verified_bytes_total{mirror}            bytes whose checksum was verified
 //	sentry_mirrors{state}                          mirrors by state: up, down, unknown, disabled
+//	sentry_mirror_failing_vantages{mirror}         vantage points an active mirror failed from at its last sweep
 //	sentry_run_duration_seconds{kind}              primes and sweeps, histogram
 //	sentry_runs_total{kind, outcome}               primes and sweeps ended, by outcome
 //	sentry_last_completed_run_timestamp_seconds{kind}  end of the last sweep or prime that ran through
@@ -11,8 +12,8 @@
 //	sentry_notifications_dropped_total             webhook events dropped (queue full or retries spent)
 //
 // Counters are this process's (each `sentry run` exports its own);
-// sentry_mirrors is read from the database at each scrape, so every
-// instance reports the same truth. Go runtime and process metrics are
+// sentry_mirrors and sentry_mirror_failing_vantages are read from the
+// database at each scrape, so every instance reports the same truth. Go runtime and process metrics are
 // included.
 package metrics
 
@@ -45,7 +46,8 @@ type Metrics struct {
 var _ sentry.Observer = (*Metrics)(nil)
 
 // New builds the metrics. pool, when not nil, is read at each scrape for
-// the number of mirrors in each state.
+// the number of mirrors in each state and the vantage points each mirror
+// fails from.
 func New(pool *pgxpool.Pool, log *slog.Logger) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -120,7 +122,9 @@ func (m *Metrics) RunFinished(e sentry.RunEvent) {
 	}
 }
 
-// stateCollector reads the number of mirrors in each state at scrape time.
+// stateCollector reads the number of mirrors in each state, and the
+// vantage points each active mirror failed from, at scrape time: one
+// query over sentry_mirror_state (a row per mirror).
 type stateCollector struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
@@ -130,35 +134,48 @@ var (
 	mirrorsDesc = prometheus.NewDesc("sentry_mirrors",
 		"Mirrors by state: up or down (as sweeps judged them), unknown (never swept), disabled (mirror_mirrors.active off).",
 		[]string{"state"}, nil)
+	failingVantagesDesc = prometheus.NewDesc("sentry_mirror_failing_vantages",
+		"Vantage points an active mirror failed from at its last sweep; above 0 on an up mirror: partially unreachable.",
+		[]string{"mirror"}, nil)
 	dbUpDesc = prometheus.NewDesc("sentry_database_up", "Whether the last scrape could read the database.", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- mirrorsDesc
+	ch <- failingVantagesDesc
 	ch <- dbUpDesc
+}
+
+type mirrorState struct {
+	name    string
+	active  bool
+	state   string
+	failing int
+}
+
+func (c *stateCollector) read(ctx context.Context) ([]mirrorState, error) {
+	rows, err := c.pool.Query(ctx, `
+		SELECT m.name, m.active, coalesce(ms.state, 'unknown'), coalesce(cardinality(ms.failing_from), 0)
+		FROM mirror_mirrors m LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []mirrorState
+	for rows.Next() {
+		var s mirrorState
+		if err := rows.Scan(&s.name, &s.active, &s.state, &s.failing); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	counts := map[string]float64{"up": 0, "down": 0, "unknown": 0, "disabled": 0}
-	rows, err := c.pool.Query(ctx, `
-		SELECT CASE WHEN NOT m.active THEN 'disabled' ELSE coalesce(ms.state, 'unknown') END, count(*)
-		FROM mirror_mirrors m LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id GROUP BY 1`)
-	if err == nil {
-		for rows.Next() {
-			var state string
-			var n int64
-			if err = rows.Scan(&state, &n); err != nil {
-				break
-			}
-			counts[state] = float64(n)
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-	}
+	mirrors, err := c.read(ctx)
 	if err != nil {
 		if c.log != nil {
 			c.log.Warn("metrics: cannot read mirror states", "err", err)
@@ -167,6 +184,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(dbUpDesc, prometheus.GaugeValue, 1)
+	counts := map[string]float64{"up": 0, "down": 0, "unknown": 0, "disabled": 0}
+	for _, m := range mirrors {
+		if !m.active {
+			// A disabled mirror is not swept: its last verdicts are old.
+			counts["disabled"]++
+			continue
+		}
+		counts[m.state]++
+		ch <- prometheus.MustNewConstMetric(failingVantagesDesc, prometheus.GaugeValue, float64(m.failing), m.name)
+	}
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(mirrorsDesc, prometheus.GaugeValue, n, state)
 	}

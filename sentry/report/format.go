@@ -102,6 +102,9 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time) error {
 		fmt.Fprintf(&b, row, humanize.Clip(m.Name, 18), m.State, since, strconv.FormatInt(m.Checks, 10),
 			strconv.FormatInt(m.Failures, 10), strconv.FormatInt(m.FilesMissing, 10),
 			strconv.FormatInt(m.FilesCorrupt, 10), ago(now, m.LastCheck))
+		if note := m.vantageNote(width - 4); note != "" {
+			b.WriteString(humanize.Clip("    "+note, width) + "\n")
+		}
 		if m.Failures > 0 {
 			b.WriteString(humanize.Clip("    failures: "+byKind(m.FailuresByKind), width) + "\n")
 		}
@@ -120,6 +123,13 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time) error {
 	}
 	b.WriteString("\nMISS: files missing (not_found, forbidden, not_primed); CORR: files corrupt\n" +
 		"(size_mismatch, checksum_mismatch, truncated, too_large), as last checked.\n")
+	for _, m := range r.Mirrors {
+		if m.VantageNote() != "" {
+			b.WriteString("(n/m): failed from n of the m vantage points that checked it at its last sweep;\n" +
+				"partial: up all the same, n being under the quorum that marks a mirror down.\n")
+			break
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -134,13 +144,22 @@ func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time) error {
 	if m.StateSince != nil {
 		fmt.Fprintf(&b, " since %s (%s)", m.StateSince.UTC().Format("2006-01-02 15:04"), ago(now, m.StateSince))
 	}
-	fmt.Fprintf(&b, "\nchecks from %s\n", windowLine(r.Window))
+	b.WriteString("\n")
+	for _, l := range wrap(m.VantageWords(), width) {
+		b.WriteString(l + "\n")
+	}
+	fmt.Fprintf(&b, "checks from %s\n", windowLine(r.Window))
 	line := fmt.Sprintf("  %d checks, %d failed", m.Checks, m.Failures)
 	if m.Failures > 0 {
 		line += " (" + byKind(m.FailuresByKind) + ")"
 	}
-	b.WriteString(humanize.Clip(line, width))
-	fmt.Fprintf(&b, "\nlast check %s\n\n", ago(now, m.LastCheck))
+	b.WriteString(humanize.Clip(line, width) + "\n")
+	if len(r.ByVantage) > 1 {
+		for _, v := range r.ByVantage {
+			b.WriteString(humanize.Clip(fmt.Sprintf("    from %s: %d checks, %d failed", oneLine(v.Vantage), v.Checks, v.Failures), width) + "\n")
+		}
+	}
+	fmt.Fprintf(&b, "last check %s\n\n", ago(now, m.LastCheck))
 
 	fmt.Fprintf(&b, "failing files: %d", r.FailingTotal)
 	if int64(len(r.FailingFiles)) < r.FailingTotal {
@@ -166,6 +185,28 @@ func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// wrap breaks s into lines of at most n columns at spaces (a word longer
+// than a line is clipped); "" gives no line.
+func wrap(s string, n int) []string {
+	var out []string
+	line := ""
+	for _, word := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = word
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) <= n:
+			line += " " + word
+		default:
+			out = append(out, humanize.Clip(line, n))
+			line = word
+		}
+	}
+	if line != "" {
+		out = append(out, humanize.Clip(line, n))
+	}
+	return out
 }
 
 func percent(v *float64) string {
@@ -215,7 +256,8 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time) error {
 }
 
 // WriteMirrorsCSV writes the per-mirror report as CSV: a header, then one
-// record per mirror with a column per failure kind.
+// record per mirror with a column per failure kind; failing_from and
+// checked_from list vantage points separated by ";".
 func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 	kinds := FailureKinds()
 	cw := csv.NewWriter(w)
@@ -224,7 +266,7 @@ func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 		head = append(head, "failures_"+k)
 	}
 	head = append(head, "files_missing", "files_corrupt", "last_failure_at", "last_failure_kind",
-		"last_failure_path", "last_failure_detail", "last_check")
+		"last_failure_path", "last_failure_detail", "last_check", "failing_from", "checked_from", "partial")
 	if err := cw.Write(head); err != nil {
 		return err
 	}
@@ -240,7 +282,8 @@ func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 		} else {
 			rec = append(rec, "", "", "", "")
 		}
-		rec = append(rec, stamp(m.LastCheck))
+		rec = append(rec, stamp(m.LastCheck), strings.Join(m.FailingFrom, ";"), strings.Join(m.CheckedFrom, ";"),
+			strconv.FormatBool(m.Partial))
 		if err := cw.Write(rec); err != nil {
 			return err
 		}

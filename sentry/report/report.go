@@ -14,10 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mirrorsentry/sentry/internal/humanize"
 )
 
 // ErrNotFound is returned (wrapped) when the mirror or release asked about
@@ -83,6 +87,19 @@ type MirrorRow struct {
 	// sweep. StateSince is when it entered that state (nil when unknown).
 	State      string     `json:"state"`
 	StateSince *time.Time `json:"state_since"`
+	// FailingFrom lists the vantage points (the `vantage` of the sentry
+	// processes sharing the sweeps) the mirror failed from at its last
+	// sweep, CheckedFrom those that checked it then; both sorted, empty
+	// before a sweep recorded them, never null. A mirror goes down only
+	// when a quorum of vantage points fails it.
+	FailingFrom []string `json:"failing_from"`
+	CheckedFrom []string `json:"checked_from"`
+	// Partial says the mirror is "partially unreachable": up, but at its
+	// last sweep it failed from some of the vantage points that checked it
+	// (fewer than the quorum) while others reached it. A mirror failing
+	// from every vantage point that checked it is not partial (it is
+	// failing, and goes down once hysteresis allows).
+	Partial bool `json:"partial"`
 	// Checks and Failures count the checks in the window; FailuresByKind
 	// splits Failures by failure kind (DESIGN.md section 6).
 	Checks         int64            `json:"checks"`
@@ -127,6 +144,7 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 			FROM sentry_file_state WHERE result NOT IN `+successSQL+` GROUP BY mirror_id
 		)
 		SELECT m.id, m.name, m.baseurl, m.rating, m.active, ms.state, ms.since,
+		       coalesce(ms.failing_from, '{}'), coalesce(ms.checked_from, '{}'),
 		       coalesce(s.checks, 0), coalesce(s.failures, 0), coalesce(s.by_kind, '{}'),
 		       coalesce(f.missing, 0), coalesce(f.corrupt, 0),
 		       lf.checked_at, lf.result, lf.path, lf.detail, lc.checked_at
@@ -161,7 +179,7 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 			lfDetail *string
 		)
 		if err := rows.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince,
-			&m.Checks, &m.Failures, &m.FailuresByKind, &m.FilesMissing, &m.FilesCorrupt,
+			&m.FailingFrom, &m.CheckedFrom, &m.Checks, &m.Failures, &m.FailuresByKind, &m.FilesMissing, &m.FilesCorrupt,
 			&lfAt, &lfKind, &lfPath, &lfDetail, &m.LastCheck); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("mirror report: %w", err)
@@ -170,6 +188,8 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 		if m.State == "disabled" || m.State == "unknown" {
 			m.StateSince = nil
 		}
+		m.FailingFrom, m.CheckedFrom = sortedSet(m.FailingFrom), sortedSet(m.CheckedFrom)
+		m.Partial = m.State == "up" && len(m.FailingFrom) > 0 && len(m.ReachableFrom()) > 0
 		if lfAt != nil {
 			m.LastFailure = &LastFailure{At: *lfAt, Kind: *lfKind, Path: *lfPath, Detail: *lfDetail}
 		}
@@ -179,6 +199,109 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 		return nil, fmt.Errorf("mirror report: %w", err)
 	}
 	return out, nil
+}
+
+// sortedSet sorts l and drops repeats; nil becomes an empty list.
+func sortedSet(l []string) []string {
+	out := make([]string, 0, len(l))
+	seen := map[string]bool{}
+	for _, v := range l {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Vantages lists every vantage point that checked the mirror at its last
+// sweep (CheckedFrom, and FailingFrom should a writer have left one out
+// there), sorted.
+func (m MirrorRow) Vantages() []string {
+	return sortedSet(append(append([]string{}, m.CheckedFrom...), m.FailingFrom...))
+}
+
+// ReachableFrom lists the vantage points that checked the mirror at its
+// last sweep and did not fail it, sorted.
+func (m MirrorRow) ReachableFrom() []string {
+	failing := map[string]bool{}
+	for _, v := range m.FailingFrom {
+		failing[v] = true
+	}
+	out := []string{}
+	for _, v := range m.Vantages() {
+		if !failing[v] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// DownByQuorum says the mirror is down by the verdict of a quorum of
+// vantage points while some other vantage point still reached it at its
+// last sweep.
+func (m MirrorRow) DownByQuorum() bool {
+	return m.State == "down" && len(m.FailingFrom) > 0 && len(m.ReachableFrom()) > 0
+}
+
+// VantageNote is the short note the tables show under a mirror's row
+// about where it fails from: "partial: fails from eu (1/3)", "down by
+// quorum: fails from eu, us (2/3)", or, for a mirror failing from every
+// one of several vantage points, "fails from ap, eu, us (3/3)". It is ""
+// when there is nothing to say: the mirror failed from no vantage point,
+// was checked from one only (a single-vantage setup), or is disabled.
+func (m MirrorRow) VantageNote() string { return m.vantageNote(0) }
+
+// vantageNote is VantageNote in at most room columns (0: no limit): the
+// list of vantage points is clipped, never the head or the count.
+func (m MirrorRow) vantageNote(room int) string {
+	all := m.Vantages()
+	if m.State == "disabled" || len(m.FailingFrom) == 0 || len(all) < 2 {
+		return ""
+	}
+	head := "fails from "
+	switch {
+	case m.Partial:
+		head = "partial: " + head
+	case m.DownByQuorum():
+		head = "down by quorum: " + head
+	}
+	names := oneLine(strings.Join(m.FailingFrom, ", "))
+	count := fmt.Sprintf(" (%d/%d)", len(m.FailingFrom), len(all))
+	if room > 0 {
+		names = humanize.Clip(names, max(room-utf8.RuneCountInString(head+count), 1))
+	}
+	return head + names + count
+}
+
+// VantageWords says in a sentence where the mirror was checked from and
+// failed from at its last sweep, for the single-mirror views; "" for a
+// mirror checked from one vantage point only (or never swept), and for a
+// disabled one.
+func (m MirrorRow) VantageWords() string {
+	all := m.Vantages()
+	reach := m.ReachableFrom()
+	switch {
+	case m.State == "disabled" || len(all) < 2:
+		return ""
+	case m.Partial:
+		return fmt.Sprintf("Partially unreachable: at its last sweep it failed from %s and was reached from %s "+
+			"(%d of %d vantage points failed, fewer than the quorum that marks a mirror down).",
+			strings.Join(m.FailingFrom, ", "), strings.Join(reach, ", "), len(m.FailingFrom), len(all))
+	case m.DownByQuorum():
+		return fmt.Sprintf("Down by quorum: at its last sweep it failed from %s (%d of %d vantage points) "+
+			"while still reached from %s.", strings.Join(m.FailingFrom, ", "), len(m.FailingFrom), len(all),
+			strings.Join(reach, ", "))
+	case len(m.FailingFrom) > 0:
+		return fmt.Sprintf("At its last sweep it failed from every vantage point that checked it: %s.",
+			strings.Join(m.FailingFrom, ", "))
+	case len(all) > 1:
+		return fmt.Sprintf("At its last sweep it was reached from every vantage point that checked it: %s.",
+			strings.Join(all, ", "))
+	default:
+		return ""
+	}
 }
 
 func stateOf(active bool, state *string) string {
@@ -224,6 +347,17 @@ type MirrorDetail struct {
 	// History lists the state changes in the window, newest first (up to
 	// 500).
 	History []StateChange `json:"history"`
+	// ByVantage splits the row's checks and failures in the window (by
+	// the hour, as the row counts them) by the vantage point that made
+	// them, by vantage name.
+	ByVantage []VantageCount `json:"by_vantage"`
+}
+
+// VantageCount is a vantage point's checks of one mirror in a window.
+type VantageCount struct {
+	Vantage  string `json:"vantage"`
+	Checks   int64  `json:"checks"`
+	Failures int64  `json:"failures"`
 }
 
 // Mirror returns the report on the mirror named name (or with that id).
@@ -232,7 +366,7 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 	if err != nil {
 		return nil, err
 	}
-	out := &MirrorDetail{Window: w, FailingFiles: []FailingFile{}, History: []StateChange{}}
+	out := &MirrorDetail{Window: w, FailingFiles: []FailingFile{}, History: []StateChange{}, ByVantage: []VantageCount{}}
 	found := false
 	for _, m := range all.Mirrors {
 		if m.Name == name || fmt.Sprint(m.ID) == name {
@@ -282,6 +416,24 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 				return err
 			}
 			out.History = append(out.History, c)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `
+			SELECT vantage, sum(n), coalesce(sum(n) FILTER (WHERE result NOT IN `+successSQL+`), 0)
+			FROM sentry_check_hourly WHERE mirror_id = $1 AND hour >= $2 AND hour < $3
+			GROUP BY vantage ORDER BY vantage`, id, all.Since, all.Until) // the row's hours: the counts add up to its own
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var v VantageCount
+			if err := rows.Scan(&v.Vantage, &v.Checks, &v.Failures); err != nil {
+				rows.Close()
+				return err
+			}
+			out.ByVantage = append(out.ByVantage, v)
 		}
 		return rows.Err()
 	})

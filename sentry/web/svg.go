@@ -53,6 +53,22 @@ func funcs(now func() time.Time) template.FuncMap {
 			}
 			return humanize.Duration(time.Duration(*v * float64(time.Second)))
 		},
+		"join": func(l []string) string { return strings.Join(l, ", ") },
+		// lastSweep says what vantage point v made of mirror m at its
+		// last sweep.
+		"lastSweep": func(m report.MirrorRow, v string) string {
+			for _, f := range m.FailingFrom {
+				if f == v {
+					return "failed"
+				}
+			}
+			for _, c := range m.CheckedFrom {
+				if c == v {
+					return "reached"
+				}
+			}
+			return "did not check"
+		},
 		"cell":  stripCell,
 		"path":  url.PathEscape,
 		"bytes": humanize.Bytes,

@@ -155,6 +155,7 @@ type indexPage struct {
 	Window   report.Window
 	Rows     []indexRow
 	Counts   map[string]int
+	Partial  int // mirrors up but partially unreachable
 	Releases []string
 }
 
@@ -188,6 +189,9 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Rows = append(p.Rows, indexRow{MirrorRow: m, Strip: strip})
 		p.Counts[m.State]++
+		if m.Partial {
+			p.Partial++
+		}
 	}
 	s.render(w, r, "index.html", p)
 }
