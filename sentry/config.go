@@ -48,6 +48,7 @@ type Config struct {
 	Hook     HookConfig     `yaml:"hook"`
 	Trigger  TriggerConfig  `yaml:"trigger"`
 	Notify   NotifyConfig   `yaml:"notify"`
+	Cluster  ClusterConfig  `yaml:"cluster"`
 
 	// Vantage names the place this instance checks from (a region, say).
 	// It is recorded with every check. Default: "default".
@@ -169,6 +170,26 @@ type StateConfig struct {
 	DownAfter int `yaml:"down_after"`
 	// UpAfter consecutive good sweeps bring it back. Default: 2.
 	UpAfter int `yaml:"up_after"`
+	// Quorum is how many vantage points must find a mirror failing in a
+	// sweep for the sweep to count against it. 0 (the default) means a
+	// majority of the vantage points seen in the last hour, so that one
+	// sentry alone behaves as before and one region's network trouble
+	// cannot take a mirror down. A mirror failing from fewer is reported
+	// as partially unreachable.
+	Quorum int `yaml:"quorum"`
+}
+
+// ClusterConfig governs how several sentry processes on one database share
+// work (sentry_work rows, leased to one process at a time).
+type ClusterConfig struct {
+	// Lease is how long a process holds a claimed mirror without renewing
+	// it (it renews every third of a lease while alive); a process not
+	// seen for a lease is gone, and its work is taken over. Default: 30s.
+	Lease Duration `yaml:"lease"`
+	// Poll is how often an idle process looks for work when no
+	// notification arrives (PostgreSQL LISTEN/NOTIFY wakes it sooner).
+	// Default: 5s.
+	Poll Duration `yaml:"poll"`
 }
 
 // SweepConfig governs integrity sweeps.
@@ -244,6 +265,7 @@ func DefaultConfig() Config {
 		Sweep:         SweepConfig{DeepPeriod: Duration(7 * 24 * time.Hour)},
 		Hook:          HookConfig{ReplayWindow: Duration(5 * time.Minute)},
 		Notify:        NotifyConfig{Retries: 5, RetryWaitMax: Duration(time.Minute), Timeout: Duration(10 * time.Second)},
+		Cluster:       ClusterConfig{Lease: Duration(30 * time.Second), Poll: Duration(5 * time.Second)},
 		Vantage:       "default",
 		ShutdownGrace: Duration(30 * time.Second),
 	}
@@ -453,6 +475,15 @@ func (c *Config) Validate() error {
 	}
 	if c.State.UpAfter < 1 {
 		add("state.up_after must be at least 1, not %d", c.State.UpAfter)
+	}
+	if c.State.Quorum < 0 || c.State.Quorum > 64 {
+		add("state.quorum must be 0 (a majority of the vantage points seen in the last hour) or a count of vantage points up to 64, not %d", c.State.Quorum)
+	}
+	if c.Cluster.Lease.D() < 2*time.Second || c.Cluster.Lease.D() > time.Hour {
+		add("cluster.lease must be between 2s and 1h, not %s", c.Cluster.Lease)
+	}
+	if c.Cluster.Poll.D() < 100*time.Millisecond || c.Cluster.Poll > c.Cluster.Lease {
+		add("cluster.poll must be at least 100ms and at most cluster.lease, not %s", c.Cluster.Poll)
 	}
 	if c.Sweep.DeepPeriod < Duration(time.Hour) {
 		add("sweep.deep_period must be at least 1h, not %s", c.Sweep.DeepPeriod)

@@ -16,11 +16,6 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
-// sweepLockKey is the PostgreSQL advisory lock a sweep holds while it runs,
-// so that sweeps of several `sentry run` processes on one database never
-// overlap.
-const sweepLockKey int64 = 0x73656e7472790002 // "sentry" + 2
-
 // DaemonOptions are the knobs of RunDaemon beyond the configuration.
 type DaemonOptions struct {
 	// Ready, when set, is called with the HTTP server's address once it
@@ -48,6 +43,7 @@ type Daemon struct {
 
 	sweepMu sync.Mutex     // one sweep at a time in this process
 	jobs    sync.WaitGroup // sweeps and primes in flight
+	worker  *Worker        // this process's share of every run
 
 	primeMu sync.Mutex
 	primes  map[string]int64 // release → run id of the prime in flight
@@ -66,6 +62,17 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 	dm.soft = ctx
 	dm.hard, dm.cancelHard = context.WithCancel(context.WithoutCancel(ctx))
 	defer dm.cancelHard()
+	w, err := newWorker(ctx, d, workerOptions{role: store.RoleDaemon, stop: dm.soft, work: dm.hard})
+	if err != nil {
+		return err
+	}
+	dm.worker = w
+	started := false
+	defer func() {
+		if !started {
+			w.shutdown(0)
+		}
+	}()
 
 	sched := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLogger{dm.log}))
 	for _, j := range []struct {
@@ -108,6 +115,8 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
+	w.start(0)
+	started = true
 	sched.Start()
 
 	var runErr error
@@ -128,26 +137,21 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 	return runErr
 }
 
-// drain waits for sweeps and primes in flight: shutdown_grace for them to
-// end by themselves, then cancels them and waits for them to record what
-// they completed.
+// drain waits for the scheduled jobs to notice the stop, then for the work
+// in flight: shutdown_grace for it to end by itself, then cancels it and
+// waits for what it completed to be recorded. Runs that no other sentry
+// can continue are closed as interrupted.
 func (dm *Daemon) drain(cronDone <-chan struct{}) {
-	done := make(chan struct{})
-	go func() {
-		<-cronDone
-		dm.jobs.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(dm.d.Config.ShutdownGrace.D())
-	defer t.Stop()
-	select {
-	case <-done:
-		return
-	case <-t.C:
-		dm.log.Warn("grace over: cancelling the checks still running")
-		dm.cancelHard()
+	<-cronDone
+	dm.jobs.Wait()
+	dm.worker.shutdown(dm.d.Config.ShutdownGrace.D())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if n, err := dm.d.Store.RunsWithoutWorkers(ctx, dm.worker.lease); err != nil {
+		dm.log.Warn("could not close the runs no sentry is left to finish", "err", err)
+	} else if n > 0 {
+		dm.log.Info("closed as interrupted the runs no other sentry is left to finish", "runs", n)
 	}
-	<-done
 }
 
 func (dm *Daemon) routes(mux *http.ServeMux) error {
@@ -180,8 +184,9 @@ func (dm *Daemon) routes(mux *http.ServeMux) error {
 	return nil
 }
 
-// sweep is a scheduled job: one sweep, unless another is running in this
-// process or on this database, or another process already ran this slot.
+// sweep is a scheduled job: one shared sweep, unless another is running in
+// this process or on this database, or another process already started
+// this slot (this process's worker helps with that one anyway).
 func (dm *Daemon) sweep(name string, spec cron.Schedule, deep bool) {
 	log := dm.log.With("job", name)
 	if dm.soft.Err() != nil {
@@ -195,20 +200,14 @@ func (dm *Daemon) sweep(name string, spec cron.Schedule, deep bool) {
 	dm.jobs.Add(1)
 	defer dm.jobs.Done()
 	slot := scheduledSlot(spec, time.Now())
-	unlock, ok, err := dm.d.Store.TryLock(dm.hard, sweepLockKey)
-	if err != nil {
-		log.Error("sweep skipped: cannot take the sweep lock", "err", err)
-		return
-	}
-	if !ok {
-		log.Warn("sweep skipped: another sentry is sweeping this database")
-		return
-	}
-	defer unlock()
-	rep, err := Sweep(dm.hard, dm.d, SweepOptions{Deep: deep, Stop: dm.soft, Slot: slot})
+	rep, err := Sweep(dm.hard, dm.d, SweepOptions{Deep: deep, Stop: dm.soft, Slot: slot, Worker: dm.worker})
 	switch {
 	case errors.Is(err, store.ErrSlotTaken):
-		log.Info("sweep skipped: another sentry ran this slot", "slot", slot)
+		log.Info("sweep started by another sentry; this one helps", "slot", slot)
+	case errors.Is(err, store.ErrSweepRunning):
+		log.Warn("sweep skipped: the previous sweep is still running", "slot", slot, "err", err)
+	case errors.Is(err, errStopped):
+		log.Info("stopping before the sweep ended; other sentries finish it", "slot", slot)
 	case err != nil:
 		log.Error("sweep could not be done", "err", err)
 	default:
@@ -243,7 +242,7 @@ func (dm *Daemon) startPrime(ctx context.Context, release string) (int64, error)
 			dm.primeMu.Unlock()
 		}()
 		log := dm.log.With("release", release, "run", run.ID)
-		rep, err := Prime(dm.hard, dm.d, PrimeOptions{Release: release, Run: &run})
+		rep, err := Prime(dm.hard, dm.d, PrimeOptions{Release: release, Run: &run, Worker: dm.worker, Stop: dm.soft})
 		outcome := store.OutcomeFailed
 		if err != nil {
 			log.Error("prime from the hook could not be done", "err", err)

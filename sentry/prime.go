@@ -2,6 +2,8 @@ package sentry
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -70,6 +72,13 @@ type PrimeOptions struct {
 	// answers with its id before the prime starts). A prime that cannot
 	// be done then records its error there, as a failed run.
 	Run *store.Run
+	// Worker, when set, is the daemon's worker, which does the prime with
+	// the other instances; Prime then only records the run and waits for
+	// it. nil: the prime gets a worker of its own (a command).
+	Worker *Worker
+	// Stop, with Worker, ends the wait for the prime (the daemon stops;
+	// other instances finish it). nil: ctx alone.
+	Stop context.Context
 }
 
 // PrimeReport is what `sentry prime` found; --format json prints it.
@@ -127,7 +136,7 @@ type MirrorPrimeSums struct {
 func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (rep *PrimeReport, err error) {
 	if opts.Run != nil {
 		defer func() {
-			if err != nil {
+			if err != nil && !errors.Is(err, errStopped) {
 				finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 				defer cancel()
 				_ = d.Store.FinishRun(finishCtx, opts.Run.ID, store.OutcomeFailed, err.Error())
@@ -150,6 +159,16 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (rep *PrimeReport, e
 	if err != nil {
 		return nil, err
 	}
+	w, own, finish, err := runWorker(ctx, d, opts.Worker, ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer finish()
+	ids := make([]int, len(mirrors))
+	names := make(map[int]string, len(mirrors))
+	for i, m := range mirrors {
+		ids[i], names[m.ID] = m.ID, m.Name
+	}
 	locIDs := make([]int, len(p.locations))
 	for i, l := range p.locations {
 		locIDs[i] = l.ID
@@ -158,13 +177,9 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (rep *PrimeReport, e
 	if err != nil {
 		return nil, err
 	}
-	var run store.Run
-	if opts.Run != nil {
-		run = *opts.Run
-		err = d.Store.SetRunRelease(ctx, run.ID, p.release.ID)
-	} else {
-		run, err = d.Store.StartRun(ctx, store.RunPrime, p.release.ID, d.Config.Vantage)
-	}
+	run, claims, err := d.Store.CreateRun(ctx, store.NewRun{Kind: store.RunPrime, ReleaseID: p.release.ID,
+		Vantage: d.Config.Vantage, Instance: w.id, Mirrors: ids, Lease: w.lease, Claim: w.free(),
+		Params: primeParams{ReleaseID: p.release.ID, Release: p.release.Name, Force: opts.Force}}, opts.Run)
 	if err != nil {
 		return nil, err
 	}
@@ -177,41 +192,222 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (rep *PrimeReport, e
 	for _, n := range p.missingProducts {
 		log.Warn("no bouncer product of this name", "product", n)
 	}
-
-	pr := &primeRun{
-		d: d, log: log, plan: p, run: run, force: opts.Force, exceptions: exceptions,
-		rec:    NewRecorder(d.Store, log),
-		global: semaphore.NewWeighted(int64(d.Config.Checks.Concurrency)),
-		master: newMasterCheck(d, p.manifestURL),
-	}
-	pr.progress = newProgress(d.Progress, "prime "+opts.Release, len(mirrors)*len(p.files))
 	report := &PrimeReport{
 		RunID: run.ID, Release: opts.Release, StartedAt: run.StartedAt,
 		Files: len(p.files), Locations: len(p.locations),
 		Unresolved: nonNil(p.unresolved), MissingProducts: nonNil(p.missingProducts),
 	}
-	report.Mirrors = pr.primeAll(ctx, mirrors)
-	pr.progress.stop()
-
-	// Every completed check is written before the run is closed, even when
-	// ctx has ended (shutdown): give the recorder a bounded time of its own.
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	defer cancel()
-	recErr := pr.rec.Close(closeCtx)
-
-	report.Outcome, report.Reason = pr.outcome(ctx, report.Mirrors)
-	if recErr != nil {
-		report.Outcome = store.OutcomeFailed
-		report.Reason = strings.TrimPrefix(report.Reason+"; ", "; ") + recErr.Error()
+	if own {
+		w.progress = newProgress(d.Progress, "prime "+opts.Release, len(mirrors)*len(p.files))
+		defer w.progress.stop()
+		w.start(run.ID)
 	}
-	if err := finishRun(closeCtx, d, run.ID, report.Outcome, report.Reason); err != nil {
-		return report, err
+	w.adopt(run.ID, &runWork{prime: newPrimeRun(w, run, p, opts.Force, exceptions, mirrors)}, claims)
+	stop := opts.Stop
+	if stop == nil {
+		stop = ctx
+	}
+	st, err := w.waitRun(ctx, stop, run.ID)
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if err != nil {
+		if !own {
+			return nil, errStopped // the other instances go on with it
+		}
+		// This command's own run: checks in flight end with ctx; mirrors
+		// done are marked, the others untouched, and a re-run resumes.
+		finish()
+		if st, err = d.Store.RunStatus(endCtx, run.ID); err != nil {
+			return nil, err
+		}
+		reason := fmt.Sprintf("interrupted (%v) with %d of %d mirrors done; a re-run resumes",
+			context.Cause(ctx), st.Total-st.Open, st.Total)
+		if err := endRunRetrying(endCtx, d, run.ID, store.OutcomeInterrupted, reason); err != nil {
+			return nil, err
+		}
+		st.Outcome, st.Reason = store.OutcomeInterrupted, reason
+		d.observer().RunFinished(RunEvent{RunID: run.ID, Kind: store.RunPrime, Outcome: st.Outcome,
+			Started: run.StartedAt, Finished: time.Now()})
+	}
+	report.Outcome, report.Reason = st.Outcome, st.Reason
+	err = d.Store.WorkRows(endCtx, run.ID, func(r store.WorkRow) error {
+		var res primeRowResult
+		if r.Result != nil {
+			if err := json.Unmarshal(r.Result, &res); err != nil {
+				return fmt.Errorf("read the prime of mirror %d: %w", r.MirrorID, err)
+			}
+		}
+		if res.Gone {
+			return nil
+		}
+		if r.Result == nil {
+			res.Sums = MirrorPrimeSums{ID: r.MirrorID, Name: names[r.MirrorID], State: "interrupted",
+				Failures: map[checks.Kind]int{}}
+		}
+		report.Mirrors = append(report.Mirrors, res.Sums)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	report.FinishedAt = time.Now()
-	d.observer().RunFinished(RunEvent{RunID: run.ID, Kind: store.RunPrime, Outcome: report.Outcome,
-		Started: run.StartedAt, Finished: report.FinishedAt})
 	log.Info("prime finished", "outcome", report.Outcome, "reason", report.Reason)
 	return report, nil
+}
+
+// primeParams are what every worker of a prime needs to do its part.
+type primeParams struct {
+	ReleaseID int64  `json:"release_id"`
+	Release   string `json:"release"`
+	Force     bool   `json:"force"`
+}
+
+// primeRowResult is one mirror's prime as its work row keeps it.
+type primeRowResult struct {
+	Sums MirrorPrimeSums `json:"sums"`
+	// Held is why marks other than good were held back (the master was
+	// unreachable when the mirror was judged).
+	Held string `json:"held,omitempty"`
+	Gone bool   `json:"gone,omitempty"`
+}
+
+// preparePrime builds what a worker needs to prime mirrors for a run: the
+// release's plan from the manifest recorded when the run began.
+func preparePrime(ctx context.Context, w *Worker, run store.Run, raw []byte) (*primeRun, error) {
+	var pp primeParams
+	if err := json.Unmarshal(raw, &pp); err != nil {
+		return nil, fmt.Errorf("read the parameters of run %d: %w", run.ID, err)
+	}
+	d := w.d
+	files, err := d.Store.ReleaseFiles(ctx, pp.ReleaseID)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{release: store.Release{ID: pp.ReleaseID, Name: pp.Release},
+		manifestURL: d.Config.ManifestURL(pp.Release), dir: d.Config.ReleaseDir(pp.Release)}
+	byPath := make(map[string]bool, len(files))
+	p.files = make([]primer.File, len(files))
+	for i, f := range files {
+		byPath[f.Path] = true
+		p.files[i] = primer.File{Path: f.Path, Size: f.Size, Algo: f.Algo, Hash: f.Hash}
+	}
+	if err := p.mapLocations(ctx, d, func(path string) bool { return byPath[path] }, pp.Release, false); err != nil {
+		return nil, err
+	}
+	locIDs := make([]int, len(p.locations))
+	for i, l := range p.locations {
+		locIDs[i] = l.ID
+	}
+	exceptions, err := d.Store.LangExceptions(ctx, locIDs)
+	if err != nil {
+		return nil, err
+	}
+	mirrors, err := d.Store.ActiveMirrors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newPrimeRun(w, run, p, pp.Force, exceptions, mirrors), nil
+}
+
+// newPrimeRun is a worker's means to prime the mirrors of a run.
+func newPrimeRun(w *Worker, run store.Run, p *plan, force bool, exceptions map[[2]int][]string, mirrors []store.Mirror) *primeRun {
+	pr := &primeRun{
+		d: w.d, log: w.log.With("release", p.release.Name, "run", run.ID), plan: p, run: run, force: force,
+		exceptions: exceptions, rec: w.rec, global: w.global, master: newMasterCheck(w.d, p.manifestURL),
+		mirrors: make(map[int]store.Mirror, len(mirrors)), progress: w.progress,
+	}
+	if pr.progress == nil {
+		pr.progress = newProgress(nil, "", 0)
+	}
+	for _, m := range mirrors {
+		pr.mirrors[m.ID] = m
+	}
+	return pr
+}
+
+// row primes one mirror and marks it, unless it failed wholesale: the
+// guard over such mirrors is the run's last step (judgePrime). nil: not
+// finished (stopping); give it back.
+func (pr *primeRun) row(ctx context.Context, c store.Claim) *store.WorkDone {
+	m, ok := pr.mirrors[c.MirrorID]
+	if !ok {
+		return &store.WorkDone{Result: primeRowResult{Gone: true}}
+	}
+	mr := pr.newMirrorRun(m)
+	pr.primeMirror(ctx, mr)
+	defer pr.d.Client.Forget(m.BaseURL)
+	if mr.sums.State == "interrupted" {
+		return nil
+	}
+	return &store.WorkDone{Result: primeRowResult{Sums: mr.sums, Held: mr.held}}
+}
+
+func (pr *primeRun) newMirrorRun(m store.Mirror) *mirrorRun {
+	return &mirrorRun{m: m, results: make(map[string]checks.Kind, len(pr.plan.files)),
+		sums: MirrorPrimeSums{ID: m.ID, Name: m.Name, Mode: m.Mode, Failures: map[checks.Kind]int{}}}
+}
+
+// judgePrime is a prime's last step, done by one instance once every
+// mirror is primed: the guard over the mirrors that failed wholesale, their
+// marks, and the run's outcome.
+func judgePrime(ctx context.Context, w *Worker, j store.JudgeClaim) error {
+	d := w.d
+	run := store.Run{ID: j.ID, Kind: j.Kind, StartedAt: j.StartedAt}
+	pr, err := preparePrime(ctx, w, run, j.Params)
+	if err != nil {
+		return err
+	}
+	var runs []*mirrorRun
+	err = d.Store.WorkRows(ctx, j.ID, func(r store.WorkRow) error {
+		var res primeRowResult
+		if r.Result != nil {
+			if err := json.Unmarshal(r.Result, &res); err != nil {
+				return fmt.Errorf("read the prime of mirror %d: %w", r.MirrorID, err)
+			}
+		}
+		m, ok := pr.mirrors[r.MirrorID]
+		if res.Gone || !ok {
+			return nil
+		}
+		mr := pr.newMirrorRun(m)
+		if r.Result == nil {
+			mr.sums.State = "interrupted"
+		} else {
+			mr.sums = res.Sums
+			if mr.sums.Failures == nil {
+				mr.sums.Failures = map[checks.Kind]int{}
+			}
+		}
+		if res.Held != "" && pr.guardWhy == "" {
+			pr.guardWhy = res.Held
+		}
+		if mr.sums.State == "down" {
+			pr.deferred = append(pr.deferred, mr)
+		}
+		runs = append(runs, mr)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	pr.finishDeferred(ctx, runs)
+	sums := make([]MirrorPrimeSums, len(runs))
+	results := make(map[int]any, len(runs))
+	for i, mr := range runs {
+		sums[i] = mr.sums
+		results[mr.m.ID] = primeRowResult{Sums: mr.sums}
+	}
+	outcome, reason := pr.outcome(ctx, sums)
+	if err := d.Store.SetWorkResults(ctx, j.ID, results); err != nil {
+		return err
+	}
+	if err := endRunRetrying(ctx, d, j.ID, outcome, reason); err != nil {
+		return err
+	}
+	d.observer().RunFinished(RunEvent{RunID: j.ID, Kind: store.RunPrime, Outcome: outcome,
+		Started: j.StartedAt, Finished: time.Now()})
+	pr.log.Info("prime judged", "outcome", outcome, "reason", reason)
+	return nil
 }
 
 func nonNil[T any](s []T) []T {
@@ -233,6 +429,7 @@ type primeRun struct {
 	global     *semaphore.Weighted
 	master     *masterCheck
 	progress   *progress
+	mirrors    map[int]store.Mirror // active when the worker prepared the run
 
 	mu       sync.Mutex
 	deferred []*mirrorRun // judged down: marked after the guard's decision
@@ -247,27 +444,7 @@ type mirrorRun struct {
 	results map[string]checks.Kind // path → kind of this run's outcome (or ok when resumed)
 	started time.Time
 	failAt  time.Time
-}
-
-func (pr *primeRun) primeAll(ctx context.Context, mirrors []store.Mirror) []MirrorPrimeSums {
-	runs := make([]*mirrorRun, len(mirrors))
-	var wg sync.WaitGroup
-	for i, m := range mirrors {
-		runs[i] = &mirrorRun{m: m, results: make(map[string]checks.Kind, len(pr.plan.files)),
-			sums: MirrorPrimeSums{ID: m.ID, Name: m.Name, Mode: m.Mode, Failures: map[checks.Kind]int{}}}
-		wg.Add(1)
-		go func(mr *mirrorRun) {
-			defer wg.Done()
-			pr.primeMirror(ctx, mr)
-		}(runs[i])
-	}
-	wg.Wait()
-	pr.finishDeferred(ctx, runs)
-	out := make([]MirrorPrimeSums, len(runs))
-	for i, mr := range runs {
-		out[i] = mr.sums
-	}
-	return out
+	held    string // why marks other than good were held back
 }
 
 func (pr *primeRun) primeMirror(ctx context.Context, mr *mirrorRun) {
@@ -391,6 +568,7 @@ func (pr *primeRun) judge(ctx context.Context, mr *mirrorRun) {
 	if hasBad(marks) {
 		if up, why := pr.master.up(ctx); !up {
 			holdDown = why
+			mr.held = why
 			pr.mu.Lock()
 			pr.guardWhy = why
 			pr.mu.Unlock()

@@ -280,22 +280,9 @@ func isDataError(err error) bool {
 // finishRun records a run's end, retrying while the database is away until
 // ctx ends: a run must not stay "running" because of a passing outage.
 func finishRun(ctx context.Context, d *Deps, runID int64, outcome, reason string) error {
-	wait := recordRetryMin
-	for {
-		err := d.Store.FinishRun(ctx, runID, outcome, reason)
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		d.Logger.Warn("recording the end of the run failed; retrying", "run", runID, "retry_in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		}
-		wait = min(2*wait, recordRetryMax)
-	}
+	return retryDB(ctx, d.Logger.With("run", runID), "recording the end of the run", 0, func() error {
+		return d.Store.FinishRun(ctx, runID, outcome, reason)
+	})
 }
 
 // processAlive reports whether pid is a live process on this host.

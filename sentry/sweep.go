@@ -2,9 +2,11 @@ package sentry
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -32,6 +34,10 @@ type SweepOptions struct {
 	// processes sweeping one database, only the first to claim a slot runs
 	// it; the others get store.ErrSlotTaken.
 	Slot time.Time
+	// Worker, when set, is the daemon's worker, which does the sweep with
+	// the other instances; Sweep then only records the run and waits for
+	// it. nil: the sweep gets a worker of its own (a command).
+	Worker *Worker
 }
 
 // SweepReport is what a sweep found.
@@ -66,11 +72,17 @@ type MirrorSweepSums struct {
 	SweepFailed bool `json:"sweep_failed"`
 	// State is the mirror's state after the sweep; StateChanged says it
 	// changed in this sweep.
-	State        string  `json:"state"`
-	StateChanged bool    `json:"state_changed"`
-	Note         string  `json:"note,omitempty"`
-	Seconds      float64 `json:"seconds"`
-	interrupted  bool
+	State        string `json:"state"`
+	StateChanged bool   `json:"state_changed"`
+	// FailingFrom and CheckedFrom are the vantage points the mirror failed
+	// from, and those that checked it; Partial: it failed from some, fewer
+	// than the quorum, so the sweep did not count against it.
+	FailingFrom []string `json:"failing_from"`
+	CheckedFrom []string `json:"checked_from"`
+	Partial     bool     `json:"partial"`
+	Note        string   `json:"note,omitempty"`
+	Seconds     float64  `json:"seconds"`
+	interrupted bool
 }
 
 // sweepFile is a release file behind an active location.
@@ -99,6 +111,12 @@ type langKey struct {
 // (missing, wrong size or checksum) mark their locations at once; the
 // mass-failure guard applies as for Prime. It returns an error only when the
 // sweep could not be done.
+//
+// The sweep is shared: it is recorded as one work row per mirror, and every
+// `sentry run` on the database (at any vantage point) helps: each vantage
+// point checks every mirror's reachability, one process checks a mirror's
+// files, and the mirror's state follows the quorum of vantage points
+// (state.quorum). Without other processes, this one does it all.
 func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error) {
 	if err := d.Store.RequireSchema(ctx); err != nil {
 		return nil, err
@@ -108,7 +126,7 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error
 	if opts.Deep {
 		kind = store.RunDeepSweep
 	}
-	set, err := buildSweepSet(ctx, d)
+	set, err := buildSweepSet(ctx, d, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -116,100 +134,205 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error
 	if err != nil {
 		return nil, err
 	}
-	states, err := d.Store.MirrorStates(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var run store.Run
-	if opts.Slot.IsZero() {
-		run, err = d.Store.StartRun(ctx, kind, 0, d.Config.Vantage)
-	} else {
-		run, err = d.Store.StartSlotRun(ctx, kind, opts.Slot, d.Config.Vantage)
-	}
-	if err != nil {
-		return nil, err
-	}
 	stop := opts.Stop
 	if stop == nil {
 		stop = ctx
 	}
-	log := d.Logger.With("run", run.ID, "kind", kind)
-	sw := &sweepRun{
-		d: d, log: log, run: run, deep: opts.Deep, set: set, stop: stop,
-		rec:    NewRecorder(d.Store, log),
-		global: semaphore.NewWeighted(int64(d.Config.Checks.Concurrency)),
-		now:    d.now(),
+	w, own, finish, err := runWorker(ctx, d, opts.Worker, stop)
+	if err != nil {
+		return nil, err
 	}
-	sw.gap = deepGap(d.Config, sw.now)
+	defer finish()
+	ids := make([]int, len(mirrors))
+	names := make(map[int]string, len(mirrors))
+	for i, m := range mirrors {
+		ids[i], names[m.ID] = m.ID, m.Name
+	}
+	run, claims, err := d.Store.CreateRun(ctx, store.NewRun{Kind: kind, Slot: opts.Slot, Vantage: d.Config.Vantage,
+		Instance: w.id, Params: sweepParams{Deep: opts.Deep, Releases: nonNil(set.releaseIDs)},
+		Mirrors: ids, Reach: true, Lease: w.lease, Claim: w.free()}, nil)
+	if err != nil {
+		return nil, err
+	}
+	log := d.Logger.With("run", run.ID, "kind", kind)
 	log.Info("sweep started", "mirrors", len(mirrors), "files", len(set.files), "releases", len(set.releases))
 	report := &SweepReport{RunID: run.ID, Kind: kind, StartedAt: run.StartedAt, Files: len(set.files),
 		Releases: []string{}}
 	for _, r := range set.releases {
 		report.Releases = append(report.Releases, r.Name)
 	}
-
-	sums := make([]*mirrorSweep, len(mirrors))
-	var wg sync.WaitGroup
-	// At most checks.concurrency mirrors are swept at once (each running
-	// one holds at least one request slot), so that memory, goroutines and
-	// pooled connections stay flat however many mirrors there are: a
-	// finished mirror keeps only one verdict per location (settle).
-	slots := make(chan struct{}, max(d.Config.Checks.Concurrency, 1))
-	for i, m := range mirrors {
-		st, ok := states[m.ID]
-		if !ok {
-			st = store.MirrorState{MirrorID: m.ID, State: store.StateUp}
+	if own {
+		w.start(run.ID)
+	}
+	w.adopt(run.ID, &runWork{sweep: newSweepRun(w, run, opts.Deep, set, mirrors)}, claims)
+	st, err := w.waitRun(ctx, stop, run.ID)
+	if err != nil {
+		if !own {
+			return nil, errStopped // the other instances go on with it
 		}
-		sums[i] = &mirrorSweep{m: m, prev: st, results: map[store.FileKey]fileResult{},
-			sums: MirrorSweepSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
-		wg.Add(1)
-		slots <- struct{}{}
-		go func(ms *mirrorSweep) {
-			defer wg.Done()
-			defer func() { <-slots }()
-			sw.sweepMirror(ctx, ms)
-			sw.settle(ms)
-			d.Client.Forget(ms.m.BaseURL)
-		}(sums[i])
+		// This command's own run: stop claiming, let checks in flight end
+		// (until ctx does), and close the run without judging anything.
+		finish()
+		reason := "interrupted: checks stored, no state changed and nothing marked"
+		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, err := d.Store.EndRun(endCtx, run.ID, store.OutcomeInterrupted, reason); err != nil {
+			return nil, err
+		}
+		st = store.RunStatus{Outcome: store.OutcomeInterrupted, Reason: reason}
+		d.observer().RunFinished(RunEvent{RunID: run.ID, Kind: kind, Outcome: st.Outcome,
+			Started: run.StartedAt, Finished: time.Now()})
 	}
-	wg.Wait()
-
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	report.Outcome, report.Reason = st.Outcome, st.Reason
+	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	recErr := sw.rec.Close(closeCtx)
-	switch {
-	case ctx.Err() != nil || stop.Err() != nil:
-		report.Outcome = store.OutcomeInterrupted
-		report.Reason = "interrupted: checks stored, no state changed and nothing marked"
-	case recErr != nil:
-		report.Outcome = store.OutcomeFailed
-		report.Reason = "nothing marked: " + recErr.Error()
-	default:
-		report.Outcome, report.Reason = sw.judge(closeCtx, sums)
-	}
-	for _, ms := range sums {
-		report.Mirrors = append(report.Mirrors, ms.sums)
-	}
-	if err := finishRun(closeCtx, d, run.ID, report.Outcome, report.Reason); err != nil {
-		return report, err
+	err = d.Store.WorkRows(readCtx, run.ID, func(r store.WorkRow) error {
+		var res sweepRowResult
+		if r.Result != nil {
+			if err := json.Unmarshal(r.Result, &res); err != nil {
+				return fmt.Errorf("read the sweep of mirror %d: %w", r.MirrorID, err)
+			}
+		}
+		if res.Gone {
+			return nil
+		}
+		if r.Result == nil {
+			res.Sums = MirrorSweepSums{ID: r.MirrorID, Name: names[r.MirrorID], Failures: map[checks.Kind]int{},
+				Note: "not checked: the sweep ended first"}
+		}
+		report.Mirrors = append(report.Mirrors, res.Sums)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	report.FinishedAt = time.Now()
-	d.observer().RunFinished(RunEvent{RunID: run.ID, Kind: kind, Outcome: report.Outcome,
-		Started: run.StartedAt, Finished: report.FinishedAt})
 	log.Info("sweep finished", "outcome", report.Outcome, "reason", report.Reason)
 	return report, nil
 }
 
+// runWorker returns the worker a prime or sweep runs on: the daemon's,
+// or, for a command, one of its own (own true), registered now and
+// started once the run exists. finish stops an own worker (idempotent).
+func runWorker(ctx context.Context, d *Deps, shared *Worker, stop context.Context) (w *Worker, own bool, finish func(), err error) {
+	if shared != nil {
+		return shared, false, func() {}, nil
+	}
+	wstop, cancel := context.WithCancel(stop)
+	w, err = newWorker(ctx, d, workerOptions{role: store.RoleCommand, stop: wstop, work: ctx})
+	if err != nil {
+		cancel()
+		return nil, false, nil, err
+	}
+	var once sync.Once
+	return w, true, func() {
+		once.Do(func() {
+			cancel()
+			w.shutdown(-1)
+		})
+	}, nil
+}
+
+// sweepParams are what every worker of a sweep needs to do its part.
+type sweepParams struct {
+	Deep     bool    `json:"deep"`
+	Releases []int64 `json:"releases"`
+}
+
+// sweepRowResult is one mirror's sweep, as a work row keeps it: the sums,
+// and the locations its files say are good or missing.
+type sweepRowResult struct {
+	Sums    MirrorSweepSums `json:"sums"`
+	Good    []int           `json:"good,omitempty"`
+	Missing []int           `json:"missing,omitempty"`
+	// Gone: the mirror was deactivated or deleted since the run began.
+	Gone bool `json:"gone,omitempty"`
+}
+
+// vantageVerdict is what one vantage point found of a mirror in a sweep.
+type vantageVerdict struct {
+	// Failed: unreachable, or (from the vantage point that checked the
+	// files) nothing present and only transient failures.
+	Failed    bool   `json:"failed"`
+	Reachable bool   `json:"reachable"`
+	Kind      string `json:"kind,omitempty"`
+	Why       string `json:"why,omitempty"`
+}
+
+// prepareSweep builds what a worker needs to do rows of a sweep.
+func prepareSweep(ctx context.Context, w *Worker, run store.Run, raw []byte) (*sweepRun, error) {
+	var p sweepParams
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("read the parameters of run %d: %w", run.ID, err)
+	}
+	d := w.d
+	set, err := buildSweepSet(ctx, d, p.Releases)
+	if err != nil {
+		return nil, err
+	}
+	mirrors, err := d.Store.ActiveMirrors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newSweepRun(w, run, p.Deep, set, mirrors), nil
+}
+
+// newSweepRun is a worker's means to sweep the mirrors of a run.
+func newSweepRun(w *Worker, run store.Run, deep bool, set *sweepSet, mirrors []store.Mirror) *sweepRun {
+	sw := &sweepRun{
+		d: w.d, log: w.log.With("run", run.ID, "kind", run.Kind), run: run, deep: deep, set: set, stop: w.stop,
+		rec: w.rec, global: w.global, now: w.d.now(), mirrors: make(map[int]store.Mirror, len(mirrors)),
+	}
+	for _, m := range mirrors {
+		sw.mirrors[m.ID] = m
+	}
+	sw.gap = deepGap(w.d.Config, sw.now)
+	return sw
+}
+
+// row does this vantage point's part of one mirror's sweep: its
+// reachability and, when still to do and the mirror answers, its files.
+// nil: not finished (stopping, or sentry's own trouble); give it back.
+func (sw *sweepRun) row(ctx context.Context, c store.Claim) *store.WorkDone {
+	m, ok := sw.mirrors[c.MirrorID]
+	if !ok {
+		return &store.WorkDone{Result: sweepRowResult{Gone: true}}
+	}
+	ms := &mirrorSweep{m: m, results: map[store.FileKey]fileResult{},
+		sums: MirrorSweepSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
+	kind := sw.sweepMirror(ctx, ms, c.Files)
+	defer sw.d.Client.Forget(m.BaseURL)
+	if ms.sums.interrupted {
+		return nil
+	}
+	if !ms.sums.Reachable {
+		return &store.WorkDone{Unreachable: true,
+			Verdict: vantageVerdict{Failed: true, Kind: string(kind), Why: ms.sums.FirstFailure}}
+	}
+	if !c.Files {
+		return &store.WorkDone{Verdict: vantageVerdict{Reachable: true}}
+	}
+	good, missing := sw.settle(ms)
+	v := vantageVerdict{Reachable: true, Failed: sweepFailed(&ms.sums)}
+	if v.Failed {
+		v.Why = ms.sums.FirstFailure
+	}
+	return &store.WorkDone{Verdict: v, Result: sweepRowResult{Sums: ms.sums, Good: good, Missing: missing}}
+}
+
 // buildSweepSet maps the locations of active products of every known
-// release onto their manifests.
-func buildSweepSet(ctx context.Context, d *Deps) (*sweepSetT, error) {
+// release (of only those, when only is not nil) onto their manifests.
+func buildSweepSet(ctx context.Context, d *Deps, only []int64) (*sweepSet, error) {
 	rels, err := d.Store.KnownReleases(ctx)
 	if err != nil {
 		return nil, err
 	}
-	set := &sweepSetT{}
+	set := &sweepSet{}
 	seen := map[store.FileKey]bool{}
 	for _, rel := range rels {
+		if only != nil && !slices.Contains(only, rel.ID) {
+			continue
+		}
 		files, err := d.Store.ReleaseFiles(ctx, rel.ID)
 		if err != nil {
 			return nil, err
@@ -246,7 +369,7 @@ func buildSweepSet(ctx context.Context, d *Deps) (*sweepSetT, error) {
 	return set, nil
 }
 
-type sweepSetT struct {
+type sweepSet struct {
 	releases   []store.Release
 	releaseIDs []int64
 	files      []sweepFile
@@ -266,16 +389,17 @@ func deepGap(cfg *Config, now time.Time) time.Duration {
 }
 
 type sweepRun struct {
-	d      *Deps
-	log    *slog.Logger
-	run    store.Run
-	deep   bool
-	set    *sweepSetT
-	stop   context.Context
-	rec    *Recorder
-	global *semaphore.Weighted
-	now    time.Time
-	gap    time.Duration
+	d       *Deps
+	log     *slog.Logger
+	run     store.Run
+	deep    bool
+	set     *sweepSet
+	stop    context.Context
+	rec     *Recorder
+	global  *semaphore.Weighted
+	now     time.Time
+	gap     time.Duration
+	mirrors map[int]store.Mirror // active when the worker prepared the run
 }
 
 type mirrorSweep struct {
@@ -284,9 +408,11 @@ type mirrorSweep struct {
 	files   map[store.FileKey]store.FileState
 	mu      sync.Mutex
 	results map[store.FileKey]fileResult
-	// verdicts, one per location of the sweep set, replace results and
-	// files once the mirror is done (settle).
-	verdicts []locVerdict
+	// good and missing are the locations the mirror's files say are good
+	// or missing (settle, or the work row when judging).
+	good, missing []int
+	// verdicts are the vantage points' verdicts on the mirror (judging).
+	verdicts map[string]vantageVerdict
 	sums     MirrorSweepSums
 	failAt   time.Time
 }
@@ -296,30 +422,42 @@ type fileResult struct {
 	verified bool // the file is known right: hashed now, or hashed before and unchanged since
 }
 
-func (sw *sweepRun) sweepMirror(ctx context.Context, ms *mirrorSweep) {
+// sweepMirror checks a mirror's reachability and, with files, its files.
+// It returns the kind of the reachability check.
+func (sw *sweepRun) sweepMirror(ctx context.Context, ms *mirrorSweep, files bool) checks.Kind {
 	start := time.Now()
 	defer func() { ms.sums.Seconds = time.Since(start).Seconds() }()
-	var err error
-	if ms.files, err = sw.d.Store.MirrorFileStates(ctx, ms.m.ID, sw.set.releaseIDs); err != nil {
-		ms.sums.interrupted, ms.sums.Note = true, "could not read file states: "+err.Error()
-		return
+	if files {
+		// The row is this instance's: wait out a passing outage rather
+		// than give the mirror back unchecked.
+		err := retryDB(ctx, sw.log.With("mirror_id", ms.m.ID), "reading file states", markRetryFor, func() (err error) {
+			ms.files, err = sw.d.Store.MirrorFileStates(ctx, ms.m.ID, sw.set.releaseIDs)
+			return err
+		})
+		if err != nil {
+			ms.sums.interrupted, ms.sums.Note = true, "could not read file states: "+err.Error()
+			return checks.KindInternal
+		}
 	}
 	if sw.stop.Err() != nil || sw.global.Acquire(ctx, 1) != nil {
 		ms.sums.interrupted = true
-		return
+		return checks.KindInternal
 	}
 	reach := checks.Reachable(ctx, sw.d.Client, ms.m.BaseURL)
 	sw.global.Release(1)
 	if ctx.Err() != nil {
 		ms.sums.interrupted = true
-		return
+		return reach.Kind
 	}
 	sw.record(ctx, ms, "", 0, "HEAD", reach)
 	ms.sums.Reachable = !reach.Kind.Failed()
 	if !ms.sums.Reachable {
 		ms.sums.FirstFailure = fmt.Sprintf("%s %s: %s", reach.Kind, ms.m.BaseURL, reach.Detail)
 		ms.sums.Failures[reach.Kind]++
-		return
+		return reach.Kind
+	}
+	if !files {
+		return reach.Kind
 	}
 	hash := map[store.FileKey]bool{}
 	if sw.deep {
@@ -349,6 +487,7 @@ func (sw *sweepRun) sweepMirror(ctx context.Context, ms *mirrorSweep) {
 	if ctx.Err() != nil {
 		ms.sums.interrupted = true
 	}
+	return reach.Kind
 }
 
 // checkFile checks one file: HEAD (conditional when the mirror gave
@@ -459,8 +598,9 @@ func pickForHash(files []sweepFile, states map[store.FileKey]store.FileState, no
 	return out
 }
 
-// judge applies the guard and hysteresis and marks every mirror.
-func (sw *sweepRun) judge(ctx context.Context, all []*mirrorSweep) (string, string) {
+// judge applies the quorum of vantage points, the guard and hysteresis,
+// and marks every mirror.
+func (sw *sweepRun) judge(ctx context.Context, all []*mirrorSweep, q quorum) (string, string) {
 	// A mirror sentry could not finish checking (its own trouble) is
 	// neither counted nor marked.
 	var mirrors []*mirrorSweep
@@ -469,9 +609,12 @@ func (sw *sweepRun) judge(ctx context.Context, all []*mirrorSweep) (string, stri
 			mirrors = append(mirrors, ms)
 		}
 	}
+	ignored := q.apply(mirrors, sw.d.Config.Guard.MaxDownFraction)
+	for _, v := range ignored {
+		sw.log.Warn("vantage point failed most mirrors: not counting its verdicts (its own network?)", "vantage", v)
+	}
 	failed := 0
 	for _, ms := range mirrors {
-		ms.sums.SweepFailed = sweepFailed(&ms.sums)
 		if ms.sums.SweepFailed {
 			failed++
 		}
@@ -479,6 +622,9 @@ func (sw *sweepRun) judge(ctx context.Context, all []*mirrorSweep) (string, stri
 	guard := ""
 	anyBad := failed > 0
 	for _, ms := range mirrors {
+		if len(ms.missing) > 0 {
+			anyBad = true
+		}
 		for k := range ms.sums.Failures {
 			if k.Definitive() {
 				anyBad = true
@@ -502,10 +648,75 @@ func (sw *sweepRun) judge(ctx context.Context, all []*mirrorSweep) (string, stri
 	for _, ms := range mirrors {
 		sw.markMirror(ctx, ms, guard)
 	}
-	if guard != "" {
-		return store.OutcomeGuarded, "mass-failure guard held back marking: " + guard
+	note := ""
+	if len(ignored) > 0 {
+		note = fmt.Sprintf("verdicts of vantage points %s not counted: they failed more than guard.max_down_fraction of the mirrors",
+			strings.Join(ignored, ", "))
 	}
-	return store.OutcomeCompleted, ""
+	if guard != "" {
+		return store.OutcomeGuarded, joinNonEmpty("; ", "mass-failure guard held back marking: "+guard, note)
+	}
+	return store.OutcomeCompleted, note
+}
+
+func joinNonEmpty(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
+}
+
+// quorum is how many vantage points must find a mirror failing for a sweep
+// to count against it, out of how many were seen.
+type quorum struct {
+	need, seen int
+}
+
+// apply sets each mirror's FailingFrom, CheckedFrom and SweepFailed from
+// the vantage points' verdicts. When more than one vantage point took part,
+// one that failed more than maxDown of the mirrors it checked is suspected
+// of its own network trouble and its verdicts are not counted; apply
+// returns those.
+func (q quorum) apply(mirrors []*mirrorSweep, maxDown float64) []string {
+	checked, failed := map[string]int{}, map[string]int{}
+	for _, ms := range mirrors {
+		for v, vd := range ms.verdicts {
+			checked[v]++
+			if vd.Failed {
+				failed[v]++
+			}
+		}
+	}
+	var ignored []string
+	if len(checked) > 1 {
+		for v, n := range checked {
+			if failed[v] > 0 && float64(failed[v])/float64(n) > maxDown {
+				ignored = append(ignored, v)
+			}
+		}
+		sort.Strings(ignored)
+	}
+	for _, ms := range mirrors {
+		s := &ms.sums
+		s.FailingFrom, s.CheckedFrom = []string{}, []string{}
+		for v, vd := range ms.verdicts {
+			if slices.Contains(ignored, v) {
+				continue
+			}
+			s.CheckedFrom = append(s.CheckedFrom, v)
+			if vd.Failed {
+				s.FailingFrom = append(s.FailingFrom, v)
+			}
+		}
+		sort.Strings(s.FailingFrom)
+		sort.Strings(s.CheckedFrom)
+		s.SweepFailed = len(s.FailingFrom) > 0 && len(s.FailingFrom) >= q.need
+		s.Partial = len(s.FailingFrom) > 0 && !s.SweepFailed
+	}
+	return ignored
 }
 
 // masterURL is what the guard asks the master for: the manifest of the
@@ -541,7 +752,8 @@ func (sw *sweepRun) markMirror(ctx context.Context, ms *mirrorSweep, guard strin
 	s := &ms.sums
 	cfg := sw.d.Config.State
 	st := ms.prev
-	upd := &store.StateUpdate{State: st.State, FailStreak: st.FailStreak, OkStreak: st.OkStreak, At: sw.d.now(), RunID: sw.run.ID}
+	upd := &store.StateUpdate{State: st.State, FailStreak: st.FailStreak, OkStreak: st.OkStreak, At: sw.d.now(), RunID: sw.run.ID,
+		FailingFrom: s.FailingFrom, CheckedFrom: s.CheckedFrom}
 	why := sw.sweepReason(ms)
 	switch {
 	case s.SweepFailed && guard != "":
@@ -601,46 +813,47 @@ func (sw *sweepRun) markMirror(ctx context.Context, ms *mirrorSweep, guard strin
 // else (transient trouble, files never hashed) leaves the location as it
 // is: hysteresis acts on the mirror, not on one flaky answer.
 func (sw *sweepRun) locationMarks(ms *mirrorSweep, up bool) []store.LocationMark {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	var marks []store.LocationMark
-	for i, l := range sw.set.locations {
-		v := ms.verdicts[i]
-		switch {
-		case v.missing:
-			marks = append(marks, store.LocationMark{LocationID: l.id, Mark: store.MarkMissing})
-		case v.judged && v.good && up:
-			marks = append(marks, store.LocationMark{LocationID: l.id, Mark: store.MarkGood})
+	marks := make([]store.LocationMark, 0, len(ms.missing)+len(ms.good))
+	for _, id := range ms.missing {
+		marks = append(marks, store.LocationMark{LocationID: id, Mark: store.MarkMissing})
+	}
+	if up {
+		for _, id := range ms.good {
+			marks = append(marks, store.LocationMark{LocationID: id, Mark: store.MarkGood})
 		}
 	}
 	return marks
 }
 
-// locVerdict is what a mirror's checks say of one location.
-type locVerdict struct{ good, missing, judged bool }
-
-// settle reduces a finished mirror to what marking needs, one verdict per
-// location, and drops its per-file results and file states.
-func (sw *sweepRun) settle(ms *mirrorSweep) {
+// settle reduces a finished mirror to what marking needs: the locations
+// its files say are good (every file present and known right) and missing
+// (a file missing or wrong). Locations with a file not judged (not
+// checked, or sentry's own trouble) are in neither.
+func (sw *sweepRun) settle(ms *mirrorSweep) (good, missing []int) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	ms.verdicts = make([]locVerdict, len(sw.set.locations))
-	for i, l := range sw.set.locations {
-		v := locVerdict{good: true, judged: true}
+	for _, l := range sw.set.locations {
+		ok, bad, judged := true, false, true
 		for _, lk := range l.files {
-			r, ok := ms.results[lk.key]
+			r, seen := ms.results[lk.key]
 			switch {
-			case !ok || r.kind == checks.KindInternal:
-				v.judged = false
+			case !seen || r.kind == checks.KindInternal:
+				judged = false
 			case r.kind.Definitive():
-				v.missing = true
+				bad = true
 			case !r.verified:
-				v.good = false
+				ok = false
 			}
 		}
-		ms.verdicts[i] = v
+		switch {
+		case bad:
+			missing = append(missing, l.id)
+		case judged && ok:
+			good = append(good, l.id)
+		}
 	}
 	ms.results, ms.files = nil, nil
+	return good, missing
 }
 
 func (sw *sweepRun) sweepReason(ms *mirrorSweep) string {
@@ -650,7 +863,7 @@ func (sw *sweepRun) sweepReason(ms *mirrorSweep) string {
 		kind = "deep sweep"
 	}
 	if !s.Reachable {
-		return fmt.Sprintf("%s: unreachable: %s", kind, s.FirstFailure)
+		return fmt.Sprintf("%s: unreachable: %s", kind, s.FirstFailure) + vantageNote(s)
 	}
 	r := fmt.Sprintf("%s: %d/%d files present", kind, s.OK+s.Unchanged, s.Checked)
 	if s.Hashed > 0 {
@@ -659,5 +872,20 @@ func (sw *sweepRun) sweepReason(ms *mirrorSweep) string {
 	if s.Failed > 0 {
 		r += fmt.Sprintf(", %d failed (%s); first: %s", s.Failed, kindCounts(s.Failures), s.FirstFailure)
 	}
-	return strings.TrimSpace(r)
+	return strings.TrimSpace(r) + vantageNote(s)
+}
+
+// vantageNote says, when several vantage points checked a mirror, which it
+// failed from.
+func vantageNote(s *MirrorSweepSums) string {
+	switch {
+	case len(s.CheckedFrom) < 2 || len(s.FailingFrom) == 0:
+		return ""
+	case s.Partial:
+		return fmt.Sprintf("; partially unreachable: failing from %s only (%d of %d vantage points, fewer than the quorum)",
+			strings.Join(s.FailingFrom, ", "), len(s.FailingFrom), len(s.CheckedFrom))
+	default:
+		return fmt.Sprintf("; failing from %s (%d of %d vantage points)",
+			strings.Join(s.FailingFrom, ", "), len(s.FailingFrom), len(s.CheckedFrom))
+	}
 }

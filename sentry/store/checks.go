@@ -107,7 +107,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // is a live process. It returns how many runs it closed.
 func (s *Store) FailStaleRuns(ctx context.Context, alive func(pid int) bool) (int, error) {
 	host, _ := os.Hostname()
-	rows, err := s.pool.Query(ctx, `SELECT id, pid FROM sentry_runs WHERE outcome = 'running' AND host = $1 AND pid <> $2`,
+	rows, err := s.pool.Query(ctx, `SELECT id, pid FROM sentry_runs WHERE outcome = 'running' AND instance IS NULL AND host = $1 AND pid <> $2`,
 		host, os.Getpid())
 	if err != nil {
 		return 0, s.wrap("read running runs", err)

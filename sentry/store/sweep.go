@@ -128,18 +128,23 @@ type StateUpdate struct {
 	// change is recorded in sentry_state_changes with At and Reason.
 	From  string
 	RunID int64
+	// FailingFrom and CheckedFrom are the vantage points the mirror failed
+	// from in this sweep, and those that checked it.
+	FailingFrom, CheckedFrom []string
 }
 
 func writeState(ctx context.Context, tx pgx.Tx, mirrorID int, u *StateUpdate) error {
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO sentry_mirror_state AS ms (mirror_id, state, since, fail_streak, ok_streak, last_check, last_reason)
-		VALUES ($1, $2, $3, $4, $5, $3, $6)
+		INSERT INTO sentry_mirror_state AS ms (mirror_id, state, since, fail_streak, ok_streak, last_check, last_reason,
+			failing_from, checked_from)
+		VALUES ($1, $2, $3, $4, $5, $3, $6, $7, $8)
 		ON CONFLICT (mirror_id) DO UPDATE SET
 			state = excluded.state,
 			since = CASE WHEN ms.state = excluded.state THEN ms.since ELSE excluded.since END,
 			fail_streak = excluded.fail_streak, ok_streak = excluded.ok_streak,
-			last_check = excluded.last_check, last_reason = excluded.last_reason`,
-		mirrorID, u.State, u.At, u.FailStreak, u.OkStreak, u.Reason); err != nil {
+			last_check = excluded.last_check, last_reason = excluded.last_reason,
+			failing_from = excluded.failing_from, checked_from = excluded.checked_from`,
+		mirrorID, u.State, u.At, u.FailStreak, u.OkStreak, u.Reason, nonNil(u.FailingFrom), nonNil(u.CheckedFrom)); err != nil {
 		return err
 	}
 	if u.From == "" {
@@ -148,4 +153,11 @@ func writeState(ctx context.Context, tx pgx.Tx, mirrorID int, u *StateUpdate) er
 	_, err := tx.Exec(ctx, `INSERT INTO sentry_state_changes (mirror_id, run_id, at, from_state, to_state, reason)
 		VALUES ($1, nullif($2, 0), $3, $4, $5, $6)`, mirrorID, u.RunID, u.At, u.From, u.State, u.Reason)
 	return err
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
