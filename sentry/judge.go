@@ -148,4 +148,3 @@ func endRunRetrying(ctx context.Context, d *Deps, runID int64, outcome, reason s
 		return err
 	})
 }
-
