@@ -153,7 +153,13 @@ type daemonProc struct {
 
 func (w *world) startDaemon(t *testing.T, name string) *daemonProc {
 	t.Helper()
-	cmd := exec.Command(binary(t), "run", "--config", w.cfg)
+	return w.startDaemonConfig(t, name, w.cfg)
+}
+
+// startDaemonConfig starts `sentry run` with config file cfg.
+func (w *world) startDaemonConfig(t *testing.T, name, cfg string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(binary(t), "run", "--config", cfg)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
