@@ -409,3 +409,106 @@ func reportMirrors(t *testing.T, cfg string) map[string]reportRow {
 	}
 	return byName
 }
+
+// TestPrimeSplitsAcrossRunningSentries: `sentry prime` started beside two
+// `sentry run` processes shares the release's mirrors with them (each of
+// the three holds mirrors at once: every file waits until they do), waits
+// for the whole release and prints the usual summary of every mirror.
+func TestPrimeSplitsAcrossRunningSentries(t *testing.T) {
+	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
+	var mirrors []*mirrortest.Server
+	for i := 1; i <= 6; i++ {
+		m, err := mirrortest.NewStatic(fmt.Sprintf("m%d", i), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		mirrors = append(mirrors, m)
+	}
+	w := newWorld(t, "schedule:\n  sweep: \"0 0 1 1 *\"\n  deep_sweep: \"0 0 1 1 *\"\n", mirrors...)
+	g := newGate(1)
+	for _, m := range mirrors {
+		m.PutRelease(w.rel)
+		m.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
+			if strings.Contains(r.URL.Path, w.rel.Dir) {
+				g.wait(r, m.Name)
+			}
+			return false
+		})
+	}
+	us := w.startDaemonConfig(t, "us", w.vantageCfg(t, "us", "127.0.0.2"))
+	eu := w.startDaemonConfig(t, "eu", w.vantageCfg(t, "eu", "127.0.0.3"))
+	w.pollDB(t, "two daemons registered", func(c *pgx.Conn) (bool, error) {
+		var n int
+		err := c.QueryRow(context.Background(), `SELECT count(*) FROM sentry_instances WHERE role = 'daemon' AND stopped_at IS NULL`).Scan(&n)
+		return n == 2, err
+	}, us, eu)
+
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := exec.Command(binary(t), "prime", "--release", "1.5", "--format", "json",
+			"--config", w.vantageCfg(t, "ap", "127.0.0.4")).Output()
+		done <- result{out, err}
+	}()
+	var run int64
+	w.pollDB(t, "the prime held by the command and both daemons", func(c *pgx.Conn) (bool, error) {
+		var holders int
+		err := c.QueryRow(context.Background(), `SELECT r.id, count(DISTINCT w.claimed_by)
+			FROM sentry_runs r JOIN sentry_work w ON w.run_id = r.id WHERE r.kind = 'prime'
+			GROUP BY r.id ORDER BY r.id LIMIT 1`).Scan(&run, &holders)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return false, nil
+		}
+		return holders == 3, err
+	}, us, eu)
+	g.open(1)
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the prime did not end:\n%s%s", us.logText(), eu.logText())
+	}
+	if res.err != nil {
+		t.Fatalf("prime: %v\n%s", res.err, res.out)
+	}
+	var rep struct {
+		RunID   int64  `json:"run_id"`
+		Outcome string `json:"outcome"`
+		Mirrors []struct {
+			Name    string `json:"name"`
+			State   string `json:"state"`
+			FilesOK int    `json:"files_ok"`
+			Marked  bool   `json:"marked"`
+		} `json:"mirrors"`
+	}
+	if err := json.Unmarshal(res.out, &rep); err != nil {
+		t.Fatalf("prime output: %v\n%s", err, res.out)
+	}
+	if rep.RunID != run || rep.Outcome != "completed" || len(rep.Mirrors) != 6 {
+		t.Errorf("prime summary: run %d, %s, %d mirrors; want run %d, completed, 6:\n%s", rep.RunID, rep.Outcome, len(rep.Mirrors), run, res.out)
+	}
+	for _, m := range rep.Mirrors {
+		if m.State != "ok" || m.FilesOK != 6 || !m.Marked {
+			t.Errorf("%s: %+v, want ok with 6 files, marked", m.Name, m)
+		}
+	}
+	var doneBy, daemons, gets int
+	w.query(t, fmt.Sprintf(`SELECT count(DISTINCT w.done_by), count(DISTINCT w.done_by) FILTER (WHERE i.role = 'daemon')
+		FROM sentry_work w JOIN sentry_instances i ON i.id = w.done_by WHERE w.run_id = %d`, run), &doneBy, &daemons)
+	if doneBy != 3 || daemons != 2 {
+		t.Errorf("the prime's mirrors were done by %d sentries, %d of them daemons; want 3 and 2", doneBy, daemons)
+	}
+	w.query(t, fmt.Sprintf(`SELECT count(DISTINCT (mirror_id, path)) FROM sentry_checks WHERE run_id = %d AND method = 'GET'`, run), &gets)
+	if gets != 6*6 {
+		t.Errorf("%d files fetched in the prime, want 6×6", gets)
+	}
+	for _, p := range []*daemonProc{us, eu} {
+		if err := p.stop(t); err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, p.logText())
+		}
+	}
+}
