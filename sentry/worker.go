@@ -420,7 +420,10 @@ func (w *Worker) forgetEndedRuns(ctx context.Context) {
 // judge does a run's last step: the guard, quorum and marks of a sweep,
 // the guard over the mirrors a prime found down.
 func (w *Worker) judge(j store.JudgeClaim) {
-	ctx := context.WithoutCancel(w.work)
+	// Cancelled only when the work in flight is (shutdown after the
+	// grace): an unfinished judgement is redone by another instance once
+	// its lease runs out.
+	ctx := w.work
 	log := w.log.With("run", j.ID, "kind", j.Kind)
 	var err error
 	switch j.Kind {

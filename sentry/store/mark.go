@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -122,5 +123,8 @@ func (s *Store) MarkMirror(ctx context.Context, m MirrorMarks) error {
 			m.LogDate, m.MirrorID, m.Up, m.Rating, m.Reason)
 		return err
 	})
+	if errors.Is(err, errJudgedAlready) {
+		return nil // this run marked the mirror before: all of it, in one transaction
+	}
 	return s.wrap(fmt.Sprintf("mark mirror %d", m.MirrorID), err)
 }

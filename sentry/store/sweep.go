@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -133,24 +134,33 @@ type StateUpdate struct {
 	FailingFrom, CheckedFrom []string
 }
 
+// errJudgedAlready: the mirror's state was written by this run already (a
+// judge that stopped half-way is redone by another): nothing to write.
+var errJudgedAlready = errors.New("state already written by this run")
+
 func writeState(ctx context.Context, tx pgx.Tx, mirrorID int, u *StateUpdate) error {
-	if _, err := tx.Exec(ctx, `
+	tag, err := tx.Exec(ctx, `
 		INSERT INTO sentry_mirror_state AS ms (mirror_id, state, since, fail_streak, ok_streak, last_check, last_reason,
-			failing_from, checked_from)
-		VALUES ($1, $2, $3, $4, $5, $3, $6, $7, $8)
+			failing_from, checked_from, run_id)
+		VALUES ($1, $2, $3, $4, $5, $3, $6, $7, $8, nullif($9, 0))
 		ON CONFLICT (mirror_id) DO UPDATE SET
 			state = excluded.state,
 			since = CASE WHEN ms.state = excluded.state THEN ms.since ELSE excluded.since END,
 			fail_streak = excluded.fail_streak, ok_streak = excluded.ok_streak,
 			last_check = excluded.last_check, last_reason = excluded.last_reason,
-			failing_from = excluded.failing_from, checked_from = excluded.checked_from`,
-		mirrorID, u.State, u.At, u.FailStreak, u.OkStreak, u.Reason, nonNil(u.FailingFrom), nonNil(u.CheckedFrom)); err != nil {
+			failing_from = excluded.failing_from, checked_from = excluded.checked_from, run_id = excluded.run_id
+		WHERE ms.run_id IS DISTINCT FROM excluded.run_id OR excluded.run_id IS NULL`,
+		mirrorID, u.State, u.At, u.FailStreak, u.OkStreak, u.Reason, nonNil(u.FailingFrom), nonNil(u.CheckedFrom), u.RunID)
+	if err != nil {
 		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return errJudgedAlready
 	}
 	if u.From == "" {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO sentry_state_changes (mirror_id, run_id, at, from_state, to_state, reason)
+	_, err = tx.Exec(ctx, `INSERT INTO sentry_state_changes (mirror_id, run_id, at, from_state, to_state, reason)
 		VALUES ($1, nullif($2, 0), $3, $4, $5, $6)`, mirrorID, u.RunID, u.At, u.From, u.State, u.Reason)
 	return err
 }

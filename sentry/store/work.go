@@ -349,6 +349,11 @@ func (s *Store) CompleteWork(ctx context.Context, w WorkDone) (bool, error) {
 	if err := settleWork(ctx, tx, w.RunID, w.MirrorID); err != nil {
 		return false, s.wrap("complete work", err)
 	}
+	// Work left on the row is for another vantage point: say so.
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2::bigint::text) FROM sentry_work
+		WHERE run_id = $2::bigint AND mirror_id = $3 AND NOT done`, WorkChannel, w.RunID, w.MirrorID); err != nil {
+		return false, s.wrap("complete work", err)
+	}
 	return true, s.wrap("complete work", tx.Commit(ctx))
 }
 
@@ -370,8 +375,9 @@ func settleWork(ctx context.Context, tx pgx.Tx, runID int64, mirrorID int) error
 // GiveBack returns a held row undone (the instance is stopping, or could
 // not do it), for another instance to claim at once.
 func (s *Store) GiveBack(ctx context.Context, k WorkKey, id string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE sentry_work SET claimed_by = NULL, lease_until = NULL
-		WHERE run_id = $1 AND mirror_id = $2 AND claimed_by = $3`, k.RunID, k.MirrorID, id)
+	_, err := s.pool.Exec(ctx, `WITH back AS (UPDATE sentry_work SET claimed_by = NULL, lease_until = NULL
+		WHERE run_id = $1 AND mirror_id = $2 AND claimed_by = $3 RETURNING run_id)
+		SELECT pg_notify($4, run_id::text) FROM back`, k.RunID, k.MirrorID, id, WorkChannel)
 	return s.wrap("give back work", err)
 }
 
@@ -566,21 +572,19 @@ func (s *Store) RunsWithoutWorkers(ctx context.Context, lease time.Duration) (in
 // Listen holds a connection listening on WorkChannel and calls wake for
 // every notification until ctx ends. It returns the connection's error.
 func (s *Store) Listen(ctx context.Context, wake func()) error {
-	conn, err := s.pool.Acquire(ctx)
+	// A connection of its own, outside the pool: it is held for as long
+	// as the process runs and must not take a pooled connection away.
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return s.wrap("listen", err)
 	}
-	defer func() {
-		// The connection listens: close it rather than pool it.
-		_ = conn.Conn().Close(context.Background())
-		conn.Release()
-	}()
+	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, `LISTEN `+WorkChannel); err != nil {
 		return s.wrap("listen", err)
 	}
 	wake() // anything announced before LISTEN took effect
 	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return s.wrap("listen", err)
 		}
 		wake()

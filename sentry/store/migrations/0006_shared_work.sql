@@ -56,7 +56,10 @@ CREATE INDEX sentry_work_open_idx ON sentry_work (run_id, seq) WHERE NOT done;
 
 -- Which vantage points a mirror failed from at its last sweep, and which
 -- checked it: a mirror failing from fewer than the quorum is up, and
--- reported as partially unreachable.
+-- reported as partially unreachable. run_id is the run that wrote the row:
+-- a sweep judged again (its first judge stopped half-way) does not count
+-- a mirror twice.
 ALTER TABLE sentry_mirror_state
     ADD COLUMN failing_from text[] NOT NULL DEFAULT '{}',
-    ADD COLUMN checked_from text[] NOT NULL DEFAULT '{}';
+    ADD COLUMN checked_from text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN run_id bigint;

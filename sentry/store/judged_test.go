@@ -1,0 +1,62 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// TestMarkMirrorOncePerRun: a sweep's judge that stopped half-way is redone
+// by another sentry; a mirror the first judge marked keeps the state it
+// wrote (streaks not counted twice, no second state change), while a mirror
+// of a later run is written as usual.
+func TestMarkMirrorOncePerRun(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mirror int
+	if err := st.Pool().QueryRow(ctx, `INSERT INTO mirror_mirrors (name, baseurl) VALUES ('m', 'http://m.example/pub') RETURNING id`).Scan(&mirror); err != nil {
+		t.Fatal(err)
+	}
+	run1, err := st.StartRun(ctx, store.RunSweep, 0, "us")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run2, err := st.StartRun(ctx, store.RunSweep, 0, "us")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := func(run int64, streak int, state, from, reason string) {
+		t.Helper()
+		err := st.MarkMirror(ctx, store.MirrorMarks{MirrorID: mirror, LogDate: time.Now(), Reason: reason,
+			Down: state == store.StateDown,
+			State: &store.StateUpdate{State: state, FailStreak: streak, At: time.Now(), RunID: run, From: from, Reason: reason}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() (streak, changes int, reason string) {
+		t.Helper()
+		if err := st.Pool().QueryRow(ctx, `SELECT fail_streak, last_reason,
+			(SELECT count(*) FROM sentry_state_changes WHERE mirror_id = $1)
+			FROM sentry_mirror_state WHERE mirror_id = $1`, mirror).Scan(&streak, &reason, &changes); err != nil {
+			t.Fatal(err)
+		}
+		return streak, changes, reason
+	}
+	mark(run1.ID, 1, store.StateDown, store.StateUp, "first judge")
+	// The second judge read the state the first wrote, and counts again.
+	mark(run1.ID, 2, store.StateDown, "", "second judge")
+	if streak, changes, reason := read(); streak != 1 || changes != 1 || reason != "first judge" {
+		t.Errorf("after judging run %d twice: streak %d, %d state changes, reason %q; want 1, 1, first judge",
+			run1.ID, streak, changes, reason)
+	}
+	mark(run2.ID, 2, store.StateDown, "", "next sweep")
+	if streak, changes, reason := read(); streak != 2 || changes != 1 || reason != "next sweep" {
+		t.Errorf("after the next run: streak %d, %d state changes, reason %q; want 2, 1, next sweep", streak, changes, reason)
+	}
+}
