@@ -33,7 +33,7 @@ func TestMarkMirrorOncePerRun(t *testing.T) {
 	mark := func(run int64, streak int, state, from, reason string) {
 		t.Helper()
 		err := st.MarkMirror(ctx, store.MirrorMarks{MirrorID: mirror, LogDate: time.Now(), Reason: reason,
-			Down: state == store.StateDown,
+			Down:  state == store.StateDown,
 			State: &store.StateUpdate{State: state, FailStreak: streak, At: time.Now(), RunID: run, From: from, Reason: reason}})
 		if err != nil {
 			t.Fatal(err)
