@@ -167,6 +167,17 @@ sweep:
 			want: []string{`checks.source_address "192.0.2.10:80" is not an IP address`},
 		},
 		{
+			name: "cluster and quorum out of range",
+			yaml: minimalConfig + "state:\n  quorum: -1\ncluster:\n  lease: 1s\n  poll: 10ms\nvantage: \"\"\n",
+			want: []string{"state.quorum must be 0", "cluster.lease must be between 2s and 1h, not 1s",
+				"cluster.poll must be at least 100ms", "vantage"},
+		},
+		{
+			name: "poll longer than the lease",
+			yaml: minimalConfig + "cluster:\n  lease: 10s\n  poll: 20s\n",
+			want: []string{"cluster.poll must be at least 100ms and at most cluster.lease, not 20s"},
+		},
+		{
 			name: "two documents",
 			yaml: minimalConfig + "---\nvantage: x\n",
 			want: []string{"second YAML document"},
