@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -17,16 +18,21 @@ import (
 const quorumWindow = time.Hour
 
 // currentQuorum is state.quorum, or a majority of the vantage points seen
-// in the last hour (at least those that took part in this run).
-func currentQuorum(ctx context.Context, d *Deps, took int) (quorum, error) {
+// in the last hour (store.VantagesSeen) together with those that took
+// part in this run.
+func currentQuorum(ctx context.Context, d *Deps, took map[string]bool) (quorum, error) {
 	seen, err := d.Store.VantagesSeen(ctx, quorumWindow)
 	if err != nil {
 		return quorum{}, err
 	}
-	seen = max(seen, took, 1)
-	q := quorum{need: d.Config.State.Quorum, seen: seen}
+	all := map[string]bool{}
+	maps.Copy(all, took)
+	for _, v := range seen {
+		all[v] = true
+	}
+	q := quorum{need: d.Config.State.Quorum, seen: max(len(all), 1)}
 	if q.need == 0 {
-		q.need = seen/2 + 1
+		q.need = q.seen/2 + 1
 	}
 	return q, nil
 }
@@ -118,7 +124,7 @@ func judgeSweep(ctx context.Context, w *Worker, j store.JudgeClaim) error {
 	if err != nil {
 		return err
 	}
-	q, err := currentQuorum(ctx, d, len(took))
+	q, err := currentQuorum(ctx, d, took)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,5 +59,51 @@ func TestMarkMirrorOncePerRun(t *testing.T) {
 	mark(run2.ID, 2, store.StateDown, "", "next sweep")
 	if streak, changes, reason := read(); streak != 2 || changes != 1 || reason != "next sweep" {
 		t.Errorf("after the next run: streak %d, %d state changes, reason %q; want 2, 1, next sweep", streak, changes, reason)
+	}
+}
+
+// TestVantagesSeen: the electorate of the default quorum is the vantage
+// points of recent sweeps and of daemons seen lately, not those of
+// commands such as a prime run from an operator's machine.
+func TestVantagesSeen(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mirror int
+	if err := st.Pool().QueryRow(ctx, `INSERT INTO mirror_mirrors (name, baseurl) VALUES ('m', 'http://m.example/pub') RETURNING id`).Scan(&mirror); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []store.Instance{
+		{ID: "d-us", Vantage: "us", Role: store.RoleDaemon},
+		{ID: "c-laptop", Vantage: "laptop", Role: store.RoleCommand},
+	} {
+		if err := st.RegisterInstance(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := func() []string {
+		t.Helper()
+		v, err := st.VantagesSeen(ctx, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := seen(); !slices.Equal(got, []string{"us"}) {
+		t.Errorf("with a daemon at us and a command at laptop: %v, want [us]", got)
+	}
+	// A sweep created by a command at eu while the daemon at us lives: both
+	// check every mirror's reachability, both are seen.
+	if err := st.RegisterInstance(ctx, store.Instance{ID: "c-eu", Vantage: "eu", Role: store.RoleCommand}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.CreateRun(ctx, store.NewRun{Kind: store.RunSweep, Vantage: "eu", Instance: "c-eu",
+		Mirrors: []int{mirror}, Reach: true, Lease: time.Minute}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen(); !slices.Equal(got, []string{"eu", "us"}) {
+		t.Errorf("after a sweep shared by eu and us: %v, want [eu us]", got)
 	}
 }

@@ -108,13 +108,23 @@ func (s *Store) LiveDaemons(ctx context.Context, id string, lease time.Duration)
 	return n, s.wrap("count instances", err)
 }
 
-// VantagesSeen counts the distinct vantage points of instances seen within
-// the last period: the electorate of the default quorum.
-func (s *Store) VantagesSeen(ctx context.Context, period time.Duration) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT vantage) FROM sentry_instances
-		WHERE last_seen > now() - $1::interval`, period).Scan(&n)
-	return n, s.wrap("count vantage points", err)
+// VantagesSeen returns the vantage points that took part in sweeps started
+// within the last period, or belong to daemons seen within it: the
+// electorate of the default quorum. A `sentry prime` run from an
+// operator's machine does not join it; a daemon that died half an hour
+// ago still counts, so that losing one does not lower the bar at once.
+func (s *Store) VantagesSeen(ctx context.Context, period time.Duration) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT DISTINCT v FROM sentry_runs r JOIN sentry_work w ON w.run_id = r.id, unnest(w.vantages) v
+		WHERE r.kind IN ('sweep', 'deep_sweep') AND r.started_at > now() - $1::interval
+		UNION
+		SELECT vantage FROM sentry_instances WHERE role = 'daemon' AND last_seen > now() - $1::interval
+		ORDER BY 1`, period)
+	if err != nil {
+		return nil, s.wrap("list vantage points", err)
+	}
+	v, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return v, s.wrap("list vantage points", err)
 }
 
 // liveVantagesSQL lists the vantage points that can work run $1: those of
@@ -185,9 +195,12 @@ func (s *Store) createRun(ctx context.Context, nr NewRun, existing *Run) (Run, [
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7365), 0`); err != nil {
 			return Run{}, nil, err
 		}
+		// The sweep of this very slot, running, is not another sweep:
+		// the insert below answers ErrSlotTaken for it.
 		var busy int64
 		err = tx.QueryRow(ctx, `SELECT id FROM sentry_runs WHERE kind IN ('sweep', 'deep_sweep')
-			AND outcome = 'running' AND slot IS NOT NULL ORDER BY id LIMIT 1`).Scan(&busy)
+			AND outcome = 'running' AND slot IS NOT NULL AND NOT (kind = $1 AND slot = $2)
+			ORDER BY id LIMIT 1`, nr.Kind, nr.Slot).Scan(&busy)
 		if err == nil {
 			return Run{}, nil, fmt.Errorf("%w (run %d)", ErrSweepRunning, busy)
 		}
