@@ -295,12 +295,21 @@ func processAlive(pid int) bool {
 }
 
 // closeStaleRuns records as failed the runs of dead sentry processes on
-// this host. Best effort: a failure is logged, never fatal.
+// this host, and as interrupted the shared runs no running sentry can
+// finish (their creator and every daemon gone for a lease): with
+// `sentry sweep` from system cron and no daemon, nobody else would. Best
+// effort: a failure is logged, never fatal.
 func closeStaleRuns(ctx context.Context, d *Deps) {
 	n, err := d.Store.FailStaleRuns(ctx, processAlive)
 	if err != nil {
 		d.Logger.Warn("could not close the runs of ended processes", "err", err)
 	} else if n > 0 {
 		d.Logger.Warn("closed runs left open by ended processes", "runs", n)
+	}
+	n, err = d.Store.RunsWithoutWorkers(ctx, d.Config.Cluster.Lease.D())
+	if err != nil {
+		d.Logger.Warn("could not close the runs no sentry is left to finish", "err", err)
+	} else if n > 0 {
+		d.Logger.Warn("closed as interrupted the runs no sentry is left to finish", "runs", n)
 	}
 }

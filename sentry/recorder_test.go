@@ -111,10 +111,23 @@ func TestStaleRunsOfDeadProcessesAreClosed(t *testing.T) {
 		host, os.Getppid()).Scan(&live); err != nil {
 		t.Fatal(err)
 	}
+	// Shared runs (several sentries may work them) are judged by their
+	// instances: one whose creator stopped beating a while ago, with no
+	// daemon left, is closed; one whose creator beats stays.
+	var sharedGone, sharedLive int64
+	if err := b.st.Pool().QueryRow(ctx, `WITH i AS (INSERT INTO sentry_instances (id, vantage, role, host, pid, last_seen)
+			VALUES ('gone', 'x', 'command', 'elsewhere', 1, now() - interval '1 hour'), ('beating', 'x', 'command', 'elsewhere', 2, now()))
+		INSERT INTO sentry_runs (kind, vantage, host, pid, instance) VALUES ('sweep', 'x', 'elsewhere', 1, 'gone'), ('sweep', 'x', 'elsewhere', 2, 'beating')
+		RETURNING id`).Scan(&sharedGone); err != nil {
+		t.Fatal(err)
+	}
+	sharedLive = sharedGone + 1
 	sweep(t, d, false)
-	var outcome, reason, liveOutcome string
-	if err := b.st.Pool().QueryRow(ctx, `SELECT outcome, reason, (SELECT outcome FROM sentry_runs WHERE id = $2) FROM sentry_runs WHERE id = $1`,
-		id, live).Scan(&outcome, &reason, &liveOutcome); err != nil {
+	var outcome, reason, liveOutcome, goneOutcome, beatingOutcome string
+	if err := b.st.Pool().QueryRow(ctx, `SELECT outcome, reason, (SELECT outcome FROM sentry_runs WHERE id = $2),
+			(SELECT outcome FROM sentry_runs WHERE id = $3), (SELECT outcome FROM sentry_runs WHERE id = $4)
+		FROM sentry_runs WHERE id = $1`,
+		id, live, sharedGone, sharedLive).Scan(&outcome, &reason, &liveOutcome, &goneOutcome, &beatingOutcome); err != nil {
 		t.Fatal(err)
 	}
 	if outcome != "failed" || !strings.Contains(reason, "ended before recording its end") {
@@ -122,5 +135,9 @@ func TestStaleRunsOfDeadProcessesAreClosed(t *testing.T) {
 	}
 	if liveOutcome != "running" {
 		t.Errorf("the run of a live process was closed: %s", liveOutcome)
+	}
+	if goneOutcome != "interrupted" || beatingOutcome != "running" {
+		t.Errorf("shared runs: of a creator gone %s (want interrupted), of a creator beating %s (want running)",
+			goneOutcome, beatingOutcome)
 	}
 }
