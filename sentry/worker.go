@@ -174,7 +174,8 @@ func (w *Worker) wake() {
 	}
 }
 
-// changes returns a channel closed at the next local end of a row or run.
+// changes returns a channel closed at the next local end of a row or run,
+// or the next notification of work on the database.
 func (w *Worker) changes() <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -501,12 +502,13 @@ func (w *Worker) reconcile(ctx context.Context, claimed []store.WorkKey, lastOrp
 	return orphans
 }
 
-// listen wakes the claim loop on every notification of new or finished
-// work, reconnecting after errors.
+// listen wakes the claim loop, and whoever waits for a run to end, on
+// every notification of new, released or finished work, reconnecting
+// after errors.
 func (w *Worker) listen(ctx context.Context) {
 	wait := time.Second
 	for ctx.Err() == nil {
-		err := w.d.Store.Listen(ctx, w.wake)
+		err := w.d.Store.Listen(ctx, w.signal)
 		if ctx.Err() != nil {
 			return
 		}

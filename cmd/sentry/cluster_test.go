@@ -361,6 +361,21 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 	if !strings.Contains(logs, "taking over work") {
 		t.Errorf("no takeover logged:\n%s", logs)
 	}
+	// The daemon that created sweep 1 saw it end, whoever judged it; the
+	// others logged that they helped.
+	doneLogged := false
+	for _, l := range strings.Split(logs+procs["ap"].logText(), "\n") {
+		if strings.Contains(l, `msg="sweep done"`) && strings.Contains(l, fmt.Sprintf(" run=%d ", run1)) &&
+			strings.Contains(l, "outcome=completed") {
+			doneLogged = true
+		}
+	}
+	if !doneLogged {
+		t.Errorf("no daemon logged sweep %d done:\n%s", run1, logs)
+	}
+	if !strings.Contains(logs, "this one helps") {
+		t.Errorf("no daemon logged helping with a sweep another created:\n%s", logs)
+	}
 	for _, v := range []string{"us", "eu"} {
 		if err := procs[v].stop(t); err != nil {
 			t.Errorf("%s: exit after SIGTERM: %v\n%s", v, err, procs[v].logText())

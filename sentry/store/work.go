@@ -197,6 +197,14 @@ func (s *Store) createRun(ctx context.Context, nr NewRun, existing *Run) (Run, [
 		}
 		// The sweep of this very slot, running, is not another sweep:
 		// the insert below answers ErrSlotTaken for it.
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sentry_runs WHERE kind = $1 AND slot = $2)`,
+			nr.Kind, nr.Slot).Scan(&taken); err != nil {
+			return Run{}, nil, err
+		}
+		if taken {
+			return Run{}, nil, fmt.Errorf("%w: %s at %s", ErrSlotTaken, nr.Kind, nr.Slot.UTC().Format(time.RFC3339))
+		}
 		var busy int64
 		err = tx.QueryRow(ctx, `SELECT id FROM sentry_runs WHERE kind IN ('sweep', 'deep_sweep')
 			AND outcome = 'running' AND slot IS NOT NULL AND NOT (kind = $1 AND slot = $2)
