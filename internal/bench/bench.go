@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,7 +40,19 @@ type Params struct {
 	PrimeLatency             time.Duration
 	PrimeConcurrency         int // checks.concurrency of the prime
 	RecordChecks             int
+
+	// Shared sweep: 1..SharedInstances `sentry run` daemons share the first
+	// scheduled sweep of SharedMirrors × SharedFiles (HEAD) on a farm
+	// answering after SharedLatency, each daemon with SharedConcurrency
+	// and SharedPerMirror.
+	SharedMirrors, SharedFiles         int
+	SharedLatency                      time.Duration
+	SharedConcurrency, SharedPerMirror int
+	SharedInstances                    int
 }
+
+// Figures are the names -only selects from, in the order they run.
+var Figures = []string{"recording", "light-sweep", "memory", "deep-verification", "release-prime", "shared-sweep"}
 
 // DefaultParams are the issue's sizes.
 func DefaultParams() Params {
@@ -51,6 +64,8 @@ func DefaultParams() Params {
 		PrimeMirrors: 50, PrimeFiles: 1000, PrimeSize: 64 << 10, PrimeLatency: 20 * time.Millisecond,
 		PrimeConcurrency: 200,
 		RecordChecks:     300_000,
+		SharedMirrors:    24, SharedFiles: 100, SharedLatency: 40 * time.Millisecond,
+		SharedConcurrency: 8, SharedPerMirror: 4, SharedInstances: 3,
 	}
 }
 
@@ -61,6 +76,7 @@ func QuickParams() Params {
 	p.DeepMirrors, p.DeepFiles = 4, 100
 	p.PrimeMirrors, p.PrimeFiles = 10, 200
 	p.RecordChecks = 40_000
+	p.SharedMirrors, p.SharedFiles = 12, 60
 	return p
 }
 
@@ -81,6 +97,9 @@ type Options struct {
 	Quick bool
 	// Args are the program's arguments, for the report.
 	Args string
+	// Only, when not empty, names the figures to measure (of Figures);
+	// the others are left out of the report.
+	Only []string
 }
 
 // langsPer is the languages of every product: files = locations × langs.
@@ -95,7 +114,13 @@ func Run(ctx context.Context, o Options) error {
 	p := o.Params
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "bench: "+format+"\n", args...) }
 	benchStart := time.Now()
-	rep := &report{params: p, command: o.Command, quick: o.Quick, args: o.Args, machine: machine()}
+	for _, name := range o.Only {
+		if !slices.Contains(Figures, name) {
+			return fmt.Errorf("no figure %q: the figures are %s", name, strings.Join(Figures, ", "))
+		}
+	}
+	want := func(name string) bool { return len(o.Only) == 0 || slices.Contains(o.Only, name) }
+	rep := &report{params: p, command: o.Command, quick: o.Quick, args: o.Args, machine: machine(), only: o.Only}
 
 	dir, err := os.MkdirTemp("", "sentry-benchcfg-")
 	if err != nil {
@@ -130,44 +155,48 @@ func Run(ctx context.Context, o Options) error {
 	light := spec("light", p.LightFiles, 4<<10)
 	deep := spec("deep", p.DeepFiles, p.DeepSize)
 	primeRel := spec("prime", p.PrimeFiles, p.PrimeSize)
-	nMirrors := max(p.LightMirrors, p.BigMirrors, p.SmallMirrors, p.DeepMirrors)
-	logf("starting the load farms (%d mirrors; %d latency-bound mirrors)", nMirrors, p.PrimeMirrors)
-	farm, err := loadfarm.Spawn(ctx, o.Self, []string{"farm"}, loadfarm.Options{
-		Mirrors: nMirrors, Releases: []loadfarm.ReleaseSpec{light, deep}, Seed: 1})
-	if err != nil {
-		return err
+	var (
+		farm, slow                *loadfarm.Remote
+		mirrorIDs, slowIDs        []int
+		lightEntries, deepEntries []manifestEntry
+		sweepCfg, primeCfg        string
+	)
+	if want("recording") || want("light-sweep") || want("memory") || want("deep-verification") {
+		nMirrors := max(p.LightMirrors, p.BigMirrors, p.SmallMirrors, p.DeepMirrors)
+		logf("starting the load farm (%d mirrors)", nMirrors)
+		farm, err = loadfarm.Spawn(ctx, o.Self, []string{"farm"}, loadfarm.Options{
+			Mirrors: nMirrors, Releases: []loadfarm.ReleaseSpec{light, deep}, Seed: 1})
+		if err != nil {
+			return err
+		}
+		defer farm.Close()
+		if mirrorIDs, err = seed(ctx, st, "m", farm.Info, []loadfarm.ReleaseSpec{light, deep}); err != nil {
+			return err
+		}
+		if lightEntries, err = saveRelease(ctx, st, farm.Info, light); err != nil {
+			return err
+		}
+		if deepEntries, err = saveRelease(ctx, st, farm.Info, deep); err != nil {
+			return err
+		}
+		if sweepCfg, err = writeConfig(dir, "sweep", dbURL, farm.Master, p.Concurrency, p.PerMirror, ""); err != nil {
+			return err
+		}
 	}
-	defer farm.Close()
-	slow, err := loadfarm.Spawn(ctx, o.Self, []string{"farm"}, loadfarm.Options{
-		Mirrors: p.PrimeMirrors, Releases: []loadfarm.ReleaseSpec{primeRel}, Latency: p.PrimeLatency, Seed: 2})
-	if err != nil {
-		return err
-	}
-	defer slow.Close()
-
-	mirrorIDs, err := seed(ctx, st, "m", farm.Info, []loadfarm.ReleaseSpec{light, deep})
-	if err != nil {
-		return err
-	}
-	slowIDs, err := seed(ctx, st, "slow", slow.Info, []loadfarm.ReleaseSpec{primeRel})
-	if err != nil {
-		return err
-	}
-	lightEntries, err := saveRelease(ctx, st, farm.Info, light)
-	if err != nil {
-		return err
-	}
-	deepEntries, err := saveRelease(ctx, st, farm.Info, deep)
-	if err != nil {
-		return err
-	}
-	sweepCfg, err := writeConfig(dir, "sweep", dbURL, farm.Master, p.Concurrency, p.PerMirror)
-	if err != nil {
-		return err
-	}
-	primeCfg, err := writeConfig(dir, "prime", dbURL, slow.Master, p.PrimeConcurrency, p.PerMirror)
-	if err != nil {
-		return err
+	if want("release-prime") {
+		logf("starting the latency-bound load farm (%d mirrors)", p.PrimeMirrors)
+		slow, err = loadfarm.Spawn(ctx, o.Self, []string{"farm"}, loadfarm.Options{
+			Mirrors: p.PrimeMirrors, Releases: []loadfarm.ReleaseSpec{primeRel}, Latency: p.PrimeLatency, Seed: 2})
+		if err != nil {
+			return err
+		}
+		defer slow.Close()
+		if slowIDs, err = seed(ctx, st, "slow", slow.Info, []loadfarm.ReleaseSpec{primeRel}); err != nil {
+			return err
+		}
+		if primeCfg, err = writeConfig(dir, "prime", dbURL, slow.Master, p.PrimeConcurrency, p.PerMirror, ""); err != nil {
+			return err
+		}
 	}
 	child := func(name string, args ...string) childResult {
 		fmt.Fprintf(childLog, "==== %s\n", name)
@@ -195,141 +224,157 @@ func Run(ctx context.Context, o Options) error {
 	rep.sha1, rep.shaAll = one, all
 	logf("sha256 in memory: %s per core, %s on %d cores", rate(one), rate(all), rep.machine.cores)
 
-	// Recording.
-	logf("recording %d checks", p.RecordChecks)
-	recRate, err := recordRate(ctx, st, mirrorIDs, lightEntries, p.RecordChecks)
-	if err != nil {
-		return err
+	if want("recording") {
+		// Recording.
+		logf("recording %d checks", p.RecordChecks)
+		recRate, err := recordRate(ctx, st, mirrorIDs, lightEntries, p.RecordChecks)
+		if err != nil {
+			return err
+		}
+		rep.add(figure{name: "recording", value: fmt.Sprintf("%.0f checks/s", recRate),
+			limit: "—", ratio: recRate, target: "≥ 100,000 checks/s", pass: recRate >= 100_000,
+			note: fmt.Sprintf("%d checks through sentry's Recorder into sentry_checks (COPY) and sentry_file_state (upsert), batches of 5,000", p.RecordChecks)})
 	}
-	rep.add(figure{name: "recording", value: fmt.Sprintf("%.0f checks/s", recRate),
-		limit: "—", ratio: recRate, target: "≥ 100,000 checks/s", pass: recRate >= 100_000,
-		note: fmt.Sprintf("%d checks through sentry's Recorder into sentry_checks (COPY) and sentry_file_state (upsert), batches of 5,000", p.RecordChecks)})
 
-	// Light sweep.
-	if err := forget(ctx, st); err != nil {
-		return err
-	}
-	if err := activate(ctx, st, ids(mirrorIDs, p.LightMirrors), light.Name); err != nil {
-		return err
-	}
-	lightJobs := jobsOf(p.LightMirrors, farm.Mirrors, light, lightEntries)
-	logf("light sweep: bare client, %d HEADs", p.LightMirrors*p.LightFiles)
-	bare := bareClient(ctx, lightJobs, p.Concurrency, p.PerMirror, false)
-	bareRate := float64(bare.checks) / bare.wall.Seconds()
-	logf("  %s, %.0f checks/s, %d bad", bare.wall.Round(time.Millisecond), bareRate, bare.bad)
-	logf("light sweep: sentry sweep")
-	farm.Reset()
-	sw := child("light-sweep", "sweep", "--config", sweepCfg, "--format", "json")
-	swChecks, swErr := sweepChecks(sw, p.LightMirrors, p.LightFiles)
-	swRate := float64(p.LightMirrors*p.LightFiles) / sw.wall.Seconds()
-	fs, _ := farm.Stats()
-	logf("  %s, %.0f checks/s, peak RSS %s, cpu %s, farm max in flight per mirror %d %v", sw.wall.Round(time.Millisecond), swRate,
-		mib(sw.maxRSS), sw.cpu.Round(time.Millisecond), fs.MaxInFlight, swErr)
-	rep.add(figure{name: "light sweep", value: fmt.Sprintf("%.0f checks/s", swRate),
-		limit: fmt.Sprintf("%.0f checks/s", bareRate), ratio: swRate / bareRate, target: "≥ 0.75", pass: swErr == nil && swRate/bareRate >= 0.75,
-		note: fmt.Sprintf("%d mirrors × %d files = %d HEADs recorded (%d checks in the report), concurrency %d, %d per mirror (max %d seen in flight on one mirror); sentry %s wall, %s CPU, peak RSS %s; bare client %s%s",
-			p.LightMirrors, p.LightFiles, p.LightMirrors*p.LightFiles, swChecks, p.Concurrency, p.PerMirror, fs.MaxInFlight,
-			sw.wall.Round(time.Millisecond), sw.cpu.Round(time.Millisecond), mib(sw.maxRSS), bare.wall.Round(time.Millisecond), errNote(swErr, bare.bad))})
-
-	// Memory.
-	var rss [2]childResult
-	var memErr error
-	for i, n := range []int{p.SmallMirrors, p.BigMirrors} {
+	if want("light-sweep") {
+		// Light sweep.
 		if err := forget(ctx, st); err != nil {
 			return err
 		}
-		if err := activate(ctx, st, ids(mirrorIDs, n), light.Name); err != nil {
+		if err := activate(ctx, st, ids(mirrorIDs, p.LightMirrors), light.Name); err != nil {
 			return err
 		}
-		logf("memory: sentry sweep of %d checks", n*p.LightFiles)
-		rss[i] = child(fmt.Sprintf("memory-%d", n*p.LightFiles), "sweep", "--config", sweepCfg, "--format", "json")
-		if _, err := sweepChecks(rss[i], n, p.LightFiles); err != nil {
-			memErr = err
+		lightJobs := jobsOf(p.LightMirrors, farm.Mirrors, light, lightEntries)
+		logf("light sweep: bare client, %d HEADs", p.LightMirrors*p.LightFiles)
+		bare := bareClient(ctx, lightJobs, p.Concurrency, p.PerMirror, false)
+		bareRate := float64(bare.checks) / bare.wall.Seconds()
+		logf("  %s, %.0f checks/s, %d bad", bare.wall.Round(time.Millisecond), bareRate, bare.bad)
+		logf("light sweep: sentry sweep")
+		farm.Reset()
+		sw := child("light-sweep", "sweep", "--config", sweepCfg, "--format", "json")
+		swChecks, swErr := sweepChecks(sw, p.LightMirrors, p.LightFiles)
+		swRate := float64(p.LightMirrors*p.LightFiles) / sw.wall.Seconds()
+		fs, _ := farm.Stats()
+		logf("  %s, %.0f checks/s, peak RSS %s, cpu %s, farm max in flight per mirror %d %v", sw.wall.Round(time.Millisecond), swRate,
+			mib(sw.maxRSS), sw.cpu.Round(time.Millisecond), fs.MaxInFlight, swErr)
+		rep.add(figure{name: "light sweep", value: fmt.Sprintf("%.0f checks/s", swRate),
+			limit: fmt.Sprintf("%.0f checks/s", bareRate), ratio: swRate / bareRate, target: "≥ 0.75", pass: swErr == nil && swRate/bareRate >= 0.75,
+			note: fmt.Sprintf("%d mirrors × %d files = %d HEADs recorded (%d checks in the report), concurrency %d, %d per mirror (max %d seen in flight on one mirror); sentry %s wall, %s CPU, peak RSS %s; bare client %s%s",
+				p.LightMirrors, p.LightFiles, p.LightMirrors*p.LightFiles, swChecks, p.Concurrency, p.PerMirror, fs.MaxInFlight,
+				sw.wall.Round(time.Millisecond), sw.cpu.Round(time.Millisecond), mib(sw.maxRSS), bare.wall.Round(time.Millisecond), errNote(swErr, bare.bad))})
+	}
+
+	if want("memory") {
+		// Memory.
+		var rss [2]childResult
+		var memErr error
+		for i, n := range []int{p.SmallMirrors, p.BigMirrors} {
+			if err := forget(ctx, st); err != nil {
+				return err
+			}
+			if err := activate(ctx, st, ids(mirrorIDs, n), light.Name); err != nil {
+				return err
+			}
+			logf("memory: sentry sweep of %d checks", n*p.LightFiles)
+			rss[i] = child(fmt.Sprintf("memory-%d", n*p.LightFiles), "sweep", "--config", sweepCfg, "--format", "json")
+			if _, err := sweepChecks(rss[i], n, p.LightFiles); err != nil {
+				memErr = err
+			}
+			logf("  %s, %.0f checks/s, peak RSS %s", rss[i].wall.Round(time.Millisecond), float64(n*p.LightFiles)/rss[i].wall.Seconds(), mib(rss[i].maxRSS))
 		}
-		logf("  %s, %.0f checks/s, peak RSS %s", rss[i].wall.Round(time.Millisecond), float64(n*p.LightFiles)/rss[i].wall.Seconds(), mib(rss[i].maxRSS))
-	}
-	growth := float64(rss[1].maxRSS) / float64(rss[0].maxRSS)
-	rep.add(figure{name: "memory", value: fmt.Sprintf("%s for %d checks", mib(rss[1].maxRSS), p.BigMirrors*p.LightFiles),
-		limit: fmt.Sprintf("%s for %d checks", mib(rss[0].maxRSS), p.SmallMirrors*p.LightFiles), ratio: growth,
-		target: "≤ 1.3 and < 150 MiB", pass: memErr == nil && growth <= 1.3 && rss[1].maxRSS < 150<<20,
-		note: fmt.Sprintf("peak RSS (rusage maxrss of the `sentry sweep` process; the farm runs in another process): %d mirrors × %d files and %d mirrors × %d files; %s and %s wall (%.0f and %.0f checks/s)%s",
-			p.SmallMirrors, p.LightFiles, p.BigMirrors, p.LightFiles, rss[0].wall.Round(time.Millisecond), rss[1].wall.Round(time.Millisecond),
-			float64(p.SmallMirrors*p.LightFiles)/rss[0].wall.Seconds(), float64(p.BigMirrors*p.LightFiles)/rss[1].wall.Seconds(), errNote(memErr, 0))})
-
-	// Deep verification.
-	if err := forget(ctx, st); err != nil {
-		return err
-	}
-	if err := activate(ctx, st, ids(mirrorIDs, p.DeepMirrors), deep.Name); err != nil {
-		return err
-	}
-	deepJobs := jobsOf(p.DeepMirrors, farm.Mirrors, deep, deepEntries)
-	total := float64(int64(p.DeepMirrors*p.DeepFiles) * p.DeepSize)
-	logf("deep verification: bare client, %d GETs of %s", p.DeepMirrors*p.DeepFiles, mib(p.DeepSize))
-	dbare := bareClient(ctx, deepJobs, p.Concurrency, p.PerMirror, true)
-	dbareRate := float64(dbare.bytes) / dbare.wall.Seconds()
-	logf("  %s, %s, %d bad", dbare.wall.Round(time.Millisecond), rate(dbareRate), dbare.bad)
-	logf("deep verification: sentry sweep --deep")
-	ds := child("deep-sweep", "sweep", "--deep", "--config", sweepCfg, "--format", "json")
-	_, dsErr := sweepChecks(ds, p.DeepMirrors, p.DeepFiles)
-	if dsErr == nil {
-		dsErr = allHashed(ds, p.DeepMirrors*p.DeepFiles)
-	}
-	dsRate := total / ds.wall.Seconds()
-	logf("  %s, %s, cpu %s %v", ds.wall.Round(time.Millisecond), rate(dsRate), ds.cpu.Round(time.Millisecond), dsErr)
-	rep.add(figure{name: "deep verification", value: rate(dsRate), limit: rate(dbareRate), ratio: dsRate / dbareRate,
-		target: "≥ 0.85", pass: dsErr == nil && dsRate/dbareRate >= 0.85,
-		note: fmt.Sprintf("%d mirrors × %d files × %s = %s hashed by `sentry sweep --deep` in %s (%s CPU, peak RSS %s), by a bare GET + SHA-256 client in %s; pure in-memory SHA-256 on this machine: %s on one core, %s on %d cores%s",
-			p.DeepMirrors, p.DeepFiles, mib(p.DeepSize), mib(int64(total)), ds.wall.Round(time.Millisecond), ds.cpu.Round(time.Millisecond), mib(ds.maxRSS),
-			dbare.wall.Round(time.Millisecond), rate(one), rate(all), rep.machine.cores, errNote(dsErr, dbare.bad))})
-
-	// What an operator would write instead.
-	var flat []job
-	for _, js := range deepJobs {
-		flat = append(flat, js...)
-	}
-	if _, err := execLookPath("curl"); err != nil {
-		rep.add(figure{name: "shell pipeline", value: "skipped", limit: "—", target: "sentry clearly faster", note: "curl is not installed on this machine"})
-	} else {
-		logf("deep verification: curl | sha256sum under xargs -P %d", p.Concurrency)
-		sh, err := shellPipeline(ctx, dir, flat, p.Concurrency)
-		shRate := float64(sh.bytes) / sh.wall.Seconds()
-		logf("  %s, %s, %d bad %v", sh.wall.Round(time.Millisecond), rate(shRate), sh.bad, err)
-		rep.add(figure{name: "vs. a shell pipeline", value: rate(dsRate), limit: rate(shRate), ratio: dsRate / shRate,
-			target: "sentry clearly faster (> 1)", pass: err == nil && sh.bad == 0 && dsRate/shRate > 1.5,
-			note: fmt.Sprintf("the same %d files verified by `xargs -P %d` of `curl -s URL | sha256sum` in %s (no per-mirror cap; sums compared afterwards, untimed)%s",
-				len(flat), p.Concurrency, sh.wall.Round(time.Millisecond), errNote(err, sh.bad))})
+		growth := float64(rss[1].maxRSS) / float64(rss[0].maxRSS)
+		rep.add(figure{name: "memory", value: fmt.Sprintf("%s for %d checks", mib(rss[1].maxRSS), p.BigMirrors*p.LightFiles),
+			limit: fmt.Sprintf("%s for %d checks", mib(rss[0].maxRSS), p.SmallMirrors*p.LightFiles), ratio: growth,
+			target: "≤ 1.3 and < 150 MiB", pass: memErr == nil && growth <= 1.3 && rss[1].maxRSS < 150<<20,
+			note: fmt.Sprintf("peak RSS (rusage maxrss of the `sentry sweep` process; the farm runs in another process): %d mirrors × %d files and %d mirrors × %d files; %s and %s wall (%.0f and %.0f checks/s)%s",
+				p.SmallMirrors, p.LightFiles, p.BigMirrors, p.LightFiles, rss[0].wall.Round(time.Millisecond), rss[1].wall.Round(time.Millisecond),
+				float64(p.SmallMirrors*p.LightFiles)/rss[0].wall.Seconds(), float64(p.BigMirrors*p.LightFiles)/rss[1].wall.Seconds(), errNote(memErr, 0))})
 	}
 
-	// Release prime.
-	if err := forget(ctx, st); err != nil {
-		return err
+	if want("deep-verification") {
+		// Deep verification.
+		if err := forget(ctx, st); err != nil {
+			return err
+		}
+		if err := activate(ctx, st, ids(mirrorIDs, p.DeepMirrors), deep.Name); err != nil {
+			return err
+		}
+		deepJobs := jobsOf(p.DeepMirrors, farm.Mirrors, deep, deepEntries)
+		total := float64(int64(p.DeepMirrors*p.DeepFiles) * p.DeepSize)
+		logf("deep verification: bare client, %d GETs of %s", p.DeepMirrors*p.DeepFiles, mib(p.DeepSize))
+		dbare := bareClient(ctx, deepJobs, p.Concurrency, p.PerMirror, true)
+		dbareRate := float64(dbare.bytes) / dbare.wall.Seconds()
+		logf("  %s, %s, %d bad", dbare.wall.Round(time.Millisecond), rate(dbareRate), dbare.bad)
+		logf("deep verification: sentry sweep --deep")
+		ds := child("deep-sweep", "sweep", "--deep", "--config", sweepCfg, "--format", "json")
+		_, dsErr := sweepChecks(ds, p.DeepMirrors, p.DeepFiles)
+		if dsErr == nil {
+			dsErr = allHashed(ds, p.DeepMirrors*p.DeepFiles)
+		}
+		dsRate := total / ds.wall.Seconds()
+		logf("  %s, %s, cpu %s %v", ds.wall.Round(time.Millisecond), rate(dsRate), ds.cpu.Round(time.Millisecond), dsErr)
+		rep.add(figure{name: "deep verification", value: rate(dsRate), limit: rate(dbareRate), ratio: dsRate / dbareRate,
+			target: "≥ 0.85", pass: dsErr == nil && dsRate/dbareRate >= 0.85,
+			note: fmt.Sprintf("%d mirrors × %d files × %s = %s hashed by `sentry sweep --deep` in %s (%s CPU, peak RSS %s), by a bare GET + SHA-256 client in %s; pure in-memory SHA-256 on this machine: %s on one core, %s on %d cores%s",
+				p.DeepMirrors, p.DeepFiles, mib(p.DeepSize), mib(int64(total)), ds.wall.Round(time.Millisecond), ds.cpu.Round(time.Millisecond), mib(ds.maxRSS),
+				dbare.wall.Round(time.Millisecond), rate(one), rate(all), rep.machine.cores, errNote(dsErr, dbare.bad))})
+
+		// What an operator would write instead.
+		var flat []job
+		for _, js := range deepJobs {
+			flat = append(flat, js...)
+		}
+		if _, err := execLookPath("curl"); err != nil {
+			rep.add(figure{name: "shell pipeline", value: "skipped", limit: "—", target: "sentry clearly faster", note: "curl is not installed on this machine"})
+		} else {
+			logf("deep verification: curl | sha256sum under xargs -P %d", p.Concurrency)
+			sh, err := shellPipeline(ctx, dir, flat, p.Concurrency)
+			shRate := float64(sh.bytes) / sh.wall.Seconds()
+			logf("  %s, %s, %d bad %v", sh.wall.Round(time.Millisecond), rate(shRate), sh.bad, err)
+			rep.add(figure{name: "vs. a shell pipeline", value: rate(dsRate), limit: rate(shRate), ratio: dsRate / shRate,
+				target: "sentry clearly faster (> 1)", pass: err == nil && sh.bad == 0 && dsRate/shRate > 1.5,
+				note: fmt.Sprintf("the same %d files verified by `xargs -P %d` of `curl -s URL | sha256sum` in %s (no per-mirror cap; sums compared afterwards, untimed)%s",
+					len(flat), p.Concurrency, sh.wall.Round(time.Millisecond), errNote(err, sh.bad))})
+		}
 	}
-	if err := activate(ctx, st, slowIDs, primeRel.Name); err != nil {
-		return err
+
+	if want("release-prime") {
+		// Release prime.
+		if err := forget(ctx, st); err != nil {
+			return err
+		}
+		if err := activate(ctx, st, slowIDs, primeRel.Name); err != nil {
+			return err
+		}
+		logf("release prime: %d files of %s on %d pull mirrors, %s per request", p.PrimeFiles, mib(p.PrimeSize), p.PrimeMirrors, p.PrimeLatency)
+		slow.Reset()
+		pr := child("prime", "prime", "--release", primeRel.Name, "--config", primeCfg, "--format", "json")
+		prErr := primeOK(pr, p.PrimeMirrors, p.PrimeFiles)
+		ps, _ := slow.Stats()
+		// The bound: every file needs a GET and the follow-up HEAD (sentry's
+		// pull prime records the cache's word after the fetch), each waiting
+		// the latency, PerMirror at a time on each mirror and at most
+		// PrimeConcurrency at a time in all; and every byte must be hashed.
+		reqs := 2.0
+		perMirrorBound := math.Ceil(float64(p.PrimeFiles)/float64(p.PerMirror)) * reqs * p.PrimeLatency.Seconds()
+		globalBound := math.Ceil(float64(p.PrimeFiles*p.PrimeMirrors)*reqs/float64(p.PrimeConcurrency)) * p.PrimeLatency.Seconds()
+		hashBound := float64(int64(p.PrimeFiles*p.PrimeMirrors)*p.PrimeSize) / all
+		bound := max(perMirrorBound, globalBound, hashBound)
+		oneGet := bound / reqs
+		logf("  %s (bound %.2fs), farm saw %d requests, max %d in flight on one mirror %v", pr.wall.Round(time.Millisecond), bound, ps.Requests, ps.MaxInFlight, prErr)
+		rep.add(figure{name: "release prime", value: fmt.Sprintf("%.2f s", pr.wall.Seconds()), limit: fmt.Sprintf("%.2f s", bound),
+			ratio: pr.wall.Seconds() / bound, target: "≤ 1.5", pass: prErr == nil && pr.wall.Seconds()/bound <= 1.5,
+			note: fmt.Sprintf("`sentry prime` of %d files × %s on %d pull mirrors (%s latency per request, per-mirror concurrency %d, concurrency %d): bound = max(per mirror ⌈%d/%d⌉ × 2 requests × %s = %.2fs, all mirrors %.2fs, hashing %s at %s = %.2fs); with one GET per file and no follow-up HEAD the bound would be %.2fs (ratio %.2f); the farm saw %d requests, at most %d in flight on one mirror; peak RSS %s%s",
+				p.PrimeFiles, mib(p.PrimeSize), p.PrimeMirrors, p.PrimeLatency, p.PerMirror, p.PrimeConcurrency,
+				p.PrimeFiles, p.PerMirror, p.PrimeLatency, perMirrorBound, globalBound, mib(int64(p.PrimeFiles*p.PrimeMirrors)*p.PrimeSize), rate(all), hashBound,
+				oneGet, pr.wall.Seconds()/oneGet, ps.Requests, ps.MaxInFlight, mib(pr.maxRSS), errNote(prErr, 0))})
 	}
-	logf("release prime: %d files of %s on %d pull mirrors, %s per request", p.PrimeFiles, mib(p.PrimeSize), p.PrimeMirrors, p.PrimeLatency)
-	slow.Reset()
-	pr := child("prime", "prime", "--release", primeRel.Name, "--config", primeCfg, "--format", "json")
-	prErr := primeOK(pr, p.PrimeMirrors, p.PrimeFiles)
-	ps, _ := slow.Stats()
-	// The bound: every file needs a GET and the follow-up HEAD (sentry's
-	// pull prime records the cache's word after the fetch), each waiting
-	// the latency, PerMirror at a time on each mirror and at most
-	// PrimeConcurrency at a time in all; and every byte must be hashed.
-	reqs := 2.0
-	perMirrorBound := math.Ceil(float64(p.PrimeFiles)/float64(p.PerMirror)) * reqs * p.PrimeLatency.Seconds()
-	globalBound := math.Ceil(float64(p.PrimeFiles*p.PrimeMirrors)*reqs/float64(p.PrimeConcurrency)) * p.PrimeLatency.Seconds()
-	hashBound := float64(int64(p.PrimeFiles*p.PrimeMirrors)*p.PrimeSize) / all
-	bound := max(perMirrorBound, globalBound, hashBound)
-	oneGet := bound / reqs
-	logf("  %s (bound %.2fs), farm saw %d requests, max %d in flight on one mirror %v", pr.wall.Round(time.Millisecond), bound, ps.Requests, ps.MaxInFlight, prErr)
-	rep.add(figure{name: "release prime", value: fmt.Sprintf("%.2f s", pr.wall.Seconds()), limit: fmt.Sprintf("%.2f s", bound),
-		ratio: pr.wall.Seconds() / bound, target: "≤ 1.5", pass: prErr == nil && pr.wall.Seconds()/bound <= 1.5,
-		note: fmt.Sprintf("`sentry prime` of %d files × %s on %d pull mirrors (%s latency per request, per-mirror concurrency %d, concurrency %d): bound = max(per mirror ⌈%d/%d⌉ × 2 requests × %s = %.2fs, all mirrors %.2fs, hashing %s at %s = %.2fs); with one GET per file and no follow-up HEAD the bound would be %.2fs (ratio %.2f); the farm saw %d requests, at most %d in flight on one mirror; peak RSS %s%s",
-			p.PrimeFiles, mib(p.PrimeSize), p.PrimeMirrors, p.PrimeLatency, p.PerMirror, p.PrimeConcurrency,
-			p.PrimeFiles, p.PerMirror, p.PrimeLatency, perMirrorBound, globalBound, mib(int64(p.PrimeFiles*p.PrimeMirrors)*p.PrimeSize), rate(all), hashBound,
-			oneGet, pr.wall.Seconds()/oneGet, ps.Requests, ps.MaxInFlight, mib(pr.maxRSS), errNote(prErr, 0))})
+
+	if want("shared-sweep") {
+		if err := sharedSweep(ctx, o, cluster, dir, rep, logf); err != nil {
+			return err
+		}
+	}
 
 	rep.wall = time.Since(benchStart)
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {

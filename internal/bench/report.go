@@ -62,6 +62,7 @@ type report struct {
 	command string
 	args    string
 	quick   bool
+	only    []string // the figures measured, when not all
 	machine machineInfo
 	sha1    float64
 	shaAll  float64
@@ -117,6 +118,9 @@ func (r *report) markdown() string {
 	if r.quick {
 		w("\n**Quick run: small sizes, not the issue's. Run `make bench` for the real figures.**\n")
 	}
+	if len(r.only) > 0 {
+		w("\n**Partial run: only %s. Run `make bench` for every figure.**\n\n", strings.Join(r.only, ", "))
+	}
 	w("Every figure is a ratio against a limit measured in the same run on the same machine, so that\n")
 	w("the noise of a shared 2-core machine cancels out as far as it can.\n\n")
 	w("## Machine\n\n")
@@ -131,6 +135,8 @@ func (r *report) markdown() string {
 	w("- deep verification: %d mirrors × %d files × %s (`sentry sweep --deep`, every pair due);\n", p.DeepMirrors, p.DeepFiles, mib(p.DeepSize))
 	w("- release prime: %d files × %s on %d pull mirrors with %s latency per request, concurrency %d;\n", p.PrimeFiles, mib(p.PrimeSize), p.PrimeMirrors, p.PrimeLatency, p.PrimeConcurrency)
 	w("- recording: %d checks through the Recorder;\n", p.RecordChecks)
+	w("- shared sweep: 1 to %d `sentry run` daemons on one database sharing the first scheduled sweep of %d mirrors × %d files (HEAD) with %s latency per request, each daemon with concurrency %d, %d per mirror;\n",
+		p.SharedInstances, p.SharedMirrors, p.SharedFiles, p.SharedLatency, p.SharedConcurrency, p.SharedPerMirror)
 	w("- mirrors are a load farm (internal/loadfarm) in a child process, one loopback listener per mirror, content generated as it is sent; PostgreSQL is a throwaway cluster (internal/pgcluster, fsync off); every sweep starts from no recorded state (the first sweep of a known release).\n\n")
 	w("Reproduce: `make bench` (builds bin/sentry and bin/sentry-bench, runs the micro-benchmarks, then `bin/sentry-bench -sentry bin/sentry -out BENCHMARKS.md`). Profiles: `bin/sentry-bench -profile DIR`, then `go tool pprof -top bin/sentry-bench DIR/light-sweep.pprof`.\n\n")
 	w("## Figures\n\n")

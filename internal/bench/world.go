@@ -109,8 +109,9 @@ func forget(ctx context.Context, st *store.Store) error {
 	return err
 }
 
-// writeConfig writes a sentry configuration for a farm.
-func writeConfig(dir, name, dbURL, master string, concurrency, perMirror int) (string, error) {
+// writeConfig writes a sentry configuration for a farm; extra is appended
+// (top-level YAML keys).
+func writeConfig(dir, name, dbURL, master string, concurrency, perMirror int, extra string) (string, error) {
 	cfg := fmt.Sprintf(`# sentry-bench: %s
 database:
   url: %s
@@ -125,7 +126,7 @@ checks:
   contact: https://example.org/sentry-bench
   concurrency: %d
   per_mirror_concurrency: %d
-`, name, dbURL, master, concurrency, perMirror)
+%s`, name, dbURL, master, concurrency, perMirror, extra)
 	p := filepath.Join(dir, name+".yaml")
 	return p, os.WriteFile(p, []byte(cfg), 0o600)
 }

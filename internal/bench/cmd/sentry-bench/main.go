@@ -1,7 +1,10 @@
 // Command sentry-bench is `make bench`: it measures sentry against the
 // limits of this machine and writes BENCHMARKS.md. See internal/bench.
 //
-//	sentry-bench [-sentry bin/sentry] [-out BENCHMARKS.md] [-micro FILE] [-quick] [-profile DIR]
+//	sentry-bench [-sentry bin/sentry] [-out BENCHMARKS.md] [-micro FILE] [-quick] [-profile DIR] [-only FIGURE,...]
+//
+// With -only, just the named figures are measured (e.g. -only shared-sweep),
+// and the report is written only when -out is given.
 //
 // It re-executes itself as the load farm ("farm") and, with -profile, as a
 // CPU-profiled sentry ("sentry-profiled FILE ARGS...").
@@ -47,7 +50,18 @@ func main() {
 	micro := flag.String("micro", "", "a file of `go test -bench` output to include in the report")
 	quick := flag.Bool("quick", false, "small sizes, to try the harness (the report says so)")
 	profile := flag.String("profile", "", "write a CPU profile of each sentry run into this directory")
+	only := flag.String("only", "", "measure only these figures, comma-separated, of: "+strings.Join(bench.Figures, ", ")+
+		" (the report is then written only when -out is given)")
 	flag.Parse()
+	var figures []string
+	if *only != "" {
+		figures = strings.Split(*only, ",")
+		outSet := false
+		flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+		if !outSet {
+			*out = ""
+		}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -60,7 +74,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = bench.Run(ctx, bench.Options{Params: p, Sentry: *sentryBin, Self: self, Out: *out, Micro: *micro,
-		Log: os.Stderr, Command: "make bench", Profile: *profile, Quick: *quick, Args: strings.Join(os.Args[1:], " ")})
+		Log: os.Stderr, Command: "make bench", Profile: *profile, Quick: *quick, Args: strings.Join(os.Args[1:], " "), Only: figures})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sentry-bench:", err)
 		os.Exit(1)
