@@ -195,8 +195,8 @@ func (s *Store) createRun(ctx context.Context, nr NewRun, existing *Run) (Run, [
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7365), 0`); err != nil {
 			return Run{}, nil, err
 		}
-		// The sweep of this very slot, running, is not another sweep:
-		// the insert below answers ErrSlotTaken for it.
+		// A slot created already (running or ended) is taken; only then
+		// does another running sweep hold this one back.
 		var taken bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sentry_runs WHERE kind = $1 AND slot = $2)`,
 			nr.Kind, nr.Slot).Scan(&taken); err != nil {
@@ -207,8 +207,7 @@ func (s *Store) createRun(ctx context.Context, nr NewRun, existing *Run) (Run, [
 		}
 		var busy int64
 		err = tx.QueryRow(ctx, `SELECT id FROM sentry_runs WHERE kind IN ('sweep', 'deep_sweep')
-			AND outcome = 'running' AND slot IS NOT NULL AND NOT (kind = $1 AND slot = $2)
-			ORDER BY id LIMIT 1`, nr.Kind, nr.Slot).Scan(&busy)
+			AND outcome = 'running' AND slot IS NOT NULL ORDER BY id LIMIT 1`).Scan(&busy)
 		if err == nil {
 			return Run{}, nil, fmt.Errorf("%w (run %d)", ErrSweepRunning, busy)
 		}
