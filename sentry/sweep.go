@@ -698,6 +698,11 @@ func (q quorum) apply(mirrors []*mirrorSweep, maxDown float64) []string {
 			}
 		}
 		sort.Strings(ignored)
+		if len(ignored) == len(checked) {
+			// Every vantage point failing most mirrors is not one
+			// network's trouble: the mass-failure guard decides.
+			ignored = nil
+		}
 	}
 	for _, ms := range mirrors {
 		s := &ms.sums
