@@ -164,16 +164,8 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (rep *PrimeReport, e
 		return nil, err
 	}
 	defer finish()
-	ids := make([]int, len(mirrors))
-	names := make(map[int]string, len(mirrors))
-	for i, m := range mirrors {
-		ids[i], names[m.ID] = m.ID, m.Name
-	}
-	locIDs := make([]int, len(p.locations))
-	for i, l := range p.locations {
-		locIDs[i] = l.ID
-	}
-	exceptions, err := d.Store.LangExceptions(ctx, locIDs)
+	ids, names := mirrorIDs(mirrors)
+	exceptions, err := p.langExceptions(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +247,26 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (rep *PrimeReport, e
 	return report, nil
 }
 
+// mirrorIDs lists the ids of mirrors, in order (a run's work rows), and
+// names them by id (its report).
+func mirrorIDs(mirrors []store.Mirror) ([]int, map[int]string) {
+	ids := make([]int, len(mirrors))
+	names := make(map[int]string, len(mirrors))
+	for i, m := range mirrors {
+		ids[i], names[m.ID] = m.ID, m.Name
+	}
+	return ids, names
+}
+
+// langExceptions reads the language exceptions of the plan's locations.
+func (p *plan) langExceptions(ctx context.Context, d *Deps) (map[[2]int][]string, error) {
+	locIDs := make([]int, len(p.locations))
+	for i, l := range p.locations {
+		locIDs[i] = l.ID
+	}
+	return d.Store.LangExceptions(ctx, locIDs)
+}
+
 // primeParams are what every worker of a prime needs to do its part.
 type primeParams struct {
 	ReleaseID int64  `json:"release_id"`
@@ -294,11 +306,7 @@ func preparePrime(ctx context.Context, w *Worker, run store.Run, raw []byte) (*p
 	if err := p.mapLocations(ctx, d, func(path string) bool { return byPath[path] }, pp.Release, false); err != nil {
 		return nil, err
 	}
-	locIDs := make([]int, len(p.locations))
-	for i, l := range p.locations {
-		locIDs[i] = l.ID
-	}
-	exceptions, err := d.Store.LangExceptions(ctx, locIDs)
+	exceptions, err := p.langExceptions(ctx, d)
 	if err != nil {
 		return nil, err
 	}

@@ -143,11 +143,7 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error
 		return nil, err
 	}
 	defer finish()
-	ids := make([]int, len(mirrors))
-	names := make(map[int]string, len(mirrors))
-	for i, m := range mirrors {
-		ids[i], names[m.ID] = m.ID, m.Name
-	}
+	ids, names := mirrorIDs(mirrors)
 	run, claims, err := d.Store.CreateRun(ctx, store.NewRun{Kind: kind, Slot: opts.Slot, Vantage: d.Config.Vantage,
 		Instance: w.id, Params: sweepParams{Deep: opts.Deep, Releases: nonNil(set.releaseIDs)},
 		Mirrors: ids, Reach: true, Lease: w.lease, Claim: w.free()}, nil)
@@ -176,7 +172,7 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*SweepReport, error
 		reason := "interrupted: checks stored, no state changed and nothing marked"
 		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if _, err := d.Store.EndRun(endCtx, run.ID, store.OutcomeInterrupted, reason); err != nil {
+		if err := endRunRetrying(endCtx, d, run.ID, store.OutcomeInterrupted, reason); err != nil {
 			return nil, err
 		}
 		st = store.RunStatus{Outcome: store.OutcomeInterrupted, Reason: reason}

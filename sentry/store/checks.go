@@ -72,30 +72,6 @@ func (s *Store) SetRunRelease(ctx context.Context, runID, releaseID int64) error
 	return s.wrap("set run release", err)
 }
 
-// TryLock takes the session-level advisory lock key on a connection of its
-// own, without waiting. When ok, unlock releases it (and the connection);
-// the lock also ends if the connection dies.
-func (s *Store) TryLock(ctx context.Context, key int64) (unlock func(), ok bool, err error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, false, s.wrap("take lock", err)
-	}
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil || !ok {
-		conn.Release()
-		return nil, false, s.wrap("take lock", err)
-	}
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
-			// The connection is suspect: close it rather than pool it
-			// with a lock possibly still held.
-			conn.Conn().Close(ctx)
-		}
-		conn.Release()
-	}, true, nil
-}
-
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	return s.wrap("ping database", s.pool.Ping(ctx))

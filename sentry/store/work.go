@@ -99,15 +99,6 @@ func (s *Store) StopInstance(ctx context.Context, id string) error {
 	return s.wrap("stop instance", tx.Commit(ctx))
 }
 
-// LiveDaemons counts the daemons other than id seen within lease.
-func (s *Store) LiveDaemons(ctx context.Context, id string, lease time.Duration) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM sentry_instances
-		WHERE role = 'daemon' AND id <> $1 AND stopped_at IS NULL AND last_seen > now() - $2::interval`,
-		id, lease).Scan(&n)
-	return n, s.wrap("count instances", err)
-}
-
 // VantagesSeen returns the vantage points that took part in sweeps started
 // within the last period, or belong to daemons seen within it: the
 // electorate of the default quorum. A `sentry prime` run from an
