@@ -2,7 +2,7 @@
 GO       ?= go
 PKGS     := ./...
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X github.com/mirrorsentry/sentry/sentry.Version=$(VERSION)
+LDFLAGS  := -X github.com/mirrorsentry/sentry/sentry/config.Version=$(VERSION)
 FUZZTIME ?= 30s
 
 .PHONY: all build test lint demo fuzz bench clean
@@ -40,7 +40,7 @@ bench: build
 	$(GO) build -o bin/sentry-bench ./internal/bench/cmd/sentry-bench
 	@echo "micro-benchmarks (go test -bench, $(BENCHTIME) each)…"
 	@( $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./checks ./sentry/manifest ./sentry/store && \
-	   $(GO) test -run '^$$' -bench RecorderAdd -benchmem -benchtime $(BENCHTIME) ./sentry ) 2>&1 | \
+	   $(GO) test -run '^$$' -bench RecorderAdd -benchmem -benchtime $(BENCHTIME) ./sentry/record ) 2>&1 | \
 	   grep -E '^(pkg:|Benchmark|FAIL|---)' > bin/micro-bench.txt || echo "micro-benchmarks failed" >> bin/micro-bench.txt
 	@cat bin/micro-bench.txt
 	./bin/sentry-bench -sentry bin/sentry -out BENCHMARKS.md -micro bin/micro-bench.txt

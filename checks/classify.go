@@ -29,7 +29,7 @@ func classifyError(err error) (Kind, string) {
 		return KindTimeout, msg
 	case errors.Is(err, ErrRedirect):
 		return KindRedirect, msg
-	case errors.Is(err, ErrInvalidTarget):
+	case errors.Is(err, ErrInvalidTarget), errors.Is(err, ErrGuarded):
 		return KindInternal, msg
 	case headersTooLarge(err):
 		return KindTooLarge, "response headers too large (over the MaxHeaderBytes limit)"

@@ -552,6 +552,9 @@ type checkTransport struct {
 }
 
 func (t *checkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := guarded(req.Context()); err != nil {
+		return nil, err
+	}
 	// The probers set both headers already (and redirects copy them):
 	// then the request goes as it is, without a copy of its header.
 	hdrOK := oneValue(req.Header, "User-Agent", t.userAgent) && oneValue(req.Header, "Accept-Encoding", "identity")

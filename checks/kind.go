@@ -7,10 +7,11 @@ import (
 
 // Kind is the outcome of one check of one file (or base URL) on one mirror.
 //
-// The failure kinds are exactly the words of DESIGN.md section 6; the same word
-// is stored in the database, printed in reports, emitted in JSON and used as a
-// metrics label, so the string values are a compatibility contract and must
-// never change. Two further kinds describe success: KindOK and KindUnchanged.
+// The failure kinds are exactly the words of docs/CONTRACTS.md, section 5
+// (Failure kinds); the same word is stored in the database, printed in
+// reports, emitted in JSON and used as a metrics label, so the string values
+// are a compatibility contract and must never change. Two further kinds
+// describe success: KindOK and KindUnchanged.
 //
 // Kinds fall into three groups that decide what sentry does with a location:
 //   - Definitive failures (see Definitive): the file is missing or wrong, the
@@ -75,7 +76,7 @@ const (
 var ErrUnknownKind = errors.New("unknown check kind")
 
 // allKinds is in a stable order: successes first, then the failure kinds in
-// the order of DESIGN.md section 6.
+// the order of docs/CONTRACTS.md, section 5 (Failure kinds).
 var allKinds = [...]Kind{
 	KindOK, KindUnchanged,
 	KindNotFound, KindForbidden, KindSizeMismatch, KindChecksumMismatch,
@@ -84,8 +85,9 @@ var allKinds = [...]Kind{
 }
 
 // AllKinds returns every kind, successes first, then the failure kinds in the
-// order of DESIGN.md section 6. It returns a fresh slice each call, so callers
-// may modify it (for example to pre-create metric series or report columns).
+// order of docs/CONTRACTS.md, section 5 (Failure kinds). It returns a fresh
+// slice each call, so callers may modify it (for example to pre-create metric
+// series or report columns).
 func AllKinds() []Kind {
 	out := make([]Kind, len(allKinds))
 	copy(out, allKinds[:])

@@ -8,7 +8,8 @@ import (
 )
 
 func TestAllKindsMatchesDesign(t *testing.T) {
-	// DESIGN.md section 6, in order, plus the two successes.
+	// docs/CONTRACTS.md, section 5 (Failure kinds), in order, plus the two
+	// successes.
 	want := []string{"ok", "unchanged", "not_found", "forbidden", "size_mismatch",
 		"checksum_mismatch", "timeout", "connect", "dns", "tls", "http_status",
 		"redirect", "too_large", "truncated", "not_primed", "internal"}

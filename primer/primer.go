@@ -2,8 +2,9 @@
 // one outcome per file.
 //
 // `sentry prime --release R` makes every active mirror pull the new files;
-// this package does it for ONE mirror, by the mirror's prime mode (DESIGN.md
-// sections 1 and 3):
+// this package does it for ONE mirror, by the mirror's prime mode
+// (docs/CONTRACTS.md, sections 3 (sentry's own per-mirror settings) and 8
+// (The trigger)):
 //
 //   - pull: the mirror is a pull-through cache; a GET through it makes it fetch
 //     the file from the master. The GET is checks.Verify, so priming and

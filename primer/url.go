@@ -37,7 +37,8 @@ func FileURL(baseURL, releaseDir, path string) string {
 	return strings.TrimSuffix(baseURL, "/") + "/" + strings.Join(segs, "/")
 }
 
-// SignaturePrefix starts every trigger signature (DESIGN.md section 3).
+// SignaturePrefix starts every trigger signature (docs/CONTRACTS.md, section
+// 8 (The trigger)).
 const SignaturePrefix = "sha256="
 
 // Sign returns the value of the X-Sentry-Signature header for a trigger body:
@@ -50,7 +51,8 @@ func Sign(secret, body []byte) string {
 	return SignaturePrefix + hex.EncodeToString(m.Sum(nil))
 }
 
-// triggerBody is the JSON of a trigger (DESIGN.md section 3).
+// triggerBody is the JSON of a trigger (docs/CONTRACTS.md, section 8 (The
+// trigger)).
 type triggerBody struct {
 	Release string   `json:"release"`
 	Files   []string `json:"files"`

@@ -12,7 +12,9 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/mirrorsentry/sentry/sentry/engine"
 	"github.com/mirrorsentry/sentry/sentry/hook"
+	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -43,10 +45,8 @@ type Daemon struct {
 
 	sweepMu sync.Mutex     // one sweep at a time in this process
 	jobs    sync.WaitGroup // sweeps and primes in flight
-	worker  *Worker        // this process's share of every run
-
-	primeMu sync.Mutex
-	primes  map[string]int64 // release → run id of the prime in flight
+	engine  *engine.Engine
+	worker  *engine.Worker // this process's share of every run
 }
 
 // RunDaemon runs the daemon until ctx ends (SIGTERM, SIGINT), then shuts
@@ -58,19 +58,23 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 	if err := d.Store.RequireSchema(ctx); err != nil {
 		return err
 	}
-	dm := &Daemon{d: d, opts: opts, log: d.Logger.With("component", "daemon"), primes: map[string]int64{}}
+	dm := &Daemon{d: d, opts: opts, log: d.Logger.With("component", "daemon")}
 	dm.soft = ctx
 	dm.hard, dm.cancelHard = context.WithCancel(context.WithoutCancel(ctx))
 	defer dm.cancelHard()
-	w, err := newWorker(ctx, d, workerOptions{role: store.RoleDaemon, stop: dm.soft, work: dm.hard})
+	eng, err := NewEngine(d)
 	if err != nil {
 		return err
 	}
-	dm.worker = w
+	w, err := eng.NewWorker(ctx, engine.RoleDaemon, dm.soft, dm.hard)
+	if err != nil {
+		return err
+	}
+	dm.engine, dm.worker = eng, w
 	started := false
 	defer func() {
 		if !started {
-			w.shutdown(0)
+			w.Shutdown(0)
 		}
 	}()
 
@@ -115,7 +119,7 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
-	w.start(0)
+	w.Start()
 	started = true
 	sched.Start()
 
@@ -144,10 +148,10 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 func (dm *Daemon) drain(cronDone <-chan struct{}) {
 	<-cronDone
 	dm.jobs.Wait()
-	dm.worker.shutdown(dm.d.Config.ShutdownGrace.D())
+	dm.worker.Shutdown(dm.d.Config.ShutdownGrace.D())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if n, err := dm.d.Store.RunsWithoutWorkers(ctx, dm.worker.lease); err != nil {
+	if n, err := dm.engine.CloseAbandoned(ctx); err != nil {
 		dm.log.Warn("could not close the runs no sentry is left to finish", "err", err)
 	} else if n > 0 {
 		dm.log.Info("closed as interrupted the runs no other sentry is left to finish", "runs", n)
@@ -159,7 +163,7 @@ func (dm *Daemon) routes(mux *http.ServeMux) error {
 		Secret:       []byte(dm.d.Config.Hook.Secret),
 		ReplayWindow: dm.d.Config.Hook.ReplayWindow.D(),
 		Start:        dm.startPrime,
-		Validate:     ValidateReleaseName,
+		Validate:     release.ValidateName,
 		Logger:       dm.log,
 	})
 	if err != nil {
@@ -186,7 +190,8 @@ func (dm *Daemon) routes(mux *http.ServeMux) error {
 
 // sweep is a scheduled job: one shared sweep, unless another is running in
 // this process or on this database, or another process already started
-// this slot (this process's worker helps with that one anyway).
+// this slot (this process's worker helps with that one anyway). A deep
+// sweep due while a light one runs waits for it instead of being skipped.
 func (dm *Daemon) sweep(name string, spec cron.Schedule, deep bool) {
 	log := dm.log.With("job", name)
 	if dm.soft.Err() != nil {
@@ -200,13 +205,14 @@ func (dm *Daemon) sweep(name string, spec cron.Schedule, deep bool) {
 	dm.jobs.Add(1)
 	defer dm.jobs.Done()
 	slot := scheduledSlot(spec, time.Now())
-	rep, err := Sweep(dm.hard, dm.d, SweepOptions{Deep: deep, Stop: dm.soft, Slot: slot, Worker: dm.worker})
+	rep, err := Sweep(dm.hard, dm.d, SweepOptions{Deep: deep, Stop: dm.soft, Slot: slot, Queue: deep,
+		Engine: dm.engine, Worker: dm.worker})
 	switch {
-	case errors.Is(err, store.ErrSlotTaken):
+	case errors.Is(err, engine.ErrSlotTaken):
 		log.Info("sweep started by another sentry; this one helps", "slot", slot)
-	case errors.Is(err, store.ErrSweepRunning):
+	case errors.Is(err, engine.ErrSweepRunning):
 		log.Warn("sweep skipped: the previous sweep is still running", "slot", slot, "err", err)
-	case errors.Is(err, errStopped):
+	case errors.Is(err, engine.ErrStopped):
 		log.Info("stopping before the sweep ended; other sentries finish it", "slot", slot)
 	case err != nil:
 		log.Error("sweep could not be done", "err", err)
@@ -216,45 +222,49 @@ func (dm *Daemon) sweep(name string, spec cron.Schedule, deep bool) {
 }
 
 // startPrime is the release hook's Starter: it records the run, answers
-// with its id and primes in the background.
-func (dm *Daemon) startPrime(ctx context.Context, release string) (int64, error) {
+// with its id and primes in the background, with every sentry on the
+// database. A prime of the release already running (started by any
+// sentry, or by `sentry prime`) is refused with its id (409).
+func (dm *Daemon) startPrime(ctx context.Context, rel string) (int64, error) {
 	if dm.soft.Err() != nil {
 		return 0, errors.New("sentry is stopping")
 	}
-	dm.primeMu.Lock()
-	if id, busy := dm.primes[release]; busy {
-		dm.primeMu.Unlock()
-		return 0, hook.BusyError{RunID: id}
+	type answer struct {
+		id  int64
+		err error
 	}
-	run, err := dm.d.Store.StartRun(ctx, store.RunPrime, 0, dm.d.Config.Vantage)
-	if err != nil {
-		dm.primeMu.Unlock()
-		return 0, err
-	}
-	dm.primes[release] = run.ID
+	answered := make(chan answer, 1)
+	var once sync.Once
+	answer1 := func(a answer) { once.Do(func() { answered <- a }) }
 	dm.jobs.Add(1)
-	dm.primeMu.Unlock()
 	go func() {
 		defer dm.jobs.Done()
-		defer func() {
-			dm.primeMu.Lock()
-			delete(dm.primes, release)
-			dm.primeMu.Unlock()
-		}()
-		log := dm.log.With("release", release, "run", run.ID)
-		rep, err := Prime(dm.hard, dm.d, PrimeOptions{Release: release, Run: &run, Worker: dm.worker, Stop: dm.soft})
-		outcome := store.OutcomeFailed
+		rep, err := Prime(dm.hard, dm.d, PrimeOptions{Release: rel, Refuse: true, Engine: dm.engine, Worker: dm.worker,
+			Stop: dm.soft, Started: func(run engine.Run, _ bool) { answer1(answer{id: run.ID}) }})
+		var running engine.RunningError
+		if errors.As(err, &running) {
+			answer1(answer{err: hook.BusyError{RunID: running.RunID}})
+			return
+		}
+		answer1(answer{err: err}) // failed before the run was recorded
+		log := dm.log.With("release", rel)
+		outcome, runID := store.OutcomeFailed, int64(0)
 		if err != nil {
 			log.Error("prime from the hook could not be done", "err", err)
 		} else {
-			outcome = rep.Outcome
-			log.Info("prime from the hook done", "outcome", rep.Outcome)
+			outcome, runID = rep.Outcome, rep.RunID
+			log.Info("prime from the hook done", "run", rep.RunID, "outcome", rep.Outcome)
 		}
 		if dm.opts.PrimeDone != nil {
-			dm.opts.PrimeDone(run.ID, outcome, err)
+			dm.opts.PrimeDone(runID, outcome, err)
 		}
 	}()
-	return run.ID, nil
+	select {
+	case a := <-answered:
+		return a.id, a.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }
 
 // scheduledSlot is the scheduled time a job started at now is for: the

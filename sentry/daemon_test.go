@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/hook"
 )
 
@@ -21,7 +22,7 @@ func daemon(t *testing.T, d *sentry.Deps, opts sentry.DaemonOptions) string {
 	t.Helper()
 	d.Config.HTTP.Listen = "127.0.0.1:0"
 	d.Config.Hook.Secret = "hook-secret-for-tests"
-	d.Config.ShutdownGrace = sentry.Duration(2 * time.Second)
+	d.Config.ShutdownGrace = config.Duration(2 * time.Second)
 	// Schedules that do not fire during a test: hooks drive these tests.
 	d.Config.Schedule.Sweep = "0 0 1 1 *"
 	d.Config.Schedule.DeepSweep = "0 0 1 1 *"

@@ -13,6 +13,7 @@ import (
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/internal/pgtest"
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -168,16 +169,16 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 			dRef, bRef, _, _ := dbFaultWorld(t)
 			var refRun int64
 			if tt.sweep {
-				prime(t, dRef)
-				refRun = sweep(t, dRef, false).RunID
+				primeRelease(t, dRef)
+				refRun = sweepNow(t, dRef, false).RunID
 			} else {
-				refRun = prime(t, dRef).RunID
+				refRun = primeRelease(t, dRef).RunID
 			}
 			want, wantSum := bRef.marks(t), summarise(t, bRef, refRun)
 
 			d, b, a, bm := dbFaultWorld(t)
 			if tt.sweep {
-				prime(t, d)
+				primeRelease(t, d)
 			}
 			w := &watches{}
 			d.Logger = slog.New(signalHandler{d.Logger.Handler(), w})
@@ -187,9 +188,9 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 			atStop, stopped := make(chan struct{}), make(chan struct{})
 			atStart, started := make(chan struct{}), make(chan struct{})
 			if tt.fromStart {
-				// "prime started" is logged after the run is recorded
-				// and before any mirror is checked.
-				w.do("prime started", func() { close(atStop); <-stopped })
+				// "run planned" is logged once the run's work is
+				// recorded, and before any mirror is checked.
+				w.do("run planned", func() { close(atStop); <-stopped })
 			}
 			method := map[bool]string{false: "GET", true: "HEAD"}[tt.sweep]
 			bFirst := make(chan struct{})
@@ -225,7 +226,7 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 			}
 
 			type result struct {
-				mirrors []sentry.MirrorPrimeSums
+				mirrors []prime.MirrorSums
 				run     int64
 				out     string
 				err     error

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -50,7 +51,7 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 		for _, name := range []string{"..", "../1.5", "1.5/../..", "1.5%2F..", "%2e%2e", "..%2f..", "1.5\\..", "1.5\x00",
 			"1.5/", "/1.5", ".hidden", "-rf", "1.5\n", strings.Repeat("1", 65)} {
 			_, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: name})
-			if !errors.Is(err, sentry.ErrBadRelease) {
+			if !errors.Is(err, release.ErrBadName) {
 				t.Errorf("release %q: %v, want ErrBadRelease", name, err)
 			}
 		}
@@ -115,7 +116,7 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 			m, _ := b.static(t, "good")
 			b.master.Put(b.rel, "SHA256SUMS", []byte(strings.Repeat("ab", 32)+"  "+p+"\n"))
 			_, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
-			if !errors.Is(err, sentry.ErrManifest) || !strings.Contains(err.Error(), `".." segment`) {
+			if !errors.Is(err, release.ErrManifest) || !strings.Contains(err.Error(), `".." segment`) {
 				t.Errorf("manifest path %q: %v, want ErrManifest naming the \"..\" segment", p, err)
 			}
 			if n := m.Stats().Requests; n != 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 	"github.com/mirrorsentry/sentry/sentry/notify"
+	"github.com/mirrorsentry/sentry/sentry/observe"
 )
 
 // scrape fetches /metrics as a Prometheus server would and parses it.
@@ -70,7 +71,7 @@ next:
 
 func TestMetricsAfterSweeps(t *testing.T) {
 	var m *metrics.Metrics
-	w := setupReport(t, func(d *sentry.Deps) sentry.Observer {
+	w := setupReport(t, func(d *sentry.Deps) observe.Observer {
 		m = metrics.New(d.Store.Pool(), d.Logger)
 		return m
 	})
@@ -134,7 +135,7 @@ func TestMetricsAfterSweeps(t *testing.T) {
 	for _, s := range w.servers {
 		failing(s).Store(true)
 	}
-	sweep(t, w.d, false)
+	sweepNow(t, w.d, false)
 	fams = scrape(t, m)
 	if v, _ := value(t, fams, "sentry_guard_activations_total", map[string]string{"kind": "sweep"}); v != 1 {
 		t.Errorf("guard activations after a mass failure: %v, want 1", v)
@@ -182,15 +183,15 @@ func (r *webhookReceiver) got() []notify.Event {
 func TestWebhookOnePostPerStateChange(t *testing.T) {
 	recv := newReceiver(t, 1) // the first POST fails and is retried
 	var n *notify.Notifier
-	w := setupReport(t, func(d *sentry.Deps) sentry.Observer {
+	w := setupReport(t, func(d *sentry.Deps) observe.Observer {
 		n = notify.New(notify.Options{URLs: []string{recv.URL + "/hook?token=x"}, RetryWaitMin: time.Millisecond,
 			RetryWaitMax: 5 * time.Millisecond, Vantage: "test"})
 		return n
 	})
 	// flaky went down in the fixture's second sweep; bring it back.
 	w.flaky.Store(false)
-	sweep(t, w.d, false)
-	sweep(t, w.d, false)
+	sweepNow(t, w.d, false)
+	sweepNow(t, w.d, false)
 	if err := n.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -223,14 +224,14 @@ func TestWebhookOnePostPerStateChange(t *testing.T) {
 func TestWebhookOnGuard(t *testing.T) {
 	recv := newReceiver(t, 0)
 	var n *notify.Notifier
-	w := setupReport(t, func(d *sentry.Deps) sentry.Observer {
+	w := setupReport(t, func(d *sentry.Deps) observe.Observer {
 		n = notify.New(notify.Options{URLs: []string{recv.URL}, RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond})
 		return n
 	})
 	for _, s := range w.servers {
 		failing(s).Store(true)
 	}
-	rep := sweep(t, w.d, false)
+	rep := sweepNow(t, w.d, false)
 	if rep.Outcome != "guarded" {
 		t.Fatalf("outcome %s", rep.Outcome)
 	}

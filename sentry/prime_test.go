@@ -17,6 +17,9 @@ import (
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/internal/pgtest"
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/prime"
+	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -79,20 +82,20 @@ func setup(t *testing.T) (*sentry.Deps, *bundle) {
 		t.Fatal(err)
 	}
 
-	cfg := sentry.DefaultConfig()
+	cfg := config.Default()
 	cfg.Database.URL = dbURL
 	cfg.Master.URL = master.URL
 	cfg.Releases.Dir = "/firefox/releases/{release}/"
 	cfg.Releases.Products = []string{"Firefox-{release}", "Firefox-{release}-SSL"}
 	cfg.Checks.Contact = "https://example.org/sentry-tests"
 	cfg.Checks.Retries = 1
-	cfg.Checks.RetryWaitMin = sentry.Duration(5 * time.Millisecond)
-	cfg.Checks.RetryWaitMax = sentry.Duration(20 * time.Millisecond)
-	cfg.Checks.BodyIdleTimeout = sentry.Duration(300 * time.Millisecond)
-	cfg.Checks.HeaderTimeout = sentry.Duration(5 * time.Second)
-	cfg.Prime.Deadline = sentry.Duration(3 * time.Second)
-	cfg.Prime.PollInterval = sentry.Duration(5 * time.Millisecond)
-	cfg.Prime.PollMax = sentry.Duration(20 * time.Millisecond)
+	cfg.Checks.RetryWaitMin = config.Duration(5 * time.Millisecond)
+	cfg.Checks.RetryWaitMax = config.Duration(20 * time.Millisecond)
+	cfg.Checks.BodyIdleTimeout = config.Duration(300 * time.Millisecond)
+	cfg.Checks.HeaderTimeout = config.Duration(5 * time.Second)
+	cfg.Prime.Deadline = config.Duration(3 * time.Second)
+	cfg.Prime.PollInterval = config.Duration(5 * time.Millisecond)
+	cfg.Prime.PollMax = config.Duration(20 * time.Millisecond)
 	cfg.Trigger.Secret = "trigger-secret-for-tests"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -199,7 +202,7 @@ func (b *bundle) redirector(t *testing.T, location int, healthy bool) []int {
 	return ids
 }
 
-func prime(t *testing.T, d *sentry.Deps) *sentry.PrimeReport {
+func primeRelease(t *testing.T, d *sentry.Deps) *prime.Report {
 	t.Helper()
 	rep, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
 	if err != nil {
@@ -208,7 +211,7 @@ func prime(t *testing.T, d *sentry.Deps) *sentry.PrimeReport {
 	return rep
 }
 
-func mirrorSums(t *testing.T, rep *sentry.PrimeReport, name string) sentry.MirrorPrimeSums {
+func mirrorSums(t *testing.T, rep *prime.Report, name string) prime.MirrorSums {
 	t.Helper()
 	for _, m := range rep.Mirrors {
 		if m.Name == name {
@@ -216,7 +219,7 @@ func mirrorSums(t *testing.T, rep *sentry.PrimeReport, name string) sentry.Mirro
 		}
 	}
 	t.Fatalf("mirror %s not in report", name)
-	return sentry.MirrorPrimeSums{}
+	return prime.MirrorSums{}
 }
 
 func TestPrimeGoodPullMirror(t *testing.T) {
@@ -228,7 +231,7 @@ func TestPrimeGoodPullMirror(t *testing.T) {
 	t.Cleanup(func() { cache.Close() })
 	id := b.addMirror(t, "cache", cache.URL, "pull", "", 0)
 
-	rep := prime(t, d)
+	rep := primeRelease(t, d)
 	if rep.Outcome != store.OutcomeCompleted {
 		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
 	}
@@ -346,7 +349,7 @@ func TestPrimeFailureKinds(t *testing.T) {
 			}
 			tt.fault(bad, b.rel)
 
-			rep := prime(t, d)
+			rep := primeRelease(t, d)
 			if rep.Outcome != store.OutcomeCompleted {
 				t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
 			}
@@ -411,7 +414,7 @@ func TestPrimePerMirrorConcurrencyCap(t *testing.T) {
 	b.addMirror(t, "capped", capped.URL, "pull", "", 2)
 	def, _ := b.static(t, "default")
 
-	rep := prime(t, d)
+	rep := primeRelease(t, d)
 	if got := mirrorSums(t, rep, "capped"); got.FilesOK != 44 {
 		t.Fatalf("capped mirror: %+v", got)
 	}
@@ -439,7 +442,7 @@ func TestPrimeTriggerAndPassiveMirrors(t *testing.T) {
 	pid := b.addMirror(t, "passive", pas.URL, "passive", "", 0)
 	b.static(t, "good")
 
-	rep := prime(t, d)
+	rep := primeRelease(t, d)
 	if good, rejected := trig.Triggers(); good != 1 || rejected != 0 {
 		t.Errorf("trigger mirror got %d good and %d rejected triggers", good, rejected)
 	}
@@ -467,7 +470,7 @@ func TestPrimeTriggerAndPassiveMirrors(t *testing.T) {
 
 func TestPrimePassiveNeverSyncedIsNotPrimed(t *testing.T) {
 	d, b := setup(t)
-	d.Config.Prime.Deadline = sentry.Duration(100 * time.Millisecond)
+	d.Config.Prime.Deadline = config.Duration(100 * time.Millisecond)
 	empty, err := mirrortest.NewPassive("lazy", &mirrortest.Release{Name: "1.5", Dir: b.rel.Dir}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -475,7 +478,7 @@ func TestPrimePassiveNeverSyncedIsNotPrimed(t *testing.T) {
 	t.Cleanup(func() { empty.Close() })
 	id := b.addMirror(t, "lazy", empty.URL, "passive", "", 0)
 	b.static(t, "good")
-	rep := prime(t, d)
+	rep := primeRelease(t, d)
 	s := mirrorSums(t, rep, "lazy")
 	if s.Failures["not_primed"] != 4 {
 		t.Errorf("summary %+v", s)
@@ -498,7 +501,7 @@ func TestPrimeRedirectorPicksExactlyTheGoodMirrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	dd := b.addMirror(t, "dead", dead, "", "", 0)
-	rep := prime(t, d)
+	rep := primeRelease(t, d)
 	if rep.Outcome != store.OutcomeCompleted {
 		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
 	}
@@ -543,7 +546,7 @@ func TestPrimeMasterDownMarksNothingDown(t *testing.T) {
 		masterDown.Store(true)
 		return false
 	})
-	rep := prime(t, d)
+	rep := primeRelease(t, d)
 	if rep.Outcome != store.OutcomeGuarded || !strings.Contains(rep.Reason, "master") {
 		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
 	}
@@ -586,7 +589,7 @@ func TestPrimeMassFailureGuard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rep := prime(t, d)
+	rep := primeRelease(t, d)
 	if rep.Outcome != store.OutcomeGuarded || !strings.Contains(rep.Reason, "2 of 3 mirrors") {
 		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
 	}
@@ -606,7 +609,7 @@ func TestPrimeResumeAfterInterruption(t *testing.T) {
 	dRef, bRef := setup(t)
 	bRef.static(t, "a")
 	bRef.static(t, "b")
-	prime(t, dRef)
+	primeRelease(t, dRef)
 	want := bRef.marks(t)
 
 	d, b := setup(t)
@@ -654,7 +657,7 @@ func TestPrimeResumeAfterInterruption(t *testing.T) {
 	}
 
 	before := gets.Load()
-	rep = prime(t, d)
+	rep = primeRelease(t, d)
 	if rep.Outcome != store.OutcomeCompleted {
 		t.Fatalf("re-run outcome %s: %s", rep.Outcome, rep.Reason)
 	}
@@ -692,16 +695,25 @@ func TestPrimeManifestErrorsWriteNothing(t *testing.T) {
 				b.master.Put(b.rel, "SHA256SUMS", tt.manifest)
 			}
 			_, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
-			if !errors.Is(err, sentry.ErrManifest) || !strings.Contains(err.Error(), tt.want) {
+			if !errors.Is(err, release.ErrManifest) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v; want ErrManifest naming %q", err, tt.want)
 			}
 			var n int
 			if err := b.st.Pool().QueryRow(context.Background(), `SELECT (SELECT count(*) FROM sentry_releases) +
-				(SELECT count(*) FROM sentry_runs) + (SELECT count(*) FROM mirror_location_mirror_map)`).Scan(&n); err != nil {
+				(SELECT count(*) FROM sentry_work) + (SELECT count(*) FROM sentry_checks) +
+				(SELECT count(*) FROM mirror_location_mirror_map) + (SELECT count(*) FROM sentry_log)`).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			if n != 0 {
 				t.Errorf("%d rows written for a run that could not be done", n)
+			}
+			// The run itself is recorded as failed, with the reason.
+			var outcome, reason string
+			if err := b.st.Pool().QueryRow(context.Background(), `SELECT outcome, reason FROM sentry_runs`).Scan(&outcome, &reason); err != nil {
+				t.Fatal(err)
+			}
+			if outcome != store.OutcomeFailed || !strings.Contains(reason, tt.want) {
+				t.Errorf("run recorded %s %q; want failed naming %q", outcome, reason, tt.want)
 			}
 		})
 	}
@@ -710,31 +722,22 @@ func TestPrimeManifestErrorsWriteNothing(t *testing.T) {
 func TestPrimeReportJSON(t *testing.T) {
 	d, b := setup(t)
 	b.static(t, "good")
-	rep := prime(t, d)
-	var buf bytes.Buffer
-	if err := sentry.WritePrimeJSON(&buf, rep); err != nil {
+	rep := primeRelease(t, d)
+	buf, err := json.Marshal(rep)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+	if err := json.Unmarshal(buf, &doc); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"run_id", "release", "outcome", "files", "locations", "mirrors", "unresolved_locations"} {
 		if _, ok := doc[k]; !ok {
-			t.Errorf("JSON lacks %q: %s", k, buf.String())
+			t.Errorf("JSON lacks %q: %s", k, buf)
 		}
 	}
-	buf.Reset()
-	if err := sentry.WritePrimeTable(&buf, rep); err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(buf.String(), "\n") {
-		if n := len([]rune(line)); n > 80 {
-			t.Errorf("table line of %d columns: %q", n, line)
-		}
-	}
-	if !strings.Contains(buf.String(), "good") || !strings.Contains(buf.String(), "outcome: completed") {
-		t.Errorf("table:\n%s", buf.String())
+	if len(rep.Mirrors) != 1 || rep.Mirrors[0].Name != "good" || rep.Outcome != "completed" {
+		t.Errorf("report: %s", buf)
 	}
 }
 
@@ -782,7 +785,7 @@ func TestPrimeReportsUnresolvedLocations(t *testing.T) {
 		SELECT (SELECT id FROM ins WHERE path LIKE '%.msi'), (SELECT id FROM ins WHERE path LIKE '%1.4%')`, b.locWin).Scan(&msi, &old); err != nil {
 		t.Fatal(err)
 	}
-	rep := prime(t, d)
+	rep := primeRelease(t, d)
 	if rep.Locations != 2 || len(rep.Unresolved) != 2 {
 		t.Fatalf("locations %d, unresolved %+v", rep.Locations, rep.Unresolved)
 	}

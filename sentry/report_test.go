@@ -9,6 +9,7 @@ import (
 
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
 
@@ -24,14 +25,14 @@ type reportWorld struct {
 	flaky   *atomic.Bool // set: the flaky mirror answers 503
 }
 
-func setupReport(t *testing.T, observers ...func(*sentry.Deps) sentry.Observer) *reportWorld {
+func setupReport(t *testing.T, observers ...func(*sentry.Deps) observe.Observer) *reportWorld {
 	t.Helper()
 	d, b := setup(t)
-	var obs []sentry.Observer
+	var obs []observe.Observer
 	for _, build := range observers {
 		obs = append(obs, build(d))
 	}
-	d.Observer = sentry.Observers(obs...)
+	d.Observer = observe.All(obs...)
 	w := &reportWorld{d: d, b: b, ids: map[string]int{}, ratings: map[string]int{
 		"good1": 50, "good2": 30, "corrupt": 10, "missing": 5, "flaky": 5,
 	}}
@@ -54,11 +55,11 @@ func setupReport(t *testing.T, observers ...func(*sentry.Deps) sentry.Observer) 
 			t.Fatal(err)
 		}
 	}
-	prime(t, d)
+	primeRelease(t, d)
 	w.flaky = flaky
 	flaky.Store(true) // from the first sweep on
-	sweep(t, d, false)
-	sweep(t, d, true)
+	sweepNow(t, d, false)
+	sweepNow(t, d, true)
 	return w
 }
 

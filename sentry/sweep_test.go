@@ -13,9 +13,10 @@ import (
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/store"
+	"github.com/mirrorsentry/sentry/sentry/sweep"
 )
 
-func sweep(t *testing.T, d *sentry.Deps, deep bool) *sentry.SweepReport {
+func sweepNow(t *testing.T, d *sentry.Deps, deep bool) *sweep.Report {
 	t.Helper()
 	rep, err := sentry.Sweep(context.Background(), d, sentry.SweepOptions{Deep: deep})
 	if err != nil {
@@ -24,7 +25,7 @@ func sweep(t *testing.T, d *sentry.Deps, deep bool) *sentry.SweepReport {
 	return rep
 }
 
-func sweepSums(t *testing.T, rep *sentry.SweepReport, name string) sentry.MirrorSweepSums {
+func sweepSums(t *testing.T, rep *sweep.Report, name string) sweep.MirrorSums {
 	t.Helper()
 	for _, m := range rep.Mirrors {
 		if m.Name == name {
@@ -32,7 +33,7 @@ func sweepSums(t *testing.T, rep *sentry.SweepReport, name string) sentry.Mirror
 		}
 	}
 	t.Fatalf("mirror %s not in sweep report", name)
-	return sentry.MirrorSweepSums{}
+	return sweep.MirrorSums{}
 }
 
 // failing makes s answer 503 to everything while on is set.
@@ -54,7 +55,7 @@ func TestSweepHysteresis(t *testing.T) {
 	b.static(t, "good2")
 	flaky, id := b.static(t, "flaky")
 	down := failing(flaky)
-	prime(t, d)
+	primeRelease(t, d)
 
 	steps := []struct {
 		fail       bool
@@ -69,7 +70,7 @@ func TestSweepHysteresis(t *testing.T) {
 	}
 	for i, st := range steps {
 		down.Store(st.fail)
-		rep := sweep(t, d, false)
+		rep := sweepNow(t, d, false)
 		if rep.Outcome != store.OutcomeCompleted {
 			t.Fatalf("sweep %d: outcome %s: %s", i+1, rep.Outcome, rep.Reason)
 		}
@@ -107,9 +108,9 @@ func TestSweepDefinitiveFactActsAtOnceAndUnchangedIsRecorded(t *testing.T) {
 	d, b := setup(t)
 	b.static(t, "good")
 	lossy, id := b.static(t, "lossy")
-	prime(t, d)
+	primeRelease(t, d)
 	lossy.Remove(b.rel, "linux-x86_64/de/firefox-1.5.tar.bz2")
-	rep := sweep(t, d, false)
+	rep := sweepNow(t, d, false)
 	s := sweepSums(t, rep, "lossy")
 	if s.State != "up" || s.Failures["not_found"] != 1 || s.Unchanged != 3 {
 		t.Errorf("sweep: %+v", s)
@@ -136,12 +137,12 @@ func TestDeepSweepRehashesChangedFile(t *testing.T) {
 	d, b := setup(t)
 	b.static(t, "good")
 	tamper, id := b.static(t, "tamper")
-	prime(t, d)
+	primeRelease(t, d)
 	// Same size, other bytes: a HEAD sees only the new ETag.
 	p := "win32/en-US/Firefox Setup 1.5.exe"
 	tamper.Put(b.rel, p, mirrortest.Flip(b.rel.Files[p]))
 
-	light := sweep(t, d, false)
+	light := sweepNow(t, d, false)
 	if s := sweepSums(t, light, "tamper"); s.Failed != 0 || s.OK != 1 || s.Hashed != 0 {
 		t.Fatalf("light sweep: %+v (a HEAD cannot see a changed byte)", s)
 	}
@@ -157,7 +158,7 @@ func TestDeepSweepRehashesChangedFile(t *testing.T) {
 		t.Errorf("a light sweep changed the location on a mere ETag change")
 	}
 
-	deep := sweep(t, d, true)
+	deep := sweepNow(t, d, true)
 	s := sweepSums(t, deep, "tamper")
 	if s.Failures["checksum_mismatch"] != 1 {
 		t.Errorf("deep sweep: %+v, want the changed file re-hashed", s)
@@ -176,7 +177,7 @@ func TestDeepSweepCoversEveryPairWithinPeriod(t *testing.T) {
 	d, b := setup(t)
 	b.static(t, "m1")
 	b.static(t, "m2")
-	prime(t, d)
+	primeRelease(t, d)
 	var clock atomic.Int64
 	start := time.Now()
 	d.Now = func() time.Time { return time.Unix(0, clock.Load()) }
@@ -187,7 +188,7 @@ func TestDeepSweepCoversEveryPairWithinPeriod(t *testing.T) {
 	// Two simulated periods of nightly deep sweeps.
 	for day := 1; day <= 14; day++ {
 		clock.Store(start.Add(time.Duration(day) * 24 * time.Hour).UnixNano())
-		rep := sweep(t, d, true)
+		rep := sweepNow(t, d, true)
 		for _, m := range rep.Mirrors {
 			// 4 files over 7 nights: one a night is the derived share.
 			if m.Hashed < 1 || m.Hashed > 2 {
@@ -242,12 +243,12 @@ func TestSweepGuardHoldsBackMassFailure(t *testing.T) {
 		toggles = append(toggles, failing(s))
 		ids = append(ids, id)
 	}
-	prime(t, d)
+	primeRelease(t, d)
 	for _, tg := range toggles {
 		tg.Store(true)
 	}
 	for i := 0; i < 3; i++ {
-		rep := sweep(t, d, false)
+		rep := sweepNow(t, d, false)
 		if rep.Outcome != store.OutcomeGuarded || !strings.Contains(rep.Reason, "2 of 3 mirrors") {
 			t.Fatalf("sweep %d: outcome %s: %s", i+1, rep.Outcome, rep.Reason)
 		}
@@ -271,7 +272,7 @@ func TestSweepKilledDatabaseConnectionLosesNoCheck(t *testing.T) {
 	d, b := setup(t)
 	s1, _ := b.static(t, "m1")
 	b.static(t, "m2")
-	prime(t, d)
+	primeRelease(t, d)
 	var primeChecks int
 	if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_checks`).Scan(&primeChecks); err != nil {
 		t.Fatal(err)
@@ -291,7 +292,7 @@ func TestSweepKilledDatabaseConnectionLosesNoCheck(t *testing.T) {
 		}
 		return false
 	})
-	rep := sweep(t, d, false)
+	rep := sweepNow(t, d, false)
 	if rep.Outcome != store.OutcomeCompleted {
 		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
 	}

@@ -1,5 +1,5 @@
 // Package cli is sentry's command line: subcommands, flags, logging set-up
-// and the mapping of outcomes to the exit codes of DESIGN.md section 5.
+// and the mapping of outcomes to the exit codes of docs/CONTRACTS.md, section 6.
 package cli
 
 import (
@@ -15,7 +15,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/config"
 )
 
 // Exit codes of the contract.
@@ -93,7 +93,7 @@ func Main(ctx context.Context, env *Env, args []string) int {
 		topUsage(env.Stdout)
 		return ExitOK
 	case "version", "--version":
-		fmt.Fprintf(env.Stdout, "sentry %s\n", sentry.Version)
+		fmt.Fprintf(env.Stdout, "sentry %s\n", config.Version)
 		return ExitOK
 	case "db":
 		// `sentry db migrate`: the only db subcommand so far.
@@ -173,7 +173,7 @@ func runCommand(ctx context.Context, env *Env, cmd *command, args []string) int 
 }
 
 func topUsage(w io.Writer) {
-	fmt.Fprintf(w, "sentry %s: primes and verifies download mirrors and keeps the bouncer database true.\n\nusage: sentry <command> [flags]\n\ncommands:\n", sentry.Version)
+	fmt.Fprintf(w, "sentry %s: primes and verifies download mirrors and keeps the bouncer database true.\n\nusage: sentry <command> [flags]\n\ncommands:\n", config.Version)
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
@@ -215,8 +215,8 @@ func noArgs(args []string) error {
 }
 
 // loadConfig reads the configuration named by --config.
-func loadConfig(env *Env, c *common) (*sentry.Config, error) {
-	return sentry.LoadConfig(c.config, env.Getenv)
+func loadConfig(env *Env, c *common) (*config.Config, error) {
+	return config.Load(c.config, env.Getenv)
 }
 
 func isTerminal(f *os.File) bool {

@@ -2,14 +2,18 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/engine"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 	"github.com/mirrorsentry/sentry/sentry/notify"
+	"github.com/mirrorsentry/sentry/sentry/observe"
+	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
 	"github.com/mirrorsentry/sentry/sentry/web"
@@ -29,19 +33,19 @@ func init() {
 		usage:   "--release R",
 		formats: []string{"table", "json"},
 		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
-			release := fs.String("release", "", "the release `R` to prime, as named by its directory on staging (required)")
+			rel := fs.String("release", "", "the release `R` to prime, as named by its directory on staging (required)")
 			force := fs.Bool("force", false, "re-download files already verified by an earlier run of this release")
 			return func(ctx context.Context, env *Env, c *common, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				if *release == "" {
+				if *rel == "" {
 					return usageErrorf("--release is required")
 				}
-				if err := sentry.ValidateReleaseName(*release); err != nil {
+				if err := release.ValidateName(*rel); err != nil {
 					return usageErrorf("--release: %v", err)
 				}
-				return runPrime(ctx, env, c, *release, *force)
+				return runPrime(ctx, env, c, *rel, *force)
 			}
 		},
 	})
@@ -79,16 +83,16 @@ func init() {
 		formats: []string{"table", "json", "csv"},
 		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
 			mirror := fs.String("mirror", "", "report on mirror `M` (its name): failing files and state history")
-			release := fs.String("release", "", "report release `R`'s uptake across mirrors")
+			rel := fs.String("release", "", "report release `R`'s uptake across mirrors")
 			since := fs.String("since", "24h", "window: a duration (24h, 7d) or a date (2006-01-02)")
 			return func(ctx context.Context, env *Env, c *common, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				if *mirror != "" && *release != "" {
+				if *mirror != "" && *rel != "" {
 					return usageErrorf("--mirror and --release are different reports; give one")
 				}
-				return runReport(ctx, env, c, *mirror, *release, *since)
+				return runReport(ctx, env, c, *mirror, *rel, *since)
 			}
 		},
 	})
@@ -155,9 +159,6 @@ func openDeps(ctx context.Context, env *Env, c *common) (*sentry.Deps, func(), e
 		return nil, nil, err
 	}
 	d := &sentry.Deps{Config: cfg, Store: st, Client: client, Logger: env.Logger}
-	if env.IsTerminal {
-		d.Progress = env.Stderr
-	}
 	var notifier *notify.Notifier
 	if len(cfg.Notify.Webhooks) > 0 {
 		notifier = notify.New(notify.Options{
@@ -181,24 +182,41 @@ func openDeps(ctx context.Context, env *Env, c *common) (*sentry.Deps, func(), e
 	}, nil
 }
 
+// showProgress draws a live progress line of a command's run on a
+// terminal's stderr; the returned function stops it.
+func showProgress(env *Env, d *sentry.Deps, label string) func() {
+	if !env.IsTerminal {
+		return func() {}
+	}
+	p := newProgress(env.Stderr, label)
+	d.Observer = observe.All(d.Observer, p)
+	return p.stop
+}
+
 // notifyFlush bounds how long a command waits, at its end, for queued
 // webhook notifications to go out.
 const notifyFlush = 15 * time.Second
 
-func runPrime(ctx context.Context, env *Env, c *common, release string, force bool) error {
+func runPrime(ctx context.Context, env *Env, c *common, rel string, force bool) error {
 	d, closeDeps, err := openDeps(ctx, env, c)
 	if err != nil {
 		return err
 	}
 	defer closeDeps()
-	rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: release, Force: force})
+	stop := showProgress(env, d, "prime "+rel)
+	rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: rel, Force: force})
+	stop()
+	var running engine.RunningError
+	if errors.As(err, &running) {
+		return fmt.Errorf("release %s is being primed by run %d; --force re-verifies once it has ended", rel, running.RunID)
+	}
 	if err != nil {
 		return err
 	}
 	if c.format == "json" {
-		err = sentry.WritePrimeJSON(env.Stdout, rep)
+		err = writeJSON(env.Stdout, rep)
 	} else {
-		err = sentry.WritePrimeTable(env.Stdout, rep)
+		err = writePrimeTable(env.Stdout, rep)
 	}
 	if err != nil {
 		return err
@@ -250,14 +268,20 @@ func runSweep(ctx context.Context, env *Env, c *common, deep bool) error {
 	defer closeDeps()
 	hard, cancel := graceful(ctx, d.Config.ShutdownGrace.D())
 	defer cancel()
+	label := "sweep"
+	if deep {
+		label = "deep sweep"
+	}
+	stop := showProgress(env, d, label)
 	rep, err := sentry.Sweep(hard, d, sentry.SweepOptions{Deep: deep, Stop: ctx})
+	stop()
 	if err != nil {
 		return err
 	}
 	if c.format == "json" {
-		err = sentry.WriteSweepJSON(env.Stdout, rep)
+		err = writeJSON(env.Stdout, rep)
 	} else {
-		err = sentry.WriteSweepTable(env.Stdout, rep)
+		err = writeSweepTable(env.Stdout, rep)
 	}
 	if err != nil {
 		return err
@@ -271,9 +295,8 @@ func runDaemon(ctx context.Context, env *Env, c *common) error {
 		return err
 	}
 	defer closeDeps()
-	d.Progress = nil // a daemon logs; it draws no progress line
 	m := metrics.New(d.Store.Pool(), env.Logger)
-	d.Observer = sentry.Observers(d.Observer, m)
+	d.Observer = observe.All(d.Observer, m)
 	page, err := web.New(web.Options{Reporter: report.New(d.Store.Pool(), nil), Logger: env.Logger})
 	if err != nil {
 		return err

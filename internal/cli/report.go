@@ -5,12 +5,12 @@ import (
 	"errors"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
-func runReport(ctx context.Context, env *Env, c *common, mirror, release, sinceFlag string) error {
+func runReport(ctx context.Context, env *Env, c *common, mirror, rel, sinceFlag string) error {
 	now := time.Now()
 	since, err := report.ParseSince(sinceFlag, now)
 	if err != nil {
@@ -44,11 +44,11 @@ func runReport(ctx context.Context, env *Env, c *common, mirror, release, sinceF
 			return report.WriteMirrorCSV(out, r)
 		}
 		return report.WriteMirrorTable(out, r, now)
-	case release != "":
-		if err := sentry.ValidateReleaseName(release); err != nil {
+	case rel != "":
+		if err := release.ValidateName(rel); err != nil {
 			return usageErrorf("--release: %v", err)
 		}
-		r, err := rep.Release(ctx, release)
+		r, err := rep.Release(ctx, rel)
 		if err != nil {
 			return notFoundAsUsage(err)
 		}

@@ -230,7 +230,8 @@ func (w *World) Seed(ctx context.Context) error {
 }
 
 // ShowRedirector prints, for each location, the mirrors the redirector's
-// query (DESIGN.md section 2) would choose among after the prime.
+// query (docs/CONTRACTS.md, section 2 (How sentry marks them)) would choose
+// among after the prime.
 func (w *World) ShowRedirector(ctx context.Context, out io.Writer) error {
 	conn, err := pgx.Connect(ctx, w.DBURL)
 	if err != nil {

@@ -1,13 +1,13 @@
 // Package faultmirror runs hostile mirrors for tests and the demo: each
 // Mirror serves a release like a good mirror, except for one fault, on one
-// file or on the whole mirror — every failure of DESIGN.md section 6 that a
-// real server can produce, on demand: 404, 403, 5xx, a stalled body, an
-// endless body, a body cut short under a correct Content-Length, a wrong
-// Content-Length, a flipped byte, a redirect loop, a redirect to another
-// host, an https→http downgrade, a certificate that does not verify, a
-// refused connection, a name that does not resolve, a drip of one byte a
-// second, a gzip-encoded answer despite Accept-Encoding: identity, and
-// headers too large to accept.
+// file or on the whole mirror — every failure of docs/CONTRACTS.md, section 5
+// (Failure kinds), that a real server can produce, on demand: 404, 403, 5xx,
+// a stalled body, an endless body, a body cut short under a correct
+// Content-Length, a wrong Content-Length, a flipped byte, a redirect loop, a
+// redirect to another host, an https→http downgrade, a certificate that does
+// not verify, a refused connection, a name that does not resolve, a drip of
+// one byte a second, a gzip-encoded answer despite Accept-Encoding: identity,
+// and headers too large to accept.
 //
 // Servers listen on loopback ports; Close a Mirror when done. Every server
 // of a Mirror gives up its hanging answers when the client goes away or the

@@ -4,6 +4,7 @@ package humanize
 
 import (
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -71,4 +72,32 @@ func Duration(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// Wrap breaks s into lines of at most width runes at spaces, indenting
+// every line after the first by indent; a word longer than a line is
+// clipped.
+func Wrap(s string, width int, indent string) string {
+	var b strings.Builder
+	line := 0
+	room := width
+	for _, w := range strings.Fields(s) {
+		n := utf8.RuneCountInString(w)
+		switch {
+		case line == 0:
+		case line+1+n <= room:
+			b.WriteByte(' ')
+			line++
+		default:
+			b.WriteString("\n" + indent)
+			room, line = width-utf8.RuneCountInString(indent), 0
+		}
+		if n > room-line {
+			w = Clip(w, room-line)
+			n = room - line
+		}
+		b.WriteString(w)
+		line += n
+	}
+	return b.String()
 }

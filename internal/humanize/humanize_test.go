@@ -1,8 +1,10 @@
 package humanize
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestFormats(t *testing.T) {
@@ -23,6 +25,29 @@ func TestFormats(t *testing.T) {
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+func TestWrap(t *testing.T) {
+	tests := []struct {
+		s     string
+		width int
+		want  string
+	}{
+		{"short", 20, "short"},
+		{"one two three four", 9, "one two\n  three\n  four"},
+		{"a " + strings.Repeat("x", 30), 10, "a\n  xxxxxxx…"},
+		{"", 10, ""},
+	}
+	for _, tt := range tests {
+		if got := Wrap(tt.s, tt.width, "  "); got != tt.want {
+			t.Errorf("Wrap(%q, %d) = %q, want %q", tt.s, tt.width, got, tt.want)
+		}
+		for _, line := range strings.Split(Wrap(tt.s, tt.width, "  "), "\n") {
+			if utf8.RuneCountInString(line) > tt.width {
+				t.Errorf("Wrap(%q, %d): line %q too long", tt.s, tt.width, line)
+			}
 		}
 	}
 }

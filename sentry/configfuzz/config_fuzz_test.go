@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/config"
 )
 
 // Secrets the config fuzzer passes through the environment: no error may
@@ -66,17 +66,17 @@ func FuzzParseConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, envSet uint8, envDBSuffix string) {
 		env := map[string]string{}
 		if envSet&1 != 0 {
-			env[sentry.EnvDatabaseURL] = "postgres://sentry:" + fuzzDBPassword + "@db.example.org:5432/bouncer" + envDBSuffix
+			env[config.EnvDatabaseURL] = "postgres://sentry:" + fuzzDBPassword + "@db.example.org:5432/bouncer" + envDBSuffix
 		}
 		if envSet&2 != 0 {
-			env[sentry.EnvHookSecret] = fuzzHookSecret
+			env[config.EnvHookSecret] = fuzzHookSecret
 		}
 		if envSet&4 != 0 {
-			env[sentry.EnvTriggerSecret] = fuzzTriggerSecret
+			env[config.EnvTriggerSecret] = fuzzTriggerSecret
 		}
-		cfg, err := sentry.ParseConfig(data, "fuzz.yaml", func(k string) string { return env[k] })
+		cfg, err := config.Parse(data, "fuzz.yaml", func(k string) string { return env[k] })
 		if err != nil {
-			if !errors.Is(err, sentry.ErrConfig) {
+			if !errors.Is(err, config.ErrInvalid) {
 				t.Fatalf("error does not wrap ErrConfig: %v", err)
 			}
 			for _, secret := range []string{fuzzDBPassword, fuzzHookSecret, fuzzTriggerSecret} {
@@ -110,7 +110,7 @@ func FuzzParseConfig(f *testing.F) {
 		case len(cfg.Hook.Secret) > 0 && len(cfg.Hook.Secret) < 16:
 			t.Fatalf("a hook secret of %d bytes accepted", len(cfg.Hook.Secret))
 		}
-		if v, ok := env[sentry.EnvHookSecret]; ok && cfg.Hook.Secret != v {
+		if v, ok := env[config.EnvHookSecret]; ok && cfg.Hook.Secret != v {
 			t.Fatal("SENTRY_HOOK_SECRET did not override hook.secret")
 		}
 		// The User-Agent goes on every request: one line of printable text.

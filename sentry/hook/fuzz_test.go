@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/hook"
+	"github.com/mirrorsentry/sentry/sentry/release"
 )
 
 // FuzzReleaseHook sends arbitrary header and body bytes to a release hook
@@ -78,7 +78,7 @@ func FuzzReleaseHook(f *testing.F) {
 				started = append(started, release)
 				return 1, nil
 			},
-			Validate: sentry.ValidateReleaseName,
+			Validate: release.ValidateName,
 			Now:      func() time.Time { return t0 },
 			Logger:   slog.New(slog.DiscardHandler),
 			MaxBody:  4096,
@@ -126,7 +126,7 @@ func FuzzReleaseHook(f *testing.F) {
 		if err := json.Unmarshal(body, &parsed); err != nil || len(parsed) != 1 || parsed["release"] != started[0] {
 			t.Fatalf("Starter called with %q for body %q", started[0], body)
 		}
-		if err := sentry.ValidateReleaseName(started[0]); err != nil {
+		if err := release.ValidateName(started[0]); err != nil {
 			t.Fatalf("Starter called with an invalid release: %v", err)
 		}
 	})

@@ -1,7 +1,7 @@
 // Package hook serves the two small HTTP endpoints of `sentry run` that other
 // systems call: the authenticated release hook, POST /hooks/release, and the
-// health check, GET /healthz (DESIGN.md section 5). The daemon mounts the
-// handlers on its mux:
+// health check, GET /healthz (docs/CONTRACTS.md, section 7 (The release
+// hook)). The daemon mounts the handlers on its mux:
 //
 //	rh, err := hook.NewReleaseHandler(hook.Options{Secret: secret, Start: start})
 //	mux.Handle("/hooks/release", rh)
@@ -44,8 +44,8 @@ import (
 	"unicode/utf8"
 )
 
-// Header names and the signature prefix of the release hook (DESIGN.md
-// section 5).
+// Header names and the signature prefix of the release hook
+// (docs/CONTRACTS.md, section 7 (The release hook)).
 const (
 	HeaderTimestamp = "X-Sentry-Timestamp"
 	HeaderSignature = "X-Sentry-Signature"

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/hook"
+	"github.com/mirrorsentry/sentry/sentry/release"
 )
 
 const (
@@ -101,7 +101,7 @@ func newHandler(t testing.TB, st *starter, logs *syncBuffer, mod func(*hook.Opti
 		Secret:       []byte(testSecret),
 		ReplayWindow: window,
 		Start:        st.start,
-		Validate:     sentry.ValidateReleaseName,
+		Validate:     release.ValidateName,
 		Now:          func() time.Time { return t0 },
 		Logger:       slog.New(slog.NewTextHandler(logs, nil)),
 		MaxBody:      maxBody,
@@ -731,7 +731,7 @@ func TestReleaseHandlerDisabled(t *testing.T) {
 
 func TestNewReleaseHandlerOptions(t *testing.T) {
 	st := &starter{}
-	good := hook.Options{Secret: []byte(testSecret), Start: st.start, Validate: sentry.ValidateReleaseName}
+	good := hook.Options{Secret: []byte(testSecret), Start: st.start, Validate: release.ValidateName}
 	tests := []struct {
 		name string
 		mod  func(*hook.Options)

@@ -28,7 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/observe"
 )
 
 // Metrics is an Observer feeding a Prometheus registry.
@@ -43,7 +43,7 @@ type Metrics struct {
 	dropped      prometheus.Counter
 }
 
-var _ sentry.Observer = (*Metrics)(nil)
+var _ observe.Observer = (*Metrics)(nil)
 
 // New builds the metrics. pool, when not nil, is read at each scrape for
 // the number of mirrors in each state and the vantage points each mirror
@@ -98,23 +98,23 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // NotificationDropped counts a webhook event given up on.
 func (m *Metrics) NotificationDropped() { m.dropped.Inc() }
 
-// CheckDone implements sentry.Observer.
-func (m *Metrics) CheckDone(c sentry.CheckEvent) {
+// CheckDone implements observe.Observer.
+func (m *Metrics) CheckDone(c observe.CheckEvent) {
 	m.checks.WithLabelValues(c.Mirror, string(c.Result)).Inc()
 	if c.BytesVerified > 0 {
 		m.bytes.WithLabelValues(c.Mirror).Add(float64(c.BytesVerified))
 	}
 }
 
-// StateChanged implements sentry.Observer: sentry_mirrors is read from
+// StateChanged implements observe.Observer: sentry_mirrors is read from
 // the database instead.
-func (m *Metrics) StateChanged(sentry.StateChangeEvent) {}
+func (m *Metrics) StateChanged(observe.StateChangeEvent) {}
 
-// GuardHeld implements sentry.Observer.
-func (m *Metrics) GuardHeld(e sentry.GuardEvent) { m.guards.WithLabelValues(e.RunKind).Inc() }
+// GuardHeld implements observe.Observer.
+func (m *Metrics) GuardHeld(e observe.GuardEvent) { m.guards.WithLabelValues(e.RunKind).Inc() }
 
-// RunFinished implements sentry.Observer.
-func (m *Metrics) RunFinished(e sentry.RunEvent) {
+// RunFinished implements observe.Observer.
+func (m *Metrics) RunFinished(e observe.RunEvent) {
 	m.runs.WithLabelValues(e.Kind, e.Outcome).Inc()
 	m.runDuration.WithLabelValues(e.Kind).Observe(e.Finished.Sub(e.Started).Seconds())
 	if e.Outcome == "completed" || e.Outcome == "guarded" {

@@ -30,7 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/hook"
 )
 
@@ -49,8 +49,8 @@ type Event struct {
 	ID string `json:"id"`
 	// Vantage is the sentry instance's vantage name.
 	Vantage     string                   `json:"vantage"`
-	StateChange *sentry.StateChangeEvent `json:"state_change,omitempty"`
-	Guard       *sentry.GuardEvent       `json:"guard,omitempty"`
+	StateChange *observe.StateChangeEvent `json:"state_change,omitempty"`
+	Guard       *observe.GuardEvent       `json:"guard,omitempty"`
 }
 
 // Options configure a Notifier.
@@ -107,7 +107,7 @@ func (o *Options) defaults() {
 	}
 }
 
-// Notifier is a sentry.Observer that posts state changes and guard
+// Notifier is a observe.Observer that posts state changes and guard
 // activations to webhooks.
 type Notifier struct {
 	opts   Options
@@ -123,7 +123,7 @@ type Notifier struct {
 	left atomic.Int64
 }
 
-var _ sentry.Observer = (*Notifier)(nil)
+var _ observe.Observer = (*Notifier)(nil)
 
 // New starts a Notifier. With no URLs it does nothing (and costs nothing).
 func New(opts Options) *Notifier {
@@ -168,20 +168,20 @@ func (n *Notifier) Close(ctx context.Context) error {
 	return nil
 }
 
-// CheckDone implements sentry.Observer: checks are not notified.
-func (n *Notifier) CheckDone(sentry.CheckEvent) {}
+// CheckDone implements observe.Observer: checks are not notified.
+func (n *Notifier) CheckDone(observe.CheckEvent) {}
 
-// RunFinished implements sentry.Observer: runs are not notified.
-func (n *Notifier) RunFinished(sentry.RunEvent) {}
+// RunFinished implements observe.Observer: runs are not notified.
+func (n *Notifier) RunFinished(observe.RunEvent) {}
 
-// StateChanged implements sentry.Observer.
-func (n *Notifier) StateChanged(e sentry.StateChangeEvent) {
+// StateChanged implements observe.Observer.
+func (n *Notifier) StateChanged(e observe.StateChangeEvent) {
 	n.enqueue(Event{Event: EventStateChanged, StateChange: &e,
 		ID: fmt.Sprintf("state-%d-%d-%s", e.RunID, e.MirrorID, e.To)})
 }
 
-// GuardHeld implements sentry.Observer.
-func (n *Notifier) GuardHeld(e sentry.GuardEvent) {
+// GuardHeld implements observe.Observer.
+func (n *Notifier) GuardHeld(e observe.GuardEvent) {
 	n.enqueue(Event{Event: EventGuard, Guard: &e, ID: fmt.Sprintf("guard-%d", e.RunID)})
 }
 

@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/hook"
 	"github.com/mirrorsentry/sentry/sentry/notify"
 )
 
-func change(i int) sentry.StateChangeEvent {
-	return sentry.StateChangeEvent{At: time.Unix(int64(1_700_000_000+i), 0), RunID: int64(i), MirrorID: 7,
+func change(i int) observe.StateChangeEvent {
+	return observe.StateChangeEvent{At: time.Unix(int64(1_700_000_000+i), 0), RunID: int64(i), MirrorID: 7,
 		Mirror: "m", From: "up", To: "down", Reason: "test"}
 }
 
@@ -81,7 +81,7 @@ func TestNeverBlocksAndRedactsTheURL(t *testing.T) {
 	// 1,000 events against a hanging webhook: each call returns at once
 	// (the test would hang otherwise); what does not fit is dropped.
 	for i := range 1000 {
-		n.GuardHeld(sentry.GuardEvent{RunID: int64(i), RunKind: "sweep", Reason: "test"})
+		n.GuardHeld(observe.GuardEvent{RunID: int64(i), RunKind: "sweep", Reason: "test"})
 	}
 	if d := dropped.Load(); d < 1000-10-1 {
 		t.Errorf("%d dropped, want at least %d", d, 1000-10-1)

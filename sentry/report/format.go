@@ -19,8 +19,8 @@ import (
 // that no terminal wraps.
 const width = 79
 
-// FailureKinds are the failure kinds in the order of DESIGN.md section 6:
-// the CSV columns and the order kinds are listed in.
+// FailureKinds are the failure kinds in the order of docs/CONTRACTS.md,
+// section 5 (Failure kinds): the CSV columns and the order kinds are listed in.
 func FailureKinds() []string {
 	var out []string
 	for _, k := range checks.AllKinds() {

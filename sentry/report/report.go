@@ -101,7 +101,8 @@ type MirrorRow struct {
 	// failing, and goes down once hysteresis allows).
 	Partial bool `json:"partial"`
 	// Checks and Failures count the checks in the window; FailuresByKind
-	// splits Failures by failure kind (DESIGN.md section 6).
+	// splits Failures by failure kind (docs/CONTRACTS.md, section 5 (Failure
+	// kinds)).
 	Checks         int64            `json:"checks"`
 	Failures       int64            `json:"failures"`
 	FailuresByKind map[string]int64 `json:"failures_by_kind"`

@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/config"
 )
 
 // ParseSince reads a window's start (`sentry report --since`, ?since=): a duration back from now ("24h", "7d") or a
 // date or time ("2006-01-02", RFC 3339), UTC unless it says otherwise.
 func ParseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := sentry.ParseDuration(s); err == nil {
+	if d, err := config.ParseDuration(s); err == nil {
 		if d <= 0 {
 			return time.Time{}, fmt.Errorf("%q: the duration must be positive", s)
 		}

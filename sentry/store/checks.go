@@ -2,15 +2,13 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// Run kinds and outcomes of sentry_runs.
+// Run kinds and outcomes: the words of sentry_runs.kind and .outcome.
 const (
 	RunPrime     = "prime"
 	RunSweep     = "sweep"
@@ -22,99 +20,6 @@ const (
 	OutcomeInterrupted = "interrupted"
 	OutcomeFailed      = "failed"
 )
-
-// Run is one prime or sweep.
-type Run struct {
-	ID        int64
-	Kind      string
-	StartedAt time.Time
-}
-
-// StartRun records the start of a run. releaseID is 0 for runs that are
-// not about one release.
-func (s *Store) StartRun(ctx context.Context, kind string, releaseID int64, vantage string) (Run, error) {
-	host, _ := os.Hostname()
-	r := Run{Kind: kind}
-	err := s.pool.QueryRow(ctx, `INSERT INTO sentry_runs (kind, release_id, vantage, host, pid)
-		VALUES ($1, nullif($2, 0), $3, $4, $5) RETURNING id, started_at`,
-		kind, releaseID, vantage, host, os.Getpid()).Scan(&r.ID, &r.StartedAt)
-	if err != nil {
-		return Run{}, s.wrap("start run", err)
-	}
-	return r, nil
-}
-
-// ErrSlotTaken is returned by StartSlotRun when another process has
-// already claimed the slot.
-var ErrSlotTaken = errors.New("slot already claimed")
-
-// StartSlotRun records the start of a scheduled run that claims slot, its
-// scheduled time; it returns ErrSlotTaken when a run of the same kind has
-// claimed that slot already (another sentry on the same database).
-func (s *Store) StartSlotRun(ctx context.Context, kind string, slot time.Time, vantage string) (Run, error) {
-	host, _ := os.Hostname()
-	r := Run{Kind: kind}
-	err := s.pool.QueryRow(ctx, `INSERT INTO sentry_runs (kind, vantage, host, pid, slot)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, slot) WHERE slot IS NOT NULL DO NOTHING
-		RETURNING id, started_at`, kind, vantage, host, os.Getpid(), slot).Scan(&r.ID, &r.StartedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Run{}, fmt.Errorf("%w: %s at %s", ErrSlotTaken, kind, slot.UTC().Format(time.RFC3339))
-	}
-	if err != nil {
-		return Run{}, s.wrap("start run", err)
-	}
-	return r, nil
-}
-
-// SetRunRelease records which release a run is about, once known.
-func (s *Store) SetRunRelease(ctx context.Context, runID, releaseID int64) error {
-	_, err := s.pool.Exec(ctx, `UPDATE sentry_runs SET release_id = $2 WHERE id = $1`, runID, releaseID)
-	return s.wrap("set run release", err)
-}
-
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	return s.wrap("ping database", s.pool.Ping(ctx))
-}
-
-// FailStaleRuns records as failed the runs left "running" on this host by
-// processes that no longer exist (killed, or ended while the database was
-// away), so that no run stays open forever. alive reports whether a pid
-// is a live process. It returns how many runs it closed.
-func (s *Store) FailStaleRuns(ctx context.Context, alive func(pid int) bool) (int, error) {
-	host, _ := os.Hostname()
-	rows, err := s.pool.Query(ctx, `SELECT id, pid FROM sentry_runs WHERE outcome = 'running' AND instance IS NULL AND host = $1 AND pid <> $2`,
-		host, os.Getpid())
-	if err != nil {
-		return 0, s.wrap("read running runs", err)
-	}
-	type run struct{ ID, PID int64 }
-	runs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[run])
-	if err != nil {
-		return 0, s.wrap("read running runs", err)
-	}
-	n := 0
-	for _, r := range runs {
-		if alive(int(r.PID)) {
-			continue
-		}
-		tag, err := s.pool.Exec(ctx, `UPDATE sentry_runs SET outcome = 'failed', finished_at = now(),
-			reason = 'the process running it (pid ' || pid || ') ended before recording its end; checks it wrote are kept'
-			WHERE id = $1 AND outcome = 'running'`, r.ID)
-		if err != nil {
-			return n, s.wrap("close stale run", err)
-		}
-		n += int(tag.RowsAffected())
-	}
-	return n, nil
-}
-
-// FinishRun records a run's end, outcome and reason.
-func (s *Store) FinishRun(ctx context.Context, runID int64, outcome, reason string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE sentry_runs SET finished_at = now(), outcome = $2, reason = $3 WHERE id = $1`,
-		runID, outcome, reason)
-	return s.wrap(fmt.Sprintf("finish run %d", runID), err)
-}
 
 // Check is one recorded check of a file (or, with Path "", of a mirror).
 type Check struct {
@@ -137,6 +42,9 @@ type Check struct {
 	// conditional requests of later sweeps.
 	ETag, LastModified string
 	Size               int64
+	// Fence, when set, is the lease the check was made under: the check
+	// is written only while that lease is still its maker's.
+	Fence Fence
 }
 
 var checkColumns = []string{"run_id", "mirror_id", "release_id", "path", "checked_at", "vantage", "method", "result",
@@ -145,12 +53,22 @@ var checkColumns = []string{"run_id", "mirror_id", "release_id", "path", "checke
 // WriteChecks records a batch of checks and brings the file state of the
 // files they are about up to date, in one transaction: either the whole
 // batch is stored or none of it. Checks are copied, not inserted one by one.
-func (s *Store) WriteChecks(ctx context.Context, checks []Check) error {
-	if len(checks) == 0 {
-		return nil
+// Checks whose fence no longer holds (their work was taken over) are left
+// out; fenced counts them.
+func (s *Store) WriteChecks(ctx context.Context, batch []Check) (fenced int, err error) {
+	if len(batch) == 0 {
+		return 0, nil
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"sentry_checks"}, checkColumns,
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		checks, n, err := admitChecks(ctx, tx, batch)
+		if err != nil {
+			return fmt.Errorf("check fences: %w", err)
+		}
+		fenced = n
+		if len(checks) == 0 {
+			return nil
+		}
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"sentry_checks"}, checkColumns,
 			pgx.CopyFromSlice(len(checks), func(i int) ([]any, error) {
 				c := &checks[i]
 				var rel, status, bytes any
@@ -175,7 +93,33 @@ func (s *Store) WriteChecks(ctx context.Context, checks []Check) error {
 		}
 		return upsertFileState(ctx, tx, checks)
 	})
-	return s.wrap(fmt.Sprintf("write %d checks", len(checks)), err)
+	if err != nil {
+		return 0, s.wrap(fmt.Sprintf("write %d checks", len(batch)), err)
+	}
+	return fenced, nil
+}
+
+// admitChecks returns the checks of batch whose fences hold, and how many
+// it left out.
+func admitChecks(ctx context.Context, tx pgx.Tx, batch []Check) ([]Check, int, error) {
+	fences := make([]Fence, len(batch))
+	for i := range batch {
+		fences[i] = batch[i].Fence
+	}
+	held, err := admit(ctx, tx, fences)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(held) == 1 && held[fences[0]] {
+		return batch, 0, nil // one lease, still held: the common case
+	}
+	kept := make([]Check, 0, len(batch))
+	for i := range batch {
+		if held[batch[i].Fence] {
+			kept = append(kept, batch[i])
+		}
+	}
+	return kept, len(batch) - len(kept), nil
 }
 
 // addHourly adds a batch to the hourly counts of checks (by mirror, UTC

@@ -90,7 +90,8 @@ func TestMigrateEmptyDatabase(t *testing.T) {
 	if err := st.RequireSchema(ctx); err != nil {
 		t.Fatalf("RequireSchema after migrate = %v", err)
 	}
-	// The redirector's query of DESIGN.md section 2 runs on the schema.
+	// The redirector's query of docs/CONTRACTS.md, section 2 (How sentry marks
+	// them), runs on the schema.
 	if _, err := st.Pool().Exec(ctx, `
 		SELECT m.id, m.baseurl, m.rating
 		FROM mirror_mirrors m

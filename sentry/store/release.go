@@ -39,23 +39,28 @@ var ErrNoRelease = errors.New("release not known")
 func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA256 string, files []ReleaseFile) (Release, error) {
 	var rel Release
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var oldSHA string
-		err := tx.QueryRow(ctx, `SELECT id, manifest_sha256, first_seen, updated_at FROM sentry_releases WHERE name = $1 FOR UPDATE`, name).
-			Scan(&rel.ID, &oldSHA, &rel.FirstSeen, &rel.UpdatedAt)
+		// Insert or find, then lock: two first saves at once meet at the
+		// unique name instead of failing on it.
+		var fresh bool
+		err := tx.QueryRow(ctx, `INSERT INTO sentry_releases (name, manifest_url, manifest_sha256, file_count, total_bytes)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING id, first_seen, updated_at`,
+			name, manifestURL, manifestSHA256, len(files), totalBytes(files)).Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt)
 		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			err = tx.QueryRow(ctx, `INSERT INTO sentry_releases (name, manifest_url, manifest_sha256, file_count, total_bytes)
-				VALUES ($1, $2, $3, $4, $5) RETURNING id, first_seen, updated_at`,
-				name, manifestURL, manifestSHA256, len(files), totalBytes(files)).Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt)
-			if err != nil {
+		case err == nil:
+			fresh = true
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		if !fresh {
+			var oldSHA string
+			if err := tx.QueryRow(ctx, `SELECT id, manifest_sha256, first_seen, updated_at FROM sentry_releases WHERE name = $1 FOR UPDATE`, name).
+				Scan(&rel.ID, &oldSHA, &rel.FirstSeen, &rel.UpdatedAt); err != nil {
 				return err
 			}
-		case err != nil:
-			return err
-		case oldSHA == manifestSHA256:
-			rel.Name = name
-			return nil
-		default:
+			if oldSHA == manifestSHA256 {
+				rel.Name = name
+				return nil
+			}
 			err = tx.QueryRow(ctx, `UPDATE sentry_releases SET manifest_url = $2, manifest_sha256 = $3, file_count = $4,
 				total_bytes = $5, updated_at = now() WHERE id = $1 RETURNING updated_at`,
 				rel.ID, manifestURL, manifestSHA256, len(files), totalBytes(files)).Scan(&rel.UpdatedAt)
@@ -132,37 +137,6 @@ func (s *Store) VerifiedFiles(ctx context.Context, releaseID int64, mirrorID int
 	out := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		out[p] = true
-	}
-	return out, nil
-}
-
-// FileFact is the last known fact about one (mirror, release file).
-type FileFact struct {
-	Path     string
-	Result   string
-	Detail   string
-	Verified bool
-}
-
-// FileFacts returns what sentry last found for every file of the release on
-// mirror (files never checked are absent).
-func (s *Store) FileFacts(ctx context.Context, releaseID int64, mirrorID int) (map[string]FileFact, error) {
-	rows, err := s.pool.Query(ctx, `SELECT path, result, detail, (result = 'ok' AND hashed_at IS NOT NULL)
-		FROM sentry_file_state WHERE release_id = $1 AND mirror_id = $2`, releaseID, mirrorID)
-	if err != nil {
-		return nil, s.wrap("read file state", err)
-	}
-	facts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FileFact, error) {
-		var f FileFact
-		err := r.Scan(&f.Path, &f.Result, &f.Detail, &f.Verified)
-		return f, err
-	})
-	if err != nil {
-		return nil, s.wrap("read file state", err)
-	}
-	out := make(map[string]FileFact, len(facts))
-	for _, f := range facts {
-		out[f.Path] = f
 	}
 	return out, nil
 }

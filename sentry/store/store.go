@@ -60,6 +60,11 @@ func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
 	return s, nil
 }
 
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.wrap("ping database", s.pool.Ping(ctx))
+}
+
 // Close closes every connection.
 func (s *Store) Close() { s.pool.Close() }
 
@@ -109,13 +114,27 @@ func (s *Store) scrub(msg string) string {
 	return strings.ReplaceAll(msg, s.secret, "xxxxx")
 }
 
-// wrap adds context to a database error, scrubbing the password.
+// wrap adds context to a database error. The password never shows in its
+// text (a server message might echo a connection string back), and the
+// chain stays whole, so that callers can still ask errors.Is and errors.As
+// (whether PostgreSQL refused the statement itself, say).
 func (s *Store) wrap(what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if s.secret != "" && strings.Contains(err.Error(), s.secret) {
-		return fmt.Errorf("%s: %s", what, s.scrub(err.Error()))
-	}
-	return fmt.Errorf("%s: %w", what, err)
+	return &dbError{msg: what + ": " + s.scrub(err.Error()), err: err}
 }
+
+// Wrap is wrap for sentry's packages that run their own statements on
+// Pool (package engine).
+func (s *Store) Wrap(what string, err error) error { return s.wrap(what, err) }
+
+// dbError is a database error as it leaves the package: a scrubbed text
+// over the whole chain.
+type dbError struct {
+	msg string
+	err error
+}
+
+func (e *dbError) Error() string { return e.msg }
+func (e *dbError) Unwrap() error { return e.err }

@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mirrorsentry/sentry/sentry/decide"
 )
 
 // Mirror states of sentry_mirror_state.
 const (
-	StateUp   = "up"
-	StateDown = "down"
+	StateUp   = decide.Up
+	StateDown = decide.Down
 )
 
 // KnownReleases returns every release sentry has a manifest of, oldest
@@ -96,12 +98,15 @@ type MirrorState struct {
 	FailStreak int
 	OkStreak   int
 	LastReason string
+	// RunID is the run that last judged the mirror (0: none).
+	RunID int64
 }
 
 // MirrorStates returns the recorded state of every mirror that has one;
 // a mirror without a row is up.
 func (s *Store) MirrorStates(ctx context.Context) (map[int]MirrorState, error) {
-	rows, err := s.pool.Query(ctx, `SELECT mirror_id, state, since, fail_streak, ok_streak, last_reason FROM sentry_mirror_state`)
+	rows, err := s.pool.Query(ctx, `SELECT mirror_id, state, since, fail_streak, ok_streak, last_reason, coalesce(run_id, 0)
+		FROM sentry_mirror_state`)
 	if err != nil {
 		return nil, s.wrap("read mirror states", err)
 	}
@@ -109,7 +114,7 @@ func (s *Store) MirrorStates(ctx context.Context) (map[int]MirrorState, error) {
 	out := map[int]MirrorState{}
 	for rows.Next() {
 		var m MirrorState
-		if err := rows.Scan(&m.MirrorID, &m.State, &m.Since, &m.FailStreak, &m.OkStreak, &m.LastReason); err != nil {
+		if err := rows.Scan(&m.MirrorID, &m.State, &m.Since, &m.FailStreak, &m.OkStreak, &m.LastReason, &m.RunID); err != nil {
 			return nil, s.wrap("read mirror states", err)
 		}
 		out[m.MirrorID] = m
@@ -138,27 +143,30 @@ type StateUpdate struct {
 // judge that stopped half-way is redone by another): nothing to write.
 var errJudgedAlready = errors.New("state already written by this run")
 
+// lockState reads a mirror's state and locks its row until tx ends (a
+// mirror without one is up; its row is created, so that there is one to
+// lock).
+func lockState(ctx context.Context, tx pgx.Tx, mirrorID int) (MirrorState, error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO sentry_mirror_state (mirror_id) VALUES ($1) ON CONFLICT DO NOTHING`, mirrorID); err != nil {
+		return MirrorState{}, err
+	}
+	m := MirrorState{MirrorID: mirrorID}
+	err := tx.QueryRow(ctx, `SELECT state, since, fail_streak, ok_streak, last_reason, coalesce(run_id, 0)
+		FROM sentry_mirror_state WHERE mirror_id = $1 FOR UPDATE`, mirrorID).
+		Scan(&m.State, &m.Since, &m.FailStreak, &m.OkStreak, &m.LastReason, &m.RunID)
+	return m, err
+}
+
 func writeState(ctx context.Context, tx pgx.Tx, mirrorID int, u *StateUpdate) error {
-	tag, err := tx.Exec(ctx, `
-		INSERT INTO sentry_mirror_state AS ms (mirror_id, state, since, fail_streak, ok_streak, last_check, last_reason,
-			failing_from, checked_from, run_id)
-		VALUES ($1, $2, $3, $4, $5, $3, $6, $7, $8, nullif($9, 0))
-		ON CONFLICT (mirror_id) DO UPDATE SET
-			state = excluded.state,
-			since = CASE WHEN ms.state = excluded.state THEN ms.since ELSE excluded.since END,
-			fail_streak = excluded.fail_streak, ok_streak = excluded.ok_streak,
-			last_check = excluded.last_check, last_reason = excluded.last_reason,
-			failing_from = excluded.failing_from, checked_from = excluded.checked_from, run_id = excluded.run_id
-		WHERE ms.run_id IS DISTINCT FROM excluded.run_id OR excluded.run_id IS NULL`,
+	_, err := tx.Exec(ctx, `
+		UPDATE sentry_mirror_state SET state = $2,
+			since = CASE WHEN state = $2 AND last_check IS NOT NULL THEN since ELSE $3 END,
+			fail_streak = $4, ok_streak = $5, last_check = $3, last_reason = $6,
+			failing_from = $7, checked_from = $8, run_id = nullif($9, 0)
+		WHERE mirror_id = $1`,
 		mirrorID, u.State, u.At, u.FailStreak, u.OkStreak, u.Reason, nonNil(u.FailingFrom), nonNil(u.CheckedFrom), u.RunID)
-	if err != nil {
+	if err != nil || u.From == "" {
 		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return errJudgedAlready
-	}
-	if u.From == "" {
-		return nil
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO sentry_state_changes (mirror_id, run_id, at, from_state, to_state, reason)
 		VALUES ($1, nullif($2, 0), $3, $4, $5, $6)`, mirrorID, u.RunID, u.At, u.From, u.State, u.Reason)

@@ -1,4 +1,5 @@
--- The bouncer tables of DESIGN.md section 2, created only where missing.
+-- The bouncer tables of docs/CONTRACTS.md, section 1 (The bouncer tables),
+-- created only where missing.
 -- Existing tables keep every row and every column an admin added; columns
 -- and the unique key sentry relies on are added when an older schema lacks
 -- them. Nothing is dropped or rewritten.

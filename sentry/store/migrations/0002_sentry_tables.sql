@@ -1,6 +1,7 @@
 -- sentry's own tables, all under the prefix sentry_.
 
--- Per-mirror settings bouncer has no column for (DESIGN.md section 3).
+-- Per-mirror settings bouncer has no column for (docs/CONTRACTS.md, section 3
+-- (sentry's own per-mirror settings)).
 CREATE TABLE IF NOT EXISTS sentry_mirror_settings (
     mirror_id int PRIMARY KEY REFERENCES mirror_mirrors ON DELETE CASCADE,
     prime_mode text NOT NULL DEFAULT 'pull' CHECK (prime_mode IN ('pull', 'trigger', 'passive')),
@@ -47,8 +48,8 @@ CREATE TABLE sentry_runs (
 CREATE INDEX sentry_runs_started_idx ON sentry_runs (started_at DESC);
 
 -- Every check sentry made. result is 'ok', 'unchanged' or a failure kind of
--- DESIGN.md section 6. path is relative to the release directory; '' for a
--- check of the mirror itself.
+-- docs/CONTRACTS.md, section 5 (Failure kinds). path is relative to the
+-- release directory; '' for a check of the mirror itself.
 CREATE TABLE sentry_checks (
     id bigserial PRIMARY KEY,
     run_id bigint NOT NULL REFERENCES sentry_runs ON DELETE CASCADE,

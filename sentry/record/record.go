@@ -1,4 +1,7 @@
-package sentry
+// Package record writes checks to the database in batches, from one
+// goroutine per process, so that a run costs no database round trip per
+// check, and keeps completed checks through a database outage.
+package record
 
 import (
 	"context"
@@ -7,34 +10,36 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
-// Recorder batching parameters. A batch goes to the database when it holds
-// recordBatch checks or recordEvery has passed, whichever comes first; a
+// Batching parameters. A batch goes to the database when it holds
+// batchSize checks or flushEvery has passed, whichever comes first; a
 // batch that fails is retried with backoff while checks keep accumulating,
-// up to recordMaxPending, after which producers wait (backpressure bounds
+// up to maxPending, after which producers wait (backpressure bounds
 // memory while the database is away, and keeps a sweep's memory flat when
 // checks outpace the database).
 const (
-	recordBatch      = 5000
-	recordEvery      = 200 * time.Millisecond
-	recordMaxPending = 50_000
-	recordRetryMin   = 200 * time.Millisecond
-	recordRetryMax   = 5 * time.Second
+	batchSize  = 5000
+	flushEvery = 200 * time.Millisecond
+	maxPending = 50_000
+	RetryMin   = 200 * time.Millisecond
+	RetryMax   = 5 * time.Second
 )
 
-// ErrRecorderClosed is returned by Add after Close.
-var ErrRecorderClosed = errors.New("recorder closed")
+// ErrClosed is returned by Add after Close.
+var ErrClosed = errors.New("recorder closed")
 
-// CheckWriter is what a Recorder writes to; *store.Store is one.
-type CheckWriter interface {
-	WriteChecks(ctx context.Context, checks []store.Check) error
+// Writer is what a Recorder writes to; *store.Store is one. WriteChecks
+// writes a batch in one transaction and returns how many of its checks it
+// left out because their fence no longer held (their work was taken over).
+type Writer interface {
+	WriteChecks(ctx context.Context, checks []store.Check) (fenced int, err error)
 }
 
 // Recorder writes checks to the database in batches from one goroutine, so
@@ -43,7 +48,7 @@ type CheckWriter interface {
 // went away, a connection was killed) they stay pending and are written
 // when it answers again.
 type Recorder struct {
-	w   CheckWriter
+	w   Writer
 	log *slog.Logger
 
 	// ctx governs writes; Close cancels it when its own context ends.
@@ -56,6 +61,7 @@ type Recorder struct {
 	added   int64 // checks ever added
 	written int64 // checks ever settled (a prefix of added): written or dropped
 	dropped int64 // checks the database refused as data
+	fenced  int64 // checks left out: their work was taken over
 	closed  bool
 	lastErr error
 	syncs   []syncReq
@@ -69,9 +75,9 @@ type syncReq struct {
 	ch   chan struct{}
 }
 
-// NewRecorder starts a recorder writing to w. Close it to write what is
-// pending and stop its goroutine.
-func NewRecorder(w CheckWriter, log *slog.Logger) *Recorder {
+// New starts a recorder writing to w. Close it to write what is pending
+// and stop its goroutine.
+func New(w Writer, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -82,33 +88,33 @@ func NewRecorder(w CheckWriter, log *slog.Logger) *Recorder {
 	return r
 }
 
-// Add queues a check. It blocks while recordMaxPending checks are waiting
+// Add queues a check. It blocks while maxPending checks are waiting
 // for the database, until they are written or ctx ends.
 func (r *Recorder) Add(ctx context.Context, c store.Check) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.pending) >= recordMaxPending {
+	if len(r.pending) >= maxPending {
 		stop := context.AfterFunc(ctx, func() {
 			r.mu.Lock()
 			r.space.Broadcast()
 			r.mu.Unlock()
 		})
 		defer stop()
-		for len(r.pending) >= recordMaxPending && !r.closed && ctx.Err() == nil {
+		for len(r.pending) >= maxPending && !r.closed && ctx.Err() == nil {
 			r.space.Wait()
 		}
 	}
 	if r.closed {
-		return ErrRecorderClosed
+		return ErrClosed
 	}
-	if len(r.pending) >= recordMaxPending {
+	if len(r.pending) >= maxPending {
 		return ctx.Err() // gave up waiting for room
 	}
 	// A completed check is kept even when ctx has ended (a shutdown):
 	// ctx only bounds the wait for room.
 	r.pending = append(r.pending, c)
 	r.added++
-	if len(r.pending) >= recordBatch {
+	if len(r.pending) >= batchSize {
 		r.wake()
 	}
 	return nil
@@ -148,12 +154,19 @@ func (r *Recorder) Sync(ctx context.Context) error {
 	}
 }
 
-// Stats returns how many checks were added, written and dropped (refused
-// by the database as data) so far.
-func (r *Recorder) Stats() (added, written, dropped int64) {
+// Stats are a recorder's counts of checks so far.
+type Stats struct {
+	// Added checks were handed to Add; Written were stored; Dropped were
+	// refused by the database as data; Fenced were left out because the
+	// work they belonged to was taken over by another sentry.
+	Added, Written, Dropped, Fenced int64
+}
+
+// Stats returns the recorder's counts so far.
+func (r *Recorder) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.added, r.written - r.dropped, r.dropped
+	return Stats{Added: r.added, Written: r.written - r.dropped - r.fenced, Dropped: r.dropped, Fenced: r.fenced}
 }
 
 // Close stops accepting checks and writes what is pending, retrying failed
@@ -179,7 +192,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 
 func (r *Recorder) loop() {
 	defer close(r.done)
-	tick := time.NewTicker(recordEvery)
+	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
 	backoff := time.Duration(0)
 	for {
@@ -191,7 +204,7 @@ func (r *Recorder) loop() {
 		}
 		for {
 			r.mu.Lock()
-			n := min(len(r.pending), recordBatch)
+			n := min(len(r.pending), batchSize)
 			batch := r.pending[:n:n]
 			closed := r.closed
 			r.mu.Unlock()
@@ -201,8 +214,12 @@ func (r *Recorder) loop() {
 				}
 				break
 			}
-			err := r.w.WriteChecks(r.ctx, batch)
+			fenced, err := r.w.WriteChecks(r.ctx, batch)
 			r.mu.Lock()
+			if err == nil && fenced > 0 {
+				r.fenced += int64(fenced)
+				r.log.Warn("checks of work another sentry took over were not written", "checks", fenced)
+			}
 			if err == nil {
 				// Copy the rest down so the backing array does not grow
 				// without bound over a long daemon life.
@@ -237,7 +254,7 @@ func (r *Recorder) loop() {
 			if r.ctx.Err() != nil {
 				return
 			}
-			backoff = min(max(2*backoff, recordRetryMin), recordRetryMax)
+			backoff = min(max(2*backoff, RetryMin), RetryMax)
 			r.log.Warn("writing checks failed; keeping them and retrying", "pending", r.pendingLen(), "retry_in", backoff, "err", err)
 			t := time.NewTimer(backoff)
 			select {
@@ -277,39 +294,15 @@ func isDataError(err error) bool {
 	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
 }
 
-// finishRun records a run's end, retrying while the database is away until
-// ctx ends: a run must not stay "running" because of a passing outage.
-func finishRun(ctx context.Context, d *Deps, runID int64, outcome, reason string) error {
-	return retryDB(ctx, d.Logger.With("run", runID), "recording the end of the run", 0, func() error {
-		return d.Store.FinishRun(ctx, runID, outcome, reason)
-	})
-}
-
-// processAlive reports whether pid is a live process on this host.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// closeStaleRuns records as failed the runs of dead sentry processes on
-// this host, and as interrupted the shared runs no running sentry can
-// finish (their creator and every daemon gone for a lease): with
-// `sentry sweep` from system cron and no daemon, nobody else would. Best
-// effort: a failure is logged, never fatal.
-func closeStaleRuns(ctx context.Context, d *Deps) {
-	n, err := d.Store.FailStaleRuns(ctx, processAlive)
-	if err != nil {
-		d.Logger.Warn("could not close the runs of ended processes", "err", err)
-	} else if n > 0 {
-		d.Logger.Warn("closed runs left open by ended processes", "runs", n)
-	}
-	n, err = d.Store.RunsWithoutWorkers(ctx, d.Config.Cluster.Lease.D())
-	if err != nil {
-		d.Logger.Warn("could not close the runs no sentry is left to finish", "err", err)
-	} else if n > 0 {
-		d.Logger.Warn("closed as interrupted the runs no sentry is left to finish", "runs", n)
+// Check is the record of one check: res, of the file at path of release
+// releaseID (0 and "" for a check of the mirror itself), made with method
+// at at, from vantage. The engine's Row.Record sets its run, mirror and
+// fence.
+func Check(res checks.Result, releaseID int64, path, method string, at time.Time, vantage string) store.Check {
+	return store.Check{
+		ReleaseID: releaseID, Path: path, CheckedAt: at, Vantage: vantage, Method: method,
+		Result: string(res.Kind), Status: res.Status, Bytes: res.Bytes, Hashed: res.Hashed, Duration: res.Duration,
+		Attempts: res.Attempts, CacheStatus: res.CacheStatus, Detail: res.Detail, ETag: res.ETag,
+		LastModified: res.LastModified, Size: res.Bytes,
 	}
 }

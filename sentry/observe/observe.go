@@ -1,4 +1,8 @@
-package sentry
+// Package observe is how primes and sweeps tell the rest of sentry what
+// they do as they do it: every check, mirror state change, guard activation
+// and run end. The metrics (package metrics), the webhook notifications
+// (package notify) and a command's progress line implement Observer.
+package observe
 
 import (
 	"time"
@@ -63,8 +67,8 @@ type RunEvent struct {
 	Finished time.Time
 }
 
-// Observers fans events out to several observers; nil entries are skipped.
-func Observers(obs ...Observer) Observer {
+// All fans events out to several observers; nil entries are skipped.
+func All(obs ...Observer) Observer {
 	var out multiObserver
 	for _, o := range obs {
 		if o != nil {
@@ -100,16 +104,19 @@ func (m multiObserver) RunFinished(e RunEvent) {
 	}
 }
 
-// observer returns d.Observer, or one that ignores everything.
-func (d *Deps) observer() Observer {
-	if d.Observer == nil {
-		return multiObserver(nil)
+// Nop is an Observer that ignores everything.
+var Nop Observer = multiObserver(nil)
+
+// Or returns o, or Nop when o is nil.
+func Or(o Observer) Observer {
+	if o == nil {
+		return Nop
 	}
-	return d.Observer
+	return o
 }
 
-// verifiedBytes is what a check verified by hashing.
-func verifiedBytes(r checks.Result) int64 {
+// VerifiedBytes is what a check verified by hashing.
+func VerifiedBytes(r checks.Result) int64 {
 	if r.Kind == checks.KindOK && r.Hashed && r.Bytes > 0 {
 		return r.Bytes
 	}

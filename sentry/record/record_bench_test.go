@@ -1,4 +1,4 @@
-package sentry_test
+package record_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/record"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -16,9 +16,9 @@ import (
 
 type countingWriter struct{ n atomic.Int64 }
 
-func (w *countingWriter) WriteChecks(_ context.Context, cs []store.Check) error {
+func (w *countingWriter) WriteChecks(_ context.Context, cs []store.Check) (int, error) {
 	w.n.Add(int64(len(cs)))
-	return nil
+	return 0, nil
 }
 
 func benchCheck(i int) store.Check {
@@ -31,7 +31,7 @@ func benchCheck(i int) store.Check {
 // from many goroutines (the batching alone: the writer discards).
 func BenchmarkRecorderAdd(b *testing.B) {
 	w := &countingWriter{}
-	rec := sentry.NewRecorder(w, nil)
+	rec := record.New(w, nil)
 	c := benchCheck(1)
 	ctx := context.Background()
 	b.ReportAllocs()

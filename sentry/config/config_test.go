@@ -1,4 +1,4 @@
-package sentry
+package config
 
 import (
 	"errors"
@@ -25,13 +25,13 @@ checks:
 `
 
 func TestConfigExampleLoads(t *testing.T) {
-	cfg, err := LoadConfig(filepath.Join("..", "config.yaml.example"), noEnv)
+	cfg, err := Load(filepath.Join("..", "..", "config.yaml.example"), noEnv)
 	if err != nil {
 		t.Fatalf("config.yaml.example does not load: %v", err)
 	}
 	// The example documents the defaults: where it sets a key, the value
 	// should be the default, or the example is lying about it.
-	def := DefaultConfig()
+	def := Default()
 	if cfg.Checks.PerMirrorConcurrency != def.Checks.PerMirrorConcurrency ||
 		cfg.Guard.MaxDownFraction != def.Guard.MaxDownFraction ||
 		cfg.Sweep.DeepPeriod != def.Sweep.DeepPeriod ||
@@ -40,12 +40,12 @@ func TestConfigExampleLoads(t *testing.T) {
 		cfg.State != def.State ||
 		cfg.ShutdownGrace != def.ShutdownGrace ||
 		cfg.Releases.MaxManifestBytes != def.Releases.MaxManifestBytes {
-		t.Errorf("config.yaml.example disagrees with DefaultConfig:\n%+v\n%+v", cfg, def)
+		t.Errorf("config.yaml.example disagrees with Default:\n%+v\n%+v", cfg, def)
 	}
 }
 
 func TestConfigExampleDocumentsEveryKey(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "config.yaml.example"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "config.yaml.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestConfigExampleDocumentsEveryKey(t *testing.T) {
 }
 
 func TestConfigMinimal(t *testing.T) {
-	cfg, err := ParseConfig([]byte(minimalConfig), "c.yaml", noEnv)
+	cfg, err := Parse([]byte(minimalConfig), "c.yaml", noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestConfigEnvironmentOverridesSecrets(t *testing.T) {
 		EnvHookSecret:    "hook-s3cret-0123456789",
 		EnvTriggerSecret: "trigger-s3cret-0123456789",
 	}
-	cfg, err := ParseConfig([]byte(minimalConfig), "c.yaml", func(k string) string { return env[k] })
+	cfg, err := Parse([]byte(minimalConfig), "c.yaml", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,12 +185,12 @@ sweep:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseConfig([]byte(tt.yaml), "c.yaml", noEnv)
+			_, err := Parse([]byte(tt.yaml), "c.yaml", noEnv)
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if !errors.Is(err, ErrConfig) {
-				t.Errorf("error does not wrap ErrConfig: %v", err)
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid: %v", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -206,7 +206,7 @@ sweep:
 
 func TestConfigBadDatabaseURLHidesPassword(t *testing.T) {
 	y := strings.Replace(minimalConfig, "postgres://sentry:hunter2@db.example.org:5433/bouncer", "postgres://sentry:hunter2@db.example.org:notaport/bouncer", 1)
-	_, err := ParseConfig([]byte(y), "c.yaml", noEnv)
+	_, err := Parse([]byte(y), "c.yaml", noEnv)
 	if err == nil || !strings.Contains(err.Error(), "database.url") {
 		t.Fatalf("want a database.url error, got %v", err)
 	}
@@ -216,8 +216,8 @@ func TestConfigBadDatabaseURLHidesPassword(t *testing.T) {
 }
 
 func TestConfigMissingFile(t *testing.T) {
-	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"), noEnv)
-	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "nope.yaml does not exist") {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), noEnv)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nope.yaml does not exist") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -288,7 +288,7 @@ func TestConfigSourceAddress(t *testing.T) {
 			if tt.value != "" {
 				y += "  source_address: " + tt.value + "\n"
 			}
-			cfg, err := ParseConfig([]byte(y), "c.yaml", noEnv)
+			cfg, err := Parse([]byte(y), "c.yaml", noEnv)
 			if err != nil {
 				t.Fatal(err)
 			}

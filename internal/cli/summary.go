@@ -1,4 +1,4 @@
-package sentry
+package cli
 
 import (
 	"encoding/json"
@@ -9,23 +9,29 @@ import (
 	"unicode/utf8"
 
 	"github.com/mirrorsentry/sentry/internal/humanize"
+	"github.com/mirrorsentry/sentry/sentry/prime"
+	"github.com/mirrorsentry/sentry/sentry/sweep"
 )
 
-// WritePrimeJSON writes the report as the JSON document README.md
-// documents.
-func WritePrimeJSON(w io.Writer, r *PrimeReport) error {
+// writeJSON writes a report as one indented JSON document (the shapes
+// README.md documents).
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(v)
 }
 
-// WritePrimeTable writes the per-mirror summary as a table that fits an
+// writePrimeTable writes the per-mirror summary as a table that fits an
 // 80-column terminal, then the run's outcome and anything not marked.
-func WritePrimeTable(w io.Writer, r *PrimeReport) error {
+func writePrimeTable(w io.Writer, r *prime.Report) error {
 	const head = "%-16s %-7s %-7s %5s %5s %9s %6s %s\n"
 	var b strings.Builder
-	fmt.Fprintf(&b, "release %s: %d files, %d locations, %d mirrors (run %d)\n\n",
+	fmt.Fprintf(&b, "release %s: %d files, %d locations, %d mirrors (run %d)\n",
 		r.Release, r.Files, r.Locations, len(r.Mirrors), r.RunID)
+	if r.Joined {
+		fmt.Fprintf(&b, "(a prime of %s was already running: this command helped and waited)\n", r.Release)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, head, "MIRROR", "MODE", "STATE", "OK", "FAIL", "VERIFIED", "TIME", "FIRST FAILURE")
 	var ok, failed int
 	var bytes int64
@@ -45,16 +51,12 @@ func WritePrimeTable(w io.Writer, r *PrimeReport) error {
 	}
 	fmt.Fprintf(&b, "\n%d files verified, %d failed, %s verified in this run\n", ok, failed, humanize.Bytes(bytes))
 	for _, u := range r.Unresolved {
-		fmt.Fprintf(&b, "not marked: location %d %s: %s\n", u.LocationID, humanize.Clip(u.Path, 40), u.Reason)
+		b.WriteString(humanize.Wrap(fmt.Sprintf("not marked: location %d %s: %s", u.LocationID, humanize.Clip(u.Path, 40), u.Reason), 79, "    ") + "\n")
 	}
 	for _, p := range r.MissingProducts {
 		fmt.Fprintf(&b, "no bouncer product %q\n", p)
 	}
-	fmt.Fprintf(&b, "outcome: %s", r.Outcome)
-	if r.Reason != "" {
-		fmt.Fprintf(&b, ": %s", r.Reason)
-	}
-	b.WriteString("\n")
+	b.WriteString(outcomeLine(r.Outcome, r.Reason))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -71,15 +73,8 @@ func shortDuration(sec float64) string {
 	}
 }
 
-// WriteSweepJSON writes a sweep report as JSON.
-func WriteSweepJSON(w io.Writer, r *SweepReport) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
-
-// WriteSweepTable writes a sweep report as a table that fits 80 columns.
-func WriteSweepTable(w io.Writer, r *SweepReport) error {
+// writeSweepTable writes a sweep report as a table that fits 80 columns.
+func writeSweepTable(w io.Writer, r *sweep.Report) error {
 	const head = "%-16s %-5s %-5s %6s %6s %6s %5s %6s %s\n"
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (run %d): %d files behind active locations of %d releases, %d mirrors\n\n",
@@ -103,11 +98,17 @@ func WriteSweepTable(w io.Writer, r *SweepReport) error {
 		b.WriteString(line + humanize.Clip(first, 79-utf8.RuneCountInString(line)) + "\n")
 	}
 	b.WriteString("(* state changed in this sweep; SAME: unchanged since the last check)\n")
-	fmt.Fprintf(&b, "outcome: %s", r.Outcome)
-	if r.Reason != "" {
-		fmt.Fprintf(&b, ": %s", r.Reason)
-	}
-	b.WriteString("\n")
+	b.WriteString(outcomeLine(r.Outcome, r.Reason))
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// outcomeLine is a run's last line: its outcome and reason, wrapped to fit
+// 80 columns.
+func outcomeLine(outcome, reason string) string {
+	s := "outcome: " + outcome
+	if reason != "" {
+		s += ": " + reason
+	}
+	return humanize.Wrap(s, 79, "    ") + "\n"
 }

@@ -1,4 +1,7 @@
-package sentry
+// Package config is sentry's configuration: the YAML file, its defaults,
+// the environment overrides of secrets, and the checks that make a bad
+// value a clear error naming its key.
+package config
 
 import (
 	"bytes"
@@ -16,11 +19,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mirrorsentry/sentry/primer"
 )
 
-// ErrConfig is wrapped by every error of Load: the configuration file could
+// ErrInvalid is wrapped by every error of Load: the configuration file could
 // not be read, decoded or validated. The command line maps it to exit code 1.
-var ErrConfig = errors.New("configuration error")
+var ErrInvalid = errors.New("configuration error")
 
 // Environment variables that override secrets of the configuration file, so
 // that the file itself can be world-readable.
@@ -32,8 +37,8 @@ const (
 )
 
 // Config is sentry's whole configuration. Load fills it from a YAML file
-// over the defaults of DefaultConfig, then from the environment, then
-// validates it. The YAML keys are a contract (DESIGN.md section 4).
+// over the defaults of Default, then from the environment, then
+// validates it. The YAML keys are a contract (docs/CONTRACTS.md).
 type Config struct {
 	Database DatabaseConfig `yaml:"database"`
 	Master   MasterConfig   `yaml:"master"`
@@ -233,9 +238,9 @@ type NotifyConfig struct {
 	Timeout Duration `yaml:"timeout"`
 }
 
-// DefaultConfig returns a configuration holding every default; Load
+// Default returns a configuration holding every default; Load
 // decodes the file over it.
-func DefaultConfig() Config {
+func Default() Config {
 	return Config{
 		Database: DatabaseConfig{MaxConns: 8},
 		Releases: ReleasesConfig{
@@ -271,42 +276,43 @@ func DefaultConfig() Config {
 	}
 }
 
-// LoadConfig reads the YAML file at path over DefaultConfig, applies
+// Load reads the YAML file at path over Default, applies
 // environment overrides through getenv (os.Getenv when nil) and validates
 // the result. Unknown or mistyped keys are errors naming the file and line;
 // validation reports every problem at once, each naming its key. Every
-// error wraps ErrConfig.
-func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+// error wraps ErrInvalid.
+func Load(path string, getenv func(string) string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: config file %s does not exist (use --config FILE; config.yaml.example documents every key)", ErrConfig, path)
+			return nil, fmt.Errorf("%w: config file %s does not exist (use --config FILE; config.yaml.example documents every key)", ErrInvalid, path)
 		}
-		return nil, fmt.Errorf("%w: read config file: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: read config file: %w", ErrInvalid, err)
 	}
-	return ParseConfig(data, path, getenv)
+	return Parse(data, path, getenv)
 }
 
-// ParseConfig is LoadConfig on file contents already read; name is used in
+// Parse is Load on file contents already read; name is used in
 // errors.
-func ParseConfig(data []byte, name string, getenv func(string) string) (*Config, error) {
+func Parse(data []byte, name string, getenv func(string) string) (*Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	cfg := DefaultConfig()
+	cfg := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %s", ErrConfig, yamlError(name, err))
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, yamlError(name, err))
 	}
 	// A second document in the file is almost certainly a mistake.
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, fmt.Errorf("%w: %s:%d: a second YAML document; the configuration is one document", ErrConfig, name, extra.Line)
+		return nil, fmt.Errorf("%w: %s:%d: a second YAML document; the configuration is one document", ErrInvalid, name, extra.Line)
 	}
 	cfg.applyEnv(getenv)
+	cfg.normalize()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, name, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, name, err)
 	}
 	return &cfg, nil
 }
@@ -355,9 +361,14 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	}
 }
 
+// normalize brings values into the one form the rest of sentry expects: a
+// master URL without a trailing slash.
+func (c *Config) normalize() {
+	c.Master.URL = strings.TrimRight(c.Master.URL, "/")
+}
+
 // Validate checks every key and returns all problems at once, joined, each
-// a sentence naming its key. Normalisations (a trailing slash on master.url)
-// are applied in place.
+// a sentence naming its key. It changes nothing.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -376,7 +387,6 @@ func (c *Config) Validate() error {
 	} else if err := checkHTTPURL(c.Master.URL); err != nil {
 		add("master.url %w", err)
 	}
-	c.Master.URL = strings.TrimRight(c.Master.URL, "/")
 
 	switch {
 	case c.Releases.Dir == "":
@@ -547,5 +557,31 @@ func (c *Config) UserAgent() string {
 }
 
 // Version is sentry's version, set at build time with
-// -ldflags "-X github.com/mirrorsentry/sentry/sentry.Version=...".
+// -ldflags "-X github.com/mirrorsentry/sentry/sentry/config.Version=...".
 var Version = "0.1.0-dev"
+
+// ReleaseDir is the release directory of release, with a trailing slash.
+func (c *Config) ReleaseDir(release string) string {
+	d := strings.ReplaceAll(c.Releases.Dir, "{release}", release)
+	if !strings.HasSuffix(d, "/") {
+		d += "/"
+	}
+	return d
+}
+
+// ManifestURL is where release's manifest is read from.
+func (c *Config) ManifestURL(release string) string {
+	if strings.Contains(c.Releases.Manifest, "://") {
+		return strings.ReplaceAll(c.Releases.Manifest, "{release}", url.PathEscape(release))
+	}
+	return primer.FileURL(c.Master.URL, c.ReleaseDir(release), c.Releases.Manifest)
+}
+
+// ProductNames are the bouncer product names of release.
+func (c *Config) ProductNames(release string) []string {
+	out := make([]string, len(c.Releases.Products))
+	for i, p := range c.Releases.Products {
+		out[i] = strings.ReplaceAll(p, "{release}", release)
+	}
+	return out
+}

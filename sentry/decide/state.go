@@ -1,0 +1,93 @@
+package decide
+
+import (
+	"fmt"
+
+	"github.com/mirrorsentry/sentry/checks"
+)
+
+// Mirror states, the words of sentry_mirror_state.state.
+const (
+	Up   = "up"
+	Down = "down"
+)
+
+// FailedWholesale says whether a mirror failed a run as a whole: it was
+// unreachable, or files were checked and none is present while every
+// failure was transient — the mirror is in trouble, not its files. present
+// counts the files found present; failures counts the failed files by
+// kind.
+func FailedWholesale(reachable bool, present int, failures map[checks.Kind]int) bool {
+	if !reachable {
+		return true
+	}
+	if present > 0 || len(failures) == 0 {
+		return false
+	}
+	for k, n := range failures {
+		if n > 0 && !k.Transient() {
+			return false // the mirror answers; its files are missing or wrong
+		}
+	}
+	return true
+}
+
+// State is a mirror's state across sweeps: up or down, and the streak of
+// failed or good sweeps that hysteresis counts.
+type State struct {
+	State      string
+	FailStreak int
+	OkStreak   int
+}
+
+// Hysteresis is the configured number of failed sweeps that take a mirror
+// down (state.down_after) and of good sweeps that bring it back
+// (state.up_after).
+type Hysteresis struct {
+	DownAfter, UpAfter int
+}
+
+// Step is one sweep's effect on a mirror's state.
+type Step struct {
+	Next State
+	// From is the state before when the state changed, "" otherwise.
+	From string
+	// prefix and suffix frame the sweep's reason (Reason).
+	prefix, suffix string
+}
+
+// Reason is the sweep's reason for the mirror (what it found) framed by
+// what the step did: "down after 2 failed sweeps: …", "…; failed sweep 1
+// of 2 before down", "…; not counted: <guard>".
+func (s Step) Reason(found string) string {
+	return s.prefix + found + s.suffix
+}
+
+// Next is a sweep's step on a mirror in state prev: a failed sweep
+// (failed) counts towards going down, a good one towards coming back;
+// while the guard holds (guard not ""), a failed sweep counts for
+// nothing.
+func (h Hysteresis) Next(prev State, failed bool, guard string) Step {
+	st := Step{Next: prev}
+	switch {
+	case failed && guard != "":
+		st.suffix = "; not counted: " + guard
+	case failed:
+		st.Next.FailStreak, st.Next.OkStreak = prev.FailStreak+1, 0
+		if prev.State == Up && st.Next.FailStreak >= h.DownAfter {
+			st.Next.State, st.From = Down, Up
+			st.prefix = fmt.Sprintf("down after %d failed sweeps: ", st.Next.FailStreak)
+		} else if prev.State == Up {
+			st.suffix = fmt.Sprintf("; failed sweep %d of %d before down", st.Next.FailStreak, h.DownAfter)
+		}
+	default:
+		st.Next.OkStreak, st.Next.FailStreak = prev.OkStreak+1, 0
+		if prev.State == Down && st.Next.OkStreak >= h.UpAfter {
+			st.Next.State, st.From = Up, Down
+			st.prefix = fmt.Sprintf("up after %d good sweeps: ", st.Next.OkStreak)
+		} else if prev.State == Down {
+			st.suffix = fmt.Sprintf("; good sweep %d of %d before up", st.Next.OkStreak, h.UpAfter)
+		}
+	}
+	return st
+}

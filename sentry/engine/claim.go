@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// How a row is claimed.
+//
+// A row is claimable by a worker when its run is running and planned, no
+// one holds it (or its holder's lease ran out), this worker's vantage
+// point has something to do on it (check the mirror's reachability from
+// here, or its files, unless the mirror was unreachable from here), and
+// the worker is not its last holder (a worker never claims a row back from
+// itself: its own copy of the work may still be running).
+//
+// A mirror is held by one row at a time, whatever run the row belongs to:
+// a prime, a scheduled sweep and a manual sweep of the same mirror are
+// worked one after the other, by whichever sentries claim them, so that
+// the per-mirror caps (checks.per_mirror_concurrency and
+// sentry_mirror_settings.max_concurrency, enforced within a row) hold
+// across every sentry and every run at once. Primes come first: a prime's
+// rows are claimed before a sweep's, so a new release is not kept waiting
+// behind a sweep of every mirror.
+//
+// Claiming is one transaction:
+//  1. the candidate rows, in order (primes first; rows whose files are
+//     still to do first; then by run and position), locked with FOR
+//     UPDATE SKIP LOCKED so that concurrent claimers take different rows;
+//  2. a transaction-scoped advisory lock on each candidate's mirror, tried
+//     without waiting: a mirror another claimer is claiming right now is
+//     skipped;
+//  3. with those locks held, a fresh look (a new statement sees every claim
+//     committed before the locks were taken) at which of the mirrors are
+//     held by another row with a live lease;
+//  4. the first candidates of free, distinct mirrors, up to n, become this
+//     worker's: claimed_by, lease_until and claims (the fence token) + 1.
+//
+// The claims of one worker never exceed its slots: claiming and the
+// worker's own bookkeeping of what it holds happen under one lock
+// (Worker.claiming), including the claims of a run's creator.
+
+// lockMirror is the first key of the advisory locks taken on mirrors while
+// claiming (the second is the mirror's id).
+const lockMirror = 0x73656e74 // "sent"
+
+// claim claims up to n rows (of run runID only, when not 0) for w, in q
+// (a transaction: the locks of steps 2 and 3 last until it ends), and
+// returns them.
+func (e *Engine) claim(ctx context.Context, tx pgx.Tx, w *Worker, runID int64, n int) ([]*Row, error) {
+	// 1. Candidates. The held-mirror test here uses the statement's
+	// snapshot; it only spares step 3 obvious losers.
+	rows, err := tx.Query(ctx, `
+		SELECT w.run_id, w.mirror_id
+		FROM sentry_work w JOIN sentry_runs r ON r.id = w.run_id
+		WHERE NOT w.done AND r.outcome = 'running' AND r.ready AND ($3 = 0 OR w.run_id = $3)
+		  AND (w.claimed_by IS NULL OR w.lease_until < now()) AND w.claimed_by IS DISTINCT FROM $1
+		  AND ($2 = ANY (w.needs) OR (NOT w.files_done AND NOT $2 = ANY (w.not_from)))
+		  AND NOT EXISTS (SELECT 1 FROM sentry_work o WHERE o.mirror_id = w.mirror_id AND o.run_id <> w.run_id
+		      AND NOT o.done AND o.claimed_by IS NOT NULL AND o.lease_until >= now())
+		ORDER BY r.kind = 'prime' DESC, w.files_done, w.run_id, w.seq
+		LIMIT $4
+		FOR UPDATE OF w SKIP LOCKED`, w.id, e.opts.Vantage, runID, 4*n)
+	if err != nil {
+		return nil, err
+	}
+	cands, err := pgx.CollectRows(rows, pgx.RowToStructByPos[WorkKey])
+	if err != nil || len(cands) == 0 {
+		return nil, err
+	}
+	mirrors := make([]int32, 0, len(cands))
+	seen := map[int]bool{}
+	for _, c := range cands {
+		if !seen[c.MirrorID] {
+			seen[c.MirrorID] = true
+			mirrors = append(mirrors, int32(c.MirrorID))
+		}
+	}
+	// 2. Lock the mirrors, skipping those another claimer has.
+	rows, err = tx.Query(ctx, `SELECT m FROM unnest($1::int[]) m WHERE pg_try_advisory_xact_lock($2, m)`, mirrors, lockMirror)
+	if err != nil {
+		return nil, err
+	}
+	locked, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, err
+	}
+	// 3. Which of them are held now, by rows other than the candidates.
+	rows, err = tx.Query(ctx, `SELECT DISTINCT o.mirror_id FROM sentry_work o
+		WHERE o.mirror_id = ANY ($1) AND NOT o.done AND o.claimed_by IS NOT NULL AND o.lease_until >= now()`, locked)
+	if err != nil {
+		return nil, err
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, err
+	}
+	free := map[int]bool{}
+	for _, m := range locked {
+		free[int(m)] = true
+	}
+	for _, m := range held {
+		delete(free, int(m))
+	}
+	// 4. Claim the first candidate of each free mirror.
+	var runIDs []int64
+	var mirrorIDs []int32
+	for _, c := range cands {
+		if len(runIDs) == n {
+			break
+		}
+		if free[c.MirrorID] {
+			delete(free, c.MirrorID)
+			runIDs = append(runIDs, c.RunID)
+			mirrorIDs = append(mirrorIDs, int32(c.MirrorID))
+		}
+	}
+	if len(runIDs) == 0 {
+		return nil, nil
+	}
+	rows, err = tx.Query(ctx, `
+		UPDATE sentry_work w SET claimed_by = $1, lease_until = now() + $2::interval, claims = w.claims + 1
+		FROM sentry_runs r
+		WHERE r.id = w.run_id AND (w.run_id, w.mirror_id) IN (SELECT * FROM unnest($3::bigint[], $4::int[]))
+		RETURNING w.run_id, w.mirror_id, r.kind, r.started_at, r.params, $5 = ANY (w.needs), NOT w.files_done, w.claims`,
+		w.id, e.opts.Lease, runIDs, mirrorIDs, e.opts.Vantage)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Row, error) {
+		row := &Row{rec: w.rec, lease: e.opts.Lease}
+		err := r.Scan(&row.Run.ID, &row.MirrorID, &row.Run.Kind, &row.Run.StartedAt, &row.Run.Params,
+			&row.Reach, &row.Files, &row.Claims)
+		row.fence = rowFence{run: row.Run.ID, mirror: row.MirrorID, token: row.Claims}
+		return row, err
+	})
+}
+
+// WorkKey names a work row.
+type WorkKey struct {
+	RunID    int64
+	MirrorID int
+}
+
+// claimOnce claims what w has room for, in a transaction of its own.
+func (e *Engine) claimOnce(ctx context.Context, w *Worker) ([]*Row, error) {
+	return w.claiming(func(free int) ([]*Row, error) {
+		if free <= 0 {
+			return nil, nil
+		}
+		var rows []*Row
+		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) (err error) {
+			rows, err = e.claim(ctx, tx, w, w.onlyRun(), free)
+			return err
+		})
+		if err != nil {
+			return nil, e.wrap("claim work", err)
+		}
+		return rows, nil
+	})
+}

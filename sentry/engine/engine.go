@@ -1,0 +1,136 @@
+// Package engine runs primes and sweeps as shared work: every run is one
+// sentry_runs row and one sentry_work row per mirror, and every sentry on
+// the database works the rows together. The engine owns the runs and their
+// rows — creating, claiming, leasing, heartbeats, giving back, taking
+// over, judging once, ending, retrying the writes that matter — and knows
+// the jobs (package prime, package sweep) only through the Job interface.
+//
+// Where to look:
+//   - drive.go: a run from start to end, as a command or the daemon asks for
+//     it (one driver for every job);
+//   - runs.go: recording runs, their work, their end;
+//   - claim.go: how a row is claimed, and why a mirror is held by one row at
+//     a time, whatever run it belongs to;
+//   - lease.go: heartbeats, self-fencing and the fences that guard writes;
+//   - judge.go: a run's last step, done once, retried when it fails;
+//   - worker.go: one process's share of the work.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mirrorsentry/sentry/sentry/observe"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// Engine is the run engine of one process: the jobs it knows, how it
+// leases work, and the database. Build it with New; make a Worker with
+// NewWorker (a daemon) or let Drive make one (a command).
+type Engine struct {
+	opts  Options
+	store *store.Store
+	pool  *pgxpool.Pool
+	log   *slog.Logger
+	obs   observe.Observer
+}
+
+// Options configure an Engine. Zero fields take the defaults of
+// WithDefaults.
+type Options struct {
+	// Jobs are the kinds of run this process can work, by kind
+	// (sentry_runs.kind).
+	Jobs map[string]Job
+	// Vantage is this process's vantage point.
+	Vantage string
+	// Lease is how long a claimed row stays this process's without a
+	// heartbeat (cluster.lease). Heartbeats come every third of it, and
+	// work on a row stops by itself once two thirds have passed without
+	// one (self-fencing), before anyone else may take the row over.
+	Lease time.Duration
+	// Poll is how often an idle worker looks for work when no
+	// notification comes (cluster.poll).
+	Poll time.Duration
+	// Slots is how many rows (mirrors) a worker holds at once.
+	Slots int
+	// JudgeFor bounds how long a run whose rows are all done may wait for
+	// its judgement (retried while it fails) before it ends as failed.
+	JudgeFor time.Duration
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
+	// Observer is told of every run that ends; nil: nobody.
+	Observer observe.Observer
+}
+
+// WithDefaults returns o with every zero field set to its default.
+func (o Options) WithDefaults() Options {
+	if o.Vantage == "" {
+		o.Vantage = "default"
+	}
+	if o.Lease <= 0 {
+		o.Lease = 30 * time.Second
+	}
+	if o.Poll <= 0 {
+		o.Poll = 5 * time.Second
+	}
+	if o.Slots <= 0 {
+		o.Slots = 16
+	}
+	if o.JudgeFor <= 0 {
+		o.JudgeFor = max(10*time.Minute, 20*o.Lease)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = observe.Nop
+	}
+	return o
+}
+
+// validate checks o, changing nothing.
+func (o Options) validate() error {
+	if len(o.Jobs) == 0 {
+		return errors.New("engine: no jobs")
+	}
+	if o.Poll > o.Lease {
+		return fmt.Errorf("engine: poll %s longer than the lease %s", o.Poll, o.Lease)
+	}
+	return nil
+}
+
+// New builds an engine over st.
+func New(st *store.Store, o Options) (*Engine, error) {
+	o = o.WithDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return &Engine{opts: o, store: st, pool: st.Pool(), log: o.Logger, obs: o.Observer}, nil
+}
+
+// job returns the job of a run kind.
+func (e *Engine) job(kind string) (Job, error) {
+	j, ok := e.opts.Jobs[kind]
+	if !ok {
+		return nil, fmt.Errorf("run kind %q is not one this sentry knows (an older version?)", kind)
+	}
+	return j, nil
+}
+
+// wrap adds context to a database error, through the store's wrapping
+// (which never shows the password and keeps the chain).
+func (e *Engine) wrap(what string, err error) error {
+	return e.store.Wrap(what, err)
+}
+
+// detached is ctx without its cancellation, bounded by d: for the writes
+// that must happen even as a run is being stopped (a run's end, a row
+// given back).
+func detached(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}

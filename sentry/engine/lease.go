@@ -1,0 +1,291 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// Leases, heartbeats and fences.
+//
+// A claimed row is its worker's for cluster.lease from the claim; the
+// worker's heartbeat, every third of a lease, renews the rows it works on
+// (and the runs it judges), and gives back in the same statement any row
+// the database says it holds but it does not work on (a give-back that
+// failed during an outage). A row the heartbeat no longer finds held was
+// taken over: its work is cancelled.
+//
+// Fencing. Every claim changes the row's token (sentry_work.claims; a
+// judging's is sentry_runs.judge_token). Everything written on a row's or a
+// judging's behalf — checks, marks, the row's completion, the run's end —
+// carries the token and is written only while it is still current,
+// checked in the write's own transaction (store.Fence). A worker whose
+// heartbeat has not succeeded for two thirds of a lease stops its own work
+// on its rows (self-fencing): their contexts are cancelled and every
+// request for them is refused before it is sent (checks.WithGuard), so that
+// a process paused or cut off past its lease never sends another request
+// for a row someone else may hold by then. Validity is measured on this
+// process's monotonic clock from the moment the last successful heartbeat
+// (or the claim) was sent, which is never later than the database's own
+// start of the lease.
+
+// rowFence is the lease of one claimed row, with the token it was claimed
+// with.
+type rowFence struct {
+	run    int64
+	mirror int
+	token  int
+}
+
+func (f rowFence) FenceKey() string { return fmt.Sprintf("work %020d %010d", f.run, f.mirror) }
+
+func (f rowFence) Holds(ctx context.Context, tx pgx.Tx) (bool, error) {
+	return exists(tx.QueryRow(ctx, `SELECT 1 FROM sentry_work WHERE run_id = $1 AND mirror_id = $2 AND claims = $3 FOR SHARE`,
+		f.run, f.mirror, f.token))
+}
+
+// judgeFence is the lease of a run's judging, with its token.
+type judgeFence struct {
+	run   int64
+	token int
+}
+
+func (f judgeFence) FenceKey() string { return fmt.Sprintf("run %020d", f.run) }
+
+func (f judgeFence) Holds(ctx context.Context, tx pgx.Tx) (bool, error) {
+	return exists(tx.QueryRow(ctx, `SELECT 1 FROM sentry_runs WHERE id = $1 AND judge_token = $2 AND outcome = 'running' FOR SHARE`,
+		f.run, f.token))
+}
+
+func exists(row pgx.Row) (bool, error) {
+	var one int
+	err := row.Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+var (
+	_ store.Fence = rowFence{}
+	_ store.Fence = judgeFence{}
+)
+
+// errLapsed is why a row's requests are refused once its lease may have
+// run out.
+var errLapsed = errors.New("this sentry's lease on the work may have run out (no heartbeat for two thirds of cluster.lease)")
+
+// heldLease is what the heartbeat renews: a lease, with its token.
+type heldLease struct {
+	run    int64
+	mirror int // 0: the run's judging
+	token  int
+}
+
+// renew is one heartbeat: the instance is alive; the leases in held are
+// renewed; rows and judgings the database says the instance holds but
+// that are not in held are given back. It returns the leases that were
+// renewed, and how many it gave back.
+func (e *Engine) renew(ctx context.Context, id string, held []heldLease) (map[heldLease]bool, int, error) {
+	var runs, judgeRuns []int64
+	var mirrors []int32
+	var tokens, judgeTokens []int32
+	for _, h := range held {
+		if h.mirror == 0 {
+			judgeRuns, judgeTokens = append(judgeRuns, h.run), append(judgeTokens, int32(h.token))
+			continue
+		}
+		runs, mirrors, tokens = append(runs, h.run), append(mirrors, int32(h.mirror)), append(tokens, int32(h.token))
+	}
+	renewed := map[heldLease]bool{}
+	back := 0
+	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE sentry_instances SET last_seen = now(), stopped_at = NULL WHERE id = $1`, id); err != nil {
+			return err
+		}
+		// Judgings first, then rows: every writer takes run rows before
+		// work rows (store.Fence keys sort the same way).
+		rows, err := tx.Query(ctx, `
+			WITH mine AS (SELECT r.id, (r.id, r.judge_token) IN (SELECT * FROM unnest($3::bigint[], $4::int[])) AS keep
+			              FROM sentry_runs r WHERE r.judge_by = $1 AND r.outcome = 'running' ORDER BY r.id FOR UPDATE)
+			UPDATE sentry_runs r SET
+				judge_until = CASE WHEN mine.keep THEN now() + $2::interval END,
+				judge_by = CASE WHEN mine.keep THEN r.judge_by END
+			FROM mine WHERE r.id = mine.id
+			RETURNING r.id, r.judge_token, mine.keep`, id, e.opts.Lease, judgeRuns, judgeTokens)
+		if err != nil {
+			return err
+		}
+		if err := collectRenewed(rows, true, renewed, &back); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `
+			WITH mine AS (SELECT w.run_id, w.mirror_id,
+			                     (w.run_id, w.mirror_id, w.claims) IN (SELECT * FROM unnest($3::bigint[], $4::int[], $5::int[])) AS keep
+			              FROM sentry_work w WHERE w.claimed_by = $1 AND NOT w.done ORDER BY 1, 2 FOR UPDATE)
+			UPDATE sentry_work w SET
+				lease_until = CASE WHEN mine.keep THEN now() + $2::interval END,
+				claimed_by = CASE WHEN mine.keep THEN w.claimed_by END
+			FROM mine WHERE w.run_id = mine.run_id AND w.mirror_id = mine.mirror_id
+			RETURNING w.run_id, w.mirror_id, w.claims, mine.keep`, id, e.opts.Lease, runs, mirrors, tokens)
+		if err != nil {
+			return err
+		}
+		if err := collectRenewed(rows, false, renewed, &back); err != nil {
+			return err
+		}
+		if back > 0 {
+			_, err = tx.Exec(ctx, `SELECT pg_notify($1, 'released')`, WorkChannel)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, 0, e.wrap("heartbeat", err)
+	}
+	return renewed, back, nil
+}
+
+func collectRenewed(rows pgx.Rows, judging bool, renewed map[heldLease]bool, back *int) error {
+	defer rows.Close()
+	for rows.Next() {
+		var h heldLease
+		var keep bool
+		var err error
+		if judging {
+			err = rows.Scan(&h.run, &h.token, &keep)
+		} else {
+			err = rows.Scan(&h.run, &h.mirror, &h.token, &keep)
+		}
+		if err != nil {
+			return err
+		}
+		if keep {
+			renewed[h] = true
+		} else {
+			*back++
+		}
+	}
+	return rows.Err()
+}
+
+// giveBack returns a held row undone, for another to claim at once.
+func (e *Engine) giveBack(ctx context.Context, f rowFence, id string) error {
+	_, err := e.pool.Exec(ctx, `WITH back AS (UPDATE sentry_work SET claimed_by = NULL, lease_until = NULL
+		WHERE run_id = $1 AND mirror_id = $2 AND claims = $3 AND claimed_by = $4 AND NOT done RETURNING run_id)
+		SELECT pg_notify($5, run_id::text) FROM back`, f.run, f.mirror, f.token, id, WorkChannel)
+	return e.wrap("give back work", err)
+}
+
+// complete records what a worker did with a row it holds (fenced by its
+// token) and gives the row back, done or for another vantage point. It
+// returns false when the row was no longer the worker's: then nothing is
+// written.
+func (e *Engine) complete(ctx context.Context, f rowFence, id string, res Result) (bool, error) {
+	verdict, err := marshalOrNull(res.Verdict)
+	if err != nil {
+		return false, fmt.Errorf("encode verdict: %w", err)
+	}
+	var files []byte
+	if res.Files != nil {
+		if files, err = marshalOrNull(res.Files); err != nil {
+			return false, fmt.Errorf("encode result: %w", err)
+		}
+	}
+	ok := false
+	err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE sentry_work SET
+				needs = array_remove(needs, $5),
+				verdicts = CASE WHEN $6::jsonb = 'null' THEN verdicts ELSE verdicts || jsonb_build_object($5::text, $6::jsonb) END,
+				not_from = CASE WHEN $7 THEN array_append(array_remove(not_from, $5), $5) ELSE not_from END,
+				files_done = files_done OR $8::jsonb IS NOT NULL,
+				result = coalesce($8::jsonb, result),
+				done_by = CASE WHEN $8::jsonb IS NOT NULL THEN $4 ELSE done_by END,
+				claimed_by = NULL, lease_until = NULL
+			WHERE run_id = $1 AND mirror_id = $2 AND claims = $3 AND claimed_by = $4 AND NOT done`,
+			f.run, f.mirror, f.token, id, e.opts.Vantage, verdict, res.Unreachable, files)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		ok = true
+		if err := settle(ctx, tx, f.run, f.mirror); err != nil {
+			return err
+		}
+		// Work left on the row is for another vantage point: say so.
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2::bigint::text) FROM sentry_work
+			WHERE run_id = $2::bigint AND mirror_id = $3 AND NOT done`, WorkChannel, f.run, f.mirror)
+		return err
+	})
+	if err != nil {
+		return false, e.wrap("complete work", err)
+	}
+	return ok, nil
+}
+
+func marshalOrNull(v any) ([]byte, error) {
+	if v == nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal(v)
+}
+
+// settle marks done the rows of a run (one mirror's, or every one with
+// mirrorID 0) with nothing left to do: every vantage point checked
+// reachability, and the files are done or no vantage point can reach the
+// mirror. It announces the run when its last row is done.
+func settle(ctx context.Context, tx pgx.Tx, runID int64, mirrorID int) error {
+	if _, err := tx.Exec(ctx, `UPDATE sentry_work SET done = true, done_at = now()
+		WHERE run_id = $1 AND ($2 = 0 OR mirror_id = $2) AND NOT done AND claimed_by IS NULL
+		  AND cardinality(needs) = 0 AND (files_done OR (cardinality(vantages) > 0 AND vantages <@ not_from))`, runID, mirrorID); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2::bigint::text) WHERE NOT EXISTS (
+		SELECT 1 FROM sentry_work WHERE run_id = $2::bigint AND NOT done)`, WorkChannel, runID)
+	return err
+}
+
+// forgetGoneVantages drops from the open rows of running runs the vantage
+// points no working instance has any more (every instance of a region
+// stopped or died mid-run), so that the run can end without them. It
+// returns how many rows changed.
+func (e *Engine) forgetGoneVantages(ctx context.Context) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			WITH live AS (
+				SELECT r.id AS run_id, coalesce(array_agg(DISTINCT i.vantage) FILTER (WHERE i.id IS NOT NULL), '{}') AS v
+				FROM sentry_runs r
+				LEFT JOIN sentry_instances i ON i.stopped_at IS NULL AND i.last_seen > now() - $1::interval
+				     AND (i.role = 'daemon' OR i.id = r.instance)
+				WHERE r.outcome = 'running'
+				GROUP BY r.id)
+			UPDATE sentry_work w SET
+				needs = ARRAY(SELECT unnest(w.needs) INTERSECT SELECT unnest(live.v)),
+				vantages = ARRAY(SELECT unnest(w.vantages) INTERSECT SELECT unnest(live.v))
+			FROM live
+			WHERE w.run_id = live.run_id AND NOT w.done AND (w.claimed_by IS NULL OR w.lease_until < now())
+			  AND cardinality(w.vantages) > 0 AND NOT (w.vantages <@ live.v)`, e.opts.Lease)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		if _, err := tx.Exec(ctx, `UPDATE sentry_work SET done = true, done_at = now(), claimed_by = NULL, lease_until = NULL
+			WHERE NOT done AND (claimed_by IS NULL OR lease_until < now()) AND cardinality(needs) = 0
+			  AND (files_done OR (cardinality(vantages) > 0 AND vantages <@ not_from))`); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, 'forgot')`, WorkChannel)
+		return err
+	})
+	return n, e.wrap("forget gone vantage points", err)
+}
+
+// validFor is how long after its last renewal a lease is worked on:
+// two thirds of it. The last third is the margin within which a paused or
+// cut-off process stops before another may take the work over.
+func validFor(lease time.Duration) time.Duration { return lease * 2 / 3 }

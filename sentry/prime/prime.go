@@ -1,0 +1,481 @@
+// Package prime is the prime job: it makes every active mirror pull a
+// release's files (package primer does one mirror, by its mode), verifies
+// them, and marks the bouncer tables, as the engine's rows (one per mirror)
+// are worked by every sentry on the database.
+//
+// A mirror is marked as soon as its row is done, fenced by the row's
+// lease: a location is good when every file is verified, missing when one
+// is missing or wrong, in trouble otherwise (package decide). A mirror that
+// failed wholesale (nothing verified, only transient failures) is left to
+// the run's judgement, which applies the mass-failure guard over all such
+// mirrors at once before marking them down.
+package prime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/primer"
+	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/decide"
+	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/observe"
+	"github.com/mirrorsentry/sentry/sentry/record"
+	"github.com/mirrorsentry/sentry/sentry/release"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// Kind is the prime's run kind.
+const Kind = store.RunPrime
+
+// Key is the engine key of a release's prime: one prime of a release runs
+// at a time.
+func Key(rel string) string { return "prime " + rel }
+
+// Request is what a prime is asked for.
+type Request struct {
+	Release string `json:"release"`
+	// Force re-downloads files that an earlier run of the release already
+	// verified on a mirror (by default a re-run resumes).
+	Force bool `json:"force"`
+}
+
+// Job is the prime job. Its fields are what it works with; one Job serves
+// every prime of the process.
+type Job struct {
+	Config   *config.Config
+	Store    *store.Store
+	Client   *checks.Client
+	Logger   *slog.Logger
+	Observer observe.Observer
+	// Global caps this process's requests in flight across all mirrors
+	// (checks.concurrency).
+	Global *semaphore.Weighted
+}
+
+// params are what every worker of a prime needs to do its part, and what
+// its report says of the release.
+type params struct {
+	Request
+	ReleaseID       int64                `json:"release_id"`
+	Files           int                  `json:"files"`
+	Locations       int                  `json:"locations"`
+	Unresolved      []release.Unresolved `json:"unresolved_locations"`
+	MissingProducts []string             `json:"missing_products"`
+}
+
+// rowResult is one mirror's prime as its work row keeps it.
+type rowResult struct {
+	Sums MirrorSums `json:"sums"`
+	// Held is why marks other than good were held back (the master was
+	// unreachable when the mirror was marked).
+	Held string `json:"held,omitempty"`
+	// Gone: the mirror was deactivated or deleted since the run began.
+	Gone bool `json:"gone,omitempty"`
+}
+
+func (j *Job) resolver() *release.Resolver {
+	return &release.Resolver{Config: j.Config, Store: j.Store, Client: j.Client}
+}
+
+// Plan resolves the release from the master (its manifest recorded, its
+// locations mapped) and gives the prime a row per active mirror.
+func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
+	var req Request
+	if err := json.Unmarshal(run.Params, &req); err != nil {
+		return engine.Plan{}, fmt.Errorf("read the request of run %d: %w", run.ID, err)
+	}
+	if err := release.ValidateName(req.Release); err != nil {
+		return engine.Plan{}, err
+	}
+	p, err := j.resolver().Resolve(ctx, req.Release)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	mirrors, err := j.Store.ActiveMirrors(ctx)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	log := j.Logger.With("release", req.Release, "run", run.ID)
+	log.Info("prime started", "files", len(p.Files), "locations", len(p.Locations), "mirrors", len(mirrors),
+		"unresolved_locations", len(p.Unresolved))
+	for _, u := range p.Unresolved {
+		log.Warn("location not marked", "location", u.LocationID, "path", u.Path, "reason", u.Reason)
+	}
+	for _, n := range p.MissingProducts {
+		log.Warn("no bouncer product of this name", "product", n)
+	}
+	t, err := j.newTask(ctx, run, p, req.Force, mirrors)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	ids := make([]int, len(mirrors))
+	for i, m := range mirrors {
+		ids[i] = m.ID
+	}
+	return engine.Plan{
+		Params: params{Request: req, ReleaseID: p.Release.ID, Files: len(p.Files), Locations: len(p.Locations),
+			Unresolved: nonNil(p.Unresolved), MissingProducts: nonNil(p.MissingProducts)},
+		ReleaseID: p.Release.ID, Mirrors: ids, Task: t,
+	}, nil
+}
+
+// Interrupted is the reason of a prime stopped before its end: the mirrors
+// done are marked, and a re-run resumes.
+func (j *Job) Interrupted(cause error, done, total int) string {
+	return fmt.Sprintf("interrupted (%v) with %d of %d mirrors done; a re-run resumes", cause, done, total)
+}
+
+// Prepare builds what this process needs to prime mirrors for a run: the
+// release's plan from the manifest recorded when the run was planned.
+func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) {
+	var pp params
+	if err := json.Unmarshal(run.Params, &pp); err != nil {
+		return nil, fmt.Errorf("read the parameters of run %d: %w", run.ID, err)
+	}
+	p, err := j.resolver().Known(ctx, store.Release{ID: pp.ReleaseID, Name: pp.Release}, false)
+	if err != nil {
+		return nil, err
+	}
+	mirrors, err := j.Store.ActiveMirrors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return j.newTask(ctx, run, p, pp.Force, mirrors)
+}
+
+// newTask is a prime of the release of p on mirrors, as this process
+// works it.
+func (j *Job) newTask(ctx context.Context, run engine.Run, p *release.Plan, force bool, mirrors []store.Mirror) (*task, error) {
+	exceptions, err := j.Store.LangExceptions(ctx, p.LocationIDs())
+	if err != nil {
+		return nil, err
+	}
+	t := &task{job: j, log: j.Logger.With("release", p.Release.Name, "run", run.ID), run: run, plan: p, force: force,
+		exceptions: exceptions, master: release.NewMaster(j.Client, p.ManifestURL), mirrors: map[int]store.Mirror{}}
+	for _, m := range mirrors {
+		t.mirrors[m.ID] = m
+	}
+	return t, nil
+}
+
+// task is one prime as this process works it.
+type task struct {
+	job        *Job
+	log        *slog.Logger
+	run        engine.Run
+	plan       *release.Plan
+	force      bool
+	exceptions map[[2]int][]string
+	master     *release.Master
+	mirrors    map[int]store.Mirror // active when the task was prepared
+}
+
+// mirrorPrime is one mirror's prime in progress.
+type mirrorPrime struct {
+	m       store.Mirror
+	mu      sync.Mutex
+	sums    MirrorSums
+	results map[string]checks.Kind // path → this run's outcome (ok when resumed)
+	failAt  time.Time
+}
+
+func newMirrorPrime(m store.Mirror) *mirrorPrime {
+	return &mirrorPrime{m: m, results: map[string]checks.Kind{},
+		sums: MirrorSums{ID: m.ID, Name: m.Name, Mode: m.Mode, Failures: map[checks.Kind]int{}}}
+}
+
+// Work primes one mirror and marks it, unless it failed wholesale: the
+// guard over those is the run's judgement.
+func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) {
+	m, ok := t.mirrors[row.MirrorID]
+	if !ok {
+		return engine.Result{Files: rowResult{Gone: true}}, true
+	}
+	defer t.job.Client.Forget(m.BaseURL)
+	mp := newMirrorPrime(m)
+	started := time.Now()
+	if !t.prime(ctx, row, mp) {
+		return engine.Result{}, false
+	}
+	mp.sums.Seconds = time.Since(started).Seconds()
+	held := t.markDone(ctx, row, mp)
+	return engine.Result{Files: rowResult{Sums: mp.sums, Held: held}}, true
+}
+
+// prime primes the mirror's files (those not verified by an earlier run,
+// unless forced). It returns false when interrupted.
+func (t *task) prime(ctx context.Context, row *engine.Row, mp *mirrorPrime) bool {
+	log := t.log.With("mirror", mp.m.Name)
+	files := t.plan.Files
+	if !t.force {
+		verified, err := t.job.Store.VerifiedFiles(ctx, t.plan.Release.ID, mp.m.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			// Resuming only saves downloads: through a database outage,
+			// verify every file rather than leave the mirror unchecked.
+			log.Warn("could not read earlier results; verifying every file", "err", err)
+			verified = nil
+		}
+		if len(verified) > 0 {
+			files = make([]primer.File, 0, len(t.plan.Files))
+			for _, f := range t.plan.Files {
+				if verified[f.Path] {
+					mp.results[f.Path] = checks.KindOK
+					mp.sums.Resumed++
+					continue
+				}
+				files = append(files, f)
+			}
+		}
+	}
+	cfg := t.job.Config
+	conc := mp.m.MaxConcurrency
+	if conc <= 0 {
+		conc = cfg.Checks.PerMirrorConcurrency
+	}
+	pm := primer.Mirror{ID: mp.m.ID, Name: mp.m.Name, BaseURL: mp.m.BaseURL, Mode: primer.Mode(mp.m.Mode),
+		TriggerURL: mp.m.TriggerURL, Concurrency: conc}
+	pc := primer.Config{
+		Client: t.job.Client, Release: t.plan.Release.Name, ReleaseDir: t.plan.Dir, Global: t.job.Global,
+		Deadline: cfg.Prime.Deadline.D(), PollInterval: cfg.Prime.PollInterval.D(),
+		PollMax: cfg.Prime.PollMax.D(), TriggerSecret: []byte(cfg.Trigger.Secret), Logger: log,
+	}
+	err := primer.Prime(ctx, pc, pm, files, func(o primer.Outcome) { t.record(ctx, row, mp, o) })
+	return err == nil && ctx.Err() == nil
+}
+
+// record turns one outcome into a check for the recorder and the summary.
+func (t *task) record(ctx context.Context, row *engine.Row, mp *mirrorPrime, o primer.Outcome) {
+	res := o.Result
+	if res.Kind == checks.KindInternal && ctx.Err() != nil {
+		return // cancelled, not a fact about the mirror
+	}
+	c := record.Check(res, t.plan.Release.ID, o.Path, o.Method, o.CheckedAt, t.job.Config.Vantage)
+	if err := row.Record(ctx, c); err != nil {
+		return
+	}
+	observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: Kind, Mirror: mp.m.Name, Result: res.Kind,
+		BytesVerified: observe.VerifiedBytes(res)})
+	if o.Path == "" {
+		if res.Kind.Failed() {
+			t.log.Warn("trigger failed", "mirror", mp.m.Name, "kind", res.Kind, "detail", res.Detail)
+		}
+		return
+	}
+	mp.mu.Lock()
+	defer mp.mu.Unlock()
+	mp.results[o.Path] = res.Kind
+	if res.Kind == checks.KindOK {
+		mp.sums.FilesOK++
+		if res.Hashed {
+			mp.sums.BytesVerified += res.Bytes
+		}
+		return
+	}
+	mp.sums.FilesFailed++
+	mp.sums.Failures[res.Kind]++
+	if mp.failAt.IsZero() || o.CheckedAt.Before(mp.failAt) {
+		mp.failAt = o.CheckedAt
+		mp.sums.FirstFailure = fmt.Sprintf("%s %s: %s", res.Kind, o.Path, res.Detail)
+	}
+}
+
+// markDone settles a primed mirror's state and, unless it failed
+// wholesale (left to the judgement), writes its marks under the row's
+// fence. It returns why marks other than good were held back, if they
+// were.
+func (t *task) markDone(ctx context.Context, row *engine.Row, mp *mirrorPrime) string {
+	s := &mp.sums
+	s.FilesOK += s.Resumed
+	switch {
+	case decide.FailedWholesale(true, s.FilesOK, s.Failures):
+		s.State = "down"
+		return ""
+	case s.FilesFailed > 0:
+		s.State = "partial"
+	default:
+		s.State = "ok"
+	}
+	marks := t.locationMarks(mp)
+	held := ""
+	if decide.AnyBad(marks) {
+		held = t.master.Down(ctx)
+	}
+	t.mark(ctx, row.Fence(), mp, marks, false, held)
+	return held
+}
+
+// locationMarks decides the release's locations on mp's mirror from this
+// run's file results.
+func (t *task) locationMarks(mp *mirrorPrime) []decide.LocationMark {
+	mp.mu.Lock()
+	defer mp.mu.Unlock()
+	marks := make([]decide.LocationMark, 0, len(t.plan.Locations))
+	for _, l := range t.plan.Locations {
+		excused := t.exceptions[[2]int{l.ID, mp.m.ID}]
+		files := make([]decide.File, len(l.Files))
+		for i, f := range l.Files {
+			k, ok := mp.results[f.Path]
+			files[i] = decide.File{Checked: ok, Kind: k, Verified: ok && k == checks.KindOK,
+				Excused: f.Lang != "" && slices.Contains(excused, f.Lang)}
+		}
+		if m := decide.Location(files); m != decide.Unjudged {
+			marks = append(marks, decide.LocationMark{LocationID: l.ID, Mark: m})
+		}
+	}
+	return marks
+}
+
+// mark writes one mirror's marks under fence. down judges the whole mirror
+// down. held, when set, is why marks other than good are held back (the
+// guard); good marks are still written.
+func (t *task) mark(ctx context.Context, fence store.Fence, mp *mirrorPrime, marks []decide.LocationMark, down bool, held string) {
+	s := &mp.sums
+	reason := t.reason(s)
+	if held != "" {
+		marks, down = decide.KeepGood(marks), false
+		reason += "; not marked down: " + held
+		s.Note = "not marked down: " + held
+	}
+	err := engine.Retry(ctx, t.log.With("mirror_id", mp.m.ID), "marking", engine.MarkRetryFor, func() error {
+		return t.job.Store.MarkMirror(ctx, store.MirrorMarks{
+			MirrorID: mp.m.ID, Rating: mp.m.Rating, LogDate: t.run.StartedAt, Up: s.State != "down",
+			Reason: reason, Locations: marks, Down: down, Fence: fence,
+		})
+	})
+	if err != nil {
+		t.log.Error("marking failed", "mirror", mp.m.Name, "err", err)
+		s.Note = "marking failed: " + err.Error()
+		return
+	}
+	s.Marked = true
+	s.LocationsGood, s.LocationsBad = 0, 0
+	for _, l := range marks {
+		if l.Mark == decide.Good {
+			s.LocationsGood++
+		} else {
+			s.LocationsBad++
+		}
+	}
+}
+
+// reason is the sentry_log line of a mirror.
+func (t *task) reason(s *MirrorSums) string {
+	rel := t.plan.Release.Name
+	total := s.FilesOK + s.FilesFailed
+	switch s.State {
+	case "ok":
+		return fmt.Sprintf("prime %s: %d/%d files verified", rel, s.FilesOK, total)
+	case "down":
+		return fmt.Sprintf("prime %s: mirror down, no file verified (%s); first: %s", rel, kindCounts(s.Failures), s.FirstFailure)
+	default:
+		return fmt.Sprintf("prime %s: %d/%d files verified, %d failed (%s); first: %s",
+			rel, s.FilesOK, total, s.FilesFailed, kindCounts(s.Failures), s.FirstFailure)
+	}
+}
+
+func kindCounts(m map[checks.Kind]int) string {
+	parts := make([]string, 0, len(m))
+	for k, n := range m {
+		parts = append(parts, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// Judge is a prime's last step, once every mirror is primed: the
+// mass-failure guard over the mirrors that failed wholesale — when the
+// master is unreachable, or more than guard.max_down_fraction of the
+// mirrors checked failed at once, sentry suspects its own network and
+// marks none of them down — their marks, and the run's outcome.
+func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, error) {
+	var all, down []*mirrorPrime
+	held := ""
+	for _, r := range j.Rows {
+		var res rowResult
+		if r.Files != nil {
+			if err := json.Unmarshal(r.Files, &res); err != nil {
+				return engine.Ending{}, fmt.Errorf("read the prime of mirror %d: %w", r.MirrorID, err)
+			}
+		}
+		m, ok := t.mirrors[r.MirrorID]
+		if res.Gone || !ok {
+			continue
+		}
+		mp := newMirrorPrime(m)
+		if r.Files == nil {
+			mp.sums.State = "interrupted"
+		} else {
+			mp.sums = res.Sums
+			if mp.sums.Failures == nil {
+				mp.sums.Failures = map[checks.Kind]int{}
+			}
+		}
+		if res.Held != "" && held == "" {
+			held = res.Held
+		}
+		if mp.sums.State == "down" {
+			down = append(down, mp)
+		}
+		all = append(all, mp)
+	}
+	checked := 0
+	for _, mp := range all {
+		if mp.sums.State != "interrupted" {
+			checked++
+		}
+	}
+	guard := ""
+	if len(down) > 0 {
+		guard = decide.Guard(decide.GuardFacts{MasterDown: t.master.Down(ctx), Failed: len(down), Checked: checked,
+			MaxDownFraction: t.job.Config.Guard.MaxDownFraction, Failing: "failed wholesale"})
+	}
+	if guard != "" {
+		t.log.Warn("mass-failure guard: not marking mirrors down", "mirrors", len(down), "why", guard)
+		held = guard
+	}
+	for _, mp := range down {
+		marks := make([]decide.LocationMark, 0, len(t.plan.Locations))
+		for _, l := range t.plan.Locations {
+			marks = append(marks, decide.LocationMark{LocationID: l.ID, Mark: decide.Trouble})
+		}
+		t.mark(ctx, j.Fence(), mp, marks, true, guard)
+	}
+	if err := ctx.Err(); err != nil {
+		return engine.Ending{}, err
+	}
+	end := engine.Ending{Outcome: store.OutcomeCompleted, Files: map[int]any{}}
+	for _, mp := range all {
+		end.Files[mp.m.ID] = rowResult{Sums: mp.sums}
+	}
+	if held != "" {
+		end.Outcome, end.Reason = store.OutcomeGuarded, "mass-failure guard held back marking: "+held
+	}
+	if guard != "" {
+		end.After = func() {
+			observe.Or(t.job.Observer).GuardHeld(observe.GuardEvent{At: time.Now(), RunID: t.run.ID, RunKind: Kind,
+				Mirrors: len(down), Reason: guard})
+		}
+	}
+	return end, nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

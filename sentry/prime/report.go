@@ -1,0 +1,97 @@
+package prime
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/release"
+)
+
+// Report is what a prime found, read from its work rows: the same whoever
+// worked them, and whichever process asks. `sentry prime --format json`
+// prints it.
+type Report struct {
+	RunID      int64     `json:"run_id"`
+	Release    string    `json:"release"`
+	Outcome    string    `json:"outcome"` // completed, guarded, interrupted, failed
+	Reason     string    `json:"reason,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	// Joined: the run was started by another sentry (or the release hook)
+	// and this one worked it too.
+	Joined bool `json:"joined,omitempty"`
+	// Files is the number of files in the manifest; Locations the number
+	// of bouncer locations mapped onto them.
+	Files           int                  `json:"files"`
+	Locations       int                  `json:"locations"`
+	Unresolved      []release.Unresolved `json:"unresolved_locations"`
+	MissingProducts []string             `json:"missing_products"`
+	Mirrors         []MirrorSums         `json:"mirrors"`
+}
+
+// MirrorSums is one mirror's line of the prime summary.
+type MirrorSums struct {
+	ID   int    `json:"id"`
+	Name string `json:"name"`
+	Mode string `json:"mode"`
+	// State is "ok" (every file verified), "partial" (some files failed),
+	// "down" (nothing verified, only transient failures: the mirror is in
+	// trouble) or "interrupted".
+	State string `json:"state"`
+	// FilesOK counts files verified in this run or, when resumed, in an
+	// earlier run of the release (Resumed of them).
+	FilesOK       int                 `json:"files_ok"`
+	FilesFailed   int                 `json:"files_failed"`
+	Resumed       int                 `json:"files_resumed"`
+	BytesVerified int64               `json:"bytes_verified"`
+	Failures      map[checks.Kind]int `json:"failures"`
+	FirstFailure  string              `json:"first_failure,omitempty"`
+	Seconds       float64             `json:"seconds"`
+	// Marked says whether the bouncer tables were written for the mirror;
+	// LocationsGood and LocationsBad count the locations marked good and
+	// not good.
+	Marked        bool   `json:"marked"`
+	LocationsGood int    `json:"locations_good"`
+	LocationsBad  int    `json:"locations_bad"`
+	Note          string `json:"note,omitempty"`
+}
+
+// Summarize reads a finished prime into its report. names names the
+// mirrors whose rows were never done (interrupted).
+func Summarize(fin *engine.Finished, names map[int]string) (*Report, error) {
+	var pp params
+	if err := json.Unmarshal(fin.Run.Params, &pp); err != nil {
+		return nil, fmt.Errorf("read the parameters of run %d: %w", fin.Run.ID, err)
+	}
+	rep := &Report{
+		RunID: fin.Run.ID, Release: pp.Release, Outcome: fin.Outcome, Reason: fin.Reason, StartedAt: fin.Run.StartedAt,
+		FinishedAt: time.Now(), Joined: fin.Joined, Files: pp.Files, Locations: pp.Locations,
+		Unresolved: nonNil(pp.Unresolved), MissingProducts: nonNil(pp.MissingProducts), Mirrors: []MirrorSums{},
+	}
+	for _, r := range fin.Rows {
+		var res rowResult
+		if r.Files != nil {
+			if err := json.Unmarshal(r.Files, &res); err != nil {
+				return nil, fmt.Errorf("read the prime of mirror %d: %w", r.MirrorID, err)
+			}
+		}
+		if res.Gone {
+			continue
+		}
+		if r.Files == nil {
+			name := names[r.MirrorID]
+			if name == "" {
+				name = fmt.Sprintf("mirror %d", r.MirrorID)
+			}
+			res.Sums = MirrorSums{ID: r.MirrorID, Name: name, State: "interrupted", Failures: map[checks.Kind]int{}}
+		}
+		if res.Sums.Failures == nil {
+			res.Sums.Failures = map[checks.Kind]int{}
+		}
+		rep.Mirrors = append(rep.Mirrors, res.Sums)
+	}
+	return rep, nil
+}

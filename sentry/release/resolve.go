@@ -1,0 +1,261 @@
+// Package release resolves a release: it reads the release's checksum
+// manifest from the master, learns the sizes the manifest lacks, records
+// the manifest, and maps the release's bouncer locations onto its files
+// (docs/CONTRACTS.md, sections 2 and 4). It also answers whether the
+// master is reachable, which the mass-failure guard asks.
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/primer"
+	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/manifest"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// ErrManifest is wrapped by every error about reading a release's manifest:
+// unreachable, too large, malformed, or naming files whose size the master
+// will not tell. The command line maps it to exit code 1.
+var ErrManifest = errors.New("release manifest unusable")
+
+// Plan is a resolved release: its files, and its bouncer locations with
+// the files each stands for.
+type Plan struct {
+	Release     store.Release
+	ManifestURL string
+	// Dir is the release directory, with a trailing slash.
+	Dir       string
+	Files     []primer.File
+	Locations []Location
+	// Unresolved are locations that could not be mapped onto the
+	// manifest; they are reported and never marked.
+	Unresolved []Unresolved
+	// MissingProducts are product names of the release's patterns that
+	// the bouncer has no product of.
+	MissingProducts []string
+}
+
+// Location is a bouncer location and the manifest files it stands for:
+// one per language when its path holds ":lang".
+type Location struct {
+	ID      int
+	Product string
+	Path    string
+	Files   []LangFile
+}
+
+// LangFile is one file a location stands for.
+type LangFile struct {
+	Lang string // "" when the location has no :lang
+	Path string // manifest path
+}
+
+// Unresolved is a bouncer location sentry cannot map onto the manifest.
+type Unresolved struct {
+	LocationID int    `json:"location_id"`
+	Product    string `json:"product"`
+	Path       string `json:"path"`
+	Reason     string `json:"reason"`
+}
+
+// LocationIDs are the ids of the plan's locations.
+func (p *Plan) LocationIDs() []int {
+	ids := make([]int, len(p.Locations))
+	for i, l := range p.Locations {
+		ids[i] = l.ID
+	}
+	return ids
+}
+
+// Resolver resolves releases.
+type Resolver struct {
+	Config *config.Config
+	Store  *store.Store
+	Client *checks.Client
+}
+
+// Resolve reads release's manifest from the master, learns missing sizes
+// from the master, records the release, and maps the release's bouncer
+// locations onto the manifest.
+func (r *Resolver) Resolve(ctx context.Context, name string) (*Plan, error) {
+	cfg := r.Config
+	p := &Plan{ManifestURL: cfg.ManifestURL(name), Dir: cfg.ReleaseDir(name)}
+	m, sum, err := r.fetchManifest(ctx, p.ManifestURL)
+	if err != nil {
+		return nil, err
+	}
+	entries := m.Entries()
+	if err := r.fillSizes(ctx, p.Dir, entries); err != nil {
+		return nil, err
+	}
+	files := make([]store.ReleaseFile, len(entries))
+	p.Files = make([]primer.File, len(entries))
+	for i, e := range entries {
+		files[i] = store.ReleaseFile{Path: e.Path, Size: e.Size, Algo: string(e.Algo), Hash: e.Hash}
+		p.Files[i] = primer.File{Path: e.Path, Size: e.Size, Algo: string(e.Algo), Hash: e.Hash}
+	}
+	if p.Release, err = r.Store.SaveRelease(ctx, name, p.ManifestURL, sum, files); err != nil {
+		return nil, err
+	}
+	has := func(path string) bool { _, ok := m.Lookup(path); return ok }
+	if err := r.mapLocations(ctx, p, has, false); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Known maps a release sentry has the manifest of onto its locations, from
+// the recorded manifest. With activeOnly, inactive products are left out
+// (sweeps check only what the redirector serves).
+func (r *Resolver) Known(ctx context.Context, rel store.Release, activeOnly bool) (*Plan, error) {
+	files, err := r.Store.ReleaseFiles(ctx, rel.ID)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Release: rel, ManifestURL: r.Config.ManifestURL(rel.Name), Dir: r.Config.ReleaseDir(rel.Name)}
+	byPath := make(map[string]bool, len(files))
+	p.Files = make([]primer.File, len(files))
+	for i, f := range files {
+		byPath[f.Path] = true
+		p.Files[i] = primer.File{Path: f.Path, Size: f.Size, Algo: f.Algo, Hash: f.Hash}
+	}
+	if err := r.mapLocations(ctx, p, func(path string) bool { return byPath[path] }, activeOnly); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (r *Resolver) fetchManifest(ctx context.Context, u string) (*manifest.Manifest, string, error) {
+	body, res := checks.Fetch(ctx, r.Client, u, r.Config.Releases.MaxManifestBytes)
+	if res.Kind != checks.KindOK {
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		return nil, "", fmt.Errorf("%w: read %s: %s: %s", ErrManifest, u, res.Kind, res.Detail)
+	}
+	defer body.Close()
+	h := sha256.New()
+	m, err := manifest.Parse(io.TeeReader(body, h), u)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		return nil, "", fmt.Errorf("%w: %w", ErrManifest, err)
+	}
+	return m, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// fillSizes asks the master, by HEAD, for the size of every entry the
+// manifest gives none for.
+func (r *Resolver) fillSizes(ctx context.Context, dir string, entries []manifest.Entry) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := range entries {
+		if entries[i].Size >= 0 {
+			continue
+		}
+		g.Go(func() error {
+			e := &entries[i]
+			u := primer.FileURL(r.Config.Master.URL, dir, e.Path)
+			res := checks.Head(ctx, r.Client, checks.Target{URL: u, Size: -1})
+			if res.Kind != checks.KindOK || res.Bytes < 0 {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				why := res.Detail
+				if res.Kind == checks.KindOK {
+					why = "no Content-Length"
+				}
+				return fmt.Errorf("%w: the manifest gives no size for %s and the master does not tell it (%s: %s)",
+					ErrManifest, e.Path, res.Kind, why)
+			}
+			e.Size = res.Bytes
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// mapLocations finds the release's products and maps each location onto
+// the manifest files (has tells whether a path is one), expanding ":lang".
+func (r *Resolver) mapLocations(ctx context.Context, p *Plan, has func(string) bool, activeOnly bool) error {
+	names := r.Config.ProductNames(p.Release.Name)
+	products, err := r.Store.Products(ctx, names)
+	if err != nil {
+		return err
+	}
+	if activeOnly {
+		products = slices.DeleteFunc(products, func(pr store.Product) bool { return !pr.Active })
+	}
+	found := map[string]bool{}
+	byID := map[int]store.Product{}
+	ids := make([]int, 0, len(products))
+	for _, pr := range products {
+		found[pr.Name] = true
+		byID[pr.ID] = pr
+		ids = append(ids, pr.ID)
+	}
+	for _, n := range names {
+		if !found[n] {
+			p.MissingProducts = append(p.MissingProducts, n)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	locs, err := r.Store.Locations(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, l := range locs {
+		pr := byID[l.ProductID]
+		pl := Location{ID: l.ID, Product: pr.Name, Path: l.Path}
+		rel, ok := strings.CutPrefix(l.Path, p.Dir)
+		if !ok {
+			p.Unresolved = append(p.Unresolved, Unresolved{l.ID, pr.Name, l.Path,
+				fmt.Sprintf("path is not under the release directory %s", p.Dir)})
+			continue
+		}
+		langs := []string{""}
+		if strings.Contains(rel, ":lang") {
+			langs = pr.Langs
+			if len(langs) == 0 {
+				langs = r.Config.Releases.DefaultLangs
+			}
+		}
+		var missing []string
+		for _, lang := range langs {
+			fp := strings.ReplaceAll(rel, ":lang", lang)
+			if !has(fp) {
+				missing = append(missing, fp)
+				continue
+			}
+			pl.Files = append(pl.Files, LangFile{Lang: lang, Path: fp})
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			more := ""
+			if len(missing) > 3 {
+				more = fmt.Sprintf(" and %d more", len(missing)-3)
+				missing = missing[:3]
+			}
+			p.Unresolved = append(p.Unresolved, Unresolved{l.ID, pr.Name, l.Path,
+				fmt.Sprintf("not in the manifest: %s%s", strings.Join(missing, ", "), more)})
+			continue
+		}
+		p.Locations = append(p.Locations, pl)
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+// Package sentry wires sentry together: the run engine (package engine)
+// with its two jobs, prime (package prime) and sweep (package sweep), the
+// operations a command asks for (Prime, Sweep), and the daemon (RunDaemon).
+//
+// The house, from the top down:
+//   - sentry: this wiring, and the daemon (cron schedules, the release hook);
+//   - sentry/prime, sentry/sweep: the jobs;
+//   - sentry/engine: runs and their work rows, shared by every sentry on the
+//     database (claims, leases, fencing, judging);
+//   - sentry/decide: the decisions, as pure functions (marks, guard,
+//     hysteresis, quorum);
+//   - sentry/release: resolving a release against the master;
+//   - sentry/record: writing checks in batches;
+//   - sentry/store: the bouncer database;
+//   - sentry/config, sentry/observe: configuration, and what observers
+//     (metrics, notifications, a command's progress line) are told.
+package sentry
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/observe"
+	"github.com/mirrorsentry/sentry/sentry/prime"
+	"github.com/mirrorsentry/sentry/sentry/release"
+	"github.com/mirrorsentry/sentry/sentry/store"
+	"github.com/mirrorsentry/sentry/sentry/sweep"
+)
+
+// Deps are what a run works with. The command line wires them from the
+// configuration; tests wire them to throwaway databases and local mirrors.
+type Deps struct {
+	Config *config.Config
+	Store  *store.Store
+	Client *checks.Client
+	Logger *slog.Logger
+	// Now is the clock of sweeps' bookkeeping (check times, deep-sweep
+	// rotation); nil means time.Now. Tests simulate days with it.
+	Now func() time.Time
+	// Observer, when set, is told of every check, state change, guard
+	// activation and finished run (metrics, notifications, progress).
+	Observer observe.Observer
+}
+
+// NewClient builds the checks client the configuration describes.
+func NewClient(cfg *config.Config, log *slog.Logger) (*checks.Client, error) {
+	retries := cfg.Checks.Retries
+	if retries == 0 {
+		retries = checks.NoRetries
+	}
+	return checks.NewClient(checks.ClientOptions{
+		UserAgent:       cfg.UserAgent(),
+		ConnectTimeout:  cfg.Checks.ConnectTimeout.D(),
+		HeaderTimeout:   cfg.Checks.HeaderTimeout.D(),
+		BodyIdleTimeout: cfg.Checks.BodyIdleTimeout.D(),
+		Retries:         retries,
+		RetryWaitMin:    cfg.Checks.RetryWaitMin.D(),
+		RetryWaitMax:    cfg.Checks.RetryWaitMax.D(),
+		Logger:          log,
+		SourceAddress:   cfg.Checks.SourceAddress,
+	})
+}
+
+// NewEngine builds this process's run engine, with the prime and sweep
+// jobs. A process holds as many mirrors at once as it can keep busy
+// (checks.concurrency / checks.per_mirror_concurrency), so that the other
+// sentries find work too.
+func NewEngine(d *Deps) (*engine.Engine, error) {
+	cfg := d.Config
+	global := semaphore.NewWeighted(int64(max(cfg.Checks.Concurrency, 1)))
+	obs := observe.Or(d.Observer)
+	pj := &prime.Job{Config: cfg, Store: d.Store, Client: d.Client, Logger: d.Logger, Observer: obs, Global: global}
+	sj := &sweep.Job{Config: cfg, Store: d.Store, Client: d.Client, Logger: d.Logger, Observer: obs, Global: global, Now: d.Now}
+	perMirror := max(cfg.Checks.PerMirrorConcurrency, 1)
+	return engine.New(d.Store, engine.Options{
+		Jobs:     map[string]engine.Job{prime.Kind: pj, sweep.Light: sj, sweep.Deep: sj},
+		Vantage:  cfg.Vantage,
+		Lease:    cfg.Cluster.Lease.D(),
+		Poll:     cfg.Cluster.Poll.D(),
+		Slots:    max(1, (cfg.Checks.Concurrency+perMirror-1)/perMirror),
+		Logger:   d.Logger,
+		Observer: obs,
+	})
+}
+
+// PrimeOptions are the arguments of a prime.
+type PrimeOptions struct {
+	Release string
+	// Force re-downloads files that an earlier run of this release already
+	// verified on a mirror (by default a re-run resumes). A forced prime
+	// does not join one already running: it is refused (a RunningError).
+	Force bool
+	// Refuse a prime of the release already running (the release hook's
+	// 409) instead of joining it and waiting for its end (a command).
+	Refuse bool
+	// Engine and Worker, when set, are the daemon's: the prime is then
+	// worked by the daemon's worker with every other sentry. nil: a
+	// command's, made for this prime.
+	Engine *engine.Engine
+	Worker *engine.Worker
+	// Stop ends this process's part: see engine.Request.Stop. nil: ctx.
+	Stop context.Context
+	// Started, when set, is called once the run is recorded (the release
+	// hook answers with its id).
+	Started func(run engine.Run, joined bool)
+}
+
+// Prime primes and verifies a release on every active mirror and marks the
+// bouncer tables, with every sentry on the database. It returns an error
+// only when the prime could not be done (bad release name, schema not
+// migrated, manifest unusable, database unreachable); failing mirrors are
+// data, in the report. The report's Outcome is "guarded" when the
+// mass-failure guard held back marking mirrors down, and "interrupted"
+// when ctx ended first (mirrors completed before that are marked; the
+// others are untouched, and a re-run resumes). A prime of a release
+// already being primed joins that run and reports it (Report.Joined).
+func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (*prime.Report, error) {
+	if err := release.ValidateName(opts.Release); err != nil {
+		return nil, err
+	}
+	fin, err := drive(ctx, d, opts.Engine, engine.Request{
+		Kind: prime.Kind, Params: prime.Request{Release: opts.Release, Force: opts.Force},
+		Key: prime.Key(opts.Release), Join: !opts.Force && !opts.Refuse,
+		Worker: opts.Worker, Stop: opts.Stop, Started: opts.Started,
+	})
+	if err != nil {
+		return nil, err
+	}
+	names, err := mirrorNames(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := prime.Summarize(fin, names)
+	if err == nil {
+		d.Logger.Info("prime finished", "release", opts.Release, "run", rep.RunID, "outcome", rep.Outcome, "reason", rep.Reason)
+	}
+	return rep, err
+}
+
+// SweepOptions are the arguments of a sweep.
+type SweepOptions struct {
+	// Deep also hashes a rotating share of (mirror, file) pairs.
+	Deep bool
+	// Slot, when set, is the scheduled time this sweep is for: of several
+	// sentries on one database, only the first to start a slot runs it;
+	// the others get engine.ErrSlotTaken (and help with it). Queue waits
+	// for a running scheduled sweep to end instead of failing with
+	// engine.ErrSweepRunning.
+	Slot  time.Time
+	Queue bool
+	// Engine and Worker, when set, are the daemon's (see PrimeOptions).
+	Engine *engine.Engine
+	Worker *engine.Worker
+	// Stop, when it ends, stops this process's part: a command stops
+	// claiming mirrors, its checks in flight go on until ctx ends (a
+	// shutdown's grace), and the sweep is recorded as interrupted. nil:
+	// ctx.
+	Stop context.Context
+}
+
+// Sweep checks every active mirror (package sweep), with every sentry on
+// the database. It returns an error only when the sweep could not be done.
+func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*sweep.Report, error) {
+	kind := sweep.Light
+	if opts.Deep {
+		kind = sweep.Deep
+	}
+	fin, err := drive(ctx, d, opts.Engine, engine.Request{
+		Kind: kind, Params: sweep.Request{Deep: opts.Deep}, Slot: opts.Slot, Queue: opts.Queue,
+		Worker: opts.Worker, Stop: opts.Stop,
+	})
+	if err != nil {
+		return nil, err
+	}
+	names, err := mirrorNames(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := sweep.Summarize(fin, names)
+	if err == nil {
+		d.Logger.Info("sweep finished", "run", rep.RunID, "kind", rep.Kind, "outcome", rep.Outcome, "reason", rep.Reason)
+	}
+	return rep, err
+}
+
+// drive runs req on eng (a new engine when nil), once the schema is
+// current.
+func drive(ctx context.Context, d *Deps, eng *engine.Engine, req engine.Request) (*engine.Finished, error) {
+	if err := d.Store.RequireSchema(ctx); err != nil {
+		return nil, err
+	}
+	if eng == nil {
+		var err error
+		if eng, err = NewEngine(d); err != nil {
+			return nil, err
+		}
+	}
+	return eng.Drive(ctx, req)
+}
+
+// mirrorNames names the active mirrors, for the rows of a report that were
+// never done.
+func mirrorNames(ctx context.Context, d *Deps) (map[int]string, error) {
+	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	ms, err := d.Store.ActiveMirrors(readCtx)
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[int]string, len(ms))
+	for _, m := range ms {
+		names[m.ID] = m.Name
+	}
+	return names, nil
+}
+
+// ErrStopped is returned when this process stopped before the run ended:
+// the run goes on with the other sentries.
+var ErrStopped = engine.ErrStopped

@@ -1,0 +1,99 @@
+package sweep
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/sentry/engine"
+)
+
+// Report is what a sweep found, read from its work rows.
+type Report struct {
+	RunID      int64        `json:"run_id"`
+	Kind       string       `json:"kind"` // sweep or deep_sweep
+	Outcome    string       `json:"outcome"`
+	Reason     string       `json:"reason,omitempty"`
+	StartedAt  time.Time    `json:"started_at"`
+	FinishedAt time.Time    `json:"finished_at"`
+	Releases   []string     `json:"releases"`
+	Files      int          `json:"files"` // files behind the locations of active products
+	Mirrors    []MirrorSums `json:"mirrors"`
+}
+
+// MirrorSums is one mirror's line of a sweep report.
+type MirrorSums struct {
+	ID        int    `json:"id"`
+	Name      string `json:"name"`
+	Reachable bool   `json:"reachable"`
+	// Checked files: OK (present, size right, hash right when hashed),
+	// Unchanged (a 304 to a conditional request), Failed.
+	Checked      int                 `json:"checked"`
+	OK           int                 `json:"ok"`
+	Unchanged    int                 `json:"unchanged"`
+	Failed       int                 `json:"failed"`
+	Hashed       int                 `json:"hashed"`
+	Failures     map[checks.Kind]int `json:"failures"`
+	FirstFailure string              `json:"first_failure,omitempty"`
+	// SweepFailed: the mirror failed this sweep as a whole (unreachable,
+	// or nothing present and only transient failures), from at least a
+	// quorum of vantage points.
+	SweepFailed bool `json:"sweep_failed"`
+	// State is the mirror's state after the sweep; StateChanged says it
+	// changed in this sweep.
+	State        string `json:"state"`
+	StateChanged bool   `json:"state_changed"`
+	// FailingFrom and CheckedFrom are the vantage points the mirror failed
+	// from, and those that checked it; Partial: it failed from some, fewer
+	// than the quorum, so the sweep did not count against it.
+	FailingFrom []string `json:"failing_from"`
+	CheckedFrom []string `json:"checked_from"`
+	Partial     bool     `json:"partial"`
+	Note        string   `json:"note,omitempty"`
+	Seconds     float64  `json:"seconds"`
+}
+
+// Summarize reads a finished sweep into its report. names names the
+// mirrors whose rows were never done.
+func Summarize(fin *engine.Finished, names map[int]string) (*Report, error) {
+	var p params
+	if err := json.Unmarshal(fin.Run.Params, &p); err != nil {
+		return nil, fmt.Errorf("read the parameters of run %d: %w", fin.Run.ID, err)
+	}
+	rep := &Report{RunID: fin.Run.ID, Kind: fin.Run.Kind, Outcome: fin.Outcome, Reason: fin.Reason,
+		StartedAt: fin.Run.StartedAt, FinishedAt: time.Now(), Releases: p.Names, Files: p.Files, Mirrors: []MirrorSums{}}
+	if rep.Releases == nil {
+		rep.Releases = []string{}
+	}
+	for _, r := range fin.Rows {
+		var res rowResult
+		if r.Files != nil {
+			if err := json.Unmarshal(r.Files, &res); err != nil {
+				return nil, fmt.Errorf("read the sweep of mirror %d: %w", r.MirrorID, err)
+			}
+		}
+		if res.Gone {
+			continue
+		}
+		if r.Files == nil {
+			name := names[r.MirrorID]
+			if name == "" {
+				name = fmt.Sprintf("mirror %d", r.MirrorID)
+			}
+			res.Sums = MirrorSums{ID: r.MirrorID, Name: name, Failures: map[checks.Kind]int{},
+				Note: "not checked: the sweep ended first"}
+		}
+		if res.Sums.Failures == nil {
+			res.Sums.Failures = map[checks.Kind]int{}
+		}
+		if res.Sums.FailingFrom == nil {
+			res.Sums.FailingFrom = []string{}
+		}
+		if res.Sums.CheckedFrom == nil {
+			res.Sums.CheckedFrom = []string{}
+		}
+		rep.Mirrors = append(rep.Mirrors, res.Sums)
+	}
+	return rep, nil
+}

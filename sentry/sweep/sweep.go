@@ -1,0 +1,507 @@
+// Package sweep is the sweep job: between releases, it re-checks every
+// active mirror — reachability, then presence and size of every file behind
+// the locations of active products of the releases sentry knows, by HEAD
+// (conditional where the mirror gave validators before), and in a deep
+// sweep the checksums of a rotating share of (mirror, file) pairs.
+//
+// A sweep is shared (package engine): each vantage point checks every
+// mirror's reachability, one sentry checks a mirror's files, and the run's
+// judgement (judge.go) counts the vantage points' verdicts against the
+// quorum, applies the mass-failure guard and each mirror's hysteresis, and
+// marks the bouncer tables.
+package sweep
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/primer"
+	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/decide"
+	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/observe"
+	"github.com/mirrorsentry/sentry/sentry/record"
+	"github.com/mirrorsentry/sentry/sentry/release"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// The sweep's run kinds.
+const (
+	Light = store.RunSweep
+	Deep  = store.RunDeepSweep
+)
+
+// Request is what a sweep is asked for.
+type Request struct {
+	// Deep also hashes a rotating share of (mirror, file) pairs, so that
+	// every pair is re-hashed within sweep.deep_period, and every pair
+	// whose ETag, Last-Modified or size changed since its last hash.
+	Deep bool `json:"deep"`
+}
+
+// Job is the sweep job, for light and deep sweeps. One Job serves every
+// sweep of the process.
+type Job struct {
+	Config   *config.Config
+	Store    *store.Store
+	Client   *checks.Client
+	Logger   *slog.Logger
+	Observer observe.Observer
+	// Global caps this process's requests in flight across all mirrors.
+	Global *semaphore.Weighted
+	// Now is the clock of the sweep's bookkeeping (check times, the deep
+	// sweep's rotation); nil means time.Now. Tests simulate days with it.
+	Now func() time.Time
+}
+
+func (j *Job) now() time.Time {
+	if j.Now != nil {
+		return j.Now()
+	}
+	return time.Now()
+}
+
+// params are what every worker of a sweep needs to do its part.
+type params struct {
+	Deep     bool     `json:"deep"`
+	Releases []int64  `json:"releases"`
+	Names    []string `json:"release_names"`
+	Files    int      `json:"files"`
+}
+
+// rowResult is one mirror's sweep as a work row keeps it: the sums, and
+// the locations its files say are good or missing.
+type rowResult struct {
+	Sums    MirrorSums `json:"sums"`
+	Good    []int      `json:"good,omitempty"`
+	Missing []int      `json:"missing,omitempty"`
+	// Gone: the mirror was deactivated or deleted since the run began.
+	Gone bool `json:"gone,omitempty"`
+}
+
+// verdict is what one vantage point found of a mirror in a sweep.
+type verdict struct {
+	// Failed: unreachable, or (from the vantage point that checked the
+	// files) nothing present and only transient failures.
+	Failed    bool   `json:"failed"`
+	Reachable bool   `json:"reachable"`
+	Kind      string `json:"kind,omitempty"`
+	Why       string `json:"why,omitempty"`
+}
+
+// Plan maps the locations of active products of every known release onto
+// their manifests and gives the sweep a row per active mirror, to be
+// reached from every vantage point.
+func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
+	var req Request
+	if err := json.Unmarshal(run.Params, &req); err != nil {
+		return engine.Plan{}, fmt.Errorf("read the request of run %d: %w", run.ID, err)
+	}
+	set, err := j.buildSet(ctx, nil)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	mirrors, err := j.Store.ActiveMirrors(ctx)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	p := params{Deep: req.Deep, Releases: []int64{}, Names: []string{}, Files: len(set.files)}
+	for _, r := range set.releases {
+		p.Releases, p.Names = append(p.Releases, r.Release.ID), append(p.Names, r.Release.Name)
+	}
+	ids := make([]int, len(mirrors))
+	for i, m := range mirrors {
+		ids[i] = m.ID
+	}
+	j.Logger.Info("sweep started", "run", run.ID, "kind", run.Kind, "mirrors", len(mirrors), "files", len(set.files),
+		"releases", len(set.releases))
+	return engine.Plan{Params: p, Mirrors: ids, Reach: true, Task: j.newTask(run, req.Deep, set, mirrors)}, nil
+}
+
+// Interrupted is the reason of a sweep stopped before its end: it is
+// closed without judging.
+func (j *Job) Interrupted(error, int, int) string {
+	return "interrupted: checks stored, no state changed and nothing marked"
+}
+
+// Prepare builds what this process needs to do rows of a sweep and judge
+// it.
+func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) {
+	var p params
+	if err := json.Unmarshal(run.Params, &p); err != nil {
+		return nil, fmt.Errorf("read the parameters of run %d: %w", run.ID, err)
+	}
+	set, err := j.buildSet(ctx, p.Releases)
+	if err != nil {
+		return nil, err
+	}
+	mirrors, err := j.Store.ActiveMirrors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return j.newTask(run, p.Deep, set, mirrors), nil
+}
+
+// newTask is a sweep of set on mirrors, as this process works it.
+func (j *Job) newTask(run engine.Run, deep bool, set *set, mirrors []store.Mirror) *task {
+	now := j.now()
+	t := &task{job: j, log: j.Logger.With("run", run.ID, "kind", run.Kind), run: run, deep: deep, set: set,
+		now: now, gap: deepGap(j.Config, now), mirrors: make(map[int]store.Mirror, len(mirrors))}
+	for _, m := range mirrors {
+		t.mirrors[m.ID] = m
+	}
+	return t
+}
+
+// set is what a sweep checks: the releases, their files behind active
+// locations, and the locations.
+type set struct {
+	releases   []*release.Plan
+	releaseIDs []int64
+	files      []file
+	locations  []location
+	exceptions map[[2]int][]string
+}
+
+// file is a release file behind an active location.
+type file struct {
+	key  store.FileKey
+	file primer.File
+	dir  string // the release directory
+}
+
+// location is a location with the files it stands for.
+type location struct {
+	id    int
+	files []langKey
+}
+
+type langKey struct {
+	lang string
+	key  store.FileKey
+}
+
+// buildSet maps the locations of active products of every known release
+// (of only those, when only is not nil) onto their manifests.
+func (j *Job) buildSet(ctx context.Context, only []int64) (*set, error) {
+	rels, err := j.Store.KnownReleases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &release.Resolver{Config: j.Config, Store: j.Store, Client: j.Client}
+	s := &set{releaseIDs: []int64{}}
+	seen := map[store.FileKey]bool{}
+	var locIDs []int
+	for _, rel := range rels {
+		if only != nil && !slices.Contains(only, rel.ID) {
+			continue
+		}
+		p, err := r.Known(ctx, rel, true)
+		if err != nil {
+			return nil, err
+		}
+		if len(p.Locations) == 0 {
+			continue
+		}
+		s.releases = append(s.releases, p)
+		s.releaseIDs = append(s.releaseIDs, rel.ID)
+		byPath := make(map[string]primer.File, len(p.Files))
+		for _, f := range p.Files {
+			byPath[f.Path] = f
+		}
+		for _, l := range p.Locations {
+			sl := location{id: l.ID}
+			locIDs = append(locIDs, l.ID)
+			for _, lf := range l.Files {
+				k := store.FileKey{ReleaseID: rel.ID, Path: lf.Path}
+				sl.files = append(sl.files, langKey{lang: lf.Lang, key: k})
+				if !seen[k] {
+					seen[k] = true
+					s.files = append(s.files, file{key: k, dir: p.Dir, file: byPath[lf.Path]})
+				}
+			}
+			s.locations = append(s.locations, sl)
+		}
+	}
+	if s.exceptions, err = j.Store.LangExceptions(ctx, locIDs); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// deepGap is the time between two deep sweeps by schedule.deep_sweep: the
+// share of pairs a deep sweep hashes is derived from it and
+// sweep.deep_period.
+func deepGap(cfg *config.Config, now time.Time) time.Duration {
+	sched, err := cron.ParseStandard(cfg.Schedule.DeepSweep)
+	if err != nil {
+		return cfg.Sweep.DeepPeriod.D()
+	}
+	n1 := sched.Next(now.UTC())
+	return sched.Next(n1).Sub(n1)
+}
+
+// task is one sweep as this process works it.
+type task struct {
+	job     *Job
+	log     *slog.Logger
+	run     engine.Run
+	deep    bool
+	set     *set
+	now     time.Time
+	gap     time.Duration
+	mirrors map[int]store.Mirror // active when the task was prepared
+}
+
+// mirrorSweep is one mirror's sweep in progress.
+type mirrorSweep struct {
+	m       store.Mirror
+	files   map[store.FileKey]store.FileState
+	mu      sync.Mutex
+	results map[store.FileKey]fileResult
+	sums    MirrorSums
+	failAt  time.Time
+	// stopped: the sweep of the mirror could not be finished here.
+	stopped bool
+}
+
+type fileResult struct {
+	kind     checks.Kind
+	verified bool // known right: hashed now, or hashed before and unchanged since
+}
+
+// Work does this vantage point's part of one mirror's sweep: its
+// reachability and, when still to do and the mirror answers, its files.
+func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) {
+	m, ok := t.mirrors[row.MirrorID]
+	if !ok {
+		return engine.Result{Files: rowResult{Gone: true}}, true
+	}
+	defer t.job.Client.Forget(m.BaseURL)
+	ms := &mirrorSweep{m: m, results: map[store.FileKey]fileResult{},
+		sums: MirrorSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
+	kind := t.sweepMirror(ctx, row, ms)
+	if ms.stopped {
+		return engine.Result{}, false
+	}
+	if !ms.sums.Reachable {
+		return engine.Result{Unreachable: true,
+			Verdict: verdict{Failed: true, Kind: string(kind), Why: ms.sums.FirstFailure}}, true
+	}
+	if !row.Files {
+		return engine.Result{Verdict: verdict{Reachable: true}}, true
+	}
+	good, missing := t.settle(ms)
+	v := verdict{Reachable: true, Failed: decide.FailedWholesale(true, ms.sums.OK+ms.sums.Unchanged, ms.sums.Failures)}
+	if v.Failed {
+		v.Why = ms.sums.FirstFailure
+	}
+	return engine.Result{Verdict: v, Files: rowResult{Sums: ms.sums, Good: good, Missing: missing}}, true
+}
+
+// sweepMirror checks a mirror's reachability and, when the row's files
+// are to do, its files. It returns the kind of the reachability check.
+func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep) checks.Kind {
+	start := time.Now()
+	defer func() { ms.sums.Seconds = time.Since(start).Seconds() }()
+	if row.Files {
+		// The row is this process's: wait out a passing outage rather
+		// than give the mirror back unchecked.
+		err := engine.Retry(ctx, t.log.With("mirror_id", ms.m.ID), "reading file states", engine.MarkRetryFor, func() (err error) {
+			ms.files, err = t.job.Store.MirrorFileStates(ctx, ms.m.ID, t.set.releaseIDs)
+			return err
+		})
+		if err != nil {
+			ms.stopped, ms.sums.Note = true, "could not read file states: "+err.Error()
+			return checks.KindInternal
+		}
+	}
+	if t.job.Global.Acquire(ctx, 1) != nil {
+		ms.stopped = true
+		return checks.KindInternal
+	}
+	reach := checks.Reachable(ctx, t.job.Client, ms.m.BaseURL)
+	t.job.Global.Release(1)
+	if ctx.Err() != nil || errors.Is(reach.Err, checks.ErrGuarded) {
+		ms.stopped = true
+		return reach.Kind
+	}
+	t.record(ctx, row, ms, "", 0, "HEAD", reach)
+	ms.sums.Reachable = !reach.Kind.Failed()
+	if !ms.sums.Reachable {
+		ms.sums.FirstFailure = fmt.Sprintf("%s %s: %s", reach.Kind, ms.m.BaseURL, reach.Detail)
+		ms.sums.Failures[reach.Kind]++
+		return reach.Kind
+	}
+	if !row.Files {
+		return reach.Kind
+	}
+	hash := map[store.FileKey]bool{}
+	if t.deep {
+		hash = pickForHash(t.set.files, ms.files, t.now, t.job.Config.Sweep.DeepPeriod.D(), t.gap)
+	}
+	conc := ms.m.MaxConcurrency
+	if conc <= 0 {
+		conc = t.job.Config.Checks.PerMirrorConcurrency
+	}
+	var g errgroup.Group
+	g.SetLimit(conc)
+	for _, f := range t.set.files {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if t.job.Global.Acquire(ctx, 1) != nil {
+				return nil
+			}
+			defer t.job.Global.Release(1)
+			t.checkFile(ctx, row, ms, f, hash[f.key])
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if ctx.Err() != nil {
+		ms.stopped = true
+	}
+	return reach.Kind
+}
+
+// checkFile checks one file: HEAD (conditional when the mirror gave
+// validators before) or, when picked for hashing, a full GET through the
+// hash.
+func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, f file, hash bool) {
+	prev, known := ms.files[f.key]
+	tg := checks.Target{URL: primer.FileURL(ms.m.BaseURL, f.dir, f.file.Path), Size: f.file.Size,
+		Algo: f.file.Algo, Hash: f.file.Hash}
+	var res checks.Result
+	method := "HEAD"
+	if hash {
+		method = "GET"
+		res = checks.Verify(ctx, t.job.Client, tg)
+	} else {
+		if known && prev.Result == "ok" {
+			tg.ETag, tg.LastModified = prev.ETag, prev.LastModified
+		}
+		res = checks.Head(ctx, t.job.Client, tg)
+	}
+	if res.Kind == checks.KindInternal && ctx.Err() != nil {
+		return
+	}
+	t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, method, res)
+	verified := false
+	switch {
+	case res.Kind == checks.KindOK && res.Hashed:
+		verified = true
+	case res.Kind == checks.KindUnchanged:
+		verified = known && prev.Verified && !prev.Rehash
+	case res.Kind == checks.KindOK:
+		verified = known && prev.Verified && !prev.Rehash && !validatorsChanged(prev, res)
+	}
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.results[f.key] = fileResult{kind: res.Kind, verified: verified}
+	ms.sums.Checked++
+	switch {
+	case res.Kind == checks.KindUnchanged:
+		ms.sums.Unchanged++
+	case res.Kind == checks.KindOK:
+		ms.sums.OK++
+	default:
+		ms.sums.Failed++
+		ms.sums.Failures[res.Kind]++
+		now := time.Now()
+		if ms.failAt.IsZero() || now.Before(ms.failAt) {
+			ms.failAt = now
+			ms.sums.FirstFailure = fmt.Sprintf("%s %s: %s", res.Kind, f.file.Path, res.Detail)
+		}
+	}
+	if res.Hashed {
+		ms.sums.Hashed++
+	}
+}
+
+// validatorsChanged reports whether an answer's ETag, Last-Modified or size
+// differ from what the mirror said when the file was last checked.
+func validatorsChanged(prev store.FileState, res checks.Result) bool {
+	return (res.ETag != "" && prev.ETag != "" && res.ETag != prev.ETag) ||
+		(res.LastModified != "" && prev.LastModified != "" && res.LastModified != prev.LastModified) ||
+		(res.Bytes >= 0 && prev.Size >= 0 && res.Bytes != prev.Size)
+}
+
+func (t *task) record(ctx context.Context, row *engine.Row, ms *mirrorSweep, path string, releaseID int64, method string, res checks.Result) {
+	c := record.Check(res, releaseID, path, method, t.job.now(), t.job.Config.Vantage)
+	if row.Record(ctx, c) == nil {
+		observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: t.run.Kind, Mirror: ms.m.Name, Result: res.Kind,
+			BytesVerified: observe.VerifiedBytes(res)})
+	}
+}
+
+// pickForHash chooses the pairs of one mirror a deep sweep hashes: every
+// pair never hashed, flagged for a re-hash, or hashed so long ago that it
+// would pass deep_period before the next deep sweep; then the pairs hashed
+// longest ago, up to the share ceil(files × gap / period). Over deep_period
+// every pair is hashed at least once.
+func pickForHash(files []file, states map[store.FileKey]store.FileState, now time.Time, period, gap time.Duration) map[store.FileKey]bool {
+	out := make(map[store.FileKey]bool)
+	if len(files) == 0 {
+		return out
+	}
+	if gap <= 0 || gap >= period {
+		for _, f := range files {
+			out[f.key] = true
+		}
+		return out
+	}
+	share := int(math.Ceil(float64(len(files)) * float64(gap) / float64(period)))
+	overdue := now.Add(-(period - gap))
+	order := make([]file, len(files))
+	copy(order, files)
+	hashedAt := func(f file) time.Time { return states[f.key].HashedAt }
+	sort.SliceStable(order, func(i, j int) bool { return hashedAt(order[i]).Before(hashedAt(order[j])) })
+	for _, f := range order {
+		st, ok := states[f.key]
+		must := !ok || st.HashedAt.IsZero() || st.Rehash || !st.HashedAt.After(overdue)
+		if must || len(out) < share {
+			out[f.key] = true
+		}
+	}
+	return out
+}
+
+// settle reduces a finished mirror to what marking needs: the locations
+// its files say are good and missing (decide.Location; the mirror's
+// language exceptions excuse files).
+func (t *task) settle(ms *mirrorSweep) (good, missing []int) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for _, l := range t.set.locations {
+		excused := t.set.exceptions[[2]int{l.id, ms.m.ID}]
+		files := make([]decide.File, len(l.files))
+		for i, lk := range l.files {
+			r, seen := ms.results[lk.key]
+			files[i] = decide.File{Checked: seen, Kind: r.kind, Verified: r.verified,
+				Excused: lk.lang != "" && slices.Contains(excused, lk.lang)}
+		}
+		switch decide.Location(files) {
+		case decide.Missing:
+			missing = append(missing, l.id)
+		case decide.Good:
+			good = append(good, l.id)
+		}
+	}
+	ms.results, ms.files = nil, nil
+	return good, missing
+}
