@@ -30,8 +30,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/hook"
+	"github.com/mirrorsentry/sentry/sentry/observe"
 )
 
 // Event types.
@@ -48,7 +48,7 @@ type Event struct {
 	// a lost answer) can ignore the second.
 	ID string `json:"id"`
 	// Vantage is the sentry instance's vantage name.
-	Vantage     string                   `json:"vantage"`
+	Vantage     string                    `json:"vantage"`
 	StateChange *observe.StateChangeEvent `json:"state_change,omitempty"`
 	Guard       *observe.GuardEvent       `json:"guard,omitempty"`
 }

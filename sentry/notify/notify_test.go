@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/hook"
 	"github.com/mirrorsentry/sentry/sentry/notify"
+	"github.com/mirrorsentry/sentry/sentry/observe"
 )
 
 func change(i int) observe.StateChangeEvent {
