@@ -197,11 +197,20 @@ func (dm *Daemon) sweep(name string, spec cron.Schedule, deep bool) {
 	if dm.soft.Err() != nil {
 		return
 	}
-	if !dm.sweepMu.TryLock() {
+	if deep {
+		// A deep sweep is not lost to a light one: it waits its turn.
+		if !dm.sweepMu.TryLock() {
+			log.Info("deep sweep due while a sweep runs in this process: it runs after it")
+			dm.sweepMu.Lock()
+		}
+	} else if !dm.sweepMu.TryLock() {
 		log.Warn("sweep skipped: another sweep is running in this process")
 		return
 	}
 	defer dm.sweepMu.Unlock()
+	if dm.soft.Err() != nil {
+		return
+	}
 	dm.jobs.Add(1)
 	defer dm.jobs.Done()
 	slot := scheduledSlot(spec, time.Now())

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,14 +20,20 @@ import (
 )
 
 // daemon runs RunDaemon for d until the test ends and returns its base URL.
+// Its schedules do not fire during a test: hooks drive these tests.
 func daemon(t *testing.T, d *sentry.Deps, opts sentry.DaemonOptions) string {
+	t.Helper()
+	return daemonScheduled(t, d, opts, "0 0 1 1 *", "0 0 1 1 *")
+}
+
+// daemonScheduled is daemon with the given schedules.
+func daemonScheduled(t *testing.T, d *sentry.Deps, opts sentry.DaemonOptions, sweep, deep string) string {
 	t.Helper()
 	d.Config.HTTP.Listen = "127.0.0.1:0"
 	d.Config.Hook.Secret = "hook-secret-for-tests"
 	d.Config.ShutdownGrace = config.Duration(2 * time.Second)
-	// Schedules that do not fire during a test: hooks drive these tests.
-	d.Config.Schedule.Sweep = "0 0 1 1 *"
-	d.Config.Schedule.DeepSweep = "0 0 1 1 *"
+	d.Config.Schedule.Sweep = sweep
+	d.Config.Schedule.DeepSweep = deep
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
@@ -177,5 +185,65 @@ func TestDaemonHealthz(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusOK || out.Status != "ok" || out.Checks["database"] != "ok" {
 		t.Errorf("healthz: %d %+v", resp.StatusCode, out)
+	}
+}
+
+// TestDeepSweepDueDuringALightSweepRunsAfterIt: a deep sweep whose time
+// comes while a light sweep is still running is not skipped: it runs once
+// the light sweep ended, and completes.
+func TestDeepSweepDueDuringALightSweepRunsAfterIt(t *testing.T) {
+	d, b := setup(t)
+	m, _ := b.static(t, "good")
+	primeRelease(t, d)
+	hold := make(chan struct{})
+	var once sync.Once
+	m.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, b.rel.Dir) {
+			<-hold // the first light sweep's files wait until the test lets go
+		}
+		return false
+	})
+	w := &watches{}
+	d.Logger = slog.New(signalHandler{d.Logger.Handler(), w})
+	waiting := w.on("deep sweep due while a sweep runs")
+	daemonScheduled(t, d, sentry.DaemonOptions{}, "@every 1s", "@every 2s")
+	query := func(sql string, dest ...any) {
+		t.Helper()
+		if err := b.st.Pool().QueryRow(context.Background(), sql).Scan(dest...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// A light sweep holds the mirror until its deep sweep is due: the
+	// deep job has fired (logged as waiting, or skipped) by then.
+	until("a light sweep to hold the mirror", func() bool {
+		var n int
+		query(`SELECT count(*) FROM sentry_work w JOIN sentry_runs r ON r.id = w.run_id
+			WHERE r.kind = 'sweep' AND w.claimed_by IS NOT NULL AND NOT w.done`, &n)
+		return n > 0
+	})
+	var lightID int64
+	query(`SELECT max(id) FROM sentry_runs WHERE kind = 'sweep'`, &lightID)
+	wait(t, waiting, "the deep sweep to come due while the light one runs")
+	once.Do(func() { close(hold) })
+	until("a deep sweep to complete", func() bool {
+		var n int
+		query(`SELECT count(*) FROM sentry_runs WHERE kind = 'deep_sweep' AND outcome = 'completed'`, &n)
+		return n > 0
+	})
+	var lightEnd, deepStart time.Time
+	query(fmt.Sprintf(`SELECT (SELECT finished_at FROM sentry_runs WHERE id = %d),
+		(SELECT min(started_at) FROM sentry_runs WHERE kind = 'deep_sweep')`, lightID), &lightEnd, &deepStart)
+	if deepStart.Before(lightEnd) {
+		t.Errorf("the deep sweep started at %s, before the light sweep ended at %s", deepStart, lightEnd)
 	}
 }

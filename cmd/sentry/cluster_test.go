@@ -96,7 +96,9 @@ func refuse(m *mirrortest.Server, sources ...string) {
 }
 
 // pollDB runs query until it returns true (a condition of the database
-// that other processes bring about), failing after a minute.
+// that other processes bring about), failing after four minutes: several
+// race-built processes lining up on a loaded two-core machine take a
+// while, and no test depends on how long.
 func (w *world) pollDB(t *testing.T, what string, cond func(conn *pgx.Conn) (bool, error), procs ...*daemonProc) {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), w.dbURL)
@@ -104,7 +106,7 @@ func (w *world) pollDB(t *testing.T, what string, cond func(conn *pgx.Conn) (boo
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(4 * time.Minute)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -484,7 +486,7 @@ func TestPrimeSplitsAcrossRunningSentries(t *testing.T) {
 	var res result
 	select {
 	case res = <-done:
-	case <-time.After(2 * time.Minute):
+	case <-time.After(4 * time.Minute):
 		t.Fatalf("the prime did not end:\n%s%s", us.logText(), eu.logText())
 	}
 	if res.err != nil {

@@ -74,6 +74,8 @@ type Server struct {
 	// handlers answer, in order, before the file store, for the requests
 	// they accept (returning false falls through).
 	handlers []func(w http.ResponseWriter, r *http.Request) bool
+	// observers see every request before any handler (Observe).
+	observers []func(r *http.Request) func()
 
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
@@ -160,9 +162,27 @@ func (s *Server) HandleFunc(h func(w http.ResponseWriter, r *http.Request) bool)
 	s.handlers = append([]func(http.ResponseWriter, *http.Request) bool{h}, s.handlers...)
 }
 
+// Observe adds a function called with every request as it arrives, before
+// any handler; the function it returns, when not nil, is called once the
+// request has been answered (the handler returned). Tests use it to see
+// requests in flight.
+func (s *Server) Observe(f func(r *http.Request) func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.observers = append(s.observers, f)
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
+	s.mu.Lock()
+	obs := s.observers
+	s.mu.Unlock()
+	for _, o := range obs {
+		if done := o(r); done != nil {
+			defer done()
+		}
+	}
 	for {
 		m := s.maxInFlight.Load()
 		if n <= m || s.maxInFlight.CompareAndSwap(m, n) {

@@ -21,8 +21,10 @@ import (
 // the per-mirror caps (checks.per_mirror_concurrency and
 // sentry_mirror_settings.max_concurrency, enforced within a row) hold
 // across every sentry and every run at once. Primes come first: a prime's
-// rows are claimed before a sweep's, so a new release is not kept waiting
-// behind a sweep of every mirror.
+// rows are claimed before a sweep's, and a sweep's row of a mirror is not
+// claimed while the mirror has a prime's row waiting (even one another
+// claimer is taking right now), so a new release is not kept waiting
+// behind sweeps.
 //
 // Claiming is one transaction:
 //  1. the candidate rows, in order (primes first; rows whose files are
@@ -59,6 +61,9 @@ func (e *Engine) claim(ctx context.Context, tx pgx.Tx, w *Worker, runID int64, n
 		  AND ($2 = ANY (w.needs) OR (NOT w.files_done AND NOT $2 = ANY (w.not_from)))
 		  AND NOT EXISTS (SELECT 1 FROM sentry_work o WHERE o.mirror_id = w.mirror_id AND o.run_id <> w.run_id
 		      AND NOT o.done AND o.claimed_by IS NOT NULL AND o.lease_until >= now())
+		  AND (r.kind = 'prime' OR NOT EXISTS (SELECT 1 FROM sentry_work p JOIN sentry_runs pr ON pr.id = p.run_id
+		      WHERE p.mirror_id = w.mirror_id AND pr.kind = 'prime' AND pr.outcome = 'running' AND pr.ready AND NOT p.done
+		        AND (p.claimed_by IS NULL OR p.lease_until < now())))
 		ORDER BY r.kind = 'prime' DESC, w.files_done, w.run_id, w.seq
 		LIMIT $4
 		FOR UPDATE OF w SKIP LOCKED`, w.id, e.opts.Vantage, runID, 4*n)

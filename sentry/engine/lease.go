@@ -16,10 +16,12 @@ import (
 //
 // A claimed row is its worker's for cluster.lease from the claim; the
 // worker's heartbeat, every third of a lease, renews the rows it works on
-// (and the runs it judges), and gives back in the same statement any row
-// the database says it holds but it does not work on (a give-back that
-// failed during an outage). A row the heartbeat no longer finds held was
-// taken over: its work is cancelled.
+// (and the runs it judges), by token, and gives back any row the database
+// says it holds but it has not worked on for two beats in a row (a
+// give-back that failed during an outage). A row the heartbeat could not
+// renew was taken over: its work is cancelled. No lock of the worker is
+// held while a heartbeat or a claim waits for the database, so that a
+// hanging database never keeps the watchdog from stopping the work.
 //
 // Fencing. Every claim changes the row's token (sentry_work.claims; a
 // judging's is sentry_runs.judge_token). Everything written on a row's or a
@@ -81,7 +83,7 @@ var (
 // run out.
 var errLapsed = errors.New("this sentry's lease on the work may have run out (no heartbeat for two thirds of cluster.lease)")
 
-// heldLease is what the heartbeat renews: a lease, with its token.
+// heldLease is a lease with its token: what the heartbeat renews.
 type heldLease struct {
 	run    int64
 	mirror int // 0: the run's judging
@@ -89,13 +91,16 @@ type heldLease struct {
 }
 
 // renew is one heartbeat: the instance is alive; the leases in held are
-// renewed; rows and judgings the database says the instance holds but
-// that are not in held are given back. It returns the leases that were
-// renewed, and how many it gave back.
-func (e *Engine) renew(ctx context.Context, id string, held []heldLease) (map[heldLease]bool, int, error) {
-	var runs, judgeRuns []int64
-	var mirrors []int32
-	var tokens, judgeTokens []int32
+// renewed (by token: a row taken over is not); the rows in back are given
+// back, if they are still the instance's with that token. It returns the
+// leases it renewed, and the rows the database says the instance holds
+// that are not in held: orphans of a give-back that failed (or claims made
+// while the beat was on its way; the worker gives back only rows that are
+// orphans on two beats in a row).
+func (e *Engine) renew(ctx context.Context, id string, held, back []heldLease) (renewed map[heldLease]bool, orphans []heldLease, err error) {
+	var runs, judgeRuns, backRuns []int64
+	var mirrors, backMirrors []int32
+	var tokens, judgeTokens, backTokens []int32
 	for _, h := range held {
 		if h.mirror == 0 {
 			judgeRuns, judgeTokens = append(judgeRuns, h.run), append(judgeTokens, int32(h.token))
@@ -103,75 +108,72 @@ func (e *Engine) renew(ctx context.Context, id string, held []heldLease) (map[he
 		}
 		runs, mirrors, tokens = append(runs, h.run), append(mirrors, int32(h.mirror)), append(tokens, int32(h.token))
 	}
-	renewed := map[heldLease]bool{}
-	back := 0
-	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+	for _, h := range back {
+		backRuns, backMirrors, backTokens = append(backRuns, h.run), append(backMirrors, int32(h.mirror)), append(backTokens, int32(h.token))
+	}
+	renewed = map[heldLease]bool{}
+	err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE sentry_instances SET last_seen = now(), stopped_at = NULL WHERE id = $1`, id); err != nil {
 			return err
 		}
-		// Judgings first, then rows: every writer takes run rows before
-		// work rows (store.Fence keys sort the same way).
+		// Judgings first, then rows, each in key order: every writer
+		// takes run rows before work rows (store.Fence keys sort the
+		// same way), so heartbeats and fenced writes never deadlock.
 		rows, err := tx.Query(ctx, `
-			WITH mine AS (SELECT r.id, (r.id, r.judge_token) IN (SELECT * FROM unnest($3::bigint[], $4::int[])) AS keep
-			              FROM sentry_runs r WHERE r.judge_by = $1 AND r.outcome = 'running' ORDER BY r.id FOR UPDATE)
-			UPDATE sentry_runs r SET
-				judge_until = CASE WHEN mine.keep THEN now() + $2::interval END,
-				judge_by = CASE WHEN mine.keep THEN r.judge_by END
-			FROM mine WHERE r.id = mine.id
-			RETURNING r.id, r.judge_token, mine.keep`, id, e.opts.Lease, judgeRuns, judgeTokens)
+			UPDATE sentry_runs r SET judge_until = now() + $2::interval
+			WHERE r.id IN (SELECT id FROM sentry_runs WHERE judge_by = $1 AND outcome = 'running'
+			               AND (id, judge_token) IN (SELECT * FROM unnest($3::bigint[], $4::int[])) ORDER BY id FOR UPDATE)
+			RETURNING r.id, r.judge_token`, id, e.opts.Lease, judgeRuns, judgeTokens)
 		if err != nil {
 			return err
 		}
-		if err := collectRenewed(rows, true, renewed, &back); err != nil {
+		for rows.Next() {
+			var h heldLease
+			if err := rows.Scan(&h.run, &h.token); err != nil {
+				rows.Close()
+				return err
+			}
+			renewed[h] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return err
 		}
 		rows, err = tx.Query(ctx, `
-			WITH mine AS (SELECT w.run_id, w.mirror_id,
-			                     (w.run_id, w.mirror_id, w.claims) IN (SELECT * FROM unnest($3::bigint[], $4::int[], $5::int[])) AS keep
-			              FROM sentry_work w WHERE w.claimed_by = $1 AND NOT w.done ORDER BY 1, 2 FOR UPDATE)
-			UPDATE sentry_work w SET
-				lease_until = CASE WHEN mine.keep THEN now() + $2::interval END,
-				claimed_by = CASE WHEN mine.keep THEN w.claimed_by END
-			FROM mine WHERE w.run_id = mine.run_id AND w.mirror_id = mine.mirror_id
-			RETURNING w.run_id, w.mirror_id, w.claims, mine.keep`, id, e.opts.Lease, runs, mirrors, tokens)
+			WITH mine AS (SELECT w.run_id, w.mirror_id, w.claims,
+			                     (w.run_id, w.mirror_id, w.claims) IN (SELECT * FROM unnest($3::bigint[], $4::int[], $5::int[])) AS keep,
+			                     (w.run_id, w.mirror_id, w.claims) IN (SELECT * FROM unnest($6::bigint[], $7::int[], $8::int[])) AS back
+			              FROM sentry_work w WHERE w.claimed_by = $1 AND NOT w.done ORDER BY 1, 2 FOR UPDATE),
+			     renewed AS (UPDATE sentry_work w SET lease_until = now() + $2::interval
+			                 FROM mine WHERE mine.keep AND w.run_id = mine.run_id AND w.mirror_id = mine.mirror_id),
+			     given AS (UPDATE sentry_work w SET claimed_by = NULL, lease_until = NULL
+			               FROM mine WHERE mine.back AND NOT mine.keep AND w.run_id = mine.run_id AND w.mirror_id = mine.mirror_id
+			               RETURNING w.run_id),
+			     told AS (SELECT pg_notify($9, 'released') WHERE EXISTS (SELECT 1 FROM given))
+			SELECT run_id, mirror_id, claims, keep FROM mine, (SELECT count(*) FROM told) t WHERE keep OR NOT back`,
+			id, e.opts.Lease, runs, mirrors, tokens, backRuns, backMirrors, backTokens, WorkChannel)
 		if err != nil {
 			return err
 		}
-		if err := collectRenewed(rows, false, renewed, &back); err != nil {
-			return err
+		defer rows.Close()
+		for rows.Next() {
+			var h heldLease
+			var keep bool
+			if err := rows.Scan(&h.run, &h.mirror, &h.token, &keep); err != nil {
+				return err
+			}
+			if keep {
+				renewed[h] = true
+			} else {
+				orphans = append(orphans, h)
+			}
 		}
-		if back > 0 {
-			_, err = tx.Exec(ctx, `SELECT pg_notify($1, 'released')`, WorkChannel)
-		}
-		return err
+		return rows.Err()
 	})
 	if err != nil {
-		return nil, 0, e.wrap("heartbeat", err)
+		return nil, nil, e.wrap("heartbeat", err)
 	}
-	return renewed, back, nil
-}
-
-func collectRenewed(rows pgx.Rows, judging bool, renewed map[heldLease]bool, back *int) error {
-	defer rows.Close()
-	for rows.Next() {
-		var h heldLease
-		var keep bool
-		var err error
-		if judging {
-			err = rows.Scan(&h.run, &h.token, &keep)
-		} else {
-			err = rows.Scan(&h.run, &h.mirror, &h.token, &keep)
-		}
-		if err != nil {
-			return err
-		}
-		if keep {
-			renewed[h] = true
-		} else {
-			*back++
-		}
-	}
-	return rows.Err()
+	return renewed, orphans, nil
 }
 
 // giveBack returns a held row undone, for another to claim at once.

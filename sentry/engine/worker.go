@@ -48,12 +48,15 @@ type Worker struct {
 	inWork sync.WaitGroup // rows and judgings in flight
 	loops  sync.WaitGroup // claim loop, heartbeat, watchdog, listener
 
-	// leaseMu makes what the worker holds and what the database says it
-	// holds change together: claims (and their bookkeeping) and heartbeats
-	// take it, so a heartbeat never sees a claim half made.
-	leaseMu sync.Mutex
-	held    map[WorkKey]*Row
-	judging map[int64]*judging
+	// leaseMu guards what the worker holds: its rows, their slots
+	// reserved by claims on their way to the database, its judgings, and
+	// the orphans the last heartbeat found. It is never held while the
+	// database is asked.
+	leaseMu  sync.Mutex
+	held     map[WorkKey]*Row
+	reserved int
+	judging  map[int64]*judging
+	orphans  []heldLease
 
 	mu       sync.Mutex
 	tasks    map[int64]Task // prepared runs
@@ -193,15 +196,19 @@ func (w *Worker) claimLoop() {
 	}
 }
 
-// claiming runs claim (which claims rows in the database) under leaseMu
-// with the number of free slots, and registers the rows it returns as
+// claiming runs claim (which claims rows in the database) with the number
+// of free slots, reserved meanwhile, and registers the rows it returns as
 // held: a worker never holds more rows than its slots, whoever claims.
 func (w *Worker) claiming(claim func(free int) ([]*Row, error)) ([]*Row, error) {
 	w.leaseMu.Lock()
-	defer w.leaseMu.Unlock()
-	free := w.e.opts.Slots - len(w.held)
+	free := max(w.e.opts.Slots-len(w.held)-w.reserved, 0)
+	w.reserved += free
+	w.leaseMu.Unlock()
 	at := mono() // the leases count from before the claim was sent
 	rows, err := claim(free)
+	w.leaseMu.Lock()
+	defer w.leaseMu.Unlock()
+	w.reserved -= free
 	if err != nil {
 		return nil, err
 	}
@@ -221,16 +228,7 @@ func (w *Worker) claiming(claim func(free int) ([]*Row, error)) ([]*Row, error) 
 // begin starts work on claimed rows.
 func (w *Worker) begin(rows []*Row) {
 	for _, r := range rows {
-		rowCtx, cancel := context.WithCancel(w.work)
-		w.leaseMu.Lock()
-		r.cancel = cancel
-		w.leaseMu.Unlock()
-		ctx := checks.WithGuard(rowCtx, func() error {
-			if !r.valid() {
-				return errLapsed
-			}
-			return context.Cause(rowCtx)
-		})
+		ctx, cancel := w.rowContext(r)
 		w.inWork.Add(1)
 		go func() {
 			defer w.inWork.Done()
@@ -238,6 +236,23 @@ func (w *Worker) begin(rows []*Row) {
 			w.do(ctx, r)
 		}()
 	}
+}
+
+// rowContext is the context a row is worked with: cancelled when the row
+// is no longer this worker's, and refusing every request once the row's
+// lease may have lapsed, even before the watchdog cancels it (a process
+// resumed after a pause sends nothing before it notices).
+func (w *Worker) rowContext(r *Row) (context.Context, context.CancelFunc) {
+	rowCtx, cancel := context.WithCancel(w.work)
+	w.leaseMu.Lock()
+	r.cancel = cancel
+	w.leaseMu.Unlock()
+	return checks.WithGuard(rowCtx, func() error {
+		if !r.valid() {
+			return errLapsed
+		}
+		return context.Cause(rowCtx)
+	}), cancel
 }
 
 // valid reports whether the row's lease is still to be worked on: renewed
@@ -341,15 +356,14 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	}
 }
 
-// beat is one heartbeat. Under leaseMu (no claim in between) it sends the
-// leases the worker works on; those the database renewed count as renewed
-// from the moment the beat was sent; the others were taken over, and their
-// work is cancelled here, before anything could count them valid again.
+// beat is one heartbeat: it sends the leases the worker works on; those
+// the database renewed count as renewed from the moment the beat was sent;
+// the others were taken over, and their work is cancelled, under the
+// worker's lock, before anything could count them valid again.
 func (w *Worker) beat(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, w.e.opts.Lease/3)
 	defer cancel()
 	w.leaseMu.Lock()
-	defer w.leaseMu.Unlock()
 	sent := mono()
 	var held []heldLease
 	for _, r := range w.held {
@@ -358,32 +372,51 @@ func (w *Worker) beat(ctx context.Context) {
 	for _, j := range w.judging {
 		held = append(held, heldLease{run: j.fence.run, token: j.fence.token})
 	}
-	renewed, back, err := w.e.renew(ctx, w.id, held)
+	back := w.orphans
+	w.orphans = nil
+	w.leaseMu.Unlock()
+	renewed, orphans, err := w.e.renew(ctx, w.id, held, back)
 	if err != nil {
-		if ctx.Err() == nil || w.work.Err() == nil {
+		if w.work.Err() == nil {
 			w.log.Warn("heartbeat failed; work stops by itself if this lasts two thirds of a lease", "lease", w.e.opts.Lease, "err", err)
 		}
 		return
 	}
+	w.leaseMu.Lock()
+	defer w.leaseMu.Unlock()
+	asked := make(map[heldLease]bool, len(held))
+	for _, h := range held {
+		asked[h] = true
+	}
 	for k, r := range w.held {
-		if renewed[heldLease{run: k.RunID, mirror: k.MirrorID, token: r.Claims}] {
+		h := heldLease{run: k.RunID, mirror: k.MirrorID, token: r.Claims}
+		switch {
+		case renewed[h]:
 			r.renewed.Store(sent)
-			continue
-		}
-		if !r.finishing {
+		case asked[h] && !r.finishing:
 			w.log.Warn("work taken over by another instance; dropping it", "run", k.RunID, "mirror_id", k.MirrorID)
 			r.cancel()
 		}
 	}
 	for id, j := range w.judging {
-		if renewed[heldLease{run: id, token: j.fence.token}] {
+		h := heldLease{run: id, token: j.fence.token}
+		switch {
+		case renewed[h]:
 			j.renewed.Store(sent)
-		} else {
+		case asked[h]:
 			w.log.Warn("judging taken over by another instance; dropping it", "run", id)
 			j.cancel()
 		}
 	}
-	if back > 0 {
+	// What the database says is this worker's and it does not work on is
+	// given back at the next beat if it is still so then (a claim made
+	// while this beat was on its way is held by then).
+	for _, o := range orphans {
+		if _, held := w.held[WorkKey{o.run, o.mirror}]; !held {
+			w.orphans = append(w.orphans, o)
+		}
+	}
+	if len(back) > 0 {
 		w.wake()
 	}
 }
@@ -451,17 +484,15 @@ func (w *Worker) tidy() {
 // judgeDue claims the runs due for judging and judges each in a goroutine
 // of its own.
 func (w *Worker) judgeDue(ctx context.Context) {
-	var claims []judgeClaim
-	w.leaseMu.Lock()
 	at := mono()
 	claims, err := w.e.claimJudging(ctx, w)
 	if err != nil {
-		w.leaseMu.Unlock()
 		if ctx.Err() == nil {
 			w.log.Warn("could not look for runs to judge", "err", err)
 		}
 		return
 	}
+	w.leaseMu.Lock()
 	type started struct {
 		jc  judgeClaim
 		ctx context.Context
