@@ -3,6 +3,8 @@ package checks
 import (
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 )
 
 // Kind is the outcome of one check of one file (or base URL) on one mirror.
@@ -166,4 +168,15 @@ func (k *Kind) UnmarshalText(b []byte) error {
 	}
 	*k = v
 	return nil
+}
+
+// CountsText says how many of each kind counts holds, sorted by kind:
+// "not_found 2, timeout 1".
+func CountsText(counts map[Kind]int) string {
+	parts := make([]string, 0, len(counts))
+	for k, n := range counts {
+		parts = append(parts, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }

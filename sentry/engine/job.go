@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -166,4 +167,16 @@ type Ending struct {
 	// judgement (not when another sentry ended the run first): what is to
 	// be announced once, such as a guard's activation.
 	After func()
+}
+
+// DecodeFiles decodes the row's Files into v and reports whether the
+// row's files were done (false: nothing recorded, v untouched).
+func (r WorkRow) DecodeFiles(v any) (bool, error) {
+	if r.Files == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(r.Files, v); err != nil {
+		return false, fmt.Errorf("read what was found of mirror %d: %w", r.MirrorID, err)
+	}
+	return true, nil
 }

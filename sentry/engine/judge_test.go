@@ -55,7 +55,9 @@ func TestJudgeRetriedUntilItSucceeds(t *testing.T) {
 func TestJudgementThatKeepsFailingEndsTheRun(t *testing.T) {
 	b := setup(t, 2)
 	job := newFakeJob()
-	job.judge = func(context.Context, *Judgement) (Ending, error) { return Ending{}, errors.New("the same error, forever") }
+	job.judge = func(context.Context, *Judgement) (Ending, error) {
+		return Ending{}, errors.New("the same error, forever")
+	}
 	e := b.engine("default", job, 0, 4)
 	e.opts.JudgeFor = 2 * time.Second
 	w := b.daemon(e)

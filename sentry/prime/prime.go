@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -380,20 +378,11 @@ func (t *task) reason(s *MirrorSums) string {
 	case "ok":
 		return fmt.Sprintf("prime %s: %d/%d files verified", rel, s.FilesOK, total)
 	case "down":
-		return fmt.Sprintf("prime %s: mirror down, no file verified (%s); first: %s", rel, kindCounts(s.Failures), s.FirstFailure)
+		return fmt.Sprintf("prime %s: mirror down, no file verified (%s); first: %s", rel, checks.CountsText(s.Failures), s.FirstFailure)
 	default:
 		return fmt.Sprintf("prime %s: %d/%d files verified, %d failed (%s); first: %s",
-			rel, s.FilesOK, total, s.FilesFailed, kindCounts(s.Failures), s.FirstFailure)
+			rel, s.FilesOK, total, s.FilesFailed, checks.CountsText(s.Failures), s.FirstFailure)
 	}
-}
-
-func kindCounts(m map[checks.Kind]int) string {
-	parts := make([]string, 0, len(m))
-	for k, n := range m {
-		parts = append(parts, fmt.Sprintf("%s %d", k, n))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
 }
 
 // Judge is a prime's last step, once every mirror is primed: the
@@ -406,17 +395,16 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	held := ""
 	for _, r := range j.Rows {
 		var res rowResult
-		if r.Files != nil {
-			if err := json.Unmarshal(r.Files, &res); err != nil {
-				return engine.Ending{}, fmt.Errorf("read the prime of mirror %d: %w", r.MirrorID, err)
-			}
+		done, err := r.DecodeFiles(&res)
+		if err != nil {
+			return engine.Ending{}, err
 		}
 		m, ok := t.mirrors[r.MirrorID]
 		if res.Gone || !ok {
 			continue
 		}
 		mp := newMirrorPrime(m)
-		if r.Files == nil {
+		if !done {
 			mp.sums.State = "interrupted"
 		} else {
 			mp.sums = res.Sums

@@ -73,15 +73,14 @@ func Summarize(fin *engine.Finished, names map[int]string) (*Report, error) {
 	}
 	for _, r := range fin.Rows {
 		var res rowResult
-		if r.Files != nil {
-			if err := json.Unmarshal(r.Files, &res); err != nil {
-				return nil, fmt.Errorf("read the prime of mirror %d: %w", r.MirrorID, err)
-			}
+		done, err := r.DecodeFiles(&res)
+		if err != nil {
+			return nil, err
 		}
 		if res.Gone {
 			continue
 		}
-		if r.Files == nil {
+		if !done {
 			name := names[r.MirrorID]
 			if name == "" {
 				name = fmt.Sprintf("mirror %d", r.MirrorID)

@@ -148,12 +148,13 @@ func (t *task) readRows(j *engine.Judgement) ([]*judged, map[string]bool, error)
 		for v := range js.verdicts {
 			took[v] = true
 		}
+		var res rowResult
+		done, err := r.DecodeFiles(&res)
+		if err != nil {
+			return nil, nil, err
+		}
 		switch {
-		case r.Files != nil:
-			var res rowResult
-			if err := json.Unmarshal(r.Files, &res); err != nil {
-				return nil, nil, fmt.Errorf("read the sweep of mirror %s: %w", m.Name, err)
-			}
+		case done:
 			if res.Gone {
 				continue
 			}
@@ -271,7 +272,7 @@ func (t *task) reason(js *judged) string {
 		r += fmt.Sprintf(" (%d hashed)", s.Hashed)
 	}
 	if s.Failed > 0 {
-		r += fmt.Sprintf(", %d failed (%s); first: %s", s.Failed, kindCounts(s.Failures), s.FirstFailure)
+		r += fmt.Sprintf(", %d failed (%s); first: %s", s.Failed, checks.CountsText(s.Failures), s.FirstFailure)
 	}
 	return strings.TrimSpace(r) + vantageNote(s)
 }
@@ -289,15 +290,6 @@ func vantageNote(s *MirrorSums) string {
 		return fmt.Sprintf("; failing from %s (%d of %d vantage points)",
 			strings.Join(s.FailingFrom, ", "), len(s.FailingFrom), len(s.CheckedFrom))
 	}
-}
-
-func kindCounts(m map[checks.Kind]int) string {
-	parts := make([]string, 0, len(m))
-	for k, n := range m {
-		parts = append(parts, fmt.Sprintf("%s %d", k, n))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
 }
 
 func joinNonEmpty(sep string, parts ...string) string {
