@@ -220,3 +220,47 @@ func TestErrorsKeepTheirChainWithoutThePassword(t *testing.T) {
 		t.Errorf("the error lost PostgreSQL's answer: %v (%T)", err, errors.Unwrap(err))
 	}
 }
+
+// TestSaveReleaseConcurrently: several sentries saving the same new
+// release at once all succeed, and record it once (the first save of a
+// release used to fail on its unique name when two met).
+func TestSaveReleaseConcurrently(t *testing.T) {
+	st, _ := setup(t)
+	ctx := context.Background()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files := []store.ReleaseFile{{Path: "a", Size: 1, Algo: "sha256", Hash: strings.Repeat("ab", 32)}}
+	const savers = 8
+	errs := make(chan error, savers)
+	ids := make(chan int64, savers)
+	start := make(chan struct{})
+	for range savers {
+		go func() {
+			<-start
+			rel, err := st.SaveRelease(ctx, "2.0", "https://example.org/2.0/SHA256SUMS", "sum", files)
+			errs <- err
+			ids <- rel.ID
+		}()
+	}
+	close(start)
+	first := int64(0)
+	for range savers {
+		if err := <-errs; err != nil {
+			t.Errorf("a concurrent save failed: %v", err)
+		}
+		if id := <-ids; first == 0 {
+			first = id
+		} else if id != first {
+			t.Errorf("saves returned releases %d and %d", first, id)
+		}
+	}
+	var n, files2 int
+	if err := st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM sentry_releases), (SELECT count(*) FROM sentry_release_files)`).
+		Scan(&n, &files2); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || files2 != 1 {
+		t.Errorf("%d releases and %d files recorded, want 1 and 1", n, files2)
+	}
+}
