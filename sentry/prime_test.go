@@ -7,8 +7,10 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/mirrorsentry/sentry/internal/pgtest"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -38,6 +41,33 @@ type bundle struct {
 	locWin int
 	locLin int
 	logs   *bytes.Buffer
+	// seen is every check the world's runs made, routine ones included
+	// (those are only counted in the database).
+	seen *seenChecks
+}
+
+// seenChecks records every check observers are told of.
+type seenChecks struct {
+	mu     sync.Mutex
+	checks []observe.CheckEvent
+}
+
+func (s *seenChecks) CheckDone(c observe.CheckEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks = append(s.checks, c)
+}
+func (*seenChecks) StateChanged(observe.StateChangeEvent) {}
+func (*seenChecks) GuardHeld(observe.GuardEvent)          {}
+func (*seenChecks) RunFinished(observe.RunEvent)          {}
+
+// all returns the checks seen so far, in the order they were made.
+func (s *seenChecks) all() []observe.CheckEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.checks)
+	slices.SortStableFunc(out, func(a, b observe.CheckEvent) int { return a.At.Compare(b.At) })
+	return out
 }
 
 // setup makes a migrated database holding a Firefox-1.5 product in en-US
@@ -68,7 +98,7 @@ func setup(t *testing.T) (*sentry.Deps, *bundle) {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{rel: rel, master: master, st: st, logs: &bytes.Buffer{}}
+	b := &bundle{rel: rel, master: master, st: st, logs: &bytes.Buffer{}, seen: &seenChecks{}}
 	err = st.Pool().QueryRow(ctx, `
 		WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-1.5') RETURNING id),
 		     langs AS (INSERT INTO mirror_product_langs (product_id, language) SELECT id, l FROM p, unnest(ARRAY['en-US','de']) l),
@@ -106,7 +136,7 @@ func setup(t *testing.T) (*sentry.Deps, *bundle) {
 		t.Fatal(err)
 	}
 	t.Cleanup(client.CloseIdleConnections)
-	return &sentry.Deps{Config: &cfg, Store: st, Client: client, Logger: log}, b
+	return &sentry.Deps{Config: &cfg, Store: st, Client: client, Logger: log, Observer: b.seen}, b
 }
 
 // addMirror inserts an active mirror (and its settings when mode is not

@@ -107,7 +107,7 @@ func TestSweepHysteresis(t *testing.T) {
 	}
 }
 
-func TestSweepDefinitiveFactActsAtOnceAndUnchangedIsRecorded(t *testing.T) {
+func TestSweepDefinitiveFactActsAtOnceAndUnchangedIsCounted(t *testing.T) {
 	d, b := setup(t)
 	b.static(t, "good")
 	lossy, id := b.static(t, "lossy")
@@ -125,14 +125,18 @@ func TestSweepDefinitiveFactActsAtOnceAndUnchangedIsRecorded(t *testing.T) {
 	if marks[b.locWin][id] != (lmmRow{true, true}) {
 		t.Errorf("intact location: %+v", marks[b.locWin][id])
 	}
-	// The conditional requests were answered 304 and recorded so.
-	var unchanged int
-	if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_checks WHERE run_id = $1 AND result = 'unchanged'`,
-		rep.RunID).Scan(&unchanged); err != nil {
+	// The conditional requests were answered 304 and counted so, without
+	// a row each (they found what was known); the missing file has one.
+	var unchanged, rows, missingRows int
+	if err := b.st.Pool().QueryRow(context.Background(), `SELECT
+			(SELECT coalesce(sum(n), 0) FROM sentry_check_hourly WHERE result = 'unchanged'),
+			(SELECT count(*) FROM sentry_checks WHERE run_id = $1),
+			(SELECT count(*) FROM sentry_checks WHERE run_id = $1 AND result = 'not_found')`,
+		rep.RunID).Scan(&unchanged, &rows, &missingRows); err != nil {
 		t.Fatal(err)
 	}
-	if unchanged != 7 { // 4 files on good, 3 on lossy
-		t.Errorf("%d unchanged checks recorded, want 7", unchanged)
+	if unchanged != 7 || rows != 1 || missingRows != 1 { // 4 files on good, 3 on lossy; a row for the missing one
+		t.Errorf("%d unchanged checks counted, %d rows (%d of the missing file); want 7, 1, 1", unchanged, rows, missingRows)
 	}
 }
 
@@ -276,10 +280,15 @@ func TestSweepKilledDatabaseConnectionLosesNoCheck(t *testing.T) {
 	s1, _ := b.static(t, "m1")
 	b.static(t, "m2")
 	primeRelease(t, d)
-	var primeChecks int
-	if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_checks`).Scan(&primeChecks); err != nil {
-		t.Fatal(err)
+	counted := func() int {
+		t.Helper()
+		var n int
+		if err := b.st.Pool().QueryRow(context.Background(), `SELECT coalesce(sum(n), 0) FROM sentry_check_hourly`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
+	primeChecks := counted()
 	// Mid-sweep, every connection to the database is killed: the pool's
 	// and whatever the recorder holds.
 	dbURL := d.Config.Database.URL
@@ -299,12 +308,8 @@ func TestSweepKilledDatabaseConnectionLosesNoCheck(t *testing.T) {
 	if rep.Outcome != store.OutcomeCompleted {
 		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
 	}
-	var n int
-	if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_checks WHERE run_id = $1`, rep.RunID).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if want := 2 * (1 + 4); n != want { // per mirror: reachability + 4 files
-		t.Errorf("%d checks stored, want %d", n, want)
+	if n, want := counted()-primeChecks, 2*(1+4); n != want { // per mirror: reachability + 4 files
+		t.Errorf("%d checks counted, want %d", n, want)
 	}
 	if killed.Load() < 3 {
 		t.Fatalf("the connections were never killed (%d HEADs)", killed.Load())

@@ -156,6 +156,8 @@ func TestHysteresis(t *testing.T) {
 		{"down, two good sweeps are not enough", State{Down, 0, 1}, false, "", State{Down, 0, 2}, "", "found; good sweep 2 of 3 before up"},
 		{"the third good sweep brings it back", State{Down, 0, 2}, false, "", State{Up, 0, 3}, Down, "up after 3 good sweeps: found"},
 		{"down, a failed sweep resets the good streak", State{Down, 0, 2}, true, "", State{Down, 1, 0}, "", "found"},
+		{"a steady mirror's streak stays at its threshold", State{Up, 0, 3}, false, "", State{Up, 0, 3}, "", "found"},
+		{"a mirror down for long: its fail streak stays", State{Down, 2, 0}, true, "", State{Down, 2, 0}, "", "found"},
 	}
 	for _, tt := range tests {
 		st := h.Next(tt.prev, tt.failed, tt.guard)

@@ -66,14 +66,16 @@ func (s Step) Reason(found string) string {
 // Next is a sweep's step on a mirror in state prev: a failed sweep
 // (failed) counts towards going down, a good one towards coming back;
 // while the guard holds (guard not ""), a failed sweep counts for
-// nothing.
+// nothing. A streak counts up to its threshold and stays there (a mirror
+// up for months has an ok streak of state.up_after), so that a mirror
+// whose sweeps find nothing new has a state that does not change.
 func (h Hysteresis) Next(prev State, failed bool, guard string) Step {
 	st := Step{Next: prev}
 	switch {
 	case failed && guard != "":
 		st.suffix = "; not counted: " + guard
 	case failed:
-		st.Next.FailStreak, st.Next.OkStreak = prev.FailStreak+1, 0
+		st.Next.FailStreak, st.Next.OkStreak = min(prev.FailStreak+1, max(h.DownAfter, 1)), 0
 		if prev.State == Up && st.Next.FailStreak >= h.DownAfter {
 			st.Next.State, st.From = Down, Up
 			st.prefix = fmt.Sprintf("down after %d failed sweeps: ", st.Next.FailStreak)
@@ -81,7 +83,7 @@ func (h Hysteresis) Next(prev State, failed bool, guard string) Step {
 			st.suffix = fmt.Sprintf("; failed sweep %d of %d before down", st.Next.FailStreak, h.DownAfter)
 		}
 	default:
-		st.Next.OkStreak, st.Next.FailStreak = prev.OkStreak+1, 0
+		st.Next.OkStreak, st.Next.FailStreak = min(prev.OkStreak+1, max(h.UpAfter, 1)), 0
 		if prev.State == Down && st.Next.OkStreak >= h.UpAfter {
 			st.Next.State, st.From = Up, Down
 			st.prefix = fmt.Sprintf("up after %d good sweeps: ", st.Next.OkStreak)

@@ -199,28 +199,40 @@ func (e *Engine) complete(ctx context.Context, f rowFence, id string, res Result
 			return false, fmt.Errorf("encode result: %w", err)
 		}
 	}
-	ok := false
+	// One statement: the row's new facts, given back, and done when
+	// nothing is left on it — every vantage point checked reachability,
+	// and the files are done or no vantage point can reach the mirror.
+	// Everyone is told (the run may be ready for judging, or the row
+	// left for another vantage point).
+	var ok bool
 	err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE sentry_work SET
-				needs = array_remove(needs, $5),
-				verdicts = CASE WHEN $6::jsonb = 'null' THEN verdicts ELSE verdicts || jsonb_build_object($5::text, $6::jsonb) END,
-				not_from = CASE WHEN $7 THEN array_append(array_remove(not_from, $5), $5) ELSE not_from END,
-				files_done = files_done OR $8::jsonb IS NOT NULL,
-				result = coalesce($8::jsonb, result),
-				done_by = CASE WHEN $8::jsonb IS NOT NULL THEN $4 ELSE done_by END,
-				claimed_by = NULL, lease_until = NULL
-			WHERE run_id = $1 AND mirror_id = $2 AND claims = $3 AND claimed_by = $4 AND NOT done`,
-			f.run, f.mirror, f.token, id, e.opts.Vantage, verdict, res.Unreachable, files)
-		if err != nil || tag.RowsAffected() == 0 {
+		var done bool
+		err := tx.QueryRow(ctx, `
+			WITH next AS (SELECT run_id, mirror_id, array_remove(needs, $5) AS needs,
+			                     CASE WHEN $7 THEN array_append(array_remove(not_from, $5), $5) ELSE not_from END AS not_from,
+			                     files_done OR $8::jsonb IS NOT NULL AS files_done
+			              FROM sentry_work
+			              WHERE run_id = $1 AND mirror_id = $2 AND claims = $3 AND claimed_by = $4 AND NOT done)
+			UPDATE sentry_work w SET
+				needs = next.needs, not_from = next.not_from, files_done = next.files_done,
+				verdicts = CASE WHEN $6::jsonb = 'null' THEN w.verdicts ELSE w.verdicts || jsonb_build_object($5::text, $6::jsonb) END,
+				result = coalesce($8::jsonb, w.result),
+				done_by = CASE WHEN $8::jsonb IS NOT NULL THEN $4 ELSE w.done_by END,
+				claimed_by = NULL, lease_until = NULL,
+				done = cardinality(next.needs) = 0 AND (next.files_done OR (cardinality(w.vantages) > 0 AND w.vantages <@ next.not_from)),
+				done_at = CASE WHEN cardinality(next.needs) = 0 AND (next.files_done OR (cardinality(w.vantages) > 0 AND w.vantages <@ next.not_from))
+				               THEN now() END
+			FROM next WHERE w.run_id = next.run_id AND w.mirror_id = next.mirror_id
+			RETURNING w.done`,
+			f.run, f.mirror, f.token, id, e.opts.Vantage, verdict, res.Unreachable, files).Scan(&done)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		ok = true
-		if err := settle(ctx, tx, f.run, f.mirror); err != nil {
-			return err
-		}
-		// Work left on the row is for another vantage point: say so.
-		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2::bigint::text) FROM sentry_work
-			WHERE run_id = $2::bigint AND mirror_id = $3 AND NOT done`, WorkChannel, f.run, f.mirror)
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2::bigint::text)`, WorkChannel, f.run)
 		return err
 	})
 	if err != nil {
@@ -234,21 +246,6 @@ func marshalOrNull(v any) ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return json.Marshal(v)
-}
-
-// settle marks done the rows of a run (one mirror's, or every one with
-// mirrorID 0) with nothing left to do: every vantage point checked
-// reachability, and the files are done or no vantage point can reach the
-// mirror. It announces the run when its last row is done.
-func settle(ctx context.Context, tx pgx.Tx, runID int64, mirrorID int) error {
-	if _, err := tx.Exec(ctx, `UPDATE sentry_work SET done = true, done_at = now()
-		WHERE run_id = $1 AND ($2 = 0 OR mirror_id = $2) AND NOT done AND claimed_by IS NULL
-		  AND cardinality(needs) = 0 AND (files_done OR (cardinality(vantages) > 0 AND vantages <@ not_from))`, runID, mirrorID); err != nil {
-		return err
-	}
-	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2::bigint::text) WHERE NOT EXISTS (
-		SELECT 1 FROM sentry_work WHERE run_id = $2::bigint AND NOT done)`, WorkChannel, runID)
-	return err
 }
 
 // forgetGoneVantages drops from the open rows of running runs the vantage

@@ -220,15 +220,17 @@ func (e *Engine) end(ctx context.Context, runID int64, outcome, reason string, j
 		}
 		ended = true
 		if len(files) > 0 {
-			batch := &pgx.Batch{}
+			// The judge's final word on each mirror, kept on the run: one
+			// write, not one per row.
+			doc := make(map[string]any, len(files))
 			for id, r := range files {
-				b, err := json.Marshal(r)
-				if err != nil {
-					return fmt.Errorf("encode result: %w", err)
-				}
-				batch.Queue(`UPDATE sentry_work SET result = $3 WHERE run_id = $1 AND mirror_id = $2`, runID, id, b)
+				doc[fmt.Sprint(id)] = r
 			}
-			if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			b, err := json.Marshal(doc)
+			if err != nil {
+				return fmt.Errorf("encode results: %w", err)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE sentry_runs SET results = $2 WHERE id = $1`, runID, b); err != nil {
 				return err
 			}
 		}
@@ -256,10 +258,13 @@ func (e *Engine) endRetrying(ctx context.Context, runID int64, outcome, reason s
 	return ended, err
 }
 
-// rows reads every work row of a run, in creation order.
+// rows reads every work row of a run, in creation order, each with its
+// files as the run's judge last wrote them (or as the row's worker found
+// them, when the judge said nothing of the mirror).
 func (e *Engine) rows(ctx context.Context, runID int64) ([]WorkRow, error) {
-	rows, err := e.pool.Query(ctx, `SELECT mirror_id, vantages, not_from, coalesce(done_by, ''), claims, verdicts, result
-		FROM sentry_work WHERE run_id = $1 ORDER BY seq`, runID)
+	rows, err := e.pool.Query(ctx, `SELECT w.mirror_id, w.vantages, w.not_from, coalesce(w.done_by, ''), w.claims, w.verdicts,
+			coalesce(r.results -> w.mirror_id::text, w.result)
+		FROM sentry_work w JOIN sentry_runs r ON r.id = w.run_id WHERE w.run_id = $1 ORDER BY w.seq`, runID)
 	if err != nil {
 		return nil, e.wrap("read work", err)
 	}

@@ -29,9 +29,19 @@ type Observer interface {
 
 // CheckEvent is one check, as observers see it.
 type CheckEvent struct {
-	RunKind string // prime, sweep, deep_sweep
-	Mirror  string
-	Result  checks.Kind
+	RunKind  string // prime, sweep, deep_sweep
+	RunID    int64
+	Mirror   string
+	MirrorID int
+	// Path is the file's path in its release ("" for a check of the
+	// mirror itself); At is when the check was made.
+	Path   string
+	At     time.Time
+	Result checks.Kind
+	Hashed bool
+	// Routine: the check found what was known already, and is only
+	// counted (no row of its own in sentry_checks).
+	Routine bool
 	// BytesVerified is the size of a file whose checksum was verified.
 	BytesVerified int64
 }

@@ -265,8 +265,8 @@ func (t *task) record(ctx context.Context, row *engine.Row, mp *mirrorPrime, o p
 	if err := row.Record(ctx, c); err != nil {
 		return
 	}
-	observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: Kind, Mirror: mp.m.Name, Result: res.Kind,
-		BytesVerified: observe.VerifiedBytes(res)})
+	observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: Kind, RunID: t.run.ID, Mirror: mp.m.Name, MirrorID: mp.m.ID,
+		Path: o.Path, At: o.CheckedAt, Result: res.Kind, Hashed: res.Hashed, BytesVerified: observe.VerifiedBytes(res)})
 	if o.Path == "" {
 		if res.Kind.Failed() {
 			t.log.Warn("trigger failed", "mirror", mp.m.Name, "kind", res.Kind, "detail", res.Detail)

@@ -23,11 +23,16 @@ import (
 // batch that fails is retried with backoff while checks keep accumulating,
 // up to maxPending, after which producers wait (backpressure bounds
 // memory while the database is away, and keeps a sweep's memory flat when
-// checks outpace the database).
+// checks outpace the database). Routine checks (store.Check.Routine) are
+// only counted, in memory, and their counts go out when someone waits for
+// them (Sync: a mirror's work is done), every countEvery, or at Close: a
+// mirror's sweep costs one count per hour and result, not one per check.
 const (
 	batchSize  = 5000
 	flushEvery = 200 * time.Millisecond
+	countEvery = 10 * time.Second
 	maxPending = 50_000
+	maxCounts  = 10_000
 	RetryMin   = 200 * time.Millisecond
 	RetryMax   = 5 * time.Second
 )
@@ -39,7 +44,7 @@ var ErrClosed = errors.New("recorder closed")
 // writes a batch in one transaction and returns how many of its checks it
 // left out because their fence no longer held (their work was taken over).
 type Writer interface {
-	WriteChecks(ctx context.Context, checks []store.Check) (fenced int, err error)
+	WriteChecks(ctx context.Context, b store.Batch) (fenced int, err error)
 }
 
 // Recorder writes checks to the database in batches from one goroutine, so
@@ -58,21 +63,25 @@ type Recorder struct {
 	mu      sync.Mutex
 	space   *sync.Cond // signalled when pending shrinks or the recorder closes
 	pending []store.Check
-	added   int64 // checks ever added
-	written int64 // checks ever settled (a prefix of added): written or dropped
-	dropped int64 // checks the database refused as data
-	fenced  int64 // checks left out: their work was taken over
-	closed  bool
-	lastErr error
-	syncs   []syncReq
+	counts  map[store.CountKey]*store.Count
+	// added and written count checks with a row; counted and flushed
+	// count routine checks (flushed: those whose counts are written).
+	added, written   int64
+	counted, flushed int64
+	dropped          int64 // checks the database refused as data
+	fenced           int64 // checks left out: their work was taken over
+	closed           bool
+	lastErr          error
+	lastCounts       time.Time
+	syncs            []syncReq
 
 	kick chan struct{} // wakes the writer early
 	done chan struct{} // closed when the writer has stopped
 }
 
 type syncReq struct {
-	upto int64
-	ch   chan struct{}
+	checks, counts int64 // written and flushed must reach these
+	ch             chan struct{}
 }
 
 // New starts a recorder writing to w. Close it to write what is pending
@@ -81,18 +90,40 @@ func New(w Writer, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Recorder{w: w, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	r := &Recorder{w: w, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}),
+		counts: map[store.CountKey]*store.Count{}, lastCounts: time.Now()}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.space = sync.NewCond(&r.mu)
 	go r.loop()
 	return r
 }
 
-// Add queues a check. It blocks while maxPending checks are waiting
-// for the database, until they are written or ctx ends.
+// Add queues a check. A routine check is only counted. Add blocks while
+// maxPending checks are waiting for the database, until they are written
+// or ctx ends.
 func (r *Recorder) Add(ctx context.Context, c store.Check) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if c.Routine {
+		n := store.CountOf(c)
+		k := n.Key()
+		if have := r.counts[k]; have != nil {
+			have.N++
+			if c.CheckedAt.After(have.Last) {
+				have.Last = c.CheckedAt
+			}
+		} else {
+			r.counts[k] = &n
+		}
+		r.counted++
+		if len(r.counts) >= maxCounts {
+			r.wake()
+		}
+		return nil
+	}
 	if len(r.pending) >= maxPending {
 		stop := context.AfterFunc(ctx, func() {
 			r.mu.Lock()
@@ -127,15 +158,15 @@ func (r *Recorder) wake() {
 	}
 }
 
-// Sync waits until every check added before the call is written, or ctx
-// ends (then it returns ctx's error).
+// Sync waits until every check added before the call is written (counted,
+// for a routine one), or ctx ends (then it returns ctx's error).
 func (r *Recorder) Sync(ctx context.Context) error {
 	r.mu.Lock()
-	if r.written >= r.added {
+	if r.written >= r.added && r.flushed >= r.counted {
 		r.mu.Unlock()
 		return nil
 	}
-	req := syncReq{upto: r.added, ch: make(chan struct{})}
+	req := syncReq{checks: r.added, counts: r.counted, ch: make(chan struct{})}
 	r.syncs = append(r.syncs, req)
 	r.mu.Unlock()
 	r.wake()
@@ -147,7 +178,7 @@ func (r *Recorder) Sync(ctx context.Context) error {
 	case <-r.done:
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.written >= req.upto {
+		if r.written >= req.checks && r.flushed >= req.counts {
 			return nil
 		}
 		return fmt.Errorf("recorder stopped with checks unwritten: %w", r.lastErr)
@@ -156,17 +187,19 @@ func (r *Recorder) Sync(ctx context.Context) error {
 
 // Stats are a recorder's counts of checks so far.
 type Stats struct {
-	// Added checks were handed to Add; Written were stored; Dropped were
+	// Added checks were handed to Add (Routine of them only counted);
+	// Written were stored (rows, or counts of routine ones); Dropped were
 	// refused by the database as data; Fenced were left out because the
 	// work they belonged to was taken over by another sentry.
-	Added, Written, Dropped, Fenced int64
+	Added, Routine, Written, Dropped, Fenced int64
 }
 
 // Stats returns the recorder's counts so far.
 func (r *Recorder) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Stats{Added: r.added, Written: r.written - r.dropped - r.fenced, Dropped: r.dropped, Fenced: r.fenced}
+	return Stats{Added: r.added + r.counted, Routine: r.counted,
+		Written: r.written + r.flushed - r.dropped - r.fenced, Dropped: r.dropped, Fenced: r.fenced}
 }
 
 // Close stops accepting checks and writes what is pending, retrying failed
@@ -184,10 +217,37 @@ func (r *Recorder) Close(ctx context.Context) error {
 	r.cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if n := len(r.pending); n > 0 {
+	if n := int64(len(r.pending)) + r.counted - r.flushed; n > 0 {
 		return fmt.Errorf("%d completed checks could not be written: %w", n, r.lastErr)
 	}
 	return nil
+}
+
+// take is the next batch to write: up to batchSize pending checks and, when
+// they are due, the counts (taken out of the map: a failed write puts them
+// back). It reports how many routine checks the counts stand for.
+func (r *Recorder) take(now time.Time) (b store.Batch, n int, counted int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n = min(len(r.pending), batchSize)
+	b.Checks = r.pending[:n:n]
+	due := r.closed || len(r.counts) >= maxCounts || now.Sub(r.lastCounts) >= countEvery
+	for _, s := range r.syncs {
+		due = due || s.counts > r.flushed
+	}
+	if due && len(r.counts) > 0 {
+		b.Counts = make([]store.Count, 0, len(r.counts))
+		for _, c := range r.counts {
+			b.Counts = append(b.Counts, *c)
+		}
+		clear(r.counts)
+		counted = r.counted
+		r.lastCounts = now
+	} else if due {
+		r.flushed = r.counted
+		r.releaseSyncs()
+	}
+	return b, n, counted
 }
 
 func (r *Recorder) loop() {
@@ -203,48 +263,38 @@ func (r *Recorder) loop() {
 			return
 		}
 		for {
+			b, n, counted := r.take(time.Now())
 			r.mu.Lock()
-			n := min(len(r.pending), batchSize)
-			batch := r.pending[:n:n]
 			closed := r.closed
+			idle := len(r.pending) == 0 && len(r.counts) == 0
 			r.mu.Unlock()
-			if n == 0 {
-				if closed {
+			if n == 0 && len(b.Counts) == 0 {
+				if closed && idle {
 					return
 				}
 				break
 			}
-			fenced, err := r.w.WriteChecks(r.ctx, batch)
+			fenced, err := r.w.WriteChecks(r.ctx, b)
 			r.mu.Lock()
 			if err == nil && fenced > 0 {
 				r.fenced += int64(fenced)
 				r.log.Warn("checks of work another sentry took over were not written", "checks", fenced)
 			}
-			if err == nil {
-				// Copy the rest down so the backing array does not grow
-				// without bound over a long daemon life.
-				rest := copy(r.pending, r.pending[n:])
-				clear(r.pending[rest:])
-				r.pending = r.pending[:rest]
-				r.written += int64(n)
+			switch {
+			case err == nil:
+				r.settle(n, counted)
 				r.lastErr = nil
-				r.releaseSyncs()
-				r.space.Broadcast()
-			} else if isDataError(err) {
+			case isDataError(err):
 				// The batch itself is bad (a constraint or value the
 				// database refuses): retrying cannot help. Say so loudly
 				// and drop it rather than block every later check.
-				r.log.Error("dropping a batch of checks the database refuses", "checks", n, "err", err)
-				rest := copy(r.pending, r.pending[n:])
-				clear(r.pending[rest:])
-				r.pending = r.pending[:rest]
-				r.written += int64(n) // settled, so that Sync does not wait for them
+				r.log.Error("dropping a batch of checks the database refuses", "checks", n, "counts", len(b.Counts), "err", err)
 				r.dropped += int64(n)
-				r.releaseSyncs()
-				r.space.Broadcast()
+				r.settle(n, counted)
 				err = nil
-			} else {
+			default:
 				r.lastErr = err
+				r.restore(b.Counts)
 			}
 			r.mu.Unlock()
 			if err == nil {
@@ -267,6 +317,38 @@ func (r *Recorder) loop() {
 	}
 }
 
+// settle takes n written checks off pending, and marks the routine checks
+// counted up to counted (when counts went out) flushed. r.mu is held.
+func (r *Recorder) settle(n int, counted int64) {
+	// Copy the rest down so the backing array does not grow without
+	// bound over a long daemon life.
+	rest := copy(r.pending, r.pending[n:])
+	clear(r.pending[rest:])
+	r.pending = r.pending[:rest]
+	r.written += int64(n)
+	if counted > r.flushed {
+		r.flushed = counted
+	}
+	r.releaseSyncs()
+	r.space.Broadcast()
+}
+
+// restore puts counts that could not be written back. r.mu is held.
+func (r *Recorder) restore(counts []store.Count) {
+	for _, c := range counts {
+		k := c.Key()
+		if have := r.counts[k]; have != nil {
+			have.N += c.N
+			if c.Last.After(have.Last) {
+				have.Last = c.Last
+			}
+		} else {
+			c := c
+			r.counts[k] = &c
+		}
+	}
+}
+
 func (r *Recorder) pendingLen() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -277,7 +359,7 @@ func (r *Recorder) pendingLen() int {
 func (r *Recorder) releaseSyncs() {
 	kept := r.syncs[:0]
 	for _, s := range r.syncs {
-		if r.written >= s.upto {
+		if r.written >= s.checks && r.flushed >= s.counts {
 			close(s.ch)
 		} else {
 			kept = append(kept, s)

@@ -16,8 +16,11 @@ import (
 
 type countingWriter struct{ n atomic.Int64 }
 
-func (w *countingWriter) WriteChecks(_ context.Context, cs []store.Check) (int, error) {
-	w.n.Add(int64(len(cs)))
+func (w *countingWriter) WriteChecks(_ context.Context, b store.Batch) (int, error) {
+	w.n.Add(int64(len(b.Checks)))
+	for _, c := range b.Counts {
+		w.n.Add(c.N)
+	}
 	return 0, nil
 }
 

@@ -160,9 +160,9 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 			ORDER BY c.checked_at DESC LIMIT 1
 		) lf ON true
 		LEFT JOIN LATERAL (
-			SELECT c.checked_at FROM sentry_checks c
-			WHERE c.mirror_id = m.id AND c.checked_at < $2
-			ORDER BY c.checked_at DESC LIMIT 1
+			SELECT h.last_at AS checked_at FROM sentry_check_hourly h
+			WHERE h.mirror_id = m.id AND h.hour < $2 AND h.last_at < $2
+			ORDER BY h.hour DESC, h.last_at DESC LIMIT 1
 		) lc ON true
 		ORDER BY m.name`, w.Since, w.Until)
 	if err != nil {

@@ -24,6 +24,12 @@ type Mirror struct {
 	TriggerURL string
 	// MaxConcurrency is the mirror's own cap; 0 means the configured default.
 	MaxConcurrency int
+	// MaxRate is the mirror's own cap on requests per second; 0 means the
+	// configured default (checks.per_mirror_rate).
+	MaxRate float64
+	// RsyncURL, when set, is an rsync:// URL of the mirror's counterpart of
+	// the master's base URL: light sweeps list release trees through it.
+	RsyncURL string
 }
 
 // ActiveMirrors returns the mirrors the admin switched on
@@ -31,7 +37,8 @@ type Mirror struct {
 func (s *Store) ActiveMirrors(ctx context.Context) ([]Mirror, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT m.id, m.name, rtrim(m.baseurl, '/'), m.rating,
-		       coalesce(st.prime_mode, 'pull'), coalesce(st.trigger_url, ''), coalesce(st.max_concurrency, 0)
+		       coalesce(st.prime_mode, 'pull'), coalesce(st.trigger_url, ''), coalesce(st.max_concurrency, 0),
+		       coalesce(st.max_rate, 0), rtrim(coalesce(st.rsync_url, ''), '/')
 		FROM mirror_mirrors m
 		LEFT JOIN sentry_mirror_settings st ON st.mirror_id = m.id
 		WHERE m.active
@@ -41,7 +48,7 @@ func (s *Store) ActiveMirrors(ctx context.Context) ([]Mirror, error) {
 	}
 	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Mirror, error) {
 		var m Mirror
-		err := r.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &m.Mode, &m.TriggerURL, &m.MaxConcurrency)
+		err := r.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &m.Mode, &m.TriggerURL, &m.MaxConcurrency, &m.MaxRate, &m.RsyncURL)
 		return m, err
 	})
 	return ms, s.wrap("read mirrors", err)

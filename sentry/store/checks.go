@@ -45,26 +45,76 @@ type Check struct {
 	// Fence, when set, is the lease the check was made under: the check
 	// is written only while that lease is still its maker's.
 	Fence Fence
+	// Routine: the check found what was known already (the file as its
+	// state says, the mirror reachable): it is only counted, by the hour
+	// (a Count), and writes no row of its own.
+	Routine bool
+}
+
+// Count is a number of routine checks of one mirror in one UTC hour, from
+// one vantage point, with one result: what sentry_check_hourly adds up.
+type Count struct {
+	MirrorID int
+	Hour     time.Time
+	Vantage  string
+	Result   string
+	N        int64
+	// Last is the time of the newest check counted.
+	Last time.Time
+	// Fence is the lease the checks were made under, as for Check.
+	Fence Fence
+}
+
+// Key is what a Count adds to: the hourly row, and the fence.
+type CountKey struct {
+	MirrorID int
+	Hour     time.Time
+	Vantage  string
+	Result   string
+	Fence    Fence
+}
+
+// Key returns the count's key.
+func (c Count) Key() CountKey {
+	return CountKey{MirrorID: c.MirrorID, Hour: c.Hour, Vantage: c.Vantage, Result: c.Result, Fence: c.Fence}
+}
+
+// CountOf is the Count of one check.
+func CountOf(c Check) Count {
+	return Count{MirrorID: c.MirrorID, Hour: c.CheckedAt.UTC().Truncate(time.Hour), Vantage: c.Vantage, Result: c.Result,
+		N: 1, Last: c.CheckedAt, Fence: c.Fence}
+}
+
+// Batch is what one write records: checks that changed something (a row
+// each) and counts of routine ones.
+type Batch struct {
+	Checks []Check
+	Counts []Count
 }
 
 var checkColumns = []string{"run_id", "mirror_id", "release_id", "path", "checked_at", "vantage", "method", "result",
 	"status", "bytes", "hashed", "duration_ms", "attempts", "cache_status", "detail"}
 
-// WriteChecks records a batch of checks and brings the file state of the
-// files they are about up to date, in one transaction: either the whole
-// batch is stored or none of it. Checks are copied, not inserted one by one.
-// Checks whose fence no longer holds (their work was taken over) are left
-// out; fenced counts them.
-func (s *Store) WriteChecks(ctx context.Context, batch []Check) (fenced int, err error) {
-	if len(batch) == 0 {
+// WriteChecks records a batch in one transaction: either the whole batch
+// is stored or none of it. Its checks are copied (not inserted one by one)
+// into sentry_checks and bring the file state of their files up to date;
+// they and its counts are added to the hourly counts. Checks and counts
+// whose fence no longer holds (their work was taken over) are left out;
+// fenced counts the checks they stand for.
+func (s *Store) WriteChecks(ctx context.Context, b Batch) (fenced int, err error) {
+	if len(b.Checks) == 0 && len(b.Counts) == 0 {
 		return 0, nil
 	}
+	b = splitRoutine(b)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		checks, n, err := admitChecks(ctx, tx, batch)
+		checks, counts, n, err := admitBatch(ctx, tx, b)
 		if err != nil {
 			return fmt.Errorf("check fences: %w", err)
 		}
 		fenced = n
+		if err := addHourly(ctx, tx, checks, counts); err != nil {
+			return err
+		}
 		if len(checks) == 0 {
 			return nil
 		}
@@ -88,69 +138,123 @@ func (s *Store) WriteChecks(ctx context.Context, batch []Check) (fenced int, err
 		if err != nil {
 			return fmt.Errorf("copy checks: %w", err)
 		}
-		if err := addHourly(ctx, tx, checks); err != nil {
-			return err
-		}
 		return upsertFileState(ctx, tx, checks)
 	})
 	if err != nil {
-		return 0, s.wrap(fmt.Sprintf("write %d checks", len(batch)), err)
+		return 0, s.wrap(fmt.Sprintf("write %d checks and %d counts", len(b.Checks), len(b.Counts)), err)
 	}
 	return fenced, nil
 }
 
-// admitChecks returns the checks of batch whose fences hold, and how many
-// it left out.
-func admitChecks(ctx context.Context, tx pgx.Tx, batch []Check) ([]Check, int, error) {
-	fences := make([]Fence, len(batch))
-	for i := range batch {
-		fences[i] = batch[i].Fence
+// splitRoutine turns the routine checks of b into counts.
+func splitRoutine(b Batch) Batch {
+	routine := 0
+	for i := range b.Checks {
+		if b.Checks[i].Routine {
+			routine++
+		}
+	}
+	if routine == 0 {
+		return b
+	}
+	out := Batch{Checks: make([]Check, 0, len(b.Checks)-routine), Counts: append([]Count(nil), b.Counts...)}
+	for _, c := range b.Checks {
+		if c.Routine {
+			out.Counts = append(out.Counts, CountOf(c))
+		} else {
+			out.Checks = append(out.Checks, c)
+		}
+	}
+	return out
+}
+
+// admitBatch returns the checks and counts of b whose fences hold, and how
+// many checks it left out.
+func admitBatch(ctx context.Context, tx pgx.Tx, b Batch) ([]Check, []Count, int, error) {
+	fences := make([]Fence, 0, len(b.Checks)+len(b.Counts))
+	for i := range b.Checks {
+		fences = append(fences, b.Checks[i].Fence)
+	}
+	for i := range b.Counts {
+		fences = append(fences, b.Counts[i].Fence)
+	}
+	if len(fences) == 0 {
+		return nil, nil, 0, nil
 	}
 	held, err := admit(ctx, tx, fences)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	if len(held) == 1 && held[fences[0]] {
-		return batch, 0, nil // one lease, still held: the common case
+		return b.Checks, b.Counts, 0, nil // one lease, still held: the common case
 	}
-	kept := make([]Check, 0, len(batch))
-	for i := range batch {
-		if held[batch[i].Fence] {
-			kept = append(kept, batch[i])
+	checks := make([]Check, 0, len(b.Checks))
+	for i := range b.Checks {
+		if held[b.Checks[i].Fence] {
+			checks = append(checks, b.Checks[i])
 		}
 	}
-	return kept, len(batch) - len(kept), nil
+	counts := make([]Count, 0, len(b.Counts))
+	fenced := len(b.Checks) - len(checks)
+	for i := range b.Counts {
+		if held[b.Counts[i].Fence] {
+			counts = append(counts, b.Counts[i])
+		} else {
+			fenced += int(b.Counts[i].N)
+		}
+	}
+	return checks, counts, fenced, nil
 }
 
-// addHourly adds a batch to the hourly counts of checks (by mirror, UTC
-// hour, vantage and result) that reports read.
-func addHourly(ctx context.Context, tx pgx.Tx, checks []Check) error {
+// addHourly adds checks and counts to the hourly counts (by mirror, UTC
+// hour, vantage and result) that reports read, with the newest check of
+// each.
+func addHourly(ctx context.Context, tx pgx.Tx, checks []Check, counts []Count) error {
 	type key struct {
 		mirror  int
 		hour    time.Time
 		vantage string
 		result  string
 	}
-	counts := map[key]int64{}
+	type sum struct {
+		n    int64
+		last time.Time
+	}
+	sums := map[key]sum{}
+	add := func(k key, n int64, last time.Time) {
+		s := sums[k]
+		s.n += n
+		if last.After(s.last) {
+			s.last = last
+		}
+		sums[k] = s
+	}
 	for i := range checks {
 		c := &checks[i]
-		counts[key{c.MirrorID, c.CheckedAt.UTC().Truncate(time.Hour), c.Vantage, c.Result}]++
+		add(key{c.MirrorID, c.CheckedAt.UTC().Truncate(time.Hour), c.Vantage, c.Result}, 1, c.CheckedAt)
 	}
-	n := len(counts)
-	mirrors, hours, vantages, results, ns := make([]int32, 0, n), make([]time.Time, 0, n), make([]string, 0, n),
-		make([]string, 0, n), make([]int64, 0, n)
-	for k, v := range counts {
-		mirrors, hours, vantages, results, ns = append(mirrors, int32(k.mirror)), append(hours, k.hour),
-			append(vantages, k.vantage), append(results, k.result), append(ns, v)
+	for _, c := range counts {
+		add(key{c.MirrorID, c.Hour, c.Vantage, c.Result}, c.N, c.Last)
+	}
+	if len(sums) == 0 {
+		return nil
+	}
+	n := len(sums)
+	mirrors, hours, vantages, results, ns, lasts := make([]int32, 0, n), make([]time.Time, 0, n), make([]string, 0, n),
+		make([]string, 0, n), make([]int64, 0, n), make([]time.Time, 0, n)
+	for k, v := range sums {
+		mirrors, hours, vantages, results, ns, lasts = append(mirrors, int32(k.mirror)), append(hours, k.hour),
+			append(vantages, k.vantage), append(results, k.result), append(ns, v.n), append(lasts, v.last)
 	}
 	// Rows are upserted in key order so that concurrent writers (several
 	// sentries) take row locks in one order.
 	_, err := tx.Exec(ctx, `
-		INSERT INTO sentry_check_hourly AS h (mirror_id, hour, vantage, result, n)
-		SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[])
+		INSERT INTO sentry_check_hourly AS h (mirror_id, hour, vantage, result, n, last_at)
+		SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[])
 		ORDER BY 1, 2, 3, 4
-		ON CONFLICT (mirror_id, hour, vantage, result) DO UPDATE SET n = h.n + excluded.n`,
-		mirrors, hours, vantages, results, ns)
+		ON CONFLICT (mirror_id, hour, vantage, result) DO UPDATE SET n = h.n + excluded.n,
+			last_at = greatest(h.last_at, excluded.last_at)`,
+		mirrors, hours, vantages, results, ns, lasts)
 	if err != nil {
 		return fmt.Errorf("count checks by the hour: %w", err)
 	}

@@ -56,7 +56,7 @@ func BenchmarkWriteChecks(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i += batch {
 		n := min(batch, b.N-i)
-		if _, err := st.WriteChecks(ctx, checks[:n]); err != nil {
+		if _, err := st.WriteChecks(ctx, store.Batch{Checks: checks[:n]}); err != nil {
 			b.Fatal(err)
 		}
 	}

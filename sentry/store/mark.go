@@ -54,9 +54,11 @@ func (s *Store) MarkMirror(ctx context.Context, m MirrorMarks) error {
 // JudgeMirror is a sweep's MarkMirror: in one transaction it reads the
 // mirror's state (locked, so that two sweeps judged at once count one after
 // the other), lets judge decide the marks and the new state from it, and
-// writes them. When run runID has judged the mirror already (a judge
-// stopped half-way and redone), it writes nothing and returns false.
-func (s *Store) JudgeMirror(ctx context.Context, mirrorID int, runID int64, fence Fence, judge func(prev MirrorState) MirrorMarks) (MirrorMarks, bool, error) {
+// writes them: the state only when it changed. When the run that started
+// at logDate has judged the mirror already (a judge stopped half-way and
+// redone: the mirror has the run's sentry_log row), it writes nothing and
+// returns false.
+func (s *Store) JudgeMirror(ctx context.Context, mirrorID int, runID int64, logDate time.Time, fence Fence, judge func(prev MirrorState) MirrorMarks) (MirrorMarks, bool, error) {
 	var m MirrorMarks
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := fenced(ctx, tx, fence); err != nil {
@@ -66,13 +68,19 @@ func (s *Store) JudgeMirror(ctx context.Context, mirrorID int, runID int64, fenc
 		if err != nil {
 			return err
 		}
-		if prev.RunID == runID {
+		var judged bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sentry_log WHERE mirror_id = $1 AND log_date = $2)`,
+			mirrorID, logDate).Scan(&judged); err != nil {
+			return err
+		}
+		if judged {
 			return errJudgedAlready
 		}
 		m = judge(prev)
-		m.MirrorID, m.Fence = mirrorID, fence
+		m.MirrorID, m.Fence, m.LogDate = mirrorID, fence, logDate
 		if m.State != nil {
 			m.State.RunID = runID
+			m.State.unchanged = !prev.fresh && prev.same(m.State)
 		}
 		return markTx(ctx, tx, m)
 	})
@@ -124,7 +132,7 @@ func markTx(ctx context.Context, tx pgx.Tx, m MirrorMarks) error {
 			return fmt.Errorf("location %d has no mark", l.LocationID)
 		}
 	}
-	if m.State != nil {
+	if m.State != nil && !m.State.unchanged {
 		if err := writeState(ctx, tx, m.MirrorID, m.State); err != nil {
 			return err
 		}
@@ -141,7 +149,8 @@ func markTx(ctx context.Context, tx pgx.Tx, m MirrorMarks) error {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO mirror_location_mirror_map (location_id, mirror_id, active, healthy)
 			SELECT l, $1, a, a FROM unnest($2::int[], $3::bool[]) AS u(l, a) ORDER BY l
-			ON CONFLICT (location_id, mirror_id) DO UPDATE SET active = excluded.active, healthy = excluded.healthy`,
+			ON CONFLICT (location_id, mirror_id) DO UPDATE SET active = excluded.active, healthy = excluded.healthy
+			WHERE (mirror_location_mirror_map.active, mirror_location_mirror_map.healthy) IS DISTINCT FROM (excluded.active, excluded.healthy)`,
 			m.MirrorID, setLocs, setActive); err != nil {
 			return err
 		}
@@ -150,7 +159,7 @@ func markTx(ctx context.Context, tx pgx.Tx, m MirrorMarks) error {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO mirror_location_mirror_map (location_id, mirror_id, active, healthy)
 			SELECT l, $1, false, false FROM unnest($2::int[]) AS u(l) ORDER BY l
-			ON CONFLICT (location_id, mirror_id) DO UPDATE SET healthy = false`,
+			ON CONFLICT (location_id, mirror_id) DO UPDATE SET healthy = false WHERE mirror_location_mirror_map.healthy`,
 			m.MirrorID, troubleLocs); err != nil {
 			return err
 		}

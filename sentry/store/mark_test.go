@@ -58,9 +58,10 @@ func TestJudgeMirrorOncePerRun(t *testing.T) {
 	st, mirror, run1 := migrated(t)
 	run2 := insertRun(t, st)
 	ctx := context.Background()
+	starts := map[int64]time.Time{run1: time.Now().Add(-time.Hour), run2: time.Now()}
 	judge := func(run int64, reason string) (prev store.MirrorState, wrote bool) {
 		t.Helper()
-		_, wrote, err := st.JudgeMirror(ctx, mirror, run, nil, func(p store.MirrorState) store.MirrorMarks {
+		_, wrote, err := st.JudgeMirror(ctx, mirror, run, starts[run], nil, func(p store.MirrorState) store.MirrorMarks {
 			prev = p
 			st := store.StateUp
 			from := ""
@@ -123,7 +124,7 @@ func TestFencedWritesWriteNothing(t *testing.T) {
 	if err := st.MarkMirror(ctx, marks); !errors.Is(err, store.ErrFenced) {
 		t.Errorf("marks under a lost lease: %v, want ErrFenced", err)
 	}
-	if _, wrote, err := st.JudgeMirror(ctx, mirror, run, gone, func(store.MirrorState) store.MirrorMarks {
+	if _, wrote, err := st.JudgeMirror(ctx, mirror, run, time.Now(), gone, func(store.MirrorState) store.MirrorMarks {
 		t.Error("judge asked under a lost lease")
 		return marks
 	}); wrote || !errors.Is(err, store.ErrFenced) {
@@ -150,7 +151,7 @@ func TestFencedWritesWriteNothing(t *testing.T) {
 		return store.Check{RunID: run, MirrorID: mirror, Path: path, CheckedAt: time.Now(), Vantage: "us",
 			Method: "HEAD", Result: "ok", Bytes: -1, Size: -1, Fence: f}
 	}
-	fenced, err := st.WriteChecks(ctx, []store.Check{check(gone, "a"), check(ours, "b"), check(nil, "c"), check(gone, "d")})
+	fenced, err := st.WriteChecks(ctx, store.Batch{Checks: []store.Check{check(gone, "a"), check(ours, "b"), check(nil, "c"), check(gone, "d")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,8 +208,8 @@ func TestErrorsKeepTheirChainWithoutThePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A check of no run: the foreign key refuses it.
-	_, err = st.WriteChecks(ctx, []store.Check{{RunID: 999999, MirrorID: 1, CheckedAt: time.Now(), Vantage: "v",
-		Method: "HEAD", Result: "ok", Bytes: -1, Size: -1}})
+	_, err = st.WriteChecks(ctx, store.Batch{Checks: []store.Check{{RunID: 999999, MirrorID: 1, CheckedAt: time.Now(), Vantage: "v",
+		Method: "HEAD", Result: "ok", Bytes: -1, Size: -1}}})
 	if err == nil {
 		t.Fatal("a check of no run was written")
 	}

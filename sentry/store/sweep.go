@@ -98,8 +98,35 @@ type MirrorState struct {
 	FailStreak int
 	OkStreak   int
 	LastReason string
-	// RunID is the run that last judged the mirror (0: none).
+	// RunID is the run that last changed the mirror's state (0: none).
 	RunID int64
+	// FailingFrom and CheckedFrom are the vantage points of its last
+	// sweep (see StateUpdate).
+	FailingFrom, CheckedFrom []string
+
+	fresh bool // lockState created the row: nothing was known
+}
+
+// same reports whether u would write what the state holds already.
+func (m MirrorState) same(u *StateUpdate) bool {
+	return u.From == "" && m.State == u.State && m.FailStreak == u.FailStreak && m.OkStreak == u.OkStreak &&
+		sameSet(m.FailingFrom, u.FailingFrom) && sameSet(m.CheckedFrom, u.CheckedFrom)
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := make(map[string]bool, len(a))
+	for _, v := range a {
+		seen[v] = true
+	}
+	for _, v := range b {
+		if !seen[v] {
+			return false
+		}
+	}
+	return true
 }
 
 // MirrorStates returns the recorded state of every mirror that has one;
@@ -137,6 +164,8 @@ type StateUpdate struct {
 	// FailingFrom and CheckedFrom are the vantage points the mirror failed
 	// from in this sweep, and those that checked it.
 	FailingFrom, CheckedFrom []string
+
+	unchanged bool // the state holds this already: nothing to write
 }
 
 // errJudgedAlready: the mirror's state was written by this run already (a
@@ -147,13 +176,14 @@ var errJudgedAlready = errors.New("state already written by this run")
 // mirror without one is up; its row is created, so that there is one to
 // lock).
 func lockState(ctx context.Context, tx pgx.Tx, mirrorID int) (MirrorState, error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO sentry_mirror_state (mirror_id) VALUES ($1) ON CONFLICT DO NOTHING`, mirrorID); err != nil {
+	tag, err := tx.Exec(ctx, `INSERT INTO sentry_mirror_state (mirror_id) VALUES ($1) ON CONFLICT DO NOTHING`, mirrorID)
+	if err != nil {
 		return MirrorState{}, err
 	}
-	m := MirrorState{MirrorID: mirrorID}
-	err := tx.QueryRow(ctx, `SELECT state, since, fail_streak, ok_streak, last_reason, coalesce(run_id, 0)
+	m := MirrorState{MirrorID: mirrorID, fresh: tag.RowsAffected() == 1}
+	err = tx.QueryRow(ctx, `SELECT state, since, fail_streak, ok_streak, last_reason, coalesce(run_id, 0), failing_from, checked_from
 		FROM sentry_mirror_state WHERE mirror_id = $1 FOR UPDATE`, mirrorID).
-		Scan(&m.State, &m.Since, &m.FailStreak, &m.OkStreak, &m.LastReason, &m.RunID)
+		Scan(&m.State, &m.Since, &m.FailStreak, &m.OkStreak, &m.LastReason, &m.RunID, &m.FailingFrom, &m.CheckedFrom)
 	return m, err
 }
 

@@ -206,7 +206,7 @@ func (t *task) markMirror(ctx context.Context, fence store.Fence, js *judged, gu
 	var marks store.MirrorMarks
 	var wrote bool
 	err := engine.Retry(ctx, t.log.With("mirror_id", js.m.ID), "marking", engine.MarkRetryFor, func() (err error) {
-		marks, wrote, err = t.job.Store.JudgeMirror(ctx, js.m.ID, t.run.ID, fence, func(prev store.MirrorState) store.MirrorMarks {
+		marks, wrote, err = t.job.Store.JudgeMirror(ctx, js.m.ID, t.run.ID, t.run.StartedAt, fence, func(prev store.MirrorState) store.MirrorMarks {
 			step = h.Next(decide.State{State: prev.State, FailStreak: prev.FailStreak, OkStreak: prev.OkStreak}, s.SweepFailed, guard)
 			why = step.Reason(t.reason(js))
 			up := step.Next.State == decide.Up

@@ -339,7 +339,8 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 		ms.stopped = true
 		return reach.Kind
 	}
-	t.record(ctx, row, ms, "", 0, "HEAD", reach)
+	// A mirror that answers is what was known of it: counted only.
+	t.record(ctx, row, ms, "", 0, "HEAD", reach, !reach.Kind.Failed())
 	ms.sums.Reachable = !reach.Kind.Failed()
 	if !ms.sums.Reachable {
 		ms.sums.FirstFailure = fmt.Sprintf("%s %s: %s", reach.Kind, ms.m.BaseURL, reach.Detail)
@@ -400,7 +401,11 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 	if res.Kind == checks.KindInternal && ctx.Err() != nil {
 		return
 	}
-	t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, method, res)
+	// A HEAD that finds the file as its state says (present, the same
+	// size and validators) is what was known: counted only.
+	routine := !res.Hashed && known && prev.Result == string(checks.KindOK) &&
+		(res.Kind == checks.KindUnchanged || res.Kind == checks.KindOK && !validatorsChanged(prev, res))
+	t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, method, res, routine)
 	verified := false
 	switch {
 	case res.Kind == checks.KindOK && res.Hashed:
@@ -441,10 +446,15 @@ func validatorsChanged(prev store.FileState, res checks.Result) bool {
 		(res.Bytes >= 0 && prev.Size >= 0 && res.Bytes != prev.Size)
 }
 
-func (t *task) record(ctx context.Context, row *engine.Row, ms *mirrorSweep, path string, releaseID int64, method string, res checks.Result) {
+// record hands a check to the recorder (routine: only counted) and tells
+// the observers.
+func (t *task) record(ctx context.Context, row *engine.Row, ms *mirrorSweep, path string, releaseID int64, method string,
+	res checks.Result, routine bool) {
 	c := record.Check(res, releaseID, path, method, t.job.now(), t.job.Config.Vantage)
+	c.Routine = routine
 	if row.Record(ctx, c) == nil {
-		observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: t.run.Kind, Mirror: ms.m.Name, Result: res.Kind,
+		observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: t.run.Kind, RunID: t.run.ID, Mirror: ms.m.Name, MirrorID: ms.m.ID,
+			Path: path, At: c.CheckedAt, Result: res.Kind, Hashed: res.Hashed, Routine: routine,
 			BytesVerified: observe.VerifiedBytes(res)})
 	}
 }
