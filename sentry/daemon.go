@@ -122,6 +122,11 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 	w.Start()
 	started = true
 	sched.Start()
+	dm.jobs.Add(1)
+	go func() {
+		defer dm.jobs.Done()
+		dm.prune()
+	}()
 
 	var runErr error
 	select {
@@ -186,6 +191,32 @@ func (dm *Daemon) routes(mux *http.ServeMux) error {
 		},
 	}, 3*time.Second))
 	return nil
+}
+
+// pruneEvery is how often the daemon deletes records past their retention.
+const pruneEvery = time.Hour
+
+// prune deletes records past their retention at start and every
+// pruneEvery, until the daemon stops. Several daemons prune side by side
+// without waiting for each other (store.Prune skips rows being deleted).
+func (dm *Daemon) prune() {
+	r := store.Retention{Checks: dm.d.Config.Retention.Checks.D(), Rollup: dm.d.Config.Retention.Rollup.D()}
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		p, err := dm.d.Store.Prune(dm.soft, r)
+		switch {
+		case err != nil && dm.soft.Err() == nil:
+			dm.log.Warn("pruning old records failed; tried again in an hour", "err", err)
+		case p != store.Pruned{}:
+			dm.log.Info("pruned old records", "checks", p.Checks, "runs", p.Runs, "hourly_counts", p.Hours, "instances", p.Instances)
+		}
+		select {
+		case <-t.C:
+		case <-dm.soft.Done():
+			return
+		}
+	}
 }
 
 // sweep is a scheduled job: one shared sweep, unless another is running in

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/mirrorsentry/sentry/internal/pgtest"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -148,5 +150,34 @@ func TestPrimeNeedsMigratedSchema(t *testing.T) {
 	code, _, stderr := run(t, nil, "prime", "--config", cfg, "--release", "1.5")
 	if code != ExitFailure || !strings.Contains(stderr, "sentry db migrate") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestDBPrune(t *testing.T) {
+	dbURL := pgtest.NewDB(t)
+	cfg := writeConfig(t, dbURL, "retention:\n  checks: 2h\n  rollup: 3h\n")
+	if code, _, stderr := run(t, nil, "db", "prune", "--config", cfg); code != ExitFailure || !strings.Contains(stderr, "sentry db migrate") {
+		t.Errorf("prune before migrate: exit %d\n%s", code, stderr)
+	}
+	if code, out, stderr := run(t, nil, "db", "migrate", "--config", cfg); code != ExitOK {
+		t.Fatalf("migrate: %d %s %s", code, out, stderr)
+	}
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `INSERT INTO sentry_check_hourly (mirror_id, hour, vantage, result, n, last_at)
+		VALUES (1, date_trunc('hour', now() - interval '5 hours'), 'v', 'ok', 3, now() - interval '5 hours'),
+		       (1, date_trunc('hour', now()), 'v', 'ok', 1, now())`); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run(t, nil, "db", "prune", "--config", cfg)
+	if code != ExitOK || !strings.Contains(out, "1 hourly counts older than 3h") {
+		t.Errorf("prune: exit %d\n%s%s", code, out, stderr)
+	}
+	var left int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM sentry_check_hourly`).Scan(&left); err != nil || left != 1 {
+		t.Errorf("%d hourly counts left (%v), want the recent one", left, err)
 	}
 }

@@ -28,6 +28,13 @@ func init() {
 		},
 	})
 	register(&command{
+		name:    "db prune",
+		summary: "Delete sentry's records older than retention.checks and retention.rollup, in small batches; the bouncer tables and the state history are kept.",
+		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
+			return runPrune
+		},
+	})
+	register(&command{
 		name:    "prime",
 		summary: "Prime and verify release R on every active mirror, mark the bouncer tables and print a per-mirror summary.",
 		usage:   "--release R",
@@ -139,6 +146,31 @@ func runMigrate(ctx context.Context, env *Env, c *common, args []string) error {
 		fmt.Fprintf(env.Stdout, "applied %04d_%s\n", m.Version, m.Name)
 	}
 	fmt.Fprintf(env.Stdout, "schema is at version %d\n", v)
+	return nil
+}
+
+func runPrune(ctx context.Context, env *Env, c *common, args []string) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(env, c)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.RequireSchema(ctx); err != nil {
+		return err
+	}
+	p, err := st.Prune(ctx, store.Retention{Checks: cfg.Retention.Checks.D(), Rollup: cfg.Retention.Rollup.D()})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "pruned %d checks, %d runs and %d instances older than %s, %d hourly counts older than %s\n",
+		p.Checks, p.Runs, p.Instances, cfg.Retention.Checks, p.Hours, cfg.Retention.Rollup)
 	return nil
 }
 

@@ -54,6 +54,8 @@ type Config struct {
 	Trigger  TriggerConfig  `yaml:"trigger"`
 	Notify   NotifyConfig   `yaml:"notify"`
 	Cluster  ClusterConfig  `yaml:"cluster"`
+	// Retention bounds how long sentry keeps its own records.
+	Retention RetentionConfig `yaml:"retention"`
 
 	// Vantage names the place this instance checks from (a region, say).
 	// It is recorded with every check. Default: "default".
@@ -197,6 +199,19 @@ type ClusterConfig struct {
 	Poll Duration `yaml:"poll"`
 }
 
+// RetentionConfig bounds the age of sentry's records. Older ones are
+// deleted, in small batches, by every `sentry run` (at start and hourly)
+// and by `sentry db prune`. The bouncer tables (sentry_log included), the
+// state history and the file states are never pruned.
+type RetentionConfig struct {
+	// Checks is how long check rows, finished runs (with their work rows)
+	// and instances not seen are kept. Default: 30d.
+	Checks Duration `yaml:"checks"`
+	// Rollup is how long the hourly counts of checks (reports, the status
+	// page's history) are kept. Default: 400d.
+	Rollup Duration `yaml:"rollup"`
+}
+
 // SweepConfig governs integrity sweeps.
 type SweepConfig struct {
 	// DeepPeriod is the bound within which every (mirror, file) pair is
@@ -271,6 +286,7 @@ func Default() Config {
 		Hook:          HookConfig{ReplayWindow: Duration(5 * time.Minute)},
 		Notify:        NotifyConfig{Retries: 5, RetryWaitMax: Duration(time.Minute), Timeout: Duration(10 * time.Second)},
 		Cluster:       ClusterConfig{Lease: Duration(30 * time.Second), Poll: Duration(5 * time.Second)},
+		Retention:     RetentionConfig{Checks: Duration(30 * 24 * time.Hour), Rollup: Duration(400 * 24 * time.Hour)},
 		Vantage:       "default",
 		ShutdownGrace: Duration(30 * time.Second),
 	}
@@ -494,6 +510,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster.Poll.D() < 100*time.Millisecond || c.Cluster.Poll > c.Cluster.Lease {
 		add("cluster.poll must be at least 100ms and at most cluster.lease, not %s", c.Cluster.Poll)
+	}
+	if c.Retention.Checks < Duration(time.Hour) {
+		add("retention.checks must be at least 1h, not %s", c.Retention.Checks)
+	}
+	if c.Retention.Rollup < c.Retention.Checks {
+		add("retention.rollup (%s) must not be shorter than retention.checks (%s): reports count from it", c.Retention.Rollup, c.Retention.Checks)
 	}
 	if c.Sweep.DeepPeriod < Duration(time.Hour) {
 		add("sweep.deep_period must be at least 1h, not %s", c.Sweep.DeepPeriod)
