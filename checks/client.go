@@ -555,6 +555,13 @@ func (t *checkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := guarded(req.Context()); err != nil {
 		return nil, err
 	}
+	if waited, err := paced(req.Context()); err != nil {
+		return nil, err
+	} else if waited {
+		if err := guarded(req.Context()); err != nil { // the wait may have outlasted the lease
+			return nil, err
+		}
+	}
 	// The probers set both headers already (and redirects copy them):
 	// then the request goes as it is, without a copy of its header.
 	hdrOK := oneValue(req.Header, "User-Agent", t.userAgent) && oneValue(req.Header, "Accept-Encoding", "identity")

@@ -3,6 +3,7 @@ package sentry_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -401,5 +402,61 @@ func TestRejudgedSweepAnnouncesOnce(t *testing.T) {
 	}
 	if ends != 1 {
 		t.Errorf("the sweep's end announced %d times, want once", ends)
+	}
+}
+
+// TestPerMirrorRateHolds: the requests a mirror sees are paced by its own
+// cap (sentry_mirror_settings.max_rate) or, without one, by
+// checks.per_mirror_rate, over any second, retries included; a prime and
+// a sweep of the mirror at once share it (one row holds a mirror at a
+// time).
+func TestPerMirrorRateHolds(t *testing.T) {
+	d, b := setup(t)
+	d.Config.Checks.PerMirrorRate = 8
+	d.Config.Checks.PerMirrorConcurrency = 4
+	own, ownID := b.static(t, "own-cap")
+	dflt, _ := b.static(t, "default-cap")
+	if _, err := b.st.Pool().Exec(context.Background(), `INSERT INTO sentry_mirror_settings (mirror_id, max_rate) VALUES ($1, 4)`, ownID); err != nil {
+		t.Fatal(err)
+	}
+	type arrivals struct {
+		mu sync.Mutex
+		at []time.Time
+	}
+	seen := map[string]*arrivals{}
+	for _, m := range []*mirrortest.Server{own, dflt} {
+		a := &arrivals{}
+		seen[m.Name] = a
+		m.HandleFunc(func(http.ResponseWriter, *http.Request) bool {
+			a.mu.Lock()
+			a.at = append(a.at, time.Now())
+			a.mu.Unlock()
+			return false
+		})
+	}
+	primeRelease(t, d)
+	sweepNow(t, d, false)
+	for name, limit := range map[string]int{"own-cap": 4, "default-cap": 8} {
+		a := seen[name]
+		a.mu.Lock()
+		at := slices.Clone(a.at)
+		a.mu.Unlock()
+		slices.SortFunc(at, func(x, y time.Time) int { return x.Compare(y) })
+		if len(at) <= limit+1 {
+			t.Fatalf("%s saw %d requests: too few to see a pace of %d a second", name, len(at), limit)
+		}
+		most := 0
+		for i := range at {
+			n := 0
+			for j := i; j < len(at) && at[j].Sub(at[i]) < time.Second; j++ {
+				n++
+			}
+			most = max(most, n)
+		}
+		// A limiter of r a second with a burst of one lets r+1 requests
+		// fall within one second (at its two ends).
+		if most > limit+1 {
+			t.Errorf("%s saw %d requests within one second, want at most %d (a cap of %d a second)", name, most, limit+1, limit)
+		}
 	}
 }

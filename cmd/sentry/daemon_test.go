@@ -85,6 +85,7 @@ releases:
   default_langs: ["0", "1", "2", "3", "4", "5"]
 checks:
   contact: ops@example.org
+  per_mirror_rate: 100000
   retries: 0
 http:
   listen: 127.0.0.1:0

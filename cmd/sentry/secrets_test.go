@@ -88,6 +88,7 @@ releases:
   default_langs: ["0", "1", "2", "3"]
 checks:
   contact: ops@example.org
+  per_mirror_rate: 100000
   retries: 0
 prime:
   deadline: 3s

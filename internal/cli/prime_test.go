@@ -53,7 +53,7 @@ func writeConfigWith(t *testing.T, dbURL, masterURL string) string {
 		t.Fatal(err)
 	}
 	data = []byte(strings.Replace(string(data), "http://127.0.0.1:1/pub", masterURL, 1))
-	data = []byte(strings.Replace(string(data), "  contact: ops@example.org\n", "  contact: ops@example.org\n  retries: 0\n  retry_wait_min: 1ms\n  retry_wait_max: 5ms\n", 1))
+	data = []byte(strings.Replace(string(data), "  contact: ops@example.org\n", "  contact: ops@example.org\n  per_mirror_rate: 100000\n  retries: 0\n  retry_wait_min: 1ms\n  retry_wait_max: 5ms\n", 1))
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -129,6 +129,11 @@ type ChecksConfig struct {
 	// PerMirrorConcurrency caps requests in flight to one mirror, unless
 	// sentry_mirror_settings.max_concurrency says otherwise. Default: 4.
 	PerMirrorConcurrency int `yaml:"per_mirror_concurrency"`
+	// PerMirrorRate caps the requests per second sent to one mirror,
+	// across every sentry working on it (a mirror is worked by one at a
+	// time), retries and redirects included, unless
+	// sentry_mirror_settings.max_rate says otherwise. Default: 20.
+	PerMirrorRate float64 `yaml:"per_mirror_rate"`
 	// ConnectTimeout bounds a TCP connect (and, separately, a TLS
 	// handshake). Default: 10s.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
@@ -268,6 +273,7 @@ func Default() Config {
 		Checks: ChecksConfig{
 			Concurrency:          64,
 			PerMirrorConcurrency: 4,
+			PerMirrorRate:        20,
 			ConnectTimeout:       Duration(10 * time.Second),
 			HeaderTimeout:        Duration(30 * time.Second),
 			BodyIdleTimeout:      Duration(30 * time.Second),
@@ -464,6 +470,9 @@ func (c *Config) Validate() error {
 	if c.Checks.PerMirrorConcurrency < 1 || c.Checks.PerMirrorConcurrency > 64 {
 		add("checks.per_mirror_concurrency must be between 1 and 64, not %d", c.Checks.PerMirrorConcurrency)
 	}
+	if !(c.Checks.PerMirrorRate > 0 && c.Checks.PerMirrorRate <= 100_000) {
+		add("checks.per_mirror_rate must be a number of requests per second above 0 and at most 100000, not %v", c.Checks.PerMirrorRate)
+	}
 	positive := func(key string, d Duration) {
 		if d <= 0 {
 			add("%s must be a positive duration, not %s", key, d)
@@ -581,6 +590,16 @@ func (c *Config) UserAgent() string {
 // Version is sentry's version, set at build time with
 // -ldflags "-X github.com/mirrorsentry/sentry/sentry/config.Version=...".
 var Version = "0.1.0-dev"
+
+// MirrorRate is the request rate of a mirror whose own cap (in
+// sentry_mirror_settings.max_rate) is own: own, or checks.per_mirror_rate
+// when it has none.
+func (c *Config) MirrorRate(own float64) float64 {
+	if own > 0 {
+		return own
+	}
+	return c.Checks.PerMirrorRate
+}
 
 // ReleaseDir is the release directory of release, with a trailing slash.
 func (c *Config) ReleaseDir(release string) string {

@@ -28,8 +28,9 @@ import (
 //
 // Claiming is one transaction:
 //  1. the candidate rows, in order (primes first; rows whose files are
-//     still to do first; then by run and position), locked with FOR
-//     UPDATE SKIP LOCKED so that concurrent claimers take different rows;
+//     still to do first; then by run and position), locked with FOR NO
+//     KEY UPDATE SKIP LOCKED so that concurrent claimers take different
+//     rows;
 //  2. a transaction-scoped advisory lock on each candidate's mirror, tried
 //     without waiting: a mirror another claimer is claiming right now is
 //     skipped;
@@ -66,7 +67,7 @@ func (e *Engine) claim(ctx context.Context, tx pgx.Tx, w *Worker, runID int64, n
 		        AND (p.claimed_by IS NULL OR p.lease_until < now())))
 		ORDER BY r.kind = 'prime' DESC, w.files_done, w.run_id, w.seq
 		LIMIT $4
-		FOR UPDATE OF w SKIP LOCKED`, w.id, e.opts.Vantage, runID, 4*n)
+		FOR NO KEY UPDATE OF w SKIP LOCKED`, w.id, e.opts.Vantage, runID, 4*n)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -116,5 +117,66 @@ func TestJudgingFenced(t *testing.T) {
 	}
 	if got := b.ended.of(run.ID); len(got) != 1 {
 		t.Errorf("end announced %v, want once", got)
+	}
+}
+
+// TestSlowJudgementKeepsItsLease: a judgement whose write takes longer
+// than its lease (a mark waiting on a lock of the bouncer tables, say) is
+// not fenced out by its own fence's lock: the process's heartbeats go on
+// renewing the judging meanwhile, and the run ends.
+func TestSlowJudgementKeepsItsLease(t *testing.T) {
+	b := setup(t, 1)
+	job := newFakeJob()
+	renewals := make(chan struct{})
+	job.judge = func(ctx context.Context, j *Judgement) (Ending, error) {
+		tx, err := b.st.Pool().Begin(ctx)
+		if err != nil {
+			return Ending{}, err
+		}
+		defer tx.Rollback(context.Background())
+		if ok, err := j.Fence().Holds(ctx, tx); err != nil || !ok {
+			return Ending{}, fmt.Errorf("fence: %v %v", ok, err)
+		}
+		// Hold the fence's lock until the heartbeat renewed the judging
+		// past where the lease would have run out.
+		select {
+		case <-renewals:
+		case <-ctx.Done():
+			return Ending{}, ctx.Err()
+		}
+		return Ending{Outcome: store.OutcomeCompleted}, tx.Commit(ctx)
+	}
+	lease := 3 * time.Second
+	e := b.engine("default", job, lease, 4)
+	w := b.daemon(e)
+	req := request(store.RunSweep, b.mirrors)
+	req.Worker = w
+	done := make(chan *Finished, 1)
+	go func() {
+		fin, err := e.Drive(b.ctx, req)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- fin
+	}()
+	var first time.Time
+	b.until("the judging to be renewed for longer than its lease", func() bool {
+		var until *time.Time
+		b.scalar(`SELECT (SELECT judge_until FROM sentry_runs LIMIT 1)`, &until)
+		if until == nil {
+			return false
+		}
+		if first.IsZero() {
+			first = *until
+		}
+		return until.Sub(first) > lease
+	})
+	close(renewals)
+	fin := <-done
+	if fin.Outcome != store.OutcomeCompleted {
+		t.Errorf("outcome %s %q", fin.Outcome, fin.Reason)
+	}
+	if _, judged := job.count(fin.Run.ID); judged != 1 {
+		t.Errorf("judged %d times, want once", judged)
 	}
 }

@@ -27,7 +27,10 @@ import (
 // judging's is sentry_runs.judge_token). Everything written on a row's or a
 // judging's behalf — checks, marks, the row's completion, the run's end —
 // carries the token and is written only while it is still current,
-// checked in the write's own transaction (store.Fence). A worker whose
+// checked in the write's own transaction (store.Fence). The check takes a
+// KEY SHARE lock, which the heartbeats and claims (FOR NO KEY UPDATE) do
+// not wait for: a slow write must never hold back its own process's
+// heartbeat, or the process would fence itself out of its own work. A worker whose
 // heartbeat has not succeeded for two thirds of a lease stops its own work
 // on its rows (self-fencing): their contexts are cancelled and every
 // request for them is refused before it is sent (checks.WithGuard), so that
@@ -48,7 +51,7 @@ type rowFence struct {
 func (f rowFence) FenceKey() string { return fmt.Sprintf("work %020d %010d", f.run, f.mirror) }
 
 func (f rowFence) Holds(ctx context.Context, tx pgx.Tx) (bool, error) {
-	return exists(tx.QueryRow(ctx, `SELECT 1 FROM sentry_work WHERE run_id = $1 AND mirror_id = $2 AND claims = $3 FOR SHARE`,
+	return exists(tx.QueryRow(ctx, `SELECT 1 FROM sentry_work WHERE run_id = $1 AND mirror_id = $2 AND claims = $3 FOR KEY SHARE`,
 		f.run, f.mirror, f.token))
 }
 
@@ -61,7 +64,7 @@ type judgeFence struct {
 func (f judgeFence) FenceKey() string { return fmt.Sprintf("run %020d", f.run) }
 
 func (f judgeFence) Holds(ctx context.Context, tx pgx.Tx) (bool, error) {
-	return exists(tx.QueryRow(ctx, `SELECT 1 FROM sentry_runs WHERE id = $1 AND judge_token = $2 AND outcome = 'running' FOR SHARE`,
+	return exists(tx.QueryRow(ctx, `SELECT 1 FROM sentry_runs WHERE id = $1 AND judge_token = $2 AND outcome = 'running' FOR KEY SHARE`,
 		f.run, f.token))
 }
 
@@ -122,7 +125,7 @@ func (e *Engine) renew(ctx context.Context, id string, held, back []heldLease) (
 		rows, err := tx.Query(ctx, `
 			UPDATE sentry_runs r SET judge_until = now() + $2::interval
 			WHERE r.id IN (SELECT id FROM sentry_runs WHERE judge_by = $1 AND outcome = 'running'
-			               AND (id, judge_token) IN (SELECT * FROM unnest($3::bigint[], $4::int[])) ORDER BY id FOR UPDATE)
+			               AND (id, judge_token) IN (SELECT * FROM unnest($3::bigint[], $4::int[])) ORDER BY id FOR NO KEY UPDATE)
 			RETURNING r.id, r.judge_token`, id, e.opts.Lease, judgeRuns, judgeTokens)
 		if err != nil {
 			return err
@@ -143,7 +146,7 @@ func (e *Engine) renew(ctx context.Context, id string, held, back []heldLease) (
 			WITH mine AS (SELECT w.run_id, w.mirror_id, w.claims,
 			                     (w.run_id, w.mirror_id, w.claims) IN (SELECT * FROM unnest($3::bigint[], $4::int[], $5::int[])) AS keep,
 			                     (w.run_id, w.mirror_id, w.claims) IN (SELECT * FROM unnest($6::bigint[], $7::int[], $8::int[])) AS back
-			              FROM sentry_work w WHERE w.claimed_by = $1 AND NOT w.done ORDER BY 1, 2 FOR UPDATE),
+			              FROM sentry_work w WHERE w.claimed_by = $1 AND NOT w.done ORDER BY 1, 2 FOR NO KEY UPDATE),
 			     renewed AS (UPDATE sentry_work w SET lease_until = now() + $2::interval
 			                 FROM mine WHERE mine.keep AND w.run_id = mine.run_id AND w.mirror_id = mine.mirror_id),
 			     given AS (UPDATE sentry_work w SET claimed_by = NULL, lease_until = NULL

@@ -195,6 +195,9 @@ func TestSelfFencing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(b.ctx)
+	if _, err := tx.Exec(b.ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := tx.Exec(b.ctx, `SELECT 1 FROM sentry_instances WHERE id = $1 FOR UPDATE`, w.id); err != nil {
 		t.Fatal(err)
 	}

@@ -201,6 +201,7 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 		return engine.Result{Files: rowResult{Gone: true}}, true
 	}
 	defer t.job.Client.Forget(m.BaseURL)
+	ctx = checks.Paced(ctx, t.job.Config.MirrorRate(m.MaxRate))
 	mp := newMirrorPrime(m)
 	started := time.Now()
 	if !t.prime(ctx, row, mp) {

@@ -17,14 +17,14 @@ var ErrFenced = errors.New("lease lost: the work was taken over by another sentr
 // claimed work row, or a run it judges (package engine makes them). A write
 // that carries a fence is made only if the lease is still the writer's,
 // checked inside the write's own transaction, which keeps the lease locked
-// (FOR SHARE) until it commits, so that nobody takes the lease over between
-// the check and the write.
+// (FOR KEY SHARE: the lease is not deleted meanwhile, and the holder's own
+// heartbeat is not held up) until it commits.
 type Fence interface {
 	// FenceKey names the lease. Writes check their fences in key order,
 	// so that two writers never wait for each other's locks in a circle.
 	FenceKey() string
 	// Holds reports, inside tx, whether the lease is still the writer's,
-	// and locks it until tx ends.
+	// and locks it (FOR KEY SHARE) until tx ends.
 	Holds(ctx context.Context, tx pgx.Tx) (bool, error)
 }
 

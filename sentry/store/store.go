@@ -45,6 +45,11 @@ func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
 		cfg.MaxConns = int32(maxConns)
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "sentry"
+	// sentry's transactions are a few statements sent at once: one left
+	// open and idle is a process stopped (SIGSTOP) or hung in the middle
+	// of one, whose locks would hold the other sentries back. The server
+	// ends it.
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "5s"
 	s := &Store{secret: cfg.ConnConfig.Password}
 	where := describe(cfg.ConnConfig)
 

@@ -291,6 +291,7 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 		return engine.Result{Files: rowResult{Gone: true}}, true
 	}
 	defer t.job.Client.Forget(m.BaseURL)
+	ctx = checks.Paced(ctx, t.job.Config.MirrorRate(m.MaxRate))
 	ms := &mirrorSweep{m: m, results: map[store.FileKey]fileResult{},
 		sums: MirrorSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
 	kind := t.sweepMirror(ctx, row, ms)
