@@ -7,6 +7,7 @@ package mirrortest
 
 import (
 	"bytes"
+	"errors"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,6 +74,9 @@ type Server struct {
 
 	mu    sync.Mutex
 	files map[string][]byte // URL path (unescaped, with prefix) → body
+	// tree, when set, is a directory that holds the same files (under
+	// their paths without the prefix): what an rsync daemon serves.
+	tree string
 	// handlers answer, in order, before the file store, for the requests
 	// they accept (returning false falls through).
 	handlers []func(w http.ResponseWriter, r *http.Request) bool
@@ -123,6 +129,47 @@ func (s *Server) Put(rel *Release, path string, body []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.files[s.prefix+rel.Dir+path] = body
+	s.writeTree(rel.Dir+path, body)
+}
+
+// Tree makes dir hold the server's files from now on, under their paths
+// (the release directory and the file's path), as an rsync daemon of the
+// mirror would serve them: files put or removed later follow.
+func (s *Server) Tree(dir string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tree = dir
+	for p, body := range s.files {
+		if err := s.writeTreeErr(strings.TrimPrefix(p, s.prefix), body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTree mirrors a file into the tree, if there is one. s.mu is held.
+func (s *Server) writeTree(path string, body []byte) {
+	if err := s.writeTreeErr(path, body); err != nil {
+		panic(err) // the fixture's own directory: a bug in the test
+	}
+}
+
+func (s *Server) writeTreeErr(path string, body []byte) error {
+	if s.tree == "" {
+		return nil
+	}
+	full := filepath.Join(s.tree, filepath.FromSlash(path))
+	if body == nil {
+		err := os.Remove(full)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(full, body, 0o644)
 }
 
 // PutRaw stores a body at a path relative to the server's base URL.
@@ -137,6 +184,7 @@ func (s *Server) Remove(rel *Release, path string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.files, s.prefix+rel.Dir+path)
+	s.writeTree(rel.Dir+path, nil)
 }
 
 // Has reports whether the server holds the release file.

@@ -49,6 +49,9 @@ type Check struct {
 	// state says, the mirror reachable): it is only counted, by the hour
 	// (a Count), and writes no row of its own.
 	Routine bool
+	// Listed, when set, is what an rsync listing said of the file
+	// (checks.Listed.Fact), kept in its state for the next listing.
+	Listed string
 }
 
 // Count is a number of routine checks of one mirror in one UTC hour, from
@@ -297,6 +300,7 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		etags    = make([]string, 0, n)
 		lastMods = make([]string, 0, n)
 		details  = make([]string, 0, n)
+		listed   = make([]string, 0, n)
 	)
 	for _, i := range last {
 		c := &checks[i]
@@ -314,17 +318,18 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		etags = append(etags, c.ETag)
 		lastMods = append(lastMods, c.LastModified)
 		details = append(details, c.Detail)
+		listed = append(listed, c.Listed)
 	}
 	_, err := tx.Exec(ctx, `
 		INSERT INTO sentry_file_state AS fs (mirror_id, release_id, path, result, last_checked_at,
-			verified_at, hashed_at, failing_since, size, etag, last_modified, detail)
+			verified_at, hashed_at, failing_since, size, etag, last_modified, detail, listed)
 		SELECT m, r, p, res, t,
 		       CASE WHEN res = 'ok' AND h THEN t END,
 		       CASE WHEN res = 'ok' AND h THEN t END,
 		       CASE WHEN res NOT IN ('ok', 'unchanged') THEN t END,
-		       sz, et, lm, d
+		       sz, et, lm, d, ls
 		FROM unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[],
-		            $7::bigint[], $8::text[], $9::text[], $10::text[]) AS u(m, r, p, res, t, h, sz, et, lm, d)
+		            $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[]) AS u(m, r, p, res, t, h, sz, et, lm, d, ls)
 		ON CONFLICT (mirror_id, release_id, path) DO UPDATE SET
 			-- "unchanged" (a 304) confirms the previous result, and so does
 			-- a HEAD of the right size on a file whose body was wrong: only
@@ -351,8 +356,9 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 			                   (excluded.etag <> '' AND fs.etag <> '' AND excluded.etag <> fs.etag)
 			                OR (excluded.last_modified <> '' AND fs.last_modified <> '' AND excluded.last_modified <> fs.last_modified)
 			                OR (excluded.size IS NOT NULL AND fs.size IS NOT NULL AND excluded.size <> fs.size)) THEN true
-			              ELSE fs.rehash END`,
-		mirrors, releases, paths, results, times, hashed, sizes, etags, lastMods, details)
+			              ELSE fs.rehash END,
+			listed = CASE WHEN excluded.listed <> '' THEN excluded.listed ELSE fs.listed END`,
+		mirrors, releases, paths, results, times, hashed, sizes, etags, lastMods, details, listed)
 	if err != nil {
 		return fmt.Errorf("update file state: %w", err)
 	}

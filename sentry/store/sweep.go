@@ -63,13 +63,16 @@ type FileState struct {
 	ETag, LastModified string
 	// Rehash: the validators or size changed since the last hash.
 	Rehash bool
+	// Listed is what the last rsync listing said of the file ("" when
+	// none did).
+	Listed string
 }
 
 // MirrorFileStates returns the file states of one mirror for the given
 // releases.
 func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs []int64) (map[FileKey]FileState, error) {
 	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, (result = 'ok' AND hashed_at IS NOT NULL),
-		       coalesce(hashed_at, 'epoch'), coalesce(size, -1), etag, last_modified, rehash
+		       coalesce(hashed_at, 'epoch'), coalesce(size, -1), etag, last_modified, rehash, listed
 		FROM sentry_file_state WHERE mirror_id = $1 AND release_id = ANY($2)`, mirrorID, releaseIDs)
 	if err != nil {
 		return nil, s.wrap("read file states", err)
@@ -79,7 +82,7 @@ func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs [
 	for rows.Next() {
 		var k FileKey
 		var f FileState
-		if err := rows.Scan(&k.ReleaseID, &k.Path, &f.Result, &f.Verified, &f.HashedAt, &f.Size, &f.ETag, &f.LastModified, &f.Rehash); err != nil {
+		if err := rows.Scan(&k.ReleaseID, &k.Path, &f.Result, &f.Verified, &f.HashedAt, &f.Size, &f.ETag, &f.LastModified, &f.Rehash, &f.Listed); err != nil {
 			return nil, s.wrap("read file states", err)
 		}
 		if f.HashedAt.Equal(time.Unix(0, 0)) {

@@ -29,11 +29,15 @@ type MirrorSums struct {
 	Reachable bool   `json:"reachable"`
 	// Checked files: OK (present, size right, hash right when hashed),
 	// Unchanged (a 304 to a conditional request), Failed.
-	Checked      int                 `json:"checked"`
-	OK           int                 `json:"ok"`
-	Unchanged    int                 `json:"unchanged"`
-	Failed       int                 `json:"failed"`
-	Hashed       int                 `json:"hashed"`
+	Checked   int `json:"checked"`
+	OK        int `json:"ok"`
+	Unchanged int `json:"unchanged"`
+	Failed    int `json:"failed"`
+	Hashed    int `json:"hashed"`
+	// Listed counts the files an rsync listing confirmed as known, without
+	// a request (RsyncListed: the mirror was listed over rsync).
+	Listed       int                 `json:"listed,omitempty"`
+	RsyncListed  bool                `json:"rsync_listed,omitempty"`
 	Failures     map[checks.Kind]int `json:"failures"`
 	FirstFailure string              `json:"first_failure,omitempty"`
 	// SweepFailed: the mirror failed this sweep as a whole (unreachable,

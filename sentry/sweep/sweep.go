@@ -20,6 +20,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -341,7 +342,7 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 		return reach.Kind
 	}
 	// A mirror that answers is what was known of it: counted only.
-	t.record(ctx, row, ms, "", 0, "HEAD", reach, !reach.Kind.Failed())
+	t.record(ctx, row, ms, "", 0, "HEAD", reach, !reach.Kind.Failed(), "")
 	ms.sums.Reachable = !reach.Kind.Failed()
 	if !ms.sums.Reachable {
 		ms.sums.FirstFailure = fmt.Sprintf("%s %s: %s", reach.Kind, ms.m.BaseURL, reach.Detail)
@@ -359,18 +360,31 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	if conc <= 0 {
 		conc = t.job.Config.Checks.PerMirrorConcurrency
 	}
+	listing := t.listRsync(ctx, ms)
+	sample := t.sample(ms, listing)
 	var g errgroup.Group
 	g.SetLimit(conc)
-	for _, f := range t.set.files {
+	for i, f := range t.set.files {
 		if ctx.Err() != nil {
 			break
+		}
+		fact := ""
+		if listing != nil {
+			l, ok := listing[strings.TrimPrefix(f.dir, "/")+f.file.Path]
+			if ok {
+				fact = l.Fact()
+			}
+			if !hash[f.key] && !sample[i] && t.listedAsKnown(ms, f, l, ok) {
+				t.confirmListed(ctx, row, ms, f)
+				continue
+			}
 		}
 		g.Go(func() error {
 			if t.job.Global.Acquire(ctx, 1) != nil {
 				return nil
 			}
 			defer t.job.Global.Release(1)
-			t.checkFile(ctx, row, ms, f, hash[f.key])
+			t.checkFile(ctx, row, ms, f, hash[f.key], fact)
 			return nil
 		})
 	}
@@ -381,10 +395,83 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	return reach.Kind
 }
 
+// listRsync lists the releases' directories of a mirror with an rsync URL
+// in one connection. It returns nil — check every file over HTTP — for a
+// mirror without one, for a pull-through cache (what it lists is the
+// master's, not what it serves), and when the listing fails (refused, no
+// such module, a timeout: noted, not held against the mirror).
+func (t *task) listRsync(ctx context.Context, ms *mirrorSweep) map[string]checks.Listed {
+	if ms.m.RsyncURL == "" || ms.m.Mode == store.ModePull || len(t.set.releases) == 0 {
+		return nil
+	}
+	sources := make([]string, len(t.set.releases))
+	for i, r := range t.set.releases {
+		sources[i] = checks.RsyncSource(ms.m.RsyncURL, r.Dir)
+	}
+	cfg := t.job.Config.Checks
+	listing, err := checks.ListRsync(ctx, checks.RsyncOptions{ConnectTimeout: cfg.ConnectTimeout.D(),
+		IOTimeout: cfg.HeaderTimeout.D(), MaxEntries: 4*len(t.set.files) + 10_000, SourceAddress: cfg.SourceAddress}, sources)
+	if err != nil {
+		if ctx.Err() == nil {
+			t.log.Warn("rsync listing failed; checking the mirror over HTTP", "mirror", ms.m.Name, "err", err)
+			ms.sums.Note = "rsync listing failed, checked over HTTP: " + err.Error()
+		}
+		return nil
+	}
+	ms.sums.RsyncListed = true
+	return listing
+}
+
+// sampleShare is the share of an rsync mirror's files still checked over
+// HTTP each sweep (at least one): the proof that the HTTP side serves what
+// rsync lists. It rotates, so that every file is checked over HTTP every
+// 1/sampleShare sweeps.
+const sampleShare = 0.01
+
+// sample picks, by position, the files of an rsync-listed mirror checked
+// over HTTP anyway in this sweep: a window of the file list that moves on
+// with every run.
+func (t *task) sample(ms *mirrorSweep, listing map[string]checks.Listed) map[int]bool {
+	n := len(t.set.files)
+	if listing == nil || n == 0 {
+		return nil
+	}
+	k := max(1, int(math.Ceil(float64(n)*sampleShare)))
+	start := int((t.run.ID*int64(k) + int64(ms.m.ID)) % int64(n))
+	out := make(map[int]bool, k)
+	for i := range k {
+		out[(start+i)%n] = true
+	}
+	return out
+}
+
+// listedAsKnown reports whether a file's listing confirms what sentry knew
+// of it: listed with the manifest's size, listed as the last listing said,
+// and its state good.
+func (t *task) listedAsKnown(ms *mirrorSweep, f file, l checks.Listed, listed bool) bool {
+	prev, known := ms.files[f.key]
+	return listed && l.Size == f.file.Size && known && prev.Result == string(checks.KindOK) && prev.Listed == l.Fact()
+}
+
+// confirmListed records a file the listing confirmed: what was known,
+// counted only, without a request.
+func (t *task) confirmListed(ctx context.Context, row *engine.Row, ms *mirrorSweep, f file) {
+	prev := ms.files[f.key]
+	res := checks.Result{Kind: checks.KindUnchanged, Bytes: f.file.Size, Attempts: 1, Detail: "listed by rsync as before"}
+	t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, "RSYNC", res, true, "")
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.results[f.key] = fileResult{kind: checks.KindUnchanged, verified: prev.Verified && !prev.Rehash}
+	ms.sums.Checked++
+	ms.sums.Unchanged++
+	ms.sums.Listed++
+}
+
 // checkFile checks one file: HEAD (conditional when the mirror gave
 // validators before) or, when picked for hashing, a full GET through the
-// hash.
-func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, f file, hash bool) {
+// hash. listed is what an rsync listing said of it ("" for none), kept in
+// its state.
+func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, f file, hash bool, listed string) {
 	prev, known := ms.files[f.key]
 	tg := checks.Target{URL: primer.FileURL(ms.m.BaseURL, f.dir, f.file.Path), Size: f.file.Size,
 		Algo: f.file.Algo, Hash: f.file.Hash}
@@ -404,9 +491,9 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 	}
 	// A HEAD that finds the file as its state says (present, the same
 	// size and validators) is what was known: counted only.
-	routine := !res.Hashed && known && prev.Result == string(checks.KindOK) &&
+	routine := !res.Hashed && known && prev.Result == string(checks.KindOK) && prev.Listed == listed &&
 		(res.Kind == checks.KindUnchanged || res.Kind == checks.KindOK && !validatorsChanged(prev, res))
-	t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, method, res, routine)
+	t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, method, res, routine, listed)
 	verified := false
 	switch {
 	case res.Kind == checks.KindOK && res.Hashed:
@@ -450,9 +537,9 @@ func validatorsChanged(prev store.FileState, res checks.Result) bool {
 // record hands a check to the recorder (routine: only counted) and tells
 // the observers.
 func (t *task) record(ctx context.Context, row *engine.Row, ms *mirrorSweep, path string, releaseID int64, method string,
-	res checks.Result, routine bool) {
+	res checks.Result, routine bool, listed string) {
 	c := record.Check(res, releaseID, path, method, t.job.now(), t.job.Config.Vantage)
-	c.Routine = routine
+	c.Routine, c.Listed = routine, listed
 	if row.Record(ctx, c) == nil {
 		observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: t.run.Kind, RunID: t.run.ID, Mirror: ms.m.Name, MirrorID: ms.m.ID,
 			Path: path, At: c.CheckedAt, Result: res.Kind, Hashed: res.Hashed, Routine: routine,
