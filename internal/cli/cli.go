@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
 // Exit codes of the contract.
@@ -217,6 +218,20 @@ func noArgs(args []string) error {
 // loadConfig reads the configuration named by --config.
 func loadConfig(env *Env, c *common) (*config.Config, error) {
 	return config.Load(c.config, env.Getenv)
+}
+
+// openStore opens the database of cfg. When its URL came from the
+// environment, an error says so (SENTRY_DATABASE_URL), since the file is
+// then not where to look.
+func openStore(ctx context.Context, cfg *config.Config, maxConns int) (*store.Store, error) {
+	st, err := store.Open(ctx, cfg.Database.URL, maxConns)
+	if err != nil {
+		if src := cfg.Source("database.url"); src != "database.url" {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		return nil, err
+	}
+	return st, nil
 }
 
 func isTerminal(f *os.File) bool {

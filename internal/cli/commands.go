@@ -118,7 +118,7 @@ func runMigrate(ctx context.Context, env *Env, c *common, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	st, err := openStore(ctx, cfg, cfg.Database.MaxConns)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func openDeps(ctx context.Context, env *Env, c *common) (*sentry.Deps, func(), e
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	st, err := openStore(ctx, cfg, cfg.Database.MaxConns)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/report"
-	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
 func runReport(ctx context.Context, env *Env, c *common, mirror, rel, sinceFlag string) error {
@@ -20,7 +19,7 @@ func runReport(ctx context.Context, env *Env, c *common, mirror, rel, sinceFlag 
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Database.URL, min(cfg.Database.MaxConns, 4))
+	st, err := openStore(ctx, cfg, min(cfg.Database.MaxConns, 4))
 	if err != nil {
 		return err
 	}
