@@ -133,7 +133,7 @@ func (e *Engine) Drive(ctx context.Context, req Request) (*Finished, error) {
 		}
 		if ended {
 			e.obs.RunFinished(observe.RunEvent{RunID: run.ID, Kind: run.Kind, Outcome: store.OutcomeInterrupted,
-				Started: run.StartedAt, Finished: time.Now()})
+				Reason: reason, Started: run.StartedAt, Finished: time.Now()})
 		}
 		if st, err = e.status(endCtx, run.ID); err != nil {
 			return nil, err
@@ -194,7 +194,7 @@ func (e *Engine) planRun(ctx context.Context, w *Worker, job Job, run Run) (Run,
 		e.log.Warn("could not record the run failed", "run", run.ID, "err", eerr)
 	} else if ended {
 		e.obs.RunFinished(observe.RunEvent{RunID: run.ID, Kind: run.Kind, Outcome: store.OutcomeFailed,
-			Started: run.StartedAt, Finished: time.Now()})
+			Reason: err.Error(), Started: run.StartedAt, Finished: time.Now()})
 	}
 	return run, err
 }
