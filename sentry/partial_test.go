@@ -131,7 +131,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 		var buf bytes.Buffer
-		if err := report.WriteMirrorsTable(&buf, ms, now); err != nil {
+		if err := report.WriteMirrorsTable(&buf, ms, now, false); err != nil {
 			t.Fatal(err)
 		}
 		out := buf.String()
@@ -153,7 +153,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf.Reset()
-		if err := report.WriteMirrorTable(&buf, d, now); err != nil {
+		if err := report.WriteMirrorTable(&buf, d, now, false); err != nil {
 			t.Fatal(err)
 		}
 		out = buf.String()
@@ -172,7 +172,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := report.WriteMirrorTable(&buf, d, now); err != nil {
+		if err := report.WriteMirrorTable(&buf, d, now, false); err != nil {
 			t.Fatal(err)
 		}
 		if flat := strings.Join(strings.Fields(buf.String()), " "); !strings.Contains(flat,
@@ -313,7 +313,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 		var buf bytes.Buffer
-		if err := report.WriteMirrorsTable(&buf, ms, now); err != nil {
+		if err := report.WriteMirrorsTable(&buf, ms, now, false); err != nil {
 			t.Fatal(err)
 		}
 		linesFit(t, "mirrors table", buf.String())
@@ -333,7 +333,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf.Reset()
-		if err := report.WriteMirrorTable(&buf, d, now); err != nil {
+		if err := report.WriteMirrorTable(&buf, d, now, false); err != nil {
 			t.Fatal(err)
 		}
 		linesFit(t, "--mirror good2", buf.String())
