@@ -196,7 +196,10 @@ func TestTriggerMirrorWithoutSecretIsAConfigError(t *testing.T) {
 	d.Config.Trigger.Secret = ""
 	d.Config.HTTP.Listen = "127.0.0.1:0"
 	for what, run := range map[string]func() error{
-		"prime": func() error { _, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"}); return err },
+		"prime": func() error {
+			_, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
+			return err
+		},
 		"sweep": func() error { _, err := sentry.Sweep(context.Background(), d, sentry.SweepOptions{}); return err },
 		"run":   func() error { return sentry.RunDaemon(context.Background(), d, sentry.DaemonOptions{}) },
 	} {
