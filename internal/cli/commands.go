@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/engine"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
@@ -333,7 +335,11 @@ func runDaemon(ctx context.Context, env *Env, c *common) error {
 	defer closeDeps()
 	m := metrics.New(d.Store.Pool(), env.Logger)
 	d.Observer = observe.All(d.Observer, m)
-	page, err := web.New(web.Options{Reporter: report.New(d.Store.Pool(), nil), Logger: env.Logger})
+	var next func(time.Time) time.Time
+	if spec, err := cron.ParseStandard(d.Config.Schedule.Sweep); err == nil { // validated with the configuration
+		next = func(t time.Time) time.Time { return spec.Next(t.UTC()) }
+	}
+	page, err := web.New(web.Options{Reporter: report.New(d.Store.Pool(), nil), Logger: env.Logger, NextSweep: next})
 	if err != nil {
 		return err
 	}

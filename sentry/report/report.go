@@ -459,7 +459,31 @@ type MirrorDetail struct {
 	// the hour, as the row counts them) by the vantage point that made
 	// them, by vantage name.
 	ByVantage []VantageCount `json:"by_vantage"`
+	// RecentFailures are the mirror's failures in the window, newest
+	// first, a run of identical failures of one file (or of the mirror
+	// itself) in a row collapsed into one entry with its count (at most
+	// 100 entries, from the window's latest 20,000 checks).
+	RecentFailures []FailureRun `json:"recent_failures"`
 }
+
+// FailureRun is a run of identical failures: Count checks in a row of one
+// file (Path, "" for the mirror itself) with the same kind and detail,
+// from First to Last.
+type FailureRun struct {
+	Release string    `json:"release,omitempty"`
+	Path    string    `json:"path"`
+	Kind    string    `json:"kind"`
+	Detail  string    `json:"detail"`
+	Count   int64     `json:"count"`
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
+}
+
+// Limits of RecentFailures.
+const (
+	maxFailureRuns   = 100
+	maxFailureChecks = 20000
+)
 
 // VantageCount is a vantage point's checks of one mirror in a window.
 type VantageCount struct {
@@ -474,7 +498,8 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 	if err != nil {
 		return nil, err
 	}
-	out := &MirrorDetail{Window: w, FailingFiles: []FailingFile{}, History: []StateChange{}, ByVantage: []VantageCount{}}
+	out := &MirrorDetail{Window: w, FailingFiles: []FailingFile{}, History: []StateChange{}, ByVantage: []VantageCount{},
+		RecentFailures: []FailureRun{}}
 	found := false
 	for _, m := range all.Mirrors {
 		if m.Name == name || fmt.Sprint(m.ID) == name {
@@ -543,12 +568,48 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 			}
 			out.ByVantage = append(out.ByVantage, v)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return recentFailures(ctx, tx, id, w, out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("report on mirror %s: %w", name, err)
 	}
 	return out, nil
+}
+
+// recentFailures collapses the window's failures of a mirror into runs:
+// a file's checks in time order (successes included) are cut where the
+// result or the detail changes, and the pieces that failed are listed.
+func recentFailures(ctx context.Context, tx pgx.Tx, id int, w Window, out *MirrorDetail) error {
+	rows, err := tx.Query(ctx, `
+		WITH c AS (
+			SELECT checked_at, coalesce(release_id, 0) AS rel, path, result, detail FROM sentry_checks
+			WHERE mirror_id = $1 AND checked_at >= $2 AND checked_at < $3
+			ORDER BY checked_at DESC LIMIT $4
+		), g AS (
+			SELECT *, row_number() OVER (PARTITION BY rel, path ORDER BY checked_at)
+			        - row_number() OVER (PARTITION BY rel, path, result, detail ORDER BY checked_at) AS grp
+			FROM c
+		)
+		SELECT coalesce(r.name, ''), g.path, g.result, g.detail, count(*), min(g.checked_at), max(g.checked_at)
+		FROM g LEFT JOIN sentry_releases r ON r.id = g.rel
+		WHERE g.result NOT IN `+successSQL+`
+		GROUP BY r.name, g.rel, g.path, g.result, g.detail, g.grp
+		ORDER BY max(g.checked_at) DESC, g.path LIMIT $5`, id, w.Since, w.Until, maxFailureChecks, maxFailureRuns)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var f FailureRun
+		if err := rows.Scan(&f.Release, &f.Path, &f.Kind, &f.Detail, &f.Count, &f.First, &f.Last); err != nil {
+			rows.Close()
+			return err
+		}
+		out.RecentFailures = append(out.RecentFailures, f)
+	}
+	return rows.Err()
 }
 
 // FileUptake is how far one release file has spread.
