@@ -132,11 +132,11 @@ type chart struct {
 	// MidX and MidY centre the axis labels; TickEnd is where the time
 	// axis's ticks end.
 	MidX, MidY, TickEnd int
-	XLabel string
-	YLabel string
-	Empty  bool
-	Steps  []dot
-	Start  string // the first prime, for the caption
+	XLabel              string
+	YLabel              string
+	Empty               bool
+	Steps               []dot
+	Start               string // the first prime, for the caption
 }
 
 type tick struct {
