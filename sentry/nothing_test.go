@@ -42,7 +42,7 @@ func TestNothingToCheckFailsBeforeAnyMirror(t *testing.T) {
 	}{
 		{"a typo in releases.products", false, func(t *testing.T, d *sentry.Deps, b *bundle) {
 			d.Config.Releases.Products = []string{"Firefx-{release}"}
-		}, []string{"matches no bouncer product", `"Firefx-{release}"`, `"Firefx-1.5"`, "1 products: Firefox-1.5"}},
+		}, []string{"matches no bouncer product", `"Firefx-{release}"`, `"Firefx-1.5"`, "1 product: Firefox-1.5"}},
 		{"an empty bouncer database", false, func(t *testing.T, d *sentry.Deps, b *bundle) {
 			sqlExec(t, b, `DELETE FROM mirror_locations; DELETE FROM mirror_product_langs; DELETE FROM mirror_products`)
 		}, []string{"matches no bouncer product", "no product at all"}},

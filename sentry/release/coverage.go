@@ -36,7 +36,10 @@ func (r *Resolver) CheckProducts(ctx context.Context, name string) error {
 			return err
 		}
 		holds := "no product at all"
-		if total > 0 {
+		switch {
+		case total == 1:
+			holds = "1 product: " + listed(have, total)
+		case total > 1:
 			holds = fmt.Sprintf("%d products: %s", total, listed(have, total))
 		}
 		return fmt.Errorf("%w: release %s matches no bouncer product: releases.products %s gives %s, and mirror_products "+
