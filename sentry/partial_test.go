@@ -40,14 +40,15 @@ func linesFit(t *testing.T, what, out string) {
 	}
 }
 
-// noteOf is the line under mirror name's row in the per-mirror table, ""
-// when the next line is another row or a failure line.
+// noteOf is the vantage note under mirror name's row in the per-mirror
+// table, "" when the next line is another row, a why or a failure line.
 func noteOf(table, name string) string {
 	lines := strings.Split(table, "\n")
 	for i, l := range lines {
 		if strings.HasPrefix(l, name+" ") && i+1 < len(lines) {
 			next := strings.TrimSpace(lines[i+1])
-			if strings.HasPrefix(lines[i+1], "    ") && !strings.HasPrefix(next, "failures:") && !strings.HasPrefix(next, "last:") {
+			if strings.HasPrefix(lines[i+1], "    ") && !strings.HasPrefix(next, "failures:") && !strings.HasPrefix(next, "last:") &&
+				!strings.HasPrefix(next, "why:") {
 				return next
 			}
 			return ""

@@ -24,7 +24,7 @@ func TestBinaryExitCodes(t *testing.T) {
 		want string
 	}{
 		{[]string{"--help"}, 0, ""},
-		{[]string{"prime", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"prime", "--bogus"}, 2, "unknown flag --bogus"},
 		{[]string{"nonsense"}, 2, "unknown command"},
 		{[]string{"db", "migrate", "--config", cfg}, 1, "127.0.0.1:1"},
 		{[]string{"prime", "--release", "1.5", "--config", cfg}, 1, "database unreachable"},
