@@ -67,11 +67,16 @@ func TestMetricsToAlertOn(t *testing.T) {
 		}
 	}
 	for _, kind := range []string{"prime", "sweep", "deep_sweep"} {
-		if v, ok := value(t, fams, "sentry_runs_total", map[string]string{"kind": kind, "outcome": "completed"}); !ok || v != 1 {
-			t.Errorf("sentry_runs_total{kind=%q,outcome=completed} = %v (present %v), want 1", kind, v, ok)
+		if v, ok := value(t, fams, "sentry_recent_runs", map[string]string{"kind": kind, "outcome": "completed"}); !ok || v != 1 {
+			t.Errorf("sentry_recent_runs{kind=%q,outcome=completed} = %v (present %v), want 1", kind, v, ok)
 		}
-		if v, ok := value(t, fams, "sentry_runs_total", map[string]string{"kind": kind, "outcome": "failed"}); !ok || v != 0 {
-			t.Errorf("sentry_runs_total{kind=%q,outcome=failed} = %v (present %v), want 0", kind, v, ok)
+		if v, ok := value(t, fams, "sentry_recent_runs", map[string]string{"kind": kind, "outcome": "failed"}); !ok || v != 0 {
+			t.Errorf("sentry_recent_runs{kind=%q,outcome=failed} = %v (present %v), want 0", kind, v, ok)
+		}
+		for _, o := range report.EndOutcomes {
+			if v, ok := value(t, fams, "sentry_last_run_outcome", map[string]string{"kind": kind, "outcome": o}); !ok || (v == 1) != (o == "completed") {
+				t.Errorf("sentry_last_run_outcome{kind=%q,outcome=%q} = %v (present %v)", kind, o, v, ok)
+			}
 		}
 		if v, ok := value(t, fams, "sentry_last_completed_run_timestamp_seconds", map[string]string{"kind": kind}); !ok ||
 			v < float64(time.Now().Add(-time.Hour).Unix()) {
@@ -87,11 +92,17 @@ func TestMetricsToAlertOn(t *testing.T) {
 		t.Error("no first prime time of release 1.5")
 	}
 
-	// A failed run counts, whoever ran it.
-	sqlExec(t, w.b, `INSERT INTO sentry_runs (kind, vantage, host, pid, outcome, reason, finished_at)
-		VALUES ('sweep', 'elsewhere', 'cron-host', 1, 'failed', 'nothing to check', now())`)
-	if v, _ := value(t, scrape(t, m), "sentry_runs_total", map[string]string{"kind": "sweep", "outcome": "failed"}); v != 1 {
-		t.Errorf("failed sweeps after one failed: %v", v)
+	// A failed run counts, whoever ran it (a sweep from cron elsewhere),
+	// and is the latest sweep's outcome; one of long ago is not counted.
+	sqlExec(t, w.b, `INSERT INTO sentry_runs (kind, vantage, host, pid, outcome, reason, started_at, finished_at)
+		VALUES ('sweep', 'elsewhere', 'cron-host', 1, 'failed', 'nothing to check', now(), now()),
+		       ('sweep', 'elsewhere', 'cron-host', 1, 'failed', 'long ago', now() - interval '3 days', now() - interval '3 days')`)
+	fams = scrape(t, m)
+	if v, _ := value(t, fams, "sentry_recent_runs", map[string]string{"kind": "sweep", "outcome": "failed"}); v != 1 {
+		t.Errorf("failed sweeps of the last day after one failed: %v, want 1", v)
+	}
+	if v, _ := value(t, fams, "sentry_last_run_outcome", map[string]string{"kind": "sweep", "outcome": "failed"}); v != 1 {
+		t.Errorf("the latest sweep's outcome is not failed: %v", v)
 	}
 
 	bin := promtool(t)

@@ -270,8 +270,12 @@ func TestHookAsksTheMasterFirst(t *testing.T) {
 		failed[0].Run.Kind != "prime" || !strings.Contains(failed[0].Run.Reason, "no mirror_locations rows") {
 		t.Errorf("run_failed events: %+v", failed)
 	}
-	if v, ok := value(t, scrape(t, m), "sentry_runs_total", map[string]string{"kind": "prime", "outcome": "failed"}); !ok || v != 1 {
-		t.Errorf("sentry_runs_total{prime,failed} = %v (%v), want 1", v, ok)
+	fams := scrape(t, m)
+	if v, ok := value(t, fams, "sentry_recent_runs", map[string]string{"kind": "prime", "outcome": "failed"}); !ok || v != 1 {
+		t.Errorf("sentry_recent_runs{prime,failed} = %v (%v), want 1", v, ok)
+	}
+	if v, ok := value(t, fams, "sentry_last_run_outcome", map[string]string{"kind": "prime", "outcome": "failed"}); !ok || v != 1 {
+		t.Errorf("sentry_last_run_outcome{prime,failed} = %v (%v), want 1", v, ok)
 	}
 }
 

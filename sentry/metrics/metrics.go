@@ -11,7 +11,8 @@
 //	sentry_mirror_last_check_timestamp_seconds{mirror} when a sweep last judged the mirror
 //	sentry_mirror_locations_off{mirror}                an up mirror's locations of active products that are off
 //	sentry_mirror_failing_vantages{mirror}             vantage points an active mirror failed from at its last sweep
-//	sentry_runs_total{kind, outcome}                   runs ended, by kind and outcome (failed ones included)
+//	sentry_recent_runs{kind, outcome}                  runs ended in the last 24 hours, by kind and outcome
+//	sentry_last_run_outcome{kind, outcome}             1 for the outcome of the newest ended run of each kind
 //	sentry_last_completed_run_timestamp_seconds{kind}  end of the last run of a kind that ran through
 //	sentry_release_weighted_uptake{release}            rating-weighted uptake of releases first primed in the last 7 days
 //	sentry_release_first_prime_timestamp_seconds{release}  when such a release was first primed
@@ -21,6 +22,7 @@
 //
 //	sentry_checks_total{mirror, result}            checks made, by mirror and result kind
 //	sentry_verified_bytes_total{mirror}            bytes whose checksum was verified
+//	sentry_runs_total{kind, outcome}               runs this process saw end, by outcome
 //	sentry_run_duration_seconds{kind}              runs this process saw end, histogram
 //	sentry_guard_activations_total{kind}           mass-failure guard activations judged here
 //	sentry_notifications_dropped_total             webhook events dropped (queue full or retries spent)
@@ -50,6 +52,7 @@ type Metrics struct {
 	checks      *prometheus.CounterVec
 	bytes       *prometheus.CounterVec
 	runDuration *prometheus.HistogramVec
+	runs        *prometheus.CounterVec
 	guards      *prometheus.CounterVec
 	dropped     prometheus.Counter
 }
@@ -71,6 +74,9 @@ func New(pool *pgxpool.Pool, log *slog.Logger) *Metrics {
 			Name: "sentry_run_duration_seconds", Help: "Duration of primes and sweeps, by kind.",
 			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200},
 		}, []string{"kind"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentry_runs_total", Help: "Primes and sweeps this process saw end, by kind and outcome (sentry_recent_runs counts everyone's).",
+		}, []string{"kind", "outcome"}),
 		guards: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentry_guard_activations_total", Help: "Times the mass-failure guard held back marking, by run kind.",
 		}, []string{"kind"}),
@@ -78,7 +84,7 @@ func New(pool *pgxpool.Pool, log *slog.Logger) *Metrics {
 			Name: "sentry_notifications_dropped_total", Help: "Webhook notifications dropped: queue full or retries spent.",
 		}),
 	}
-	m.reg.MustRegister(m.checks, m.bytes, m.runDuration, m.guards, m.dropped,
+	m.reg.MustRegister(m.checks, m.bytes, m.runDuration, m.runs, m.guards, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
 		m.reg.MustRegister(&stateCollector{rep: report.New(pool, nil), log: log})
@@ -116,17 +122,19 @@ func (m *Metrics) StateChanged(observe.StateChangeEvent) {}
 // GuardHeld implements observe.Observer.
 func (m *Metrics) GuardHeld(e observe.GuardEvent) { m.guards.WithLabelValues(e.RunKind).Inc() }
 
-// RunFinished implements observe.Observer: the run's duration (the runs'
-// outcomes are read from the database).
+// RunFinished implements observe.Observer.
 func (m *Metrics) RunFinished(e observe.RunEvent) {
+	m.runs.WithLabelValues(e.Kind, e.Outcome).Inc()
 	m.runDuration.WithLabelValues(e.Kind).Observe(e.Finished.Sub(e.Started).Seconds())
 }
 
 // recentReleases is how far back a release's first prime may be for its
-// uptake to be exported, and maxReleases how many such releases are.
+// uptake to be exported, and maxReleases how many such releases are;
+// recentRuns the window of sentry_recent_runs.
 const (
 	recentReleases = 7 * 24 * time.Hour
 	maxReleases    = 5
+	recentRuns     = 24 * time.Hour
 )
 
 // stateCollector reads the series of the database at scrape time: the
@@ -154,8 +162,10 @@ var (
 		"Locations of active products that are off (active or healthy false) on an up mirror.", "mirror")
 	failingVantagesDesc = desc("sentry_mirror_failing_vantages",
 		"Vantage points an active mirror failed from at its last sweep; above 0 on an up mirror: partially unreachable.", "mirror")
-	runsDesc = desc("sentry_runs_total",
-		"Primes and sweeps ended, by kind and outcome, whoever ran them (read from sentry_runs).", "kind", "outcome")
+	recentRunsDesc = desc("sentry_recent_runs",
+		"Primes and sweeps ended in the last 24 hours, by kind and outcome, whoever ran them (read from sentry_runs).", "kind", "outcome")
+	lastOutcomeDesc = desc("sentry_last_run_outcome",
+		"1 for the outcome of the newest ended run of each kind (completed, guarded, interrupted, failed), 0 for the others.", "kind", "outcome")
 	lastCompletedDesc = desc("sentry_last_completed_run_timestamp_seconds",
 		"Unix time at which the last run of each kind ran through (completed or guarded), whoever ran it.", "kind")
 	uptakeDesc = desc("sentry_release_weighted_uptake",
@@ -167,7 +177,7 @@ var (
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mirrorsDesc, mirrorUpDesc, mirrorStateDesc, lastCheckDesc, locationsOffDesc,
-		failingVantagesDesc, runsDesc, lastCompletedDesc, uptakeDesc, firstPrimeDesc, dbUpDesc} {
+		failingVantagesDesc, recentRunsDesc, lastOutcomeDesc, lastCompletedDesc, uptakeDesc, firstPrimeDesc, dbUpDesc} {
 		ch <- d
 	}
 }
@@ -178,7 +188,7 @@ func (c *stateCollector) read(ctx context.Context) ([]report.MirrorRow, *report.
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	runs, err := c.rep.RunTotals(ctx)
+	runs, err := c.rep.RunTotals(ctx, recentRuns)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -235,7 +245,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for kind, byOutcome := range runs.Ended {
 		for outcome, n := range byOutcome {
-			ch <- prometheus.MustNewConstMetric(runsDesc, prometheus.CounterValue, float64(n), kind, outcome)
+			gauge(recentRunsDesc, float64(n), kind, outcome)
+		}
+	}
+	for kind, last := range runs.LastOutcome {
+		for _, o := range report.EndOutcomes {
+			v := 0.0
+			if o == last {
+				v = 1
+			}
+			gauge(lastOutcomeDesc, v, kind, o)
 		}
 	}
 	for kind, at := range runs.LastCompleted {

@@ -53,11 +53,15 @@ func (r *Reporter) Runs(ctx context.Context, limit int) ([]Run, error) {
 	return out, nil
 }
 
-// RunTotals is what the runs of every sentry on the database add up to,
-// for /metrics: runs ended by kind and outcome, and when a run of each
-// kind last ran through (completed or guarded).
+// RunTotals is what the runs of every sentry on the database say, for
+// /metrics: the runs ended in the last Window, by kind and outcome; the
+// outcome of the newest ended run of each kind; when a run of each kind
+// last ran through (completed or guarded). Counts over a window rather
+// than since the beginning, since old runs are pruned.
 type RunTotals struct {
+	Window        time.Duration
 	Ended         map[string]map[string]int64
+	LastOutcome   map[string]string
 	LastCompleted map[string]time.Time
 }
 
@@ -67,40 +71,66 @@ var (
 	EndOutcomes = []string{"completed", "guarded", "interrupted", "failed"}
 )
 
-// RunTotals counts the ended runs, whoever ran them.
-func (r *Reporter) RunTotals(ctx context.Context) (*RunTotals, error) {
-	rows, err := r.pool.Query(ctx, `
-		SELECT kind, outcome, count(*),
-		       max(finished_at) FILTER (WHERE outcome IN ('completed', 'guarded'))
-		FROM sentry_runs WHERE outcome <> 'running' GROUP BY kind, outcome`)
-	if err != nil {
-		return nil, fmt.Errorf("count runs: %w", err)
-	}
-	defer rows.Close()
-	t := &RunTotals{Ended: map[string]map[string]int64{}, LastCompleted: map[string]time.Time{}}
+// RunTotals reads the runs ended within window, whoever ran them.
+func (r *Reporter) RunTotals(ctx context.Context, window time.Duration) (*RunTotals, error) {
+	t := &RunTotals{Window: window, Ended: map[string]map[string]int64{}, LastOutcome: map[string]string{},
+		LastCompleted: map[string]time.Time{}}
 	for _, k := range RunKinds {
 		t.Ended[k] = map[string]int64{}
 		for _, o := range EndOutcomes {
 			t.Ended[k][o] = 0
 		}
 	}
+	rows, err := r.pool.Query(ctx, `
+		SELECT kind, outcome, count(*) FROM sentry_runs
+		WHERE outcome <> 'running' AND finished_at > now() - $1::interval GROUP BY kind, outcome`, window)
+	if err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
 	for rows.Next() {
 		var kind, outcome string
 		var n int64
-		var last *time.Time
-		if err := rows.Scan(&kind, &outcome, &n, &last); err != nil {
+		if err := rows.Scan(&kind, &outcome, &n); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("count runs: %w", err)
 		}
 		if t.Ended[kind] == nil {
 			t.Ended[kind] = map[string]int64{}
 		}
 		t.Ended[kind][outcome] = n
-		if last != nil && last.After(t.LastCompleted[kind]) {
-			t.LastCompleted[kind] = *last
-		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	// The newest ended run of each kind, and the newest that ran through:
+	// one index scan per kind (sentry_runs_started_idx).
+	rows, err = r.pool.Query(ctx, `
+		SELECT k.kind, last.outcome, done.finished_at
+		FROM unnest($1::text[]) AS k(kind)
+		LEFT JOIN LATERAL (SELECT outcome FROM sentry_runs WHERE kind = k.kind AND outcome <> 'running'
+		                   ORDER BY started_at DESC LIMIT 1) last ON true
+		LEFT JOIN LATERAL (SELECT finished_at FROM sentry_runs WHERE kind = k.kind AND outcome IN ('completed', 'guarded')
+		                   ORDER BY started_at DESC LIMIT 1) done ON true`, RunKinds)
+	if err != nil {
+		return nil, fmt.Errorf("last runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind string
+		var outcome *string
+		var at *time.Time
+		if err := rows.Scan(&kind, &outcome, &at); err != nil {
+			return nil, fmt.Errorf("last runs: %w", err)
+		}
+		if outcome != nil {
+			t.LastOutcome[kind] = *outcome
+		}
+		if at != nil {
+			t.LastCompleted[kind] = *at
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("last runs: %w", err)
 	}
 	return t, nil
 }
