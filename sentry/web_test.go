@@ -154,19 +154,26 @@ func TestStatusPageAndAPI(t *testing.T) {
 	}
 }
 
-// chromium finds Debian's Chromium; in CI its absence is a failure.
-func chromium(t *testing.T) string {
+// installed finds a tool of Debian's package pkg under one of its names;
+// in CI its absence is a failure, elsewhere the test is skipped.
+func installed(t *testing.T, pkg string, names ...string) string {
 	t.Helper()
-	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
+	for _, p := range names {
 		if path, err := exec.LookPath(p); err == nil {
 			return path
 		}
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (.ci/run installs Debian's chromium)")
+		t.Fatalf("%s is not installed (.ci/run installs Debian's %s)", names[0], pkg)
 	}
-	t.Skip("chromium is not installed; apt-get install chromium")
+	t.Skipf("%s is not installed; apt-get install %s", names[0], pkg)
 	return ""
+}
+
+// chromium finds Debian's Chromium.
+func chromium(t *testing.T) string {
+	t.Helper()
+	return installed(t, "chromium", "chromium", "chromium-browser", "google-chrome")
 }
 
 func TestStatusPageRendersInChromium(t *testing.T) {

@@ -23,12 +23,12 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // nameColumn is the width of a table's mirror column: 16, or with --wide
-// the longest name.
-func nameColumn(wide bool, names []string) int {
+// the longest name of the rows.
+func nameColumn[T any](wide bool, rows []T, name func(T) string) int {
 	n := 16
-	for _, s := range names {
+	for _, r := range rows {
 		if wide {
-			n = max(n, utf8.RuneCountInString(s))
+			n = max(n, utf8.RuneCountInString(name(r)))
 		}
 	}
 	return n
@@ -39,11 +39,7 @@ func nameColumn(wide bool, names []string) int {
 // outcome and anything not marked.
 func writePrimeTable(w io.Writer, r *prime.Report, wide bool) error {
 	width := report.TableWidth(wide)
-	var names []string
-	for _, m := range r.Mirrors {
-		names = append(names, m.Name)
-	}
-	nw := nameColumn(wide, names)
+	nw := nameColumn(wide, r.Mirrors, func(m prime.MirrorSums) string { return m.Name })
 	head := "%-" + fmt.Sprint(nw) + "s %-7s %-7s %5s %5s %9s %6s %s\n"
 	var b strings.Builder
 	fmt.Fprintf(&b, "release %s: %d files, %d locations, %d mirrors (run %d)\n",
@@ -101,11 +97,7 @@ func shortDuration(sec float64) string {
 // (with wide, as wide as its contents).
 func writeSweepTable(w io.Writer, r *sweep.Report, wide bool) error {
 	width := report.TableWidth(wide)
-	var names []string
-	for _, m := range r.Mirrors {
-		names = append(names, m.Name)
-	}
-	nw := nameColumn(wide, names)
+	nw := nameColumn(wide, r.Mirrors, func(m sweep.MirrorSums) string { return m.Name })
 	head := "%-" + fmt.Sprint(nw) + "s %-5s %-5s %6s %6s %6s %5s %6s %s\n"
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (run %d): %d files behind active locations of %d releases, %d mirrors\n\n",
