@@ -27,7 +27,8 @@ import (
 func statusPage(t *testing.T) (*reportWorld, *httptest.Server) {
 	t.Helper()
 	w := setupReport(t)
-	page, err := web.New(web.Options{Reporter: report.New(w.b.st.Pool(), nil)})
+	page, err := web.New(web.Options{Reporter: report.New(w.b.st.Pool(), nil),
+		NextSweep: func(after time.Time) time.Time { return after.Add(14*time.Minute + 30*time.Second) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestStatusPageRendersInChromium(t *testing.T) {
 	// 10-minute mark.
 	shows := map[string][]string{
 		"/": {"down after 2 failed sweeps", "1 location off: /firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.exe",
-			"Last sweep:", "deep sweep run 3, completed", "Recent runs", "prime 1.5"},
+			"Last sweep:", "deep sweep run 3, completed", "next sweep in 14m", "Recent runs", "prime 1.5"},
 		"/mirrors/flaky": {"Why: down after 2 failed sweeps", "Recent failures", "×2", "(the mirror)"},
 		"/releases/1.5":  {"time since the first prime", "mirrors holding every file", "10 min target", "+10m"},
 	}
