@@ -74,3 +74,32 @@ func TriggerBody(release string, files []File) []byte {
 	}
 	return b
 }
+
+// Unusable says why m's settings do not let it be primed, "" when they
+// do: a trigger mirror needs a trigger URL that is an absolute http(s) URL
+// and a configured trigger secret (secret), a mirror's base URL must be an
+// absolute http(s) URL. A mirror with unusable settings is not contacted
+// at all (it would only be polled until the deadline). The reasons name
+// the setting to fix, never its value (a URL may carry a token).
+func (m Mirror) Unusable(secret bool) string {
+	if !isHTTPURL(m.BaseURL) {
+		return "mirror_mirrors.baseurl is not an absolute http:// or https:// URL: not primed"
+	}
+	if m.Mode != ModeTrigger {
+		return ""
+	}
+	switch {
+	case strings.TrimSpace(m.TriggerURL) == "":
+		return "trigger mirror without a trigger URL (sentry_mirror_settings.trigger_url is empty): not primed"
+	case !isHTTPURL(m.TriggerURL):
+		return "sentry_mirror_settings.trigger_url is not an absolute http:// or https:// URL: not primed"
+	case !secret:
+		return "trigger mirror, but no trigger secret is configured (trigger.secret or SENTRY_TRIGGER_SECRET): not primed"
+	}
+	return ""
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/engine"
 	"github.com/mirrorsentry/sentry/sentry/hook"
 	"github.com/mirrorsentry/sentry/sentry/release"
@@ -56,6 +57,9 @@ type Daemon struct {
 // migrated, the listen address taken, a bad schedule).
 func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 	if err := d.Store.RequireSchema(ctx); err != nil {
+		return err
+	}
+	if err := CheckSettings(ctx, d); err != nil {
 		return err
 	}
 	dm := &Daemon{d: d, opts: opts, log: d.Logger.With("component", "daemon")}
@@ -269,6 +273,9 @@ func (dm *Daemon) startPrime(ctx context.Context, rel string) (int64, error) {
 	if dm.soft.Err() != nil {
 		return 0, errors.New("sentry is stopping")
 	}
+	if err := dm.masterHas(ctx, rel); err != nil {
+		return 0, err
+	}
 	type answer struct {
 		id  int64
 		err error
@@ -304,6 +311,31 @@ func (dm *Daemon) startPrime(ctx context.Context, rel string) (int64, error) {
 		return a.id, a.err
 	case <-ctx.Done():
 		return 0, ctx.Err()
+	}
+}
+
+// masterHas reads and parses the release's manifest from the master before
+// the hook answers, so that a release the master does not have starts
+// nothing: 404 when the master has no manifest, 422 when what it has is no
+// usable manifest (a hook.RefusedError). A master that cannot be reached
+// now is a plain error: 503, try again.
+func (dm *Daemon) masterHas(ctx context.Context, rel string) error {
+	r := &release.Resolver{Config: dm.d.Config, Store: dm.d.Store, Client: dm.d.Client}
+	err := r.ReadManifest(ctx, rel)
+	var me *release.ManifestError
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &me):
+		return err
+	case me.Kind == checks.KindNotFound || me.Kind == checks.KindForbidden:
+		return hook.RefusedError{Status: http.StatusNotFound,
+			Reason: fmt.Sprintf("release %s is not on the master: no manifest at %s (%s)", rel, me.URL, me.Kind)}
+	case me.Kind == checks.KindOK || me.Kind.Definitive():
+		return hook.RefusedError{Status: http.StatusUnprocessableEntity,
+			Reason: fmt.Sprintf("release %s: the master's manifest is unusable: %v", rel, err)}
+	default:
+		return fmt.Errorf("could not read the manifest of release %s from the master: %w", rel, err)
 	}
 }
 

@@ -149,6 +149,12 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 			SELECT product_id, '../../..' FROM mirror_locations WHERE id = $1`, b.locWin); err != nil {
 			t.Fatal(err)
 		}
+		// And one sound location, without :lang, so that the prime has
+		// something to do (with none, it fails before asking any mirror).
+		if _, err := b.st.Pool().Exec(context.Background(), `INSERT INTO mirror_locations (product_id, os_id, path)
+			SELECT product_id, os_id, '/firefox/releases/1.5/win32/de/Firefox Setup 1.5.exe' FROM mirror_locations WHERE id = $1`, b.locWin); err != nil {
+			t.Fatal(err)
+		}
 		masterLog := logRequests(b.master)
 		rep, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
 		if err != nil {

@@ -40,14 +40,15 @@ func linesFit(t *testing.T, what, out string) {
 	}
 }
 
-// noteOf is the line under mirror name's row in the per-mirror table, ""
-// when the next line is another row or a failure line.
+// noteOf is the vantage note under mirror name's row in the per-mirror
+// table, "" when the next line is another row, a why or a failure line.
 func noteOf(table, name string) string {
 	lines := strings.Split(table, "\n")
 	for i, l := range lines {
 		if strings.HasPrefix(l, name+" ") && i+1 < len(lines) {
 			next := strings.TrimSpace(lines[i+1])
-			if strings.HasPrefix(lines[i+1], "    ") && !strings.HasPrefix(next, "failures:") && !strings.HasPrefix(next, "last:") {
+			if strings.HasPrefix(lines[i+1], "    ") && !strings.HasPrefix(next, "failures:") && !strings.HasPrefix(next, "last:") &&
+				!strings.HasPrefix(next, "why:") {
 				return next
 			}
 			return ""
@@ -131,7 +132,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 		var buf bytes.Buffer
-		if err := report.WriteMirrorsTable(&buf, ms, now); err != nil {
+		if err := report.WriteMirrorsTable(&buf, ms, now, false); err != nil {
 			t.Fatal(err)
 		}
 		out := buf.String()
@@ -153,7 +154,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf.Reset()
-		if err := report.WriteMirrorTable(&buf, d, now); err != nil {
+		if err := report.WriteMirrorTable(&buf, d, now, false); err != nil {
 			t.Fatal(err)
 		}
 		out = buf.String()
@@ -172,7 +173,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := report.WriteMirrorTable(&buf, d, now); err != nil {
+		if err := report.WriteMirrorTable(&buf, d, now, false); err != nil {
 			t.Fatal(err)
 		}
 		if flat := strings.Join(strings.Fields(buf.String()), " "); !strings.Contains(flat,
@@ -313,7 +314,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 		var buf bytes.Buffer
-		if err := report.WriteMirrorsTable(&buf, ms, now); err != nil {
+		if err := report.WriteMirrorsTable(&buf, ms, now, false); err != nil {
 			t.Fatal(err)
 		}
 		linesFit(t, "mirrors table", buf.String())
@@ -333,7 +334,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf.Reset()
-		if err := report.WriteMirrorTable(&buf, d, now); err != nil {
+		if err := report.WriteMirrorTable(&buf, d, now, false); err != nil {
 			t.Fatal(err)
 		}
 		linesFit(t, "--mirror good2", buf.String())

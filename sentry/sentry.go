@@ -18,7 +18,9 @@ package sentry
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -99,6 +101,9 @@ type PrimeOptions struct {
 	// Refuse a prime of the release already running (the release hook's
 	// 409) instead of joining it and waiting for its end (a command).
 	Refuse bool
+	// Mirrors, when set, restricts the prime to the active mirrors of
+	// these names; a name that is not one fails the run.
+	Mirrors []string
 	// Engine and Worker, when set, are the daemon's: the prime is then
 	// worked by the daemon's worker with every other sentry. nil: a
 	// command's, made for this prime.
@@ -125,7 +130,7 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (*prime.Report, erro
 		return nil, err
 	}
 	fin, err := drive(ctx, d, opts.Engine, engine.Request{
-		Kind: prime.Kind, Params: prime.Request{Release: opts.Release, Force: opts.Force},
+		Kind: prime.Kind, Params: prime.Request{Release: opts.Release, Force: opts.Force, Mirrors: opts.Mirrors},
 		Key: prime.Key(opts.Release), Join: !opts.Force && !opts.Refuse,
 		Worker: opts.Worker, Stop: opts.Stop, Started: opts.Started,
 	})
@@ -147,6 +152,9 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (*prime.Report, erro
 type SweepOptions struct {
 	// Deep also hashes a rotating share of (mirror, file) pairs.
 	Deep bool
+	// Mirrors, when set, restricts the sweep to the active mirrors of
+	// these names; a name that is not one fails the run.
+	Mirrors []string
 	// Slot, when set, is the scheduled time this sweep is for: of several
 	// sentries on one database, only the first to start a slot runs it;
 	// the others get engine.ErrSlotTaken (and help with it). Queue waits
@@ -172,7 +180,7 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*sweep.Report, erro
 		kind = sweep.Deep
 	}
 	fin, err := drive(ctx, d, opts.Engine, engine.Request{
-		Kind: kind, Params: sweep.Request{Deep: opts.Deep}, Slot: opts.Slot, Queue: opts.Queue,
+		Kind: kind, Params: sweep.Request{Deep: opts.Deep, Mirrors: opts.Mirrors}, Slot: opts.Slot, Queue: opts.Queue,
 		Worker: opts.Worker, Stop: opts.Stop,
 	})
 	if err != nil {
@@ -190,10 +198,15 @@ func Sweep(ctx context.Context, d *Deps, opts SweepOptions) (*sweep.Report, erro
 }
 
 // drive runs req on eng (a new engine when nil), once the schema is
-// current.
+// current and the settings are usable.
 func drive(ctx context.Context, d *Deps, eng *engine.Engine, req engine.Request) (*engine.Finished, error) {
 	if err := d.Store.RequireSchema(ctx); err != nil {
 		return nil, err
+	}
+	if eng == nil { // the daemon checked at its start
+		if err := CheckSettings(ctx, d); err != nil {
+			return nil, err
+		}
 	}
 	if eng == nil {
 		var err error
@@ -202,6 +215,37 @@ func drive(ctx context.Context, d *Deps, eng *engine.Engine, req engine.Request)
 		}
 	}
 	return eng.Drive(ctx, req)
+}
+
+// CheckSettings finds, before any work starts, the configuration a run
+// would stumble on: trigger mirrors (sentry_mirror_settings.prime_mode)
+// with no trigger secret configured. Its error wraps config.ErrInvalid
+// and names the mirrors. (A mirror whose own settings are unusable — a
+// trigger_url that is not a URL — fails alone, in the prime.)
+func CheckSettings(ctx context.Context, d *Deps) error {
+	if d.Config.Trigger.Secret != "" {
+		return nil
+	}
+	ms, err := d.Store.ActiveMirrors(ctx)
+	if err != nil {
+		return err
+	}
+	var trig []string
+	for _, m := range ms {
+		if m.Mode == store.ModeTrigger {
+			trig = append(trig, m.Name)
+		}
+	}
+	if len(trig) == 0 {
+		return nil
+	}
+	more := ""
+	if len(trig) > 5 {
+		trig, more = trig[:5], fmt.Sprintf(" and %d more", len(trig)-5)
+	}
+	return fmt.Errorf("%w: no trigger secret is configured (trigger.secret, or %s), and active mirrors %s%s are trigger "+
+		"mirrors (sentry_mirror_settings.prime_mode): set a secret of at least 16 bytes (openssl rand -hex 32)",
+		config.ErrInvalid, config.EnvTriggerSecret, strings.Join(trig, ", "), more)
 }
 
 // mirrorNames names the active mirrors, for the rows of a report that were

@@ -27,7 +27,8 @@ import (
 func statusPage(t *testing.T) (*reportWorld, *httptest.Server) {
 	t.Helper()
 	w := setupReport(t)
-	page, err := web.New(web.Options{Reporter: report.New(w.b.st.Pool(), nil)})
+	page, err := web.New(web.Options{Reporter: report.New(w.b.st.Pool(), nil),
+		NextSweep: func(after time.Time) time.Time { return after.Add(14*time.Minute + 30*time.Second) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +113,38 @@ func TestStatusPageAndAPI(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.path, code, c.code)
 		}
 	}
+	// /api/ lists its endpoints, each of which answers.
+	code, body, _ = get(t, srv.URL+"/api/")
+	var index struct {
+		Endpoints []web.Endpoint `json:"endpoints"`
+	}
+	if err := json.Unmarshal([]byte(body), &index); code != 200 || err != nil || len(index.Endpoints) < 6 {
+		t.Fatalf("/api/: %d %v %s", code, err, body)
+	}
+	for _, e := range index.Endpoints {
+		p := strings.NewReplacer("{name}", "flaky").Replace(e.Path)
+		if strings.HasPrefix(p, "/api/releases/") {
+			p = "/api/releases/1.5"
+		}
+		if p == "/metrics" || p == "/healthz" {
+			continue // the daemon's, not the page's
+		}
+		if code, _, _ := get(t, srv.URL+p); code != 200 {
+			t.Errorf("/api/ lists %s, which answers %d", e.Path, code)
+		}
+	}
+	// /api/runs: the fixture's prime, sweep and deep sweep, newest first.
+	code, body, _ = get(t, srv.URL+"/api/runs?limit=2")
+	var runs struct {
+		Runs []report.Run `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(body), &runs); code != 200 || err != nil || len(runs.Runs) != 2 ||
+		runs.Runs[0].Kind != "deep_sweep" || runs.Runs[1].Kind != "sweep" || runs.Runs[0].Outcome != "completed" || runs.Runs[0].Mirrors != 5 {
+		t.Errorf("/api/runs?limit=2: %d %v %s", code, err, body)
+	}
+	if code, _, _ := get(t, srv.URL+"/api/runs?limit=0"); code != 400 {
+		t.Errorf("/api/runs?limit=0: %d, want 400", code)
+	}
 	_, body, _ = get(t, srv.URL+"/api/history")
 	var hist struct {
 		Days    int                     `json:"days"`
@@ -122,19 +155,26 @@ func TestStatusPageAndAPI(t *testing.T) {
 	}
 }
 
-// chromium finds Debian's Chromium; in CI its absence is a failure.
-func chromium(t *testing.T) string {
+// installed finds a tool of Debian's package pkg under one of its names;
+// in CI its absence is a failure, elsewhere the test is skipped.
+func installed(t *testing.T, pkg string, names ...string) string {
 	t.Helper()
-	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
+	for _, p := range names {
 		if path, err := exec.LookPath(p); err == nil {
 			return path
 		}
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (.ci/run installs Debian's chromium)")
+		t.Fatalf("%s is not installed (.ci/run installs Debian's %s)", names[0], pkg)
 	}
-	t.Skip("chromium is not installed; apt-get install chromium")
+	t.Skipf("%s is not installed; apt-get install %s", names[0], pkg)
 	return ""
+}
+
+// chromium finds Debian's Chromium.
+func chromium(t *testing.T) string {
+	t.Helper()
+	return installed(t, "chromium", "chromium", "chromium-browser", "google-chrome")
 }
 
 func TestStatusPageRendersInChromium(t *testing.T) {
@@ -178,18 +218,44 @@ func TestStatusPageRendersInChromium(t *testing.T) {
 			}
 		}
 	})
+	// What each page must show as a person reads it: why a mirror is down
+	// or degraded, the last sweep and the recent runs; a run of identical
+	// failures collapsed with its count; the chart's labelled axes and
+	// 10-minute mark.
+	shows := map[string][]string{
+		"/": {"down after 2 failed sweeps", "1 location off: /firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.exe",
+			"Last sweep:", "deep sweep run 3, completed", "next sweep in 14m", "Recent runs", "prime 1.5"},
+		"/mirrors/flaky": {"Why: down after 2 failed sweeps", "Recent failures", "×2", "(the mirror)"},
+		"/releases/1.5":  {"time since the first prime", "mirrors holding every file", "10 min target", "+10m"},
+	}
 	for _, page := range []string{"/", "/mirrors/flaky", "/releases/1.5"} {
 		var shot []byte
-		var title string
+		var title, text string
 		if err := chromedp.Run(ctx, log.Enable(), runtime.Enable(),
 			chromedp.Navigate(srv.URL+page), chromedp.WaitVisible("h1", chromedp.ByQuery),
-			chromedp.Title(&title), chromedp.FullScreenshot(&shot, 100)); err != nil {
+			chromedp.Title(&title), chromedp.Text("body", &text, chromedp.ByQuery), chromedp.FullScreenshot(&shot, 100)); err != nil {
 			t.Fatalf("%s: %v", page, err)
 		}
 		if !strings.Contains(title, "sentry") {
 			t.Errorf("%s: title %q", page, title)
 		}
+		text = strings.Join(strings.Fields(text), " ")
+		for _, want := range shows[page] {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s does not show %q:\n%s", page, want, text)
+			}
+		}
 		notBlank(t, page, shot)
+	}
+	// The chart fills the width of the page (it scales with the window).
+	var chartWidth, bodyWidth float64
+	if err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/releases/1.5"), chromedp.WaitVisible("svg.chart", chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector("svg.chart").getBoundingClientRect().width`, &chartWidth),
+		chromedp.Evaluate(`document.querySelector("h1").getBoundingClientRect().width`, &bodyWidth)); err != nil {
+		t.Fatal(err)
+	}
+	if bodyWidth == 0 || chartWidth < 0.95*bodyWidth {
+		t.Errorf("the chart is %.0f px wide in a page of %.0f px", chartWidth, bodyWidth)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
 // Exit codes of the contract.
@@ -44,11 +45,15 @@ type Env struct {
 	Logger     *slog.Logger
 }
 
-// common are the flags every subcommand takes.
+// common are the flags every subcommand takes (and --format and --wide,
+// those with tables).
 type common struct {
-	config  string
-	format  string
-	verbose bool
+	config    string
+	format    string
+	verbose   bool
+	logFormat string
+	logLevel  string
+	wide      bool
 }
 
 type command struct {
@@ -60,6 +65,8 @@ type command struct {
 	flags func(fs *flag.FlagSet) func(ctx context.Context, env *Env, c *common, args []string) error
 	// formats the command accepts for --format; the first is the default.
 	formats []string
+	// more is said after the flags in the command's --help.
+	more string
 }
 
 var commands = map[string]*command{}
@@ -99,7 +106,7 @@ func Main(ctx context.Context, env *Env, args []string) int {
 		// `sentry db migrate`: the only db subcommand so far.
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
 			if len(args) >= 2 && isHelp(args[1]) {
-				fmt.Fprintln(env.Stdout, "usage: sentry db migrate [--config FILE] [--verbose]")
+				fmt.Fprintln(env.Stdout, "usage: sentry db migrate [--config FILE] [--log-format text|json] [--log-level LEVEL]")
 				return ExitOK
 			}
 			fmt.Fprintln(env.Stderr, "sentry db: want a subcommand: sentry db migrate")
@@ -124,23 +131,29 @@ func runCommand(ctx context.Context, env *Env, cmd *command, args []string) int 
 	fs.SetOutput(io.Discard)
 	c := &common{}
 	fs.StringVar(&c.config, "config", "config.yaml", "configuration `FILE` (secrets may come from SENTRY_* environment variables)")
-	fs.BoolVar(&c.verbose, "verbose", false, "log debug detail to stderr")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log lines on stderr as `text|json`")
+	fs.StringVar(&c.logLevel, "log-level", "info", "least severe logs shown: `debug|info|warn|error`")
+	fs.BoolVar(&c.verbose, "verbose", false, "the same as --log-level debug")
 	if len(cmd.formats) > 0 {
-		fs.StringVar(&c.format, "format", cmd.formats[0], "output format: "+strings.Join(cmd.formats, ", "))
+		fs.StringVar(&c.format, "format", cmd.formats[0], "output `"+strings.Join(cmd.formats, "|")+"`")
+	}
+	if contains(cmd.formats, "table") {
+		fs.BoolVar(&c.wide, "wide", false, "tables as wide as their contents, instead of fitting 80 columns")
 	}
 	run := cmd.flags(fs)
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "usage: sentry %s [flags] %s\n\n%s\n\nflags:\n", cmd.name, cmd.usage, cmd.summary)
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		printFlags(w, fs)
+		if cmd.more != "" {
+			fmt.Fprintf(w, "\n%s", cmd.more)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(env.Stdout)
 			return ExitOK
 		}
-		fmt.Fprintf(env.Stderr, "sentry %s: %v\n", cmd.name, err)
+		fmt.Fprintf(env.Stderr, "sentry %s: %s\n", cmd.name, flagError(err))
 		usage(env.Stderr)
 		return ExitUsage
 	}
@@ -148,12 +161,13 @@ func runCommand(ctx context.Context, env *Env, cmd *command, args []string) int 
 		fmt.Fprintf(env.Stderr, "sentry %s: --format %q: want one of %s\n", cmd.name, c.format, strings.Join(cmd.formats, ", "))
 		return ExitUsage
 	}
-	level := slog.LevelInfo
-	if c.verbose {
-		level = slog.LevelDebug
-	}
 	if env.Logger == nil {
-		env.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+		log, err := newLogger(env.Stderr, c)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "sentry %s: %v\n", cmd.name, err)
+			return ExitUsage
+		}
+		env.Logger = log
 	}
 	err := run(ctx, env, c, fs.Args())
 	switch {
@@ -172,6 +186,58 @@ func runCommand(ctx context.Context, env *Env, cmd *command, args []string) int 
 	}
 }
 
+// newLogger is the logger --log-format and --log-level (or --verbose) ask
+// for, writing to w.
+func newLogger(w io.Writer, c *common) (*slog.Logger, error) {
+	levels := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+	level, ok := levels[c.logLevel]
+	if !ok {
+		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErrorf("--log-format %q: want text or json", c.logFormat)
+}
+
+// printFlags lists a command's flags as --help shows them, in the one
+// style of the whole help: "--name VALUE".
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if name != "" {
+			head += " " + name
+		}
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" {
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "%s\n        %s%s\n", head, usage, def)
+	})
+}
+
+// flagError restates package flag's errors in the help's flag style
+// (--name, not -name).
+func flagError(err error) string {
+	msg := err.Error()
+	for _, r := range []struct{ from, to string }{
+		{"flag provided but not defined: -", "unknown flag --"},
+		{"flag needs an argument: -", "flag needs an argument: --"},
+		{" for flag -", " for flag --"},
+	} {
+		msg = strings.Replace(msg, r.from, r.to, 1)
+	}
+	return msg
+}
+
 func topUsage(w io.Writer) {
 	fmt.Fprintf(w, "sentry %s: primes and verifies download mirrors and keeps the bouncer database true.\n\nusage: sentry <command> [flags]\n\ncommands:\n", config.Version)
 	names := make([]string, 0, len(commands))
@@ -182,7 +248,20 @@ func topUsage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, firstSentence(commands[n].summary))
 	}
-	fmt.Fprintln(w, "\nRun `sentry <command> --help` for a command's flags.")
+	fmt.Fprintf(w, "  %-10s %s\n", "version", "Print sentry's version.")
+	fmt.Fprint(w, `
+Every command takes --config FILE, --log-format text|json, --log-level
+debug|info|warn|error (--verbose: debug) and --help; those that print tables
+take --format and --wide. Run `+"`sentry <command> --help`"+` for a command's flags.
+
+exit codes:
+  0  the run completed (mirrors may have failed: that is data); --help; version
+  1  the run could not be done: bad configuration, database unreachable or
+     its schema not current, manifest unusable, nothing to check (no product,
+     location or active mirror), an unknown mirror or release, interrupted
+  2  bad command-line usage
+  3  the run completed, but the mass-failure guard held back marking
+`)
 }
 
 func firstSentence(s string) string {
@@ -217,6 +296,20 @@ func noArgs(args []string) error {
 // loadConfig reads the configuration named by --config.
 func loadConfig(env *Env, c *common) (*config.Config, error) {
 	return config.Load(c.config, env.Getenv)
+}
+
+// openStore opens the database of cfg. When its URL came from the
+// environment, an error says so (SENTRY_DATABASE_URL), since the file is
+// then not where to look.
+func openStore(ctx context.Context, cfg *config.Config, maxConns int) (*store.Store, error) {
+	st, err := store.Open(ctx, cfg.Database.URL, maxConns)
+	if err != nil {
+		if src := cfg.Source("database.url"); src != "database.url" {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		return nil, err
+	}
+	return st, nil
 }
 
 func isTerminal(f *os.File) bool {

@@ -52,7 +52,10 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}{
 		{"no command", nil, "usage: sentry <command>"},
 		{"unknown command", []string{"primer"}, `unknown command "primer"`},
-		{"bad flag", []string{"prime", "--relase", "1.5"}, "flag provided but not defined: -relase"},
+		{"bad flag", []string{"prime", "--relase", "1.5"}, "unknown flag --relase"},
+		{"flag without its value", []string{"sweep", "--mirror"}, "flag needs an argument: --mirror"},
+		{"bad log format", []string{"sweep", "--log-format", "xml"}, `--log-format "xml": want text or json`},
+		{"bad log level", []string{"sweep", "--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
 		{"missing release", []string{"prime", "--config", cfg}, "--release is required"},
 		{"bad release name", []string{"prime", "--config", cfg, "--release", "../1.5"}, "invalid release name"},
 		{"release with slash", []string{"prime", "--config", cfg, "--release", "1.5/x"}, "not allowed"},
@@ -78,13 +81,30 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	for name := range commands {
 		args := append(strings.Fields(name), "--help")
 		code, stdout, stderr := run(t, nil, args...)
-		if code != ExitOK || !strings.Contains(stdout, "usage: sentry "+name) || !strings.Contains(stdout, "-config") {
+		if code != ExitOK || !strings.Contains(stdout, "usage: sentry "+name) || !strings.Contains(stdout, "--config FILE") ||
+			!strings.Contains(stdout, "--log-format") || !strings.Contains(stdout, "--log-level") {
 			t.Errorf("%s --help: exit %d\nstdout:\n%s\nstderr:\n%s", name, code, stdout, stderr)
+		}
+		// One flag style throughout: --flag, never -flag.
+		for _, line := range strings.Split(stdout, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "-") && !strings.HasPrefix(f[0], "--") {
+				t.Errorf("%s --help: a flag in another style: %q", name, line)
+			}
 		}
 	}
 	code, stdout, _ := run(t, nil, "--help")
-	if code != ExitOK || !strings.Contains(stdout, "db migrate") || !strings.Contains(stdout, "prime") {
-		t.Errorf("sentry --help: exit %d\n%s", code, stdout)
+	for _, want := range []string{"db migrate", "prime", "version", "exit codes:", "  3  the run completed, but the mass-failure guard",
+		"--log-format text|json"} {
+		if code != ExitOK || !strings.Contains(stdout, want) {
+			t.Errorf("sentry --help: exit %d, lacks %q:\n%s", code, want, stdout)
+		}
+	}
+	code, stdout, _ = run(t, nil, "run", "--help")
+	for _, want := range []string{"POST /hooks/release", "GET  /api/", "GET  /metrics", "GET  /healthz", "SIGTERM", "shutdown_grace",
+		"SENTRY_DATABASE_URL", "SENTRY_HOOK_SECRET", "SENTRY_TRIGGER_SECRET", "SENTRY_NOTIFY_SECRET"} {
+		if code != ExitOK || !strings.Contains(stdout, want) {
+			t.Errorf("sentry run --help lacks %q:\n%s", want, stdout)
+		}
 	}
 }
 

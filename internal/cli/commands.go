@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/engine"
@@ -37,11 +40,13 @@ func init() {
 	register(&command{
 		name:    "prime",
 		summary: "Prime and verify release R on every active mirror, mark the bouncer tables and print a per-mirror summary.",
-		usage:   "--release R",
+		usage:   "--release R [--mirror NAME]...",
 		formats: []string{"table", "json"},
 		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
 			rel := fs.String("release", "", "the release `R` to prime, as named by its directory on staging (required)")
 			force := fs.Bool("force", false, "re-download files already verified by an earlier run of this release")
+			var only names
+			fs.Var(&only, "mirror", "prime only the active mirror `NAME` (mirror_mirrors.name; repeat for several)")
 			return func(ctx context.Context, env *Env, c *common, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -52,28 +57,47 @@ func init() {
 				if err := release.ValidateName(*rel); err != nil {
 					return usageErrorf("--release: %v", err)
 				}
-				return runPrime(ctx, env, c, *rel, *force)
+				return runPrime(ctx, env, c, sentry.PrimeOptions{Release: *rel, Force: *force, Mirrors: only})
 			}
 		},
 	})
 	register(&command{
 		name:    "sweep",
 		summary: "Run one integrity sweep now (for system cron): reachability, presence and size; with --deep, checksums too.",
-		usage:   "[--deep]",
+		usage:   "[--deep] [--mirror NAME]...",
 		formats: []string{"table", "json"},
 		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
 			deep := fs.Bool("deep", false, "also verify checksums, on a rotating share of files")
+			var only names
+			fs.Var(&only, "mirror", "sweep only the active mirror `NAME` now (mirror_mirrors.name; repeat for several)")
 			return func(ctx context.Context, env *Env, c *common, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				return runSweep(ctx, env, c, *deep)
+				return runSweep(ctx, env, c, sentry.SweepOptions{Deep: *deep, Mirrors: only})
 			}
 		},
 	})
 	register(&command{
 		name:    "run",
 		summary: "Run the daemon: cron schedules from the config, the HTTP status page, metrics and the authenticated release hook.",
+		more: `endpoints (on http.listen, default 127.0.0.1:8080):
+  GET  /                  the status page (/mirrors/NAME, /releases/R)
+  GET  /api/              the index of the JSON API: /api/mirrors, /api/runs, ...
+  GET  /metrics           Prometheus metrics
+  GET  /healthz           200 when the database answers, else 503
+  POST /hooks/release     the signed release hook: starts a prime
+
+signals:
+  SIGTERM, SIGINT         stop: no new work; running checks get shutdown_grace
+                          to finish; exit 0
+
+environment (each overrides its key of the configuration file):
+  SENTRY_DATABASE_URL     database.url
+  SENTRY_HOOK_SECRET      hook.secret
+  SENTRY_TRIGGER_SECRET   trigger.secret
+  SENTRY_NOTIFY_SECRET    notify.secret
+`,
 		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
 			return func(ctx context.Context, env *Env, c *common, args []string) error {
 				if err := noArgs(args); err != nil {
@@ -86,10 +110,10 @@ func init() {
 	register(&command{
 		name:    "report",
 		summary: "Print a per-mirror failure report from recorded checks.",
-		usage:   "[--mirror M] [--release R] [--since D]",
+		usage:   "[--mirror NAME | --release R] [--since D]",
 		formats: []string{"table", "json", "csv"},
 		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
-			mirror := fs.String("mirror", "", "report on mirror `M` (its name): failing files and state history")
+			mirror := fs.String("mirror", "", "report on mirror `NAME`: failing files and state history")
 			rel := fs.String("release", "", "report release `R`'s uptake across mirrors")
 			since := fs.String("since", "24h", "window: a duration (24h, 7d) or a date (2006-01-02)")
 			return func(ctx context.Context, env *Env, c *common, args []string) error {
@@ -117,6 +141,19 @@ func init() {
 	})
 }
 
+// names is a flag that may be repeated, each time adding a name.
+type names []string
+
+func (n *names) String() string { return strings.Join(*n, ",") }
+
+func (n *names) Set(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("empty name")
+	}
+	*n = append(*n, v)
+	return nil
+}
+
 func runMigrate(ctx context.Context, env *Env, c *common, args []string) error {
 	if err := noArgs(args); err != nil {
 		return err
@@ -125,7 +162,7 @@ func runMigrate(ctx context.Context, env *Env, c *common, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	st, err := openStore(ctx, cfg, cfg.Database.MaxConns)
 	if err != nil {
 		return err
 	}
@@ -181,7 +218,7 @@ func openDeps(ctx context.Context, env *Env, c *common) (*sentry.Deps, func(), e
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	st, err := openStore(ctx, cfg, cfg.Database.MaxConns)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -229,18 +266,18 @@ func showProgress(env *Env, d *sentry.Deps, label string) func() {
 // webhook notifications to go out.
 const notifyFlush = 15 * time.Second
 
-func runPrime(ctx context.Context, env *Env, c *common, rel string, force bool) error {
+func runPrime(ctx context.Context, env *Env, c *common, opts sentry.PrimeOptions) error {
 	d, closeDeps, err := openDeps(ctx, env, c)
 	if err != nil {
 		return err
 	}
 	defer closeDeps()
-	stop := showProgress(env, d, "prime "+rel)
-	rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: rel, Force: force})
+	stop := showProgress(env, d, "prime "+opts.Release)
+	rep, err := sentry.Prime(ctx, d, opts)
 	stop()
 	var running engine.RunningError
 	if errors.As(err, &running) {
-		return fmt.Errorf("release %s is being primed by run %d; --force re-verifies once it has ended", rel, running.RunID)
+		return fmt.Errorf("release %s is being primed by run %d; --force re-verifies once it has ended", opts.Release, running.RunID)
 	}
 	if err != nil {
 		return err
@@ -248,7 +285,7 @@ func runPrime(ctx context.Context, env *Env, c *common, rel string, force bool) 
 	if c.format == "json" {
 		err = writeJSON(env.Stdout, rep)
 	} else {
-		err = writePrimeTable(env.Stdout, rep)
+		err = writePrimeTable(env.Stdout, rep, c.wide)
 	}
 	if err != nil {
 		return err
@@ -292,7 +329,7 @@ func graceful(ctx context.Context, grace time.Duration) (context.Context, contex
 	return hard, cancel
 }
 
-func runSweep(ctx context.Context, env *Env, c *common, deep bool) error {
+func runSweep(ctx context.Context, env *Env, c *common, opts sentry.SweepOptions) error {
 	d, closeDeps, err := openDeps(ctx, env, c)
 	if err != nil {
 		return err
@@ -301,11 +338,12 @@ func runSweep(ctx context.Context, env *Env, c *common, deep bool) error {
 	hard, cancel := graceful(ctx, d.Config.ShutdownGrace.D())
 	defer cancel()
 	label := "sweep"
-	if deep {
+	if opts.Deep {
 		label = "deep sweep"
 	}
 	stop := showProgress(env, d, label)
-	rep, err := sentry.Sweep(hard, d, sentry.SweepOptions{Deep: deep, Stop: ctx})
+	opts.Stop = ctx
+	rep, err := sentry.Sweep(hard, d, opts)
 	stop()
 	if err != nil {
 		return err
@@ -313,7 +351,7 @@ func runSweep(ctx context.Context, env *Env, c *common, deep bool) error {
 	if c.format == "json" {
 		err = writeJSON(env.Stdout, rep)
 	} else {
-		err = writeSweepTable(env.Stdout, rep)
+		err = writeSweepTable(env.Stdout, rep, c.wide)
 	}
 	if err != nil {
 		return err
@@ -329,7 +367,11 @@ func runDaemon(ctx context.Context, env *Env, c *common) error {
 	defer closeDeps()
 	m := metrics.New(d.Store.Pool(), env.Logger)
 	d.Observer = observe.All(d.Observer, m)
-	page, err := web.New(web.Options{Reporter: report.New(d.Store.Pool(), nil), Logger: env.Logger})
+	var next func(time.Time) time.Time
+	if spec, err := cron.ParseStandard(d.Config.Schedule.Sweep); err == nil { // validated with the configuration
+		next = func(t time.Time) time.Time { return spec.Next(t.UTC()) }
+	}
+	page, err := web.New(web.Options{Reporter: report.New(d.Store.Pool(), nil), Logger: env.Logger, NextSweep: next})
 	if err != nil {
 		return err
 	}

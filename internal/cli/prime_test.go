@@ -137,6 +137,7 @@ func TestPrimeCommandGuardExits3(t *testing.T) {
 
 func TestPrimeCommandManifestErrorExits1(t *testing.T) {
 	w := setupPrime(t)
+	w.goodMirror(t, "good")
 	w.master.Put(w.rel, "SHA256SUMS", []byte("not a manifest line\n"))
 	code, _, stderr := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5")
 	if code != ExitFailure || !strings.Contains(stderr, "SHA256SUMS:1:") {

@@ -3,11 +3,11 @@ package cli
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/report"
-	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
 func runReport(ctx context.Context, env *Env, c *common, mirror, rel, sinceFlag string) error {
@@ -20,7 +20,7 @@ func runReport(ctx context.Context, env *Env, c *common, mirror, rel, sinceFlag 
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Database.URL, min(cfg.Database.MaxConns, 4))
+	st, err := openStore(ctx, cfg, min(cfg.Database.MaxConns, 4))
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ func runReport(ctx context.Context, env *Env, c *common, mirror, rel, sinceFlag 
 	case mirror != "":
 		r, err := rep.Mirror(ctx, mirror, win)
 		if err != nil {
-			return notFoundAsUsage(err)
+			return notFound(err)
 		}
 		switch c.format {
 		case "json":
@@ -43,14 +43,14 @@ func runReport(ctx context.Context, env *Env, c *common, mirror, rel, sinceFlag 
 		case "csv":
 			return report.WriteMirrorCSV(out, r)
 		}
-		return report.WriteMirrorTable(out, r, now)
+		return report.WriteMirrorTable(out, r, now, c.wide)
 	case rel != "":
 		if err := release.ValidateName(rel); err != nil {
 			return usageErrorf("--release: %v", err)
 		}
 		r, err := rep.Release(ctx, rel)
 		if err != nil {
-			return notFoundAsUsage(err)
+			return notFound(err)
 		}
 		switch c.format {
 		case "json":
@@ -58,7 +58,7 @@ func runReport(ctx context.Context, env *Env, c *common, mirror, rel, sinceFlag 
 		case "csv":
 			return report.WriteReleaseCSV(out, r)
 		}
-		return report.WriteReleaseTable(out, r, now)
+		return report.WriteReleaseTable(out, r, now, c.wide)
 	default:
 		r, err := rep.Mirrors(ctx, win)
 		if err != nil {
@@ -70,15 +70,16 @@ func runReport(ctx context.Context, env *Env, c *common, mirror, rel, sinceFlag 
 		case "csv":
 			return report.WriteMirrorsCSV(out, r)
 		}
-		return report.WriteMirrorsTable(out, r, now)
+		return report.WriteMirrorsTable(out, r, now, c.wide)
 	}
 }
 
-// notFoundAsUsage turns "no such mirror or release" into a usage error
-// (exit 2): the operator named something that does not exist.
-func notFoundAsUsage(err error) error {
+// notFound says in one line that the mirror or release asked about does
+// not exist (exit 1: the command line was right, the database has no such
+// thing).
+func notFound(err error) error {
 	if errors.Is(err, report.ErrNotFound) {
-		return usageErrorf("%v", err)
+		return errors.New(strings.ReplaceAll(err.Error(), "\n", " "))
 	}
 	return err
 }

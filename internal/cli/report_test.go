@@ -193,8 +193,9 @@ func TestReportCommandErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--mirror", "nosuch"}, ExitUsage, `mirror "nosuch"`},
-		{[]string{"--release", "9.9"}, ExitUsage, `release "9.9"`},
+		// A mirror or release that does not exist: one line, exit 1.
+		{[]string{"--mirror", "nosuch"}, ExitFailure, "sentry report: mirror \"nosuch\": not found\n"},
+		{[]string{"--release", "9.9"}, ExitFailure, "sentry report: uptake of release 9.9: release \"9.9\": not found"},
 		{[]string{"--release", "../x"}, ExitUsage, "--release"},
 		{[]string{"--since", "soon"}, ExitUsage, "--since"},
 		{[]string{"--mirror", "a", "--release", "1.5"}, ExitUsage, "give one"},
@@ -202,6 +203,9 @@ func TestReportCommandErrors(t *testing.T) {
 		code, _, errs := run(t, nil, append([]string{"report", "--config", w.cfg}, c.args...)...)
 		if code != c.code || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, %q; want %d and %q", c.args, code, errs, c.code, c.want)
+		}
+		if c.code == ExitFailure && strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: not one line: %q", c.args, errs)
 		}
 	}
 }

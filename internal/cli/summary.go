@@ -10,6 +10,7 @@ import (
 
 	"github.com/mirrorsentry/sentry/internal/humanize"
 	"github.com/mirrorsentry/sentry/sentry/prime"
+	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/sweep"
 )
 
@@ -21,10 +22,25 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// nameColumn is the width of a table's mirror column: 16, or with --wide
+// the longest name of the rows.
+func nameColumn[T any](wide bool, rows []T, name func(T) string) int {
+	n := 16
+	for _, r := range rows {
+		if wide {
+			n = max(n, utf8.RuneCountInString(name(r)))
+		}
+	}
+	return n
+}
+
 // writePrimeTable writes the per-mirror summary as a table that fits an
-// 80-column terminal, then the run's outcome and anything not marked.
-func writePrimeTable(w io.Writer, r *prime.Report) error {
-	const head = "%-16s %-7s %-7s %5s %5s %9s %6s %s\n"
+// 80-column terminal (with wide, as wide as its contents), then the run's
+// outcome and anything not marked.
+func writePrimeTable(w io.Writer, r *prime.Report, wide bool) error {
+	width := report.TableWidth(wide)
+	nw := nameColumn(wide, r.Mirrors, func(m prime.MirrorSums) string { return m.Name })
+	head := "%-" + fmt.Sprint(nw) + "s %-7s %-7s %5s %5s %9s %6s %s\n"
 	var b strings.Builder
 	fmt.Fprintf(&b, "release %s: %d files, %d locations, %d mirrors (run %d)\n",
 		r.Release, r.Files, r.Locations, len(r.Mirrors), r.RunID)
@@ -39,10 +55,10 @@ func writePrimeTable(w io.Writer, r *prime.Report) error {
 		ok += m.FilesOK
 		failed += m.FilesFailed
 		bytes += m.BytesVerified
-		line := fmt.Sprintf(head, humanize.Clip(m.Name, 16), m.Mode, m.State, fmt.Sprint(m.FilesOK), fmt.Sprint(m.FilesFailed),
+		line := fmt.Sprintf(head, humanize.Clip(m.Name, nw), m.Mode, m.State, fmt.Sprint(m.FilesOK), fmt.Sprint(m.FilesFailed),
 			humanize.Bytes(m.BytesVerified), shortDuration(m.Seconds), "")
 		line = strings.TrimSuffix(line, "\n")
-		room := 79 - utf8.RuneCountInString(line)
+		room := width - utf8.RuneCountInString(line)
 		first := m.FirstFailure
 		if m.Note != "" && first == "" {
 			first = m.Note
@@ -51,12 +67,16 @@ func writePrimeTable(w io.Writer, r *prime.Report) error {
 	}
 	fmt.Fprintf(&b, "\n%d files verified, %d failed, %s verified in this run\n", ok, failed, humanize.Bytes(bytes))
 	for _, u := range r.Unresolved {
-		b.WriteString(humanize.Wrap(fmt.Sprintf("not marked: location %d %s: %s", u.LocationID, humanize.Clip(u.Path, 40), u.Reason), 79, "    ") + "\n")
+		path := u.Path
+		if !wide {
+			path = humanize.Clip(path, 40)
+		}
+		b.WriteString(humanize.Wrap(fmt.Sprintf("not marked: location %d %s: %s", u.LocationID, path, u.Reason), width, "    ") + "\n")
 	}
 	for _, p := range r.MissingProducts {
 		fmt.Fprintf(&b, "no bouncer product %q\n", p)
 	}
-	b.WriteString(outcomeLine(r.Outcome, r.Reason))
+	b.WriteString(outcomeLine(r.Outcome, r.Reason, width))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -73,9 +93,12 @@ func shortDuration(sec float64) string {
 	}
 }
 
-// writeSweepTable writes a sweep report as a table that fits 80 columns.
-func writeSweepTable(w io.Writer, r *sweep.Report) error {
-	const head = "%-16s %-5s %-5s %6s %6s %6s %5s %6s %s\n"
+// writeSweepTable writes a sweep report as a table that fits 80 columns
+// (with wide, as wide as its contents).
+func writeSweepTable(w io.Writer, r *sweep.Report, wide bool) error {
+	width := report.TableWidth(wide)
+	nw := nameColumn(wide, r.Mirrors, func(m sweep.MirrorSums) string { return m.Name })
+	head := "%-" + fmt.Sprint(nw) + "s %-5s %-5s %6s %6s %6s %5s %6s %s\n"
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (run %d): %d files behind active locations of %d releases, %d mirrors\n\n",
 		strings.ReplaceAll(r.Kind, "_", " "), r.RunID, r.Files, len(r.Releases), len(r.Mirrors))
@@ -89,26 +112,26 @@ func writeSweepTable(w io.Writer, r *sweep.Report) error {
 		if !m.Reachable {
 			reach = "no"
 		}
-		line := strings.TrimSuffix(fmt.Sprintf(head, humanize.Clip(m.Name, 16), state, reach, fmt.Sprint(m.OK), fmt.Sprint(m.Unchanged),
+		line := strings.TrimSuffix(fmt.Sprintf(head, humanize.Clip(m.Name, nw), state, reach, fmt.Sprint(m.OK), fmt.Sprint(m.Unchanged),
 			fmt.Sprint(m.Failed), fmt.Sprint(m.Hashed), shortDuration(m.Seconds), ""), "\n")
 		first := m.FirstFailure
 		if first == "" {
 			first = m.Note
 		}
-		b.WriteString(line + humanize.Clip(first, 79-utf8.RuneCountInString(line)) + "\n")
+		b.WriteString(line + humanize.Clip(first, width-utf8.RuneCountInString(line)) + "\n")
 	}
 	b.WriteString("(* state changed in this sweep; SAME: unchanged since the last check)\n")
-	b.WriteString(outcomeLine(r.Outcome, r.Reason))
+	b.WriteString(outcomeLine(r.Outcome, r.Reason, width))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
 // outcomeLine is a run's last line: its outcome and reason, wrapped to fit
-// 80 columns.
-func outcomeLine(outcome, reason string) string {
+// width columns.
+func outcomeLine(outcome, reason string, width int) string {
 	s := "outcome: " + outcome
 	if reason != "" {
 		s += ": " + reason
 	}
-	return humanize.Wrap(s, 79, "    ") + "\n"
+	return humanize.Wrap(s, width, "    ") + "\n"
 }

@@ -26,7 +26,7 @@ func TestSummaryTablesFit80Columns(t *testing.T) {
 				Failures: map[checks.Kind]int{checks.KindChecksumMismatch: 1}, FirstFailure: "checksum_mismatch " + long, Seconds: 61},
 		}}
 	var b bytes.Buffer
-	if err := writePrimeTable(&b, pr); err != nil {
+	if err := writePrimeTable(&b, pr, false); err != nil {
 		t.Fatal(err)
 	}
 	fits(t, b.String())
@@ -41,7 +41,7 @@ func TestSummaryTablesFit80Columns(t *testing.T) {
 			{Name: "dead", State: "down", StateChanged: true, Note: "not checked: the sweep ended first"},
 		}}
 	b.Reset()
-	if err := writeSweepTable(&b, sr); err != nil {
+	if err := writeSweepTable(&b, sr, false); err != nil {
 		t.Fatal(err)
 	}
 	fits(t, b.String())

@@ -16,10 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mirrorsentry/sentry/internal/dburl"
 	"github.com/mirrorsentry/sentry/primer"
 )
 
@@ -64,6 +64,11 @@ type Config struct {
 	// ShutdownGrace is how long `sentry run` lets running checks finish
 	// after SIGTERM or SIGINT before it cancels them. Default: 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+
+	// fromEnv maps the keys whose value came from the environment to the
+	// variable it came from, so that an error about such a value names the
+	// variable, not the file.
+	fromEnv map[string]string
 }
 
 // DatabaseConfig locates the bouncer database.
@@ -333,8 +338,21 @@ func Parse(data []byte, name string, getenv func(string) string) (*Config, error
 	}
 	cfg.applyEnv(getenv)
 	cfg.normalize()
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, name, err)
+	// Problems of the file's values name the file; those of values from
+	// the environment name their variable instead (envProblem).
+	var inFile, inEnv []error
+	for _, err := range cfg.problems() {
+		if errors.As(err, new(envProblem)) {
+			inEnv = append(inEnv, err)
+		} else {
+			inFile = append(inFile, err)
+		}
+	}
+	switch {
+	case len(inFile) > 0:
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, name, errors.Join(append(inFile, inEnv...)...))
+	case len(inEnv) > 0:
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(inEnv...))
 	}
 	return &cfg, nil
 }
@@ -368,20 +386,41 @@ func yamlError(name string, err error) string {
 	return strings.Join(out, "\n")
 }
 
+// envKeys are the keys the environment may override, with their variables.
+var envKeys = []struct{ key, env string }{
+	{"database.url", EnvDatabaseURL},
+	{"hook.secret", EnvHookSecret},
+	{"trigger.secret", EnvTriggerSecret},
+	{"notify.secret", EnvNotifySecret},
+}
+
 func (c *Config) applyEnv(getenv func(string) string) {
-	if v := getenv(EnvDatabaseURL); v != "" {
-		c.Database.URL = v
-	}
-	if v := getenv(EnvHookSecret); v != "" {
-		c.Hook.Secret = v
-	}
-	if v := getenv(EnvTriggerSecret); v != "" {
-		c.Trigger.Secret = v
-	}
-	if v := getenv(EnvNotifySecret); v != "" {
-		c.Notify.Secret = v
+	fields := map[string]*string{"database.url": &c.Database.URL, "hook.secret": &c.Hook.Secret,
+		"trigger.secret": &c.Trigger.Secret, "notify.secret": &c.Notify.Secret}
+	for _, k := range envKeys {
+		if v := getenv(k.env); v != "" {
+			*fields[k.key] = v
+			if c.fromEnv == nil {
+				c.fromEnv = map[string]string{}
+			}
+			c.fromEnv[k.key] = k.env
+		}
 	}
 }
+
+// Source names where a key's value came from: the environment variable
+// that set it ("SENTRY_DATABASE_URL"), else the key itself
+// ("database.url"), for messages about the value.
+func (c *Config) Source(key string) string {
+	if v, ok := c.fromEnv[key]; ok {
+		return v
+	}
+	return key
+}
+
+// envProblem is a validation problem of a value that came from the
+// environment: its message names the variable and not the file.
+type envProblem struct{ error }
 
 // normalize brings values into the one form the rest of sentry expects: a
 // master URL without a trailing slash.
@@ -392,13 +431,30 @@ func (c *Config) normalize() {
 // Validate checks every key and returns all problems at once, joined, each
 // a sentence naming its key. It changes nothing.
 func (c *Config) Validate() error {
+	return errors.Join(c.problems()...)
+}
+
+// problems are Validate's errors, one per problem; those about a value
+// from the environment are envProblems.
+func (c *Config) problems() []error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	// secret adds a problem of a key the environment may set, naming its
+	// source; the value itself is never repeated.
+	secret := func(key, format string, a ...any) {
+		err := fmt.Errorf("%s "+format, append([]any{c.Source(key)}, a...)...)
+		if c.Source(key) != key {
+			err = envProblem{err}
+		}
+		errs = append(errs, err)
+	}
 
 	if c.Database.URL == "" {
 		add("database.url is required (or set %s)", EnvDatabaseURL)
-	} else if _, err := pgconn.ParseConfig(c.Database.URL); err != nil {
-		add("database.url is not a valid PostgreSQL URL or key=value string")
+	} else if err := dburl.Check(c.Database.URL); errors.Is(err, dburl.ErrNeedsEncoding) {
+		secret("database.url", "is not usable: %v", err)
+	} else if err != nil {
+		secret("database.url", "is not a valid PostgreSQL URL or key=value string")
 	}
 	if c.Database.MaxConns < 2 || c.Database.MaxConns > 1000 {
 		add("database.max_conns must be between 2 and 1000, not %d", c.Database.MaxConns)
@@ -531,10 +587,10 @@ func (c *Config) Validate() error {
 	}
 	positive("hook.replay_window", c.Hook.ReplayWindow)
 	if n := len(c.Hook.Secret); n > 0 && n < 16 {
-		add("hook.secret is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
+		secret("hook.secret", "is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
 	}
 	if n := len(c.Trigger.Secret); n > 0 && n < 16 {
-		add("trigger.secret is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
+		secret("trigger.secret", "is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
 	}
 	for i, w := range c.Notify.Webhooks {
 		// The URL is not repeated: webhook URLs often hold a token.
@@ -543,7 +599,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if n := len(c.Notify.Secret); n > 0 && n < 16 {
-		add("notify.secret is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
+		secret("notify.secret", "is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
 	}
 	if c.Notify.Retries < 0 || c.Notify.Retries > 20 {
 		add("notify.retries must be between 0 and 20, not %d", c.Notify.Retries)
@@ -556,7 +612,7 @@ func (c *Config) Validate() error {
 	if c.ShutdownGrace < 0 {
 		add("shutdown_grace must not be negative, not %s", c.ShutdownGrace)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func checkHTTPURL(s string) error {

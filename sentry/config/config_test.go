@@ -298,3 +298,37 @@ func TestConfigSourceAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigErrorsNameTheEnvironmentVariable: a bad value from the
+// environment is blamed on its variable, not on the file, and never
+// repeated; the file's own problems still name the file.
+func TestConfigErrorsNameTheEnvironmentVariable(t *testing.T) {
+	env := map[string]string{
+		EnvHookSecret:    "short-Hk1",
+		EnvNotifySecret:  "short-Nt2",
+		EnvTriggerSecret: "short-Tr3",
+		EnvDatabaseURL:   "postgres://sentry:prod#2024@127.0.0.1:5432/bouncer",
+	}
+	_, err := Parse([]byte(minimalConfig), "c.yaml", func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"SENTRY_HOOK_SECRET is 9 bytes", "SENTRY_NOTIFY_SECRET is 9 bytes",
+		"SENTRY_TRIGGER_SECRET is 9 bytes", "SENTRY_DATABASE_URL is not usable", "percent-encoded"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	for _, not := range []string{"c.yaml", "hook.secret", "short-", "prod#2024", "2024@"} {
+		if strings.Contains(msg, not) {
+			t.Errorf("error holds %q:\n%s", not, msg)
+		}
+	}
+
+	// From the file, the same problems name the file and the keys.
+	_, err = Parse([]byte(minimalConfig+"hook:\n  secret: short-Hk1\n"), "c.yaml", noEnv)
+	if err == nil || !strings.Contains(err.Error(), "c.yaml: hook.secret is 9 bytes") {
+		t.Errorf("file error: %v", err)
+	}
+}

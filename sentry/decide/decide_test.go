@@ -3,6 +3,7 @@ package decide
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mirrorsentry/sentry/checks"
@@ -279,5 +280,20 @@ func TestQuorumApply(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNamed(t *testing.T) {
+	active := []string{"a", "b", "c"}
+	if got, err := Named(active, nil); err != nil || len(got) != 3 {
+		t.Errorf("no restriction: %v %v", got, err)
+	}
+	if got, err := Named(active, []string{"c", "a", "c"}); err != nil || len(got) != 2 || got[0] != 0 || got[1] != 2 {
+		t.Errorf("c, a: %v %v", got, err)
+	}
+	_, err := Named(active, []string{"a", "nope"})
+	if err == nil || !strings.Contains(err.Error(), `no active mirror named "nope"`) || !strings.Contains(err.Error(), "a, b, c") ||
+		strings.Contains(err.Error(), "\n") {
+		t.Errorf("unknown name: %v", err)
 	}
 }

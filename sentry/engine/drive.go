@@ -102,12 +102,19 @@ func (e *Engine) Drive(ctx context.Context, req Request) (*Finished, error) {
 	}
 	if own {
 		w.only.Store(run.ID)
-		w.Start()
 	}
 	if joined {
 		log.Info("joining the running run", "key", req.Key)
 	} else if run, err = e.planRun(ctx, w, job, run); err != nil {
 		return nil, err
+	}
+	if own {
+		// Started once the run is planned: the plan's own claims, made
+		// in the transaction that records the work, take every free slot
+		// (a claim loop already running could hold them for a moment),
+		// so that this process starts at once and works through a
+		// database outage that begins right after.
+		w.Start()
 	}
 	st, err := w.waitRun(ctx, stop, run.ID)
 	if err != nil {
@@ -133,7 +140,7 @@ func (e *Engine) Drive(ctx context.Context, req Request) (*Finished, error) {
 		}
 		if ended {
 			e.obs.RunFinished(observe.RunEvent{RunID: run.ID, Kind: run.Kind, Outcome: store.OutcomeInterrupted,
-				Started: run.StartedAt, Finished: time.Now()})
+				Reason: reason, Started: run.StartedAt, Finished: time.Now()})
 		}
 		if st, err = e.status(endCtx, run.ID); err != nil {
 			return nil, err
@@ -194,7 +201,7 @@ func (e *Engine) planRun(ctx context.Context, w *Worker, job Job, run Run) (Run,
 		e.log.Warn("could not record the run failed", "run", run.ID, "err", eerr)
 	} else if ended {
 		e.obs.RunFinished(observe.RunEvent{RunID: run.ID, Kind: run.Kind, Outcome: store.OutcomeFailed,
-			Started: run.StartedAt, Finished: time.Now()})
+			Reason: err.Error(), Started: run.StartedAt, Finished: time.Now()})
 	}
 	return run, err
 }

@@ -104,7 +104,7 @@ func (e *Engine) judge(ctx context.Context, w *Worker, jc judgeClaim) {
 			return nil
 		}
 		e.obs.RunFinished(observe.RunEvent{RunID: jc.run.ID, Kind: jc.run.Kind, Outcome: end.Outcome,
-			Started: jc.run.StartedAt, Finished: time.Now()})
+			Reason: end.Reason, Started: jc.run.StartedAt, Finished: time.Now()})
 		if end.After != nil {
 			end.After()
 		}

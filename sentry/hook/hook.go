@@ -103,6 +103,17 @@ func (e BusyError) Error() string {
 // Unwrap returns ErrBusy.
 func (e BusyError) Unwrap() error { return ErrBusy }
 
+// RefusedError is returned by a Starter that refuses the release itself,
+// starting nothing: the hook answers Status (404: the master does not have
+// the release; 422: what it has is no usable manifest) with Reason as the
+// error text, which must therefore hold no secret.
+type RefusedError struct {
+	Status int
+	Reason string
+}
+
+func (e RefusedError) Error() string { return e.Reason }
+
 // Starter starts a prime of release in the background and returns its run
 // id at once. It must not wait for the prime itself.
 //
@@ -113,7 +124,7 @@ func (e BusyError) Unwrap() error { return ErrBusy }
 //
 // An error wrapping ErrBusy (a BusyError when the running run's id is
 // known) means a prime of that release is already running: the hook answers
-// 409. Any other error means nothing was started: the hook answers 503
+// 409. A RefusedError answers its status (404, 422). Any other error means nothing was started: the hook answers 503
 // "could not start" and logs the error, which therefore must not hold a
 // secret; the error text is never sent to the client.
 //
@@ -187,7 +198,9 @@ func mac(secret []byte, timestamp string, body []byte) []byte {
 //     string, followed by nothing but white space, else 400;
 //  7. Validate(release), else 400 with the validation error;
 //  8. Start: 202 {"run_id": N, "release": R}; an ErrBusy 409 {"error":
-//     ..., "release": R, "run_id": N} (run_id when known); another error 503.
+//     ..., "release": R, "run_id": N} (run_id when known); a RefusedError
+//     its status (404 or 422) {"error": reason, "release": R}; another
+//     error 503.
 //
 // A pair is consumed once it authenticates (step 4), whatever the outcome of
 // steps 6 to 8.
@@ -345,6 +358,17 @@ func (h *releaseHandler) handle(w http.ResponseWriter, r *http.Request) outcome 
 	switch {
 	case err == nil:
 		return outcome{status: http.StatusAccepted, resp: response{RunID: &runID, Release: release}, reason: "started", release: release}
+	case errors.As(err, new(RefusedError)):
+		var re RefusedError
+		errors.As(err, &re)
+		status := re.Status
+		if status != http.StatusNotFound && status != http.StatusUnprocessableEntity {
+			status = http.StatusUnprocessableEntity
+		}
+		o := fail(status, truncate(re.Reason, maxErrorText))
+		o.resp.Release = release
+		o.reason, o.release = "refused", release
+		return o
 	case errors.Is(err, ErrBusy):
 		o := fail(http.StatusConflict, truncate(fmt.Sprintf("a prime of release %s is already running", release), maxErrorText))
 		o.resp.Release = release

@@ -1,20 +1,34 @@
 // Package metrics exposes sentry's Prometheus metrics at /metrics, from a
-// registry of its own (nothing registers globally):
+// registry of its own (nothing registers globally).
+//
+// Read from the database at each scrape, so that every `sentry run`
+// reports the same truth, whoever ran the runs (a daemon, another one, a
+// `sentry sweep` from cron):
+//
+//	sentry_mirrors{state}                              mirrors by state: up, down, unknown, disabled
+//	sentry_mirror_up{mirror}                           1 up (degraded included), 0 down; active mirrors swept at least once
+//	sentry_mirror_state{mirror, state}                 1 for the mirror's condition (report.Condition), 0 for the others
+//	sentry_mirror_last_check_timestamp_seconds{mirror} when a sweep last judged the mirror
+//	sentry_mirror_locations_off{mirror}                an up mirror's locations of active products that are off
+//	sentry_mirror_failing_vantages{mirror}             vantage points an active mirror failed from at its last sweep
+//	sentry_recent_runs{kind, outcome}                  runs ended in the last 24 hours, by kind and outcome
+//	sentry_last_run_outcome{kind, outcome}             1 for the outcome of the newest ended run of each kind
+//	sentry_last_completed_run_timestamp_seconds{kind}  end of the last run of a kind that ran through
+//	sentry_release_weighted_uptake{release}            rating-weighted uptake of releases first primed in the last 7 days
+//	sentry_release_first_prime_timestamp_seconds{release}  when such a release was first primed
+//	sentry_database_up                                 whether the scrape could read the database
+//
+// This process's own, as it works:
 //
 //	sentry_checks_total{mirror, result}            checks made, by mirror and result kind
 //	sentry_verified_bytes_total{mirror}            bytes whose checksum was verified
-//	sentry_mirrors{state}                          mirrors by state: up, down, unknown, disabled
-//	sentry_mirror_failing_vantages{mirror}         vantage points an active mirror failed from at its last sweep
-//	sentry_run_duration_seconds{kind}              primes and sweeps, histogram
-//	sentry_runs_total{kind, outcome}               primes and sweeps ended, by outcome
-//	sentry_last_completed_run_timestamp_seconds{kind}  end of the last sweep or prime that ran through
-//	sentry_guard_activations_total{kind}           mass-failure guard activations
+//	sentry_runs_total{kind, outcome}               runs this process saw end, by outcome
+//	sentry_run_duration_seconds{kind}              runs this process saw end, histogram
+//	sentry_guard_activations_total{kind}           mass-failure guard activations judged here
 //	sentry_notifications_dropped_total             webhook events dropped (queue full or retries spent)
 //
-// Counters are this process's (each `sentry run` exports its own);
-// sentry_mirrors and sentry_mirror_failing_vantages are read from the
-// database at each scrape, so every instance reports the same truth. Go runtime and process metrics are
-// included.
+// Go runtime and process metrics are included. docs/prometheus/sentry-rules.yml
+// alerts on them.
 package metrics
 
 import (
@@ -29,25 +43,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mirrorsentry/sentry/sentry/observe"
+	"github.com/mirrorsentry/sentry/sentry/report"
 )
 
 // Metrics is an Observer feeding a Prometheus registry.
 type Metrics struct {
-	reg          *prometheus.Registry
-	checks       *prometheus.CounterVec
-	bytes        *prometheus.CounterVec
-	runDuration  *prometheus.HistogramVec
-	runs         *prometheus.CounterVec
-	lastComplete *prometheus.GaugeVec
-	guards       *prometheus.CounterVec
-	dropped      prometheus.Counter
+	reg         *prometheus.Registry
+	checks      *prometheus.CounterVec
+	bytes       *prometheus.CounterVec
+	runDuration *prometheus.HistogramVec
+	runs        *prometheus.CounterVec
+	guards      *prometheus.CounterVec
+	dropped     prometheus.Counter
 }
 
 var _ observe.Observer = (*Metrics)(nil)
 
 // New builds the metrics. pool, when not nil, is read at each scrape for
-// the number of mirrors in each state and the vantage points each mirror
-// fails from.
+// the series read from the database.
 func New(pool *pgxpool.Pool, log *slog.Logger) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -62,12 +75,8 @@ func New(pool *pgxpool.Pool, log *slog.Logger) *Metrics {
 			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200},
 		}, []string{"kind"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sentry_runs_total", Help: "Primes and sweeps ended, by kind and outcome.",
+			Name: "sentry_runs_total", Help: "Primes and sweeps this process saw end, by kind and outcome (sentry_recent_runs counts everyone's).",
 		}, []string{"kind", "outcome"}),
-		lastComplete: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sentry_last_completed_run_timestamp_seconds",
-			Help: "Unix time at which the last prime or sweep of each kind ran through (outcome completed or guarded).",
-		}, []string{"kind"}),
 		guards: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentry_guard_activations_total", Help: "Times the mass-failure guard held back marking, by run kind.",
 		}, []string{"kind"}),
@@ -75,10 +84,10 @@ func New(pool *pgxpool.Pool, log *slog.Logger) *Metrics {
 			Name: "sentry_notifications_dropped_total", Help: "Webhook notifications dropped: queue full or retries spent.",
 		}),
 	}
-	m.reg.MustRegister(m.checks, m.bytes, m.runDuration, m.runs, m.lastComplete, m.guards, m.dropped,
+	m.reg.MustRegister(m.checks, m.bytes, m.runDuration, m.runs, m.guards, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
-		m.reg.MustRegister(&stateCollector{pool: pool, log: log})
+		m.reg.MustRegister(&stateCollector{rep: report.New(pool, nil), log: log})
 	}
 	// The series an alert would look for exist from the start, at 0.
 	for _, kind := range []string{"prime", "sweep", "deep_sweep"} {
@@ -117,84 +126,144 @@ func (m *Metrics) GuardHeld(e observe.GuardEvent) { m.guards.WithLabelValues(e.R
 func (m *Metrics) RunFinished(e observe.RunEvent) {
 	m.runs.WithLabelValues(e.Kind, e.Outcome).Inc()
 	m.runDuration.WithLabelValues(e.Kind).Observe(e.Finished.Sub(e.Started).Seconds())
-	if e.Outcome == "completed" || e.Outcome == "guarded" {
-		m.lastComplete.WithLabelValues(e.Kind).Set(float64(e.Finished.UnixNano()) / 1e9)
-	}
 }
 
-// stateCollector reads the number of mirrors in each state, and the
-// vantage points each active mirror failed from, at scrape time: one
-// query over sentry_mirror_state (a row per mirror).
+// recentReleases is how far back a release's first prime may be for its
+// uptake to be exported, and maxReleases how many such releases are;
+// recentRuns the window of sentry_recent_runs.
+const (
+	recentReleases = 7 * 24 * time.Hour
+	maxReleases    = 5
+	recentRuns     = 24 * time.Hour
+)
+
+// stateCollector reads the series of the database at scrape time: the
+// mirrors' states (report.States: a row per mirror), the runs' totals and
+// the uptake of recent releases.
 type stateCollector struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	rep *report.Reporter
+	log *slog.Logger
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
 }
 
 var (
-	mirrorsDesc = prometheus.NewDesc("sentry_mirrors",
-		"Mirrors by state: up or down (as sweeps judged them), unknown (never swept), disabled (mirror_mirrors.active off).",
-		[]string{"state"}, nil)
-	failingVantagesDesc = prometheus.NewDesc("sentry_mirror_failing_vantages",
-		"Vantage points an active mirror failed from at its last sweep; above 0 on an up mirror: partially unreachable.",
-		[]string{"mirror"}, nil)
-	dbUpDesc = prometheus.NewDesc("sentry_database_up", "Whether the last scrape could read the database.", nil, nil)
+	mirrorsDesc = desc("sentry_mirrors",
+		"Mirrors by state: up or down (as sweeps judged them), unknown (never swept), disabled (mirror_mirrors.active off).", "state")
+	mirrorUpDesc = desc("sentry_mirror_up",
+		"1 when an active mirror is up (degraded included), 0 when down; absent before its first sweep.", "mirror")
+	mirrorStateDesc = desc("sentry_mirror_state",
+		"1 for the mirror's condition (up, degraded: up with locations off, down, unknown, disabled), 0 for the others.", "mirror", "state")
+	lastCheckDesc = desc("sentry_mirror_last_check_timestamp_seconds",
+		"Unix time at which a sweep last judged the mirror.", "mirror")
+	locationsOffDesc = desc("sentry_mirror_locations_off",
+		"Locations of active products that are off (active or healthy false) on an up mirror.", "mirror")
+	failingVantagesDesc = desc("sentry_mirror_failing_vantages",
+		"Vantage points an active mirror failed from at its last sweep; above 0 on an up mirror: partially unreachable.", "mirror")
+	recentRunsDesc = desc("sentry_recent_runs",
+		"Primes and sweeps ended in the last 24 hours, by kind and outcome, whoever ran them (read from sentry_runs).", "kind", "outcome")
+	lastOutcomeDesc = desc("sentry_last_run_outcome",
+		"1 for the outcome of the newest ended run of each kind (completed, guarded, interrupted, failed), 0 for the others.", "kind", "outcome")
+	lastCompletedDesc = desc("sentry_last_completed_run_timestamp_seconds",
+		"Unix time at which the last run of each kind ran through (completed or guarded), whoever ran it.", "kind")
+	uptakeDesc = desc("sentry_release_weighted_uptake",
+		"Rating-weighted share of the active mirrors holding every file of a recent release verified.", "release")
+	firstPrimeDesc = desc("sentry_release_first_prime_timestamp_seconds",
+		"Unix time of a recent release's first prime.", "release")
+	dbUpDesc = desc("sentry_database_up", "Whether the last scrape could read the database.")
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- mirrorsDesc
-	ch <- failingVantagesDesc
-	ch <- dbUpDesc
+	for _, d := range []*prometheus.Desc{mirrorsDesc, mirrorUpDesc, mirrorStateDesc, lastCheckDesc, locationsOffDesc,
+		failingVantagesDesc, recentRunsDesc, lastOutcomeDesc, lastCompletedDesc, uptakeDesc, firstPrimeDesc, dbUpDesc} {
+		ch <- d
+	}
 }
 
-type mirrorState struct {
-	name    string
-	active  bool
-	state   string
-	failing int
-}
-
-func (c *stateCollector) read(ctx context.Context) ([]mirrorState, error) {
-	rows, err := c.pool.Query(ctx, `
-		SELECT m.name, m.active, coalesce(ms.state, 'unknown'), coalesce(cardinality(ms.failing_from), 0)
-		FROM mirror_mirrors m LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id`)
+// read is everything a scrape reports from the database.
+func (c *stateCollector) read(ctx context.Context) ([]report.MirrorRow, *report.RunTotals, []report.Uptake, error) {
+	mirrors, err := c.rep.States(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	defer rows.Close()
-	var out []mirrorState
-	for rows.Next() {
-		var s mirrorState
-		if err := rows.Scan(&s.name, &s.active, &s.state, &s.failing); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
+	runs, err := c.rep.RunTotals(ctx, recentRuns)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	return out, rows.Err()
+	uptake, err := c.rep.RecentUptake(ctx, recentReleases, maxReleases)
+	return mirrors, runs, uptake, err
 }
+
+func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	mirrors, err := c.read(ctx)
+	mirrors, runs, uptake, err := c.read(ctx)
 	if err != nil {
 		if c.log != nil {
-			c.log.Warn("metrics: cannot read mirror states", "err", err)
+			c.log.Warn("metrics: cannot read the database", "err", err)
 		}
 		ch <- prometheus.MustNewConstMetric(dbUpDesc, prometheus.GaugeValue, 0)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(dbUpDesc, prometheus.GaugeValue, 1)
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(dbUpDesc, 1)
 	counts := map[string]float64{"up": 0, "down": 0, "unknown": 0, "disabled": 0}
 	for _, m := range mirrors {
-		if !m.active {
-			// A disabled mirror is not swept: its last verdicts are old.
-			counts["disabled"]++
-			continue
+		counts[m.State]++
+		cond := m.Condition()
+		for _, s := range report.Conditions {
+			v := 0.0
+			if s == cond {
+				v = 1
+			}
+			gauge(mirrorStateDesc, v, m.Name, s)
 		}
-		counts[m.state]++
-		ch <- prometheus.MustNewConstMetric(failingVantagesDesc, prometheus.GaugeValue, float64(m.failing), m.name)
+		if m.State == "disabled" {
+			continue // not swept: its last verdicts are old
+		}
+		if m.State == "up" || m.State == "down" {
+			up := 0.0
+			if m.State == "up" {
+				up = 1
+			}
+			gauge(mirrorUpDesc, up, m.Name)
+			gauge(locationsOffDesc, float64(m.LocationsOff), m.Name)
+		}
+		if m.LastSweep != nil {
+			gauge(lastCheckDesc, seconds(*m.LastSweep), m.Name)
+		}
+		gauge(failingVantagesDesc, float64(len(m.FailingFrom)), m.Name)
 	}
 	for state, n := range counts {
-		ch <- prometheus.MustNewConstMetric(mirrorsDesc, prometheus.GaugeValue, n, state)
+		gauge(mirrorsDesc, n, state)
+	}
+	for kind, byOutcome := range runs.Ended {
+		for outcome, n := range byOutcome {
+			gauge(recentRunsDesc, float64(n), kind, outcome)
+		}
+	}
+	for kind, last := range runs.LastOutcome {
+		for _, o := range report.EndOutcomes {
+			v := 0.0
+			if o == last {
+				v = 1
+			}
+			gauge(lastOutcomeDesc, v, kind, o)
+		}
+	}
+	for kind, at := range runs.LastCompleted {
+		gauge(lastCompletedDesc, seconds(at), kind)
+	}
+	for _, u := range uptake {
+		gauge(firstPrimeDesc, seconds(u.FirstPrime), u.Release)
+		if u.Weighted != nil {
+			gauge(uptakeDesc, *u.Weighted, u.Release)
+		}
 	}
 }

@@ -1,5 +1,6 @@
 // Package notify posts sentry's events to webhooks: a JSON POST on every
-// mirror state change and every activation of the mass-failure guard.
+// mirror state change, every activation of the mass-failure guard and
+// every run that failed.
 //
 // Delivery never blocks a run: events go into a bounded queue per webhook
 // URL, and one goroutine per URL posts them in order, retrying failures
@@ -38,11 +39,12 @@ import (
 const (
 	EventStateChanged = "mirror_state_changed"
 	EventGuard        = "guard_activated"
+	EventRunFailed    = "run_failed"
 )
 
 // Event is the JSON body of a notification.
 type Event struct {
-	// Event is mirror_state_changed or guard_activated.
+	// Event is mirror_state_changed, guard_activated or run_failed.
 	Event string `json:"event"`
 	// ID is unique per event; a receiver seeing it twice (a retry after
 	// a lost answer) can ignore the second.
@@ -51,6 +53,7 @@ type Event struct {
 	Vantage     string                    `json:"vantage"`
 	StateChange *observe.StateChangeEvent `json:"state_change,omitempty"`
 	Guard       *observe.GuardEvent       `json:"guard,omitempty"`
+	Run         *observe.RunEvent         `json:"run,omitempty"`
 }
 
 // Options configure a Notifier.
@@ -171,8 +174,16 @@ func (n *Notifier) Close(ctx context.Context) error {
 // CheckDone implements observe.Observer: checks are not notified.
 func (n *Notifier) CheckDone(observe.CheckEvent) {}
 
-// RunFinished implements observe.Observer: runs are not notified.
-func (n *Notifier) RunFinished(observe.RunEvent) {}
+// RunFinished implements observe.Observer: a run that failed (its plan
+// could not be made — a manifest the master does not serve, nothing to
+// check —, the database gone too long, a judgement never made) is
+// notified; other ends are not (state changes and guards are).
+func (n *Notifier) RunFinished(e observe.RunEvent) {
+	if e.Outcome != "failed" {
+		return
+	}
+	n.enqueue(Event{Event: EventRunFailed, Run: &e, ID: fmt.Sprintf("run-failed-%d", e.RunID)})
+}
 
 // StateChanged implements observe.Observer.
 func (n *Notifier) StateChanged(e observe.StateChangeEvent) {

@@ -70,11 +70,12 @@ type GuardEvent struct {
 
 // RunEvent is the end of a prime or sweep.
 type RunEvent struct {
-	RunID    int64
-	Kind     string // prime, sweep, deep_sweep
-	Outcome  string // completed, guarded, interrupted, failed
-	Started  time.Time
-	Finished time.Time
+	RunID    int64     `json:"run_id"`
+	Kind     string    `json:"run_kind"` // prime, sweep, deep_sweep
+	Outcome  string    `json:"outcome"`  // completed, guarded, interrupted, failed
+	Reason   string    `json:"reason"`   // as recorded in sentry_runs.reason
+	Started  time.Time `json:"started_at"`
+	Finished time.Time `json:"finished_at"`
 }
 
 // All fans events out to several observers; nil entries are skipped.

@@ -46,6 +46,9 @@ type Request struct {
 	// Force re-downloads files that an earlier run of the release already
 	// verified on a mirror (by default a re-run resumes).
 	Force bool `json:"force"`
+	// Mirrors, when set, restricts the prime to the active mirrors of
+	// these names (`sentry prime --mirror NAME`).
+	Mirrors []string `json:"mirrors,omitempty"`
 }
 
 // Job is the prime job. Its fields are what it works with; one Job serves
@@ -87,7 +90,11 @@ func (j *Job) resolver() *release.Resolver {
 }
 
 // Plan resolves the release from the master (its manifest recorded, its
-// locations mapped) and gives the prime a row per active mirror.
+// locations mapped) and gives the prime a row per active mirror (of those
+// asked for). A prime that would check nothing the redirector serves — no
+// active mirror, no bouncer product of the release, no location, none
+// mapping onto the manifest — fails here, before any mirror is contacted
+// (release.ErrNothingToDo).
 func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	var req Request
 	if err := json.Unmarshal(run.Params, &req); err != nil {
@@ -96,12 +103,21 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	if err := release.ValidateName(req.Release); err != nil {
 		return engine.Plan{}, err
 	}
+	mirrors, err := j.Store.ActiveMirrors(ctx)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	if mirrors, err = release.Covered(mirrors, req.Mirrors); err != nil {
+		return engine.Plan{}, err
+	}
+	if err := j.resolver().CheckProducts(ctx, req.Release); err != nil {
+		return engine.Plan{}, err
+	}
 	p, err := j.resolver().Resolve(ctx, req.Release)
 	if err != nil {
 		return engine.Plan{}, err
 	}
-	mirrors, err := j.Store.ActiveMirrors(ctx)
-	if err != nil {
+	if err := p.CheckLocations(); err != nil {
 		return engine.Plan{}, err
 	}
 	log := j.Logger.With("release", req.Release, "run", run.ID)
@@ -117,6 +133,7 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	if err != nil {
 		return engine.Plan{}, err
 	}
+	t.restricted = len(req.Mirrors) > 0
 	ids := make([]int, len(mirrors))
 	for i, m := range mirrors {
 		ids[i] = m.ID
@@ -149,7 +166,12 @@ func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) 
 	if err != nil {
 		return nil, err
 	}
-	return j.newTask(ctx, run, p, pp.Force, mirrors)
+	t, err := j.newTask(ctx, run, p, pp.Force, mirrors)
+	if err != nil {
+		return nil, err
+	}
+	t.restricted = len(pp.Mirrors) > 0
+	return t, nil
 }
 
 // newTask is a prime of the release of p on mirrors, as this process
@@ -160,9 +182,13 @@ func (j *Job) newTask(ctx context.Context, run engine.Run, p *release.Plan, forc
 		return nil, err
 	}
 	t := &task{job: j, log: j.Logger.With("release", p.Release.Name, "run", run.ID), run: run, plan: p, force: force,
-		exceptions: exceptions, master: release.NewMaster(j.Client, p.ManifestURL), mirrors: map[int]store.Mirror{}}
+		exceptions: exceptions, master: release.NewMaster(j.Client, p.ManifestURL), mirrors: map[int]store.Mirror{},
+		unusable: map[int]string{}}
 	for _, m := range mirrors {
 		t.mirrors[m.ID] = m
+		if why := primeMirror(m, 0).Unusable(j.Config.Trigger.Secret != ""); why != "" {
+			t.unusable[m.ID] = why
+		}
 	}
 	return t, nil
 }
@@ -177,6 +203,10 @@ type task struct {
 	exceptions map[[2]int][]string
 	master     *release.Master
 	mirrors    map[int]store.Mirror // active when the task was prepared
+	// unusable says why a mirror's settings do not let it be primed.
+	unusable map[int]string
+	// restricted: the run covers the mirrors it was asked for only.
+	restricted bool
 }
 
 // mirrorPrime is one mirror's prime in progress.
@@ -203,6 +233,9 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	defer t.job.Client.Forget(m.BaseURL)
 	ctx = checks.Paced(ctx, t.job.Config.MirrorRate(m.MaxRate))
 	mp := newMirrorPrime(m)
+	if why := t.unusable[m.ID]; why != "" {
+		return engine.Result{Files: rowResult{Sums: t.misconfigured(ctx, row, mp, why)}}, true
+	}
 	started := time.Now()
 	if !t.prime(ctx, row, mp) {
 		return engine.Result{}, false
@@ -245,8 +278,7 @@ func (t *task) prime(ctx context.Context, row *engine.Row, mp *mirrorPrime) bool
 	if conc <= 0 {
 		conc = cfg.Checks.PerMirrorConcurrency
 	}
-	pm := primer.Mirror{ID: mp.m.ID, Name: mp.m.Name, BaseURL: mp.m.BaseURL, Mode: primer.Mode(mp.m.Mode),
-		TriggerURL: mp.m.TriggerURL, Concurrency: conc}
+	pm := primeMirror(mp.m, conc)
 	pc := primer.Config{
 		Client: t.job.Client, Release: t.plan.Release.Name, ReleaseDir: t.plan.Dir, Global: t.job.Global,
 		Deadline: cfg.Prime.Deadline.D(), PollInterval: cfg.Prime.PollInterval.D(),
@@ -254,6 +286,30 @@ func (t *task) prime(ctx context.Context, row *engine.Row, mp *mirrorPrime) bool
 	}
 	err := primer.Prime(ctx, pc, pm, files, func(o primer.Outcome) { t.record(ctx, row, mp, o) })
 	return err == nil && ctx.Err() == nil
+}
+
+// primeMirror is m as package primer primes it.
+func primeMirror(m store.Mirror, conc int) primer.Mirror {
+	return primer.Mirror{ID: m.ID, Name: m.Name, BaseURL: m.BaseURL, Mode: primer.Mode(m.Mode),
+		TriggerURL: m.TriggerURL, Concurrency: conc}
+}
+
+// misconfigured settles a mirror whose settings do not let it be primed,
+// without contacting it: its state says so, its sentry_log row gives the
+// reason, and none of its locations is marked (nothing was learnt of its
+// files).
+func (t *task) misconfigured(ctx context.Context, row *engine.Row, mp *mirrorPrime, why string) MirrorSums {
+	s := &mp.sums
+	s.State, s.Note = "misconfigured", why
+	t.log.Warn("mirror not primed: its settings are unusable", "mirror", mp.m.Name, "why", why)
+	err := engine.Retry(ctx, t.log.With("mirror_id", mp.m.ID), "marking", engine.MarkRetryFor, func() error {
+		return t.job.Store.MarkMirror(ctx, store.MirrorMarks{MirrorID: mp.m.ID, Rating: mp.m.Rating,
+			LogDate: t.run.StartedAt, Reason: fmt.Sprintf("prime %s: %s", t.plan.Release.Name, why), Fence: row.Fence()})
+	})
+	if err != nil {
+		s.Note += "; its sentry_log row could not be written: " + err.Error()
+	}
+	return *s
 }
 
 // record turns one outcome into a check for the recorder and the summary.
@@ -423,14 +479,14 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	}
 	checked := 0
 	for _, mp := range all {
-		if mp.sums.State != "interrupted" {
+		if mp.sums.State != "interrupted" && mp.sums.State != "misconfigured" {
 			checked++
 		}
 	}
 	guard := ""
 	if len(down) > 0 {
 		guard = decide.Guard(decide.GuardFacts{MasterDown: t.master.Down(ctx), Failed: len(down), Checked: checked,
-			MaxDownFraction: t.job.Config.Guard.MaxDownFraction, Failing: "failed wholesale"})
+			MaxDownFraction: t.maxDownFraction(), Failing: "failed wholesale"})
 	}
 	if guard != "" {
 		t.log.Warn("mass-failure guard: not marking mirrors down", "mirrors", len(down), "why", guard)
@@ -460,6 +516,17 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 		}
 	}
 	return end, nil
+}
+
+// maxDownFraction is the guard's share of mirrors failing at once: of no
+// use when the run was restricted to some mirrors (`--mirror`), where one
+// dead mirror would be all of them; only an unreachable master holds the
+// guard then.
+func (t *task) maxDownFraction() float64 {
+	if t.restricted {
+		return 1
+	}
+	return t.job.Config.Guard.MaxDownFraction
 }
 
 func nonNil[T any](s []T) []T {

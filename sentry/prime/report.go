@@ -39,7 +39,8 @@ type MirrorSums struct {
 	Mode string `json:"mode"`
 	// State is "ok" (every file verified), "partial" (some files failed),
 	// "down" (nothing verified, only transient failures: the mirror is in
-	// trouble) or "interrupted".
+	// trouble), "misconfigured" (its settings do not let it be primed, Note
+	// says why: it was not contacted) or "interrupted".
 	State string `json:"state"`
 	// FilesOK counts files verified in this run or, when resumed, in an
 	// earlier run of the release (Resumed of them).

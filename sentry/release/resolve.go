@@ -137,13 +137,36 @@ func (r *Resolver) Known(ctx context.Context, rel store.Release, activeOnly bool
 	return p, nil
 }
 
+// ManifestError is an ErrManifest that says whether the master could not
+// be read (Kind: the failure kind of the GET) or what it served is not a
+// usable manifest (Kind ok).
+type ManifestError struct {
+	URL  string
+	Kind checks.Kind
+	Err  error
+}
+
+func (e *ManifestError) Error() string { return e.Err.Error() }
+
+// Unwrap gives ErrManifest and the cause.
+func (e *ManifestError) Unwrap() []error { return []error{ErrManifest, e.Err} }
+
+// ReadManifest reads and parses release's manifest from the master,
+// writing nothing: whether the master has the release (the release hook
+// asks before it starts a prime). Its error is a *ManifestError.
+func (r *Resolver) ReadManifest(ctx context.Context, name string) error {
+	_, _, err := r.fetchManifest(ctx, r.Config.ManifestURL(name))
+	return err
+}
+
 func (r *Resolver) fetchManifest(ctx context.Context, u string) (*manifest.Manifest, string, error) {
 	body, res := checks.Fetch(ctx, r.Client, u, r.Config.Releases.MaxManifestBytes)
 	if res.Kind != checks.KindOK {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		return nil, "", fmt.Errorf("%w: read %s: %s: %s", ErrManifest, u, res.Kind, res.Detail)
+		return nil, "", &ManifestError{URL: u, Kind: res.Kind,
+			Err: fmt.Errorf("%w: read %s: %s: %s", ErrManifest, u, res.Kind, res.Detail)}
 	}
 	defer body.Close()
 	h := sha256.New()
@@ -152,7 +175,7 @@ func (r *Resolver) fetchManifest(ctx context.Context, u string) (*manifest.Manif
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		return nil, "", fmt.Errorf("%w: %w", ErrManifest, err)
+		return nil, "", &ManifestError{URL: u, Kind: checks.KindOK, Err: fmt.Errorf("%w: %w", ErrManifest, err)}
 	}
 	return m, hex.EncodeToString(h.Sum(nil)), nil
 }

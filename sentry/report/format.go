@@ -15,9 +15,25 @@ import (
 	"github.com/mirrorsentry/sentry/internal/humanize"
 )
 
-// width is the terminal the tables fit: 80 columns, the last one unused so
-// that no terminal wraps.
-const width = 79
+// TableWidth is the terminal the tables fit: 80 columns, the last one
+// unused so that no terminal wraps; wide (--wide): no limit, nothing cut.
+func TableWidth(wide bool) int {
+	if wide {
+		return 1 << 20
+	}
+	return 79
+}
+
+// nameWidth is the width of a table's name column: n, or with wide as
+// wide as the longest name.
+func nameWidth(n int, wide bool, names func(yield func(string) bool)) int {
+	if wide {
+		for s := range names {
+			n = max(n, utf8.RuneCountInString(s))
+		}
+	}
+	return n
+}
 
 // FailureKinds are the failure kinds in the order of docs/CONTRACTS.md,
 // section 5 (Failure kinds): the CSV columns and the order kinds are listed in.
@@ -86,11 +102,21 @@ func byKind(m map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-// WriteMirrorsTable writes the per-mirror report: a row per mirror, and
-// under a mirror with failures in the window, its failures by kind and its
-// last failure.
-func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time) error {
-	const row = "%-18s %-8s %-8s %7s %6s %5s %5s  %s\n"
+// WriteMirrorsTable writes the per-mirror report: a row per mirror (its
+// condition: degraded for an up mirror with locations off), why it is down
+// or degraded, and under a mirror with failures in the window, its
+// failures by kind and its last failure. wide: nothing is cut to fit 80
+// columns.
+func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time, wide bool) error {
+	width := TableWidth(wide)
+	nw := nameWidth(18, wide, func(yield func(string) bool) {
+		for _, m := range r.Mirrors {
+			if !yield(m.Name) {
+				return
+			}
+		}
+	})
+	row := "%-" + strconv.Itoa(nw) + "s %-8s %-8s %7s %6s %5s %5s  %s\n"
 	var b strings.Builder
 	fmt.Fprintf(&b, "checks from %s\n\n", windowLine(r.Window))
 	fmt.Fprintf(&b, row, "MIRROR", "STATE", "SINCE", "CHECKS", "FAIL", "MISS", "CORR", "LAST CHECK")
@@ -99,11 +125,14 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time) error {
 		if m.StateSince != nil {
 			since = ago(now, m.StateSince)
 		}
-		fmt.Fprintf(&b, row, humanize.Clip(m.Name, 18), m.State, since, strconv.FormatInt(m.Checks, 10),
+		fmt.Fprintf(&b, row, humanize.Clip(m.Name, nw), m.Condition(), since, strconv.FormatInt(m.Checks, 10),
 			strconv.FormatInt(m.Failures, 10), strconv.FormatInt(m.FilesMissing, 10),
 			strconv.FormatInt(m.FilesCorrupt, 10), ago(now, m.LastCheck))
 		if note := m.vantageNote(width - 4); note != "" {
 			b.WriteString(humanize.Clip("    "+note, width) + "\n")
+		}
+		if m.State == "down" || m.Degraded {
+			b.WriteString(humanize.Clip("    why: "+m.Why(), width) + "\n")
 		}
 		if m.Failures > 0 {
 			b.WriteString(humanize.Clip("    failures: "+byKind(m.FailuresByKind), width) + "\n")
@@ -135,16 +164,22 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time) error {
 }
 
 // WriteMirrorTable writes the report on one mirror: its row, its failing
-// files and its state history.
-func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time) error {
+// files and its state history. wide: nothing is cut to fit 80 columns.
+func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time, wide bool) error {
+	width := TableWidth(wide)
 	m := r.Mirror
 	var b strings.Builder
 	b.WriteString(humanize.Clip("mirror "+m.Name, width) + "\n" + humanize.Clip(m.BaseURL, width) + "\n")
-	fmt.Fprintf(&b, "id %d, rating %d, %s", m.ID, m.Rating, m.State)
+	fmt.Fprintf(&b, "id %d, rating %d, %s", m.ID, m.Rating, m.Condition())
 	if m.StateSince != nil {
 		fmt.Fprintf(&b, " since %s (%s)", m.StateSince.UTC().Format("2006-01-02 15:04"), ago(now, m.StateSince))
 	}
 	b.WriteString("\n")
+	if m.State == "down" || m.Degraded {
+		for _, l := range wrap("why: "+m.Why(), width) {
+			b.WriteString(l + "\n")
+		}
+	}
 	for _, l := range wrap(m.VantageWords(), width) {
 		b.WriteString(l + "\n")
 	}
@@ -217,8 +252,9 @@ func percent(v *float64) string {
 }
 
 // WriteReleaseTable writes a release's uptake: the totals, each mirror's
-// progress and each file's spread.
-func WriteReleaseTable(w io.Writer, r *Release, now time.Time) error {
+// progress and each file's spread. wide: nothing is cut to fit 80 columns.
+func WriteReleaseTable(w io.Writer, r *Release, now time.Time, wide bool) error {
+	width := TableWidth(wide)
 	var b strings.Builder
 	fmt.Fprintf(&b, "release %s: %d files, %d bytes", r.Name, r.Files, r.TotalBytes)
 	if r.FirstPrime != nil {
@@ -227,7 +263,14 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time) error {
 	fmt.Fprintf(&b, "\n%d of %d active mirrors hold every file verified; rating-weighted uptake %s\n\n",
 		r.Complete, r.ActiveMirrors, percent(r.Weighted))
 
-	const mrow = "%-24s %6s %8s %8s %s\n"
+	nw := nameWidth(24, wide, func(yield func(string) bool) {
+		for _, m := range r.Mirrors {
+			if !yield(m.Name + " (inactive)") {
+				return
+			}
+		}
+	})
+	mrow := "%-" + strconv.Itoa(nw) + "s %6s %8s %8s %s\n"
 	fmt.Fprintf(&b, mrow, "MIRROR", "RATING", "VERIFIED", "HOLDING", "TIME TO VERIFIED")
 	for _, m := range r.Mirrors {
 		took := "-"
@@ -238,7 +281,7 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time) error {
 		if !m.Active {
 			name += " (inactive)"
 		}
-		fmt.Fprintf(&b, mrow, humanize.Clip(name, 24), strconv.Itoa(m.Rating), fmt.Sprintf("%d/%d", m.Verified, r.Files),
+		fmt.Fprintf(&b, mrow, humanize.Clip(name, nw), strconv.Itoa(m.Rating), fmt.Sprintf("%d/%d", m.Verified, r.Files),
 			fmt.Sprintf("%d/%d", m.Holding, r.Files), took)
 	}
 	b.WriteString("\n")

@@ -115,6 +115,116 @@ type MirrorRow struct {
 	// LastCheck is the time of the mirror's newest check, in or before the
 	// window; nil if it was never checked.
 	LastCheck *time.Time `json:"last_check"`
+	// LastSweep is when a sweep last judged the mirror, and LastReason what
+	// that sweep found (sentry_mirror_state); nil and "" before its first.
+	LastSweep  *time.Time `json:"last_sweep"`
+	LastReason string     `json:"last_reason"`
+	// Degraded: up, but some of its locations of active products are off
+	// (mirror_location_mirror_map active=false or healthy=false):
+	// LocationsOff counts them, OffLocations names the first ones (by
+	// path, at most 5).
+	Degraded     bool     `json:"degraded"`
+	LocationsOff int64    `json:"locations_off"`
+	OffLocations []string `json:"off_locations"`
+}
+
+// Conditions are the words of Condition, in the order views list them.
+var Conditions = []string{"up", "degraded", "down", "unknown", "disabled"}
+
+// Condition is the one word every view (report, status page, metrics)
+// gives the mirror's condition: its state (up, down, unknown, disabled),
+// except that an up mirror with locations off is "degraded".
+func (m MirrorRow) Condition() string {
+	if m.Degraded {
+		return "degraded"
+	}
+	return m.State
+}
+
+// Why says in a line why the mirror is not simply up: for a down mirror,
+// what its last sweep found; for a degraded one, which locations are off;
+// for a partially unreachable one, where it fails from. "" otherwise.
+func (m MirrorRow) Why() string {
+	switch {
+	case m.State == "down":
+		return oneLine(m.LastReason)
+	case m.Degraded:
+		s := fmt.Sprintf("%d location", m.LocationsOff)
+		if m.LocationsOff != 1 {
+			s += "s"
+		}
+		s += " off: " + strings.Join(m.OffLocations, ", ")
+		if more := m.LocationsOff - int64(len(m.OffLocations)); more > 0 {
+			s += fmt.Sprintf(" and %d more", more)
+		}
+		return s
+	case m.Partial:
+		return m.VantageNote()
+	}
+	return ""
+}
+
+// offSQL counts, per mirror, the locations of active products whose row
+// is off (not active, or not healthy) and names the first ones: what makes
+// an up mirror degraded. Defined here once for every view.
+const offSQL = `
+	SELECT lmm.mirror_id, count(*) AS n, (array_agg(l.path ORDER BY l.path))[1:5] AS paths
+	FROM mirror_location_mirror_map lmm
+	JOIN mirror_locations l ON l.id = lmm.location_id
+	JOIN mirror_products p ON p.id = l.product_id AND p.active
+	WHERE NOT (lmm.active AND lmm.healthy)
+	GROUP BY lmm.mirror_id`
+
+// settle fills what a row's state decides once it is read.
+func (m *MirrorRow) settle(active bool, state *string) {
+	m.State = stateOf(active, state)
+	if m.State == "disabled" || m.State == "unknown" {
+		m.StateSince = nil
+	}
+	m.FailingFrom, m.CheckedFrom = sortedSet(m.FailingFrom), sortedSet(m.CheckedFrom)
+	m.Partial = m.State == "up" && len(m.FailingFrom) > 0 && len(m.ReachableFrom()) > 0
+	if m.OffLocations == nil || m.State != "up" {
+		m.OffLocations = []string{}
+	}
+	m.Degraded = m.State == "up" && m.LocationsOff > 0
+	if m.State != "up" {
+		m.LocationsOff = 0
+	}
+}
+
+// States returns every mirror's state as the sweeps left it — state, the
+// vantage points, the last sweep and its reason, locations off — without
+// the window's counts: what /metrics reads at each scrape.
+func (r *Reporter) States(ctx context.Context) ([]MirrorRow, error) {
+	rows, err := r.pool.Query(ctx, `
+		WITH off AS (`+offSQL+`)
+		SELECT m.id, m.name, m.baseurl, m.rating, m.active, ms.state, ms.since,
+		       coalesce(ms.failing_from, '{}'), coalesce(ms.checked_from, '{}'),
+		       ms.last_check, coalesce(ms.last_reason, ''), coalesce(off.n, 0), off.paths
+		FROM mirror_mirrors m
+		LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id
+		LEFT JOIN off ON off.mirror_id = m.id
+		ORDER BY m.name`)
+	if err != nil {
+		return nil, fmt.Errorf("mirror states: %w", err)
+	}
+	out := []MirrorRow{}
+	for rows.Next() {
+		var m MirrorRow
+		var active bool
+		var state *string
+		if err := rows.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince, &m.FailingFrom, &m.CheckedFrom,
+			&m.LastSweep, &m.LastReason, &m.LocationsOff, &m.OffLocations); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("mirror states: %w", err)
+		}
+		m.settle(active, state)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mirror states: %w", err)
+	}
+	return out, nil
 }
 
 // Mirrors is the default report: one row per mirror, by name.
@@ -143,16 +253,18 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 			       count(*) FILTER (WHERE result IN `+missingSQL+`) AS missing,
 			       count(*) FILTER (WHERE result IN `+corruptSQL+`) AS corrupt
 			FROM sentry_file_state WHERE result NOT IN `+successSQL+` GROUP BY mirror_id
-		)
+		), off AS (`+offSQL+`)
 		SELECT m.id, m.name, m.baseurl, m.rating, m.active, ms.state, ms.since,
 		       coalesce(ms.failing_from, '{}'), coalesce(ms.checked_from, '{}'),
 		       coalesce(s.checks, 0), coalesce(s.failures, 0), coalesce(s.by_kind, '{}'),
 		       coalesce(f.missing, 0), coalesce(f.corrupt, 0),
-		       lf.checked_at, lf.result, lf.path, lf.detail, lc.checked_at
+		       lf.checked_at, lf.result, lf.path, lf.detail, lc.checked_at,
+		       ms.last_check, coalesce(ms.last_reason, ''), coalesce(off.n, 0), off.paths
 		FROM mirror_mirrors m
 		LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id
 		LEFT JOIN sums s ON s.mirror_id = m.id
 		LEFT JOIN files f ON f.mirror_id = m.id
+		LEFT JOIN off ON off.mirror_id = m.id
 		LEFT JOIN LATERAL (
 			SELECT c.checked_at, c.result, c.path, c.detail FROM sentry_checks c
 			WHERE s.failures > 0 AND c.mirror_id = m.id AND c.checked_at >= $1 AND c.checked_at < $2
@@ -181,16 +293,11 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 		)
 		if err := rows.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince,
 			&m.FailingFrom, &m.CheckedFrom, &m.Checks, &m.Failures, &m.FailuresByKind, &m.FilesMissing, &m.FilesCorrupt,
-			&lfAt, &lfKind, &lfPath, &lfDetail, &m.LastCheck); err != nil {
+			&lfAt, &lfKind, &lfPath, &lfDetail, &m.LastCheck, &m.LastSweep, &m.LastReason, &m.LocationsOff, &m.OffLocations); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("mirror report: %w", err)
 		}
-		m.State = stateOf(active, state)
-		if m.State == "disabled" || m.State == "unknown" {
-			m.StateSince = nil
-		}
-		m.FailingFrom, m.CheckedFrom = sortedSet(m.FailingFrom), sortedSet(m.CheckedFrom)
-		m.Partial = m.State == "up" && len(m.FailingFrom) > 0 && len(m.ReachableFrom()) > 0
+		m.settle(active, state)
 		if lfAt != nil {
 			m.LastFailure = &LastFailure{At: *lfAt, Kind: *lfKind, Path: *lfPath, Detail: *lfDetail}
 		}
@@ -352,7 +459,31 @@ type MirrorDetail struct {
 	// the hour, as the row counts them) by the vantage point that made
 	// them, by vantage name.
 	ByVantage []VantageCount `json:"by_vantage"`
+	// RecentFailures are the mirror's failures in the window, newest
+	// first, a run of identical failures of one file (or of the mirror
+	// itself) in a row collapsed into one entry with its count (at most
+	// 100 entries, from the window's latest 20,000 checks).
+	RecentFailures []FailureRun `json:"recent_failures"`
 }
+
+// FailureRun is a run of identical failures: Count checks in a row of one
+// file (Path, "" for the mirror itself) with the same kind and detail,
+// from First to Last.
+type FailureRun struct {
+	Release string    `json:"release,omitempty"`
+	Path    string    `json:"path"`
+	Kind    string    `json:"kind"`
+	Detail  string    `json:"detail"`
+	Count   int64     `json:"count"`
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
+}
+
+// Limits of RecentFailures.
+const (
+	maxFailureRuns   = 100
+	maxFailureChecks = 20000
+)
 
 // VantageCount is a vantage point's checks of one mirror in a window.
 type VantageCount struct {
@@ -367,7 +498,8 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 	if err != nil {
 		return nil, err
 	}
-	out := &MirrorDetail{Window: w, FailingFiles: []FailingFile{}, History: []StateChange{}, ByVantage: []VantageCount{}}
+	out := &MirrorDetail{Window: w, FailingFiles: []FailingFile{}, History: []StateChange{}, ByVantage: []VantageCount{},
+		RecentFailures: []FailureRun{}}
 	found := false
 	for _, m := range all.Mirrors {
 		if m.Name == name || fmt.Sprint(m.ID) == name {
@@ -436,12 +568,48 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 			}
 			out.ByVantage = append(out.ByVantage, v)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return recentFailures(ctx, tx, id, w, out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("report on mirror %s: %w", name, err)
 	}
 	return out, nil
+}
+
+// recentFailures collapses the window's failures of a mirror into runs:
+// a file's checks in time order (successes included) are cut where the
+// result or the detail changes, and the pieces that failed are listed.
+func recentFailures(ctx context.Context, tx pgx.Tx, id int, w Window, out *MirrorDetail) error {
+	rows, err := tx.Query(ctx, `
+		WITH c AS (
+			SELECT checked_at, coalesce(release_id, 0) AS rel, path, result, detail FROM sentry_checks
+			WHERE mirror_id = $1 AND checked_at >= $2 AND checked_at < $3
+			ORDER BY checked_at DESC LIMIT $4
+		), g AS (
+			SELECT *, row_number() OVER (PARTITION BY rel, path ORDER BY checked_at)
+			        - row_number() OVER (PARTITION BY rel, path, result, detail ORDER BY checked_at) AS grp
+			FROM c
+		)
+		SELECT coalesce(r.name, ''), g.path, g.result, g.detail, count(*), min(g.checked_at), max(g.checked_at)
+		FROM g LEFT JOIN sentry_releases r ON r.id = g.rel
+		WHERE g.result NOT IN `+successSQL+`
+		GROUP BY r.name, g.rel, g.path, g.result, g.detail, g.grp
+		ORDER BY max(g.checked_at) DESC, g.path LIMIT $5`, id, w.Since, w.Until, maxFailureChecks, maxFailureRuns)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var f FailureRun
+		if err := rows.Scan(&f.Release, &f.Path, &f.Kind, &f.Detail, &f.Count, &f.First, &f.Last); err != nil {
+			rows.Close()
+			return err
+		}
+		out.RecentFailures = append(out.RecentFailures, f)
+	}
+	return rows.Err()
 }
 
 // FileUptake is how far one release file has spread.

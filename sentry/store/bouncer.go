@@ -132,3 +132,18 @@ func (s *Store) LangExceptions(ctx context.Context, locationIDs []int) (map[[2]i
 	}
 	return out, s.wrap("read language exceptions", rows.Err())
 }
+
+// ProductNames returns the first limit product names, by name, and how
+// many products there are (for errors naming what the bouncer holds).
+func (s *Store) ProductNames(ctx context.Context, limit int) ([]string, int, error) {
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM mirror_products`).Scan(&total); err != nil {
+		return nil, 0, s.wrap("read products", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT name FROM mirror_products ORDER BY name LIMIT $1`, limit)
+	if err != nil {
+		return nil, 0, s.wrap("read products", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return names, total, s.wrap("read products", err)
+}

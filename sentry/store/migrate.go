@@ -134,8 +134,15 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 // migrations: run `sentry db migrate`.
 var ErrSchemaOutdated = errors.New("database schema is not current")
 
-// RequireSchema fails unless every embedded migration has been applied, so
-// that commands other than `db migrate` never run on a half-made schema.
+// ErrSchemaNewer is returned by RequireSchema when the database's schema is
+// newer than this binary knows: a newer sentry migrated it, and this one
+// must be upgraded (it might write what the newer schema no longer means).
+var ErrSchemaNewer = errors.New("database schema is newer than this sentry")
+
+// RequireSchema fails unless the schema is exactly the one this binary
+// knows: every embedded migration applied (so that commands other than
+// `db migrate` never run on a half-made schema), and none it does not know
+// (a binary older than the schema refuses, saying to upgrade).
 func (s *Store) RequireSchema(ctx context.Context) error {
 	migs, err := Migrations()
 	if err != nil {
@@ -145,8 +152,13 @@ func (s *Store) RequireSchema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if want := migs[len(migs)-1].Version; v < want {
+	want := migs[len(migs)-1].Version
+	switch {
+	case v < want:
 		return fmt.Errorf("%w: it is at version %d, sentry needs %d; run `sentry db migrate`", ErrSchemaOutdated, v, want)
+	case v > want:
+		return fmt.Errorf("%w: it is at version %d, this sentry knows up to %d: upgrade sentry (a newer one migrated it)",
+			ErrSchemaNewer, v, want)
 	}
 	return nil
 }

@@ -215,6 +215,11 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "newer than this sentry knows") {
 		t.Fatalf("got %v", err)
 	}
+	// Every other command refuses it too, saying to upgrade.
+	err = st.RequireSchema(ctx)
+	if !errors.Is(err, store.ErrSchemaNewer) || !strings.Contains(err.Error(), "version 9999") || !strings.Contains(err.Error(), "upgrade sentry") {
+		t.Errorf("RequireSchema on a newer schema: %v", err)
+	}
 }
 
 func TestOpenUnreachableNamesHostNotPassword(t *testing.T) {

@@ -9,12 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	neturl "net/url"
+	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mirrorsentry/sentry/internal/dburl"
 )
 
 // ErrUnreachable is wrapped by Open's error when the database could not be
@@ -33,13 +37,19 @@ type Store struct {
 
 // Open connects to the database at url with a pool of at most maxConns
 // connections and checks that it answers. The returned error never holds
-// the password of url.
+// the password of url: a URL whose user name or password needs
+// percent-encoding is refused unparsed (dburl.ErrNeedsEncoding), since
+// read as it stands it would put a piece of the password where the host
+// or the database name is expected.
 func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
+	if err := dburl.Check(url); err != nil {
+		return nil, err
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx redacts passwords in parse errors, but the whole URL may be
 		// malformed in ways that defeat redaction: say nothing of it.
-		return nil, errors.New("database URL is not a valid PostgreSQL URL or key=value string")
+		return nil, dburl.ErrInvalid
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = int32(maxConns)
@@ -112,11 +122,23 @@ func rootCause(err error) string {
 	return msg
 }
 
+// scrub removes the password from a message where it stands as a password
+// would in a connection string that a message might echo back — in a URL
+// (":PASSWORD@", also percent-encoded) or a key=value string
+// ("password=PASSWORD", also quoted) — and nowhere else: a password such as
+// "sentry" must not take the name out of "sentry_runs". pgx and PostgreSQL
+// never print the password themselves; this is for a server or proxy that
+// echoes a connection string.
 func (s *Store) scrub(msg string) string {
 	if s.secret == "" {
 		return msg
 	}
-	return strings.ReplaceAll(msg, s.secret, "xxxxx")
+	for _, pw := range []string{s.secret, neturl.PathEscape(s.secret), neturl.QueryEscape(s.secret)} {
+		msg = strings.ReplaceAll(msg, ":"+pw+"@", ":xxxxx@")
+	}
+	quoted := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s.secret)
+	kv := regexp.MustCompile(`password=(?:'` + regexp.QuoteMeta(quoted) + `'|` + regexp.QuoteMeta(s.secret) + `(\s|$))`)
+	return kv.ReplaceAllString(msg, "password=xxxxx$1")
 }
 
 // wrap adds context to a database error. The password never shows in its

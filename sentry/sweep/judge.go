@@ -78,7 +78,7 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 		counted = append(counted, js)
 		verdicts = append(verdicts, vs)
 	}
-	results, ignored := q.Apply(verdicts, t.job.Config.Guard.MaxDownFraction)
+	results, ignored := q.Apply(verdicts, t.maxDownFraction())
 	for _, v := range ignored {
 		t.log.Warn("vantage point failed most mirrors: not counting its verdicts (its own network?)", "vantage", v)
 	}
@@ -98,7 +98,7 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	guard := ""
 	if anyBad {
 		guard = decide.Guard(decide.GuardFacts{MasterDown: release.NewMaster(t.job.Client, t.masterURL()).Down(ctx),
-			Failed: failed, Checked: len(counted), MaxDownFraction: t.job.Config.Guard.MaxDownFraction,
+			Failed: failed, Checked: len(counted), MaxDownFraction: t.maxDownFraction(),
 			Failing: "failed the sweep"})
 	}
 	if guard != "" {
@@ -128,6 +128,17 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	}
 	t.log.Info("sweep judged", "outcome", end.Outcome, "mirrors", len(mirrors), "quorum", q.Need, "vantage_points", q.Seen)
 	return end, nil
+}
+
+// maxDownFraction is the guard's share of mirrors failing at once: of no
+// use when the sweep was restricted to some mirrors (`--mirror`), where one
+// dead mirror would be all of them; only an unreachable master holds the
+// guard then.
+func (t *task) maxDownFraction() float64 {
+	if t.restricted {
+		return 1
+	}
+	return t.job.Config.Guard.MaxDownFraction
 }
 
 // readRows reads every row's verdicts and files, and the vantage points

@@ -51,6 +51,9 @@ type Request struct {
 	// every pair is re-hashed within sweep.deep_period, and every pair
 	// whose ETag, Last-Modified or size changed since its last hash.
 	Deep bool `json:"deep"`
+	// Mirrors, when set, restricts the sweep to the active mirrors of these
+	// names (`sentry sweep --mirror NAME`).
+	Mirrors []string `json:"mirrors,omitempty"`
 }
 
 // Job is the sweep job, for light and deep sweeps. One Job serves every
@@ -81,6 +84,8 @@ type params struct {
 	Releases []int64  `json:"releases"`
 	Names    []string `json:"release_names"`
 	Files    int      `json:"files"`
+	// Restricted: the sweep covers the mirrors it was asked for only.
+	Restricted bool `json:"restricted,omitempty"`
 }
 
 // rowResult is one mirror's sweep as a work row keeps it: the sums, and
@@ -104,22 +109,31 @@ type verdict struct {
 }
 
 // Plan maps the locations of active products of every known release onto
-// their manifests and gives the sweep a row per active mirror, to be
-// reached from every vantage point.
+// their manifests and gives the sweep a row per active mirror (of those
+// asked for), to be reached from every vantage point. A sweep with no
+// active mirror, or no file behind a location of an active product, fails
+// here (release.ErrNothingToDo): it would check nothing the redirector
+// serves.
 func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	var req Request
 	if err := json.Unmarshal(run.Params, &req); err != nil {
 		return engine.Plan{}, fmt.Errorf("read the request of run %d: %w", run.ID, err)
 	}
-	set, err := j.buildSet(ctx, nil)
-	if err != nil {
-		return engine.Plan{}, err
-	}
 	mirrors, err := j.Store.ActiveMirrors(ctx)
 	if err != nil {
 		return engine.Plan{}, err
 	}
-	p := params{Deep: req.Deep, Releases: []int64{}, Names: []string{}, Files: len(set.files)}
+	if mirrors, err = release.Covered(mirrors, req.Mirrors); err != nil {
+		return engine.Plan{}, err
+	}
+	set, err := j.buildSet(ctx, nil)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	if len(set.files) == 0 {
+		return engine.Plan{}, j.nothingToSweep(ctx)
+	}
+	p := params{Deep: req.Deep, Releases: []int64{}, Names: []string{}, Files: len(set.files), Restricted: len(req.Mirrors) > 0}
 	for _, r := range set.releases {
 		p.Releases, p.Names = append(p.Releases, r.Release.ID), append(p.Names, r.Release.Name)
 	}
@@ -129,7 +143,32 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	}
 	j.Logger.Info("sweep started", "run", run.ID, "kind", run.Kind, "mirrors", len(mirrors), "files", len(set.files),
 		"releases", len(set.releases))
-	return engine.Plan{Params: p, Mirrors: ids, Reach: true, Task: j.newTask(run, req.Deep, set, mirrors)}, nil
+	t := j.newTask(run, req.Deep, set, mirrors)
+	t.restricted = p.Restricted
+	return engine.Plan{Params: p, Mirrors: ids, Reach: true, Task: t}, nil
+}
+
+// nothingToSweep is the error of a sweep with no file to check, naming
+// the releases sentry knows.
+func (j *Job) nothingToSweep(ctx context.Context) error {
+	rels, err := j.Store.KnownReleases(ctx)
+	if err != nil {
+		return err
+	}
+	if len(rels) == 0 {
+		return fmt.Errorf("%w: sentry knows no release yet (a release is known once primed: sentry prime --release R)", release.ErrNothingToDo)
+	}
+	names := make([]string, 0, 5)
+	for i, r := range rels {
+		if i == 5 {
+			names = append(names, fmt.Sprintf("and %d more", len(rels)-5))
+			break
+		}
+		names = append(names, r.Name)
+	}
+	return fmt.Errorf("%w: of the releases sentry knows (%s), none has a location of an active bouncer product "+
+		"(mirror_products.active, releases.products %s) that maps onto its manifest", release.ErrNothingToDo,
+		strings.Join(names, ", "), strings.Join(j.Config.Releases.Products, ", "))
 }
 
 // Interrupted is the reason of a sweep stopped before its end: it is
@@ -153,7 +192,9 @@ func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) 
 	if err != nil {
 		return nil, err
 	}
-	return j.newTask(run, p.Deep, set, mirrors), nil
+	t := j.newTask(run, p.Deep, set, mirrors)
+	t.restricted = p.Restricted
+	return t, nil
 }
 
 // newTask is a sweep of set on mirrors, as this process works it.
@@ -265,6 +306,8 @@ type task struct {
 	now     time.Time
 	gap     time.Duration
 	mirrors map[int]store.Mirror // active when the task was prepared
+	// restricted: the sweep covers the mirrors it was asked for only.
+	restricted bool
 }
 
 // mirrorSweep is one mirror's sweep in progress.

@@ -12,6 +12,8 @@
 //	GET /api/releases             the releases sentry knows
 //	GET /api/releases/{name}      report.Release
 //	GET /api/history[?days=N]     per mirror, checks and failures per day
+//	GET /api/runs[?limit=N]       the newest runs (default 50, at most 500)
+//	GET /api/                     this list, as JSON
 //
 // since takes the forms of `sentry report --since` (24h, 7d, 2006-01-02).
 // The pages are read-only and carry no secret; put them behind the same
@@ -41,10 +43,11 @@ const historyDays = 14
 
 // Server renders the status page and its API.
 type Server struct {
-	rep   *report.Reporter
-	log   *slog.Logger
-	now   func() time.Time
-	pages *template.Template
+	rep       *report.Reporter
+	log       *slog.Logger
+	now       func() time.Time
+	nextSweep func(time.Time) time.Time
+	pages     *template.Template
 }
 
 // Options configure a Server.
@@ -53,6 +56,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// NextSweep, when set, gives the time of the next scheduled sweep after
+	// a time (the daemon's schedule.sweep), for the page to show.
+	NextSweep func(after time.Time) time.Time
 }
 
 // New builds the status page.
@@ -60,7 +66,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Reporter == nil {
 		return nil, errors.New("web: a Reporter is required")
 	}
-	s := &Server{rep: opts.Reporter, log: opts.Logger, now: opts.Now}
+	s := &Server{rep: opts.Reporter, log: opts.Logger, now: opts.Now, nextSweep: opts.NextSweep}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -86,6 +92,49 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/releases", s.apiReleases)
 	mux.HandleFunc("GET /api/releases/{name}", s.apiRelease)
 	mux.HandleFunc("GET /api/history", s.apiHistory)
+	mux.HandleFunc("GET /api/runs", s.apiRuns)
+	mux.HandleFunc("GET /api/{$}", s.apiIndex)
+}
+
+// Endpoint is one entry of the /api/ index.
+type Endpoint struct {
+	Path   string `json:"path"`
+	Params string `json:"params,omitempty"`
+	What   string `json:"what"`
+}
+
+// Endpoints is what /api/ lists.
+var Endpoints = []Endpoint{
+	{"/api/mirrors", "since=D (24h, 7d, 2006-01-02)", "every mirror: condition, why, counts of the window (sentry report --format json)"},
+	{"/api/mirrors/{name}", "since=D", "one mirror: failing files, recent failures, state history (sentry report --mirror)"},
+	{"/api/releases", "", "the releases sentry knows, newest first"},
+	{"/api/releases/{name}", "", "a release's uptake (sentry report --release)"},
+	{"/api/history", "days=N (1 to 90)", "per mirror id, checks and failures per day"},
+	{"/api/runs", "limit=N (1 to 500)", "the newest primes and sweeps, with outcome and reason"},
+	{"/metrics", "", "Prometheus metrics"},
+	{"/healthz", "", "200 when the database answers"},
+}
+
+func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
+	s.json(w, map[string][]Endpoint{"endpoints": Endpoints})
+}
+
+func (s *Server) apiRuns(w http.ResponseWriter, r *http.Request) {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > report.MaxRuns {
+			s.fail(w, r, fmt.Errorf("limit: %q is not a number of runs from 1 to %d", v, report.MaxRuns), true)
+			return
+		}
+		limit = n
+	}
+	runs, err := s.rep.Runs(r.Context(), limit)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	s.json(w, map[string][]report.Run{"runs": runs})
 }
 
 func (s *Server) window(r *http.Request) (report.Window, error) {
@@ -154,10 +203,18 @@ type indexPage struct {
 	Now      time.Time
 	Window   report.Window
 	Rows     []indexRow
-	Counts   map[string]int
-	Partial  int // mirrors up but partially unreachable
+	Counts   map[string]int // by condition
+	Partial  int            // mirrors up but partially unreachable
 	Releases []string
+	Runs     []report.Run // the newest
+	// LastSweep is the newest sweep (light or deep), nil before the first;
+	// NextSweep the next scheduled one, nil when unknown.
+	LastSweep *report.Run
+	NextSweep *time.Time
 }
+
+// recentRuns is how many runs the page lists.
+const recentRuns = 10
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	win, err := s.window(r)
@@ -181,14 +238,29 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, false)
 		return
 	}
-	p := indexPage{Now: s.now(), Window: win, Counts: map[string]int{}, Releases: rels}
+	runs, err := s.rep.Runs(ctx, 200)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	p := indexPage{Now: s.now(), Window: win, Counts: map[string]int{}, Releases: rels, Runs: runs[:min(len(runs), recentRuns)]}
+	for i := range runs {
+		if runs[i].Kind != "prime" {
+			p.LastSweep = &runs[i]
+			break
+		}
+	}
+	if s.nextSweep != nil {
+		next := s.nextSweep(p.Now)
+		p.NextSweep = &next
+	}
 	for _, m := range ms.Mirrors {
 		strip := hist[m.ID]
 		if strip == nil {
 			strip = emptyStrip(start)
 		}
 		p.Rows = append(p.Rows, indexRow{MirrorRow: m, Strip: strip})
-		p.Counts[m.State]++
+		p.Counts[m.Condition()]++
 		if m.Partial {
 			p.Partial++
 		}
