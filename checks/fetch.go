@@ -19,6 +19,13 @@ var ErrBodyTooLarge = errors.New("body larger than the limit")
 // timeout when the server stalls (BodyIdleTimeout). On any other kind the
 // body is nil and Result says why, classified like the probers.
 func Fetch(ctx context.Context, c *Client, rawURL string, limit int64) (io.ReadCloser, Result) {
+	return FetchIfChanged(ctx, c, rawURL, limit, "", "")
+}
+
+// FetchIfChanged is Fetch, conditional on the validators a previous answer
+// gave (etag, lastModified; "" for none): a 304 is KindUnchanged, with no
+// body. The Result carries the answer's validators.
+func FetchIfChanged(ctx context.Context, c *Client, rawURL string, limit int64, etag, lastModified string) (io.ReadCloser, Result) {
 	p := newProbe(ctx, c, false)
 	if c == nil {
 		return nil, p.invalid("nil Client")
@@ -32,11 +39,22 @@ func Fetch(ctx context.Context, c *Client, rawURL string, limit int64) (io.ReadC
 	if ctx.Err() != nil {
 		return nil, p.cancelled(nil)
 	}
-	resp, err := p.do(http.MethodGet, rawURL, nil, nil)
+	hdr := http.Header{}
+	if etag != "" {
+		hdr.Set("If-None-Match", etag)
+	}
+	if lastModified != "" {
+		hdr.Set("If-Modified-Since", lastModified)
+	}
+	resp, err := p.do(http.MethodGet, rawURL, hdr, nil)
 	if err != nil {
 		return nil, p.fail(err)
 	}
 	p.meta(resp)
+	if resp.StatusCode == http.StatusNotModified && (etag != "" || lastModified != "") {
+		drainClose(resp.Body, drainLimit)
+		return nil, p.set(KindUnchanged, "not modified")
+	}
 	if resp.StatusCode != http.StatusOK {
 		drainClose(resp.Body, drainLimit)
 		return nil, p.status(resp.StatusCode, encodingNote(resp.Header))

@@ -124,7 +124,12 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	log.Info("prime started", "files", len(p.Files), "locations", len(p.Locations), "mirrors", len(mirrors),
 		"unresolved_locations", len(p.Unresolved))
 	for _, u := range p.Unresolved {
-		log.Warn("location not marked", "location", u.LocationID, "path", u.Path, "reason", u.Reason)
+		log.Warn("location not marked on any mirror", "location", u.LocationID, "path", u.Path, "reason", u.Reason)
+	}
+	if n, err := j.Store.WithdrawLocations(ctx, p.Withdrawn()); err != nil {
+		return engine.Plan{}, err
+	} else if n > 0 {
+		log.Warn("withdrawn locations taken off their mirrors", "rows", n)
 	}
 	for _, n := range p.MissingProducts {
 		log.Warn("no bouncer product of this name", "product", n)

@@ -68,6 +68,10 @@ type Unresolved struct {
 	Product    string `json:"product"`
 	Path       string `json:"path"`
 	Reason     string `json:"reason"`
+	// Withdrawn: the location's files (some of them) are not in the
+	// manifest, so no mirror can hold it: it is taken off every mirror.
+	// Otherwise (a path outside the release directory) it is left alone.
+	Withdrawn bool `json:"withdrawn"`
 }
 
 // LocationIDs are the ids of the plan's locations.
@@ -92,13 +96,25 @@ type Resolver struct {
 func (r *Resolver) Resolve(ctx context.Context, name string) (*Plan, error) {
 	cfg := r.Config
 	p := &Plan{ManifestURL: cfg.ManifestURL(name), Dir: cfg.ReleaseDir(name)}
-	m, sum, err := r.fetchManifest(ctx, p.ManifestURL)
+	m, res, err := r.fetchManifest(ctx, p.ManifestURL, store.Release{})
 	if err != nil {
 		return nil, err
 	}
-	entries := m.Entries()
-	if err := r.fillSizes(ctx, p.Dir, entries); err != nil {
+	if p.Release, err = r.save(ctx, name, p, m, res); err != nil {
 		return nil, err
+	}
+	if err := r.mapLocations(ctx, p, false); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// save records a fetched manifest (its sizes learnt from the master where
+// it gives none) as release name's, and fills p's files.
+func (r *Resolver) save(ctx context.Context, name string, p *Plan, m *fetched, res checks.Result) (store.Release, error) {
+	entries := m.manifest.Entries()
+	if err := r.fillSizes(ctx, p.Dir, entries); err != nil {
+		return store.Release{}, err
 	}
 	files := make([]store.ReleaseFile, len(entries))
 	p.Files = make([]primer.File, len(entries))
@@ -106,14 +122,23 @@ func (r *Resolver) Resolve(ctx context.Context, name string) (*Plan, error) {
 		files[i] = store.ReleaseFile{Path: e.Path, Size: e.Size, Algo: string(e.Algo), Hash: e.Hash}
 		p.Files[i] = primer.File{Path: e.Path, Size: e.Size, Algo: string(e.Algo), Hash: e.Hash}
 	}
-	if p.Release, err = r.Store.SaveRelease(ctx, name, p.ManifestURL, sum, files); err != nil {
-		return nil, err
+	return r.Store.SaveRelease(ctx, name, p.ManifestURL, m.sum, files,
+		store.ManifestValidators{ETag: res.ETag, LastModified: res.LastModified})
+}
+
+// Refresh reads a known release's manifest again, conditionally (the
+// validators the master gave last time): when the master says it changed
+// and its contents did, the new manifest is recorded (store.SaveRelease:
+// what was known of changed or removed files is forgotten). It returns the
+// release as now recorded (Changed, Respun: the files whose size or hash
+// changed).
+func (r *Resolver) Refresh(ctx context.Context, rel store.Release) (store.Release, error) {
+	p := &Plan{ManifestURL: r.Config.ManifestURL(rel.Name), Dir: r.Config.ReleaseDir(rel.Name)}
+	m, res, err := r.fetchManifest(ctx, p.ManifestURL, rel)
+	if err != nil || m == nil {
+		return rel, err
 	}
-	has := func(path string) bool { _, ok := m.Lookup(path); return ok }
-	if err := r.mapLocations(ctx, p, has, false); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return r.save(ctx, rel.Name, p, m, res)
 }
 
 // Known maps a release sentry has the manifest of onto its locations, from
@@ -125,13 +150,11 @@ func (r *Resolver) Known(ctx context.Context, rel store.Release, activeOnly bool
 		return nil, err
 	}
 	p := &Plan{Release: rel, ManifestURL: r.Config.ManifestURL(rel.Name), Dir: r.Config.ReleaseDir(rel.Name)}
-	byPath := make(map[string]bool, len(files))
 	p.Files = make([]primer.File, len(files))
 	for i, f := range files {
-		byPath[f.Path] = true
 		p.Files[i] = primer.File{Path: f.Path, Size: f.Size, Algo: f.Algo, Hash: f.Hash}
 	}
-	if err := r.mapLocations(ctx, p, func(path string) bool { return byPath[path] }, activeOnly); err != nil {
+	if err := r.mapLocations(ctx, p, activeOnly); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -155,17 +178,29 @@ func (e *ManifestError) Unwrap() []error { return []error{ErrManifest, e.Err} }
 // writing nothing: whether the master has the release (the release hook
 // asks before it starts a prime). Its error is a *ManifestError.
 func (r *Resolver) ReadManifest(ctx context.Context, name string) error {
-	_, _, err := r.fetchManifest(ctx, r.Config.ManifestURL(name))
+	_, _, err := r.fetchManifest(ctx, r.Config.ManifestURL(name), store.Release{})
 	return err
 }
 
-func (r *Resolver) fetchManifest(ctx context.Context, u string) (*manifest.Manifest, string, error) {
-	body, res := checks.Fetch(ctx, r.Client, u, r.Config.Releases.MaxManifestBytes)
+// fetched is a manifest as read from the master, with its SHA-256.
+type fetched struct {
+	manifest *manifest.Manifest
+	sum      string
+}
+
+// fetchManifest reads and parses the manifest at u, conditionally on the
+// validators known of rel's (none for a new release): a nil manifest with
+// no error means it did not change. Its error is a *ManifestError.
+func (r *Resolver) fetchManifest(ctx context.Context, u string, rel store.Release) (*fetched, checks.Result, error) {
+	body, res := checks.FetchIfChanged(ctx, r.Client, u, r.Config.Releases.MaxManifestBytes, rel.ManifestETag, rel.ManifestLastModified)
+	if res.Kind == checks.KindUnchanged {
+		return nil, res, nil
+	}
 	if res.Kind != checks.KindOK {
 		if ctx.Err() != nil {
-			return nil, "", ctx.Err()
+			return nil, res, ctx.Err()
 		}
-		return nil, "", &ManifestError{URL: u, Kind: res.Kind,
+		return nil, res, &ManifestError{URL: u, Kind: res.Kind,
 			Err: fmt.Errorf("%w: read %s: %s: %s", ErrManifest, u, res.Kind, res.Detail)}
 	}
 	defer body.Close()
@@ -173,11 +208,11 @@ func (r *Resolver) fetchManifest(ctx context.Context, u string) (*manifest.Manif
 	m, err := manifest.Parse(io.TeeReader(body, h), u)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, "", ctx.Err()
+			return nil, res, ctx.Err()
 		}
-		return nil, "", &ManifestError{URL: u, Kind: checks.KindOK, Err: fmt.Errorf("%w: %w", ErrManifest, err)}
+		return nil, res, &ManifestError{URL: u, Kind: checks.KindOK, Err: fmt.Errorf("%w: %w", ErrManifest, err)}
 	}
-	return m, hex.EncodeToString(h.Sum(nil)), nil
+	return &fetched{manifest: m, sum: hex.EncodeToString(h.Sum(nil))}, res, nil
 }
 
 // fillSizes asks the master, by HEAD, for the size of every entry the
@@ -212,8 +247,13 @@ func (r *Resolver) fillSizes(ctx context.Context, dir string, entries []manifest
 }
 
 // mapLocations finds the release's products and maps each location onto
-// the manifest files (has tells whether a path is one), expanding ":lang".
-func (r *Resolver) mapLocations(ctx context.Context, p *Plan, has func(string) bool, activeOnly bool) error {
+// the manifest's files, expanding ":lang" (docs/CONTRACTS.md, section 2):
+// to the product's languages; for a product with none, to every language
+// for which the manifest holds the path (the redirector serves any
+// language it is asked for), or releases.default_langs when it holds none.
+// A location whose files are not all in the manifest is withdrawn: no
+// mirror can hold it.
+func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) error {
 	names := r.Config.ProductNames(p.Release.Name)
 	products, err := r.Store.Products(ctx, names)
 	if err != nil {
@@ -242,18 +282,25 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, has func(string) b
 	if err != nil {
 		return err
 	}
+	paths := make(map[string]bool, len(p.Files))
+	for _, f := range p.Files {
+		paths[f.Path] = true
+	}
 	for _, l := range locs {
 		pr := byID[l.ProductID]
 		pl := Location{ID: l.ID, Product: pr.Name, Path: l.Path}
 		rel, ok := strings.CutPrefix(l.Path, p.Dir)
 		if !ok {
 			p.Unresolved = append(p.Unresolved, Unresolved{l.ID, pr.Name, l.Path,
-				fmt.Sprintf("path is not under the release directory %s", p.Dir)})
+				fmt.Sprintf("path is not under the release directory %s", p.Dir), false})
 			continue
 		}
 		langs := []string{""}
 		if strings.Contains(rel, ":lang") {
 			langs = pr.Langs
+			if len(langs) == 0 {
+				langs = manifestLangs(rel, paths)
+			}
 			if len(langs) == 0 {
 				langs = r.Config.Releases.DefaultLangs
 			}
@@ -261,7 +308,7 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, has func(string) b
 		var missing []string
 		for _, lang := range langs {
 			fp := strings.ReplaceAll(rel, ":lang", lang)
-			if !has(fp) {
+			if !paths[fp] {
 				missing = append(missing, fp)
 				continue
 			}
@@ -275,10 +322,64 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, has func(string) b
 				missing = missing[:3]
 			}
 			p.Unresolved = append(p.Unresolved, Unresolved{l.ID, pr.Name, l.Path,
-				fmt.Sprintf("not in the manifest: %s%s", strings.Join(missing, ", "), more)})
+				fmt.Sprintf("withdrawn: not in the manifest: %s%s", strings.Join(missing, ", "), more), true})
 			continue
 		}
 		p.Locations = append(p.Locations, pl)
 	}
 	return nil
+}
+
+// manifestLangs are the languages for which the manifest holds the path
+// rel (with ":lang", once or more, for the language), sorted.
+func manifestLangs(rel string, paths map[string]bool) []string {
+	parts := strings.Split(rel, ":lang")
+	var out []string
+	for path := range paths {
+		if lang, ok := langOf(path, parts); ok {
+			out = append(out, lang)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// langOf matches path against the parts of a location's path around its
+// ":lang"s and returns the one language they stand for: a non-empty path
+// segment's worth of text, the same at every ":lang".
+func langOf(path string, parts []string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, parts[0])
+	if !ok {
+		return "", false
+	}
+	lang := ""
+	for i, part := range parts[1:] {
+		// The language runs to the next part (the last part ends the path).
+		var end int
+		if i == len(parts)-2 {
+			if !strings.HasSuffix(rest, part) {
+				return "", false
+			}
+			end = len(rest) - len(part)
+		} else if end = strings.Index(rest, part); end < 0 || part == "" {
+			return "", false
+		}
+		l := rest[:end]
+		if l == "" || strings.Contains(l, "/") || (lang != "" && l != lang) {
+			return "", false
+		}
+		lang, rest = l, rest[end+len(part):]
+	}
+	return lang, rest == ""
+}
+
+// Withdrawn are the ids of the plan's withdrawn locations.
+func (p *Plan) Withdrawn() []int {
+	var ids []int
+	for _, u := range p.Unresolved {
+		if u.Withdrawn {
+			ids = append(ids, u.LocationID)
+		}
+	}
+	return ids
 }

@@ -31,7 +31,7 @@ func BenchmarkWriteChecks(b *testing.B) {
 	if _, err := st.Pool().Exec(ctx, `INSERT INTO mirror_mirrors (name, baseurl) SELECT 'm' || i, 'http://m' || i FROM generate_series(1, 100) i`); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := st.SaveRelease(ctx, "1.0", "u", "x", nil); err != nil {
+	if _, err := st.SaveRelease(ctx, "1.0", "u", "x", nil, store.ManifestValidators{}); err != nil {
 		b.Fatal(err)
 	}
 	var runID int64

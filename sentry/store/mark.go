@@ -172,3 +172,19 @@ func markTx(ctx context.Context, tx pgx.Tx, m MirrorMarks) error {
 		m.LogDate, m.MirrorID, m.Up, m.Rating, m.Reason)
 	return err
 }
+
+// WithdrawLocations takes locations off every mirror (active=false,
+// healthy=false): their files left the release's manifest, so no mirror
+// can hold them (docs/CONTRACTS.md, section 2). Only rows that change are
+// written. It returns how many it changed.
+func (s *Store) WithdrawLocations(ctx context.Context, locationIDs []int) (int64, error) {
+	if len(locationIDs) == 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE mirror_location_mirror_map SET active = false, healthy = false
+		WHERE location_id = ANY ($1) AND (active OR healthy)`, locationIDs)
+	if err != nil {
+		return 0, s.wrap("withdraw locations", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -242,7 +242,7 @@ func TestSaveReleaseConcurrently(t *testing.T) {
 	for range savers {
 		go func() {
 			<-start
-			rel, err := st.SaveRelease(ctx, "2.0", "https://example.org/2.0/SHA256SUMS", "sum", files)
+			rel, err := st.SaveRelease(ctx, "2.0", "https://example.org/2.0/SHA256SUMS", "sum", files, store.ManifestValidators{})
 			errs <- err
 			ids <- rel.ID
 		}()

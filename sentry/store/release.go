@@ -23,8 +23,19 @@ type Release struct {
 	Name      string
 	FirstSeen time.Time
 	UpdatedAt time.Time
-	// Changed is true when SaveRelease stored a new or different manifest.
+	// Changed is true when SaveRelease stored a new or different manifest;
+	// Respun are the paths it already had whose size or hash the new one
+	// changed (every mirror's verification of them is void).
 	Changed bool
+	Respun  []string
+	// ManifestETag and ManifestLastModified are the validators the master
+	// gave with the manifest, for the next conditional GET.
+	ManifestETag, ManifestLastModified string
+}
+
+// ManifestValidators are what the master said of a manifest it sent.
+type ManifestValidators struct {
+	ETag, LastModified string
 }
 
 // ErrNoRelease is returned for a release sentry has no manifest of.
@@ -36,7 +47,11 @@ var ErrNoRelease = errors.New("release not known")
 // file list is replaced and what sentry knew about files whose size or hash
 // changed, or that left the manifest, is forgotten, so that those files are
 // verified again; what it knew about unchanged files is kept (resume).
-func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA256 string, files []ReleaseFile) (Release, error) {
+//
+// A file whose size or hash changed keeps its previous hash
+// (sentry_release_files.previous_hash): a mirror serving it serves the
+// previous version. v is recorded for the next conditional GET.
+func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA256 string, files []ReleaseFile, v ManifestValidators) (Release, error) {
 	var rel Release
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Insert or find, then lock: two first saves at once meet at the
@@ -59,14 +74,19 @@ func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA2
 			}
 			if oldSHA == manifestSHA256 {
 				rel.Name = name
-				return nil
+				_, err := tx.Exec(ctx, `UPDATE sentry_releases SET manifest_etag = $2, manifest_last_modified = $3
+					WHERE id = $1 AND (manifest_etag, manifest_last_modified) IS DISTINCT FROM ($2, $3)`, rel.ID, v.ETag, v.LastModified)
+				return err
 			}
 			err = tx.QueryRow(ctx, `UPDATE sentry_releases SET manifest_url = $2, manifest_sha256 = $3, file_count = $4,
-				total_bytes = $5, updated_at = now() WHERE id = $1 RETURNING updated_at`,
-				rel.ID, manifestURL, manifestSHA256, len(files), totalBytes(files)).Scan(&rel.UpdatedAt)
+				total_bytes = $5, updated_at = now(), manifest_etag = $6, manifest_last_modified = $7 WHERE id = $1 RETURNING updated_at`,
+				rel.ID, manifestURL, manifestSHA256, len(files), totalBytes(files), v.ETag, v.LastModified).Scan(&rel.UpdatedAt)
 			if err != nil {
 				return err
 			}
+		} else if _, err := tx.Exec(ctx, `UPDATE sentry_releases SET manifest_etag = $2, manifest_last_modified = $3 WHERE id = $1`,
+			rel.ID, v.ETag, v.LastModified); err != nil {
+			return err
 		}
 		rel.Name = name
 		rel.Changed = true
@@ -89,11 +109,25 @@ func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA2
 				WHERE n.path = fs.path)`, rel.ID); err != nil {
 			return err
 		}
+		rows, err := tx.Query(ctx, `SELECT n.path FROM new_release_files n JOIN sentry_release_files o
+			ON o.release_id = $1 AND o.path = n.path WHERE (o.size, o.algo, o.hash) <> (n.size, n.algo, n.hash) ORDER BY 1`, rel.ID)
+		if err != nil {
+			return err
+		}
+		if rel.Respun, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE old_release_files ON COMMIT DROP AS
+			SELECT path, hash, previous_hash FROM sentry_release_files WHERE release_id = $1`, rel.ID); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM sentry_release_files WHERE release_id = $1`, rel.ID); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO sentry_release_files (release_id, path, size, algo, hash)
-			SELECT $1, path, size, algo, hash FROM new_release_files`, rel.ID)
+		_, err = tx.Exec(ctx, `INSERT INTO sentry_release_files (release_id, path, size, algo, hash, previous_hash)
+			SELECT $1, n.path, n.size, n.algo, n.hash,
+			       CASE WHEN o.hash IS DISTINCT FROM n.hash AND o.hash IS NOT NULL THEN o.hash ELSE o.previous_hash END
+			FROM new_release_files n LEFT JOIN old_release_files o ON o.path = n.path`, rel.ID)
 		return err
 	})
 	if err != nil {
@@ -113,8 +147,8 @@ func totalBytes(files []ReleaseFile) int64 {
 // ReleaseByName returns a known release, or ErrNoRelease.
 func (s *Store) ReleaseByName(ctx context.Context, name string) (Release, error) {
 	rel := Release{Name: name}
-	err := s.pool.QueryRow(ctx, `SELECT id, first_seen, updated_at FROM sentry_releases WHERE name = $1`, name).
-		Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt)
+	err := s.pool.QueryRow(ctx, `SELECT id, first_seen, updated_at, manifest_etag, manifest_last_modified FROM sentry_releases WHERE name = $1`, name).
+		Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt, &rel.ManifestETag, &rel.ManifestLastModified)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Release{}, fmt.Errorf("%w: %s", ErrNoRelease, name)
 	}

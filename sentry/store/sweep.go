@@ -19,13 +19,14 @@ const (
 // KnownReleases returns every release sentry has a manifest of, oldest
 // first.
 func (s *Store) KnownReleases(ctx context.Context) ([]Release, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, name, first_seen, updated_at FROM sentry_releases ORDER BY id`)
+	rows, err := s.pool.Query(ctx, `SELECT id, name, first_seen, updated_at, manifest_etag, manifest_last_modified
+		FROM sentry_releases ORDER BY id`)
 	if err != nil {
 		return nil, s.wrap("read releases", err)
 	}
 	rels, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Release, error) {
 		var rel Release
-		err := r.Scan(&rel.ID, &rel.Name, &rel.FirstSeen, &rel.UpdatedAt)
+		err := r.Scan(&rel.ID, &rel.Name, &rel.FirstSeen, &rel.UpdatedAt, &rel.ManifestETag, &rel.ManifestLastModified)
 		return rel, err
 	})
 	return rels, s.wrap("read releases", err)

@@ -7,19 +7,23 @@ import (
 
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/release"
 )
 
 // Report is what a sweep found, read from its work rows.
 type Report struct {
-	RunID      int64        `json:"run_id"`
-	Kind       string       `json:"kind"` // sweep or deep_sweep
-	Outcome    string       `json:"outcome"`
-	Reason     string       `json:"reason,omitempty"`
-	StartedAt  time.Time    `json:"started_at"`
-	FinishedAt time.Time    `json:"finished_at"`
-	Releases   []string     `json:"releases"`
-	Files      int          `json:"files"` // files behind the locations of active products
-	Mirrors    []MirrorSums `json:"mirrors"`
+	RunID      int64     `json:"run_id"`
+	Kind       string    `json:"kind"` // sweep or deep_sweep
+	Outcome    string    `json:"outcome"`
+	Reason     string    `json:"reason,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Releases   []string  `json:"releases"`
+	Files      int       `json:"files"` // files behind the locations of active products
+	// Withdrawn are the locations of active products whose files left
+	// their release's manifest: taken off every mirror.
+	Withdrawn []release.Unresolved `json:"withdrawn_locations"`
+	Mirrors   []MirrorSums         `json:"mirrors"`
 }
 
 // MirrorSums is one mirror's line of a sweep report.
@@ -67,6 +71,10 @@ func Summarize(fin *engine.Finished, names map[int]string) (*Report, error) {
 	}
 	rep := &Report{RunID: fin.Run.ID, Kind: fin.Run.Kind, Outcome: fin.Outcome, Reason: fin.Reason,
 		StartedAt: fin.Run.StartedAt, FinishedAt: time.Now(), Releases: p.Names, Files: p.Files, Mirrors: []MirrorSums{}}
+	rep.Withdrawn = p.Withdrawn
+	if rep.Withdrawn == nil {
+		rep.Withdrawn = []release.Unresolved{}
+	}
 	if rep.Releases == nil {
 		rep.Releases = []string{}
 	}

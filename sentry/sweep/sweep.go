@@ -80,10 +80,13 @@ func (j *Job) now() time.Time {
 
 // params are what every worker of a sweep needs to do its part.
 type params struct {
-	Deep     bool     `json:"deep"`
-	Releases []int64  `json:"releases"`
-	Names    []string `json:"release_names"`
-	Files    int      `json:"files"`
+	// Withdrawn are the locations taken off every mirror when the sweep
+	// began (their files left the manifest), for its report.
+	Withdrawn []release.Unresolved `json:"withdrawn,omitempty"`
+	Deep      bool                 `json:"deep"`
+	Releases  []int64              `json:"releases"`
+	Names     []string             `json:"release_names"`
+	Files     int                  `json:"files"`
 	// Restricted: the sweep covers the mirrors it was asked for only.
 	Restricted bool `json:"restricted,omitempty"`
 }
@@ -126,14 +129,27 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	if mirrors, err = release.Covered(mirrors, req.Mirrors); err != nil {
 		return engine.Plan{}, err
 	}
-	set, err := j.buildSet(ctx, nil)
+	set, err := j.buildSet(ctx, nil, true)
 	if err != nil {
 		return engine.Plan{}, err
+	}
+	// Locations withdrawn from their manifest come off every mirror
+	// whatever else the sweep finds: the manifest says so.
+	withdrawn := make([]int, len(set.withdrawn), len(set.withdrawn)+len(set.respun))
+	for i, u := range set.withdrawn {
+		withdrawn[i] = u.LocationID
+	}
+	withdrawn = append(withdrawn, set.respun...)
+	if n, err := j.Store.WithdrawLocations(ctx, withdrawn); err != nil {
+		return engine.Plan{}, err
+	} else if n > 0 {
+		j.Logger.Warn("withdrawn locations taken off their mirrors", "run", run.ID, "locations", len(withdrawn), "rows", n)
 	}
 	if len(set.files) == 0 {
 		return engine.Plan{}, j.nothingToSweep(ctx)
 	}
-	p := params{Deep: req.Deep, Releases: []int64{}, Names: []string{}, Files: len(set.files), Restricted: len(req.Mirrors) > 0}
+	p := params{Deep: req.Deep, Releases: []int64{}, Names: []string{}, Files: len(set.files), Restricted: len(req.Mirrors) > 0,
+		Withdrawn: set.withdrawn}
 	for _, r := range set.releases {
 		p.Releases, p.Names = append(p.Releases, r.Release.ID), append(p.Names, r.Release.Name)
 	}
@@ -184,7 +200,7 @@ func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) 
 	if err := json.Unmarshal(run.Params, &p); err != nil {
 		return nil, fmt.Errorf("read the parameters of run %d: %w", run.ID, err)
 	}
-	set, err := j.buildSet(ctx, p.Releases)
+	set, err := j.buildSet(ctx, p.Releases, false)
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +227,12 @@ func (j *Job) newTask(run engine.Run, deep bool, set *set, mirrors []store.Mirro
 // set is what a sweep checks: the releases, their files behind active
 // locations, and the locations.
 type set struct {
+	// withdrawn are the locations of active products whose files left
+	// their release's manifest: taken off every mirror.
+	withdrawn []release.Unresolved
+	// respun are the locations of files whose manifest changed their size
+	// or hash since the last sweep: off every mirror until verified again.
+	respun     []int
 	releases   []*release.Plan
 	releaseIDs []int64
 	files      []file
@@ -238,7 +260,13 @@ type langKey struct {
 
 // buildSet maps the locations of active products of every known release
 // (of only those, when only is not nil) onto their manifests.
-func (j *Job) buildSet(ctx context.Context, only []int64) (*set, error) {
+//
+// With watch (the sweep's plan), the manifest of every release it covers is
+// read again, conditionally: a release whose manifest changed is recorded
+// anew (what was known of its changed files is forgotten, so this sweep
+// hashes them), its files that changed are taken off every mirror until
+// verified again there, and its files that left it are withdrawn.
+func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, error) {
 	rels, err := j.Store.KnownReleases(ctx)
 	if err != nil {
 		return nil, err
@@ -254,6 +282,16 @@ func (j *Job) buildSet(ctx context.Context, only []int64) (*set, error) {
 		p, err := r.Known(ctx, rel, true)
 		if err != nil {
 			return nil, err
+		}
+		if watch && (len(p.Locations) > 0 || len(p.Withdrawn()) > 0) {
+			if p, err = j.watch(ctx, r, p, s); err != nil {
+				return nil, err
+			}
+		}
+		for _, u := range p.Unresolved {
+			if u.Withdrawn {
+				s.withdrawn = append(s.withdrawn, u)
+			}
 		}
 		if len(p.Locations) == 0 {
 			continue
@@ -282,6 +320,42 @@ func (j *Job) buildSet(ctx context.Context, only []int64) (*set, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// watch reads a release's manifest again and, when it changed, returns
+// the release's plan from the new one, with the locations of its respun
+// files added to s.respun. A manifest that cannot be read (the master
+// away, a malformed line) leaves the known one in force: the sweep goes on.
+func (j *Job) watch(ctx context.Context, r *release.Resolver, p *release.Plan, s *set) (*release.Plan, error) {
+	rel, err := r.Refresh(ctx, p.Release)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		j.Logger.Warn("could not read the release's manifest again; sweeping by the known one", "release", p.Release.Name, "err", err)
+		return p, nil
+	}
+	if !rel.Changed {
+		return p, nil
+	}
+	j.Logger.Warn("the release's manifest changed", "release", rel.Name, "respun_files", len(rel.Respun))
+	np, err := r.Known(ctx, rel, true)
+	if err != nil {
+		return nil, err
+	}
+	respun := make(map[string]bool, len(rel.Respun))
+	for _, path := range rel.Respun {
+		respun[path] = true
+	}
+	for _, l := range np.Locations {
+		for _, f := range l.Files {
+			if respun[f.Path] {
+				s.respun = append(s.respun, l.ID)
+				break
+			}
+		}
+	}
+	return np, nil
 }
 
 // deepGap is the time between two deep sweeps by schedule.deep_sweep: the

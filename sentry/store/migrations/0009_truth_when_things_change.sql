@@ -1,0 +1,22 @@
+-- Truth when releases and mirrors change.
+
+-- Sweeps re-read each live release's manifest with a conditional GET.
+ALTER TABLE sentry_releases
+    ADD COLUMN manifest_etag text NOT NULL DEFAULT '',
+    ADD COLUMN manifest_last_modified text NOT NULL DEFAULT '';
+
+-- A file's hash before the manifest last changed it: a mirror whose bytes
+-- match it serves the previous version (a stale cache).
+ALTER TABLE sentry_release_files ADD COLUMN previous_hash text;
+
+-- How to refresh a pull-through cache that serves an earlier version:
+-- a request of purge_method to purge_url ({url}: the file's URL on the
+-- mirror; {path}: its path under the mirror's base URL).
+ALTER TABLE sentry_mirror_settings
+    ADD COLUMN purge_method text CHECK (purge_method IS NULL OR purge_method ~ '^[A-Z]{3,16}$'),
+    ADD COLUMN purge_url text,
+    ADD CONSTRAINT sentry_mirror_settings_purge_check CHECK ((purge_method IS NULL) = (purge_url IS NULL));
+
+-- When the mirror stopped being offered (down, or switched off by the
+-- admin): it is offered again only for files hashed right since.
+ALTER TABLE sentry_mirror_state ADD COLUMN suspended_at timestamptz;
