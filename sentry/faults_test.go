@@ -38,7 +38,8 @@ type faultCase struct {
 	fault faultmirror.Fault
 	// The kinds recorded for the faulty file (or, for the faults of the
 	// whole mirror, its files and its reachability check) by a prime, a
-	// light sweep (HEAD) and a deep sweep (GET through the hash).
+	// light sweep (HEAD, then a hash of a file that was failing and is
+	// present) and a deep sweep (GET through the hash).
 	prime, light, deep checks.Kind
 	// win is the faulty mirror's mark of the win32 location after the
 	// prime (it held the release before: active=true); the linux location
@@ -60,9 +61,9 @@ var faultTable = []faultCase{
 	{faultmirror.NotFound, "not_found", "not_found", "not_found", off, "partial"},
 	{faultmirror.Forbidden, "forbidden", "forbidden", "forbidden", off, "partial"},
 	{faultmirror.ServerError, "http_status", "http_status", "http_status", unhealthy, "down"},
-	{faultmirror.Stall, "timeout", "ok", "timeout", unhealthy, "partial"},
+	{faultmirror.Stall, "timeout", "timeout", "timeout", unhealthy, "partial"},
 	{faultmirror.Endless, "too_large", "ok", "too_large", off, "partial"},
-	{faultmirror.Truncated, "truncated", "ok", "truncated", unhealthy, "partial"},
+	{faultmirror.Truncated, "truncated", "truncated", "truncated", unhealthy, "partial"},
 	{faultmirror.WrongLength, "size_mismatch", "size_mismatch", "size_mismatch", off, "partial"},
 	{faultmirror.FlippedByte, "checksum_mismatch", "ok", "checksum_mismatch", off, "partial"},
 	{faultmirror.RedirectLoop, "redirect", "redirect", "redirect", unhealthy, "partial"},
@@ -71,7 +72,7 @@ var faultTable = []faultCase{
 	{faultmirror.BadCertificate, "tls", "tls", "tls", unhealthy, "down"},
 	{faultmirror.Refused, "connect", "connect", "connect", unhealthy, "down"},
 	{faultmirror.Unresolvable, "dns", "dns", "dns", unhealthy, "down"},
-	{faultmirror.Drip, "timeout", "ok", "timeout", unhealthy, "partial"},
+	{faultmirror.Drip, "timeout", "timeout", "timeout", unhealthy, "partial"},
 	{faultmirror.Gzip, "size_mismatch", "size_mismatch", "size_mismatch", off, "partial"},
 	{faultmirror.HugeHeaders, "too_large", "too_large", "too_large", off, "partial"},
 }

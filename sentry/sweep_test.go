@@ -141,43 +141,41 @@ func TestSweepDefinitiveFactActsAtOnceAndUnchangedIsCounted(t *testing.T) {
 	}
 }
 
-func TestDeepSweepRehashesChangedFile(t *testing.T) {
+// TestSweepHashesAFileTheMirrorChanged: a file whose validators changed
+// (same size, other bytes: a HEAD sees only the new ETag) is hashed by the
+// light sweep that sees the change, not left to the next deep sweep.
+func TestSweepHashesAFileTheMirrorChanged(t *testing.T) {
 	d, b := setup(t)
 	b.static(t, "good")
 	tamper, id := b.static(t, "tamper")
 	primeRelease(t, d)
-	// Same size, other bytes: a HEAD sees only the new ETag.
 	p := "win32/en-US/Firefox Setup 1.5.exe"
 	tamper.Put(b.rel, p, mirrortest.Flip(b.rel.Files[p]))
 
 	light := sweepNow(t, d, false)
-	if s := sweepSums(t, light, "tamper"); s.Failed != 0 || s.OK != 1 || s.Hashed != 0 {
-		t.Fatalf("light sweep: %+v (a HEAD cannot see a changed byte)", s)
+	if s := sweepSums(t, light, "tamper"); s.Failures["checksum_mismatch"] != 1 || s.Hashed != 1 {
+		t.Fatalf("light sweep: %+v; want the changed file hashed, and only it", s)
 	}
-	var rehash bool
-	if err := b.st.Pool().QueryRow(context.Background(), `SELECT rehash FROM sentry_file_state WHERE mirror_id = $1 AND path = $2`,
-		id, p).Scan(&rehash); err != nil {
-		t.Fatal(err)
+	if got := b.marks(t)[b.locWin][id]; got != (lmmRow{false, false}) {
+		t.Errorf("location with the corrupt file: %+v, want taken off by the light sweep", got)
 	}
-	if !rehash {
-		t.Fatal("changed ETag did not flag the pair for re-hashing")
+	// The wrong body is known: the next light sweep does not fetch it
+	// again while the mirror leaves it as it is.
+	again := sweepNow(t, d, false)
+	if s := sweepSums(t, again, "tamper"); s.Hashed != 0 {
+		t.Errorf("second light sweep hashed %d files: %+v, want none (nothing changed)", s.Hashed, s)
 	}
-	if b.marks(t)[b.locWin][id] != (lmmRow{true, true}) {
-		t.Errorf("a light sweep changed the location on a mere ETag change")
+	if got := b.marks(t)[b.locWin][id]; got != (lmmRow{false, false}) {
+		t.Errorf("location with the corrupt file: %+v after a HEAD, want still off", got)
 	}
-
-	deep := sweepNow(t, d, true)
-	s := sweepSums(t, deep, "tamper")
-	if s.Failures["checksum_mismatch"] != 1 {
-		t.Errorf("deep sweep: %+v, want the changed file re-hashed", s)
+	// Fixed by the admin: hashed at once, offered again.
+	tamper.Put(b.rel, p, b.rel.Files[p])
+	fixed := sweepNow(t, d, false)
+	if s := sweepSums(t, fixed, "tamper"); s.Hashed != 1 || s.Failed != 0 {
+		t.Errorf("light sweep after the fix: %+v, want the file hashed right", s)
 	}
-	// Files 4, period 7d, one deep sweep a day: a share of 1, plus the
-	// flagged pair.
-	if s.Hashed > 2 {
-		t.Errorf("deep sweep hashed %d files, want at most share+flagged = 2", s.Hashed)
-	}
-	if b.marks(t)[b.locWin][id] != (lmmRow{false, false}) {
-		t.Errorf("location with the corrupt file not taken off: %+v", b.marks(t)[b.locWin][id])
+	if got := b.marks(t)[b.locWin][id]; got != (lmmRow{true, true}) {
+		t.Errorf("location with the fixed file: %+v, want offered again", got)
 	}
 }
 

@@ -98,13 +98,16 @@ func shortDuration(sec float64) string {
 func writeSweepTable(w io.Writer, r *sweep.Report, wide bool) error {
 	width := report.TableWidth(wide)
 	nw := nameColumn(wide, r.Mirrors, func(m sweep.MirrorSums) string { return m.Name })
-	head := "%-" + fmt.Sprint(nw) + "s %-5s %-5s %6s %6s %6s %5s %6s %s\n"
+	head := "%-" + fmt.Sprint(nw) + "s %-9s %-5s %6s %6s %6s %5s %6s %s\n"
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (run %d): %d files behind active locations of %d releases, %d mirrors\n\n",
 		strings.ReplaceAll(r.Kind, "_", " "), r.RunID, r.Files, len(r.Releases), len(r.Mirrors))
 	fmt.Fprintf(&b, head, "MIRROR", "STATE", "REACH", "OK", "SAME", "FAIL", "HASH", "TIME", "FIRST FAILURE")
 	for _, m := range r.Mirrors {
-		state := m.State
+		state := m.Condition
+		if state == "" {
+			state = m.State
+		}
 		if m.StateChanged {
 			state += "*"
 		}
@@ -119,8 +122,15 @@ func writeSweepTable(w io.Writer, r *sweep.Report, wide bool) error {
 			first = m.Note
 		}
 		b.WriteString(line + humanize.Clip(first, width-utf8.RuneCountInString(line)) + "\n")
+		if m.LocationsOff > 0 {
+			off := fmt.Sprintf("    %d locations off: %s", m.LocationsOff, strings.Join(m.OffLocations, ", "))
+			if more := m.LocationsOff - len(m.OffLocations); more > 0 {
+				off += fmt.Sprintf(" and %d more", more)
+			}
+			b.WriteString(humanize.Clip(off, width) + "\n")
+		}
 	}
-	b.WriteString("(* state changed in this sweep; SAME: unchanged since the last check)\n")
+	b.WriteString("(* state changed in this sweep; degraded: up, with locations off;\n SAME: unchanged since the last check)\n")
 	b.WriteString(outcomeLine(r.Outcome, r.Reason, width))
 	_, err := io.WriteString(w, b.String())
 	return err

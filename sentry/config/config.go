@@ -227,6 +227,14 @@ type SweepConfig struct {
 	// DeepPeriod is the bound within which every (mirror, file) pair is
 	// re-hashed by deep sweeps. Default: 7d.
 	DeepPeriod Duration `yaml:"deep_period"`
+	// CatchUpBytes bounds, per mirror and light sweep, the bytes hashed
+	// to catch up: files present but not verified where they must be
+	// before they are offered (a mirror back from down or from the
+	// admin's switch, a new mirror, files it changed). What does not fit
+	// waits for the next sweeps, withheld (active=false) meanwhile; a
+	// file that was failing and is present again is hashed whatever the
+	// budget. Default: 4 GiB.
+	CatchUpBytes int64 `yaml:"catch_up_bytes"`
 }
 
 // HookConfig authenticates the release hook.
@@ -293,7 +301,7 @@ func Default() Config {
 		},
 		Guard:         GuardConfig{MaxDownFraction: 0.5},
 		State:         StateConfig{DownAfter: 2, UpAfter: 2},
-		Sweep:         SweepConfig{DeepPeriod: Duration(7 * 24 * time.Hour)},
+		Sweep:         SweepConfig{DeepPeriod: Duration(7 * 24 * time.Hour), CatchUpBytes: 4 << 30},
 		Hook:          HookConfig{ReplayWindow: Duration(5 * time.Minute)},
 		Notify:        NotifyConfig{Retries: 5, RetryWaitMax: Duration(time.Minute), Timeout: Duration(10 * time.Second)},
 		Cluster:       ClusterConfig{Lease: Duration(30 * time.Second), Poll: Duration(5 * time.Second)},
@@ -581,6 +589,9 @@ func (c *Config) problems() []error {
 	}
 	if c.Retention.Rollup < c.Retention.Checks {
 		add("retention.rollup (%s) must not be shorter than retention.checks (%s): reports count from it", c.Retention.Rollup, c.Retention.Checks)
+	}
+	if c.Sweep.CatchUpBytes < 1<<20 {
+		add("sweep.catch_up_bytes must be at least 1048576 (1 MiB), not %d", c.Sweep.CatchUpBytes)
 	}
 	if c.Sweep.DeepPeriod < Duration(time.Hour) {
 		add("sweep.deep_period must be at least 1h, not %s", c.Sweep.DeepPeriod)

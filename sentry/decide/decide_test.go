@@ -19,6 +19,7 @@ func TestLocation(t *testing.T) {
 	timeout := File{Checked: true, Kind: checks.KindTimeout}
 	internal := File{Checked: true, Kind: checks.KindInternal}
 	unchecked := File{}
+	withheld := File{Checked: true, Kind: checks.KindUnchanged, Withheld: true}
 	tests := []struct {
 		name  string
 		files []File
@@ -40,6 +41,10 @@ func TestLocation(t *testing.T) {
 		{"present by HEAD only, never hashed", []File{headOnly, ok}, Unjudged},
 		{"an excused language does not count", []File{ok, {Checked: true, Kind: checks.KindNotFound, Excused: true}}, Good},
 		{"an excused language not checked does not count", []File{ok, {Excused: true}}, Good},
+		{"a file withheld until hashed", []File{ok, withheld}, Withheld},
+		{"withheld wins over trouble and not checked", []File{timeout, unchecked, withheld}, Withheld},
+		{"missing wins over withheld", []File{withheld, missing}, Missing},
+		{"an excused language withheld does not count", []File{ok, {Checked: true, Kind: checks.KindOK, Withheld: true, Excused: true}}, Good},
 	}
 	for _, tt := range tests {
 		if got := Location(tt.files); got != tt.want {
@@ -61,6 +66,8 @@ func TestForSweep(t *testing.T) {
 		{Trouble, true, Unjudged},
 		{Trouble, false, Unjudged},
 		{Unjudged, true, Unjudged},
+		{Withheld, true, Withheld},
+		{Withheld, false, Withheld},
 	}
 	for _, tt := range tests {
 		if got := ForSweep(tt.m, tt.up); got != tt.want {
@@ -73,6 +80,9 @@ func TestKeepGoodAndAnyBad(t *testing.T) {
 	marks := []LocationMark{{1, Good}, {2, Missing}, {3, Trouble}, {4, Good}}
 	if got := KeepGood(marks); !slices.Equal(got, []LocationMark{{1, Good}, {4, Good}}) {
 		t.Errorf("KeepGood: %v", got)
+	}
+	if AnyBad([]LocationMark{{5, Withheld}}) || len(KeepGood([]LocationMark{{5, Withheld}})) != 0 {
+		t.Errorf("a withheld mark is not a failure, nor kept under the guard")
 	}
 	if !AnyBad(marks) || AnyBad(KeepGood(marks)) || AnyBad(nil) {
 		t.Error("AnyBad: wrong")
@@ -165,6 +175,33 @@ func TestHysteresis(t *testing.T) {
 		if st.Next != tt.next || st.From != tt.from || st.Reason("found") != tt.reason {
 			t.Errorf("%s: %+v from %q %q; want %+v from %q %q", tt.name, st.Next, st.From, st.Reason("found"),
 				tt.next, tt.from, tt.reason)
+		}
+	}
+}
+
+func TestPrimeDown(t *testing.T) {
+	h := Hysteresis{DownAfter: 2, UpAfter: 3}
+	tests := []struct {
+		name string
+		prev State
+		from string
+	}{
+		{"an up mirror goes down at once", State{Up, 0, 3}, Up},
+		{"one failed sweep or none, down all the same", State{Up, 1, 0}, Up},
+		{"a mirror down already stays down, its change not told again", State{Down, 0, 2}, ""},
+	}
+	for _, tt := range tests {
+		st := h.PrimeDown(tt.prev)
+		if st.Next != (State{Down, 2, 0}) || st.From != tt.from {
+			t.Errorf("%s: %+v from %q, want down with a fail streak of 2, from %q", tt.name, st.Next, st.From, tt.from)
+		}
+		// Back up only after up_after good sweeps.
+		next := st.Next
+		for i := 1; i < h.UpAfter; i++ {
+			next = h.Next(next, false, "").Next
+		}
+		if next.State != Down || h.Next(next, false, "").Next.State != Up {
+			t.Errorf("%s: not back up after exactly %d good sweeps", tt.name, h.UpAfter)
 		}
 	}
 }

@@ -32,6 +32,11 @@ const (
 	Missing
 	// Trouble: transient trouble: active unchanged, healthy=false.
 	Trouble
+	// Withheld: a file present but not verified where it must be before
+	// it is offered (the mirror returned from down or from the admin's
+	// switch, the mirror changed it, or it is new to sentry there), and
+	// not hashed yet: active=false, healthy=false until it is.
+	Withheld
 )
 
 func (m Mark) String() string {
@@ -44,6 +49,8 @@ func (m Mark) String() string {
 		return "missing"
 	case Trouble:
 		return "trouble"
+	case Withheld:
+		return "withheld"
 	}
 	return fmt.Sprintf("Mark(%d)", int(m))
 }
@@ -68,24 +75,30 @@ type File struct {
 	// Excused: the mirror is excused from this file's language
 	// (mirror_lmm_lang_exceptions); it does not count.
 	Excused bool
+	// Withheld: present, not verified, and not to be offered until it is
+	// hashed (see Withheld).
+	Withheld bool
 }
 
 // Location decides one location's mark from the files it stands for (one,
 // or one per language):
 //   - a file missing or wrong (a definitive kind): Missing, whatever the
 //     other files say;
+//   - otherwise a file withheld: Withheld;
 //   - otherwise a file without a result (not checked, or sentry's own
 //     trouble): Unjudged, since sentry cannot say;
 //   - otherwise a file with transient trouble: Trouble;
 //   - otherwise every file verified: Good; a file present but never
 //     verified (seen by HEAD only): Unjudged.
 func Location(files []File) Mark {
-	mark := Good
+	mark, withheld := Good, false
 	for _, f := range files {
 		switch {
 		case f.Excused:
 		case f.Checked && f.Kind.Definitive():
 			return Missing
+		case f.Withheld:
+			withheld = true
 		case !f.Checked || f.Kind == checks.KindInternal:
 			mark = Unjudged
 		case f.Kind.Failed():
@@ -96,7 +109,10 @@ func Location(files []File) Mark {
 			mark = unverified
 		}
 	}
-	if mark == unverified {
+	switch {
+	case withheld:
+		return Withheld
+	case mark == unverified:
 		return Unjudged
 	}
 	return mark
@@ -107,7 +123,7 @@ func Location(files []File) Mark {
 const unverified Mark = -1
 
 // ForSweep is the mark a sweep writes for a location: a sweep acts at once
-// on definitive facts (Missing), offers a location (Good) only while the
+// on definitive facts (Missing, Withheld), offers a location (Good) only while the
 // mirror is up, and leaves transient trouble to the mirror's hysteresis
 // (one flaky answer does not take a location off).
 func ForSweep(m Mark, mirrorUp bool) Mark {
@@ -133,8 +149,10 @@ func KeepGood(marks []LocationMark) []LocationMark {
 	return kept
 }
 
-// AnyBad reports whether marks would take anything off (Missing or
-// Trouble): only then does the guard need to ask the master.
+// AnyBad reports whether marks would take anything off for what a check
+// failed to find (Missing or Trouble): only then does the guard need to
+// ask the master. Withheld is not one: it comes of what sentry has not
+// hashed yet, not of a failure.
 func AnyBad(marks []LocationMark) bool {
 	for _, l := range marks {
 		if l.Mark == Missing || l.Mark == Trouble {

@@ -93,3 +93,17 @@ func (h Hysteresis) Next(prev State, failed bool, guard string) Step {
 	}
 	return st
 }
+
+// PrimeDown is the step of a mirror a prime judged down (it failed the
+// release wholesale and the guard did not hold): down at once, whatever
+// its hysteresis said, with a full fail streak, so that the sweeps bring it
+// back only after state.up_after good ones — the state every view shows
+// agrees with the marks the prime wrote (healthy=false on its rows).
+func (h Hysteresis) PrimeDown(prev State) Step {
+	st := Step{Next: State{State: Down, FailStreak: max(h.DownAfter, 1)}}
+	if prev.State != Down {
+		st.From = prev.State
+		st.prefix = "down: "
+	}
+	return st
+}

@@ -126,10 +126,18 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	for _, u := range p.Unresolved {
 		log.Warn("location not marked on any mirror", "location", u.LocationID, "path", u.Path, "reason", u.Reason)
 	}
-	if n, err := j.Store.WithdrawLocations(ctx, p.Withdrawn()); err != nil {
+	// Withdrawn locations come off every mirror, and so do those of files
+	// the manifest changed (respun) until this prime verifies them.
+	w := store.Withdrawals{Withdrawn: p.Withdrawn(), Respun: p.LocationsOf(p.Release.Respun), Resolved: p.LocationIDs()}
+	if n, err := j.Store.Withdraw(ctx, w); err != nil {
 		return engine.Plan{}, err
 	} else if n > 0 {
-		log.Warn("withdrawn locations taken off their mirrors", "rows", n)
+		log.Warn("withdrawn and respun locations taken off their mirrors", "rows", n, "respun_files", len(p.Release.Respun))
+	}
+	if n, err := j.Store.NoteSwitchedOff(ctx); err != nil {
+		return engine.Plan{}, err
+	} else if n > 0 {
+		log.Info("mirrors seen switched off: offered again only for files hashed after they return", "mirrors", n)
 	}
 	for _, n := range p.MissingProducts {
 		log.Warn("no bouncer product of this name", "product", n)
@@ -410,16 +418,37 @@ func (t *task) mark(ctx context.Context, fence store.Fence, mp *mirrorPrime, mar
 		reason += "; not marked down: " + held
 		s.Note = "not marked down: " + held
 	}
+	m := store.MirrorMarks{MirrorID: mp.m.ID, Rating: mp.m.Rating, LogDate: t.run.StartedAt, Up: s.State != "down",
+		Reason: reason, Locations: marks, Down: down, Fence: fence}
+	var changed *store.StateUpdate
 	err := engine.Retry(ctx, t.log.With("mirror_id", mp.m.ID), "marking", engine.MarkRetryFor, func() error {
-		return t.job.Store.MarkMirror(ctx, store.MirrorMarks{
-			MirrorID: mp.m.ID, Rating: mp.m.Rating, LogDate: t.run.StartedAt, Up: s.State != "down",
-			Reason: reason, Locations: marks, Down: down, Fence: fence,
+		if !down {
+			return t.job.Store.MarkMirror(ctx, m)
+		}
+		// Judged down: the mirror's state says so too, in the same
+		// transaction (every view reads the state).
+		h := decide.Hysteresis{DownAfter: t.job.Config.State.DownAfter, UpAfter: t.job.Config.State.UpAfter}
+		wrote, ok, err := t.job.Store.JudgeMirror(ctx, mp.m.ID, t.run.ID, t.run.StartedAt, fence, func(prev store.MirrorState) store.MirrorMarks {
+			st := h.PrimeDown(decide.State{State: prev.State, FailStreak: prev.FailStreak, OkStreak: prev.OkStreak})
+			m.State = &store.StateUpdate{State: st.Next.State, FailStreak: st.Next.FailStreak, OkStreak: st.Next.OkStreak,
+				At: time.Now(), Reason: st.Reason(reason), From: st.From, FailingFrom: []string{t.job.Config.Vantage},
+				CheckedFrom: []string{t.job.Config.Vantage}}
+			return m
 		})
+		if ok && wrote.State.From != "" {
+			changed = wrote.State
+		}
+		return err
 	})
 	if err != nil {
 		t.log.Error("marking failed", "mirror", mp.m.Name, "err", err)
 		s.Note = "marking failed: " + err.Error()
 		return
+	}
+	if changed != nil {
+		t.log.Info("mirror state changed", "mirror", mp.m.Name, "from", changed.From, "to", changed.State, "reason", changed.Reason)
+		observe.Or(t.job.Observer).StateChanged(observe.StateChangeEvent{At: changed.At, RunID: t.run.ID, MirrorID: mp.m.ID,
+			Mirror: mp.m.Name, BaseURL: mp.m.BaseURL, From: changed.From, To: changed.State, Reason: changed.Reason})
 	}
 	s.Marked = true
 	s.LocationsGood, s.LocationsBad = 0, 0

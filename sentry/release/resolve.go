@@ -373,6 +373,25 @@ func langOf(path string, parts []string) (string, bool) {
 	return lang, rest == ""
 }
 
+// LocationsOf are the ids of the plan's locations that stand for any of
+// the manifest paths given.
+func (p *Plan) LocationsOf(paths []string) []int {
+	want := make(map[string]bool, len(paths))
+	for _, path := range paths {
+		want[path] = true
+	}
+	var ids []int
+	for _, l := range p.Locations {
+		for _, f := range l.Files {
+			if want[f.Path] {
+				ids = append(ids, l.ID)
+				break
+			}
+		}
+	}
+	return ids
+}
+
 // Withdrawn are the ids of the plan's withdrawn locations.
 func (p *Plan) Withdrawn() []int {
 	var ids []int

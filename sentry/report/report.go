@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mirrorsentry/sentry/internal/humanize"
+	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
 // ErrNotFound is returned (wrapped) when the mirror or release asked about
@@ -164,16 +165,9 @@ func (m MirrorRow) Why() string {
 	return ""
 }
 
-// offSQL counts, per mirror, the locations of active products whose row
-// is off (not active, or not healthy) and names the first ones: what makes
-// an up mirror degraded. Defined here once for every view.
-const offSQL = `
-	SELECT lmm.mirror_id, count(*) AS n, (array_agg(l.path ORDER BY l.path))[1:5] AS paths
-	FROM mirror_location_mirror_map lmm
-	JOIN mirror_locations l ON l.id = lmm.location_id
-	JOIN mirror_products p ON p.id = l.product_id AND p.active
-	WHERE NOT (lmm.active AND lmm.healthy)
-	GROUP BY lmm.mirror_id`
+// offSQL is what makes an up mirror degraded, defined once for every
+// view: store.OffLocationsSQL.
+const offSQL = store.OffLocationsSQL
 
 // settle fills what a row's state decides once it is read.
 func (m *MirrorRow) settle(active bool, state *string) {

@@ -344,9 +344,12 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 			                     WHEN excluded.result IN ('ok', 'unchanged') THEN NULL
 			                     ELSE coalesce(fs.failing_since, excluded.failing_since) END,
 			size = coalesce(excluded.size, fs.size),
-			etag = CASE WHEN excluded.result IN ('ok', 'unchanged') AND excluded.etag <> '' THEN excluded.etag
+			-- The validators of a present file, and of a wrong body (so
+			-- that a sweep sees when the mirror replaces it).
+			etag = CASE WHEN excluded.result IN ('ok', 'unchanged', 'checksum_mismatch', 'too_large') AND excluded.etag <> '' THEN excluded.etag
 			            WHEN excluded.result IN ('ok', 'unchanged') THEN fs.etag ELSE '' END,
-			last_modified = CASE WHEN excluded.result IN ('ok', 'unchanged') AND excluded.last_modified <> '' THEN excluded.last_modified
+			last_modified = CASE WHEN excluded.result IN ('ok', 'unchanged', 'checksum_mismatch', 'too_large') AND excluded.last_modified <> ''
+			                          THEN excluded.last_modified
 			                     WHEN excluded.result IN ('ok', 'unchanged') THEN fs.last_modified ELSE '' END,
 			detail = CASE WHEN excluded.result = 'unchanged' OR `+keepsMismatch+` THEN fs.detail ELSE excluded.detail END,
 			-- A hash settles the pair; a changed validator or size since

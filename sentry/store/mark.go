@@ -122,7 +122,7 @@ func markTx(ctx context.Context, tx pgx.Tx, m MirrorMarks) error {
 	var setActive []bool
 	for _, l := range m.Locations {
 		switch l.Mark {
-		case decide.Good, decide.Missing:
+		case decide.Good, decide.Missing, decide.Withheld:
 			setLocs = append(setLocs, int32(l.LocationID))
 			setActive = append(setActive, l.Mark == decide.Good)
 		case decide.Trouble:
@@ -173,18 +173,82 @@ func markTx(ctx context.Context, tx pgx.Tx, m MirrorMarks) error {
 	return err
 }
 
-// WithdrawLocations takes locations off every mirror (active=false,
-// healthy=false): their files left the release's manifest, so no mirror
-// can hold them (docs/CONTRACTS.md, section 2). Only rows that change are
-// written. It returns how many it changed.
-func (s *Store) WithdrawLocations(ctx context.Context, locationIDs []int) (int64, error) {
-	if len(locationIDs) == 0 {
+// Withdrawals are what a run learnt of locations from their manifests.
+type Withdrawals struct {
+	// Withdrawn are locations whose files left their release's manifest:
+	// no mirror can hold them. They are off every mirror (active=false,
+	// healthy=false) and recorded as withdrawn (sentry_withdrawn_locations),
+	// so that no view counts them against a mirror.
+	Withdrawn []int
+	// Respun are locations of files whose size or hash the manifest
+	// changed: off every mirror until verified there again.
+	Respun []int
+	// Resolved are locations that map onto their manifest: withdrawn no
+	// more, if they were.
+	Resolved []int
+}
+
+// Withdraw writes w (docs/CONTRACTS.md, section 2): only rows that change
+// are written. It returns how many map rows it took off.
+func (s *Store) Withdraw(ctx context.Context, w Withdrawals) (int64, error) {
+	if len(w.Withdrawn)+len(w.Respun)+len(w.Resolved) == 0 {
 		return 0, nil
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE mirror_location_mirror_map SET active = false, healthy = false
-		WHERE location_id = ANY ($1) AND (active OR healthy)`, locationIDs)
+	var off int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM sentry_withdrawn_locations WHERE location_id = ANY ($1)`, w.Resolved); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO sentry_withdrawn_locations (location_id)
+			SELECT DISTINCT unnest($1::int[]) ORDER BY 1 ON CONFLICT DO NOTHING`, w.Withdrawn); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE mirror_location_mirror_map SET active = false, healthy = false
+			WHERE location_id = ANY ($1) AND (active OR healthy)`, append(w.Withdrawn[:len(w.Withdrawn):len(w.Withdrawn)], w.Respun...))
+		off = tag.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, s.wrap("withdraw locations", err)
 	}
-	return tag.RowsAffected(), nil
+	return off, nil
+}
+
+// OffLocationsSQL counts, per mirror, the locations of active products
+// whose row is off (not active, or not healthy) — withdrawn locations
+// aside: off on every mirror, they say nothing of one — and names the
+// first ones: what makes an up mirror degraded. Every view uses it.
+const OffLocationsSQL = `
+	SELECT lmm.mirror_id, count(*) AS n, (array_agg(l.path ORDER BY l.path))[1:5] AS paths
+	FROM mirror_location_mirror_map lmm
+	JOIN mirror_locations l ON l.id = lmm.location_id
+	JOIN mirror_products p ON p.id = l.product_id AND p.active
+	WHERE NOT (lmm.active AND lmm.healthy)
+	  AND NOT EXISTS (SELECT 1 FROM sentry_withdrawn_locations w WHERE w.location_id = l.id)
+	GROUP BY lmm.mirror_id`
+
+// LocationsOff are the locations off on a mirror (OffLocationsSQL).
+type LocationsOff struct {
+	Count int
+	// First names the first ones by path (at most 5).
+	First []string
+}
+
+// OffLocations returns the locations off on each mirror that has any.
+func (s *Store) OffLocations(ctx context.Context) (map[int]LocationsOff, error) {
+	rows, err := s.pool.Query(ctx, OffLocationsSQL)
+	if err != nil {
+		return nil, s.wrap("read locations off", err)
+	}
+	defer rows.Close()
+	out := map[int]LocationsOff{}
+	for rows.Next() {
+		var id int
+		var o LocationsOff
+		if err := rows.Scan(&id, &o.Count, &o.First); err != nil {
+			return nil, s.wrap("read locations off", err)
+		}
+		out[id] = o
+	}
+	return out, s.wrap("read locations off", rows.Err())
 }

@@ -157,10 +157,11 @@ func (s *Store) ReleaseByName(ctx context.Context, name string) (Release, error)
 
 // VerifiedFiles returns the paths of release files that mirror holds
 // verified (size and checksum) according to earlier checks of this
-// manifest: what a resumed prime need not download again.
+// manifest, since the mirror was last suspended: what a resumed prime need
+// not download again.
 func (s *Store) VerifiedFiles(ctx context.Context, releaseID int64, mirrorID int) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT path FROM sentry_file_state
-		WHERE release_id = $1 AND mirror_id = $2 AND result = 'ok' AND hashed_at IS NOT NULL`, releaseID, mirrorID)
+	rows, err := s.pool.Query(ctx, `SELECT path FROM sentry_file_state fs LEFT JOIN sentry_mirror_state ms USING (mirror_id)
+		WHERE release_id = $1 AND fs.mirror_id = $2 AND `+verifiedSince, releaseID, mirrorID)
 	if err != nil {
 		return nil, s.wrap("read verified files", err)
 	}

@@ -56,8 +56,13 @@ type FileKey struct {
 // FileState is what sentry last knew of a file on a mirror.
 type FileState struct {
 	Result string
-	// Verified: the last hash matched and nothing since said otherwise.
+	// Verified: the last hash matched, nothing since said otherwise, and
+	// it was after the mirror was last suspended (down, or switched off by
+	// the admin: sentry_mirror_state.suspended_at).
 	Verified bool
+	// Void: the last hash matched, but before the mirror was suspended:
+	// what the mirror held then says nothing of what it holds now.
+	Void bool
 	// HashedAt is when the file was last hashed right; zero if never.
 	HashedAt           time.Time
 	Size               int64 // -1 when unknown
@@ -69,12 +74,18 @@ type FileState struct {
 	Listed string
 }
 
+// verifiedSince is the SQL of a file state (fs) verified since its mirror's
+// last suspension (ms, joined): docs/CONTRACTS.md, section 2, "Returning
+// mirrors".
+const verifiedSince = `(fs.result = 'ok' AND fs.hashed_at IS NOT NULL AND fs.hashed_at >= coalesce(ms.suspended_at, '-infinity'))`
+
 // MirrorFileStates returns the file states of one mirror for the given
 // releases.
 func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs []int64) (map[FileKey]FileState, error) {
-	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, (result = 'ok' AND hashed_at IS NOT NULL),
+	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, `+verifiedSince+`, coalesce(result = 'ok' AND hashed_at < ms.suspended_at, false),
 		       coalesce(hashed_at, 'epoch'), coalesce(size, -1), etag, last_modified, rehash, listed
-		FROM sentry_file_state WHERE mirror_id = $1 AND release_id = ANY($2)`, mirrorID, releaseIDs)
+		FROM sentry_file_state fs LEFT JOIN sentry_mirror_state ms USING (mirror_id)
+		WHERE fs.mirror_id = $1 AND release_id = ANY($2)`, mirrorID, releaseIDs)
 	if err != nil {
 		return nil, s.wrap("read file states", err)
 	}
@@ -83,7 +94,7 @@ func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs [
 	for rows.Next() {
 		var k FileKey
 		var f FileState
-		if err := rows.Scan(&k.ReleaseID, &k.Path, &f.Result, &f.Verified, &f.HashedAt, &f.Size, &f.ETag, &f.LastModified, &f.Rehash, &f.Listed); err != nil {
+		if err := rows.Scan(&k.ReleaseID, &k.Path, &f.Result, &f.Verified, &f.Void, &f.HashedAt, &f.Size, &f.ETag, &f.LastModified, &f.Rehash, &f.Listed); err != nil {
 			return nil, s.wrap("read file states", err)
 		}
 		if f.HashedAt.Equal(time.Unix(0, 0)) {
@@ -196,7 +207,8 @@ func writeState(ctx context.Context, tx pgx.Tx, mirrorID int, u *StateUpdate) er
 		UPDATE sentry_mirror_state SET state = $2,
 			since = CASE WHEN state = $2 AND last_check IS NOT NULL THEN since ELSE $3 END,
 			fail_streak = $4, ok_streak = $5, last_check = $3, last_reason = $6,
-			failing_from = $7, checked_from = $8, run_id = nullif($9, 0)
+			failing_from = $7, checked_from = $8, run_id = nullif($9, 0),
+			suspended_at = CASE WHEN $2 = 'down' AND state <> 'down' THEN $3 ELSE suspended_at END
 		WHERE mirror_id = $1`,
 		mirrorID, u.State, u.At, u.FailStreak, u.OkStreak, u.Reason, nonNil(u.FailingFrom), nonNil(u.CheckedFrom), u.RunID)
 	if err != nil || u.From == "" {
@@ -205,6 +217,32 @@ func writeState(ctx context.Context, tx pgx.Tx, mirrorID int, u *StateUpdate) er
 	_, err = tx.Exec(ctx, `INSERT INTO sentry_state_changes (mirror_id, run_id, at, from_state, to_state, reason)
 		VALUES ($1, nullif($2, 0), $3, $4, $5, $6)`, mirrorID, u.RunID, u.At, u.From, u.State, u.Reason)
 	return err
+}
+
+// NoteSwitchedOff records the admin's switch (mirror_mirrors.active) as
+// sentry sees it now: a mirror newly seen switched off is suspended from
+// now on (sentry_mirror_state.suspended_at), so that when it is switched
+// on again it is offered only for files hashed since. Only mirrors whose
+// switch changed are written; it returns how many were newly seen off.
+//
+// sentry sees the switch when runs begin: a mirror switched off and on
+// again between two of them is not noticed.
+func (s *Store) NoteSwitchedOff(ctx context.Context) (int64, error) {
+	var off int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO sentry_mirror_state AS ms (mirror_id, switched_off, suspended_at)
+			SELECT id, true, now() FROM mirror_mirrors WHERE NOT active ORDER BY id
+			ON CONFLICT (mirror_id) DO UPDATE SET switched_off = true, suspended_at = now() WHERE NOT ms.switched_off`)
+		if err != nil {
+			return err
+		}
+		off = tag.RowsAffected()
+		_, err = tx.Exec(ctx, `UPDATE sentry_mirror_state ms SET switched_off = false FROM mirror_mirrors m
+			WHERE m.id = ms.mirror_id AND m.active AND ms.switched_off`)
+		return err
+	})
+	return off, s.wrap("note switched-off mirrors", err)
 }
 
 func nonNil(s []string) []string {

@@ -42,6 +42,7 @@ type judged struct {
 	sums     MirrorSums
 	good     []int
 	missing  []int
+	withheld []int
 	verdicts map[string]verdict
 	// unchecked: no vantage point finished checking it (sentry's own
 	// trouble): neither counted nor marked.
@@ -109,6 +110,7 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 			return engine.Ending{}, err
 		}
 	}
+	t.conditions(ctx, mirrors)
 	end := engine.Ending{Outcome: store.OutcomeCompleted, Files: map[int]any{}}
 	for _, js := range mirrors {
 		end.Files[js.m.ID] = rowResult{Sums: js.sums}
@@ -128,6 +130,23 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	}
 	t.log.Info("sweep judged", "outcome", end.Outcome, "mirrors", len(mirrors), "quorum", q.Need, "vantage_points", q.Seen)
 	return end, nil
+}
+
+// conditions fills in each judged mirror's condition from the marks as
+// they now stand: degraded for an up mirror with locations off. Without
+// them (the database away) the condition is the state.
+func (t *task) conditions(ctx context.Context, mirrors []*judged) {
+	off, err := t.job.Store.OffLocations(ctx)
+	if err != nil {
+		t.log.Warn("could not read the locations off; conditions are the states", "err", err)
+	}
+	for _, js := range mirrors {
+		s := &js.sums
+		s.Condition = s.State
+		if o := off[js.m.ID]; s.State == decide.Up && o.Count > 0 {
+			s.Condition, s.LocationsOff, s.OffLocations = "degraded", o.Count, o.First
+		}
+	}
 }
 
 // maxDownFraction is the guard's share of mirrors failing at once: of no
@@ -169,7 +188,7 @@ func (t *task) readRows(j *engine.Judgement) ([]*judged, map[string]bool, error)
 			if res.Gone {
 				continue
 			}
-			js.sums, js.good, js.missing = res.Sums, res.Good, res.Missing
+			js.sums, js.good, js.missing, js.withheld = res.Sums, res.Good, res.Missing, res.Withheld
 			if js.sums.Failures == nil {
 				js.sums.Failures = map[checks.Kind]int{}
 			}
@@ -229,6 +248,9 @@ func (t *task) markMirror(ctx context.Context, fence store.Fence, js *judged, gu
 				for _, id := range js.good {
 					locs = append(locs, decide.LocationMark{LocationID: id, Mark: decide.ForSweep(decide.Good, up)})
 				}
+				for _, id := range js.withheld {
+					locs = append(locs, decide.LocationMark{LocationID: id, Mark: decide.ForSweep(decide.Withheld, up)})
+				}
 			}
 			if guard != "" {
 				locs = decide.KeepGood(locs)
@@ -284,6 +306,9 @@ func (t *task) reason(js *judged) string {
 	}
 	if s.Failed > 0 {
 		r += fmt.Sprintf(", %d failed (%s); first: %s", s.Failed, checks.CountsText(s.Failures), s.FirstFailure)
+	}
+	if s.Withheld > 0 {
+		r += fmt.Sprintf("; %d locations withheld until their files are hashed (sweep.catch_up_bytes)", s.Withheld)
 	}
 	return strings.TrimSpace(r) + vantageNote(s)
 }

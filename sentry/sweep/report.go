@@ -38,6 +38,9 @@ type MirrorSums struct {
 	Unchanged int `json:"unchanged"`
 	Failed    int `json:"failed"`
 	Hashed    int `json:"hashed"`
+	// Withheld counts the locations off until their files are hashed
+	// (present, not verified where they must be: sweep.catch_up_bytes).
+	Withheld int `json:"withheld,omitempty"`
 	// Listed counts the files an rsync listing confirmed as known, without
 	// a request (RsyncListed: the mirror was listed over rsync).
 	Listed       int                 `json:"listed,omitempty"`
@@ -52,6 +55,13 @@ type MirrorSums struct {
 	// changed in this sweep.
 	State        string `json:"state"`
 	StateChanged bool   `json:"state_changed"`
+	// Condition is the word every view gives the mirror after the sweep:
+	// its state, except that an up mirror with locations off is
+	// "degraded"; LocationsOff counts them and OffLocations names the
+	// first ones (store.OffLocationsSQL).
+	Condition    string   `json:"condition"`
+	LocationsOff int      `json:"locations_off"`
+	OffLocations []string `json:"off_locations,omitempty"`
 	// FailingFrom and CheckedFrom are the vantage points the mirror failed
 	// from, and those that checked it; Partial: it failed from some, fewer
 	// than the quorum, so the sweep did not count against it.

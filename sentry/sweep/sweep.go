@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -97,6 +98,9 @@ type rowResult struct {
 	Sums    MirrorSums `json:"sums"`
 	Good    []int      `json:"good,omitempty"`
 	Missing []int      `json:"missing,omitempty"`
+	// Withheld are locations present but not verified yet where they must
+	// be (decide.Withheld).
+	Withheld []int `json:"withheld,omitempty"`
 	// Gone: the mirror was deactivated or deleted since the run began.
 	Gone bool `json:"gone,omitempty"`
 }
@@ -129,21 +133,29 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	if mirrors, err = release.Covered(mirrors, req.Mirrors); err != nil {
 		return engine.Plan{}, err
 	}
+	if n, err := j.Store.NoteSwitchedOff(ctx); err != nil {
+		return engine.Plan{}, err
+	} else if n > 0 {
+		j.Logger.Info("mirrors seen switched off: offered again only for files hashed after they return", "run", run.ID, "mirrors", n)
+	}
 	set, err := j.buildSet(ctx, nil, true)
 	if err != nil {
 		return engine.Plan{}, err
 	}
 	// Locations withdrawn from their manifest come off every mirror
 	// whatever else the sweep finds: the manifest says so.
-	withdrawn := make([]int, len(set.withdrawn), len(set.withdrawn)+len(set.respun))
-	for i, u := range set.withdrawn {
-		withdrawn[i] = u.LocationID
+	w := store.Withdrawals{Respun: set.respun}
+	for _, u := range set.withdrawn {
+		w.Withdrawn = append(w.Withdrawn, u.LocationID)
 	}
-	withdrawn = append(withdrawn, set.respun...)
-	if n, err := j.Store.WithdrawLocations(ctx, withdrawn); err != nil {
+	for _, l := range set.locations {
+		w.Resolved = append(w.Resolved, l.id)
+	}
+	if n, err := j.Store.Withdraw(ctx, w); err != nil {
 		return engine.Plan{}, err
 	} else if n > 0 {
-		j.Logger.Warn("withdrawn locations taken off their mirrors", "run", run.ID, "locations", len(withdrawn), "rows", n)
+		j.Logger.Warn("withdrawn and respun locations taken off their mirrors", "run", run.ID,
+			"withdrawn", len(w.Withdrawn), "respun", len(w.Respun), "rows", n)
 	}
 	if len(set.files) == 0 {
 		return engine.Plan{}, j.nothingToSweep(ctx)
@@ -343,18 +355,7 @@ func (j *Job) watch(ctx context.Context, r *release.Resolver, p *release.Plan, s
 	if err != nil {
 		return nil, err
 	}
-	respun := make(map[string]bool, len(rel.Respun))
-	for _, path := range rel.Respun {
-		respun[path] = true
-	}
-	for _, l := range np.Locations {
-		for _, f := range l.Files {
-			if respun[f.Path] {
-				s.respun = append(s.respun, l.ID)
-				break
-			}
-		}
-	}
+	s.respun = append(s.respun, np.LocationsOf(rel.Respun)...)
 	return np, nil
 }
 
@@ -394,11 +395,17 @@ type mirrorSweep struct {
 	failAt  time.Time
 	// stopped: the sweep of the mirror could not be finished here.
 	stopped bool
+	// catchUp is what is left of the bytes this sweep may hash to catch
+	// up on the mirror's files (sweep.catch_up_bytes).
+	catchUp atomic.Int64
 }
 
 type fileResult struct {
 	kind     checks.Kind
 	verified bool // known right: hashed now, or hashed before and unchanged since
+	// withheld: present but not verified, where it must be before it is
+	// offered (decide.Withheld).
+	withheld bool
 }
 
 // Work does this vantage point's part of one mirror's sweep: its
@@ -412,6 +419,7 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	ctx = checks.Paced(ctx, t.job.Config.MirrorRate(m.MaxRate))
 	ms := &mirrorSweep{m: m, results: map[store.FileKey]fileResult{},
 		sums: MirrorSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
+	ms.catchUp.Store(t.job.Config.Sweep.CatchUpBytes)
 	kind := t.sweepMirror(ctx, row, ms)
 	if ms.stopped {
 		return engine.Result{}, false
@@ -423,12 +431,13 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	if !row.Files {
 		return engine.Result{Verdict: verdict{Reachable: true}}, true
 	}
-	good, missing := t.settle(ms)
+	good, missing, withheld := t.settle(ms)
+	ms.sums.Withheld = len(withheld)
 	v := verdict{Reachable: true, Failed: decide.FailedWholesale(true, ms.sums.OK+ms.sums.Unchanged, ms.sums.Failures)}
 	if v.Failed {
 		v.Why = ms.sums.FirstFailure
 	}
-	return engine.Result{Verdict: v, Files: rowResult{Sums: ms.sums, Good: good, Missing: missing}}, true
+	return engine.Result{Verdict: v, Files: rowResult{Sums: ms.sums, Good: good, Missing: missing, Withheld: withheld}}, true
 }
 
 // sweepMirror checks a mirror's reachability and, when the row's files
@@ -564,21 +573,21 @@ func (t *task) sample(ms *mirrorSweep, listing map[string]checks.Listed) map[int
 
 // listedAsKnown reports whether a file's listing confirms what sentry knew
 // of it: listed with the manifest's size, listed as the last listing said,
-// and its state good.
+// and its state good and verified.
 func (t *task) listedAsKnown(ms *mirrorSweep, f file, l checks.Listed, listed bool) bool {
 	prev, known := ms.files[f.key]
-	return listed && l.Size == f.file.Size && known && prev.Result == string(checks.KindOK) && prev.Listed == l.Fact()
+	return listed && l.Size == f.file.Size && known && prev.Result == string(checks.KindOK) && prev.Verified && !prev.Rehash &&
+		prev.Listed == l.Fact()
 }
 
 // confirmListed records a file the listing confirmed: what was known,
 // counted only, without a request.
 func (t *task) confirmListed(ctx context.Context, row *engine.Row, ms *mirrorSweep, f file) {
-	prev := ms.files[f.key]
 	res := checks.Result{Kind: checks.KindUnchanged, Bytes: f.file.Size, Attempts: 1, Detail: "listed by rsync as before"}
 	t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, "RSYNC", res, true, "")
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	ms.results[f.key] = fileResult{kind: checks.KindUnchanged, verified: prev.Verified && !prev.Rehash}
+	ms.results[f.key] = fileResult{kind: checks.KindUnchanged, verified: true}
 	ms.sums.Checked++
 	ms.sums.Unchanged++
 	ms.sums.Listed++
@@ -586,22 +595,40 @@ func (t *task) confirmListed(ctx context.Context, row *engine.Row, ms *mirrorSwe
 
 // checkFile checks one file: HEAD (conditional when the mirror gave
 // validators before) or, when picked for hashing, a full GET through the
-// hash. listed is what an rsync listing said of it ("" for none), kept in
-// its state.
+// hash. A HEAD that finds the file present where it is not verified (new
+// to sentry on the mirror, failing before, changed, or verified only
+// before the mirror was suspended) is followed by the GET, within the
+// mirror's catch-up budget; a file that does not fit is withheld. listed
+// is what an rsync listing said of it ("" for none), kept in its state.
 func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, f file, hash bool, listed string) {
 	prev, known := ms.files[f.key]
 	tg := checks.Target{URL: primer.FileURL(ms.m.BaseURL, f.dir, f.file.Path), Size: f.file.Size,
 		Algo: f.file.Algo, Hash: f.file.Hash}
 	var res checks.Result
 	method := "HEAD"
-	if hash {
-		method = "GET"
-		res = checks.Verify(ctx, t.job.Client, tg)
-	} else {
+	if !hash {
 		if known && prev.Result == "ok" {
 			tg.ETag, tg.LastModified = prev.ETag, prev.LastModified
 		}
 		res = checks.Head(ctx, t.job.Client, tg)
+		if res.Kind == checks.KindInternal && ctx.Err() != nil {
+			return
+		}
+		if must, wasFailing := catchUp(prev, known, res); must {
+			// Recorded: the HEAD is what the file's state learns from if
+			// the budget says no.
+			hash = t.takeCatchUp(ms, f.file.Size, wasFailing)
+			if !hash {
+				t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, method, res, false, listed)
+				t.tally(ms, f, res, fileResult{kind: res.Kind, withheld: true})
+				return
+			}
+		}
+	}
+	if hash {
+		// Unconditional: validators never stand in for bytes.
+		method, tg.ETag, tg.LastModified = "GET", "", ""
+		res = checks.Verify(ctx, t.job.Client, tg)
 	}
 	if res.Kind == checks.KindInternal && ctx.Err() != nil {
 		return
@@ -620,9 +647,59 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 	case res.Kind == checks.KindOK:
 		verified = known && prev.Verified && !prev.Rehash && !validatorsChanged(prev, res)
 	}
+	t.tally(ms, f, res, fileResult{kind: res.Kind, verified: verified})
+}
+
+// catchUp reports whether a file a HEAD found present must be hashed
+// before it is offered, and whether it was failing (then it is hashed
+// whatever the budget: a fixed file is offered again within one sweep):
+//   - sentry never verified it on the mirror: hashed;
+//   - its body was wrong (checksum_mismatch, too_large): hashed when the
+//     mirror changed it (validators or size), else it is the same wrong
+//     body, left to the deep sweeps;
+//   - it was failing otherwise (missing, transient trouble): hashed;
+//   - the mirror changed it since its last hash, or its verification
+//     predates the mirror's suspension: hashed.
+func catchUp(prev store.FileState, known bool, res checks.Result) (hash, wasFailing bool) {
+	if res.Kind != checks.KindOK && res.Kind != checks.KindUnchanged {
+		return false, false
+	}
+	switch {
+	case !known:
+		return true, false
+	case prev.Result == string(checks.KindChecksumMismatch) || prev.Result == string(checks.KindTooLarge):
+		return validatorsChanged(prev, res), true
+	case prev.Result != string(checks.KindOK):
+		return true, true
+	}
+	return !prev.Verified || prev.Rehash || res.Kind == checks.KindOK && validatorsChanged(prev, res), false
+}
+
+// takeCatchUp takes size bytes from the mirror's catch-up budget and
+// reports whether they were there. A file that was failing is always
+// hashed, and so is the first file to reach an exhausted budget at all, so
+// that a file larger than the budget is hashed too.
+func (t *task) takeCatchUp(ms *mirrorSweep, size int64, wasFailing bool) bool {
+	if wasFailing {
+		ms.catchUp.Add(-max(size, 0))
+		return true
+	}
+	for {
+		left := ms.catchUp.Load()
+		if left <= 0 {
+			return false
+		}
+		if ms.catchUp.CompareAndSwap(left, left-max(size, 1)) {
+			return true
+		}
+	}
+}
+
+// tally adds one file's result to the mirror's sweep.
+func (t *task) tally(ms *mirrorSweep, f file, res checks.Result, fr fileResult) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	ms.results[f.key] = fileResult{kind: res.Kind, verified: verified}
+	ms.results[f.key] = fr
 	ms.sums.Checked++
 	switch {
 	case res.Kind == checks.KindUnchanged:
@@ -688,7 +765,7 @@ func pickForHash(files []file, states map[store.FileKey]store.FileState, now tim
 	sort.SliceStable(order, func(i, j int) bool { return hashedAt(order[i]).Before(hashedAt(order[j])) })
 	for _, f := range order {
 		st, ok := states[f.key]
-		must := !ok || st.HashedAt.IsZero() || st.Rehash || !st.HashedAt.After(overdue)
+		must := !ok || st.HashedAt.IsZero() || st.Rehash || st.Void || !st.HashedAt.After(overdue)
 		if must || len(out) < share {
 			out[f.key] = true
 		}
@@ -697,9 +774,9 @@ func pickForHash(files []file, states map[store.FileKey]store.FileState, now tim
 }
 
 // settle reduces a finished mirror to what marking needs: the locations
-// its files say are good and missing (decide.Location; the mirror's
-// language exceptions excuse files).
-func (t *task) settle(ms *mirrorSweep) (good, missing []int) {
+// its files say are good, missing and withheld (decide.Location; the
+// mirror's language exceptions excuse files).
+func (t *task) settle(ms *mirrorSweep) (good, missing, withheld []int) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	for _, l := range t.set.locations {
@@ -707,7 +784,7 @@ func (t *task) settle(ms *mirrorSweep) (good, missing []int) {
 		files := make([]decide.File, len(l.files))
 		for i, lk := range l.files {
 			r, seen := ms.results[lk.key]
-			files[i] = decide.File{Checked: seen, Kind: r.kind, Verified: r.verified,
+			files[i] = decide.File{Checked: seen, Kind: r.kind, Verified: r.verified, Withheld: r.withheld,
 				Excused: lk.lang != "" && slices.Contains(excused, lk.lang)}
 		}
 		switch decide.Location(files) {
@@ -715,8 +792,10 @@ func (t *task) settle(ms *mirrorSweep) (good, missing []int) {
 			missing = append(missing, l.id)
 		case decide.Good:
 			good = append(good, l.id)
+		case decide.Withheld:
+			withheld = append(withheld, l.id)
 		}
 	}
 	ms.results, ms.files = nil, nil
-	return good, missing
+	return good, missing, withheld
 }

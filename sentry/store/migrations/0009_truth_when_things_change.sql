@@ -20,3 +20,13 @@ ALTER TABLE sentry_mirror_settings
 -- When the mirror stopped being offered (down, or switched off by the
 -- admin): it is offered again only for files hashed right since.
 ALTER TABLE sentry_mirror_state ADD COLUMN suspended_at timestamptz;
+-- The admin's switch as sentry last saw it: a mirror seen switched off is
+-- suspended from then on (suspended_at), until its files are hashed again.
+ALTER TABLE sentry_mirror_state ADD COLUMN switched_off boolean NOT NULL DEFAULT false;
+
+-- Locations whose files left their manifest: off on every mirror, and
+-- counted against none (a mirror is not degraded by them).
+CREATE TABLE sentry_withdrawn_locations (
+    location_id int PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now()
+);
