@@ -34,6 +34,22 @@ const (
 // (ErrInvalidTarget). Result.FinalURL drops user info and query, so a token
 // in the URL is not recorded.
 func Post(ctx context.Context, c *Client, rawURL string, body []byte, header http.Header) Result {
+	return send(ctx, c, http.MethodPost, rawURL, body, header)
+}
+
+// Purge asks a cache to drop what it holds of a URL: a request of method
+// (PURGE for Squid and Varnish, or whatever the cache's purge location
+// takes) to rawURL, without a body, through c — the same User-Agent,
+// timeouts, redirect policy and retries as Post, whose classification it
+// shares: any 2xx is KindOK; a 404 (the cache held nothing of it) is
+// KindNotFound; a 405 or 403 (the cache does not let sentry purge) is
+// http_status or forbidden.
+func Purge(ctx context.Context, c *Client, method, rawURL string) Result {
+	return send(ctx, c, method, rawURL, nil, nil)
+}
+
+// send is Post and Purge.
+func send(ctx context.Context, c *Client, method, rawURL string, body []byte, header http.Header) Result {
 	p := newProbe(ctx, c, false)
 	if c == nil {
 		return p.invalid("nil Client")
@@ -50,7 +66,7 @@ func Post(ctx context.Context, c *Client, rawURL string, body []byte, header htt
 	if body == nil {
 		body = []byte{}
 	}
-	resp, err := p.do(http.MethodPost, rawURL, header, body)
+	resp, err := p.do(method, rawURL, header, body)
 	if err != nil {
 		return p.fail(err)
 	}

@@ -43,6 +43,10 @@ type Target struct {
 	// a 304 answer yields KindUnchanged. Leave them empty to force a full
 	// check (a deep sweep that must re-hash should).
 	ETag, LastModified string
+	// PreviousHash, when set, is the file's digest before its manifest
+	// last changed it (same Algo): a body that hashes to it is the
+	// previous version (Result.Stale).
+	PreviousHash string
 }
 
 // Result is the outcome of one probe. Every string in it is bounded in length
@@ -60,6 +64,9 @@ type Result struct {
 	// Hashed is true when the whole body went through the hash and the
 	// digest was compared (KindOK or KindChecksumMismatch from Verify).
 	Hashed bool
+	// Stale: KindChecksumMismatch, and the body is the previous version
+	// of the file (Target.PreviousHash): a cache that kept what it had.
+	Stale bool
 	// Duration is the wall time of the whole probe, retries and body
 	// included.
 	Duration time.Duration
@@ -572,6 +579,11 @@ func Verify(ctx context.Context, c *Client, t Target) Result {
 	p.res.Hashed = true
 	got := hex.EncodeToString(h.Sum(nil))
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		if prev := strings.ToLower(t.PreviousHash); prev != "" && got == prev {
+			p.res.Stale = true
+			return p.set(KindChecksumMismatch, "serves the previous version (stale): %s %s…, want %s…%s",
+				t.Algo, got[:hashPrefixLen], want[:hashPrefixLen], note)
+		}
 		return p.set(KindChecksumMismatch, "%s %s…, want %s…%s", t.Algo, got[:hashPrefixLen], want[:hashPrefixLen], note)
 	}
 	return p.set(KindOK, "")

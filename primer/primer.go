@@ -123,6 +123,10 @@ type File struct {
 	// Algo ("sha256" or "sha512") and Hash (hex) are the manifest's
 	// checksum; an empty Algo checks the size only.
 	Algo, Hash string
+	// PreviousHash is the file's digest before its manifest last changed
+	// it ("" for none): a mirror serving those bytes serves the previous
+	// version (stale), and a purgeable cache is purged (Mirror.Purge).
+	PreviousHash string
 }
 
 // Mirror is one mirror to prime.
@@ -141,6 +145,9 @@ type Mirror struct {
 	// Concurrency is the per-mirror cap on requests in flight. Values
 	// below 1 count as 1, above MaxConcurrency as MaxConcurrency.
 	Concurrency int
+	// Purge, when set, is how the mirror's cache drops a file it serves
+	// wrong after a respin: a pull prime purges it and verifies it again.
+	Purge Purge
 }
 
 // Outcome is the final result for one file on the mirror, or for the
@@ -320,10 +327,11 @@ type run struct {
 // target is the checks target of f on the mirror.
 func (r *run) target(f File) checks.Target {
 	return checks.Target{
-		URL:  FileURL(r.m.BaseURL, r.cfg.ReleaseDir, f.Path),
-		Size: f.Size,
-		Algo: f.Algo,
-		Hash: f.Hash,
+		URL:          FileURL(r.m.BaseURL, r.cfg.ReleaseDir, f.Path),
+		Size:         f.Size,
+		Algo:         f.Algo,
+		Hash:         f.Hash,
+		PreviousHash: f.PreviousHash,
 	}
 }
 
@@ -383,6 +391,15 @@ func (r *run) pullOne(f File) error {
 	res, err := r.request(func() checks.Result { return checks.Verify(r.ctx, r.cfg.Client, t) })
 	if err != nil {
 		return err
+	}
+	if r.m.Purge.Set() && NeedsPurge(f, res) {
+		if res, err = r.request(func() checks.Result {
+			return Refresh(r.ctx, r.cfg.Client, r.m.Purge, r.m.BaseURL, t.URL, res, func() checks.Result {
+				return checks.Verify(r.ctx, r.cfg.Client, t)
+			})
+		}); err != nil {
+			return err
+		}
 	}
 	if res.Kind == checks.KindOK {
 		follow, err := r.request(func() checks.Result { return checks.Head(r.ctx, r.cfg.Client, t) })

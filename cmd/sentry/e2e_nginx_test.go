@@ -7,152 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mirrorsentry/sentry/internal/faultmirror"
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/realmirror"
 	"github.com/mirrorsentry/sentry/primer"
 )
-
-// nginxBinary finds nginx; without it the test skips, except in CI
-// (CI set), where .ci/run installs it and its absence is a failure.
-func nginxBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx"
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nginx is not installed (CI is set: .ci/run installs it with apt-get install nginx)")
-	}
-	t.Skip("nginx is not installed (apt-get install nginx); set CI to make this a failure")
-	return ""
-}
-
-// nginxMirror is a real nginx proxy_cache in front of the master.
-type nginxMirror struct {
-	name    string
-	baseURL string // http://127.0.0.1:PORT/pub
-	dir     string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-}
-
-// startNginx starts nginx as a pull-through cache of master with extra
-// directives in its location block. It listens on a socket the test opens
-// and hands over (nginx's NGINX inheritance), so requests queue in the
-// kernel from the start and no port is raced for or polled.
-func startNginx(t *testing.T, bin, name string, master *mirrortest.Server, extra string) *nginxMirror {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{"cache", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lf, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.Close() // the duplicate in lf stays open for nginx
-	defer lf.Close()
-	addr := ln.Addr().String()
-	masterHost := strings.TrimSuffix(strings.TrimPrefix(master.URL, "http://"), "/pub")
-	user := ""
-	if os.Geteuid() == 0 {
-		// Workers would switch to nobody, who cannot enter the test's
-		// temp dirs.
-		user = "user root;"
-	}
-	conf := fmt.Sprintf(`%[3]s
-worker_processes 1;
-error_log %[1]s/error.log info;
-pid %[1]s/nginx.pid;
-events { worker_connections 256; }
-http {
-    access_log %[1]s/access.log;
-    client_body_temp_path %[1]s/tmp/body;
-    proxy_temp_path %[1]s/tmp/proxy;
-    fastcgi_temp_path %[1]s/tmp/fastcgi;
-    uwsgi_temp_path %[1]s/tmp/uwsgi;
-    scgi_temp_path %[1]s/tmp/scgi;
-    proxy_cache_path %[1]s/cache levels=1:2 keys_zone=mirror:1m max_size=256m inactive=1d use_temp_path=off;
-    server {
-        listen %[2]s;
-        location /pub/ {
-            proxy_pass http://%[4]s;
-            proxy_cache mirror;
-            proxy_cache_valid 200 1d;
-            proxy_cache_lock on;
-            %[5]s
-        }
-    }
-}
-`, dir, addr, user, masterHost, extra)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	cmd.ExtraFiles = []*os.File{lf} // fd 3
-	cmd.Env = append(os.Environ(), "NGINX=3;")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m := &nginxMirror{name: name, baseURL: "http://" + addr + "/pub", dir: dir, cmd: cmd, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(m.exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT) // graceful: the workers end too
-		select {
-		case <-m.exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-m.exited
-		}
-		if t.Failed() {
-			logText, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx %s output:\n%s\nerror.log:\n%s", name, out.String(), logText)
-		}
-	})
-	return m
-}
-
-// cacheEntries counts the files nginx keeps in its cache directory.
-func (m *nginxMirror) cacheEntries(t *testing.T) int {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(filepath.Join(m.dir, "cache"), func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
 
 // runSentry runs the binary with args and the config, bounded in time, and
 // returns its stdout, stderr and exit code.
@@ -184,7 +51,6 @@ func runSentry(t *testing.T, cfg string, env []string, args ...string) (string, 
 // checks the bouncer marks, the report, and that nginx really holds the
 // files afterwards.
 func TestEndToEndWithNginx(t *testing.T) {
-	bin := nginxBinary(t)
 	langs := []string{"en-US", "de", "fr"}
 	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	for _, l := range langs {
@@ -198,10 +64,15 @@ func TestEndToEndWithNginx(t *testing.T) {
 	}
 	t.Cleanup(func() { master.Close() })
 
-	nginxes := []*nginxMirror{
-		startNginx(t, bin, "nginx-status", master, "add_header X-Cache-Status $upstream_cache_status always;"),
-		startNginx(t, bin, "nginx-minuses", master, "proxy_cache_min_uses 2;"),
-		startNginx(t, bin, "nginx-plain", master, ""),
+	up, err := realmirror.Upstream(master.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nginxes := []*realmirror.Server{
+		realmirror.StartNginx(t, "nginx-status", realmirror.NginxOptions{Upstream: up,
+			Extra: "add_header X-Cache-Status $upstream_cache_status always;"}),
+		realmirror.StartNginx(t, "nginx-minuses", realmirror.NginxOptions{Upstream: up, Extra: "proxy_cache_min_uses 2;"}),
+		realmirror.StartNginx(t, "nginx-plain", realmirror.NginxOptions{Upstream: up}),
 	}
 	corruptPath := "linux-x86_64/de/firefox-1.5.tar.bz2"
 	fault, err := faultmirror.New(faultmirror.FlippedByte, rel, corruptPath)
@@ -239,7 +110,7 @@ checks:
 		                               ELSE '/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2' END FROM p, o`)
 	for _, m := range nginxes {
 		w.exec(t, `WITH m AS (INSERT INTO mirror_mirrors (name, baseurl, rating) VALUES ($1, $2, 50) RETURNING id)
-			INSERT INTO sentry_mirror_settings (mirror_id, prime_mode) SELECT id, 'pull' FROM m`, m.name, m.baseURL)
+			INSERT INTO sentry_mirror_settings (mirror_id, prime_mode) SELECT id, 'pull' FROM m`, m.Name, m.BaseURL)
 	}
 	w.exec(t, `INSERT INTO mirror_mirrors (name, baseurl, rating) VALUES ($1, $2, 50)`, fault.Name, fault.URL)
 
@@ -344,21 +215,21 @@ checks:
 	client := &http.Client{Timeout: 30 * time.Second}
 	for _, m := range nginxes {
 		for _, p := range rel.Paths() {
-			resp, err := client.Get(primer.FileURL(m.baseURL, rel.Dir, p))
+			resp, err := client.Get(primer.FileURL(m.BaseURL, rel.Dir, p))
 			if err != nil {
 				t.Fatal(err)
 			}
 			body, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, rel.Files[p]) {
-				t.Errorf("%s %s: %d, %d bytes (%v)", m.name, p, resp.StatusCode, len(body), err)
+				t.Errorf("%s %s: %d, %d bytes (%v)", m.Name, p, resp.StatusCode, len(body), err)
 			}
-			if m.name == "nginx-status" && resp.Header.Get("X-Cache-Status") != "HIT" {
-				t.Errorf("%s %s: X-Cache-Status %q, want HIT", m.name, p, resp.Header.Get("X-Cache-Status"))
+			if m.Name == "nginx-status" && resp.Header.Get("X-Cache-Status") != "HIT" {
+				t.Errorf("%s %s: X-Cache-Status %q, want HIT", m.Name, p, resp.Header.Get("X-Cache-Status"))
 			}
 		}
-		if n := m.cacheEntries(t); n != len(rel.Files) {
-			t.Errorf("%s holds %d cache entries, want %d", m.name, n, len(rel.Files))
+		if n := m.CacheEntries(t); n != len(rel.Files) {
+			t.Errorf("%s holds %d cache entries, want %d", m.Name, n, len(rel.Files))
 		}
 	}
 	if got := master.Stats().Requests - before; got != 0 {

@@ -304,7 +304,7 @@ func (t *task) prime(ctx context.Context, row *engine.Row, mp *mirrorPrime) bool
 // primeMirror is m as package primer primes it.
 func primeMirror(m store.Mirror, conc int) primer.Mirror {
 	return primer.Mirror{ID: m.ID, Name: m.Name, BaseURL: m.BaseURL, Mode: primer.Mode(m.Mode),
-		TriggerURL: m.TriggerURL, Concurrency: conc}
+		TriggerURL: m.TriggerURL, Concurrency: conc, Purge: primer.Purge{Method: m.PurgeMethod, URL: m.PurgeURL}}
 }
 
 // misconfigured settles a mirror whose settings do not let it be primed,

@@ -117,13 +117,29 @@ func (r *Resolver) save(ctx context.Context, name string, p *Plan, m *fetched, r
 		return store.Release{}, err
 	}
 	files := make([]store.ReleaseFile, len(entries))
-	p.Files = make([]primer.File, len(entries))
 	for i, e := range entries {
 		files[i] = store.ReleaseFile{Path: e.Path, Size: e.Size, Algo: string(e.Algo), Hash: e.Hash}
-		p.Files[i] = primer.File{Path: e.Path, Size: e.Size, Algo: string(e.Algo), Hash: e.Hash}
 	}
-	return r.Store.SaveRelease(ctx, name, p.ManifestURL, m.sum, files,
+	rel, err := r.Store.SaveRelease(ctx, name, p.ManifestURL, m.sum, files,
 		store.ManifestValidators{ETag: res.ETag, LastModified: res.LastModified})
+	if err != nil {
+		return store.Release{}, err
+	}
+	// The previous hashes are the store's: read the files back.
+	saved, err := r.Store.ReleaseFiles(ctx, rel.ID)
+	if err != nil {
+		return store.Release{}, err
+	}
+	p.Files = primerFiles(saved)
+	return rel, nil
+}
+
+func primerFiles(files []store.ReleaseFile) []primer.File {
+	out := make([]primer.File, len(files))
+	for i, f := range files {
+		out[i] = primer.File{Path: f.Path, Size: f.Size, Algo: f.Algo, Hash: f.Hash, PreviousHash: f.PreviousHash}
+	}
+	return out
 }
 
 // Refresh reads a known release's manifest again, conditionally (the
@@ -150,10 +166,7 @@ func (r *Resolver) Known(ctx context.Context, rel store.Release, activeOnly bool
 		return nil, err
 	}
 	p := &Plan{Release: rel, ManifestURL: r.Config.ManifestURL(rel.Name), Dir: r.Config.ReleaseDir(rel.Name)}
-	p.Files = make([]primer.File, len(files))
-	for i, f := range files {
-		p.Files[i] = primer.File{Path: f.Path, Size: f.Size, Algo: f.Algo, Hash: f.Hash}
-	}
+	p.Files = primerFiles(files)
 	if err := r.mapLocations(ctx, p, activeOnly); err != nil {
 		return nil, err
 	}

@@ -30,6 +30,9 @@ type Mirror struct {
 	// RsyncURL, when set, is an rsync:// URL of the mirror's counterpart of
 	// the master's base URL: light sweeps list release trees through it.
 	RsyncURL string
+	// PurgeMethod and PurgeURL, when set, are how the mirror's cache drops
+	// a file it serves wrong after a respin (primer.Purge).
+	PurgeMethod, PurgeURL string
 }
 
 // ActiveMirrors returns the mirrors the admin switched on
@@ -38,7 +41,8 @@ func (s *Store) ActiveMirrors(ctx context.Context) ([]Mirror, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT m.id, m.name, rtrim(m.baseurl, '/'), m.rating,
 		       coalesce(st.prime_mode, 'pull'), coalesce(st.trigger_url, ''), coalesce(st.max_concurrency, 0),
-		       coalesce(st.max_rate, 0), rtrim(coalesce(st.rsync_url, ''), '/')
+		       coalesce(st.max_rate, 0), rtrim(coalesce(st.rsync_url, ''), '/'),
+		       coalesce(st.purge_method, ''), coalesce(st.purge_url, '')
 		FROM mirror_mirrors m
 		LEFT JOIN sentry_mirror_settings st ON st.mirror_id = m.id
 		WHERE m.active
@@ -48,7 +52,8 @@ func (s *Store) ActiveMirrors(ctx context.Context) ([]Mirror, error) {
 	}
 	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Mirror, error) {
 		var m Mirror
-		err := r.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &m.Mode, &m.TriggerURL, &m.MaxConcurrency, &m.MaxRate, &m.RsyncURL)
+		err := r.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &m.Mode, &m.TriggerURL, &m.MaxConcurrency, &m.MaxRate, &m.RsyncURL,
+			&m.PurgeMethod, &m.PurgeURL)
 		return m, err
 	})
 	return ms, s.wrap("read mirrors", err)

@@ -15,6 +15,9 @@ type ReleaseFile struct {
 	Size int64
 	Algo string // "sha256" or "sha512"
 	Hash string // lower-case hex
+	// PreviousHash is the hash before the manifest last changed the file
+	// ("" for none; set by SaveRelease, read by ReleaseFiles).
+	PreviousHash string
 }
 
 // Release is a release sentry knows the manifest of.

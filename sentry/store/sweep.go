@@ -34,14 +34,14 @@ func (s *Store) KnownReleases(ctx context.Context) ([]Release, error) {
 
 // ReleaseFiles returns the files of a release's manifest, by path.
 func (s *Store) ReleaseFiles(ctx context.Context, releaseID int64) ([]ReleaseFile, error) {
-	rows, err := s.pool.Query(ctx, `SELECT path, size, algo, hash FROM sentry_release_files
+	rows, err := s.pool.Query(ctx, `SELECT path, size, algo, hash, coalesce(previous_hash, '') FROM sentry_release_files
 		WHERE release_id = $1 ORDER BY path`, releaseID)
 	if err != nil {
 		return nil, s.wrap("read release files", err)
 	}
 	fs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReleaseFile, error) {
 		var f ReleaseFile
-		err := r.Scan(&f.Path, &f.Size, &f.Algo, &f.Hash)
+		err := r.Scan(&f.Path, &f.Size, &f.Algo, &f.Hash, &f.PreviousHash)
 		return f, err
 	})
 	return fs, s.wrap("read release files", err)
@@ -221,23 +221,36 @@ func writeState(ctx context.Context, tx pgx.Tx, mirrorID int, u *StateUpdate) er
 
 // NoteSwitchedOff records the admin's switch (mirror_mirrors.active) as
 // sentry sees it now: a mirror newly seen switched off is suspended from
-// now on (sentry_mirror_state.suspended_at), so that when it is switched
-// on again it is offered only for files hashed since. Only mirrors whose
-// switch changed are written; it returns how many were newly seen off.
+// now on (sentry_mirror_state.suspended_at) and its locations withheld
+// (active=false, healthy=false), so that when it is switched on again it
+// is offered only for files hashed since — not even before its first
+// sweep. Only mirrors whose switch changed are written; it returns how
+// many were newly seen off.
 //
 // sentry sees the switch when runs begin: a mirror switched off and on
 // again between two of them is not noticed.
 func (s *Store) NoteSwitchedOff(ctx context.Context) (int64, error) {
 	var off int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
+		rows, err := tx.Query(ctx, `
 			INSERT INTO sentry_mirror_state AS ms (mirror_id, switched_off, suspended_at)
 			SELECT id, true, now() FROM mirror_mirrors WHERE NOT active ORDER BY id
-			ON CONFLICT (mirror_id) DO UPDATE SET switched_off = true, suspended_at = now() WHERE NOT ms.switched_off`)
+			ON CONFLICT (mirror_id) DO UPDATE SET switched_off = true, suspended_at = now() WHERE NOT ms.switched_off
+			RETURNING mirror_id`)
 		if err != nil {
 			return err
 		}
-		off = tag.RowsAffected()
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return err
+		}
+		off = int64(len(ids))
+		if len(ids) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE mirror_location_mirror_map SET active = false, healthy = false
+				WHERE mirror_id = ANY ($1) AND (active OR healthy)`, ids); err != nil {
+				return err
+			}
+		}
 		_, err = tx.Exec(ctx, `UPDATE sentry_mirror_state ms SET switched_off = false FROM mirror_mirrors m
 			WHERE m.id = ms.mirror_id AND m.active AND ms.switched_off`)
 		return err

@@ -603,7 +603,7 @@ func (t *task) confirmListed(ctx context.Context, row *engine.Row, ms *mirrorSwe
 func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, f file, hash bool, listed string) {
 	prev, known := ms.files[f.key]
 	tg := checks.Target{URL: primer.FileURL(ms.m.BaseURL, f.dir, f.file.Path), Size: f.file.Size,
-		Algo: f.file.Algo, Hash: f.file.Hash}
+		Algo: f.file.Algo, Hash: f.file.Hash, PreviousHash: f.file.PreviousHash}
 	var res checks.Result
 	method := "HEAD"
 	if !hash {
@@ -629,6 +629,13 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 		// Unconditional: validators never stand in for bytes.
 		method, tg.ETag, tg.LastModified = "GET", "", ""
 		res = checks.Verify(ctx, t.job.Client, tg)
+		// A cache serving a respun file wrong is purged, where it lets
+		// sentry, and the file fetched again.
+		if purge := (primer.Purge{Method: ms.m.PurgeMethod, URL: ms.m.PurgeURL}); purge.Set() && primer.NeedsPurge(f.file, res) {
+			res = primer.Refresh(ctx, t.job.Client, purge, ms.m.BaseURL, tg.URL, res, func() checks.Result {
+				return checks.Verify(ctx, t.job.Client, tg)
+			})
+		}
 	}
 	if res.Kind == checks.KindInternal && ctx.Err() != nil {
 		return

@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestDemoDeadMirrorReadsDownEverywhere runs `sentry demo` and reads what
+// it shows of its dead mirror (nothing listens there): after the prime
+// judged it down, every view — the prime's table, the bouncer's
+// sentry_log, the sweep right after and the report — says down, the word
+// the redirector's marks (healthy=false on all its rows) mean.
+func TestDemoDeadMirrorReadsDownEverywhere(t *testing.T) {
+	code, out, errOut := run(t, nil, "demo")
+	if code != ExitOK {
+		t.Fatalf("demo exited %d\n%s\n%s", code, out, errOut)
+	}
+	sections := map[string]string{}
+	title := ""
+	for _, line := range strings.Split(out, "\n") {
+		if t, ok := strings.CutPrefix(line, "== "); ok {
+			title = t
+			continue
+		}
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "dead" && sections[title] == "" {
+			sections[title] = line
+		}
+	}
+	for _, tt := range []struct {
+		section, word string
+	}{
+		{"the release hook's command: prime, verify and mark", "down"},
+		{"what the bouncer's sentry_log now says", "false"},
+		{"an integrity sweep, as cron or `sentry run` would start it", "down"},
+		{"what ops read: the failure report and the release's uptake", "down"},
+	} {
+		line, ok := sections[tt.section]
+		if !ok {
+			t.Errorf("section %q shows no line for the dead mirror:\n%s", tt.section, out)
+			continue
+		}
+		f := strings.Fields(line)
+		if !strings.Contains(line, " "+tt.word+" ") || strings.Contains(line, " up ") || strings.Contains(line, "degraded") {
+			t.Errorf("section %q: %q; want the dead mirror %s (fields %q)", tt.section, line, tt.word, f)
+		}
+	}
+}

@@ -1,0 +1,323 @@
+// Package realmirror starts the mirror software sentry meets in the field —
+// nginx serving a tree or caching a master (proxy_cache), Varnish caching a
+// master and answering PURGE — as real processes on loopback, for tests.
+//
+// A test that needs one calls the Start function with its testing.TB: the
+// process is stopped when the test ends (its logs printed when the test
+// failed). Without the software installed the test is skipped, except when
+// CI is set (.ci/run installs it), where that is a failure.
+package realmirror
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startDeadline bounds how long a server may take to answer its first
+// request, generous for a loaded 2-core machine.
+const startDeadline = 2 * time.Minute
+
+// Binary finds an installed program by name or at one of paths; without it
+// the test skips (pkg names the Debian package), or fails when CI is set.
+func Binary(t testing.TB, name, pkg string, paths ...string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed (CI is set: .ci/run installs it with apt-get install %s)", name, pkg)
+	}
+	t.Skipf("%s is not installed (apt-get install %s); set CI to make this a failure", name, pkg)
+	return ""
+}
+
+// Server is one running mirror process.
+type Server struct {
+	// Name is the mirror's name, for messages.
+	Name string
+	// BaseURL is its bouncer baseurl: http://127.0.0.1:PORT/pub.
+	BaseURL string
+	// Dir is the process's working directory (configuration, logs,
+	// cache).
+	Dir string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// start runs cmd until the test ends and stops it then with stop (a
+// graceful signal), killing it if it does not end.
+func start(t testing.TB, name, baseURL, dir string, cmd *exec.Cmd, stop os.Signal, logs ...string) *Server {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	s := &Server{Name: name, BaseURL: baseURL, Dir: dir, cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(stop)
+		select {
+		case <-s.exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-s.exited
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out.String())
+			for _, l := range logs {
+				text, _ := os.ReadFile(filepath.Join(dir, l))
+				t.Logf("%s %s:\n%s", name, l, text)
+			}
+		}
+	})
+	return s
+}
+
+// waitAnswers waits until the server answers an HTTP request, or fails
+// the test at the deadline or when the process ends first.
+func (s *Server) waitAnswers(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startDeadline)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, s.BaseURL+"/", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("%s ended before it answered: %v", s.Name, err)
+		case <-ctx.Done():
+			t.Fatalf("%s did not answer within %s: %v", s.Name, startDeadline, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// NginxOptions say what an nginx mirror does under /pub/.
+type NginxOptions struct {
+	// Root, when set, is a directory served as the mirror's tree: its
+	// files are under /pub/ (Root/firefox/... is /pub/firefox/...).
+	Root string
+	// Upstream, when set (and Root is not), is the host:port of a master
+	// whose /pub/ nginx caches with proxy_cache.
+	Upstream string
+	// Extra is added to the location block.
+	Extra string
+}
+
+// StartNginx starts nginx as a mirror. It listens on a socket the test
+// opens and hands over (nginx's NGINX inheritance), so requests queue in
+// the kernel from the start and no port is raced for.
+func StartNginx(t testing.TB, name string, o NginxOptions) *Server {
+	t.Helper()
+	bin := Binary(t, "nginx", "nginx", "/usr/sbin/nginx")
+	if (o.Root == "") == (o.Upstream == "") {
+		t.Fatal("realmirror: an nginx mirror needs a Root or an Upstream")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"cache", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close() // the duplicate in lf stays open for nginx
+	defer lf.Close()
+	addr := ln.Addr().String()
+	user := ""
+	if os.Geteuid() == 0 {
+		// Workers would switch to nobody, who cannot enter the test's
+		// temp dirs.
+		user = "user root;"
+	}
+	location := fmt.Sprintf(`location /pub/ {
+            alias %s/;
+            %s
+        }`, strings.TrimSuffix(o.Root, "/"), o.Extra)
+	if o.Root == "" {
+		location = fmt.Sprintf(`location /pub/ {
+            proxy_pass http://%s;
+            proxy_cache mirror;
+            proxy_cache_valid 200 1d;
+            proxy_cache_lock on;
+            %s
+        }`, o.Upstream, o.Extra)
+	}
+	conf := fmt.Sprintf(`%[3]s
+worker_processes 1;
+error_log %[1]s/error.log info;
+pid %[1]s/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log %[1]s/access.log;
+    client_body_temp_path %[1]s/tmp/body;
+    proxy_temp_path %[1]s/tmp/proxy;
+    fastcgi_temp_path %[1]s/tmp/fastcgi;
+    uwsgi_temp_path %[1]s/tmp/uwsgi;
+    scgi_temp_path %[1]s/tmp/scgi;
+    proxy_cache_path %[1]s/cache levels=1:2 keys_zone=mirror:1m max_size=256m inactive=1d use_temp_path=off;
+    server {
+        listen %[2]s;
+        # Maintenance (Server.Maintenance): every request answered 503.
+        if (-f %[1]s/maintenance) {
+            return 503;
+        }
+        %[4]s
+    }
+}
+`, dir, addr, user, location)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+	cmd.ExtraFiles = []*os.File{lf} // fd 3
+	cmd.Env = append(os.Environ(), "NGINX=3;")
+	// SIGQUIT: graceful, the workers end too.
+	return start(t, name, "http://"+addr+"/pub", dir, cmd, syscall.SIGQUIT, "error.log")
+}
+
+// Maintenance switches an nginx mirror's maintenance on (every request
+// answered 503, as a mirror under maintenance answers) or off.
+func (s *Server) Maintenance(t testing.TB, on bool) {
+	t.Helper()
+	flag := filepath.Join(s.Dir, "maintenance")
+	var err error
+	if on {
+		err = os.WriteFile(flag, nil, 0o644)
+	} else if err = os.Remove(flag); errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CacheEntries counts the files an nginx proxy_cache mirror keeps.
+func (s *Server) CacheEntries(t testing.TB) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(s.Dir, "cache"), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// StartVarnish starts Varnish as a pull-through cache of the master at
+// upstream (host:port), keeping what it fetched for a day, and answering
+// PURGE from loopback (the way Varnish's documentation sets purging up):
+// a purged URL is fetched from upstream again on the next request.
+func StartVarnish(t testing.TB, name, upstream string) *Server {
+	t.Helper()
+	bin := Binary(t, "varnishd", "varnish", "/usr/sbin/varnishd")
+	host, port, err := net.SplitHostPort(upstream)
+	if err != nil {
+		t.Fatalf("realmirror: upstream %q: %v", upstream, err)
+	}
+	dir := t.TempDir()
+	vcl := fmt.Sprintf(`vcl 4.1;
+backend master { .host = "%s"; .port = "%s"; }
+acl purgers { "127.0.0.1"; "::1"; }
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        if (client.ip !~ purgers) {
+            return (synth(405, "purging not allowed"));
+        }
+        return (purge);
+    }
+}
+sub vcl_backend_response {
+    set beresp.ttl = 1d;
+}
+sub vcl_deliver {
+    if (obj.hits > 0) {
+        set resp.http.X-Cache = "HIT";
+    } else {
+        set resp.http.X-Cache = "MISS";
+    }
+}
+`, host, port)
+	vclPath := filepath.Join(dir, "mirror.vcl")
+	if err := os.WriteFile(vclPath, []byte(vcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(dir, "work")
+	cmd := exec.Command(bin, "-F", "-j", "none", "-n", work, "-a", addr, "-f", vclPath,
+		"-s", "malloc,64m", "-T", "none", "-p", "default_ttl=86400")
+	s := start(t, name, "http://"+addr+"/pub", dir, cmd, syscall.SIGTERM)
+	s.waitAnswers(t)
+	return s
+}
+
+// freePort returns a loopback address no one listens on now (varnishd
+// opens its own listening socket).
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return "", err
+	}
+	return addr, nil
+}
+
+// ErrNoUpstream is returned by Upstream for a URL without a host.
+var ErrNoUpstream = errors.New("no host in the URL")
+
+// Upstream is the host:port of a master's base URL, for StartNginx and
+// StartVarnish.
+func Upstream(baseURL string) (string, error) {
+	rest, ok := strings.CutPrefix(baseURL, "http://")
+	if !ok {
+		return "", fmt.Errorf("%w: %s (want http://)", ErrNoUpstream, baseURL)
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if host == "" {
+		return "", fmt.Errorf("%w: %s", ErrNoUpstream, baseURL)
+	}
+	return host, nil
+}

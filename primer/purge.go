@@ -1,0 +1,80 @@
+package primer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/mirrorsentry/sentry/checks"
+)
+
+// Purge is how a pull-through cache lets sentry drop what it holds of a
+// file (sentry_mirror_settings.purge_method and purge_url): used when the
+// cache serves the file wrong after its manifest changed it (a respin), so
+// that the next request fetches the new version from upstream.
+type Purge struct {
+	// Method is the request method: PURGE for Squid and Varnish, or what
+	// the cache's purge location answers to. "" means the mirror cannot
+	// be purged.
+	Method string
+	// URL is a template: {url} stands for the file's URL on the mirror,
+	// {path} for its path under the mirror's base URL (escaped, with its
+	// leading '/'): "{url}" for Squid and Varnish,
+	// "https://mirror.example/purge{path}" for a purge location. It is
+	// never logged nor put in a Detail (it may carry a token).
+	URL string
+}
+
+// Set reports whether the mirror can be purged.
+func (p Purge) Set() bool { return p.Method != "" }
+
+// Target is the purge URL of the file at fileURL on a mirror whose base
+// URL is baseURL, or an error naming the setting (never its value) when
+// the template does not give an absolute http(s) URL.
+func (p Purge) Target(baseURL, fileURL string) (string, error) {
+	path := strings.TrimPrefix(fileURL, strings.TrimSuffix(baseURL, "/"))
+	u := strings.NewReplacer("{url}", fileURL, "{path}", path).Replace(p.URL)
+	if !isHTTPURL(u) {
+		return "", fmt.Errorf("sentry_mirror_settings.purge_url does not give an absolute http:// or https:// URL")
+	}
+	return u, nil
+}
+
+// NeedsPurge reports whether a verification of f says the cache serves an
+// earlier version: the manifest changed the file (it has a previous hash)
+// and the mirror's bytes are not the new ones — the previous version
+// (Result.Stale), or another size or digest, which a respun file's stale
+// copy most likely has.
+func NeedsPurge(f File, res checks.Result) bool {
+	if f.PreviousHash == "" {
+		return false
+	}
+	return res.Kind == checks.KindChecksumMismatch || res.Kind == checks.KindSizeMismatch
+}
+
+// Refresh purges the file at fileURL from the mirror's cache and verifies
+// it again with verify (once: a cache that still serves it wrong is
+// reported so). The result is the new verification's, its Detail saying
+// what the purge did; a purge that fails leaves res, noted.
+func Refresh(ctx context.Context, c *checks.Client, p Purge, baseURL, fileURL string, res checks.Result, verify func() checks.Result) checks.Result {
+	target, err := p.Target(baseURL, fileURL)
+	if err != nil {
+		res.Detail = joinDetail(res.Detail, "not purged: "+err.Error())
+		return res
+	}
+	pr := checks.Purge(ctx, c, p.Method, target)
+	switch {
+	case pr.Kind == checks.KindInternal && ctx.Err() != nil:
+		return pr
+	case pr.Kind.Failed() && pr.Kind != checks.KindNotFound:
+		res.Detail = joinDetail(res.Detail, fmt.Sprintf("purge refused: %s: %s", pr.Kind, pr.Detail))
+		return res
+	}
+	again := verify()
+	note := "purged (it served an earlier version), fetched again"
+	if again.Kind.Failed() {
+		note = "purged, but still served wrong"
+	}
+	again.Detail = joinDetail(again.Detail, note)
+	return again
+}
