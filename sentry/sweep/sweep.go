@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/mirrorsentry/sentry/checks"
@@ -488,12 +487,30 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	}
 	listing := t.listRsync(ctx, ms)
 	sample := t.sample(ms, listing)
-	var g errgroup.Group
-	g.SetLimit(conc)
+	// conc workers take the files in turn: a goroutine (and its grown
+	// stack) per worker, not per file.
+	type item struct {
+		f    file
+		hash bool
+		fact string
+	}
+	work := make(chan item)
+	var wg sync.WaitGroup
+	for range min(conc, len(t.set.files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				if t.job.Global.Acquire(ctx, 1) != nil {
+					continue
+				}
+				t.checkFile(ctx, row, ms, it.f, it.hash, it.fact)
+				t.job.Global.Release(1)
+			}
+		}()
+	}
+feed:
 	for i, f := range t.set.files {
-		if ctx.Err() != nil {
-			break
-		}
 		fact := ""
 		if listing != nil {
 			l, ok := listing[strings.TrimPrefix(f.dir, "/")+f.file.Path]
@@ -505,16 +522,14 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 				continue
 			}
 		}
-		g.Go(func() error {
-			if t.job.Global.Acquire(ctx, 1) != nil {
-				return nil
-			}
-			defer t.job.Global.Release(1)
-			t.checkFile(ctx, row, ms, f, hash[f.key], fact)
-			return nil
-		})
+		select {
+		case work <- item{f, hash[f.key], fact}:
+		case <-ctx.Done():
+			break feed
+		}
 	}
-	_ = g.Wait()
+	close(work)
+	wg.Wait()
 	if ctx.Err() != nil {
 		ms.stopped = true
 	}
