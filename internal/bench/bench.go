@@ -79,7 +79,7 @@ func DefaultParams() Params {
 		RecordUnchanged:  2_000_000,
 		GrowthMirrors:    20, GrowthFiles: 200, GrowthSweeps: 100,
 		PoliteFiles: 600, PoliteRate: 100,
-		SharedMirrors:    24, SharedFiles: 100, SharedLatency: 40 * time.Millisecond,
+		SharedMirrors: 24, SharedFiles: 100, SharedLatency: 40 * time.Millisecond,
 		SharedConcurrency: 8, SharedPerMirror: 4, SharedInstances: 3,
 	}
 }
