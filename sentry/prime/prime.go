@@ -190,6 +190,9 @@ func (j *Job) newTask(ctx context.Context, run engine.Run, p *release.Plan, forc
 			t.unusable[m.ID] = why
 		}
 	}
+	if t.windows, err = j.maintenance(ctx); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -205,6 +208,8 @@ type task struct {
 	mirrors    map[int]store.Mirror // active when the task was prepared
 	// unusable says why a mirror's settings do not let it be primed.
 	unusable map[int]string
+	// windows are the mirrors' maintenance windows (admins.go).
+	windows map[int]window
 	// restricted: the run covers the mirrors it was asked for only.
 	restricted bool
 }
@@ -235,6 +240,9 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	mp := newMirrorPrime(m)
 	if why := t.unusable[m.ID]; why != "" {
 		return engine.Result{Files: rowResult{Sums: t.misconfigured(ctx, row, mp, why)}}, true
+	}
+	if why := t.inMaintenance(m.ID); why != "" {
+		return engine.Result{Files: rowResult{Sums: t.maintenance(ctx, row, mp, why)}}, true
 	}
 	started := time.Now()
 	if !t.prime(ctx, row, mp) {
@@ -479,7 +487,7 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	}
 	checked := 0
 	for _, mp := range all {
-		if mp.sums.State != "interrupted" && mp.sums.State != "misconfigured" {
+		if mp.sums.State != "interrupted" && mp.sums.State != "misconfigured" && mp.sums.State != StateMaintenance {
 			checked++
 		}
 	}

@@ -125,8 +125,12 @@ func (s *Store) ReleaseByName(ctx context.Context, name string) (Release, error)
 // verified (size and checksum) according to earlier checks of this
 // manifest: what a resumed prime need not download again.
 func (s *Store) VerifiedFiles(ctx context.Context, releaseID int64, mirrorID int) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT path FROM sentry_file_state
-		WHERE release_id = $1 AND mirror_id = $2 AND result = 'ok' AND hashed_at IS NOT NULL`, releaseID, mirrorID)
+	// A mirror whose offer is suspended (back from maintenance, not yet
+	// re-verified) counts only the files hashed since: decide.VerifiedSince.
+	rows, err := s.pool.Query(ctx, `SELECT fs.path FROM sentry_file_state fs
+		LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = fs.mirror_id
+		WHERE fs.release_id = $1 AND fs.mirror_id = $2 AND fs.result = 'ok' AND fs.hashed_at IS NOT NULL
+		  AND (ms.suspended_at IS NULL OR fs.hashed_at > ms.suspended_at)`, releaseID, mirrorID)
 	if err != nil {
 		return nil, s.wrap("read verified files", err)
 	}

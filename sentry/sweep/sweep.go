@@ -14,7 +14,6 @@ package sweep
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -106,6 +105,7 @@ type verdict struct {
 	Reachable bool   `json:"reachable"`
 	Kind      string `json:"kind,omitempty"`
 	Why       string `json:"why,omitempty"`
+	adminVerdict
 }
 
 // Plan maps the locations of active products of every known release onto
@@ -145,6 +145,9 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 		"releases", len(set.releases))
 	t := j.newTask(run, req.Deep, set, mirrors)
 	t.restricted = p.Restricted
+	if t.admins, err = j.Store.MirrorAdmins(ctx); err != nil {
+		return engine.Plan{}, err
+	}
 	return engine.Plan{Params: p, Mirrors: ids, Reach: true, Task: t}, nil
 }
 
@@ -194,6 +197,9 @@ func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) 
 	}
 	t := j.newTask(run, p.Deep, set, mirrors)
 	t.restricted = p.Restricted
+	if t.admins, err = j.Store.MirrorAdmins(ctx); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -308,6 +314,9 @@ type task struct {
 	mirrors map[int]store.Mirror // active when the task was prepared
 	// restricted: the sweep covers the mirrors it was asked for only.
 	restricted bool
+	// admins is what the mirrors' admins said (maintenance windows,
+	// suspended offers) when the task was prepared.
+	admins map[int]store.MirrorAdmin
 }
 
 // mirrorSweep is one mirror's sweep in progress.
@@ -320,11 +329,14 @@ type mirrorSweep struct {
 	failAt  time.Time
 	// stopped: the sweep of the mirror could not be finished here.
 	stopped bool
+	// admin is what this vantage point found besides reachability.
+	admin adminVerdict
 }
 
 type fileResult struct {
 	kind     checks.Kind
 	verified bool // known right: hashed now, or hashed before and unchanged since
+	hashed   bool
 }
 
 // Work does this vantage point's part of one mirror's sweep: its
@@ -335,6 +347,13 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 		return engine.Result{Files: rowResult{Gone: true}}, true
 	}
 	defer t.job.Client.Forget(m.BaseURL)
+	if in, why := t.inWindow(m.ID); in {
+		v, files := t.maintenance(row, m, why)
+		if files != nil {
+			return engine.Result{Verdict: v, Files: *files}, true
+		}
+		return engine.Result{Verdict: v}, true
+	}
 	ctx = checks.Paced(ctx, t.job.Config.MirrorRate(m.MaxRate))
 	ms := &mirrorSweep{m: m, results: map[store.FileKey]fileResult{},
 		sums: MirrorSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
@@ -344,13 +363,14 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	}
 	if !ms.sums.Reachable {
 		return engine.Result{Unreachable: true,
-			Verdict: verdict{Failed: true, Kind: string(kind), Why: ms.sums.FirstFailure}}, true
+			Verdict: verdict{Failed: true, Kind: string(kind), Why: ms.sums.FirstFailure, adminVerdict: ms.admin}}, true
 	}
 	if !row.Files {
-		return engine.Result{Verdict: verdict{Reachable: true}}, true
+		return engine.Result{Verdict: verdict{Reachable: true, adminVerdict: ms.admin}}, true
 	}
 	good, missing := t.settle(ms)
-	v := verdict{Reachable: true, Failed: decide.FailedWholesale(true, ms.sums.OK+ms.sums.Unchanged, ms.sums.Failures)}
+	v := verdict{Reachable: true, Failed: decide.FailedWholesale(true, ms.sums.OK+ms.sums.Unchanged, ms.sums.Failures),
+		adminVerdict: ms.admin}
 	if v.Failed {
 		v.Why = ms.sums.FirstFailure
 	}
@@ -378,14 +398,17 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 		ms.stopped = true
 		return checks.KindInternal
 	}
-	reach := checks.Reachable(ctx, t.job.Client, ms.m.BaseURL)
+	// A mirror that answers is what was known of it: counted only.
+	reach, fams, pin := t.reachMirror(ctx, row, ms)
 	t.job.Global.Release(1)
-	if ctx.Err() != nil || errors.Is(reach.Err, checks.ErrGuarded) {
+	if stopped(ctx, reach) {
 		ms.stopped = true
 		return reach.Kind
 	}
-	// A mirror that answers is what was known of it: counted only.
-	t.record(ctx, row, ms, "", 0, "HEAD", reach, !reach.Kind.Failed(), "")
+	ms.admin.Families, ms.admin.Cert = fams, reach.Cert
+	if pin != "" {
+		ctx = checks.WithFamily(ctx, pin) // one family is broken: the files over one that answers
+	}
 	ms.sums.Reachable = !reach.Kind.Failed()
 	if !ms.sums.Reachable {
 		ms.sums.FirstFailure = fmt.Sprintf("%s %s: %s", reach.Kind, ms.m.BaseURL, reach.Detail)
@@ -398,6 +421,13 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	hash := map[store.FileKey]bool{}
 	if t.deep {
 		hash = pickForHash(t.set.files, ms.files, t.now, t.job.Config.Sweep.DeepPeriod.D(), t.gap)
+	}
+	back := map[store.FileKey]bool{}
+	if t.returning(ms, back) > 0 {
+		for k := range back {
+			hash[k] = true
+		}
+		defer func() { ms.sums.ReturnLeft = t.returnLeft(ms, back) }()
 	}
 	conc := ms.m.MaxConcurrency
 	if conc <= 0 {
@@ -548,7 +578,7 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 	}
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	ms.results[f.key] = fileResult{kind: res.Kind, verified: verified}
+	ms.results[f.key] = fileResult{kind: res.Kind, verified: verified, hashed: res.Hashed}
 	ms.sums.Checked++
 	switch {
 	case res.Kind == checks.KindUnchanged:
@@ -582,7 +612,7 @@ func validatorsChanged(prev store.FileState, res checks.Result) bool {
 func (t *task) record(ctx context.Context, row *engine.Row, ms *mirrorSweep, path string, releaseID int64, method string,
 	res checks.Result, routine bool, listed string) {
 	c := record.Check(res, releaseID, path, method, t.job.now(), t.job.Config.Vantage)
-	c.Routine, c.Listed = routine, listed
+	c.Routine, c.Listed, c.Family = routine, listed, string(checks.FamilyOf(ctx))
 	if row.Record(ctx, c) == nil {
 		observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: t.run.Kind, RunID: t.run.ID, Mirror: ms.m.Name, MirrorID: ms.m.ID,
 			Path: path, At: c.CheckedAt, Result: res.Kind, Hashed: res.Hashed, Routine: routine,
