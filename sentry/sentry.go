@@ -18,7 +18,6 @@ package sentry
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -57,15 +56,9 @@ func NewClient(cfg *config.Config, log *slog.Logger) (*checks.Client, error) {
 	if retries == 0 {
 		retries = checks.NoRetries
 	}
-	var roots *x509.CertPool // nil: the system's
-	if cfg.Checks.CAFile != "" {
-		extra, err := config.ReadCAFile(cfg.Checks.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: checks.ca_file %w", config.ErrInvalid, err)
-		}
-		if roots, err = checks.RootPool(extra); err != nil {
-			return nil, err
-		}
+	roots, err := RootPool(cfg)
+	if err != nil {
+		return nil, err
 	}
 	return checks.NewClient(checks.ClientOptions{
 		RootCAs:         roots,
