@@ -197,7 +197,10 @@ guard:
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	aw := &adminWorld{world: w, env: []string{"SENTRY_SMTP_PASSWORD=" + testSMTPPassword, "SENTRY_HOOK_SECRET=" + testHookSecret}}
+	aw := &adminWorld{world: w, env: []string{"SENTRY_HOOK_SECRET=" + testHookSecret}}
+	if strings.Contains(extra, "user: sentry") { // the relay wants a password
+		aw.env = append(aw.env, "SENTRY_SMTP_PASSWORD="+testSMTPPassword)
+	}
 	aw.run(t, 0, "db", "migrate")
 	w.exec(t, `WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-1.5') RETURNING id),
 		o AS (INSERT INTO mirror_os (name) VALUES ('win'), ('linux') RETURNING id, name)
