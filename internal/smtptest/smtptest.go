@@ -110,7 +110,6 @@ func Start(t testing.TB, o Options) *Server {
 	return &Server{Host: "127.0.0.1", Port: addr.Port, dir: out}
 }
 
-
 // Message is one message the server accepted.
 type Message struct {
 	// EnvelopeFrom and EnvelopeTo are the SMTP envelope; Login the AUTH
