@@ -42,7 +42,7 @@ func (s *Store) CreateNotices(ctx context.Context, window time.Duration) (int64,
 			FROM sentry_state_changes sc
 			JOIN sentry_mirror_settings st ON st.mirror_id = sc.mirror_id AND st.contact IS NOT NULL
 			WHERE sc.at > now() - $1::interval
-			  AND (sc.to_state = 'down' OR (sc.from_state = 'down' AND sc.to_state = 'up'))
+			  AND ((sc.to_state = 'down' AND sc.from_state <> 'maintenance') OR (sc.from_state = 'down' AND sc.to_state = 'up'))
 			ORDER BY sc.id
 			ON CONFLICT DO NOTHING`, window)
 		if err != nil {
