@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,7 +184,7 @@ func (c *Config) Secrets() []string {
 			return
 		}
 		for _, v := range []string{s, url.PathEscape(s), url.QueryEscape(s)} {
-			if !contains(out, v) {
+			if !slices.Contains(out, v) {
 				out = append(out, v)
 			}
 		}
@@ -194,13 +195,4 @@ func (c *Config) Secrets() []string {
 	addSecret(c.Notify.Secret)
 	addSecret(c.Notify.SMTP.Password)
 	return out
-}
-
-func contains(l []string, s string) bool {
-	for _, v := range l {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

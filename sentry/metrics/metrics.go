@@ -209,6 +209,14 @@ func (c *stateCollector) read(ctx context.Context) ([]report.MirrorRow, *report.
 
 func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
+// one is 1 for true, 0 for false: a gauge of a yes or no.
+func one(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -229,22 +237,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counts[m.State]++
 		cond := m.Condition()
 		for _, s := range report.Conditions {
-			v := 0.0
-			if s == cond {
-				v = 1
-			}
-			gauge(mirrorStateDesc, v, m.Name, s)
+			gauge(mirrorStateDesc, one(s == cond), m.Name, s)
 		}
 		if m.State == "disabled" {
 			continue // not swept: its last verdicts are old
 		}
 		if t := m.TLS; t != nil {
 			gauge(tlsNotAfterDesc, seconds(t.NotAfter), m.Name)
-			warn := 0.0
-			if t.Warning {
-				warn = 1
-			}
-			gauge(tlsWarningDesc, warn, m.Name)
+			gauge(tlsWarningDesc, one(t.Warning), m.Name)
 		}
 		for _, f := range m.BrokenFamilies {
 			gauge(familyBrokenDesc, 1, m.Name, f)
@@ -253,11 +253,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			continue // announced by its admin: no verdict to alert on
 		}
 		if m.State == "up" || m.State == "down" {
-			up := 0.0
-			if m.State == "up" {
-				up = 1
-			}
-			gauge(mirrorUpDesc, up, m.Name)
+			gauge(mirrorUpDesc, one(m.State == "up"), m.Name)
 			gauge(locationsOffDesc, float64(m.LocationsOff), m.Name)
 		}
 		if m.LastSweep != nil {
@@ -275,11 +271,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for kind, last := range runs.LastOutcome {
 		for _, o := range report.EndOutcomes {
-			v := 0.0
-			if o == last {
-				v = 1
-			}
-			gauge(lastOutcomeDesc, v, kind, o)
+			gauge(lastOutcomeDesc, one(o == last), kind, o)
 		}
 	}
 	for kind, at := range runs.LastCompleted {

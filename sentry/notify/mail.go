@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -328,7 +329,7 @@ func (m *Mailer) stateMail(n store.Notice, sm store.StateMail) mail {
 			}
 			over := ""
 			if c.Family != "" {
-				over = " over " + strings.Replace(strings.Replace(c.Family, "ipv4", "IPv4", 1), "ipv6", "IPv6", 1)
+				over = " over " + checks.Family(c.Family).Label()
 			}
 			fmt.Fprintf(&b, "  %s from %s%s: %s: %s: %s\n", c.At.UTC().Format("15:04:05"), oneLine(c.Vantage), over, oneLine(what),
 				c.Kind, oneLine(c.Detail))
@@ -355,7 +356,7 @@ func (m *Mailer) tlsMail(n store.Notice, tm store.TLSMail) mail {
 	c := tm.Cert
 	name := oneLine(tm.Mirror.Name)
 	var b strings.Builder
-	left := expires(c.NotAfter, time.Now())
+	left := checks.ExpiresIn(c.NotAfter, time.Now())
 	fmt.Fprintf(&b, "Hello,\n\nsentry checks the mirror %s (%s) for the download redirector.\n\n", name, safeBase(tm.Mirror.BaseURL))
 	fmt.Fprintf(&b, "The certificate of %s %s, on %s.\n", oneLine(c.Host), left, c.NotAfter.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "  issued by: %s\n  subject:   %s\n  valid for: %s\n  SHA-256:   %s\n", oneLine(c.Issuer), oneLine(c.Subject),
@@ -366,18 +367,6 @@ func (m *Mailer) tlsMail(n store.Notice, tm store.TLSMail) mail {
 		"One mail per certificate.")
 	return mail{To: []string{tm.Mirror.Contact}, Subject: fmt.Sprintf("[sentry] the certificate of mirror %s %s", name, left),
 		Body: b.String(), ID: n.Key}
-}
-
-func expires(notAfter, now time.Time) string {
-	d := notAfter.Sub(now)
-	switch {
-	case d < 0:
-		return "has expired"
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("expires in %d days", int(d/(24*time.Hour)))
-	default:
-		return fmt.Sprintf("expires in %d hours", max(int(d/time.Hour), 0))
-	}
 }
 
 // digest is the operators' mail of the day: every mirror that is not

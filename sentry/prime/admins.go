@@ -2,7 +2,6 @@ package prime
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/mirrorsentry/sentry/sentry/decide"
@@ -50,14 +49,5 @@ func (t *task) inMaintenance(id int) string {
 // maintenance settles a mirror in a maintenance window without contacting
 // it: its log row says so, and none of its locations is marked.
 func (t *task) maintenance(ctx context.Context, row *engine.Row, mp *mirrorPrime, why string) MirrorSums {
-	s := &mp.sums
-	s.State, s.Note = StateMaintenance, why+": not primed"
-	err := engine.Retry(ctx, t.log.With("mirror_id", mp.m.ID), "marking", engine.MarkRetryFor, func() error {
-		return t.job.Store.MarkMirror(ctx, store.MirrorMarks{MirrorID: mp.m.ID, Rating: mp.m.Rating,
-			LogDate: t.run.StartedAt, Reason: fmt.Sprintf("prime %s: %s: not primed", t.plan.Release.Name, why), Fence: row.Fence()})
-	})
-	if err != nil {
-		s.Note += "; its sentry_log row could not be written: " + err.Error()
-	}
-	return *s
+	return t.uncontacted(ctx, row, mp, StateMaintenance, why+": not primed")
 }

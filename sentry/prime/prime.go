@@ -307,9 +307,15 @@ func primeMirror(m store.Mirror, conc int) primer.Mirror {
 // reason, and none of its locations is marked (nothing was learnt of its
 // files).
 func (t *task) misconfigured(ctx context.Context, row *engine.Row, mp *mirrorPrime, why string) MirrorSums {
-	s := &mp.sums
-	s.State, s.Note = "misconfigured", why
 	t.log.Warn("mirror not primed: its settings are unusable", "mirror", mp.m.Name, "why", why)
+	return t.uncontacted(ctx, row, mp, "misconfigured", why)
+}
+
+// uncontacted settles a mirror the prime does not contact: its summary
+// state and note, its sentry_log row saying why, no location marked.
+func (t *task) uncontacted(ctx context.Context, row *engine.Row, mp *mirrorPrime, state, why string) MirrorSums {
+	s := &mp.sums
+	s.State, s.Note = state, why
 	err := engine.Retry(ctx, t.log.With("mirror_id", mp.m.ID), "marking", engine.MarkRetryFor, func() error {
 		return t.job.Store.MarkMirror(ctx, store.MirrorMarks{MirrorID: mp.m.ID, Rating: mp.m.Rating,
 			LogDate: t.run.StartedAt, Reason: fmt.Sprintf("prime %s: %s", t.plan.Release.Name, why), Fence: row.Fence()})

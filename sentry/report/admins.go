@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mirrorsentry/sentry/checks"
 )
 
 // What the views say of a mirror for its admin: its certificate, the
@@ -101,23 +103,10 @@ func (m MirrorRow) TLSNote(now time.Time) string {
 	case t.Error != "":
 		return "certificate of " + t.Host + ": " + oneLine(t.Error)
 	case t.Warning:
-		return fmt.Sprintf("certificate of %s %s (%s), issued by %s", t.Host, expiresIn(t.NotAfter, now),
+		return fmt.Sprintf("certificate of %s %s (%s), issued by %s", t.Host, checks.ExpiresIn(t.NotAfter, now),
 			t.NotAfter.UTC().Format("2006-01-02 15:04 UTC"), oneLine(t.Issuer))
 	}
 	return ""
-}
-
-func expiresIn(notAfter, now time.Time) string {
-	d := notAfter.Sub(now)
-	switch {
-	case d < 0:
-		return "expired"
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("expires in %d days", int(d/(24*time.Hour)))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("expires in %d hours", int(d/time.Hour))
-	}
-	return "expires within 2 hours"
 }
 
 // familiesWhy says which families an up mirror is broken over.
@@ -127,7 +116,7 @@ func (m MirrorRow) familiesWhy() string {
 	}
 	labels := make([]string, len(m.BrokenFamilies))
 	for i, f := range m.BrokenFamilies {
-		labels[i] = strings.Replace(strings.Replace(f, "ipv4", "IPv4", 1), "ipv6", "IPv6", 1)
+		labels[i] = checks.Family(f).Label()
 	}
 	return "broken over " + strings.Join(labels, " and ") + " (reached over the other family; offered still)"
 }
