@@ -20,9 +20,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/pgtest"
 	"github.com/mirrorsentry/sentry/internal/smtptest"
 	"github.com/mirrorsentry/sentry/internal/testca"
+	"github.com/mirrorsentry/sentry/internal/testnet"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 )
 
@@ -47,25 +47,13 @@ type tlsNginx struct {
 func startTLSNginx(t *testing.T, bin, root string, sites []*tlsSite) *tlsNginx {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	var files []*os.File
-	var fds, servers []string
-	for i, s := range sites {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := ln.(*net.TCPListener).File()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.Close()
+	var servers []string
+	for _, s := range sites {
+		f, addr := testnet.Listen(t)
 		defer f.Close()
 		files = append(files, f)
-		fds = append(fds, fmt.Sprint(3+i))
-		s.url = "https://" + ln.Addr().String() + "/pub"
+		s.url = "https://" + addr.String() + "/pub"
 		var key string
 		s.cert, key = s.leaf.Write(t, dir, s.name)
 		servers = append(servers, fmt.Sprintf(`    server {
@@ -73,55 +61,10 @@ func startTLSNginx(t *testing.T, bin, root string, sites []*tlsSite) *tlsNginx {
         ssl_certificate %s;
         ssl_certificate_key %s;
         location /pub/ { alias %s/; }
-    }`, ln.Addr(), s.cert, key, root))
+    }`, addr, s.cert, key, root))
 	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;"
-	}
-	conf := fmt.Sprintf(`%[2]s
-worker_processes 1;
-error_log %[1]s/error.log info;
-pid %[1]s/nginx.pid;
-events { worker_connections 256; }
-http {
-    access_log %[1]s/access.log;
-    client_body_temp_path %[1]s/tmp/body;
-    proxy_temp_path %[1]s/tmp/proxy;
-    fastcgi_temp_path %[1]s/tmp/fastcgi;
-    uwsgi_temp_path %[1]s/tmp/uwsgi;
-    scgi_temp_path %[1]s/tmp/scgi;
-%[3]s
-}
-`, dir, user, strings.Join(servers, "\n"))
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	cmd.ExtraFiles = files
-	cmd.Env = append(os.Environ(), "NGINX="+strings.Join(fds, ";")+";")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &tlsNginx{cmd: cmd, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(n.exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-n.exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-n.exited
-		}
-		if t.Failed() {
-			logText, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx output:\n%s\nerror.log:\n%s", out.String(), logText)
-		}
-	})
-	return n
+	cmd, exited := runNginx(t, bin, "https", dir, strings.Join(servers, "\n"), files)
+	return &tlsNginx{cmd: cmd, exited: exited}
 }
 
 // renew gives site a new certificate: nginx reloads (SIGHUP), and the
@@ -175,13 +118,7 @@ func newAdminWorld(t *testing.T, extra string) *adminWorld {
 	for _, p := range []string{"win32/en-US/Firefox Setup 1.5.exe", "linux-x86_64/en-US/firefox-1.5.tar.bz2"} {
 		rel.Files[p] = mirrortest.Content(p, 20_000)
 	}
-	master, err := mirrortest.NewMaster(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
-	w := &world{dbURL: pgtest.NewDB(t), rel: rel, master: master}
-	w.cfg = filepath.Join(t.TempDir(), "config.yaml")
+	w := newBareWorld(t, rel)
 	cfg := fmt.Sprintf(`database:
   url: %s
 master:
@@ -193,7 +130,7 @@ http:
   public_url: https://status.example.org/sentry
 guard:
   max_down_fraction: 0.9
-%s`, w.dbURL, master.URL, extra)
+%s`, w.dbURL, w.master.URL, extra)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"github.com/mirrorsentry/sentry/internal/faultmirror"
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testnet"
 	"github.com/mirrorsentry/sentry/primer"
 )
 
@@ -57,30 +57,43 @@ type nginxMirror struct {
 func startNginx(t *testing.T, bin, name string, master *mirrortest.Server, extra string) *nginxMirror {
 	t.Helper()
 	dir := t.TempDir()
-	for _, d := range []string{"cache", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "cache"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	lf, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.Close() // the duplicate in lf stays open for nginx
+	lf, tcp := testnet.Listen(t)
 	defer lf.Close()
-	addr := ln.Addr().String()
+	addr := tcp.String()
 	masterHost := strings.TrimSuffix(strings.TrimPrefix(master.URL, "http://"), "/pub")
+	conf := fmt.Sprintf(`    proxy_cache_path %[1]s/cache levels=1:2 keys_zone=mirror:1m max_size=256m inactive=1d use_temp_path=off;
+    server {
+        listen %[2]s;
+        location /pub/ {
+            proxy_pass http://%[3]s;
+            proxy_cache mirror;
+            proxy_cache_valid 200 1d;
+            proxy_cache_lock on;
+            %[4]s
+        }
+    }`, dir, addr, masterHost, extra)
+	cmd, exited := runNginx(t, bin, name, dir, conf, []*os.File{lf})
+	return &nginxMirror{name: name, baseURL: "http://" + addr + "/pub", dir: dir, cmd: cmd, exited: exited}
+}
+
+// runNginx runs nginx in dir with the servers of httpConf (the inside of
+// its http block) on the sockets it is handed (fd 3 on), until the test
+// ends; on a failure its output and error log are shown.
+func runNginx(t *testing.T, bin, name, dir, httpConf string, sockets []*os.File) (*exec.Cmd, chan struct{}) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	user := ""
 	if os.Geteuid() == 0 {
 		// Workers would switch to nobody, who cannot enter the test's
 		// temp dirs.
 		user = "user root;"
 	}
-	conf := fmt.Sprintf(`%[3]s
+	conf := fmt.Sprintf(`%[2]s
 worker_processes 1;
 error_log %[1]s/error.log info;
 pid %[1]s/nginx.pid;
@@ -92,47 +105,41 @@ http {
     fastcgi_temp_path %[1]s/tmp/fastcgi;
     uwsgi_temp_path %[1]s/tmp/uwsgi;
     scgi_temp_path %[1]s/tmp/scgi;
-    proxy_cache_path %[1]s/cache levels=1:2 keys_zone=mirror:1m max_size=256m inactive=1d use_temp_path=off;
-    server {
-        listen %[2]s;
-        location /pub/ {
-            proxy_pass http://%[4]s;
-            proxy_cache mirror;
-            proxy_cache_valid 200 1d;
-            proxy_cache_lock on;
-            %[5]s
-        }
-    }
+%[3]s
 }
-`, dir, addr, user, masterHost, extra)
+`, dir, user, httpConf)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	cmd.ExtraFiles = []*os.File{lf} // fd 3
-	cmd.Env = append(os.Environ(), "NGINX=3;")
+	cmd.ExtraFiles = sockets
+	fds := make([]string, len(sockets))
+	for i := range sockets {
+		fds[i] = fmt.Sprint(3 + i)
+	}
+	cmd.Env = append(os.Environ(), "NGINX="+strings.Join(fds, ";")+";")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	m := &nginxMirror{name: name, baseURL: "http://" + addr + "/pub", dir: dir, cmd: cmd, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(m.exited) }()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGQUIT) // graceful: the workers end too
 		select {
-		case <-m.exited:
+		case <-exited:
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			<-m.exited
+			<-exited
 		}
 		if t.Failed() {
 			logText, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			t.Logf("nginx %s output:\n%s\nerror.log:\n%s", name, out.String(), logText)
 		}
 	})
-	return m
+	return cmd, exited
 }
 
 // cacheEntries counts the files nginx keeps in its cache directory.

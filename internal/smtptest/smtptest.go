@@ -10,7 +10,6 @@ import (
 	_ "embed"
 	"io"
 	"mime/quotedprintable"
-	"net"
 	"net/mail"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mirrorsentry/sentry/internal/testnet"
 )
 
 //go:embed smtpd.py
@@ -71,17 +72,7 @@ func Start(t testing.TB, o Options) *Server {
 	if err := os.Mkdir(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The test listens and hands the socket over: connections queue in
-	// the kernel from the start, and no port is raced for or polled.
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lf, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.Close()
+	lf, addr := testnet.Listen(t)
 	defer lf.Close()
 	cmd := exec.Command(py, scriptPath, out)
 	cmd.ExtraFiles = []*os.File{lf}
@@ -106,7 +97,6 @@ func Start(t testing.TB, o Options) *Server {
 			t.Logf("smtpd output:\n%s", logs.String())
 		}
 	})
-	addr := ln.Addr().(*net.TCPAddr)
 	return &Server{Host: "127.0.0.1", Port: addr.Port, dir: out}
 }
 
