@@ -143,6 +143,12 @@ type ClientOptions struct {
 	// Empty means the system chooses. Not with DialContext: a custom
 	// dialer binds its own address.
 	SourceAddress string
+
+	// Resolver, when set, resolves mirror host names (A and AAAA) instead
+	// of the system's resolver, for Families and for every connection,
+	// whose addresses are then dialled in turn (tests: a dual-stack name
+	// without /etc/hosts). nil: the system resolves.
+	Resolver func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 // Client performs checks. It wraps a go-retryablehttp client over one shared,
@@ -190,6 +196,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		IdleConnTimeout:        90 * time.Second,
 		ExpectContinueTimeout:  time.Second,
 	}
+	c := &Client{opts: o, log: log, tr: tr, hosts: &hostPool{template: tr, m: map[string]*http.Transport{}}}
 	if o.DialContext != nil {
 		dial, timeout := o.DialContext, o.ConnectTimeout
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -207,8 +214,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		}
 		tr.DialContext = d.DialContext
 	}
-
-	c := &Client{opts: o, log: log, tr: tr, hosts: &hostPool{template: tr, m: map[string]*http.Transport{}}}
+	tr.DialContext = c.familyDial(tr.DialContext)
 	c.rt = &checkTransport{next: c.hosts, userAgent: o.UserAgent, idle: o.BodyIdleTimeout}
 	c.hc = &http.Client{Transport: c.rt, CheckRedirect: c.checkRedirect}
 
@@ -372,18 +378,24 @@ func (p *hostPool) get(key string) *http.Transport {
 }
 
 func (p *hostPool) RoundTrip(req *http.Request) (*http.Response, error) {
-	return p.get(req.URL.Scheme + "://" + req.URL.Host).RoundTrip(req)
+	key := req.URL.Scheme + "://" + req.URL.Host
+	if f := FamilyOf(req.Context()); f != "" {
+		key += "#" + string(f) // a connection over one family is never reused for another
+	}
+	return p.get(key).RoundTrip(req)
 }
 
 func (p *hostPool) forget(key string) {
-	p.mu.Lock()
-	tr, ok := p.m[key]
-	delete(p.m, key)
-	p.mu.Unlock()
-	if ok {
-		// A request still in flight on tr finishes normally; its
-		// connection then idles out (IdleConnTimeout).
-		tr.CloseIdleConnections()
+	for _, k := range []string{key, key + "#" + string(IPv4), key + "#" + string(IPv6)} {
+		p.mu.Lock()
+		tr, ok := p.m[k]
+		delete(p.m, k)
+		p.mu.Unlock()
+		if ok {
+			// A request still in flight on tr finishes normally; its
+			// connection then idles out (IdleConnTimeout).
+			tr.CloseIdleConnections()
+		}
 	}
 }
 

@@ -85,6 +85,9 @@ type Result struct {
 	// FinalURL is the URL that gave the last answer, after redirects,
 	// without user info, query or fragment.
 	FinalURL string
+	// Cert is the certificate an https answer (or a failed verification)
+	// came with: set by Reachable.
+	Cert *Cert
 	// Err is the underlying error, for logs; nil when Kind is not a
 	// failure. On KindInternal from a cancelled parent context it wraps
 	// ctx.Err(), so errors.Is(res.Err, context.Canceled) holds: callers
@@ -653,9 +656,11 @@ func Reachable(ctx context.Context, c *Client, baseURL string) Result {
 	}
 	resp, err := p.do(http.MethodHead, baseURL, nil, nil)
 	if err != nil {
+		p.res.Cert = certOfErr(baseURL, err)
 		return p.fail(err)
 	}
 	p.meta(resp)
+	p.res.Cert = certOfResp(resp)
 	drainClose(resp.Body, drainLimit)
 	p.res.Bytes = resp.ContentLength
 	if resp.StatusCode == http.StatusInternalServerError || resp.StatusCode == http.StatusNotImplemented {

@@ -56,7 +56,12 @@ func NewClient(cfg *config.Config, log *slog.Logger) (*checks.Client, error) {
 	if retries == 0 {
 		retries = checks.NoRetries
 	}
+	roots, err := RootPool(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return checks.NewClient(checks.ClientOptions{
+		RootCAs:         roots,
 		UserAgent:       cfg.UserAgent(),
 		ConnectTimeout:  cfg.Checks.ConnectTimeout.D(),
 		HeaderTimeout:   cfg.Checks.HeaderTimeout.D(),

@@ -68,13 +68,7 @@ func newWorld(t *testing.T, extraConfig string, mirrors ...*mirrortest.Server) *
 		p := fmt.Sprintf("win32/xpi/lang-%d.xpi", i)
 		rel.Files[p] = mirrortest.Content(p, 4000)
 	}
-	master, err := mirrortest.NewMaster(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
-	w := &world{dbURL: pgtest.NewDB(t), rel: rel, master: master}
-	w.cfg = filepath.Join(t.TempDir(), "config.yaml")
+	w := newBareWorld(t, rel)
 	cfg := fmt.Sprintf(`database:
   url: %s
 master:
@@ -92,7 +86,7 @@ http:
 hook:
   secret: hook-secret-of-the-tests
 shutdown_grace: 2s
-%s`, w.dbURL, master.URL, extraConfig)
+%s`, w.dbURL, w.master.URL, extraConfig)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +97,20 @@ shutdown_grace: 2s
 	for _, m := range mirrors {
 		w.exec(t, `INSERT INTO mirror_mirrors (name, baseurl) VALUES ($1, $2)`, m.Name, m.URL)
 	}
+	return w
+}
+
+// newBareWorld is a fresh database and a master serving rel; the config
+// file (w.cfg) is the caller's to write.
+func newBareWorld(t *testing.T, rel *mirrortest.Release) *world {
+	t.Helper()
+	master, err := mirrortest.NewMaster(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Close() })
+	w := &world{dbURL: pgtest.NewDB(t), rel: rel, master: master}
+	w.cfg = filepath.Join(t.TempDir(), "config.yaml")
 	return w
 }
 

@@ -158,7 +158,7 @@ func TestSystemdUnitMatchesTheBinary(t *testing.T) {
 			vars = append(vars, name)
 		}
 	}
-	want := []string{config.EnvDatabaseURL, config.EnvHookSecret, config.EnvTriggerSecret, config.EnvNotifySecret}
+	want := []string{config.EnvDatabaseURL, config.EnvHookSecret, config.EnvTriggerSecret, config.EnvNotifySecret, config.EnvSMTPPassword}
 	if strings.Join(vars, " ") != strings.Join(want, " ") {
 		t.Errorf("sentry.env.example sets %v, want %v", vars, want)
 	}

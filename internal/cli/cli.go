@@ -114,6 +114,19 @@ func Main(ctx context.Context, env *Env, args []string) int {
 		}
 		name = "db " + args[1]
 		args = args[1:]
+	case "mirror":
+		// `sentry mirror maintenance NAME ...`: the mirror's name may
+		// come before its flags.
+		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
+			if len(args) >= 2 && isHelp(args[1]) {
+				fmt.Fprintln(env.Stdout, mirrorUsage)
+				return ExitOK
+			}
+			fmt.Fprintln(env.Stderr, "sentry mirror: want a subcommand: "+mirrorUsage)
+			return ExitUsage
+		}
+		name = "mirror " + args[1]
+		args = append([]string{args[0]}, namesLast(args[2:])...)
 	}
 	cmd, ok := commands[name]
 	if !ok {

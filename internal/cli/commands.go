@@ -97,6 +97,7 @@ environment (each overrides its key of the configuration file):
   SENTRY_HOOK_SECRET      hook.secret
   SENTRY_TRIGGER_SECRET   trigger.secret
   SENTRY_NOTIFY_SECRET    notify.secret
+  SENTRY_SMTP_PASSWORD    notify.smtp.password
 `,
 		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
 			return func(ctx context.Context, env *Env, c *common, args []string) error {
@@ -237,7 +238,25 @@ func openDeps(ctx context.Context, env *Env, c *common) (*sentry.Deps, func(), e
 		})
 		d.Observer = notifier
 	}
+	mailer, err := sentry.NewMailer(cfg, st, env.Logger)
+	if err != nil {
+		client.CloseIdleConnections()
+		st.Close()
+		return nil, nil, err
+	}
+	if mailer != nil {
+		d.Observer = observe.All(d.Observer, mailer)
+	}
 	return d, func() {
+		if mailer != nil {
+			// What the run owes is mailed within the same bound; what is
+			// left goes out with the next sentry (sentry_notices).
+			closeCtx, cancel := context.WithTimeout(context.Background(), notifyFlush)
+			if err := mailer.Close(closeCtx); err != nil {
+				env.Logger.Warn("mail", "err", err)
+			}
+			cancel()
+		}
 		if notifier != nil {
 			// What is queued gets a bounded time to go out.
 			closeCtx, cancel := context.WithTimeout(context.Background(), notifyFlush)

@@ -70,3 +70,16 @@ func checkUserinfo(s string) error {
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
+
+// Password is the password of a connection string ("" when it has none,
+// or cannot be parsed): what must never be shown of it.
+func Password(s string) string {
+	if Check(s) != nil {
+		return ""
+	}
+	c, err := pgconn.ParseConfig(s)
+	if err != nil {
+		return ""
+	}
+	return c.Password
+}

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mirrorsentry/sentry/internal/testnet"
 )
 
 // startDeadline bounds how long a server may take to answer its first
@@ -127,38 +129,18 @@ type NginxOptions struct {
 	Extra string
 }
 
-// StartNginx starts nginx as a mirror. It listens on a socket the test
-// opens and hands over (nginx's NGINX inheritance), so requests queue in
-// the kernel from the start and no port is raced for.
+// StartNginx starts nginx as a mirror (Nginx), on a socket of its own.
 func StartNginx(t testing.TB, name string, o NginxOptions) *Server {
 	t.Helper()
-	bin := Binary(t, "nginx", "nginx", "/usr/sbin/nginx")
 	if (o.Root == "") == (o.Upstream == "") {
 		t.Fatal("realmirror: an nginx mirror needs a Root or an Upstream")
 	}
 	dir := t.TempDir()
-	for _, d := range []string{"cache", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "cache"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	lf, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.Close() // the duplicate in lf stays open for nginx
+	lf, addr := testnet.Listen(t)
 	defer lf.Close()
-	addr := ln.Addr().String()
-	user := ""
-	if os.Geteuid() == 0 {
-		// Workers would switch to nobody, who cannot enter the test's
-		// temp dirs.
-		user = "user root;"
-	}
 	location := fmt.Sprintf(`location /pub/ {
             alias %s/;
             %s
@@ -172,7 +154,38 @@ func StartNginx(t testing.TB, name string, o NginxOptions) *Server {
             %s
         }`, o.Upstream, o.Extra)
 	}
-	conf := fmt.Sprintf(`%[3]s
+	conf := fmt.Sprintf(`    proxy_cache_path %[1]s/cache levels=1:2 keys_zone=mirror:1m max_size=256m inactive=1d use_temp_path=off;
+    server {
+        listen %[2]s;
+        # Maintenance (Server.Maintenance): every request answered 503.
+        if (-f %[1]s/maintenance) {
+            return 503;
+        }
+        %[3]s
+    }`, dir, addr, location)
+	s := Nginx(t, name, dir, conf, []*os.File{lf})
+	s.BaseURL = "http://" + addr.String() + "/pub"
+	return s
+}
+
+// Nginx runs nginx in dir with httpConf (the inside of its http block:
+// its servers) listening on the sockets it is handed (fd 3 on, nginx's
+// NGINX inheritance: requests queue in the kernel from the start, and no
+// port is raced for) until the test ends. Its BaseURL is the caller's to
+// set.
+func Nginx(t testing.TB, name, dir, httpConf string, sockets []*os.File) *Server {
+	t.Helper()
+	bin := Binary(t, "nginx", "nginx", "/usr/sbin/nginx")
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		// Workers would switch to nobody, who cannot enter the test's
+		// temp dirs.
+		user = "user root;"
+	}
+	conf := fmt.Sprintf(`%[2]s
 worker_processes 1;
 error_log %[1]s/error.log info;
 pid %[1]s/nginx.pid;
@@ -184,27 +197,26 @@ http {
     fastcgi_temp_path %[1]s/tmp/fastcgi;
     uwsgi_temp_path %[1]s/tmp/uwsgi;
     scgi_temp_path %[1]s/tmp/scgi;
-    proxy_cache_path %[1]s/cache levels=1:2 keys_zone=mirror:1m max_size=256m inactive=1d use_temp_path=off;
-    server {
-        listen %[2]s;
-        # Maintenance (Server.Maintenance): every request answered 503.
-        if (-f %[1]s/maintenance) {
-            return 503;
-        }
-        %[4]s
-    }
+%[3]s
 }
-`, dir, addr, user, location)
+`, dir, user, httpConf)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	cmd.ExtraFiles = []*os.File{lf} // fd 3
-	cmd.Env = append(os.Environ(), "NGINX=3;")
+	cmd.ExtraFiles = sockets
+	fds := make([]string, len(sockets))
+	for i := range sockets {
+		fds[i] = fmt.Sprint(3 + i)
+	}
+	cmd.Env = append(os.Environ(), "NGINX="+strings.Join(fds, ";")+";")
 	// SIGQUIT: graceful, the workers end too.
-	return start(t, name, "http://"+addr+"/pub", dir, cmd, syscall.SIGQUIT, "error.log")
+	return start(t, name, "", dir, cmd, syscall.SIGQUIT, "error.log")
 }
+
+// Signal sends the server's process a signal (SIGHUP: nginx reloads).
+func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
 
 // Maintenance switches an nginx mirror's maintenance on (every request
 // answered 503, as a mirror under maintenance answers) or off.

@@ -34,6 +34,7 @@ const (
 	EnvHookSecret    = "SENTRY_HOOK_SECRET"
 	EnvTriggerSecret = "SENTRY_TRIGGER_SECRET"
 	EnvNotifySecret  = "SENTRY_NOTIFY_SECRET"
+	EnvSMTPPassword  = "SENTRY_SMTP_PASSWORD"
 )
 
 // Config is sentry's whole configuration. Load fills it from a YAML file
@@ -113,6 +114,9 @@ type HTTPConfig struct {
 	// Listen is the address of `sentry run`'s status page, /api/, /metrics,
 	// /healthz and /hooks/release. Default: 127.0.0.1:8080.
 	Listen string `yaml:"listen"`
+	// PublicURL is where people reach the status page (through a proxy,
+	// say): mails link a mirror's page under it. Default: none (no link).
+	PublicURL string `yaml:"public_url"`
 }
 
 // ScheduleConfig holds robfig/cron specifications, evaluated in UTC.
@@ -160,6 +164,17 @@ type ChecksConfig struct {
 	// multi-homed host, or to tell several sentry instances on one host
 	// apart in a mirror's firewall. Default: empty, the system chooses.
 	SourceAddress string `yaml:"source_address"`
+	// CAFile is a PEM file of extra trusted root certificates, beside the
+	// system's (private mirrors, the mail relay). Default: none.
+	CAFile string `yaml:"ca_file"`
+	// TLSExpiryWarning: an https mirror whose certificate expires within
+	// this long gets a warning (report, page, metrics, notifications); it
+	// stays offered. Default: 14d.
+	TLSExpiryWarning Duration `yaml:"tls_expiry_warning"`
+	// Families are the address families this vantage point can reach
+	// (ipv4, ipv6): a mirror whose host has addresses of several of them
+	// is checked over each. Default: [ipv4, ipv6].
+	Families []string `yaml:"families"`
 }
 
 // PrimeConfig governs `sentry prime`.
@@ -194,6 +209,10 @@ type StateConfig struct {
 	// cannot take a mirror down. A mirror failing from fewer is reported
 	// as partially unreachable.
 	Quorum int `yaml:"quorum"`
+	// FamilyPolicy decides what a mirror broken over one address family
+	// (reached over another) becomes: "degraded" (the default: kept
+	// offered, reported) or "down" (the sweep counts against it).
+	FamilyPolicy string `yaml:"family_policy"`
 }
 
 // ClusterConfig governs how several sentry processes on one database share
@@ -269,6 +288,30 @@ type NotifyConfig struct {
 	RetryWaitMax Duration `yaml:"retry_wait_max"`
 	// Timeout bounds one POST. Default: 10s.
 	Timeout Duration `yaml:"timeout"`
+	// SMTP, when its host is set, mails mirror admins
+	// (sentry_mirror_settings.contact) when their mirror goes down, comes
+	// back or gets a certificate warning.
+	SMTP SMTPConfig `yaml:"smtp"`
+	// DigestTo are operators' addresses that get a daily digest of the
+	// mirrors down, degraded, in maintenance or with certificate warnings.
+	DigestTo []string `yaml:"digest_to"`
+}
+
+// SMTPConfig is the mail relay sentry sends through.
+type SMTPConfig struct {
+	// Host of the relay; empty: no mail. Port: default 587.
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// StartTLS requires STARTTLS before anything else is said (the
+	// relay's certificate checked against the system roots and
+	// checks.ca_file). Default: true.
+	StartTLS bool `yaml:"starttls"`
+	// User and Password authenticate (AUTH PLAIN, over TLS only). Prefer
+	// SENTRY_SMTP_PASSWORD for the password.
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	// From is the sender address. Required with a host.
+	From string `yaml:"from"`
 }
 
 // Default returns a configuration holding every default; Load
@@ -293,17 +336,20 @@ func Default() Config {
 			Retries:              2,
 			RetryWaitMin:         Duration(time.Second),
 			RetryWaitMax:         Duration(15 * time.Second),
+			TLSExpiryWarning:     Duration(14 * 24 * time.Hour),
+			Families:             []string{FamilyIPv4, FamilyIPv6},
 		},
 		Prime: PrimeConfig{
 			Deadline:     Duration(20 * time.Minute),
 			PollInterval: Duration(15 * time.Second),
 			PollMax:      Duration(2 * time.Minute),
 		},
-		Guard:         GuardConfig{MaxDownFraction: 0.5},
-		State:         StateConfig{DownAfter: 2, UpAfter: 2},
-		Sweep:         SweepConfig{DeepPeriod: Duration(7 * 24 * time.Hour), CatchUpBytes: 4 << 30},
-		Hook:          HookConfig{ReplayWindow: Duration(5 * time.Minute)},
-		Notify:        NotifyConfig{Retries: 5, RetryWaitMax: Duration(time.Minute), Timeout: Duration(10 * time.Second)},
+		Guard: GuardConfig{MaxDownFraction: 0.5},
+		State: StateConfig{DownAfter: 2, UpAfter: 2, FamilyPolicy: PolicyDegraded},
+		Sweep: SweepConfig{DeepPeriod: Duration(7 * 24 * time.Hour), CatchUpBytes: 4 << 30},
+		Hook:  HookConfig{ReplayWindow: Duration(5 * time.Minute)},
+		Notify: NotifyConfig{Retries: 5, RetryWaitMax: Duration(time.Minute), Timeout: Duration(10 * time.Second),
+			SMTP: SMTPConfig{Port: 587, StartTLS: true}},
 		Cluster:       ClusterConfig{Lease: Duration(30 * time.Second), Poll: Duration(5 * time.Second)},
 		Retention:     RetentionConfig{Checks: Duration(30 * 24 * time.Hour), Rollup: Duration(400 * 24 * time.Hour)},
 		Vantage:       "default",
@@ -400,11 +446,12 @@ var envKeys = []struct{ key, env string }{
 	{"hook.secret", EnvHookSecret},
 	{"trigger.secret", EnvTriggerSecret},
 	{"notify.secret", EnvNotifySecret},
+	{"notify.smtp.password", EnvSMTPPassword},
 }
 
 func (c *Config) applyEnv(getenv func(string) string) {
 	fields := map[string]*string{"database.url": &c.Database.URL, "hook.secret": &c.Hook.Secret,
-		"trigger.secret": &c.Trigger.Secret, "notify.secret": &c.Notify.Secret}
+		"trigger.secret": &c.Trigger.Secret, "notify.secret": &c.Notify.Secret, "notify.smtp.password": &c.Notify.SMTP.Password}
 	for _, k := range envKeys {
 		if v := getenv(k.env); v != "" {
 			*fields[k.key] = v
@@ -623,6 +670,7 @@ func (c *Config) problems() []error {
 	if c.ShutdownGrace < 0 {
 		add("shutdown_grace must not be negative, not %s", c.ShutdownGrace)
 	}
+	errs = append(errs, c.adminProblems(secret)...)
 	return errs
 }
 

@@ -16,6 +16,9 @@
 //	sentry_last_completed_run_timestamp_seconds{kind}  end of the last run of a kind that ran through
 //	sentry_release_weighted_uptake{release}            rating-weighted uptake of releases first primed in the last 7 days
 //	sentry_release_first_prime_timestamp_seconds{release}  when such a release was first primed
+//	sentry_mirror_tls_not_after_timestamp_seconds{mirror}  when an https mirror's certificate ends
+//	sentry_mirror_tls_warning{mirror}                  1 when it ends within checks.tls_expiry_warning (still offered)
+//	sentry_mirror_family_broken{mirror, family}        1 for an address family an up mirror failed over at its last sweep
 //	sentry_database_up                                 whether the scrape could read the database
 //
 // This process's own, as it works:
@@ -173,11 +176,19 @@ var (
 	firstPrimeDesc = desc("sentry_release_first_prime_timestamp_seconds",
 		"Unix time of a recent release's first prime.", "release")
 	dbUpDesc = desc("sentry_database_up", "Whether the last scrape could read the database.")
+
+	tlsNotAfterDesc = desc("sentry_mirror_tls_not_after_timestamp_seconds",
+		"Unix time at which the certificate an https mirror showed at its last sweep ends.", "mirror")
+	tlsWarningDesc = desc("sentry_mirror_tls_warning",
+		"1 when an https mirror's certificate is valid but ends within checks.tls_expiry_warning (the mirror stays offered), 0 otherwise.", "mirror")
+	familyBrokenDesc = desc("sentry_mirror_family_broken",
+		"1 for an address family (ipv4, ipv6) an up mirror failed over at its last sweep while reached over another.", "mirror", "family")
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mirrorsDesc, mirrorUpDesc, mirrorStateDesc, lastCheckDesc, locationsOffDesc,
-		failingVantagesDesc, recentRunsDesc, lastOutcomeDesc, lastCompletedDesc, uptakeDesc, firstPrimeDesc, dbUpDesc} {
+		failingVantagesDesc, recentRunsDesc, lastOutcomeDesc, lastCompletedDesc, uptakeDesc, firstPrimeDesc, dbUpDesc,
+		tlsNotAfterDesc, tlsWarningDesc, familyBrokenDesc} {
 		ch <- d
 	}
 }
@@ -197,6 +208,14 @@ func (c *stateCollector) read(ctx context.Context) ([]report.MirrorRow, *report.
 }
 
 func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// one is 1 for true, 0 for false: a gauge of a yes or no.
+func one(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -218,21 +237,23 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counts[m.State]++
 		cond := m.Condition()
 		for _, s := range report.Conditions {
-			v := 0.0
-			if s == cond {
-				v = 1
-			}
-			gauge(mirrorStateDesc, v, m.Name, s)
+			gauge(mirrorStateDesc, one(s == cond), m.Name, s)
 		}
 		if m.State == "disabled" {
 			continue // not swept: its last verdicts are old
 		}
+		if t := m.TLS; t != nil {
+			gauge(tlsNotAfterDesc, seconds(t.NotAfter), m.Name)
+			gauge(tlsWarningDesc, one(t.Warning), m.Name)
+		}
+		for _, f := range m.BrokenFamilies {
+			gauge(familyBrokenDesc, 1, m.Name, f)
+		}
+		if cond == "maintenance" {
+			continue // announced by its admin: no verdict to alert on
+		}
 		if m.State == "up" || m.State == "down" {
-			up := 0.0
-			if m.State == "up" {
-				up = 1
-			}
-			gauge(mirrorUpDesc, up, m.Name)
+			gauge(mirrorUpDesc, one(m.State == "up"), m.Name)
 			gauge(locationsOffDesc, float64(m.LocationsOff), m.Name)
 		}
 		if m.LastSweep != nil {
@@ -250,11 +271,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for kind, last := range runs.LastOutcome {
 		for _, o := range report.EndOutcomes {
-			v := 0.0
-			if o == last {
-				v = 1
-			}
-			gauge(lastOutcomeDesc, v, kind, o)
+			gauge(lastOutcomeDesc, one(o == last), kind, o)
 		}
 	}
 	for kind, at := range runs.LastCompleted {

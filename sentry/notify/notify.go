@@ -40,6 +40,7 @@ const (
 	EventStateChanged = "mirror_state_changed"
 	EventGuard        = "guard_activated"
 	EventRunFailed    = "run_failed"
+	EventTLSWarning   = "tls_warning"
 )
 
 // Event is the JSON body of a notification.
@@ -54,6 +55,7 @@ type Event struct {
 	StateChange *observe.StateChangeEvent `json:"state_change,omitempty"`
 	Guard       *observe.GuardEvent       `json:"guard,omitempty"`
 	Run         *observe.RunEvent         `json:"run,omitempty"`
+	TLS         *observe.TLSEvent         `json:"tls,omitempty"`
 }
 
 // Options configure a Notifier.
@@ -189,6 +191,12 @@ func (n *Notifier) RunFinished(e observe.RunEvent) {
 func (n *Notifier) StateChanged(e observe.StateChangeEvent) {
 	n.enqueue(Event{Event: EventStateChanged, StateChange: &e,
 		ID: fmt.Sprintf("state-%d-%d-%s", e.RunID, e.MirrorID, e.To)})
+}
+
+// TLSWarning implements observe.TLSObserver: a certificate ending within
+// checks.tls_expiry_warning, once per certificate.
+func (n *Notifier) TLSWarning(e observe.TLSEvent) {
+	n.enqueue(Event{Event: EventTLSWarning, TLS: &e, ID: fmt.Sprintf("tls-%d-%.16s", e.MirrorID, e.Fingerprint)})
 }
 
 // GuardHeld implements observe.Observer.

@@ -133,3 +133,39 @@ func VerifiedBytes(r checks.Result) int64 {
 	}
 	return 0
 }
+
+// TLSEvent is a certificate warning: an https mirror's certificate ends
+// within checks.tls_expiry_warning. It is raised once per certificate.
+type TLSEvent struct {
+	At          time.Time `json:"at"`
+	RunID       int64     `json:"run_id"`
+	MirrorID    int       `json:"mirror_id"`
+	Mirror      string    `json:"mirror"`
+	BaseURL     string    `json:"baseurl"`
+	Host        string    `json:"host"`
+	Issuer      string    `json:"issuer"`
+	Names       []string  `json:"names"`
+	NotAfter    time.Time `json:"not_after"`
+	Fingerprint string    `json:"fingerprint"`
+	Reason      string    `json:"reason"`
+}
+
+// TLSObserver is an Observer that wants certificate warnings too (the
+// webhooks and the mail do; the metrics read them from the database).
+type TLSObserver interface {
+	TLSWarning(e TLSEvent)
+}
+
+// TLSWarned tells o of a certificate warning, when o wants to know.
+func TLSWarned(o Observer, e TLSEvent) {
+	if t, ok := o.(TLSObserver); ok {
+		t.TLSWarning(e)
+	}
+}
+
+// TLSWarning implements TLSObserver for every observer that does.
+func (m multiObserver) TLSWarning(e TLSEvent) {
+	for _, o := range m {
+		TLSWarned(o, e)
+	}
+}

@@ -203,6 +203,9 @@ func (j *Job) newTask(ctx context.Context, run engine.Run, p *release.Plan, forc
 			t.unusable[m.ID] = why
 		}
 	}
+	if t.windows, err = j.maintenance(ctx); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -218,6 +221,8 @@ type task struct {
 	mirrors    map[int]store.Mirror // active when the task was prepared
 	// unusable says why a mirror's settings do not let it be primed.
 	unusable map[int]string
+	// windows are the mirrors' maintenance windows (admins.go).
+	windows map[int]window
 	// restricted: the run covers the mirrors it was asked for only.
 	restricted bool
 }
@@ -248,6 +253,9 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	mp := newMirrorPrime(m)
 	if why := t.unusable[m.ID]; why != "" {
 		return engine.Result{Files: rowResult{Sums: t.misconfigured(ctx, row, mp, why)}}, true
+	}
+	if why := t.inMaintenance(m.ID); why != "" {
+		return engine.Result{Files: rowResult{Sums: t.maintenance(ctx, row, mp, why)}}, true
 	}
 	started := time.Now()
 	if !t.prime(ctx, row, mp) {
@@ -312,9 +320,15 @@ func primeMirror(m store.Mirror, conc int) primer.Mirror {
 // reason, and none of its locations is marked (nothing was learnt of its
 // files).
 func (t *task) misconfigured(ctx context.Context, row *engine.Row, mp *mirrorPrime, why string) MirrorSums {
-	s := &mp.sums
-	s.State, s.Note = "misconfigured", why
 	t.log.Warn("mirror not primed: its settings are unusable", "mirror", mp.m.Name, "why", why)
+	return t.uncontacted(ctx, row, mp, "misconfigured", why)
+}
+
+// uncontacted settles a mirror the prime does not contact: its summary
+// state and note, its sentry_log row saying why, no location marked.
+func (t *task) uncontacted(ctx context.Context, row *engine.Row, mp *mirrorPrime, state, why string) MirrorSums {
+	s := &mp.sums
+	s.State, s.Note = state, why
 	err := engine.Retry(ctx, t.log.With("mirror_id", mp.m.ID), "marking", engine.MarkRetryFor, func() error {
 		return t.job.Store.MarkMirror(ctx, store.MirrorMarks{MirrorID: mp.m.ID, Rating: mp.m.Rating,
 			LogDate: t.run.StartedAt, Reason: fmt.Sprintf("prime %s: %s", t.plan.Release.Name, why), Fence: row.Fence()})
@@ -513,7 +527,7 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	}
 	checked := 0
 	for _, mp := range all {
-		if mp.sums.State != "interrupted" && mp.sums.State != "misconfigured" {
+		if mp.sums.State != "interrupted" && mp.sums.State != "misconfigured" && mp.sums.State != StateMaintenance {
 			checked++
 		}
 	}

@@ -116,7 +116,7 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time, wide bool) error 
 			}
 		}
 	})
-	row := "%-" + strconv.Itoa(nw) + "s %-8s %-8s %7s %6s %5s %5s  %s\n"
+	row := "%-" + strconv.Itoa(nw) + "s %-11s %-8s %7s %6s %5s %5s  %s\n"
 	var b strings.Builder
 	fmt.Fprintf(&b, "checks from %s\n\n", windowLine(r.Window))
 	fmt.Fprintf(&b, row, "MIRROR", "STATE", "SINCE", "CHECKS", "FAIL", "MISS", "CORR", "LAST CHECK")
@@ -131,8 +131,11 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time, wide bool) error 
 		if note := m.vantageNote(width - 4); note != "" {
 			b.WriteString(humanize.Clip("    "+note, width) + "\n")
 		}
-		if m.State == "down" || m.Degraded {
+		if m.ShowsWhy() {
 			b.WriteString(humanize.Clip("    why: "+m.Why(), width) + "\n")
+		}
+		if note := m.TLSNote(now); note != "" {
+			b.WriteString(humanize.Clip("    tls: "+note, width) + "\n")
 		}
 		if m.Failures > 0 {
 			b.WriteString(humanize.Clip("    failures: "+byKind(m.FailuresByKind), width) + "\n")
@@ -175,8 +178,13 @@ func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time, wide bool) er
 		fmt.Fprintf(&b, " since %s (%s)", m.StateSince.UTC().Format("2006-01-02 15:04"), ago(now, m.StateSince))
 	}
 	b.WriteString("\n")
-	if m.State == "down" || m.Degraded {
+	if m.ShowsWhy() {
 		for _, l := range wrap("why: "+m.Why(), width) {
+			b.WriteString(l + "\n")
+		}
+	}
+	if note := m.TLSNote(now); note != "" {
+		for _, l := range wrap("tls: "+note, width) {
 			b.WriteString(l + "\n")
 		}
 	}

@@ -127,16 +127,35 @@ type MirrorRow struct {
 	Degraded     bool     `json:"degraded"`
 	LocationsOff int64    `json:"locations_off"`
 	OffLocations []string `json:"off_locations"`
+	// BrokenFamilies are the address families (ipv4, ipv6) the mirror
+	// failed over at its last sweep while reached over another: an up
+	// mirror broken over one is degraded (state.family_policy "degraded"
+	// keeps it offered). Never null.
+	BrokenFamilies []string `json:"broken_families"`
+	// TLS is the certificate of an https mirror at its last sweep, nil
+	// for none.
+	TLS *TLSInfo `json:"tls"`
+	// Maintenance is the maintenance window holding now, nil for none:
+	// the mirror's condition is "maintenance". Returning: its window is
+	// over and it is being re-verified (offered only for files hashed
+	// since the window began).
+	Maintenance *MaintenanceInfo `json:"maintenance"`
+	Returning   bool             `json:"returning"`
 }
 
 // Conditions are the words of Condition, in the order views list them.
-var Conditions = []string{"up", "degraded", "down", "unknown", "disabled"}
+var Conditions = []string{"up", "degraded", "down", "unknown", "disabled", "maintenance"}
 
 // Condition is the one word every view (report, status page, metrics)
 // gives the mirror's condition: its state (up, down, unknown, disabled),
-// except that an up mirror with locations off is "degraded".
+// except that an active mirror in a maintenance window is "maintenance",
+// and an up mirror with locations off, or broken over one address family,
+// is "degraded".
 func (m MirrorRow) Condition() string {
-	if m.Degraded {
+	switch {
+	case m.Maintenance != nil && m.State != "disabled":
+		return "maintenance"
+	case m.Degraded:
 		return "degraded"
 	}
 	return m.State
@@ -147,18 +166,30 @@ func (m MirrorRow) Condition() string {
 // for a partially unreachable one, where it fails from. "" otherwise.
 func (m MirrorRow) Why() string {
 	switch {
+	case m.Condition() == "maintenance":
+		return m.Maintenance.Line()
 	case m.State == "down":
 		return oneLine(m.LastReason)
 	case m.Degraded:
-		s := fmt.Sprintf("%d location", m.LocationsOff)
-		if m.LocationsOff != 1 {
-			s += "s"
+		var parts []string
+		if f := m.familiesWhy(); f != "" {
+			parts = append(parts, f)
 		}
-		s += " off: " + strings.Join(m.OffLocations, ", ")
-		if more := m.LocationsOff - int64(len(m.OffLocations)); more > 0 {
-			s += fmt.Sprintf(" and %d more", more)
+		if m.Returning {
+			parts = append(parts, "back from maintenance, being re-verified: offered only for files hashed since")
 		}
-		return s
+		if m.LocationsOff > 0 {
+			s := fmt.Sprintf("%d location", m.LocationsOff)
+			if m.LocationsOff != 1 {
+				s += "s"
+			}
+			s += " off: " + strings.Join(m.OffLocations, ", ")
+			if more := m.LocationsOff - int64(len(m.OffLocations)); more > 0 {
+				s += fmt.Sprintf(" and %d more", more)
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, "; ")
 	case m.Partial:
 		return m.VantageNote()
 	}
@@ -180,7 +211,10 @@ func (m *MirrorRow) settle(active bool, state *string) {
 	if m.OffLocations == nil || m.State != "up" {
 		m.OffLocations = []string{}
 	}
-	m.Degraded = m.State == "up" && m.LocationsOff > 0
+	if m.BrokenFamilies == nil || m.State != "up" {
+		m.BrokenFamilies = []string{}
+	}
+	m.Degraded = m.State == "up" && (m.LocationsOff > 0 || len(m.BrokenFamilies) > 0)
 	if m.State != "up" {
 		m.LocationsOff = 0
 	}
@@ -194,10 +228,10 @@ func (r *Reporter) States(ctx context.Context) ([]MirrorRow, error) {
 		WITH off AS (`+offSQL+`)
 		SELECT m.id, m.name, m.baseurl, m.rating, m.active, ms.state, ms.since,
 		       coalesce(ms.failing_from, '{}'), coalesce(ms.checked_from, '{}'),
-		       ms.last_check, coalesce(ms.last_reason, ''), coalesce(off.n, 0), off.paths
+		       ms.last_check, coalesce(ms.last_reason, ''), coalesce(off.n, 0), off.paths`+adminCols+`
 		FROM mirror_mirrors m
 		LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id
-		LEFT JOIN off ON off.mirror_id = m.id
+		LEFT JOIN off ON off.mirror_id = m.id`+adminJoins+`
 		ORDER BY m.name`)
 	if err != nil {
 		return nil, fmt.Errorf("mirror states: %w", err)
@@ -207,11 +241,13 @@ func (r *Reporter) States(ctx context.Context) ([]MirrorRow, error) {
 		var m MirrorRow
 		var active bool
 		var state *string
-		if err := rows.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince, &m.FailingFrom, &m.CheckedFrom,
-			&m.LastSweep, &m.LastReason, &m.LocationsOff, &m.OffLocations); err != nil {
+		var a adminScan
+		if err := rows.Scan(append([]any{&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince, &m.FailingFrom,
+			&m.CheckedFrom, &m.LastSweep, &m.LastReason, &m.LocationsOff, &m.OffLocations}, a.dest()...)...); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("mirror states: %w", err)
 		}
+		m.settleAdmin(&a, r.now())
 		m.settle(active, state)
 		out = append(out, m)
 	}
@@ -253,9 +289,9 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 		       coalesce(s.checks, 0), coalesce(s.failures, 0), coalesce(s.by_kind, '{}'),
 		       coalesce(f.missing, 0), coalesce(f.corrupt, 0),
 		       lf.checked_at, lf.result, lf.path, lf.detail, lc.checked_at,
-		       ms.last_check, coalesce(ms.last_reason, ''), coalesce(off.n, 0), off.paths
+		       ms.last_check, coalesce(ms.last_reason, ''), coalesce(off.n, 0), off.paths`+adminCols+`
 		FROM mirror_mirrors m
-		LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id
+		LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id`+adminJoins+`
 		LEFT JOIN sums s ON s.mirror_id = m.id
 		LEFT JOIN files f ON f.mirror_id = m.id
 		LEFT JOIN off ON off.mirror_id = m.id
@@ -285,12 +321,15 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 			lfPath   *string
 			lfDetail *string
 		)
-		if err := rows.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince,
+		var a adminScan
+		if err := rows.Scan(append([]any{&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince,
 			&m.FailingFrom, &m.CheckedFrom, &m.Checks, &m.Failures, &m.FailuresByKind, &m.FilesMissing, &m.FilesCorrupt,
-			&lfAt, &lfKind, &lfPath, &lfDetail, &m.LastCheck, &m.LastSweep, &m.LastReason, &m.LocationsOff, &m.OffLocations); err != nil {
+			&lfAt, &lfKind, &lfPath, &lfDetail, &m.LastCheck, &m.LastSweep, &m.LastReason, &m.LocationsOff, &m.OffLocations},
+			a.dest()...)...); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("mirror report: %w", err)
 		}
+		m.settleAdmin(&a, r.now())
 		m.settle(active, state)
 		if lfAt != nil {
 			m.LastFailure = &LastFailure{At: *lfAt, Kind: *lfKind, Path: *lfPath, Detail: *lfDetail}

@@ -52,6 +52,9 @@ type Check struct {
 	// Listed, when set, is what an rsync listing said of the file
 	// (checks.Listed.Fact), kept in its state for the next listing.
 	Listed string
+	// Family is the address family the check was made over ("ipv4",
+	// "ipv6"; "": the system chose).
+	Family string
 }
 
 // Count is a number of routine checks of one mirror in one UTC hour, from
@@ -96,7 +99,7 @@ type Batch struct {
 }
 
 var checkColumns = []string{"run_id", "mirror_id", "release_id", "path", "checked_at", "vantage", "method", "result",
-	"status", "bytes", "hashed", "duration_ms", "attempts", "cache_status", "detail"}
+	"status", "bytes", "hashed", "duration_ms", "attempts", "cache_status", "detail", "family"}
 
 // WriteChecks records a batch in one transaction: either the whole batch
 // is stored or none of it. Its checks are copied (not inserted one by one)
@@ -136,7 +139,7 @@ func (s *Store) WriteChecks(ctx context.Context, b Batch) (fenced int, err error
 				}
 				return []any{c.RunID, c.MirrorID, rel, c.Path, c.CheckedAt, c.Vantage, c.Method, c.Result,
 					status, bytes, c.Hashed, int32(min(c.Duration.Milliseconds(), 1<<31-1)), max(c.Attempts, 1),
-					c.CacheStatus, c.Detail}, nil
+					c.CacheStatus, c.Detail, c.Family}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy checks: %w", err)

@@ -118,6 +118,15 @@ type MirrorState struct {
 	// FailingFrom and CheckedFrom are the vantage points of its last
 	// sweep (see StateUpdate).
 	FailingFrom, CheckedFrom []string
+	// BrokenFamilies are the address families it failed over at its last
+	// sweep while reached over another; SuspendedAt when its offer was
+	// suspended (zero: not suspended); MaintSince, MaintUntil and
+	// MaintReason its latest maintenance window (zero: none). Read by the
+	// judging (lockState) only.
+	BrokenFamilies         []string
+	SuspendedAt            time.Time
+	MaintSince, MaintUntil time.Time
+	MaintReason            string
 
 	fresh bool // lockState created the row: nothing was known
 }
@@ -125,7 +134,8 @@ type MirrorState struct {
 // same reports whether u would write what the state holds already.
 func (m MirrorState) same(u *StateUpdate) bool {
 	return u.From == "" && m.State == u.State && m.FailStreak == u.FailStreak && m.OkStreak == u.OkStreak &&
-		sameSet(m.FailingFrom, u.FailingFrom) && sameSet(m.CheckedFrom, u.CheckedFrom)
+		sameSet(m.FailingFrom, u.FailingFrom) && sameSet(m.CheckedFrom, u.CheckedFrom) &&
+		sameSet(m.BrokenFamilies, u.BrokenFamilies) && !u.Returned
 }
 
 func sameSet(a, b []string) bool {
@@ -179,6 +189,11 @@ type StateUpdate struct {
 	// FailingFrom and CheckedFrom are the vantage points the mirror failed
 	// from in this sweep, and those that checked it.
 	FailingFrom, CheckedFrom []string
+	// BrokenFamilies are the address families it failed over while
+	// reached over another. Returned: the return of a mirror whose offer
+	// was suspended is complete (re-verified): suspended_at is cleared.
+	BrokenFamilies []string
+	Returned       bool
 
 	unchanged bool // the state holds this already: nothing to write
 }
@@ -196,9 +211,14 @@ func lockState(ctx context.Context, tx pgx.Tx, mirrorID int) (MirrorState, error
 		return MirrorState{}, err
 	}
 	m := MirrorState{MirrorID: mirrorID, fresh: tag.RowsAffected() == 1}
-	err = tx.QueryRow(ctx, `SELECT state, since, fail_streak, ok_streak, last_reason, coalesce(run_id, 0), failing_from, checked_from
-		FROM sentry_mirror_state WHERE mirror_id = $1 FOR UPDATE`, mirrorID).
-		Scan(&m.State, &m.Since, &m.FailStreak, &m.OkStreak, &m.LastReason, &m.RunID, &m.FailingFrom, &m.CheckedFrom)
+	var susp, mSince, mUntil *time.Time
+	err = tx.QueryRow(ctx, `SELECT s.state, s.since, s.fail_streak, s.ok_streak, s.last_reason, coalesce(s.run_id, 0), s.failing_from,
+		       s.checked_from, s.broken_families, s.suspended_at, mw.since, mw.until, coalesce(mw.reason, '')
+		FROM sentry_mirror_state s LEFT JOIN sentry_maintenance mw ON mw.mirror_id = s.mirror_id
+		WHERE s.mirror_id = $1 FOR UPDATE OF s`, mirrorID).
+		Scan(&m.State, &m.Since, &m.FailStreak, &m.OkStreak, &m.LastReason, &m.RunID, &m.FailingFrom, &m.CheckedFrom,
+			&m.BrokenFamilies, &susp, &mSince, &mUntil, &m.MaintReason)
+	m.SuspendedAt, m.MaintSince, m.MaintUntil = deref(susp), deref(mSince), deref(mUntil)
 	return m, err
 }
 
@@ -207,10 +227,11 @@ func writeState(ctx context.Context, tx pgx.Tx, mirrorID int, u *StateUpdate) er
 		UPDATE sentry_mirror_state SET state = $2,
 			since = CASE WHEN state = $2 AND last_check IS NOT NULL THEN since ELSE $3 END,
 			fail_streak = $4, ok_streak = $5, last_check = $3, last_reason = $6,
-			failing_from = $7, checked_from = $8, run_id = nullif($9, 0),
-			suspended_at = CASE WHEN $2 = 'down' AND state <> 'down' THEN $3 ELSE suspended_at END
+			failing_from = $7, checked_from = $8, run_id = nullif($9, 0), broken_families = $10,
+			suspended_at = CASE WHEN $2 = 'down' AND state <> 'down' THEN $3 WHEN $11 THEN NULL ELSE suspended_at END
 		WHERE mirror_id = $1`,
-		mirrorID, u.State, u.At, u.FailStreak, u.OkStreak, u.Reason, nonNil(u.FailingFrom), nonNil(u.CheckedFrom), u.RunID)
+		mirrorID, u.State, u.At, u.FailStreak, u.OkStreak, u.Reason, nonNil(u.FailingFrom), nonNil(u.CheckedFrom), u.RunID,
+		nonNil(u.BrokenFamilies), u.Returned)
 	if err != nil || u.From == "" {
 		return err
 	}

@@ -47,6 +47,8 @@ type judged struct {
 	// unchecked: no vantage point finished checking it (sentry's own
 	// trouble): neither counted nor marked.
 	unchecked bool
+	// maint: it was in a maintenance window: not checked, not counted.
+	maint bool
 }
 
 // Judge is a sweep's last step: it reads what every vantage point found of
@@ -66,10 +68,14 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	}
 	q := decide.NewQuorum(t.job.Config.State.Quorum, len(took))
 
-	var counted []*judged
+	var counted, maint []*judged
 	var verdicts []decide.Verdicts
 	for _, js := range mirrors {
 		if js.unchecked {
+			continue
+		}
+		if js.maint {
+			maint = append(maint, js)
 			continue
 		}
 		vs := decide.Verdicts{}
@@ -88,6 +94,10 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 		s := &js.sums
 		c := results[i]
 		s.FailingFrom, s.CheckedFrom, s.SweepFailed, s.Partial = c.FailingFrom, c.CheckedFrom, c.Failed, c.Partial
+	}
+	t.judgeFamilies(counted, q.Need)
+	for _, js := range counted {
+		s := &js.sums
 		if s.SweepFailed {
 			failed++
 		}
@@ -105,12 +115,13 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	if guard != "" {
 		t.log.Warn("mass-failure guard: not counting failures nor marking anything down", "why", guard)
 	}
-	for _, js := range counted {
+	for _, js := range append(counted, maint...) {
 		if err := t.markMirror(ctx, j.Fence(), js, guard); err != nil {
 			return engine.Ending{}, err
 		}
 	}
 	t.conditions(ctx, mirrors)
+	t.recordCerts(ctx, counted)
 	end := engine.Ending{Outcome: store.OutcomeCompleted, Files: map[int]any{}}
 	for _, js := range mirrors {
 		end.Files[js.m.ID] = rowResult{Sums: js.sums}
@@ -175,8 +186,9 @@ func (t *task) readRows(j *engine.Judgement) ([]*judged, map[string]bool, error)
 		if err := json.Unmarshal(r.Verdicts, &js.verdicts); err != nil {
 			return nil, nil, fmt.Errorf("read the verdicts on mirror %s: %w", m.Name, err)
 		}
-		for v := range js.verdicts {
+		for v, vd := range js.verdicts {
 			took[v] = true
+			js.maint = js.maint || vd.Maintenance
 		}
 		var res rowResult
 		done, err := r.DecodeFiles(&res)
@@ -237,6 +249,10 @@ func (t *task) markMirror(ctx context.Context, fence store.Fence, js *judged, gu
 	var wrote bool
 	err := engine.Retry(ctx, t.log.With("mirror_id", js.m.ID), "marking", engine.MarkRetryFor, func() (err error) {
 		marks, wrote, err = t.job.Store.JudgeMirror(ctx, js.m.ID, t.run.ID, t.run.StartedAt, fence, func(prev store.MirrorState) store.MirrorMarks {
+			if m, ok := t.holdInMaintenance(js, prev); ok {
+				why = m.Reason
+				return m
+			}
 			step = h.Next(decide.State{State: prev.State, FailStreak: prev.FailStreak, OkStreak: prev.OkStreak}, s.SweepFailed, guard)
 			why = step.Reason(t.reason(js))
 			up := step.Next.State == decide.Up
@@ -255,12 +271,16 @@ func (t *task) markMirror(ctx context.Context, fence store.Fence, js *judged, gu
 			if guard != "" {
 				locs = decide.KeepGood(locs)
 			}
-			return store.MirrorMarks{
+			mm := store.MirrorMarks{
 				Rating: js.m.Rating, LogDate: t.run.StartedAt, Up: up, Reason: why, Locations: locs,
 				Down: step.Next.State == decide.Down && guard == "",
 				State: &store.StateUpdate{State: step.Next.State, FailStreak: step.Next.FailStreak, OkStreak: step.Next.OkStreak,
-					At: t.job.now(), Reason: why, From: step.From, FailingFrom: s.FailingFrom, CheckedFrom: s.CheckedFrom},
+					At: t.job.now(), Reason: why, From: step.From, FailingFrom: s.FailingFrom, CheckedFrom: s.CheckedFrom,
+					BrokenFamilies: s.BrokenFamilies},
 			}
+			t.settleReturn(js, prev, &mm)
+			why = mm.Reason
+			return mm
 		})
 		return err
 	})
@@ -298,7 +318,7 @@ func (t *task) reason(js *judged) string {
 		kind = "deep sweep"
 	}
 	if !s.Reachable {
-		return fmt.Sprintf("%s: unreachable: %s", kind, s.FirstFailure) + vantageNote(s)
+		return fmt.Sprintf("%s: unreachable: %s", kind, s.FirstFailure) + vantageNote(s) + familyNote(js)
 	}
 	r := fmt.Sprintf("%s: %d/%d files present", kind, s.OK+s.Unchanged, s.Checked)
 	if s.Hashed > 0 {
@@ -310,7 +330,7 @@ func (t *task) reason(js *judged) string {
 	if s.Withheld > 0 {
 		r += fmt.Sprintf("; %d locations withheld until their files are hashed (sweep.catch_up_bytes)", s.Withheld)
 	}
-	return strings.TrimSpace(r) + vantageNote(s)
+	return strings.TrimSpace(r) + vantageNote(s) + familyNote(js)
 }
 
 // vantageNote says, when several vantage points checked a mirror, which it

@@ -70,6 +70,7 @@ type MirrorSums struct {
 	Partial     bool     `json:"partial"`
 	Note        string   `json:"note,omitempty"`
 	Seconds     float64  `json:"seconds"`
+	AdminSums
 }
 
 // Summarize reads a finished sweep into its report. names names the

@@ -14,7 +14,6 @@ package sweep
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -112,6 +111,7 @@ type verdict struct {
 	Reachable bool   `json:"reachable"`
 	Kind      string `json:"kind,omitempty"`
 	Why       string `json:"why,omitempty"`
+	adminVerdict
 }
 
 // Plan maps the locations of active products of every known release onto
@@ -172,6 +172,9 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 		"releases", len(set.releases))
 	t := j.newTask(run, req.Deep, set, mirrors)
 	t.restricted = p.Restricted
+	if t.admins, err = j.Store.MirrorAdmins(ctx); err != nil {
+		return engine.Plan{}, err
+	}
 	return engine.Plan{Params: p, Mirrors: ids, Reach: true, Task: t}, nil
 }
 
@@ -221,6 +224,9 @@ func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) 
 	}
 	t := j.newTask(run, p.Deep, set, mirrors)
 	t.restricted = p.Restricted
+	if t.admins, err = j.Store.MirrorAdmins(ctx); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -382,6 +388,9 @@ type task struct {
 	mirrors map[int]store.Mirror // active when the task was prepared
 	// restricted: the sweep covers the mirrors it was asked for only.
 	restricted bool
+	// admins is what the mirrors' admins said (maintenance windows,
+	// suspended offers) when the task was prepared.
+	admins map[int]store.MirrorAdmin
 }
 
 // mirrorSweep is one mirror's sweep in progress.
@@ -397,6 +406,8 @@ type mirrorSweep struct {
 	// catchUp is what is left of the bytes this sweep may hash to catch
 	// up on the mirror's files (sweep.catch_up_bytes).
 	catchUp atomic.Int64
+	// admin is what this vantage point found besides reachability.
+	admin adminVerdict
 }
 
 type fileResult struct {
@@ -405,6 +416,7 @@ type fileResult struct {
 	// withheld: present but not verified, where it must be before it is
 	// offered (decide.Withheld).
 	withheld bool
+	hashed   bool
 }
 
 // Work does this vantage point's part of one mirror's sweep: its
@@ -415,6 +427,13 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 		return engine.Result{Files: rowResult{Gone: true}}, true
 	}
 	defer t.job.Client.Forget(m.BaseURL)
+	if in, why := t.inWindow(m.ID); in {
+		v, files := t.maintenance(row, m, why)
+		if files != nil {
+			return engine.Result{Verdict: v, Files: *files}, true
+		}
+		return engine.Result{Verdict: v}, true
+	}
 	ctx = checks.Paced(ctx, t.job.Config.MirrorRate(m.MaxRate))
 	ms := &mirrorSweep{m: m, results: map[store.FileKey]fileResult{},
 		sums: MirrorSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
@@ -425,14 +444,15 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	}
 	if !ms.sums.Reachable {
 		return engine.Result{Unreachable: true,
-			Verdict: verdict{Failed: true, Kind: string(kind), Why: ms.sums.FirstFailure}}, true
+			Verdict: verdict{Failed: true, Kind: string(kind), Why: ms.sums.FirstFailure, adminVerdict: ms.admin}}, true
 	}
 	if !row.Files {
-		return engine.Result{Verdict: verdict{Reachable: true}}, true
+		return engine.Result{Verdict: verdict{Reachable: true, adminVerdict: ms.admin}}, true
 	}
 	good, missing, withheld := t.settle(ms)
 	ms.sums.Withheld = len(withheld)
-	v := verdict{Reachable: true, Failed: decide.FailedWholesale(true, ms.sums.OK+ms.sums.Unchanged, ms.sums.Failures)}
+	v := verdict{Reachable: true, Failed: decide.FailedWholesale(true, ms.sums.OK+ms.sums.Unchanged, ms.sums.Failures),
+		adminVerdict: ms.admin}
 	if v.Failed {
 		v.Why = ms.sums.FirstFailure
 	}
@@ -460,14 +480,17 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 		ms.stopped = true
 		return checks.KindInternal
 	}
-	reach := checks.Reachable(ctx, t.job.Client, ms.m.BaseURL)
+	// A mirror that answers is what was known of it: counted only.
+	reach, fams, pin := t.reachMirror(ctx, row, ms)
 	t.job.Global.Release(1)
-	if ctx.Err() != nil || errors.Is(reach.Err, checks.ErrGuarded) {
+	if stopped(ctx, reach) {
 		ms.stopped = true
 		return reach.Kind
 	}
-	// A mirror that answers is what was known of it: counted only.
-	t.record(ctx, row, ms, "", 0, "HEAD", reach, !reach.Kind.Failed(), "")
+	ms.admin.Families, ms.admin.Cert = fams, reach.Cert
+	if pin != "" {
+		ctx = checks.WithFamily(ctx, pin) // one family is broken: the files over one that answers
+	}
 	ms.sums.Reachable = !reach.Kind.Failed()
 	if !ms.sums.Reachable {
 		ms.sums.FirstFailure = fmt.Sprintf("%s %s: %s", reach.Kind, ms.m.BaseURL, reach.Detail)
@@ -480,6 +503,13 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	hash := map[store.FileKey]bool{}
 	if t.deep {
 		hash = pickForHash(t.set.files, ms.files, t.now, t.job.Config.Sweep.DeepPeriod.D(), t.gap)
+	}
+	// A returning mirror's files not hashed since it was suspended are
+	// hashed by the catch-up (checkFile); what is left of them after the
+	// sweep says whether its return is complete.
+	back := map[store.FileKey]bool{}
+	if t.returning(ms, back) > 0 {
+		defer func() { ms.sums.ReturnLeft = t.returnLeft(ms, back) }()
 	}
 	conc := ms.m.MaxConcurrency
 	if conc <= 0 {
@@ -721,6 +751,7 @@ func (t *task) takeCatchUp(ms *mirrorSweep, size int64, wasFailing bool) bool {
 func (t *task) tally(ms *mirrorSweep, f file, res checks.Result, fr fileResult) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
+	fr.hashed = res.Hashed
 	ms.results[f.key] = fr
 	ms.sums.Checked++
 	switch {
@@ -755,7 +786,7 @@ func validatorsChanged(prev store.FileState, res checks.Result) bool {
 func (t *task) record(ctx context.Context, row *engine.Row, ms *mirrorSweep, path string, releaseID int64, method string,
 	res checks.Result, routine bool, listed string) {
 	c := record.Check(res, releaseID, path, method, t.job.now(), t.job.Config.Vantage)
-	c.Routine, c.Listed = routine, listed
+	c.Routine, c.Listed, c.Family = routine, listed, string(checks.FamilyOf(ctx))
 	if row.Record(ctx, c) == nil {
 		observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: t.run.Kind, RunID: t.run.ID, Mirror: ms.m.Name, MirrorID: ms.m.ID,
 			Path: path, At: c.CheckedAt, Result: res.Kind, Hashed: res.Hashed, Routine: routine,

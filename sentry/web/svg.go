@@ -22,6 +22,7 @@ func funcs(now func() time.Time) template.FuncMap {
 			return humanize.Ago(now().Sub(*t))
 		},
 		"agoT":  func(t time.Time) string { return humanize.Ago(now().Sub(t)) },
+		"tls":   func(m report.MirrorRow) string { return m.TLSNote(now()) },
 		"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 		"stampP": func(t *time.Time) string {
 			if t == nil {

@@ -1,0 +1,48 @@
+package sentry
+
+import (
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/notify"
+	"github.com/mirrorsentry/sentry/sentry/report"
+	"github.com/mirrorsentry/sentry/sentry/store"
+)
+
+// RootPool is the certificate pool of checks.ca_file beside the system's,
+// nil (the system's alone) without one: mirrors' certificates and the
+// mail relay's are verified against it.
+func RootPool(cfg *config.Config) (*x509.CertPool, error) {
+	if cfg.Checks.CAFile == "" {
+		return nil, nil
+	}
+	extra, err := config.ReadCAFile(cfg.Checks.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: checks.ca_file %w", config.ErrInvalid, err)
+	}
+	return checks.RootPool(extra)
+}
+
+// NewMailer starts the mail to mirror admins and operators that
+// notify.smtp configures; nil when it has no host.
+func NewMailer(cfg *config.Config, st *store.Store, log *slog.Logger) (*notify.Mailer, error) {
+	s := cfg.Notify.SMTP
+	if s.Host == "" {
+		return nil, nil
+	}
+	roots, err := RootPool(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return notify.NewMailer(notify.MailOptions{
+		Store: st, Reporter: report.New(st.Pool(), nil),
+		SMTP: notify.SMTP{Host: s.Host, Port: s.Port, StartTLS: s.StartTLS, RootCAs: roots, User: s.User, Password: s.Password,
+			From: s.From, Timeout: max(cfg.Notify.Timeout.D(), 30*time.Second)},
+		PublicURL: cfg.HTTP.PublicURL, DigestTo: cfg.Notify.DigestTo, Retries: cfg.Notify.Retries,
+		Secrets: cfg.Secrets(), Signature: cfg.UserAgent(), Logger: log,
+	}), nil
+}
