@@ -19,9 +19,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/internal/realmirror"
 	"github.com/mirrorsentry/sentry/internal/smtptest"
 	"github.com/mirrorsentry/sentry/internal/testca"
-	"github.com/mirrorsentry/sentry/internal/realmirror"
 	"github.com/mirrorsentry/sentry/internal/testnet"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 )
