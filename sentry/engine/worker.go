@@ -46,6 +46,10 @@ type Worker struct {
 
 	wakeCh chan struct{}
 	inWork sync.WaitGroup // rows and judgings in flight
+	// trackMu orders the start of work (inWork.Add) with Shutdown's wait:
+	// once closing is set, no work starts.
+	trackMu sync.Mutex
+	closing bool
 	loops  sync.WaitGroup // claim loop, heartbeat, watchdog, listener
 
 	// leaseMu guards what the worker holds: its rows, their slots
@@ -123,6 +127,9 @@ func (w *Worker) Start() {
 // until the work's own context ends it), writes every completed check,
 // gives back unfinished rows and records the instance stopped.
 func (w *Worker) Shutdown(grace time.Duration) {
+	w.trackMu.Lock()
+	w.closing = true
+	w.trackMu.Unlock()
 	done := make(chan struct{})
 	go func() { w.inWork.Wait(); close(done) }()
 	if grace < 0 {
@@ -225,11 +232,26 @@ func (w *Worker) claiming(claim func(free int) ([]*Row, error)) ([]*Row, error) 
 	return rows, nil
 }
 
+// track counts one piece of work starting (inWork), unless Shutdown has
+// begun waiting: then it reports false and the work must not start (a row
+// not started is given back by Shutdown; a judgement's lease lapses).
+func (w *Worker) track() bool {
+	w.trackMu.Lock()
+	defer w.trackMu.Unlock()
+	if w.closing {
+		return false
+	}
+	w.inWork.Add(1)
+	return true
+}
+
 // begin starts work on claimed rows.
 func (w *Worker) begin(rows []*Row) {
 	for _, r := range rows {
+		if !w.track() {
+			return
+		}
 		ctx, cancel := w.rowContext(r)
-		w.inWork.Add(1)
 		go func() {
 			defer w.inWork.Done()
 			defer cancel()
@@ -510,7 +532,15 @@ func (w *Worker) judgeDue(ctx context.Context) {
 	}
 	w.leaseMu.Unlock()
 	for _, s := range go_ {
-		w.inWork.Add(1)
+		if !w.track() {
+			w.leaseMu.Lock()
+			if j := w.judging[s.jc.run.ID]; j != nil && j.fence == s.jc.fence {
+				j.cancel()
+				delete(w.judging, s.jc.run.ID)
+			}
+			w.leaseMu.Unlock()
+			continue
+		}
 		go func() {
 			defer w.inWork.Done()
 			w.e.judge(s.ctx, w, s.jc)
