@@ -50,7 +50,7 @@ type Worker struct {
 	// once closing is set, no work starts.
 	trackMu sync.Mutex
 	closing bool
-	loops  sync.WaitGroup // claim loop, heartbeat, watchdog, listener
+	loops   sync.WaitGroup // claim loop, heartbeat, watchdog, listener
 
 	// leaseMu guards what the worker holds: its rows, their slots
 	// reserved by claims on their way to the database, its judgings, and
