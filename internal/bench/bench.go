@@ -560,12 +560,7 @@ func primeOK(c childResult, mirrors, files int) error {
 // recordRate pushes n synthetic checks through a Recorder into the
 // database: checks written per second, file state included.
 func recordRate(ctx context.Context, st *store.Store, mirrors []int, entries []manifestEntry, n int) (float64, error) {
-	var runID int64
-	if err := st.Pool().QueryRow(ctx, `INSERT INTO sentry_runs (kind, vantage, host, pid) VALUES ('sweep', 'bench', 'bench', 0)
-		RETURNING id`).Scan(&runID); err != nil {
-		return 0, err
-	}
-	rel, err := st.ReleaseByName(ctx, "light")
+	runID, rel, err := recordingRun(ctx, st)
 	if err != nil {
 		return 0, err
 	}

@@ -93,15 +93,22 @@ func rowsWritten(ctx context.Context, st *store.Store) (int64, error) {
 	return n, err
 }
 
-// recordUnchanged measures the recorder on n checks that find what was
-// known (routine: counted in the hourly rollup, no row each).
-func recordUnchanged(ctx context.Context, st *store.Store, mirrors []int, entries []manifestEntry, n int) (float64, error) {
+// recordingRun is the run the recording figures' checks belong to, and
+// the release they check.
+func recordingRun(ctx context.Context, st *store.Store) (int64, store.Release, error) {
 	var runID int64
 	if err := st.Pool().QueryRow(ctx, `INSERT INTO sentry_runs (kind, vantage, host, pid) VALUES ('sweep', 'bench', 'bench', 0)
 		RETURNING id`).Scan(&runID); err != nil {
-		return 0, err
+		return 0, store.Release{}, err
 	}
 	rel, err := st.ReleaseByName(ctx, "light")
+	return runID, rel, err
+}
+
+// recordUnchanged measures the recorder on n checks that find what was
+// known (routine: counted in the hourly rollup, no row each).
+func recordUnchanged(ctx context.Context, st *store.Store, mirrors []int, entries []manifestEntry, n int) (float64, error) {
+	runID, rel, err := recordingRun(ctx, st)
 	if err != nil {
 		return 0, err
 	}
