@@ -122,11 +122,12 @@ func (s *Store) ReleaseByName(ctx context.Context, name string) (Release, error)
 }
 
 // VerifiedFiles returns the paths of release files that mirror holds
-// verified (size and checksum) according to earlier checks of this
-// manifest: what a resumed prime need not download again.
+// verified (size and checksum, or size and sampled blocks) according to
+// earlier checks of this manifest: what a resumed prime need not download
+// again.
 func (s *Store) VerifiedFiles(ctx context.Context, releaseID int64, mirrorID int) (map[string]bool, error) {
 	rows, err := s.pool.Query(ctx, `SELECT path FROM sentry_file_state
-		WHERE release_id = $1 AND mirror_id = $2 AND result = 'ok' AND hashed_at IS NOT NULL`, releaseID, mirrorID)
+		WHERE release_id = $1 AND mirror_id = $2 AND result = 'ok' AND verified_at IS NOT NULL`, releaseID, mirrorID)
 	if err != nil {
 		return nil, s.wrap("read verified files", err)
 	}

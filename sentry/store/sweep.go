@@ -55,9 +55,11 @@ type FileKey struct {
 // FileState is what sentry last knew of a file on a mirror.
 type FileState struct {
 	Result string
-	// Verified: the last hash matched and nothing since said otherwise.
+	// Verified: the last verification of its bytes (a full hash, or a
+	// sample of blocks) matched and nothing since said otherwise.
 	Verified bool
-	// HashedAt is when the file was last hashed right; zero if never.
+	// HashedAt is when the file was last hashed right in full; zero if
+	// never (a file only ever verified by sampling was never hashed).
 	HashedAt           time.Time
 	Size               int64 // -1 when unknown
 	ETag, LastModified string
@@ -71,7 +73,7 @@ type FileState struct {
 // MirrorFileStates returns the file states of one mirror for the given
 // releases.
 func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs []int64) (map[FileKey]FileState, error) {
-	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, (result = 'ok' AND hashed_at IS NOT NULL),
+	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, (result = 'ok' AND verified_at IS NOT NULL),
 		       coalesce(hashed_at, 'epoch'), coalesce(size, -1), etag, last_modified, rehash, listed
 		FROM sentry_file_state WHERE mirror_id = $1 AND release_id = ANY($2)`, mirrorID, releaseIDs)
 	if err != nil {
