@@ -23,24 +23,21 @@ const (
 
 // Check is one recorded check of a file (or, with Path "", of a mirror).
 type Check struct {
-	RunID     int64
-	MirrorID  int
-	ReleaseID int64 // 0: not about a release file
-	Path      string
-	CheckedAt time.Time
-	Vantage   string
-	Method    string // HEAD, GET, POST or POLL
-	Result    string // ok, unchanged, or a failure kind
-	Status    int
-	Bytes     int64
-	Hashed    bool
-	// SampleBlocks of the file's FileBlocks blocks were compared with the
-	// master's block digests (0: the check sampled nothing).
-	SampleBlocks, FileBlocks int
-	Duration                 time.Duration
-	Attempts                 int
-	CacheStatus              string
-	Detail                   string
+	RunID       int64
+	MirrorID    int
+	ReleaseID   int64 // 0: not about a release file
+	Path        string
+	CheckedAt   time.Time
+	Vantage     string
+	Method      string // HEAD, GET, POST or POLL
+	Result      string // ok, unchanged, or a failure kind
+	Status      int
+	Bytes       int64
+	Hashed      bool
+	Duration    time.Duration
+	Attempts    int
+	CacheStatus string
+	Detail      string
 	// Validators and size the mirror reported, kept in the file state for
 	// conditional requests of later sweeps.
 	ETag, LastModified string
@@ -55,6 +52,9 @@ type Check struct {
 	// Listed, when set, is what an rsync listing said of the file
 	// (checks.Listed.Fact), kept in its state for the next listing.
 	Listed string
+	// SampleBlocks of the file's FileBlocks blocks were compared with the
+	// master's block digests (0: the check sampled nothing).
+	SampleBlocks, FileBlocks int
 }
 
 // Count is a number of routine checks of one mirror in one UTC hour, from
