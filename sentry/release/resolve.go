@@ -87,8 +87,9 @@ type Resolver struct {
 }
 
 // Resolve reads release's manifest from the master, learns missing sizes
-// from the master, records the release, and maps the release's bouncer
-// locations onto the manifest.
+// from the master, reads every file from the master once to check it and
+// digest its blocks (digests.go), records the release, and maps the
+// release's bouncer locations onto the manifest.
 func (r *Resolver) Resolve(ctx context.Context, name string) (*Plan, error) {
 	cfg := r.Config
 	p := &Plan{ManifestURL: cfg.ManifestURL(name), Dir: cfg.ReleaseDir(name)}
@@ -98,6 +99,9 @@ func (r *Resolver) Resolve(ctx context.Context, name string) (*Plan, error) {
 	}
 	entries := m.Entries()
 	if err := r.fillSizes(ctx, p.Dir, entries); err != nil {
+		return nil, err
+	}
+	if err := r.digestMaster(ctx, name, p.Dir, entries); err != nil {
 		return nil, err
 	}
 	files := make([]store.ReleaseFile, len(entries))
@@ -112,6 +116,11 @@ func (r *Resolver) Resolve(ctx context.Context, name string) (*Plan, error) {
 	has := func(path string) bool { _, ok := m.Lookup(path); return ok }
 	if err := r.mapLocations(ctx, p, has, false); err != nil {
 		return nil, err
+	}
+	if r.Config.Verify.Sampled() {
+		if err := r.AttachDigests(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
