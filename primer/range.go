@@ -106,7 +106,8 @@ func primedByRange(res, touch checks.Result) checks.Result {
 // settles it — a hit: the cache fills on a range (PrimeByRange); a miss,
 // or no word at all: it is primed with full GETs (PrimeByGet, and the
 // file is primed again so). A file the cache held already (its one-byte
-// answer a hit) teaches nothing, and the next one is tried. It returns
+// answer a hit), or that it answers missing or wrong, teaches nothing,
+// and the next one is tried. It returns
 // the files not primed yet. What it learned is set for the rest of the
 // prime and told to Config.Learned; when it learned nothing (no answer to
 // learn from), the rest is primed with full GETs and nothing is told.
@@ -164,6 +165,10 @@ func (r *run) probe(f File) (Priming, string, error) {
 	case touch.Kind == checks.KindOK && touch.Hashed:
 		return PrimeByGet, "the cache answered a one-byte range with the whole file (200): primed with full GETs",
 			r.emit(f.Path, MethodGet, touch)
+	case touch.Kind.Definitive():
+		// The cache answered, about this file (it is wrong or missing
+		// there): the file's outcome, and the next file tells.
+		return PrimeUnknown, "", r.emit(f.Path, MethodGet, touch)
 	case touch.Kind != checks.KindOK:
 		return primeUnlearned, fmt.Sprintf("a one-byte range failed (%s)", touch.Kind), r.emit(f.Path, MethodGet, touch)
 	}

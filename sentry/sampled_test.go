@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/internal/mirrortest"
@@ -16,7 +18,9 @@ import (
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/release"
+	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
+	"github.com/mirrorsentry/sentry/sentry/web"
 )
 
 // sampledSeed is the sampler's seed in these tests: the blocks each check
@@ -189,6 +193,45 @@ func TestSampledPrimeCatchesWrongFiles(t *testing.T) {
 	}
 	if digests != 4 {
 		t.Errorf("%d files' block digests stored, want 4", digests)
+	}
+
+	// The report and the status page say how files were verified.
+	rr := report.New(b.st.Pool(), nil)
+	up, err := rr.Release(ctx, "1.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range up.Mirrors {
+		want := map[string]int{"good": 4, "ignores-range": 0}[m.Name]
+		if m.Name != "good" && m.Name != "ignores-range" {
+			want = 3
+		}
+		if m.Sampled != want {
+			t.Errorf("release report, %s: %d files held by sampling, want %d", m.Name, m.Sampled, want)
+		}
+	}
+	now := time.Now()
+	md, err := rr.Mirror(ctx, "html-page", report.Window{Since: now.Add(-time.Hour), Until: now.Add(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.RecentFailures) != 1 || md.RecentFailures[0].Read != "1 of 128 blocks" {
+		t.Errorf("mirror report, html-page: recent failures %+v; want one, read as 1 of 128 blocks", md.RecentFailures)
+	}
+	page, err := web.New(web.Options{Reporter: rr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	page.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	if code, body, _ := get(t, srv.URL+"/releases/1.5"); code != 200 || !strings.Contains(body, "By sampling") ||
+		!strings.Contains(body, `<td class="n">4</td><td>`) {
+		t.Errorf("/releases/1.5: %d, no By sampling column with good's 4:\n%s", code, body)
+	}
+	if code, body, _ := get(t, srv.URL+"/mirrors/html-page"); code != 200 || !strings.Contains(body, "<td>1 of 128 blocks</td>") {
+		t.Errorf("/mirrors/html-page: %d, the failure's read not shown:\n%s", code, body)
 	}
 }
 
