@@ -51,10 +51,24 @@ type nginxMirror struct {
 }
 
 // startNginx starts nginx as a pull-through cache of master with extra
-// directives in its location block. It listens on a socket the test opens
-// and hands over (nginx's NGINX inheritance), so requests queue in the
-// kernel from the start and no port is raced for or polled.
+// directives in its location block.
 func startNginx(t *testing.T, bin, name string, master *mirrortest.Server, extra string) *nginxMirror {
+	t.Helper()
+	masterHost := strings.TrimSuffix(strings.TrimPrefix(master.URL, "http://"), "/pub")
+	return startNginxServing(t, bin, name, fmt.Sprintf(`proxy_pass http://%s;
+            proxy_cache mirror;
+            proxy_cache_valid 200 1d;
+            proxy_cache_lock on;
+            %s`, masterHost, extra))
+}
+
+// startNginxServing starts nginx with location, the directives of its
+// location /pub/ (a cache zone "mirror" is defined; the access log, in
+// the format "sentry", has the method, path, Range, status, body bytes
+// and cache status of every request). It listens on a socket the test
+// opens and hands over (nginx's NGINX inheritance), so requests queue in
+// the kernel from the start and no port is raced for or polled.
+func startNginxServing(t *testing.T, bin, name, location string) *nginxMirror {
 	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"cache", "tmp"} {
@@ -73,7 +87,6 @@ func startNginx(t *testing.T, bin, name string, master *mirrortest.Server, extra
 	ln.Close() // the duplicate in lf stays open for nginx
 	defer lf.Close()
 	addr := ln.Addr().String()
-	masterHost := strings.TrimSuffix(strings.TrimPrefix(master.URL, "http://"), "/pub")
 	user := ""
 	if os.Geteuid() == 0 {
 		// Workers would switch to nobody, who cannot enter the test's
@@ -86,7 +99,8 @@ error_log %[1]s/error.log info;
 pid %[1]s/nginx.pid;
 events { worker_connections 256; }
 http {
-    access_log %[1]s/access.log;
+    log_format sentry '$request_method $uri "$http_range" $status $body_bytes_sent $upstream_cache_status';
+    access_log %[1]s/access.log sentry;
     client_body_temp_path %[1]s/tmp/body;
     proxy_temp_path %[1]s/tmp/proxy;
     fastcgi_temp_path %[1]s/tmp/fastcgi;
@@ -96,15 +110,11 @@ http {
     server {
         listen %[2]s;
         location /pub/ {
-            proxy_pass http://%[4]s;
-            proxy_cache mirror;
-            proxy_cache_valid 200 1d;
-            proxy_cache_lock on;
-            %[5]s
+            %[4]s
         }
     }
 }
-`, dir, addr, user, masterHost, extra)
+`, dir, addr, user, location)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
