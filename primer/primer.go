@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -342,8 +343,11 @@ type run struct {
 	log   *slog.Logger
 	// seen is set once any file of the mirror was seen present by a poll.
 	seen atomic.Bool
-	// by is how a pull mirror is primed in this run (learnPriming).
-	by Priming
+	// by is how a pull mirror is primed in this run (learnPriming);
+	// relearn tells, once, that a cache learned to fill on a range no
+	// longer does (pullRange).
+	by      Priming
+	relearn sync.Once
 }
 
 // target is the checks target of f on the mirror.

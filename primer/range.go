@@ -79,6 +79,19 @@ func (r *run) pullRange(f File) error {
 	if err != nil {
 		return err
 	}
+	if res.Cache == checks.CacheMiss && touch.Cache != checks.CacheHit {
+		// The cache did not keep the file the one-byte range fetched
+		// (its configuration changed since it was learned): prime it
+		// with a full GET, and have the next prime do so from the start.
+		r.relearn.Do(func() {
+			why := fmt.Sprintf("the request after a one-byte range was a miss (%s), although a range filled the cache before: primed with full GETs", res.CacheStatus)
+			r.log.Debug("the cache no longer fills on a range", "why", why)
+			if r.cfg.Learned != nil {
+				r.cfg.Learned(PrimeByGet, why)
+			}
+		})
+		return r.pullOne(f)
+	}
 	return r.emit(f.Path, MethodGet, primedByRange(res, touch))
 }
 
@@ -117,11 +130,13 @@ func (r *run) learnPriming(files []File) ([]File, error) {
 		return files, nil
 	}
 	rest := make([]File, 0, len(files))
+	probed := false
 	for i, f := range files {
 		if r.by != PrimeUnknown || !r.sampled(f) {
 			rest = append(rest, f)
 			continue
 		}
+		probed = true
 		by, why, err := r.probe(f)
 		if err != nil {
 			return nil, err
@@ -141,8 +156,8 @@ func (r *run) learnPriming(files []File) ([]File, error) {
 			r.cfg.Learned(by, why)
 		}
 	}
-	if r.by == PrimeUnknown {
-		r.by = PrimeByRange // every file was cached already: ranges and samples verify them
+	if r.by == PrimeUnknown && probed {
+		r.by = PrimeByRange // every file probed was cached already: ranges and samples verify the rest
 	}
 	return rest, nil
 }
