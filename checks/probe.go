@@ -520,11 +520,7 @@ func Verify(ctx context.Context, c *Client, t Target) Result {
 // verify is Verify with also, when not nil, receiving every body byte
 // as it is hashed (Digest's block digests).
 func verify(ctx context.Context, c *Client, t Target, also io.Writer) Result {
-	p := newProbe(ctx, c, false)
-	if c == nil {
-		return p.invalid("nil Client")
-	}
-	h, want, res, ok := p.checkVerifyTarget(t)
+	p, h, want, res, ok := beginVerify(ctx, c, t)
 	if !ok {
 		return res
 	}
@@ -549,6 +545,18 @@ func verify(ctx context.Context, c *Client, t Target, also io.Writer) Result {
 		return p.status(code, note)
 	}
 	return p.hashBody(resp, t, h, want, also, note)
+}
+
+// beginVerify starts a probe of t whose bytes are to be hashed: the probe,
+// t's hash (nil when t.Algo is "") and expected digest; when ok is false,
+// res is the result to return (c or t unusable).
+func beginVerify(ctx context.Context, c *Client, t Target) (p *probe, h hash.Hash, want string, res Result, ok bool) {
+	p = newProbe(ctx, c, false)
+	if c == nil {
+		return p, nil, "", p.invalid("nil Client"), false
+	}
+	h, want, res, ok = p.checkVerifyTarget(t)
+	return p, h, want, res, ok
 }
 
 // checkVerifyTarget validates a target whose body is to be hashed and

@@ -145,11 +145,7 @@ const (
 // On KindOK (206) Sampled is len(pick), Blocks b.Count(), Bytes t.Size
 // (the size the mirror reported) and SampledBytes the bytes compared.
 func Sample(ctx context.Context, c *Client, t Target, b Blocks, pick []int) Result {
-	p := newProbe(ctx, c, false)
-	if c == nil {
-		return p.invalid("nil Client")
-	}
-	h, want, res, ok := p.checkVerifyTarget(t)
+	p, h, want, res, ok := beginVerify(ctx, c, t)
 	if !ok {
 		return res
 	}
@@ -169,30 +165,11 @@ func Sample(ctx context.Context, c *Client, t Target, b Blocks, pick []int) Resu
 			return p.invalid("picked blocks are not distinct ascending indices below %d", n)
 		}
 	}
-	if ctx.Err() != nil {
-		return p.cancelled(nil)
-	}
 	p.res.Blocks = n
 	rs := ranges(pick, b.Size, t.Size)
-	hdr := http.Header{}
-	hdr.Set("Range", rangeHeader(rs))
-	resp, err := p.do(http.MethodGet, t.URL, hdr, nil)
-	if err != nil {
-		return p.fail(err)
-	}
-	p.meta(resp)
-	note := encodingNote(resp.Header)
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-	case http.StatusOK:
-		p.res.Blocks = 0
-		return inFull(p.hashBody(resp, t, h, want, nil, note))
-	case http.StatusRequestedRangeNotSatisfiable:
-		drainClose(resp.Body, drainLimit)
-		return p.unsatisfiable(resp, t, note)
-	default:
-		drainClose(resp.Body, drainLimit)
-		return p.status(resp.StatusCode, note)
+	resp, note, res, ok := p.getRange(t, rangeHeader(rs), h, want)
+	if !ok {
+		return res
 	}
 	defer resp.Body.Close() // not drained: a sampled answer is not read past what was asked
 	chk := &blockCheck{b: b, size: t.Size, want: pick, cur: -1, h: sha256.New()}
@@ -218,8 +195,7 @@ func Sample(ctx context.Context, c *Client, t Target, b Blocks, pick []int) Resu
 		if boundary == "" {
 			return p.set(KindHTTPStatus, "206 multipart/byteranges without a boundary%s", note)
 		}
-		ans.body = &boundedReader{r: resp.Body, left: t.Size + int64(len(rs))*partOverhead + bodyOverhead}
-		mr := multipart.NewReader(ans.body, boundary)
+		mr := multipart.NewReader(&limitedBody{rc: resp.Body, left: t.Size + int64(len(rs))*partOverhead + bodyOverhead}, boundary)
 		for !ans.done() {
 			part, err := mr.NextRawPart()
 			if err != nil {
@@ -242,6 +218,37 @@ func Sample(ctx context.Context, c *Client, t Target, b Blocks, pick []int) Resu
 	p.res.Bytes = t.Size
 	p.res.Sampled, p.res.SampledBytes = chk.checked, chk.bytes
 	return p.set(KindOK, "")
+}
+
+// getRange GETs t with the Range header rng and settles what every
+// answer but a 206 says: a 200 (the mirror ignored Range) is verified in
+// full through h, a 416 judged by its size, anything else as Verify. With
+// ok it returns the 206, whose body the caller reads and closes, and the
+// note of its Content-Encoding.
+func (p *probe) getRange(t Target, rng string, h hash.Hash, want string) (resp *http.Response, note string, res Result, ok bool) {
+	if p.parent.Err() != nil {
+		return nil, "", p.cancelled(nil), false
+	}
+	hdr := http.Header{}
+	hdr.Set("Range", rng)
+	resp, err := p.do(http.MethodGet, t.URL, hdr, nil)
+	if err != nil {
+		return nil, "", p.fail(err), false
+	}
+	p.meta(resp)
+	note = encodingNote(resp.Header)
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		return resp, note, Result{}, true
+	case http.StatusOK:
+		p.res.Blocks = 0
+		return nil, "", inFull(p.hashBody(resp, t, h, want, nil, note)), false
+	case http.StatusRequestedRangeNotSatisfiable:
+		drainClose(resp.Body, drainLimit)
+		return nil, "", p.unsatisfiable(resp, t, note), false
+	}
+	drainClose(resp.Body, drainLimit)
+	return nil, "", p.status(resp.StatusCode, note), false
 }
 
 // inFull notes on a whole-file verification that the mirror ignored Range.
@@ -272,9 +279,6 @@ type answer struct {
 	last    byteRange // the part being read
 	chk     *blockCheck
 	note    string
-	// body bounds a multipart answer (nil for one part, bounded by its
-	// range).
-	body *boundedReader
 }
 
 func (a *answer) done() bool { return a.ncov == len(a.asked) }
@@ -369,7 +373,7 @@ func (a *answer) broken(err error) Result {
 	p.res.Err = err
 	p.res.Sampled, p.res.SampledBytes = a.chk.checked, a.chk.bytes
 	switch {
-	case a.body != nil && a.body.over:
+	case errors.Is(err, ErrBodyTooLarge): // a multipart answer past its bound
 		return p.set(KindTooLarge, "multipart answer larger than the blocks asked and their part headers%s", a.note)
 	case errors.Is(err, ErrBodyIdle):
 		return p.set(KindTimeout, "no body bytes or under %d for %s while reading sampled blocks%s", MinBodyProgress, p.c.opts.BodyIdleTimeout, a.note)
@@ -438,28 +442,6 @@ func (c *blockCheck) feed(pos int64, p []byte) int {
 	return -1
 }
 
-// boundedReader fails reads past its bound (over is then set).
-type boundedReader struct {
-	r    io.Reader
-	left int64
-	over bool
-}
-
-var errOverBound = errors.New("answer larger than its bound")
-
-func (b *boundedReader) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		b.over = true
-		return 0, errOverBound
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.r.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
 // parseContentRange parses "bytes START-END/TOTAL" (TOTAL may be "*":
 // total -1).
 func parseContentRange(v string) (start, end, total int64, ok bool) {
@@ -505,38 +487,16 @@ func parseContentRange(v string) (start, end, total int64, ok bool) {
 //
 // Bytes is the size the mirror reported (the body bytes read on a 200).
 func Touch(ctx context.Context, c *Client, t Target) Result {
-	p := newProbe(ctx, c, false)
-	if c == nil {
-		return p.invalid("nil Client")
-	}
-	h, want, res, ok := p.checkVerifyTarget(t)
+	p, h, want, res, ok := beginVerify(ctx, c, t)
 	if !ok {
 		return res
 	}
 	if t.Size == 0 {
 		return p.invalid("an empty file has no first byte to ask for")
 	}
-	if ctx.Err() != nil {
-		return p.cancelled(nil)
-	}
-	hdr := http.Header{}
-	hdr.Set("Range", "bytes=0-0")
-	resp, err := p.do(http.MethodGet, t.URL, hdr, nil)
-	if err != nil {
-		return p.fail(err)
-	}
-	p.meta(resp)
-	note := encodingNote(resp.Header)
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-	case http.StatusOK:
-		return inFull(p.hashBody(resp, t, h, want, nil, note))
-	case http.StatusRequestedRangeNotSatisfiable:
-		drainClose(resp.Body, drainLimit)
-		return p.unsatisfiable(resp, t, note)
-	default:
-		drainClose(resp.Body, drainLimit)
-		return p.status(resp.StatusCode, note)
+	resp, note, res, ok := p.getRange(t, "bytes=0-0", h, want)
+	if !ok {
+		return res
 	}
 	cr := resp.Header.Get("Content-Range")
 	s, e, total, valid := parseContentRange(cr)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -57,11 +56,7 @@ const bad = "linux-x86_64/de/firefox-1.5.tar.bz2"
 // it would.
 func (b *bundle) cache(t *testing.T, name string) (*mirrortest.Server, int) {
 	t.Helper()
-	s, err := mirrortest.NewStatic(name, b.rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, id := b.static(t, name) // no settings row: a pull mirror
 	var mu sync.Mutex
 	asked := map[string]bool{}
 	s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
@@ -75,7 +70,7 @@ func (b *bundle) cache(t *testing.T, name string) (*mirrortest.Server, int) {
 		asked[r.URL.Path] = true
 		return false
 	})
-	return s, b.addMirror(t, name, s.URL, "pull", "", 0)
+	return s, id
 }
 
 // corrupt30 changes 30% of a file's 16 KiB blocks (every block i of the
@@ -218,14 +213,7 @@ func TestSampledPrimeCatchesWrongFiles(t *testing.T) {
 	if len(md.RecentFailures) != 1 || md.RecentFailures[0].Read != "1 of 128 blocks" {
 		t.Errorf("mirror report, html-page: recent failures %+v; want one, read as 1 of 128 blocks", md.RecentFailures)
 	}
-	page, err := web.New(web.Options{Reporter: rr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	page.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := servePage(t, web.Options{Reporter: rr})
 	if code, body, _ := get(t, srv.URL+"/releases/1.5"); code != 200 || !strings.Contains(body, "By sampling") ||
 		!strings.Contains(body, `<td class="n">4</td><td>`) {
 		t.Errorf("/releases/1.5: %d, no By sampling column with good's 4:\n%s", code, body)

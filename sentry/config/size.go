@@ -51,14 +51,22 @@ func ParseSize(v string) (Size, error) {
 // UnmarshalYAML implements yaml.Unmarshaler; a bad value is a
 // yaml.TypeError with its line, collected with the file's other problems.
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	return scalarYAML(n, s, `a size such as 16384 or "16KiB"`, ParseSize)
+}
+
+// scalarYAML decodes the scalar n into *v with parse. A node that is not a
+// scalar (want says what is wanted) or a value parse refuses is reported
+// as a yaml.TypeError carrying the line number, so that it is collected
+// with every other problem of the file instead of stopping at the first.
+func scalarYAML[T any](n *yaml.Node, v *T, want string, parse func(string) (T, error)) error {
 	if n.Kind != yaml.ScalarNode {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a size such as 16384 or \"16KiB\"", n.Line)}}
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want %s", n.Line, want)}}
 	}
-	v, err := ParseSize(n.Value)
+	x, err := parse(n.Value)
 	if err != nil {
 		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
-	*s = v
+	*v = x
 	return nil
 }
 

@@ -59,14 +59,19 @@ func (s *Store) SaveBlockDigests(ctx context.Context, k DigestKey, digests []byt
 // sampled check cannot clear that (the difference may be one block), so a
 // prime verifies them in full.
 func (s *Store) MismatchedFiles(ctx context.Context, releaseID int64, mirrorID int) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT path FROM sentry_file_state
+	return s.paths(ctx, "read mismatched files", `SELECT path FROM sentry_file_state
 		WHERE release_id = $1 AND mirror_id = $2 AND result IN ('checksum_mismatch', 'too_large')`, releaseID, mirrorID)
+}
+
+// paths runs a query of paths and returns them as a set.
+func (s *Store) paths(ctx context.Context, what, sql string, args ...any) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, s.wrap("read mismatched files", err)
+		return nil, s.wrap(what, err)
 	}
 	paths, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, s.wrap("read mismatched files", err)
+		return nil, s.wrap(what, err)
 	}
 	out := make(map[string]bool, len(paths))
 	for _, p := range paths {

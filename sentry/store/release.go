@@ -126,18 +126,6 @@ func (s *Store) ReleaseByName(ctx context.Context, name string) (Release, error)
 // earlier checks of this manifest: what a resumed prime need not download
 // again.
 func (s *Store) VerifiedFiles(ctx context.Context, releaseID int64, mirrorID int) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT path FROM sentry_file_state
+	return s.paths(ctx, "read verified files", `SELECT path FROM sentry_file_state
 		WHERE release_id = $1 AND mirror_id = $2 AND result = 'ok' AND verified_at IS NOT NULL`, releaseID, mirrorID)
-	if err != nil {
-		return nil, s.wrap("read verified files", err)
-	}
-	paths, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, s.wrap("read verified files", err)
-	}
-	out := make(map[string]bool, len(paths))
-	for _, p := range paths {
-		out[p] = true
-	}
-	return out, nil
 }
