@@ -82,6 +82,15 @@ type Result struct {
 	// CacheStatus summarises the cache headers of the last answer (see
 	// CacheStatus).
 	CacheStatus string
+	// Cache is what those headers say of the answer: a hit, a miss, or
+	// nothing (see CacheWordOf).
+	Cache CacheWord
+	// Sampled is how many blocks of the file were read and compared with
+	// the master's block digests (Sample; 0 for every other prober), and
+	// Blocks how many blocks the file has: "Sampled of Blocks blocks".
+	// SampledBytes is the size of the blocks compared.
+	Sampled, Blocks int
+	SampledBytes    int64
 	// FinalURL is the URL that gave the last answer, after redirects,
 	// without user info, query or fragment.
 	FinalURL string
@@ -272,6 +281,7 @@ func (p *probe) meta(resp *http.Response) {
 	p.res.ETag = clip(resp.Header.Get("ETag"), maxValidator)
 	p.res.LastModified = clip(resp.Header.Get("Last-Modified"), maxValidator)
 	p.res.CacheStatus = CacheStatus(resp.Header)
+	p.res.Cache = CacheWordOf(resp.Header)
 	if resp.Request != nil && resp.Request.URL != nil {
 		p.res.FinalURL = safeURL(resp.Request.URL)
 	}
@@ -514,32 +524,15 @@ func contentRangeTotal(v string) (int64, bool) {
 //
 // Body failures are not retried within the probe: the next check decides.
 func Verify(ctx context.Context, c *Client, t Target) Result {
-	p := newProbe(ctx, c, false)
-	if c == nil {
-		return p.invalid("nil Client")
-	}
-	if err := checkTarget(t); err != nil {
-		return p.invalid("%s", err.Error())
-	}
-	if t.Size < 0 {
-		return p.invalid("Verify needs the expected size")
-	}
-	var h hash.Hash
-	want := strings.ToLower(t.Hash)
-	if t.Algo != "" {
-		var n int
-		var err error
-		if h, n, err = newHash(t.Algo); err != nil {
-			return p.invalid("%s", err.Error())
-		}
-		if len(want) != n {
-			return p.invalid("Hash has %d hex digits, %s needs %d", len(want), t.Algo, n)
-		}
-		if _, err := hex.DecodeString(want); err != nil {
-			return p.invalid("Hash is not hex")
-		}
-	} else if t.Hash != "" {
-		return p.invalid("Hash given without Algo")
+	return verify(ctx, c, t, nil)
+}
+
+// verify is Verify with also, when not nil, receiving every body byte
+// as it is hashed (Digest's block digests).
+func verify(ctx context.Context, c *Client, t Target, also io.Writer) Result {
+	p, h, want, res, ok := beginVerify(ctx, c, t)
+	if !ok {
+		return res
 	}
 	if ctx.Err() != nil {
 		return p.cancelled(nil)
@@ -561,12 +554,68 @@ func Verify(ctx context.Context, c *Client, t Target) Result {
 		drainClose(resp.Body, drainLimit)
 		return p.status(code, note)
 	}
+	return p.hashBody(resp, t, h, want, also, note)
+}
+
+// beginVerify starts a probe of t whose bytes are to be hashed: the probe,
+// t's hash (nil when t.Algo is "") and expected digest; when ok is false,
+// res is the result to return (c or t unusable).
+func beginVerify(ctx context.Context, c *Client, t Target) (p *probe, h hash.Hash, want string, res Result, ok bool) {
+	p = newProbe(ctx, c, false)
+	if c == nil {
+		return p, nil, "", p.invalid("nil Client"), false
+	}
+	h, want, res, ok = p.checkVerifyTarget(t)
+	return p, h, want, res, ok
+}
+
+// checkVerifyTarget validates a target whose body is to be hashed and
+// returns its hash (nil when t.Algo is "") and the expected digest; when
+// ok is false, res is the result to return.
+func (p *probe) checkVerifyTarget(t Target) (h hash.Hash, want string, res Result, ok bool) {
+	if err := checkTarget(t); err != nil {
+		return nil, "", p.invalid("%s", err.Error()), false
+	}
+	if t.Size < 0 {
+		return nil, "", p.invalid("Verify needs the expected size"), false
+	}
+	want = strings.ToLower(t.Hash)
+	if t.Algo != "" {
+		var n int
+		var err error
+		if h, n, err = newHash(t.Algo); err != nil {
+			return nil, "", p.invalid("%s", err.Error()), false
+		}
+		if len(want) != n {
+			return nil, "", p.invalid("Hash has %d hex digits, %s needs %d", len(want), t.Algo, n), false
+		}
+		if _, err := hex.DecodeString(want); err != nil {
+			return nil, "", p.invalid("Hash is not hex"), false
+		}
+	} else if t.Hash != "" {
+		return nil, "", p.invalid("Hash given without Algo"), false
+	}
+	return h, want, Result{}, true
+}
+
+// hashBody judges a 200 answer carrying the whole file: its size, then
+// its digest, reading at most t.Size+1 bytes through h (and also, when
+// not nil). It closes the body.
+func (p *probe) hashBody(resp *http.Response, t Target, h hash.Hash, want string, also io.Writer, note string) Result {
 	if cl := resp.ContentLength; cl >= 0 && cl != t.Size {
 		drainClose(resp.Body, drainLimit)
 		return p.set(KindSizeMismatch, "Content-Length %d, want %d%s", cl, t.Size, note)
 	}
-
-	n, rerr := readBody(resp.Body, t.Size+1, h)
+	var sink io.Writer
+	switch {
+	case h != nil && also != nil:
+		sink = io.MultiWriter(h, also)
+	case h != nil:
+		sink = h
+	case also != nil:
+		sink = also
+	}
+	n, rerr := readBody(resp.Body, t.Size+1, sink)
 	resp.Body.Close() // not drained: after a failure the connection is not worth keeping
 	p.res.Bytes = n
 	switch {
@@ -595,7 +644,7 @@ func Verify(ctx context.Context, c *Client, t Target) Result {
 // readBody reads at most limit bytes of body into h (which may be nil) and
 // returns the count and the read error (nil at a clean end). It stops as soon
 // as limit bytes were read.
-func readBody(body io.Reader, limit int64, h hash.Hash) (int64, error) {
+func readBody(body io.Reader, limit int64, h io.Writer) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -605,7 +654,7 @@ func readBody(body io.Reader, limit int64, h hash.Hash) (int64, error) {
 		m, err := lr.Read(buf)
 		if m > 0 {
 			if h != nil {
-				h.Write(buf[:m]) // a hash.Hash never returns an error
+				h.Write(buf[:m]) // hashes and the block writers never return an error
 			}
 			n += int64(m)
 		}

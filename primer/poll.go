@@ -109,8 +109,8 @@ func (r *run) probeAll(list []*pending) error {
 	return g.Wait()
 }
 
-// pollOne polls one file: a HEAD, and a Verify at once when the file is
-// present with the right size.
+// pollOne polls one file: a HEAD, and a verification (in full, or by
+// sampling) at once when the file is present with the right size.
 func (r *run) pollOne(p *pending) error {
 	head, err := r.request(func() checks.Result { return checks.Head(r.ctx, r.cfg.Client, p.t) })
 	if err != nil {
@@ -120,7 +120,7 @@ func (r *run) pollOne(p *pending) error {
 	switch {
 	case !head.Kind.Failed():
 		r.seen.Store(true)
-		res, err := r.request(func() checks.Result { return checks.Verify(r.ctx, r.cfg.Client, p.t) })
+		res, err := r.request(func() checks.Result { return r.verifyFile(p.f, p.t) })
 		if err != nil {
 			return err
 		}

@@ -9,12 +9,16 @@
 //   - pull: the mirror is a pull-through cache; a GET through it makes it fetch
 //     the file from the master. The GET is checks.Verify, so priming and
 //     verifying are one pass. A follow-up HEAD records whether the cache now
-//     holds the file.
+//     holds the file. A sampled prime (Config.Sampled) primes a cache that
+//     keeps what it fetches for a range with a one-byte range and verifies
+//     the file by sampling its blocks; whether it does is learned per
+//     mirror (range.go).
 //   - trigger: a signed POST tells the mirror to sync, then the files are
 //     polled for as in passive mode.
 //   - passive: the mirror syncs on its own schedule; the files are polled for
-//     (HEAD) until each is present with the right size, then verified (GET),
-//     or the deadline passes (not_primed).
+//     (HEAD) until each is present with the right size, then verified (a
+//     GET in full, or of sampled blocks), or the deadline passes
+//     (not_primed).
 //
 // Choosing the mirrors, recording outcomes and marking the bouncer tables are
 // the caller's business. Prime is polite: at most Mirror.Concurrency requests
@@ -30,6 +34,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -127,6 +132,10 @@ type File struct {
 	// it ("" for none): a mirror serving those bytes serves the previous
 	// version (stale), and a purgeable cache is purged (Mirror.Purge).
 	PreviousHash string
+	// Blocks are the block digests of the master's copy, when known: a
+	// sampled prime compares blocks of the mirror's copy with them (a file
+	// without them is verified in full).
+	Blocks checks.Blocks
 }
 
 // Mirror is one mirror to prime.
@@ -148,6 +157,8 @@ type Mirror struct {
 	// Purge, when set, is how the mirror's cache drops a file it serves
 	// wrong after a respin: a pull prime purges it and verifies it again.
 	Purge Purge
+	// Priming is how a pull mirror is primed, when learned (range.go).
+	Priming Priming
 }
 
 // Outcome is the final result for one file on the mirror, or for the
@@ -194,6 +205,20 @@ type Config struct {
 	PollInterval, PollMax time.Duration
 	// TriggerSecret is the HMAC key of the trigger signature. Never logged.
 	TriggerSecret []byte
+	// Sampled verifies files that have block digests (File.Blocks) by
+	// their size and SampleBlocks blocks picked by Sampler
+	// (checks.Sample), and primes pull mirrors with a one-byte range where
+	// the cache keeps what it fetches for one (range.go). Otherwise every
+	// file is verified in full.
+	Sampled      bool
+	Sampler      *checks.Sampler
+	SampleBlocks int
+	// SampleID names the run in the id of every sampled check (SampleID),
+	// so that each check of each run reads blocks of its own.
+	SampleID string
+	// Learned, when set, is told how a pull mirror whose Priming was
+	// unknown turned out to be primed, and why.
+	Learned func(by Priming, why string)
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -220,6 +245,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 	}
 	cfg.PollMax = max(cfg.PollMax, cfg.PollInterval)
+	if cfg.Sampled && (cfg.Sampler == nil || cfg.SampleBlocks < 2) {
+		return cfg, fmt.Errorf("primer: %w: sampling needs a Sampler and at least 2 blocks, got %d", ErrInvalidConfig, cfg.SampleBlocks)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -322,6 +350,11 @@ type run struct {
 	log   *slog.Logger
 	// seen is set once any file of the mirror was seen present by a poll.
 	seen atomic.Bool
+	// by is how a pull mirror is primed in this run (learnPriming);
+	// relearn tells, once, that a cache learned to fill on a range no
+	// longer does (pullRange).
+	by      Priming
+	relearn sync.Once
 }
 
 // target is the checks target of f on the mirror.
@@ -365,8 +398,13 @@ func (r *run) emit(path, method string, res checks.Result) error {
 }
 
 // pull primes a pull-through cache: Verify each file, then a follow-up HEAD
-// after an OK verify.
+// after an OK verify; or, when sampling, a one-byte range and a sample
+// where the cache fills on a range (range.go).
 func (r *run) pull(files []File) error {
+	files, err := r.learnPriming(files)
+	if err != nil {
+		return err
+	}
 	var g errgroup.Group
 	g.SetLimit(r.conc)
 	stopped := false
@@ -375,7 +413,7 @@ func (r *run) pull(files []File) error {
 			stopped = true
 			break
 		}
-		g.Go(func() error { return r.pullOne(f) })
+		g.Go(func() error { return r.pullFile(f) })
 	}
 	if err := g.Wait(); err != nil {
 		return err

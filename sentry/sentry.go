@@ -48,6 +48,10 @@ type Deps struct {
 	// Observer, when set, is told of every check, state change, guard
 	// activation and finished run (metrics, notifications, progress).
 	Observer observe.Observer
+	// Sampler picks the blocks sampled primes read (verify.mode sampled);
+	// nil: a secret random seed. Tests fix the seed, so that what they
+	// sample is the same every time.
+	Sampler *checks.Sampler
 }
 
 // NewClient builds the checks client the configuration describes.
@@ -82,7 +86,7 @@ func NewEngine(d *Deps) (*engine.Engine, error) {
 	cfg := d.Config
 	global := semaphore.NewWeighted(int64(max(cfg.Checks.Concurrency, 1)))
 	obs := observe.Or(d.Observer)
-	pj := &prime.Job{Config: cfg, Store: d.Store, Client: d.Client, Logger: d.Logger, Observer: obs, Global: global}
+	pj := &prime.Job{Config: cfg, Store: d.Store, Client: d.Client, Logger: d.Logger, Observer: obs, Global: global, Sampler: d.Sampler}
 	sj := &sweep.Job{Config: cfg, Store: d.Store, Client: d.Client, Logger: d.Logger, Observer: obs, Global: global, Now: d.Now}
 	perMirror := max(cfg.Checks.PerMirrorConcurrency, 1)
 	return engine.New(d.Store, engine.Options{

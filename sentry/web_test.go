@@ -27,8 +27,14 @@ import (
 func statusPage(t *testing.T) (*reportWorld, *httptest.Server) {
 	t.Helper()
 	w := setupReport(t)
-	page, err := web.New(web.Options{Reporter: report.New(w.b.st.Pool(), nil),
+	return w, servePage(t, web.Options{Reporter: report.New(w.b.st.Pool(), nil),
 		NextSweep: func(after time.Time) time.Time { return after.Add(14*time.Minute + 30*time.Second) }})
+}
+
+// servePage serves the status page of o until the test ends.
+func servePage(t *testing.T, o web.Options) *httptest.Server {
+	t.Helper()
+	page, err := web.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +42,7 @@ func statusPage(t *testing.T) (*reportWorld, *httptest.Server) {
 	page.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return w, srv
+	return srv
 }
 
 func get(t *testing.T, url string) (int, string, http.Header) {

@@ -61,10 +61,19 @@ type Params struct {
 	SharedLatency                      time.Duration
 	SharedConcurrency, SharedPerMirror int
 	SharedInstances                    int
+
+	// Bandwidth prime: BandwidthFiles files of BandwidthSize on
+	// BandwidthMirrors pull mirrors answering after BandwidthLatency, the
+	// farm's egress capped at BandwidthEgress bytes a second; primed with
+	// verify.mode full, then sampled.
+	BandwidthMirrors, BandwidthFiles int
+	BandwidthSize                    int64
+	BandwidthLatency                 time.Duration
+	BandwidthEgress                  float64
 }
 
 // Figures are the names -only selects from, in the order they run.
-var Figures = []string{"recording", "light-sweep", "memory", "growth", "polite", "deep-verification", "release-prime", "shared-sweep"}
+var Figures = []string{"recording", "light-sweep", "memory", "growth", "polite", "deep-verification", "release-prime", "bandwidth-prime", "shared-sweep"}
 
 // DefaultParams are the sizes.
 func DefaultParams() Params {
@@ -81,6 +90,8 @@ func DefaultParams() Params {
 		PoliteFiles: 600, PoliteRate: 100,
 		SharedMirrors: 24, SharedFiles: 100, SharedLatency: 40 * time.Millisecond,
 		SharedConcurrency: 8, SharedPerMirror: 4, SharedInstances: 3,
+		BandwidthMirrors: 100, BandwidthFiles: 4, BandwidthSize: 16 << 20, BandwidthLatency: 100 * time.Millisecond,
+		BandwidthEgress: 256 << 20,
 	}
 }
 
@@ -93,6 +104,7 @@ func QuickParams() Params {
 	p.PrimeMirrors, p.PrimeFiles = 10, 200
 	p.RecordChecks = 40_000
 	p.SharedMirrors, p.SharedFiles = 12, 60
+	p.BandwidthMirrors, p.BandwidthFiles = 40, 2
 	return p
 }
 
@@ -459,6 +471,12 @@ func Run(ctx context.Context, o Options) error {
 				p.PrimeFiles, mib(p.PrimeSize), p.PrimeMirrors, p.PrimeLatency, p.PerMirror, p.PrimeConcurrency,
 				p.PrimeFiles, p.PerMirror, p.PrimeLatency, perMirrorBound, globalBound, mib(int64(p.PrimeFiles*p.PrimeMirrors)*p.PrimeSize), rate(all), hashBound,
 				oneGet, pr.wall.Seconds()/oneGet, ps.Requests, ps.MaxInFlight, mib(pr.maxRSS), errNote(prErr, 0))})
+	}
+
+	if want("bandwidth-prime") {
+		if err := bandwidthPrime(ctx, o, st, dbURL, dir, rep, logf, child); err != nil {
+			return err
+		}
 	}
 
 	if want("shared-sweep") {

@@ -134,6 +134,8 @@ func (r *report) markdown() string {
 		p.LightMirrors, p.LightFiles, p.SmallMirrors, p.LightFiles, p.BigMirrors, p.LightFiles, p.LightFiles/langsPer, langsPer)
 	w("- deep verification: %d mirrors × %d files × %s (`sentry sweep --deep`, every pair due);\n", p.DeepMirrors, p.DeepFiles, mib(p.DeepSize))
 	w("- release prime: %d files × %s on %d pull mirrors with %s latency per request, concurrency %d;\n", p.PrimeFiles, mib(p.PrimeSize), p.PrimeMirrors, p.PrimeLatency, p.PrimeConcurrency)
+	w("- bandwidth prime: %d files × %s on %d pull mirrors with %s latency per request, the farm's egress capped at %s, primed with `verify.mode: full` and then `sampled` (defaults: 32 blocks of 16 KiB);\n",
+		p.BandwidthFiles, mib(p.BandwidthSize), p.BandwidthMirrors, p.BandwidthLatency, rate(p.BandwidthEgress))
 	w("- recording: %d checks through the Recorder;\n", p.RecordChecks)
 	w("- shared sweep: 1 to %d `sentry run` daemons on one database sharing the first scheduled sweep of %d mirrors × %d files (HEAD) with %s latency per request, each daemon with concurrency %d, %d per mirror;\n",
 		p.SharedInstances, p.SharedMirrors, p.SharedFiles, p.SharedLatency, p.SharedConcurrency, p.SharedPerMirror)

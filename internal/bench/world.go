@@ -100,10 +100,11 @@ func activate(ctx context.Context, st *store.Store, mirrors []int, release strin
 
 // forget removes what earlier scenarios recorded, so that every sweep is
 // the first sweep of a known release (unconditional requests, new file
-// state rows), whatever ran before it.
+// state rows), and every prime a release's first (no block digests, no
+// cache learned), whatever ran before it.
 func forget(ctx context.Context, st *store.Store) error {
 	_, err := st.Pool().Exec(ctx, `TRUNCATE sentry_checks, sentry_file_state, sentry_mirror_state, sentry_state_changes,
-		mirror_location_mirror_map, sentry_log`)
+		mirror_location_mirror_map, sentry_log, sentry_block_digests, sentry_mirror_priming`)
 	if err != nil {
 		return err
 	}

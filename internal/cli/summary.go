@@ -49,11 +49,12 @@ func writePrimeTable(w io.Writer, r *prime.Report, wide bool) error {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, head, "MIRROR", "MODE", "STATE", "OK", "FAIL", "VERIFIED", "TIME", "FIRST FAILURE")
-	var ok, failed int
+	var ok, failed, sampled int
 	var bytes int64
 	for _, m := range r.Mirrors {
 		ok += m.FilesOK
 		failed += m.FilesFailed
+		sampled += m.FilesSampled
 		bytes += m.BytesVerified
 		line := fmt.Sprintf(head, humanize.Clip(m.Name, nw), m.Mode, m.State, fmt.Sprint(m.FilesOK), fmt.Sprint(m.FilesFailed),
 			humanize.Bytes(m.BytesVerified), shortDuration(m.Seconds), "")
@@ -65,7 +66,11 @@ func writePrimeTable(w io.Writer, r *prime.Report, wide bool) error {
 		}
 		b.WriteString(line + humanize.Clip(first, room) + "\n")
 	}
-	fmt.Fprintf(&b, "\n%d files verified, %d failed, %s verified in this run\n", ok, failed, humanize.Bytes(bytes))
+	how := ""
+	if sampled > 0 {
+		how = fmt.Sprintf(" (%d by sampling blocks)", sampled)
+	}
+	fmt.Fprintf(&b, "\n%d files verified%s, %d failed, %s verified in this run\n", ok, how, failed, humanize.Bytes(bytes))
 	for _, u := range r.Unresolved {
 		path := u.Path
 		if !wide {

@@ -70,3 +70,59 @@ func TestFarmServesWhatItsManifestSays(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestFarmRangesCacheWordsAndEgress: files answer one range and several
+// (multipart/byteranges) with the bytes of the whole file; mirrors with
+// CacheWords say MISS the first time and HIT after; with an egress cap
+// every byte still comes, and is counted, the master's apart.
+func TestFarmRangesCacheWordsAndEgress(t *testing.T) {
+	rel := ReleaseSpec{Name: "r", Dir: "/pub/r/", Locations: 1, Langs: 1, Size: 6<<20 + 3}
+	f, err := Start(Options{Mirrors: 1, Releases: []ReleaseSpec{rel}, Seed: 2, Egress: 64 << 20, CacheWords: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	u := f.Mirrors[0] + rel.Dir + FilePath(0, 0)
+	get := func(rng string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	resp, whole := get("")
+	if resp.StatusCode != 200 || int64(len(whole)) != rel.Size || resp.Header.Get("X-Cache-Status") != "MISS" {
+		t.Fatalf("whole file: %d, %d bytes, %q", resp.StatusCode, len(whole), resp.Header.Get("X-Cache-Status"))
+	}
+	resp, one := get("bytes=5000000-5000099")
+	if resp.StatusCode != 206 || !bytes.Equal(one, whole[5000000:5000100]) || resp.Header.Get("X-Cache-Status") != "HIT" {
+		t.Errorf("one range: %d, %q; bytes differ: %v", resp.StatusCode, resp.Header.Get("X-Cache-Status"), !bytes.Equal(one, whole[5000000:5000100]))
+	}
+	resp, multi := get("bytes=0-9,4194300-4194309,6291450-6291458")
+	if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") ||
+		!bytes.Contains(multi, whole[4194300:4194310]) || !bytes.Contains(multi, whole[6291450:]) {
+		t.Errorf("several ranges: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	mr, err := http.Get(f.Master + rel.Dir + FilePath(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := io.Copy(io.Discard, mr.Body); m != rel.Size {
+		t.Errorf("the master sent %d bytes", m)
+	}
+	mr.Body.Close()
+	s := f.Stats()
+	if s.MasterBytes != rel.Size || s.Bytes < 2*rel.Size+100 {
+		t.Errorf("stats %+v: want the master's %d bytes and the mirror's apart", s, rel.Size)
+	}
+}

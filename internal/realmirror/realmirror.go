@@ -191,7 +191,10 @@ error_log %[1]s/error.log info;
 pid %[1]s/nginx.pid;
 events { worker_connections 256; }
 http {
-    access_log %[1]s/access.log;
+    # One line a request: method, path, Range, status, body bytes and
+    # cache status (Server.AccessLog).
+    log_format sentry '$request_method $uri "$http_range" $status $body_bytes_sent $upstream_cache_status';
+    access_log %[1]s/access.log sentry;
     client_body_temp_path %[1]s/tmp/body;
     proxy_temp_path %[1]s/tmp/proxy;
     fastcgi_temp_path %[1]s/tmp/fastcgi;
@@ -232,6 +235,24 @@ func (s *Server) Maintenance(t testing.TB, on bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// AccessLog reads an nginx mirror's access log, one request a line, its
+// fields split: method, path, Range (quoted, "" for none), status, body
+// bytes and cache status ("-" for none).
+func (s *Server) AccessLog(t testing.TB) [][]string {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(s.Dir, "access.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]string
+	for _, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
+		if line != "" {
+			out = append(out, strings.Fields(line))
+		}
+	}
+	return out
 }
 
 // CacheEntries counts the files an nginx proxy_cache mirror keeps.

@@ -51,6 +51,7 @@ type Config struct {
 	Guard    GuardConfig    `yaml:"guard"`
 	State    StateConfig    `yaml:"state"`
 	Sweep    SweepConfig    `yaml:"sweep"`
+	Verify   VerifyConfig   `yaml:"verify"`
 	Hook     HookConfig     `yaml:"hook"`
 	Trigger  TriggerConfig  `yaml:"trigger"`
 	Notify   NotifyConfig   `yaml:"notify"`
@@ -256,6 +257,32 @@ type SweepConfig struct {
 	CatchUpBytes int64 `yaml:"catch_up_bytes"`
 }
 
+// Verification modes of verify.mode.
+const (
+	VerifyFull    = "full"
+	VerifySampled = "sampled"
+)
+
+// VerifyConfig governs how a prime verifies a file on a mirror (deep
+// sweeps always hash in full).
+type VerifyConfig struct {
+	// Mode is "full" (every byte of every file through the hash) or
+	// "sampled" (the file's size and SampleBlocks of its blocks, read with
+	// Range requests and compared with block digests of the master's
+	// copy). Default: full.
+	Mode string `yaml:"mode"`
+	// BlockSize is the size of the blocks digested from the master and
+	// sampled on mirrors, in bytes or with a unit ("16KiB"). Default:
+	// 16KiB.
+	BlockSize Size `yaml:"block_size"`
+	// SampleBlocks is how many blocks of a file a sampled verification
+	// reads, the first and the last among them. Default: 32.
+	SampleBlocks int `yaml:"sample_blocks"`
+}
+
+// Sampled reports whether primes verify by sampling.
+func (v VerifyConfig) Sampled() bool { return v.Mode == VerifySampled }
+
 // HookConfig authenticates the release hook.
 type HookConfig struct {
 	// Secret is the HMAC-SHA256 key of POST /hooks/release. Prefer
@@ -344,10 +371,11 @@ func Default() Config {
 			PollInterval: Duration(15 * time.Second),
 			PollMax:      Duration(2 * time.Minute),
 		},
-		Guard: GuardConfig{MaxDownFraction: 0.5},
-		State: StateConfig{DownAfter: 2, UpAfter: 2, FamilyPolicy: PolicyDegraded},
-		Sweep: SweepConfig{DeepPeriod: Duration(7 * 24 * time.Hour), CatchUpBytes: 4 << 30},
-		Hook:  HookConfig{ReplayWindow: Duration(5 * time.Minute)},
+		Guard:  GuardConfig{MaxDownFraction: 0.5},
+		State:  StateConfig{DownAfter: 2, UpAfter: 2, FamilyPolicy: PolicyDegraded},
+		Sweep:  SweepConfig{DeepPeriod: Duration(7 * 24 * time.Hour), CatchUpBytes: 4 << 30},
+		Verify: VerifyConfig{Mode: VerifyFull, BlockSize: 16 << 10, SampleBlocks: 32},
+		Hook:   HookConfig{ReplayWindow: Duration(5 * time.Minute)},
 		Notify: NotifyConfig{Retries: 5, RetryWaitMax: Duration(time.Minute), Timeout: Duration(10 * time.Second),
 			SMTP: SMTPConfig{Port: 587, StartTLS: true}},
 		Cluster:       ClusterConfig{Lease: Duration(30 * time.Second), Poll: Duration(5 * time.Second)},
@@ -642,6 +670,15 @@ func (c *Config) problems() []error {
 	}
 	if c.Sweep.DeepPeriod < Duration(time.Hour) {
 		add("sweep.deep_period must be at least 1h, not %s", c.Sweep.DeepPeriod)
+	}
+	if c.Verify.Mode != VerifyFull && c.Verify.Mode != VerifySampled {
+		add("verify.mode must be %q or %q, not %q", VerifyFull, VerifySampled, c.Verify.Mode)
+	}
+	if c.Verify.BlockSize < 1<<10 || c.Verify.BlockSize > 64<<20 {
+		add("verify.block_size must be between 1KiB and 64MiB, not %s", c.Verify.BlockSize)
+	}
+	if c.Verify.SampleBlocks < 2 || c.Verify.SampleBlocks > 4096 {
+		add("verify.sample_blocks must be between 2 (the first and the last block) and 4096, not %d", c.Verify.SampleBlocks)
 	}
 	positive("hook.replay_window", c.Hook.ReplayWindow)
 	if n := len(c.Hook.Secret); n > 0 && n < 16 {

@@ -35,6 +35,7 @@ func TestConfigExampleLoads(t *testing.T) {
 	if cfg.Checks.PerMirrorConcurrency != def.Checks.PerMirrorConcurrency ||
 		cfg.Guard.MaxDownFraction != def.Guard.MaxDownFraction ||
 		cfg.Sweep.DeepPeriod != def.Sweep.DeepPeriod ||
+		cfg.Verify != def.Verify ||
 		cfg.Schedule != def.Schedule ||
 		cfg.Prime != def.Prime ||
 		cfg.State != def.State ||
@@ -330,5 +331,42 @@ func TestConfigErrorsNameTheEnvironmentVariable(t *testing.T) {
 	_, err = Parse([]byte(minimalConfig+"hook:\n  secret: short-Hk1\n"), "c.yaml", noEnv)
 	if err == nil || !strings.Contains(err.Error(), "c.yaml: hook.secret is 9 bytes") {
 		t.Errorf("file error: %v", err)
+	}
+}
+
+func TestConfigVerify(t *testing.T) {
+	cfg, err := Parse([]byte(minimalConfig), "c.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := cfg.Verify; v.Mode != VerifyFull || v.BlockSize != 16<<10 || v.SampleBlocks != 32 || v.Sampled() {
+		t.Errorf("defaults: %+v, want full, 16KiB, 32", v)
+	}
+	for _, tc := range []struct {
+		size string
+		want Size
+	}{{"16384", 16384}, {"16KiB", 16 << 10}, {`"64 kib"`, 64 << 10}, {"1MiB", 1 << 20}, {"4096B", 4096}} {
+		cfg, err := Parse([]byte(minimalConfig+"verify:\n  mode: sampled\n  block_size: "+tc.size+"\n  sample_blocks: 8\n"), "c.yaml", noEnv)
+		if err != nil {
+			t.Errorf("block_size %s: %v", tc.size, err)
+			continue
+		}
+		if cfg.Verify.BlockSize != tc.want || !cfg.Verify.Sampled() || cfg.Verify.SampleBlocks != 8 {
+			t.Errorf("block_size %s: %+v, want %d bytes, sampled, 8 blocks", tc.size, cfg.Verify, tc.want)
+		}
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"verify:\n  mode: quick\n", `verify.mode must be "full" or "sampled", not "quick"`},
+		{"verify:\n  block_size: 16KB\n", `c.yaml:12: invalid size "16KB"`},
+		{"verify:\n  block_size: 512\n", "verify.block_size must be between 1KiB and 64MiB, not 512"},
+		{"verify:\n  sample_blocks: 1\n", "verify.sample_blocks must be between 2"},
+	} {
+		_, err := Parse([]byte(minimalConfig+tc.yaml), "c.yaml", noEnv)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	if got := Size(16 << 10).String(); got != "16KiB" {
+		t.Errorf("16 KiB prints as %q", got)
 	}
 }

@@ -24,15 +24,10 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // yaml.TypeError carrying the line number, so it is collected with every
 // other problem of the file instead of stopping at the first.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration such as \"30s\" or \"7d\"", n.Line)}}
-	}
-	v, err := ParseDuration(n.Value)
-	if err != nil {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
-	}
-	*d = Duration(v)
-	return nil
+	return scalarYAML(n, d, `a duration such as "30s" or "7d"`, func(s string) (Duration, error) {
+		v, err := ParseDuration(s)
+		return Duration(v), err
+	})
 }
 
 // MarshalYAML implements yaml.Marshaler.

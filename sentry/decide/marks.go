@@ -69,8 +69,9 @@ type File struct {
 	Checked bool
 	// Kind is the result.
 	Kind checks.Kind
-	// Verified: the file is known right: hashed now, or hashed before
-	// and unchanged since.
+	// Verified: the file is known right: verified now (hashed in full, or
+	// its size and a sample of its blocks right: verify.mode sampled), or
+	// verified before and unchanged since.
 	Verified bool
 	// Excused: the mirror is excused from this file's language
 	// (mirror_lmm_lang_exceptions); it does not count.

@@ -39,6 +39,9 @@ type CheckEvent struct {
 	At     time.Time
 	Result checks.Kind
 	Hashed bool
+	// Sampled: the check compared blocks of the file with the master's
+	// digests (of them, BytesVerified).
+	Sampled bool
 	// Routine: the check found what was known already, and is only
 	// counted (no row of its own in sentry_checks).
 	Routine bool
@@ -126,10 +129,16 @@ func Or(o Observer) Observer {
 	return o
 }
 
-// VerifiedBytes is what a check verified by hashing.
+// VerifiedBytes is what a check verified by hashing: the whole file, or
+// the blocks a sampled check compared.
 func VerifiedBytes(r checks.Result) int64 {
-	if r.Kind == checks.KindOK && r.Hashed && r.Bytes > 0 {
+	switch {
+	case r.Kind != checks.KindOK:
+		return 0
+	case r.Hashed && r.Bytes > 0:
 		return r.Bytes
+	case r.Sampled > 0:
+		return r.SampledBytes
 	}
 	return 0
 }

@@ -62,6 +62,9 @@ type Job struct {
 	// Global caps this process's requests in flight across all mirrors
 	// (checks.concurrency).
 	Global *semaphore.Weighted
+	// Sampler picks the blocks of sampled checks (verify.mode sampled);
+	// nil: one with a secret random seed (tests set a fixed one).
+	Sampler *checks.Sampler
 }
 
 // params are what every worker of a prime needs to do its part, and what
@@ -147,6 +150,9 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 		return engine.Plan{}, err
 	}
 	t.restricted = len(req.Mirrors) > 0
+	if err := t.prepareSampling(ctx, false); err != nil { // Resolve attached the digests
+		return engine.Plan{}, err
+	}
 	ids := make([]int, len(mirrors))
 	for i, m := range mirrors {
 		ids[i] = m.ID
@@ -184,6 +190,9 @@ func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) 
 		return nil, err
 	}
 	t.restricted = len(pp.Mirrors) > 0
+	if err := t.prepareSampling(ctx, true); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -225,6 +234,9 @@ type task struct {
 	windows map[int]window
 	// restricted: the run covers the mirrors it was asked for only.
 	restricted bool
+	// primings is how mirrors are primed, as earlier primes learned it
+	// (sampled primes only).
+	primings map[int]store.Priming
 }
 
 // mirrorPrime is one mirror's prime in progress.
@@ -305,6 +317,7 @@ func (t *task) prime(ctx context.Context, row *engine.Row, mp *mirrorPrime) bool
 		Deadline: cfg.Prime.Deadline.D(), PollInterval: cfg.Prime.PollInterval.D(),
 		PollMax: cfg.Prime.PollMax.D(), TriggerSecret: []byte(cfg.Trigger.Secret), Logger: log,
 	}
+	files = t.sample(ctx, row, mp, &pc, &pm, files)
 	err := primer.Prime(ctx, pc, pm, files, func(o primer.Outcome) { t.record(ctx, row, mp, o) })
 	return err == nil && ctx.Err() == nil
 }
@@ -350,7 +363,8 @@ func (t *task) record(ctx context.Context, row *engine.Row, mp *mirrorPrime, o p
 		return
 	}
 	observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: Kind, RunID: t.run.ID, Mirror: mp.m.Name, MirrorID: mp.m.ID,
-		Path: o.Path, At: o.CheckedAt, Result: res.Kind, Hashed: res.Hashed, BytesVerified: observe.VerifiedBytes(res)})
+		Path: o.Path, At: o.CheckedAt, Result: res.Kind, Hashed: res.Hashed, Sampled: res.Sampled > 0,
+		BytesVerified: observe.VerifiedBytes(res)})
 	if o.Path == "" {
 		if res.Kind.Failed() {
 			t.log.Warn("trigger failed", "mirror", mp.m.Name, "kind", res.Kind, "detail", res.Detail)
@@ -362,8 +376,9 @@ func (t *task) record(ctx context.Context, row *engine.Row, mp *mirrorPrime, o p
 	mp.results[o.Path] = res.Kind
 	if res.Kind == checks.KindOK {
 		mp.sums.FilesOK++
-		if res.Hashed {
-			mp.sums.BytesVerified += res.Bytes
+		mp.sums.BytesVerified += observe.VerifiedBytes(res)
+		if res.Sampled > 0 {
+			mp.sums.FilesSampled++
 		}
 		return
 	}
@@ -481,12 +496,12 @@ func (t *task) reason(s *MirrorSums) string {
 	total := s.FilesOK + s.FilesFailed
 	switch s.State {
 	case "ok":
-		return fmt.Sprintf("prime %s: %d/%d files verified", rel, s.FilesOK, total)
+		return fmt.Sprintf("prime %s: %d/%d files verified%s", rel, s.FilesOK, total, sampledNote(s))
 	case "down":
 		return fmt.Sprintf("prime %s: mirror down, no file verified (%s); first: %s", rel, checks.CountsText(s.Failures), s.FirstFailure)
 	default:
-		return fmt.Sprintf("prime %s: %d/%d files verified, %d failed (%s); first: %s",
-			rel, s.FilesOK, total, s.FilesFailed, checks.CountsText(s.Failures), s.FirstFailure)
+		return fmt.Sprintf("prime %s: %d/%d files verified%s, %d failed (%s); first: %s",
+			rel, s.FilesOK, total, sampledNote(s), s.FilesFailed, checks.CountsText(s.Failures), s.FirstFailure)
 	}
 }
 

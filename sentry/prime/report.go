@@ -58,6 +58,11 @@ type MirrorSums struct {
 	LocationsGood int    `json:"locations_good"`
 	LocationsBad  int    `json:"locations_bad"`
 	Note          string `json:"note,omitempty"`
+	// FilesSampled counts the files of FilesOK this run verified by
+	// sampling their blocks (verify.mode sampled); the others were hashed
+	// in full, or resumed. BytesVerified counts the bytes hashed: whole
+	// files, and the blocks compared of sampled ones.
+	FilesSampled int `json:"files_sampled"`
 }
 
 // Summarize reads a finished prime into its report. names names the

@@ -385,6 +385,6 @@ func Check(res checks.Result, releaseID int64, path, method string, at time.Time
 		ReleaseID: releaseID, Path: path, CheckedAt: at, Vantage: vantage, Method: method,
 		Result: string(res.Kind), Status: res.Status, Bytes: res.Bytes, Hashed: res.Hashed, Duration: res.Duration,
 		Attempts: res.Attempts, CacheStatus: res.CacheStatus, Detail: res.Detail, ETag: res.ETag,
-		LastModified: res.LastModified, Size: res.Bytes,
+		LastModified: res.LastModified, Size: res.Bytes, SampleBlocks: res.Sampled, FileBlocks: res.Blocks,
 	}
 }

@@ -91,8 +91,9 @@ type Resolver struct {
 }
 
 // Resolve reads release's manifest from the master, learns missing sizes
-// from the master, records the release, and maps the release's bouncer
-// locations onto the manifest.
+// from the master, reads every file from the master once to check it and
+// digest its blocks (digests.go), records the release, and maps the
+// release's bouncer locations onto the manifest.
 func (r *Resolver) Resolve(ctx context.Context, name string) (*Plan, error) {
 	cfg := r.Config
 	p := &Plan{ManifestURL: cfg.ManifestURL(name), Dir: cfg.ReleaseDir(name)}
@@ -106,14 +107,25 @@ func (r *Resolver) Resolve(ctx context.Context, name string) (*Plan, error) {
 	if err := r.mapLocations(ctx, p, false); err != nil {
 		return nil, err
 	}
+	if r.Config.Verify.Sampled() {
+		if err := r.AttachDigests(ctx, p); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
 // save records a fetched manifest (its sizes learnt from the master where
-// it gives none) as release name's, and fills p's files.
+// it gives none, its files checked and block-digested on the master) as
+// release name's, and fills p's files.
 func (r *Resolver) save(ctx context.Context, name string, p *Plan, m *fetched, res checks.Result) (store.Release, error) {
 	entries := m.manifest.Entries()
 	if err := r.fillSizes(ctx, p.Dir, entries); err != nil {
+		return store.Release{}, err
+	}
+	// Before anything is written: a master copy that is not the
+	// manifest's makes the release unusable.
+	if err := r.digestMaster(ctx, name, p.Dir, entries); err != nil {
 		return store.Release{}, err
 	}
 	files := make([]store.ReleaseFile, len(entries))

@@ -278,8 +278,8 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time, wide bool) error 
 			}
 		}
 	})
-	mrow := "%-" + strconv.Itoa(nw) + "s %6s %8s %8s %s\n"
-	fmt.Fprintf(&b, mrow, "MIRROR", "RATING", "VERIFIED", "HOLDING", "TIME TO VERIFIED")
+	mrow := "%-" + strconv.Itoa(nw) + "s %6s %8s %8s %7s %s\n"
+	fmt.Fprintf(&b, mrow, "MIRROR", "RATING", "VERIFIED", "HOLDING", "SAMPLED", "TIME TO VERIFIED")
 	for _, m := range r.Mirrors {
 		took := "-"
 		if m.Seconds != nil {
@@ -290,7 +290,7 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time, wide bool) error 
 			name += " (inactive)"
 		}
 		fmt.Fprintf(&b, mrow, humanize.Clip(name, nw), strconv.Itoa(m.Rating), fmt.Sprintf("%d/%d", m.Verified, r.Files),
-			fmt.Sprintf("%d/%d", m.Holding, r.Files), took)
+			fmt.Sprintf("%d/%d", m.Holding, r.Files), strconv.Itoa(m.Sampled), took)
 	}
 	b.WriteString("\n")
 	const frow = "%7s %8s  %s\n"
@@ -370,14 +370,14 @@ func optFloat(v *float64) string {
 func WriteReleaseCSV(w io.Writer, r *Release) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"record", "name", "size", "mirrors", "weighted_uptake", "rating", "files_verified",
-		"files_holding", "verified_at", "seconds_to_verified"})
+		"files_holding", "verified_at", "seconds_to_verified", "files_sampled"})
 	for _, f := range r.FileList {
 		_ = cw.Write([]string{"file", f.Path, strconv.FormatInt(f.Size, 10), strconv.Itoa(f.Mirrors), optFloat(f.Weighted),
-			"", "", "", "", ""})
+			"", "", "", "", "", ""})
 	}
 	for _, m := range r.Mirrors {
 		_ = cw.Write([]string{"mirror", m.Name, "", "", "", strconv.Itoa(m.Rating), strconv.Itoa(m.Verified),
-			strconv.Itoa(m.Holding), stamp(m.VerifiedAt), optFloat(m.Seconds)})
+			strconv.Itoa(m.Holding), stamp(m.VerifiedAt), optFloat(m.Seconds), strconv.Itoa(m.Sampled)})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -510,6 +510,10 @@ type FailureRun struct {
 	Count   int64     `json:"count"`
 	First   time.Time `json:"first"`
 	Last    time.Time `json:"last"`
+	// Read is how the latest of these checks read the file's bytes:
+	// "in full", "32 of 128 blocks" (a sampled check), or "" (it read
+	// none: a HEAD, a refused request).
+	Read string `json:"read"`
 }
 
 // Limits of RecentFailures.
@@ -618,7 +622,7 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 func recentFailures(ctx context.Context, tx pgx.Tx, id int, w Window, out *MirrorDetail) error {
 	rows, err := tx.Query(ctx, `
 		WITH c AS (
-			SELECT checked_at, coalesce(release_id, 0) AS rel, path, result, detail FROM sentry_checks
+			SELECT checked_at, coalesce(release_id, 0) AS rel, path, result, detail, `+readSQL+` AS read FROM sentry_checks
 			WHERE mirror_id = $1 AND checked_at >= $2 AND checked_at < $3
 			ORDER BY checked_at DESC LIMIT $4
 		), g AS (
@@ -626,7 +630,8 @@ func recentFailures(ctx context.Context, tx pgx.Tx, id int, w Window, out *Mirro
 			        - row_number() OVER (PARTITION BY rel, path, result, detail ORDER BY checked_at) AS grp
 			FROM c
 		)
-		SELECT coalesce(r.name, ''), g.path, g.result, g.detail, count(*), min(g.checked_at), max(g.checked_at)
+		SELECT coalesce(r.name, ''), g.path, g.result, g.detail, count(*), min(g.checked_at), max(g.checked_at),
+		       (array_agg(g.read ORDER BY g.checked_at DESC))[1]
 		FROM g LEFT JOIN sentry_releases r ON r.id = g.rel
 		WHERE g.result NOT IN `+successSQL+`
 		GROUP BY r.name, g.rel, g.path, g.result, g.detail, g.grp
@@ -636,7 +641,7 @@ func recentFailures(ctx context.Context, tx pgx.Tx, id int, w Window, out *Mirro
 	}
 	for rows.Next() {
 		var f FailureRun
-		if err := rows.Scan(&f.Release, &f.Path, &f.Kind, &f.Detail, &f.Count, &f.First, &f.Last); err != nil {
+		if err := rows.Scan(&f.Release, &f.Path, &f.Kind, &f.Detail, &f.Count, &f.First, &f.Last, &f.Read); err != nil {
 			rows.Close()
 			return err
 		}
@@ -644,6 +649,11 @@ func recentFailures(ctx context.Context, tx pgx.Tx, id int, w Window, out *Mirro
 	}
 	return rows.Err()
 }
+
+// readSQL says how a check of sentry_checks read the file's bytes (see
+// FailureRun.Read).
+const readSQL = `CASE WHEN hashed THEN 'in full'
+	WHEN sample_blocks IS NOT NULL THEN sample_blocks || ' of ' || file_blocks || ' blocks' ELSE '' END`
 
 // FileUptake is how far one release file has spread.
 type FileUptake struct {
@@ -669,6 +679,10 @@ type MirrorUptake struct {
 	// verified now.
 	Verified int `json:"files_verified"`
 	Holding  int `json:"files_holding"`
+	// Sampled counts the files of Holding whose last verification read
+	// some of their blocks only (verify.mode sampled): not hashed in full
+	// since, until the next deep sweep hashes them.
+	Sampled int `json:"files_sampled"`
 	// VerifiedAt is when the last of the release's files was first
 	// verified there (nil until every file was), and Seconds the time from
 	// the release's first prime to then.
@@ -739,7 +753,7 @@ func (r *Reporter) Release(ctx context.Context, name string) (*Release, error) {
 // (the bouncer sends nobody to a down mirror), the file's latest check good
 // and its checksum verified.
 const holdingSQL = `
-	SELECT fs.mirror_id, fs.path, m.rating FROM sentry_file_state fs
+	SELECT fs.mirror_id, fs.path, m.rating, fs.verified_by FROM sentry_file_state fs
 	JOIN mirror_mirrors m ON m.id = fs.mirror_id AND m.active
 	LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id
 	WHERE fs.release_id = $1 AND fs.result IN ` + successSQL + ` AND fs.verified_at IS NOT NULL
@@ -782,17 +796,18 @@ func (r *Reporter) releaseMirrors(ctx context.Context, tx pgx.Tx, id int64, out 
 		WITH first AS (
 			SELECT c.mirror_id, c.path, min(c.checked_at) AS at
 			FROM sentry_checks c
-			WHERE c.release_id = $1 AND c.result = 'ok' AND c.hashed
+			WHERE c.release_id = $1 AND c.result = 'ok' AND (c.hashed OR c.sample_blocks IS NOT NULL)
 			  AND c.checked_at >= coalesce($2::timestamptz, '-infinity')
 			  AND c.path IN (SELECT path FROM sentry_release_files WHERE release_id = $1)
 			GROUP BY c.mirror_id, c.path
 		), per AS (
 			SELECT mirror_id, count(*) AS files, max(at) AS last FROM first GROUP BY mirror_id
 		), holding AS (
-			SELECT mirror_id, count(*) AS files FROM (`+holdingSQL+`) h GROUP BY mirror_id
+			SELECT mirror_id, count(*) AS files, count(*) FILTER (WHERE verified_by = 'sampled') AS sampled
+			FROM (`+holdingSQL+`) h GROUP BY mirror_id
 		)
 		SELECT m.id, m.name, m.rating, m.active, coalesce(per.files, 0), coalesce(holding.files, 0),
-		       CASE WHEN per.files = $3 THEN per.last END
+		       coalesce(holding.sampled, 0), CASE WHEN per.files = $3 THEN per.last END
 		FROM mirror_mirrors m
 		LEFT JOIN per ON per.mirror_id = m.id
 		LEFT JOIN holding ON holding.mirror_id = m.id
@@ -804,7 +819,7 @@ func (r *Reporter) releaseMirrors(ctx context.Context, tx pgx.Tx, id int64, out 
 	completeRatings := 0
 	for rows.Next() {
 		var m MirrorUptake
-		if err := rows.Scan(&m.ID, &m.Name, &m.Rating, &m.Active, &m.Verified, &m.Holding, &m.VerifiedAt); err != nil {
+		if err := rows.Scan(&m.ID, &m.Name, &m.Rating, &m.Active, &m.Verified, &m.Holding, &m.Sampled, &m.VerifiedAt); err != nil {
 			rows.Close()
 			return err
 		}

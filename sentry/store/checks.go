@@ -55,6 +55,9 @@ type Check struct {
 	// Family is the address family the check was made over ("ipv4",
 	// "ipv6"; "": the system chose).
 	Family string
+	// SampleBlocks of the file's FileBlocks blocks were compared with the
+	// master's block digests (0: the check sampled nothing).
+	SampleBlocks, FileBlocks int
 }
 
 // Count is a number of routine checks of one mirror in one UTC hour, from
@@ -98,8 +101,26 @@ type Batch struct {
 	Counts []Count
 }
 
+// Verification says how the check verified the file's bytes: "full"
+// (hashed in full), "sampled" (some blocks compared), or "" (not at all).
+func (c *Check) Verification() string {
+	switch {
+	case c.Hashed:
+		return VerifiedFull
+	case c.SampleBlocks > 0:
+		return VerifiedSampled
+	}
+	return ""
+}
+
+// How a file's bytes were verified (sentry_file_state.verified_by).
+const (
+	VerifiedFull    = "full"
+	VerifiedSampled = "sampled"
+)
+
 var checkColumns = []string{"run_id", "mirror_id", "release_id", "path", "checked_at", "vantage", "method", "result",
-	"status", "bytes", "hashed", "duration_ms", "attempts", "cache_status", "detail", "family"}
+	"status", "bytes", "hashed", "duration_ms", "attempts", "cache_status", "detail", "family", "sample_blocks", "file_blocks"}
 
 // WriteChecks records a batch in one transaction: either the whole batch
 // is stored or none of it. Its checks are copied (not inserted one by one)
@@ -127,9 +148,12 @@ func (s *Store) WriteChecks(ctx context.Context, b Batch) (fenced int, err error
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"sentry_checks"}, checkColumns,
 			pgx.CopyFromSlice(len(checks), func(i int) ([]any, error) {
 				c := &checks[i]
-				var rel, status, bytes any
+				var rel, status, bytes, sampled, blocks any
 				if c.ReleaseID != 0 {
 					rel = c.ReleaseID
+				}
+				if c.SampleBlocks > 0 {
+					sampled, blocks = c.SampleBlocks, c.FileBlocks
 				}
 				if c.Status != 0 {
 					status = c.Status
@@ -139,7 +163,7 @@ func (s *Store) WriteChecks(ctx context.Context, b Batch) (fenced int, err error
 				}
 				return []any{c.RunID, c.MirrorID, rel, c.Path, c.CheckedAt, c.Vantage, c.Method, c.Result,
 					status, bytes, c.Hashed, int32(min(c.Duration.Milliseconds(), 1<<31-1)), max(c.Attempts, 1),
-					c.CacheStatus, c.Detail, c.Family}, nil
+					c.CacheStatus, c.Detail, c.Family, sampled, blocks}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy checks: %w", err)
@@ -298,7 +322,7 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		paths    = make([]string, 0, n)
 		results  = make([]string, 0, n)
 		times    = make([]time.Time, 0, n)
-		hashed   = make([]bool, 0, n)
+		verified = make([]string, 0, n)
 		sizes    = make([]*int64, 0, n)
 		etags    = make([]string, 0, n)
 		lastMods = make([]string, 0, n)
@@ -312,7 +336,7 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		paths = append(paths, c.Path)
 		results = append(results, c.Result)
 		times = append(times, c.CheckedAt)
-		hashed = append(hashed, c.Hashed)
+		verified = append(verified, c.Verification())
 		var size *int64
 		if c.Size >= 0 {
 			size = &c.Size
@@ -325,22 +349,30 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 	}
 	_, err := tx.Exec(ctx, `
 		INSERT INTO sentry_file_state AS fs (mirror_id, release_id, path, result, last_checked_at,
-			verified_at, hashed_at, failing_since, size, etag, last_modified, detail, listed)
+			verified_at, hashed_at, verified_by, failing_since, size, etag, last_modified, detail, listed)
 		SELECT m, r, p, res, t,
-		       CASE WHEN res = 'ok' AND h THEN t END,
-		       CASE WHEN res = 'ok' AND h THEN t END,
+		       CASE WHEN res = 'ok' AND v <> '' THEN t END,
+		       CASE WHEN res = 'ok' AND v = 'full' THEN t END,
+		       CASE WHEN res = 'ok' THEN v ELSE '' END,
 		       CASE WHEN res NOT IN ('ok', 'unchanged') THEN t END,
 		       sz, et, lm, d, ls
-		FROM unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[],
-		            $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[]) AS u(m, r, p, res, t, h, sz, et, lm, d, ls)
+		FROM unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+		            $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[]) AS u(m, r, p, res, t, v, sz, et, lm, d, ls)
 		ON CONFLICT (mirror_id, release_id, path) DO UPDATE SET
 			-- "unchanged" (a 304) confirms the previous result, and so does
-			-- a HEAD of the right size on a file whose body was wrong: only
-			-- a hash clears a checksum mismatch or an overlong body.
+			-- a HEAD of the right size, or a sample of right blocks, on a
+			-- file whose body was wrong: only a full hash clears a checksum
+			-- mismatch (it may be one block) or an overlong body.
 			result = CASE WHEN excluded.result = 'unchanged' OR `+keepsMismatch+` THEN fs.result ELSE excluded.result END,
 			last_checked_at = excluded.last_checked_at,
-			verified_at = CASE WHEN excluded.result = 'ok' AND excluded.hashed_at IS NOT NULL THEN excluded.verified_at
+			-- verified_at and verified_by: the last verification of the
+			-- bytes, full or sampled; hashed_at: the last full hash, which
+			-- deep sweeps rotate on (a pair only ever sampled is one never
+			-- hashed).
+			verified_at = CASE WHEN excluded.verified_at IS NOT NULL AND NOT `+keepsMismatch+` THEN excluded.verified_at
 			                   WHEN excluded.result IN ('ok', 'unchanged') THEN fs.verified_at END,
+			verified_by = CASE WHEN excluded.verified_at IS NOT NULL AND NOT `+keepsMismatch+` THEN excluded.verified_by
+			                   WHEN excluded.result IN ('ok', 'unchanged') THEN fs.verified_by ELSE '' END,
 			hashed_at = CASE WHEN excluded.hashed_at IS NOT NULL THEN excluded.hashed_at
 			                 WHEN excluded.result IN ('ok', 'unchanged') THEN fs.hashed_at END,
 			failing_since = CASE WHEN `+keepsMismatch+` THEN fs.failing_since
@@ -364,7 +396,7 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 			                OR (excluded.size IS NOT NULL AND fs.size IS NOT NULL AND excluded.size <> fs.size)) THEN true
 			              ELSE fs.rehash END,
 			listed = CASE WHEN excluded.listed <> '' THEN excluded.listed ELSE fs.listed END`,
-		mirrors, releases, paths, results, times, hashed, sizes, etags, lastMods, details, listed)
+		mirrors, releases, paths, results, times, verified, sizes, etags, lastMods, details, listed)
 	if err != nil {
 		return fmt.Errorf("update file state: %w", err)
 	}

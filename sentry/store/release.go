@@ -159,22 +159,10 @@ func (s *Store) ReleaseByName(ctx context.Context, name string) (Release, error)
 }
 
 // VerifiedFiles returns the paths of release files that mirror holds
-// verified (size and checksum) according to earlier checks of this
-// manifest, since the mirror was last suspended: what a resumed prime need
-// not download again.
+// verified (size and checksum, or size and sampled blocks) according to
+// earlier checks of this manifest, since the mirror was last suspended:
+// what a resumed prime need not download again.
 func (s *Store) VerifiedFiles(ctx context.Context, releaseID int64, mirrorID int) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT path FROM sentry_file_state fs LEFT JOIN sentry_mirror_state ms USING (mirror_id)
+	return s.paths(ctx, "read verified files", `SELECT path FROM sentry_file_state fs LEFT JOIN sentry_mirror_state ms USING (mirror_id)
 		WHERE release_id = $1 AND fs.mirror_id = $2 AND `+verifiedSince, releaseID, mirrorID)
-	if err != nil {
-		return nil, s.wrap("read verified files", err)
-	}
-	paths, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, s.wrap("read verified files", err)
-	}
-	out := make(map[string]bool, len(paths))
-	for _, p := range paths {
-		out[p] = true
-	}
-	return out, nil
 }

@@ -56,14 +56,17 @@ type FileKey struct {
 // FileState is what sentry last knew of a file on a mirror.
 type FileState struct {
 	Result string
-	// Verified: the last hash matched, nothing since said otherwise, and
-	// it was after the mirror was last suspended (down, or switched off by
-	// the admin: sentry_mirror_state.suspended_at).
+	// Verified: the last verification of its bytes (a full hash, or a
+	// sample of blocks) matched, nothing since said otherwise, and it was
+	// after the mirror was last suspended (down, or switched off by the
+	// admin: sentry_mirror_state.suspended_at).
 	Verified bool
-	// Void: the last hash matched, but before the mirror was suspended:
-	// what the mirror held then says nothing of what it holds now.
+	// Void: the last verification matched, but before the mirror was
+	// suspended: what the mirror held then says nothing of what it holds
+	// now.
 	Void bool
-	// HashedAt is when the file was last hashed right; zero if never.
+	// HashedAt is when the file was last hashed right in full; zero if
+	// never (a file only ever verified by sampling was never hashed).
 	HashedAt           time.Time
 	Size               int64 // -1 when unknown
 	ETag, LastModified string
@@ -77,12 +80,12 @@ type FileState struct {
 // verifiedSince is the SQL of a file state (fs) verified since its mirror's
 // last suspension (ms, joined): docs/CONTRACTS.md, section 2, "Returning
 // mirrors".
-const verifiedSince = `(fs.result = 'ok' AND fs.hashed_at IS NOT NULL AND fs.hashed_at >= coalesce(ms.suspended_at, '-infinity'))`
+const verifiedSince = `(fs.result = 'ok' AND fs.verified_at IS NOT NULL AND fs.verified_at >= coalesce(ms.suspended_at, '-infinity'))`
 
 // MirrorFileStates returns the file states of one mirror for the given
 // releases.
 func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs []int64) (map[FileKey]FileState, error) {
-	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, `+verifiedSince+`, coalesce(result = 'ok' AND hashed_at < ms.suspended_at, false),
+	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, `+verifiedSince+`, coalesce(result = 'ok' AND verified_at < ms.suspended_at, false),
 		       coalesce(hashed_at, 'epoch'), coalesce(size, -1), etag, last_modified, rehash, listed
 		FROM sentry_file_state fs LEFT JOIN sentry_mirror_state ms USING (mirror_id)
 		WHERE fs.mirror_id = $1 AND release_id = ANY($2)`, mirrorID, releaseIDs)

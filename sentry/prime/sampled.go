@@ -1,0 +1,104 @@
+package prime
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/primer"
+	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/release"
+)
+
+// A sampled prime (verify.mode sampled) verifies a file by its size and
+// verify.sample_blocks of its blocks, compared with the block digests of
+// the master's copy (package release), and primes a pull-through cache
+// that keeps what it fetches for a range with one byte per file (package
+// primer, which learns it per mirror; this job remembers what was learned
+// in sentry_mirror_priming).
+
+// randomSampler is the sampler of jobs given none: a secret random seed,
+// so that no mirror can tell which blocks will be read.
+var randomSampler = sync.OnceValue(func() *checks.Sampler { return checks.NewSampler(nil) })
+
+func (j *Job) sampler() *checks.Sampler {
+	if j.Sampler != nil {
+		return j.Sampler
+	}
+	return randomSampler()
+}
+
+// prepareSampling reads, for a sampled prime, the block digests of the
+// plan's files and what earlier primes learned of how each mirror is
+// primed.
+func (t *task) prepareSampling(ctx context.Context, digests bool) error {
+	if !t.job.Config.Verify.Sampled() {
+		return nil
+	}
+	if digests {
+		r := &release.Resolver{Config: t.job.Config, Store: t.job.Store, Client: t.job.Client}
+		if err := r.AttachDigests(ctx, t.plan); err != nil {
+			return err
+		}
+	}
+	var err error
+	t.primings, err = t.job.Store.Primings(ctx)
+	return err
+}
+
+// sample sets a sampled prime of one mirror up in its primer
+// configuration, and returns its files: those whose bytes a check found
+// wrong before (a checksum mismatch, a body too large) lose their digests
+// and are verified in full, since a sample of right blocks cannot clear a
+// difference that may be one block.
+func (t *task) sample(ctx context.Context, row *engine.Row, mp *mirrorPrime, pc *primer.Config, pm *primer.Mirror, files []primer.File) []primer.File {
+	v := t.job.Config.Verify
+	if !v.Sampled() {
+		return files
+	}
+	pc.Sampled, pc.Sampler, pc.SampleBlocks, pc.SampleID = true, t.job.sampler(), v.SampleBlocks, strconv.FormatInt(t.run.ID, 10)
+	pm.Priming = primer.Priming(t.primings[mp.m.ID].By)
+	log := t.log.With("mirror", mp.m.Name)
+	pc.Learned = func(by primer.Priming, why string) {
+		log.Info("learned how the mirror is primed", "by", string(by), "why", why)
+		if err := t.job.Store.SavePriming(ctx, mp.m.ID, string(by), why, row.Fence()); err != nil && ctx.Err() == nil {
+			log.Warn("could not remember how the mirror is primed; the next prime learns it again", "err", err)
+		}
+	}
+	mismatched, err := t.job.Store.MismatchedFiles(ctx, t.plan.Release.ID, mp.m.ID)
+	if err != nil {
+		// Which files are known wrong is unknown: verify every file in
+		// full rather than let a sample pass one of them.
+		log.Warn("could not read the files found wrong before; verifying every file in full", "err", err)
+		mismatched = nil
+		files = withoutDigests(files, func(string) bool { return true })
+	}
+	if len(mismatched) > 0 {
+		files = withoutDigests(files, func(p string) bool { return mismatched[p] })
+	}
+	return files
+}
+
+// withoutDigests is files, those of which drop says so without block
+// digests.
+func withoutDigests(files []primer.File, drop func(path string) bool) []primer.File {
+	out := make([]primer.File, len(files))
+	for i, f := range files {
+		if drop(f.Path) {
+			f.Blocks = checks.Blocks{}
+		}
+		out[i] = f
+	}
+	return out
+}
+
+// sampledNote says, in a mirror's sentry_log line, how many of its files
+// were verified by sampling.
+func sampledNote(s *MirrorSums) string {
+	if s.FilesSampled == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d by sampling blocks)", s.FilesSampled)
+}
