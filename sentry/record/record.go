@@ -1,5 +1,5 @@
-// Package record writes checks to the database in batches, from one
-// goroutine per process, so that a run costs no database round trip per
+// Package record writes checks to the database in batches, from a few
+// goroutines per process, so that a run costs no database round trip per
 // check, and keeps completed checks through a database outage.
 package record
 
@@ -18,10 +18,10 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
-// Batching parameters. A batch goes to the database when it holds
-// batchSize checks or flushEvery has passed, whichever comes first; a
-// batch that fails is retried with backoff while checks keep accumulating,
-// up to maxPending, after which producers wait (backpressure bounds
+// Batching parameters, per lane (Recorder). A batch goes to the database
+// when it holds batchSize checks or flushEvery has passed, whichever comes
+// first; a batch that fails is retried with backoff while checks keep
+// accumulating, up to maxPending, after which producers wait (backpressure bounds
 // memory while the database is away, and keeps a sweep's memory flat when
 // checks outpace the database). Routine checks (store.Check.Routine) are
 // only counted, in memory, and their counts go out when someone waits for
@@ -47,12 +47,28 @@ type Writer interface {
 	WriteChecks(ctx context.Context, b store.Batch) (fenced int, err error)
 }
 
-// Recorder writes checks to the database in batches from one goroutine, so
-// that a run costs no database round trip per check. Completed checks are
-// never dropped while the recorder runs: when a write fails (the database
-// went away, a connection was killed) they stay pending and are written
-// when it answers again.
+// Recorder writes checks to the database in batches, so that a run costs
+// no database round trip per check. Completed checks are never dropped
+// while the recorder runs: when a write fails (the database went away, a
+// connection was killed) they stay pending and are written when it
+// answers again.
+//
+// It writes from lanes goroutines, each with a connection's transaction
+// at a time, a mirror's checks (and counts) always in the same lane: the
+// checks of one (mirror, file) are written in the order they were added,
+// two lanes never touch the same rows, and the database's work on a batch
+// (one backend's CPU: the COPY, the file-state upsert) runs on as many
+// cores as there are lanes.
 type Recorder struct {
+	lanes []*lane
+}
+
+// lanes is how many writers a Recorder has.
+const lanes = 2
+
+// lane is one writer of a Recorder: what it has pending, and the
+// goroutine writing it.
+type lane struct {
 	w   Writer
 	log *slog.Logger
 
@@ -73,7 +89,7 @@ type Recorder struct {
 	closed           bool
 	lastErr          error
 	lastCounts       time.Time
-	syncs            []syncReq
+	syncs            []*syncReq
 
 	kick chan struct{} // wakes the writer early
 	done chan struct{} // closed when the writer has stopped
@@ -85,12 +101,90 @@ type syncReq struct {
 }
 
 // New starts a recorder writing to w. Close it to write what is pending
-// and stop its goroutine.
+// and stop its goroutines.
 func New(w Writer, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Recorder{w: w, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}),
+	r := &Recorder{lanes: make([]*lane, lanes)}
+	for i := range r.lanes {
+		r.lanes[i] = newLane(w, log)
+	}
+	return r
+}
+
+// laneOf is the lane of a mirror's checks.
+func (r *Recorder) laneOf(mirrorID int) *lane {
+	return r.lanes[uint(mirrorID)%uint(len(r.lanes))]
+}
+
+// Add queues a check. A routine check is only counted. Add blocks while
+// its lane has maxPending checks waiting for the database, until they are
+// written or ctx ends.
+func (r *Recorder) Add(ctx context.Context, c store.Check) error {
+	return r.laneOf(c.MirrorID).add(ctx, c)
+}
+
+// Sync waits until every check added before the call is written (counted,
+// for a routine one), or ctx ends (then it returns ctx's error).
+func (r *Recorder) Sync(ctx context.Context) error {
+	reqs := make([]*syncReq, len(r.lanes))
+	for i, l := range r.lanes {
+		reqs[i] = l.request()
+	}
+	for i, l := range r.lanes {
+		if err := l.wait(ctx, reqs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stats returns the recorder's counts so far.
+func (r *Recorder) Stats() Stats {
+	var s Stats
+	for _, l := range r.lanes {
+		ls := l.stats()
+		s.Added += ls.Added
+		s.Routine += ls.Routine
+		s.Written += ls.Written
+		s.Dropped += ls.Dropped
+		s.Fenced += ls.Fenced
+	}
+	return s
+}
+
+// Close stops accepting checks and writes what is pending, retrying failed
+// writes until ctx ends. When ctx ends first it returns an error saying how
+// many checks were lost and why.
+func (r *Recorder) Close(ctx context.Context) error {
+	lost := make([]int64, len(r.lanes))
+	errs := make([]error, len(r.lanes))
+	var wg sync.WaitGroup
+	for i, l := range r.lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lost[i], errs[i] = l.close(ctx)
+		}()
+	}
+	wg.Wait()
+	var n int64
+	var why []error
+	for i := range r.lanes {
+		if lost[i] > 0 {
+			n += lost[i]
+			why = append(why, errs[i])
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("%d completed checks could not be written: %w", n, errors.Join(why...))
+	}
+	return nil
+}
+
+func newLane(w Writer, log *slog.Logger) *lane {
+	r := &lane{w: w, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}),
 		counts: map[store.CountKey]*store.Count{}, lastCounts: time.Now()}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.space = sync.NewCond(&r.mu)
@@ -98,10 +192,8 @@ func New(w Writer, log *slog.Logger) *Recorder {
 	return r
 }
 
-// Add queues a check. A routine check is only counted. Add blocks while
-// maxPending checks are waiting for the database, until they are written
-// or ctx ends.
-func (r *Recorder) Add(ctx context.Context, c store.Check) error {
+// add queues a check (Recorder.Add).
+func (r *lane) add(ctx context.Context, c store.Check) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -151,25 +243,32 @@ func (r *Recorder) Add(ctx context.Context, c store.Check) error {
 	return nil
 }
 
-func (r *Recorder) wake() {
+func (r *lane) wake() {
 	select {
 	case r.kick <- struct{}{}:
 	default:
 	}
 }
 
-// Sync waits until every check added before the call is written (counted,
-// for a routine one), or ctx ends (then it returns ctx's error).
-func (r *Recorder) Sync(ctx context.Context) error {
+// request registers a wait for every check added so far to be written;
+// nil when they are.
+func (r *lane) request() *syncReq {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.written >= r.added && r.flushed >= r.counted {
-		r.mu.Unlock()
 		return nil
 	}
-	req := syncReq{checks: r.added, counts: r.counted, ch: make(chan struct{})}
+	req := &syncReq{checks: r.added, counts: r.counted, ch: make(chan struct{})}
 	r.syncs = append(r.syncs, req)
-	r.mu.Unlock()
 	r.wake()
+	return req
+}
+
+// wait waits for req (nil: nothing to wait for), or for ctx to end.
+func (r *lane) wait(ctx context.Context, req *syncReq) error {
+	if req == nil {
+		return nil
+	}
 	select {
 	case <-req.ch:
 		return nil
@@ -194,18 +293,17 @@ type Stats struct {
 	Added, Routine, Written, Dropped, Fenced int64
 }
 
-// Stats returns the recorder's counts so far.
-func (r *Recorder) Stats() Stats {
+func (r *lane) stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return Stats{Added: r.added + r.counted, Routine: r.counted,
 		Written: r.written + r.flushed - r.dropped - r.fenced, Dropped: r.dropped, Fenced: r.fenced}
 }
 
-// Close stops accepting checks and writes what is pending, retrying failed
-// writes until ctx ends. When ctx ends first it returns an error saying how
-// many checks were lost and why.
-func (r *Recorder) Close(ctx context.Context) error {
+// close stops accepting checks and writes what is pending (Recorder.Close).
+// It returns how many checks it could not write, and the last write's
+// error.
+func (r *lane) close(ctx context.Context) (int64, error) {
 	r.mu.Lock()
 	r.closed = true
 	r.space.Broadcast()
@@ -217,16 +315,13 @@ func (r *Recorder) Close(ctx context.Context) error {
 	r.cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if n := int64(len(r.pending)) + r.counted - r.flushed; n > 0 {
-		return fmt.Errorf("%d completed checks could not be written: %w", n, r.lastErr)
-	}
-	return nil
+	return int64(len(r.pending)) + r.counted - r.flushed, r.lastErr
 }
 
 // take is the next batch to write: up to batchSize pending checks and, when
 // they are due, the counts (taken out of the map: a failed write puts them
 // back). It reports how many routine checks the counts stand for.
-func (r *Recorder) take(now time.Time) (b store.Batch, n int, counted int64) {
+func (r *lane) take(now time.Time) (b store.Batch, n int, counted int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n = min(len(r.pending), batchSize)
@@ -250,7 +345,7 @@ func (r *Recorder) take(now time.Time) (b store.Batch, n int, counted int64) {
 	return b, n, counted
 }
 
-func (r *Recorder) loop() {
+func (r *lane) loop() {
 	defer close(r.done)
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
@@ -319,7 +414,7 @@ func (r *Recorder) loop() {
 
 // settle takes n written checks off pending, and marks the routine checks
 // counted up to counted (when counts went out) flushed. r.mu is held.
-func (r *Recorder) settle(n int, counted int64) {
+func (r *lane) settle(n int, counted int64) {
 	// Copy the rest down so the backing array does not grow without
 	// bound over a long daemon life.
 	rest := copy(r.pending, r.pending[n:])
@@ -334,7 +429,7 @@ func (r *Recorder) settle(n int, counted int64) {
 }
 
 // restore puts counts that could not be written back. r.mu is held.
-func (r *Recorder) restore(counts []store.Count) {
+func (r *lane) restore(counts []store.Count) {
 	for _, c := range counts {
 		k := c.Key()
 		if have := r.counts[k]; have != nil {
@@ -349,14 +444,14 @@ func (r *Recorder) restore(counts []store.Count) {
 	}
 }
 
-func (r *Recorder) pendingLen() int {
+func (r *lane) pendingLen() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.pending)
 }
 
 // releaseSyncs wakes every Sync whose checks are all written. r.mu is held.
-func (r *Recorder) releaseSyncs() {
+func (r *lane) releaseSyncs() {
 	kept := r.syncs[:0]
 	for _, s := range r.syncs {
 		if r.written >= s.checks && r.flushed >= s.counts {

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -329,7 +332,17 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		details  = make([]string, 0, n)
 		listed   = make([]string, 0, n)
 	)
+	// In key order: the rows and index pages touched one after another,
+	// and two batches never wait for each other's rows in a cycle.
+	order := make([]int, 0, n)
 	for _, i := range last {
+		order = append(order, i)
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		ca, cb := &checks[a], &checks[b]
+		return cmp.Or(cmp.Compare(ca.MirrorID, cb.MirrorID), cmp.Compare(ca.ReleaseID, cb.ReleaseID), strings.Compare(ca.Path, cb.Path))
+	})
+	for _, i := range order {
 		c := &checks[i]
 		mirrors = append(mirrors, int32(c.MirrorID))
 		releases = append(releases, c.ReleaseID)

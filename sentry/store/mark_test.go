@@ -207,20 +207,21 @@ func TestErrorsKeepTheirChainWithoutThePassword(t *testing.T) {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// A check of no run: the foreign key refuses it.
+	// A check whose result is no word of the contract: the check
+	// constraint refuses it.
 	_, err = st.WriteChecks(ctx, store.Batch{Checks: []store.Check{{RunID: 999999, MirrorID: 1, CheckedAt: time.Now(), Vantage: "v",
-		Method: "HEAD", Result: "ok", Bytes: -1, Size: -1}}})
+		Method: "HEAD", Result: "bogus", Bytes: -1, Size: -1}}})
 	if err == nil {
-		t.Fatal("a check of no run was written")
+		t.Fatal("a check of no known result was written")
 	}
 	// The password "sentry" is taken out where it stands as a password,
 	// not out of the table's name.
 	if strings.Contains(err.Error(), ":sentry@") || strings.Contains(err.Error(), "password=sentry") ||
-		!strings.Contains(err.Error(), `table "sentry_checks"`) {
+		!strings.Contains(err.Error(), `relation "sentry_checks"`) {
 		t.Errorf("the error shows the password or lost the table's name: %v", err)
 	}
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "23503" {
+	if !errors.As(err, &pgErr) || pgErr.Code != "23514" {
 		t.Errorf("the error lost PostgreSQL's answer: %v (%T)", err, errors.Unwrap(err))
 	}
 }
