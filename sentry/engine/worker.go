@@ -315,7 +315,7 @@ func (w *Worker) do(ctx context.Context, r *Row) {
 	// Checks first, then the row: a row done has its checks stored. The
 	// row's fence decides whether either still counts.
 	if ok {
-		if err := w.rec.Sync(bg); err != nil {
+		if err := w.rec.SyncMirror(bg, r.MirrorID); err != nil {
 			ok = false
 		}
 	}

@@ -84,19 +84,29 @@ type lane struct {
 	// count routine checks (flushed: those whose counts are written).
 	added, written   int64
 	counted, flushed int64
-	dropped          int64 // checks the database refused as data
-	fenced           int64 // checks left out: their work was taken over
-	closed           bool
-	lastErr          error
-	lastCounts       time.Time
-	syncs            []*syncReq
+	// partial counts routine checks written by counts of some mirrors
+	// only (SyncMirror), not yet in flushed; flying is the mirrors whose
+	// counts are being written.
+	partial    int64
+	flying     map[int]bool
+	dropped    int64 // checks the database refused as data
+	fenced     int64 // checks left out: their work was taken over
+	closed     bool
+	lastErr    error
+	lastCounts time.Time
+	syncs      []*syncReq
 
 	kick chan struct{} // wakes the writer early
 	done chan struct{} // closed when the writer has stopped
 }
 
+// syncReq is a wait for what was added before it: every check (written
+// must reach checks) and either every count (all: flushed must reach
+// counts) or the counts of one mirror (none of them left unwritten).
 type syncReq struct {
-	checks, counts int64 // written and flushed must reach these
+	checks, counts int64
+	all            bool
+	mirror         int
 	ch             chan struct{}
 }
 
@@ -130,7 +140,7 @@ func (r *Recorder) Add(ctx context.Context, c store.Check) error {
 func (r *Recorder) Sync(ctx context.Context) error {
 	reqs := make([]*syncReq, len(r.lanes))
 	for i, l := range r.lanes {
-		reqs[i] = l.request()
+		reqs[i] = l.request(true, 0)
 	}
 	for i, l := range r.lanes {
 		if err := l.wait(ctx, reqs[i]); err != nil {
@@ -138,6 +148,15 @@ func (r *Recorder) Sync(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// SyncMirror waits until every check of mirrorID added before the call is
+// written (counted, for a routine one), or ctx ends. Only that mirror's
+// counts are written for it: a mirror's work done costs one write of its
+// own counts, not one of every mirror's still being checked.
+func (r *Recorder) SyncMirror(ctx context.Context, mirrorID int) error {
+	l := r.laneOf(mirrorID)
+	return l.wait(ctx, l.request(false, mirrorID))
 }
 
 // Stats returns the recorder's counts so far.
@@ -185,7 +204,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 
 func newLane(w Writer, log *slog.Logger) *lane {
 	r := &lane{w: w, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}),
-		counts: map[store.CountKey]*store.Count{}, lastCounts: time.Now()}
+		counts: map[store.CountKey]*store.Count{}, flying: map[int]bool{}, lastCounts: time.Now()}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.space = sync.NewCond(&r.mu)
 	go r.loop()
@@ -250,18 +269,37 @@ func (r *lane) wake() {
 	}
 }
 
-// request registers a wait for every check added so far to be written;
-// nil when they are.
-func (r *lane) request() *syncReq {
+// request registers a wait for every check added so far to be written,
+// and every count (all) or mirror's; nil when they are.
+func (r *lane) request(all bool, mirror int) *syncReq {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.written >= r.added && r.flushed >= r.counted {
+	req := &syncReq{checks: r.added, counts: r.counted, all: all, mirror: mirror, ch: make(chan struct{})}
+	if r.satisfied(req) {
 		return nil
 	}
-	req := &syncReq{checks: r.added, counts: r.counted, ch: make(chan struct{})}
 	r.syncs = append(r.syncs, req)
 	r.wake()
 	return req
+}
+
+// satisfied reports whether what s waits for is written. r.mu is held.
+func (r *lane) satisfied(s *syncReq) bool {
+	if r.written < s.checks {
+		return false
+	}
+	if s.all {
+		return r.flushed >= s.counts
+	}
+	if r.flying[s.mirror] {
+		return false
+	}
+	for k := range r.counts {
+		if k.MirrorID == s.mirror {
+			return false
+		}
+	}
+	return true
 }
 
 // wait waits for req (nil: nothing to wait for), or for ctx to end.
@@ -277,7 +315,7 @@ func (r *lane) wait(ctx context.Context, req *syncReq) error {
 	case <-r.done:
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.written >= req.checks && r.flushed >= req.counts {
+		if r.satisfied(req) {
 			return nil
 		}
 		return fmt.Errorf("recorder stopped with checks unwritten: %w", r.lastErr)
@@ -297,7 +335,7 @@ func (r *lane) stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return Stats{Added: r.added + r.counted, Routine: r.counted,
-		Written: r.written + r.flushed - r.dropped - r.fenced, Dropped: r.dropped, Fenced: r.fenced}
+		Written: r.written + r.flushed + r.partial - r.dropped - r.fenced, Dropped: r.dropped, Fenced: r.fenced}
 }
 
 // close stops accepting checks and writes what is pending (Recorder.Close).
@@ -315,34 +353,60 @@ func (r *lane) close(ctx context.Context) (int64, error) {
 	r.cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return int64(len(r.pending)) + r.counted - r.flushed, r.lastErr
+	return int64(len(r.pending)) + r.counted - r.flushed - r.partial, r.lastErr
 }
 
-// take is the next batch to write: up to batchSize pending checks and, when
-// they are due, the counts (taken out of the map: a failed write puts them
-// back). It reports how many routine checks the counts stand for.
-func (r *lane) take(now time.Time) (b store.Batch, n int, counted int64) {
+// take is the next batch to write: up to batchSize pending checks and the
+// counts that are due (taken out of the map: a failed write puts them
+// back): all of them when they are due (countEvery, maxCounts, Close, a
+// Sync), else those of the mirrors a SyncMirror waits for. A batch of all
+// counts reports, in counted, how many routine checks are then flushed;
+// one of some mirrors' counts, in partial, how many routine checks it
+// stands for.
+func (r *lane) take(now time.Time) (b store.Batch, n int, counted, partial int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n = min(len(r.pending), batchSize)
 	b.Checks = r.pending[:n:n]
 	due := r.closed || len(r.counts) >= maxCounts || now.Sub(r.lastCounts) >= countEvery
+	var mirrors map[int]bool
 	for _, s := range r.syncs {
-		due = due || s.counts > r.flushed
+		switch {
+		case s.all:
+			due = due || s.counts > r.flushed
+		case mirrors == nil:
+			mirrors = map[int]bool{s.mirror: true}
+		default:
+			mirrors[s.mirror] = true
+		}
 	}
-	if due && len(r.counts) > 0 {
+	switch {
+	case due && len(r.counts) > 0:
 		b.Counts = make([]store.Count, 0, len(r.counts))
-		for _, c := range r.counts {
+		for k, c := range r.counts {
 			b.Counts = append(b.Counts, *c)
+			r.flying[k.MirrorID] = true
 		}
 		clear(r.counts)
 		counted = r.counted
 		r.lastCounts = now
-	} else if due {
-		r.flushed = r.counted
+	case due:
+		r.flushed, r.partial = r.counted, 0
 		r.releaseSyncs()
+	case mirrors != nil:
+		for k, c := range r.counts {
+			if mirrors[k.MirrorID] {
+				b.Counts = append(b.Counts, *c)
+				partial += c.N
+				r.flying[k.MirrorID] = true
+				delete(r.counts, k)
+			}
+		}
+		if n == 0 && len(b.Counts) == 0 {
+			r.releaseSyncs()
+		}
 	}
-	return b, n, counted
+	return b, n, counted, partial
 }
 
 func (r *lane) loop() {
@@ -358,7 +422,7 @@ func (r *lane) loop() {
 			return
 		}
 		for {
-			b, n, counted := r.take(time.Now())
+			b, n, counted, partial := r.take(time.Now())
 			r.mu.Lock()
 			closed := r.closed
 			idle := len(r.pending) == 0 && len(r.counts) == 0
@@ -377,7 +441,7 @@ func (r *lane) loop() {
 			}
 			switch {
 			case err == nil:
-				r.settle(n, counted)
+				r.settle(n, counted, partial)
 				r.lastErr = nil
 			case isDataError(err):
 				// The batch itself is bad (a constraint or value the
@@ -385,7 +449,7 @@ func (r *lane) loop() {
 				// and drop it rather than block every later check.
 				r.log.Error("dropping a batch of checks the database refuses", "checks", n, "counts", len(b.Counts), "err", err)
 				r.dropped += int64(n)
-				r.settle(n, counted)
+				r.settle(n, counted, partial)
 				err = nil
 			default:
 				r.lastErr = err
@@ -413,8 +477,9 @@ func (r *lane) loop() {
 }
 
 // settle takes n written checks off pending, and marks the routine checks
-// counted up to counted (when counts went out) flushed. r.mu is held.
-func (r *lane) settle(n int, counted int64) {
+// counted up to counted (when all counts went out) flushed, or partial
+// more of them written (when some mirrors' counts went out). r.mu is held.
+func (r *lane) settle(n int, counted, partial int64) {
 	// Copy the rest down so the backing array does not grow without
 	// bound over a long daemon life.
 	rest := copy(r.pending, r.pending[n:])
@@ -422,14 +487,18 @@ func (r *lane) settle(n int, counted int64) {
 	r.pending = r.pending[:rest]
 	r.written += int64(n)
 	if counted > r.flushed {
-		r.flushed = counted
+		r.flushed, r.partial = counted, 0
+	} else {
+		r.partial += partial
 	}
+	clear(r.flying)
 	r.releaseSyncs()
 	r.space.Broadcast()
 }
 
 // restore puts counts that could not be written back. r.mu is held.
 func (r *lane) restore(counts []store.Count) {
+	clear(r.flying)
 	for _, c := range counts {
 		k := c.Key()
 		if have := r.counts[k]; have != nil {
@@ -454,7 +523,7 @@ func (r *lane) pendingLen() int {
 func (r *lane) releaseSyncs() {
 	kept := r.syncs[:0]
 	for _, s := range r.syncs {
-		if r.written >= s.checks && r.flushed >= s.counts {
+		if r.satisfied(s) {
 			close(s.ch)
 		} else {
 			kept = append(kept, s)

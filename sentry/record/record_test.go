@@ -108,3 +108,73 @@ func TestRecorderCloseNamesWhatItCouldNotWrite(t *testing.T) {
 		t.Errorf("Add after Close: %v", err)
 	}
 }
+
+// TestSyncMirrorWritesThatMirrorsCounts: SyncMirror returns once the
+// mirror's checks and counts are written, and writes only its counts (the
+// other mirrors' wait for their own sync, a Sync or countEvery); the two
+// mirrors' checks go through different lanes and both arrive.
+func TestSyncMirrorWritesThatMirrorsCounts(t *testing.T) {
+	st, run := setup(t)
+	ctx := context.Background()
+	rec := record.New(st, nil)
+	defer rec.Close(ctx)
+	start := time.Now()
+	for _, mirror := range []int{1, 2, 3} {
+		for _, c := range someChecks(run, 5) {
+			c.MirrorID, c.Routine = mirror, true
+			if err := rec.Add(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		failed := someChecks(run, 1)[0]
+		failed.MirrorID, failed.Result = mirror, "timeout"
+		if err := rec.Add(ctx, failed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counted := func() map[int]int64 {
+		t.Helper()
+		rows, err := st.Pool().Query(ctx, `SELECT mirror_id, sum(n)::bigint FROM sentry_check_hourly WHERE result = 'ok' GROUP BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int]int64{}
+		for rows.Next() {
+			var m int
+			var n int64
+			if err := rows.Scan(&m, &n); err != nil {
+				t.Fatal(err)
+			}
+			out[m] = n
+		}
+		return out
+	}
+	if err := rec.SyncMirror(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	got := counted()
+	if got[2] != 5 {
+		t.Errorf("after SyncMirror(2): mirror 2 has %d routine checks counted, want 5", got[2])
+	}
+	var failures int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_checks WHERE mirror_id = 2`).Scan(&failures); err != nil {
+		t.Fatal(err)
+	}
+	if failures != 1 {
+		t.Errorf("after SyncMirror(2): %d check rows of mirror 2, want its failure", failures)
+	}
+	// Unless countEvery passed meanwhile (a very slow machine), nothing
+	// wrote the other mirrors' counts.
+	if time.Since(start) < 10*time.Second && (got[1] != 0 || got[3] != 0) {
+		t.Errorf("SyncMirror(2) wrote other mirrors' counts: %v", got)
+	}
+	if err := rec.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := counted(); got[1] != 5 || got[2] != 5 || got[3] != 5 {
+		t.Errorf("after Sync: counts %v, want 5 for each mirror", got)
+	}
+	if s := rec.Stats(); s.Added != 18 || s.Written != 18 || s.Routine != 15 {
+		t.Errorf("stats %+v, want 18 added and written, 15 routine", s)
+	}
+}

@@ -166,6 +166,12 @@ func (r *Resolver) Refresh(ctx context.Context, rel store.Release) (store.Releas
 	if err != nil || m == nil {
 		return rel, err
 	}
+	if rel.ManifestSHA256 != "" && m.sum == rel.ManifestSHA256 {
+		// The same bytes (a master without validators, or new ones):
+		// nothing to learn from the master again.
+		err := r.Store.SetManifestValidators(ctx, rel.ID, store.ManifestValidators{ETag: res.ETag, LastModified: res.LastModified})
+		return rel, err
+	}
 	return r.save(ctx, rel.Name, p, m, res)
 }
 

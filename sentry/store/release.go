@@ -34,6 +34,8 @@ type Release struct {
 	// ManifestETag and ManifestLastModified are the validators the master
 	// gave with the manifest, for the next conditional GET.
 	ManifestETag, ManifestLastModified string
+	// ManifestSHA256 is the digest of the recorded manifest's bytes.
+	ManifestSHA256 string
 }
 
 // ManifestValidators are what the master said of a manifest it sent.
@@ -147,11 +149,20 @@ func totalBytes(files []ReleaseFile) int64 {
 	return n
 }
 
+// SetManifestValidators records what the master now says of a release's
+// manifest whose bytes did not change, for the next conditional GET.
+func (s *Store) SetManifestValidators(ctx context.Context, releaseID int64, v ManifestValidators) error {
+	_, err := s.pool.Exec(ctx, `UPDATE sentry_releases SET manifest_etag = $2, manifest_last_modified = $3
+		WHERE id = $1 AND (manifest_etag, manifest_last_modified) IS DISTINCT FROM ($2, $3)`, releaseID, v.ETag, v.LastModified)
+	return s.wrap("record the manifest's validators", err)
+}
+
 // ReleaseByName returns a known release, or ErrNoRelease.
 func (s *Store) ReleaseByName(ctx context.Context, name string) (Release, error) {
 	rel := Release{Name: name}
-	err := s.pool.QueryRow(ctx, `SELECT id, first_seen, updated_at, manifest_etag, manifest_last_modified FROM sentry_releases WHERE name = $1`, name).
-		Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt, &rel.ManifestETag, &rel.ManifestLastModified)
+	err := s.pool.QueryRow(ctx, `SELECT id, first_seen, updated_at, manifest_etag, manifest_last_modified, manifest_sha256
+		FROM sentry_releases WHERE name = $1`, name).
+		Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt, &rel.ManifestETag, &rel.ManifestLastModified, &rel.ManifestSHA256)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Release{}, fmt.Errorf("%w: %s", ErrNoRelease, name)
 	}
