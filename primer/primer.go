@@ -430,14 +430,8 @@ func (r *run) pullOne(f File) error {
 	if err != nil {
 		return err
 	}
-	if r.m.Purge.Set() && NeedsPurge(f, res) {
-		if res, err = r.request(func() checks.Result {
-			return Refresh(r.ctx, r.cfg.Client, r.m.Purge, r.m.BaseURL, t.URL, res, func() checks.Result {
-				return checks.Verify(r.ctx, r.cfg.Client, t)
-			})
-		}); err != nil {
-			return err
-		}
+	if res, err = r.purgeStale(f, t, res); err != nil {
+		return err
 	}
 	if res.Kind == checks.KindOK {
 		follow, err := r.request(func() checks.Result { return checks.Head(r.ctx, r.cfg.Client, t) })
@@ -447,6 +441,20 @@ func (r *run) pullOne(f File) error {
 		res = withFollowUp(res, follow)
 	}
 	return r.emit(f.Path, MethodGet, res)
+}
+
+// purgeStale purges f from a purgeable cache that serves a respun file
+// wrong (res), and fetches and verifies it in full again; any other
+// result is returned as it is.
+func (r *run) purgeStale(f File, t checks.Target, res checks.Result) (checks.Result, error) {
+	if !r.m.Purge.Set() || !NeedsPurge(f, res) {
+		return res, nil
+	}
+	return r.request(func() checks.Result {
+		return Refresh(r.ctx, r.cfg.Client, r.m.Purge, r.m.BaseURL, t.URL, res, func() checks.Result {
+			return checks.Verify(r.ctx, r.cfg.Client, t)
+		})
+	})
 }
 
 // withFollowUp records the follow-up HEAD of a pull prime in the verify's

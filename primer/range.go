@@ -82,11 +82,7 @@ func (r *run) pullRange(f File) error {
 	if r.m.Purge.Set() && NeedsPurge(f, res) {
 		// A respun file the cache serves wrong (the previous version,
 		// most likely): purged, then fetched and verified in full.
-		if res, err = r.request(func() checks.Result {
-			return Refresh(r.ctx, r.cfg.Client, r.m.Purge, r.m.BaseURL, t.URL, res, func() checks.Result {
-				return checks.Verify(r.ctx, r.cfg.Client, t)
-			})
-		}); err != nil {
+		if res, err = r.purgeStale(f, t, res); err != nil {
 			return err
 		}
 		return r.emit(f.Path, MethodGet, res)

@@ -242,3 +242,56 @@ func TestSampledConfigNeedsASampler(t *testing.T) {
 		t.Errorf("sampling without a sampler: %v", err)
 	}
 }
+
+// TestSampledPrimePurgesAStaleCopy: a cache learned to fill on a range
+// that serves a respun file's previous version (a sample of wrong blocks)
+// is purged, and the file fetched and verified in full; the other files
+// stay sampled, and nothing is purged without a previous version.
+func TestSampledPrimePurgesAStaleCopy(t *testing.T) {
+	tf := sampledFiles(t, 3)
+	stale := tf[0]
+	old := bytes.Clone(stale.content)
+	for i := range old {
+		old[i] ^= 0x5a
+	}
+	oldSum := sha256.Sum256(old)
+	tf[0].PreviousHash = hex.EncodeToString(oldSum[:])
+	cache := newFakeCache(tf, true, false)
+	var purged atomic.Bool
+	var purges atomic.Int64
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "PURGE" {
+			purges.Add(1)
+			if r.URL.Path == testDir+stale.Path {
+				purged.Store(true)
+			}
+			return
+		}
+		if r.URL.Path == testDir+stale.Path && !purged.Load() {
+			w.Header().Set("X-Cache-Status", "HIT")
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(old))
+			return
+		}
+		cache.ServeHTTP(w, r)
+	})
+	var col collector
+	m := Mirror{ID: 9, Name: "varnish", BaseURL: srv.URL, Mode: ModePull, Concurrency: 1, Priming: PrimeByRange,
+		Purge: Purge{Method: "PURGE", URL: "{url}"}}
+	if err := Prime(t.Context(), sampledConfig(newClient(t)), m, filesOf(tf), col.emit); err != nil {
+		t.Fatal(err)
+	}
+	for p, o := range col.files(t) {
+		r := o.Result
+		switch {
+		case r.Kind != checks.KindOK:
+			t.Errorf("%s: %s (%s)", p, r.Kind, r.Detail)
+		case p == stale.Path && (!r.Hashed || r.Sampled != 0 || !strings.Contains(r.Detail, "purge")):
+			t.Errorf("%s (stale): hashed=%v sampled=%d detail %q; want purged and verified in full", p, r.Hashed, r.Sampled, r.Detail)
+		case p != stale.Path && (r.Hashed || r.Sampled != rangeSample):
+			t.Errorf("%s: hashed=%v sampled=%d; want sampled", p, r.Hashed, r.Sampled)
+		}
+	}
+	if !purged.Load() || purges.Load() != 1 {
+		t.Errorf("%d purges (the stale file's: %v), want one, of the stale file", purges.Load(), purged.Load())
+	}
+}
