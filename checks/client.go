@@ -228,10 +228,13 @@ func NewClient(o ClientOptions) (*Client, error) {
 		ErrorHandler:   retryablehttp.PassthroughErrorHandler,
 		RequestLogHook: countAttempt,
 	}
-	if o.Logger != nil {
+	if o.Logger != nil && o.Logger.Enabled(context.Background(), slog.LevelDebug) {
 		rc.Logger = leveledLogger{o.Logger}
 	} else {
-		rc.Logger = nil // a nil interface: the library logs nothing
+		// A nil interface: the library logs nothing (it would only say, at
+		// debug level, what sentry logs itself; building its words costs
+		// every request).
+		rc.Logger = nil
 	}
 	c.rc = rc
 	return c, nil

@@ -772,6 +772,9 @@ func safeURL(u *url.URL) string {
 // characters replaced by spaces, at most n bytes (cut on a rune boundary,
 // "…" appended when cut).
 func clip(s string, n int) string {
+	if len(s) <= n && printable(s) {
+		return s // the common case, without a copy
+	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
@@ -791,3 +794,14 @@ func clip(s string, n int) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// printable reports whether s is printable ASCII only (what clip leaves
+// as it is).
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -24,6 +24,13 @@ import (
 // contain a '/' (nor a '?' or '#' that would cut the path short); but it does
 // not remove "." or ".." segments, nor empty segments inside path.
 func FileURL(baseURL, releaseDir, path string) string {
+	return strings.TrimSuffix(baseURL, "/") + FilePath(releaseDir, path)
+}
+
+// FilePath is the part of FileURL after the base URL: "/" and the release
+// directory and path, each segment escaped. A caller that asks for the
+// same file on many mirrors computes it once.
+func FilePath(releaseDir, path string) string {
 	dir := strings.Trim(releaseDir, "/")
 	rel := strings.TrimPrefix(path, "/")
 	full := rel
@@ -34,7 +41,7 @@ func FileURL(baseURL, releaseDir, path string) string {
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
 	}
-	return strings.TrimSuffix(baseURL, "/") + "/" + strings.Join(segs, "/")
+	return "/" + strings.Join(segs, "/")
 }
 
 // SignaturePrefix starts every trigger signature (docs/CONTRACTS.md, section

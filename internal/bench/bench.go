@@ -292,6 +292,9 @@ func Run(ctx context.Context, o Options) error {
 		if err := seedSteady(ctx, st, light.Name, vantage, true); err != nil {
 			return err
 		}
+		if err := settle(ctx, st); err != nil {
+			return err
+		}
 		lightJobs := jobsOf(p.LightMirrors, farm.Mirrors, light, lightEntries)
 		logf("light sweep: bare client, %d HEADs", p.LightMirrors*p.LightFiles)
 		bare := bareClient(ctx, lightJobs, p.Concurrency, p.PerMirror, false)

@@ -262,6 +262,9 @@ type file struct {
 	key  store.FileKey
 	file primer.File
 	dir  string // the release directory
+	// urlPath is its URL's path under a mirror's base URL
+	// (primer.FilePath), escaped once for every mirror.
+	urlPath string
 }
 
 // location is a location with the files it stands for.
@@ -327,7 +330,7 @@ func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, err
 				sl.files = append(sl.files, langKey{lang: lf.Lang, key: k})
 				if !seen[k] {
 					seen[k] = true
-					s.files = append(s.files, file{key: k, dir: p.Dir, file: byPath[lf.Path]})
+					s.files = append(s.files, file{key: k, dir: p.Dir, file: byPath[lf.Path], urlPath: primer.FilePath(p.Dir, lf.Path)})
 				}
 			}
 			s.locations = append(s.locations, sl)
@@ -647,7 +650,7 @@ func (t *task) confirmListed(ctx context.Context, row *engine.Row, ms *mirrorSwe
 // is what an rsync listing said of it ("" for none), kept in its state.
 func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, f file, hash bool, listed string) {
 	prev, known := ms.files[f.key]
-	tg := checks.Target{URL: primer.FileURL(ms.m.BaseURL, f.dir, f.file.Path), Size: f.file.Size,
+	tg := checks.Target{URL: strings.TrimSuffix(ms.m.BaseURL, "/") + f.urlPath, Size: f.file.Size,
 		Algo: f.file.Algo, Hash: f.file.Hash, PreviousHash: f.file.PreviousHash}
 	var res checks.Result
 	method := "HEAD"
