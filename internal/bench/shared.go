@@ -142,12 +142,12 @@ func sharedSweep(ctx context.Context, o Options, cluster *pgcluster.Cluster, dir
 			perInst = "instances"
 		}
 		f := figure{name: fmt.Sprintf("shared sweep, %d %s", r.n, perInst), value: fmt.Sprintf("%.0f checks/s", r.rate)}
-		note := fmt.Sprintf("run %d: %d checks (%d files + %d reachability HEADs) in %s (finished_at − started_at; the first check answered %s after the start, the run ended %s after the last), outcome %s; work rows done per instance %s; %d rows taken over; at most %d requests in flight on one mirror (cap %d); %d requests at the farm; the daemons' CPU %s in all; latency bound %s (%.0f checks/s), %s counting whole rounds of mirrors and each one's reachability HEAD (rate %.2f of that)",
+		note := fmt.Sprintf("run %d: %d checks (%d files + %d reachability HEADs) in %s (finished_at − started_at; the run ended %s after its last row was done), outcome %s; the release primed and swept before (seeded), so that each file is one conditional HEAD; work rows done per instance %s; %d rows taken over; at most %d requests in flight on one mirror (cap %d); %d requests at the farm; the daemons' CPU %s in all; latency bound %s (%.0f checks/s), %s counting whole rounds of mirrors and each one's reachability HEAD (rate %.2f of that)",
 			r.runID, r.checks, r.fileChecks, r.checks-r.fileChecks, r.wall.Round(time.Millisecond),
-			r.firstCheck.Round(time.Millisecond), r.afterLast.Round(time.Millisecond), r.outcome,
+			r.afterLast.Round(time.Millisecond), r.outcome,
 			intsList(r.rowsBy), r.takeovers, r.maxInFlight, p.SharedPerMirror, r.requests, r.cpu.Round(time.Millisecond),
 			simple.Round(time.Millisecond), boundRate, rounds.Round(time.Millisecond),
-			r.rate*rounds.Seconds()/float64(max(r.checks, 1)))
+			r.rate*rounds.Seconds()/float64(max(r.fileChecks, 1)))
 		if r.runID == 0 {
 			f.value = "no sweep"
 			note = "no sweep was measured"
@@ -217,6 +217,15 @@ func (e *sharedEnv) measure(ctx context.Context, n int) (res sharedResult, err e
 		return res, err
 	}
 	if err := activate(ctx, st, mirrorIDs, e.rel.Name); err != nil {
+		return res, err
+	}
+	// The steady state (the release primed and swept before): a sweep
+	// of files sentry never verified would hash each one (HEAD, then
+	// GET) before offering it, two requests a file.
+	if err := seedSteady(ctx, st, e.rel.Name, sharedVantage, true); err != nil {
+		return res, err
+	}
+	if err := settle(ctx, st); err != nil {
 		return res, err
 	}
 	cfg, err := writeConfig(e.dir, fmt.Sprintf("shared-%d", n), dbURL, e.farm.Master, p.SharedConcurrency, p.SharedPerMirror,
@@ -305,15 +314,26 @@ shutdown_grace: 5s
 		}
 	}
 	q := st.Pool()
+	// In the steady state checks that find what was known write no row:
+	// the files checked are the work rows' sums, and the reachability
+	// checks are counted the same way (one per row per vantage point).
+	// The first check is the first row claimed; the last, the last row
+	// done.
 	var first, last *time.Time
-	if err := q.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE path <> ''), min(checked_at), max(checked_at)
-		FROM sentry_checks WHERE run_id = $1`, res.runID).Scan(&res.checks, &res.fileChecks, &first, &last); err != nil {
+	var rowsDone int
+	if err := q.QueryRow(ctx, `SELECT coalesce(sum((result->'sums'->>'checked')::int), 0)::int, count(*) FILTER (WHERE done)::int,
+		       (SELECT min(checked_at) FROM sentry_checks WHERE run_id = $1), max(done_at)
+		FROM sentry_work WHERE run_id = $1`, res.runID).Scan(&res.fileChecks, &rowsDone, &first, &last); err != nil {
 		return res, err
 	}
-	if first != nil && last != nil {
-		res.firstCheck, res.afterLast = first.Sub(started), finished.Sub(*last)
+	res.checks = res.fileChecks + rowsDone
+	if first != nil {
+		res.firstCheck = first.Sub(started)
 	}
-	res.rate = float64(res.checks) / res.wall.Seconds()
+	if last != nil {
+		res.afterLast = finished.Sub(*last)
+	}
+	res.rate = float64(res.fileChecks) / res.wall.Seconds()
 	rows, err := q.Query(ctx, `SELECT count(*) FROM sentry_work WHERE run_id = $1 AND done_by IS NOT NULL GROUP BY done_by ORDER BY 1 DESC`, res.runID)
 	if err != nil {
 		return res, err
