@@ -254,7 +254,7 @@ type SweepConfig struct {
 	// waits for the next sweeps, withheld (active=false) meanwhile; a
 	// file that was failing and is present again is hashed whatever the
 	// budget. Default: 4 GiB.
-	CatchUpBytes int64 `yaml:"catch_up_bytes"`
+	CatchUpBytes Size `yaml:"catch_up_bytes"`
 }
 
 // Verification modes of verify.mode.
@@ -665,8 +665,8 @@ func (c *Config) problems() []error {
 	if c.Retention.Rollup < c.Retention.Checks {
 		add("retention.rollup (%s) must not be shorter than retention.checks (%s): reports count from it", c.Retention.Rollup, c.Retention.Checks)
 	}
-	if c.Sweep.CatchUpBytes < 1<<20 {
-		add("sweep.catch_up_bytes must be at least 1048576 (1 MiB), not %d", c.Sweep.CatchUpBytes)
+	if c.Sweep.CatchUpBytes.Bytes() < 1<<20 {
+		add("sweep.catch_up_bytes must be at least 1MiB, not %s", c.Sweep.CatchUpBytes)
 	}
 	if c.Sweep.DeepPeriod < Duration(time.Hour) {
 		add("sweep.deep_period must be at least 1h, not %s", c.Sweep.DeepPeriod)

@@ -370,3 +370,33 @@ func TestConfigVerify(t *testing.T) {
 		t.Errorf("16 KiB prints as %q", got)
 	}
 }
+
+// TestConfigCatchUpBytes: sweep.catch_up_bytes is a size, in bytes or with
+// a unit, at least 1MiB; its default is 4GiB.
+func TestConfigCatchUpBytes(t *testing.T) {
+	cfg, err := Parse([]byte(minimalConfig), "c.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Sweep.CatchUpBytes; got != 4<<30 {
+		t.Errorf("default %s, want 4GiB", got)
+	}
+	for _, tc := range []struct {
+		yaml string
+		want Size
+	}{{"8GiB", 8 << 30}, {"1048576", 1 << 20}, {`"512 MiB"`, 512 << 20}} {
+		cfg, err := Parse([]byte(minimalConfig+"sweep:\n  catch_up_bytes: "+tc.yaml+"\n"), "c.yaml", noEnv)
+		if err != nil || cfg.Sweep.CatchUpBytes != tc.want {
+			t.Errorf("catch_up_bytes %s: %v, %v; want %d bytes", tc.yaml, cfg.Sweep.CatchUpBytes, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"512KiB", "sweep.catch_up_bytes must be at least 1MiB, not 512KiB"},
+		{"4GB", `invalid size "4GB"`},
+	} {
+		_, err := Parse([]byte(minimalConfig+"sweep:\n  catch_up_bytes: "+tc.yaml+"\n"), "c.yaml", noEnv)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("catch_up_bytes %s: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -440,7 +440,7 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	ctx = checks.Paced(ctx, t.job.Config.MirrorRate(m.MaxRate))
 	ms := &mirrorSweep{m: m, results: map[store.FileKey]fileResult{},
 		sums: MirrorSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
-	ms.catchUp.Store(t.job.Config.Sweep.CatchUpBytes)
+	ms.catchUp.Store(t.job.Config.Sweep.CatchUpBytes.Bytes())
 	kind := t.sweepMirror(ctx, row, ms)
 	if ms.stopped {
 		return engine.Result{}, false
