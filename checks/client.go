@@ -160,9 +160,11 @@ type Client struct {
 	log   *slog.Logger
 	tr    *http.Transport // the settings every host's transport is cloned from
 	hosts *hostPool
-	rt    *checkTransport
-	hc    *http.Client
-	rc    *retryablehttp.Client
+	// uaValue is the User-Agent header's value, shared by every request.
+	uaValue []string
+	rt      *checkTransport
+	hc      *http.Client
+	rc      *retryablehttp.Client
 }
 
 // NewClient validates o, applies the defaults and builds a Client.
@@ -196,7 +198,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		IdleConnTimeout:        90 * time.Second,
 		ExpectContinueTimeout:  time.Second,
 	}
-	c := &Client{opts: o, log: log, tr: tr, hosts: &hostPool{template: tr, m: map[string]*http.Transport{}}}
+	c := &Client{opts: o, log: log, tr: tr, hosts: &hostPool{template: tr, m: map[string]*http.Transport{}}, uaValue: []string{o.UserAgent}}
 	if o.DialContext != nil {
 		dial, timeout := o.DialContext, o.ConnectTimeout
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {

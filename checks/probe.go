@@ -219,8 +219,10 @@ func (p *probe) do(method, rawURL string, hdr http.Header, body []byte) (*http.R
 	for k, v := range hdr {
 		req.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 	}
-	req.Header.Set("User-Agent", p.c.opts.UserAgent)
-	req.Header.Set("Accept-Encoding", "identity")
+	// Shared, never written to: net/http copies a header's values when
+	// it changes them (redirects, retries).
+	req.Header["User-Agent"] = p.c.uaValue
+	req.Header["Accept-Encoding"] = identityValue
 	resp, err := p.c.rc.Do(req)
 	p.attempts += n
 	p.last = n
@@ -308,15 +310,19 @@ func (p *probe) status(code int, note string) Result {
 
 // conditional returns the request headers for t's validators.
 func conditional(t Target) http.Header {
-	h := http.Header{}
+	h := make(http.Header, 2)
 	if t.ETag != "" {
-		h.Set("If-None-Match", t.ETag)
+		h["If-None-Match"] = []string{t.ETag}
 	}
 	if t.LastModified != "" {
-		h.Set("If-Modified-Since", t.LastModified)
+		h["If-Modified-Since"] = []string{t.LastModified}
 	}
 	return h
 }
+
+// identityValue is the Accept-Encoding of every request: the bytes must
+// be the file's.
+var identityValue = []string{"identity"}
 
 // checkTarget validates the fields common to every prober.
 func checkTarget(t Target) error {
