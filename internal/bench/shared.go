@@ -63,7 +63,6 @@ type sharedResult struct {
 	maxInFlight        int64         // on one mirror, seen by the farm
 	requests           int64         // seen by the farm
 	cpu                time.Duration // of the n daemons, over their whole life
-	firstCheck         time.Duration // from the run's start to its first check's answer
 	afterLast          time.Duration // from its last check's answer to the run's end
 	err                error         // the measurement is not valid
 }
@@ -125,9 +124,9 @@ func sharedSweep(ctx context.Context, o Options, cluster *pgcluster.Cluster, dir
 			continue
 		}
 		simple, rounds := sharedBound(p, n)
-		logf("  run %d %s in %s: %d checks, %.0f checks/s (bound %s, by rounds %s; first check after %s, end %s after the last); rows per instance %v, farm max in flight per mirror %d, daemons' CPU %s%s",
+		logf("  run %d %s in %s: %d checks, %.0f checks/s (bound %s, by rounds %s; end %s after the last row done); rows per instance %v, farm max in flight per mirror %d, daemons' CPU %s%s",
 			r.runID, r.outcome, r.wall.Round(time.Millisecond), r.checks, r.rate, simple.Round(time.Millisecond), rounds.Round(time.Millisecond),
-			r.firstCheck.Round(time.Millisecond), r.afterLast.Round(time.Millisecond),
+			r.afterLast.Round(time.Millisecond),
 			r.rowsBy, r.maxInFlight, r.cpu.Round(time.Millisecond), errNote(r.err, 0))
 		results = append(results, r)
 	}
@@ -317,19 +316,13 @@ shutdown_grace: 5s
 	// In the steady state checks that find what was known write no row:
 	// the files checked are the work rows' sums, and the reachability
 	// checks are counted the same way (one per row per vantage point).
-	// The first check is the first row claimed; the last, the last row
-	// done.
-	var first, last *time.Time
+	var last *time.Time
 	var rowsDone int
-	if err := q.QueryRow(ctx, `SELECT coalesce(sum((result->'sums'->>'checked')::int), 0)::int, count(*) FILTER (WHERE done)::int,
-		       (SELECT min(checked_at) FROM sentry_checks WHERE run_id = $1), max(done_at)
-		FROM sentry_work WHERE run_id = $1`, res.runID).Scan(&res.fileChecks, &rowsDone, &first, &last); err != nil {
+	if err := q.QueryRow(ctx, `SELECT coalesce(sum((result->'sums'->>'checked')::int), 0)::int, count(*) FILTER (WHERE done)::int, max(done_at)
+		FROM sentry_work WHERE run_id = $1`, res.runID).Scan(&res.fileChecks, &rowsDone, &last); err != nil {
 		return res, err
 	}
 	res.checks = res.fileChecks + rowsDone
-	if first != nil {
-		res.firstCheck = first.Sub(started)
-	}
 	if last != nil {
 		res.afterLast = finished.Sub(*last)
 	}
