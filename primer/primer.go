@@ -448,12 +448,10 @@ func (r *run) pullOne(f File) error {
 // result is returned as it is.
 func (r *run) purgeStale(f File, t checks.Target, res checks.Result) (checks.Result, error) {
 	if !r.m.Purge.Set() || !NeedsPurge(f, res) {
-		return res, nil
+		return res, nil // no request: no unit of the global semaphore
 	}
 	return r.request(func() checks.Result {
-		return Refresh(r.ctx, r.cfg.Client, r.m.Purge, r.m.BaseURL, t.URL, res, func() checks.Result {
-			return checks.Verify(r.ctx, r.cfg.Client, t)
-		})
+		return RefreshStale(r.ctx, r.cfg.Client, r.m.Purge, r.m.BaseURL, f, t, res)
 	})
 }
 

@@ -52,12 +52,18 @@ func NeedsPurge(f File, res checks.Result) bool {
 	return res.Kind == checks.KindChecksumMismatch || res.Kind == checks.KindSizeMismatch
 }
 
-// Refresh purges the file at fileURL from the mirror's cache and verifies
-// it again with verify (once: a cache that still serves it wrong is
-// reported so). The result is the new verification's, its Detail saying
-// what the purge did; a purge that fails leaves res, noted.
-func Refresh(ctx context.Context, c *checks.Client, p Purge, baseURL, fileURL string, res checks.Result, verify func() checks.Result) checks.Result {
-	target, err := p.Target(baseURL, fileURL)
+// RefreshStale handles a verification res of f at t on a mirror whose
+// base URL is baseURL: when the mirror can be purged (p) and res says it
+// serves an earlier version (NeedsPurge), the file is purged from its
+// cache and verified again in full (once: a cache that still serves it
+// wrong is reported so), and the result is the new verification's, its
+// Detail saying what the purge did; a purge that fails leaves res, noted.
+// Any other res is returned as it is.
+func RefreshStale(ctx context.Context, c *checks.Client, p Purge, baseURL string, f File, t checks.Target, res checks.Result) checks.Result {
+	if !p.Set() || !NeedsPurge(f, res) {
+		return res
+	}
+	target, err := p.Target(baseURL, t.URL)
 	if err != nil {
 		res.Detail = joinDetail(res.Detail, "not purged: "+err.Error())
 		return res
@@ -70,7 +76,7 @@ func Refresh(ctx context.Context, c *checks.Client, p Purge, baseURL, fileURL st
 		res.Detail = joinDetail(res.Detail, fmt.Sprintf("purge refused: %s: %s", pr.Kind, pr.Detail))
 		return res
 	}
-	again := verify()
+	again := checks.Verify(ctx, c, t)
 	note := "purged (it served an earlier version), fetched again"
 	if again.Kind.Failed() {
 		note = "purged, but still served wrong"

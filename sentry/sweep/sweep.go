@@ -679,11 +679,7 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 		res = checks.Verify(ctx, t.job.Client, tg)
 		// A cache serving a respun file wrong is purged, where it lets
 		// sentry, and the file fetched again.
-		if purge := (primer.Purge{Method: ms.m.PurgeMethod, URL: ms.m.PurgeURL}); purge.Set() && primer.NeedsPurge(f.file, res) {
-			res = primer.Refresh(ctx, t.job.Client, purge, ms.m.BaseURL, tg.URL, res, func() checks.Result {
-				return checks.Verify(ctx, t.job.Client, tg)
-			})
-		}
+		res = primer.RefreshStale(ctx, t.job.Client, primer.Purge{Method: ms.m.PurgeMethod, URL: ms.m.PurgeURL}, ms.m.BaseURL, f.file, tg, res)
 	}
 	if res.Kind == checks.KindInternal && ctx.Err() != nil {
 		return
