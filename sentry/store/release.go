@@ -79,8 +79,7 @@ func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA2
 			}
 			if oldSHA == manifestSHA256 {
 				rel.Name = name
-				_, err := tx.Exec(ctx, `UPDATE sentry_releases SET manifest_etag = $2, manifest_last_modified = $3
-					WHERE id = $1 AND (manifest_etag, manifest_last_modified) IS DISTINCT FROM ($2, $3)`, rel.ID, v.ETag, v.LastModified)
+				_, err := tx.Exec(ctx, setValidatorsSQL, rel.ID, v.ETag, v.LastModified)
 				return err
 			}
 			err = tx.QueryRow(ctx, `UPDATE sentry_releases SET manifest_url = $2, manifest_sha256 = $3, file_count = $4,
@@ -149,11 +148,15 @@ func totalBytes(files []ReleaseFile) int64 {
 	return n
 }
 
+// setValidatorsSQL records a release's manifest validators ($2, $3),
+// writing only when they changed.
+const setValidatorsSQL = `UPDATE sentry_releases SET manifest_etag = $2, manifest_last_modified = $3
+	WHERE id = $1 AND (manifest_etag, manifest_last_modified) IS DISTINCT FROM ($2, $3)`
+
 // SetManifestValidators records what the master now says of a release's
 // manifest whose bytes did not change, for the next conditional GET.
 func (s *Store) SetManifestValidators(ctx context.Context, releaseID int64, v ManifestValidators) error {
-	_, err := s.pool.Exec(ctx, `UPDATE sentry_releases SET manifest_etag = $2, manifest_last_modified = $3
-		WHERE id = $1 AND (manifest_etag, manifest_last_modified) IS DISTINCT FROM ($2, $3)`, releaseID, v.ETag, v.LastModified)
+	_, err := s.pool.Exec(ctx, setValidatorsSQL, releaseID, v.ETag, v.LastModified)
 	return s.wrap("record the manifest's validators", err)
 }
 
