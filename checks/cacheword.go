@@ -68,8 +68,10 @@ func CacheWordOf(h http.Header) CacheWord {
 			return CacheMiss
 		}
 	}
-	if age, err := strconv.ParseInt(strings.TrimSpace(h.Get("Age")), 10, 64); err == nil && age > 0 {
-		return CacheHit
+	if v := strings.TrimSpace(h.Get("Age")); v != "" {
+		if age, err := strconv.ParseInt(v, 10, 64); err == nil && age > 0 {
+			return CacheHit
+		}
 	}
 	return CacheSilent
 }

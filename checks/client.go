@@ -198,7 +198,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		IdleConnTimeout:        90 * time.Second,
 		ExpectContinueTimeout:  time.Second,
 	}
-	c := &Client{opts: o, log: log, tr: tr, hosts: &hostPool{template: tr, m: map[string]*http.Transport{}}, uaValue: []string{o.UserAgent}}
+	c := &Client{opts: o, log: log, tr: tr, hosts: &hostPool{template: tr, m: map[hostKey]*http.Transport{}}, uaValue: []string{o.UserAgent}}
 	if o.DialContext != nil {
 		dial, timeout := o.DialContext, o.ConnectTimeout
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -358,7 +358,7 @@ func (c *Client) Forget(baseURL string) {
 	if err != nil {
 		return
 	}
-	c.hosts.forget(u.Scheme + "://" + u.Host)
+	c.hosts.forget(u.Scheme, u.Host)
 }
 
 // hostPool is the transport under checkTransport: one http.Transport per
@@ -368,10 +368,18 @@ func (c *Client) Forget(baseURL string) {
 type hostPool struct {
 	template *http.Transport
 	mu       sync.Mutex
-	m        map[string]*http.Transport
+	m        map[hostKey]*http.Transport
 }
 
-func (p *hostPool) get(key string) *http.Transport {
+// hostKey names one of hostPool's transports: a scheme and host, and the
+// address family a connection is pinned to ("" for any): a connection
+// over one family is never reused for another.
+type hostKey struct {
+	scheme, host string
+	family       Family
+}
+
+func (p *hostPool) get(key hostKey) *http.Transport {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	tr, ok := p.m[key]
@@ -383,28 +391,23 @@ func (p *hostPool) get(key string) *http.Transport {
 }
 
 func (p *hostPool) RoundTrip(req *http.Request) (*http.Response, error) {
-	key := req.URL.Scheme + "://" + req.URL.Host
-	if f := FamilyOf(req.Context()); f != "" {
-		key += "#" + string(f) // a connection over one family is never reused for another
-	}
-	return p.get(key).RoundTrip(req)
+	return p.get(hostKey{req.URL.Scheme, req.URL.Host, FamilyOf(req.Context())}).RoundTrip(req)
 }
 
-func (p *hostPool) forget(key string) {
-	for _, k := range []string{key, key + "#" + string(IPv4), key + "#" + string(IPv6)} {
+// forget drops the transports of scheme://host, of every family.
+func (p *hostPool) forget(scheme, host string) {
+	for _, f := range []Family{"", IPv4, IPv6} {
+		k := hostKey{scheme, host, f}
 		p.mu.Lock()
 		tr, ok := p.m[k]
 		delete(p.m, k)
 		p.mu.Unlock()
 		if ok {
-			// A request still in flight on tr finishes normally; its
-			// connection then idles out (IdleConnTimeout).
 			tr.CloseIdleConnections()
 		}
 	}
 }
 
-// CloseIdleConnections closes the idle connections to every host.
 func (p *hostPool) CloseIdleConnections() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -30,7 +30,8 @@ func FetchIfChanged(ctx context.Context, c *Client, rawURL string, limit int64, 
 	if c == nil {
 		return nil, p.invalid("nil Client")
 	}
-	if err := checkURL(rawURL); err != nil {
+	var err error
+	if p.url, err = checkURL(rawURL); err != nil {
 		return nil, p.invalid("%s", err.Error())
 	}
 	if limit <= 0 {
@@ -39,19 +40,13 @@ func FetchIfChanged(ctx context.Context, c *Client, rawURL string, limit int64, 
 	if ctx.Err() != nil {
 		return nil, p.cancelled(nil)
 	}
-	hdr := http.Header{}
-	if etag != "" {
-		hdr.Set("If-None-Match", etag)
-	}
-	if lastModified != "" {
-		hdr.Set("If-Modified-Since", lastModified)
-	}
-	resp, err := p.do(http.MethodGet, rawURL, hdr, nil)
+	hdr, cond := conditional(Target{ETag: etag, LastModified: lastModified})
+	resp, err := p.do(http.MethodGet, hdr, nil)
 	if err != nil {
 		return nil, p.fail(err)
 	}
 	p.meta(resp)
-	if resp.StatusCode == http.StatusNotModified && (etag != "" || lastModified != "") {
+	if resp.StatusCode == http.StatusNotModified && cond {
 		drainClose(resp.Body, drainLimit)
 		return nil, p.set(KindUnchanged, "not modified")
 	}

@@ -54,7 +54,8 @@ func send(ctx context.Context, c *Client, method, rawURL string, body []byte, he
 	if c == nil {
 		return p.invalid("nil Client")
 	}
-	if err := checkURL(rawURL); err != nil {
+	var err error
+	if p.url, err = checkURL(rawURL); err != nil {
 		return p.invalid("%s", err.Error())
 	}
 	if len(body) > MaxPostBody {
@@ -66,7 +67,11 @@ func send(ctx context.Context, c *Client, method, rawURL string, body []byte, he
 	if body == nil {
 		body = []byte{}
 	}
-	resp, err := p.do(method, rawURL, header, body)
+	hdr := make(http.Header, len(header)+2) // the caller's is not do's to keep
+	for k, v := range header {
+		hdr[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+	}
+	resp, err := p.do(method, hdr, body)
 	if err != nil {
 		return p.fail(err)
 	}

@@ -135,8 +135,9 @@ type probe struct {
 	c        *Client
 	parent   context.Context
 	start    time.Time
-	attempts int // all requests of the probe
-	last     int // attempts of the last request
+	url      *url.URL // what is checked, parsed once (checkTarget, checkURL)
+	attempts int      // all requests of the probe
+	last     int      // attempts of the last request
 	res      Result
 }
 
@@ -189,7 +190,11 @@ func (p *probe) done() Result {
 
 func (p *probe) set(k Kind, format string, args ...any) Result {
 	p.res.Kind = k
-	p.res.Detail = fmt.Sprintf(format, args...)
+	if len(args) == 0 {
+		p.res.Detail = format // a constant sentence: no copy
+	} else {
+		p.res.Detail = fmt.Sprintf(format, args...)
+	}
 	return p.done()
 }
 
@@ -202,27 +207,34 @@ func (p *probe) invalid(format string, args ...any) Result {
 	return p.done()
 }
 
-// do makes one request with retries. hdr may be nil; body, when not nil,
-// is sent with the request and resent on every retry (the retry library
-// rewinds it). The caller owns (and must close) the returned body.
-func (p *probe) do(method, rawURL string, hdr http.Header, body []byte) (*http.Response, error) {
+// do makes one request of the probe's URL with retries. hdr
+// (nil for none) becomes the request's header, so the caller must not
+// keep it; its keys must be canonical. body, when not nil, is sent with
+// the request and resent on every retry (the retry library rewinds it).
+// The caller owns (and must close) the returned body.
+func (p *probe) do(method string, hdr http.Header, body []byte) (*http.Response, error) {
 	var n int
 	ctx := context.WithValue(p.parent, attemptsKey{}, &n)
+	if hdr == nil {
+		hdr = make(http.Header, 2)
+	}
+	// Shared, never written to: net/http copies a header's values when
+	// it changes them (redirects, retries).
+	hdr["User-Agent"] = p.c.uaValue
+	hdr["Accept-Encoding"] = identityValue
+	// Built from the URL checkURL parsed: http.NewRequest would parse
+	// its string again, once per check.
+	target := *p.url
+	hr := (&http.Request{Method: method, URL: &target, Host: target.Host, Header: hdr,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
+	req := &retryablehttp.Request{Request: hr}
 	var raw any
 	if body != nil {
 		raw = body
 	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, method, rawURL, raw)
-	if err != nil {
+	if err := req.SetBody(raw); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidTarget, err)
 	}
-	for k, v := range hdr {
-		req.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
-	}
-	// Shared, never written to: net/http copies a header's values when
-	// it changes them (redirects, retries).
-	req.Header["User-Agent"] = p.c.uaValue
-	req.Header["Accept-Encoding"] = identityValue
 	resp, err := p.c.rc.Do(req)
 	p.attempts += n
 	p.last = n
@@ -308,25 +320,29 @@ func (p *probe) status(code int, note string) Result {
 	return p.set(k, "%s%s", d, note)
 }
 
-// conditional returns the request headers for t's validators.
-func conditional(t Target) http.Header {
-	h := make(http.Header, 2)
+// conditional returns the request headers for t's validators, with
+// room for the two every request carries (do), and whether there are
+// any: only then is a 304 an answer.
+func conditional(t Target) (http.Header, bool) {
+	h := make(http.Header, 4)
 	if t.ETag != "" {
 		h["If-None-Match"] = []string{t.ETag}
 	}
 	if t.LastModified != "" {
 		h["If-Modified-Since"] = []string{t.LastModified}
 	}
-	return h
+	return h, len(h) > 0
 }
 
 // identityValue is the Accept-Encoding of every request: the bytes must
 // be the file's.
 var identityValue = []string{"identity"}
 
-// checkTarget validates the fields common to every prober.
-func checkTarget(t Target) error {
-	if err := checkURL(t.URL); err != nil {
+// checkTarget validates the fields common to every prober and keeps the
+// parsed URL for do.
+func (p *probe) checkTarget(t Target) error {
+	u, err := checkURL(t.URL)
+	if err != nil {
 		return err
 	}
 	if t.Size < -1 {
@@ -340,24 +356,28 @@ func checkTarget(t Target) error {
 			return fmt.Errorf("%s contains control characters", f.name)
 		}
 	}
+	p.url = u
 	return nil
 }
 
-func checkURL(raw string) error {
+// checkURL validates an absolute http or https URL and returns it parsed,
+// an empty port dropped ("host:" is "host", as http.NewRequest has it).
+func checkURL(raw string) (*url.URL, error) {
 	if len(raw) > 8<<10 {
-		return errors.New("URL is longer than 8 KiB")
+		return nil, errors.New("URL is longer than 8 KiB")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("URL does not parse: %s", innermost(err))
+		return nil, fmt.Errorf("URL does not parse: %s", innermost(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("URL scheme %q is not http or https", clip(u.Scheme, 16))
+		return nil, fmt.Errorf("URL scheme %q is not http or https", clip(u.Scheme, 16))
 	}
 	if u.Host == "" {
-		return errors.New("URL has no host")
+		return nil, errors.New("URL has no host")
 	}
-	return nil
+	u.Host = strings.TrimSuffix(u.Host, ":")
+	return u, nil
 }
 
 // newHash returns the hash for algo and the expected digest length in hex.
@@ -402,14 +422,14 @@ func Head(ctx context.Context, c *Client, t Target) Result {
 	if c == nil {
 		return p.invalid("nil Client")
 	}
-	if err := checkTarget(t); err != nil {
+	if err := p.checkTarget(t); err != nil {
 		return p.invalid("%s", err.Error())
 	}
 	if ctx.Err() != nil {
 		return p.cancelled(nil)
 	}
-	cond := conditional(t)
-	resp, err := p.do(http.MethodHead, t.URL, cond, nil)
+	hdr, cond := conditional(t)
+	resp, err := p.do(http.MethodHead, hdr, nil)
 	if err != nil {
 		return p.fail(err)
 	}
@@ -418,7 +438,7 @@ func Head(ctx context.Context, c *Client, t Target) Result {
 	note := encodingNote(resp.Header)
 
 	switch code := resp.StatusCode; {
-	case code == http.StatusNotModified && len(cond) > 0:
+	case code == http.StatusNotModified && cond:
 		return p.set(KindUnchanged, "not modified since the last check")
 	case code == http.StatusOK:
 		if resp.ContentLength >= 0 {
@@ -427,9 +447,9 @@ func Head(ctx context.Context, c *Client, t Target) Result {
 		if t.Size < 0 {
 			return p.set(KindOK, "size not reported")
 		}
-		return p.rangeSize(t, cond)
+		return p.rangeSize(t)
 	case code == http.StatusMethodNotAllowed || code == http.StatusNotImplemented:
-		return p.rangeSize(t, cond)
+		return p.rangeSize(t)
 	default:
 		return p.status(code, note)
 	}
@@ -446,10 +466,10 @@ func (p *probe) size(got, want int64, source, note string) Result {
 
 // rangeSize is Head's fallback: GET the first byte and read the total size
 // from Content-Range.
-func (p *probe) rangeSize(t Target, cond http.Header) Result {
-	h := cond.Clone()
-	h.Set("Range", "bytes=0-0")
-	resp, err := p.do(http.MethodGet, t.URL, h, nil)
+func (p *probe) rangeSize(t Target) Result {
+	h, cond := conditional(t)
+	h["Range"] = []string{"bytes=0-0"}
+	resp, err := p.do(http.MethodGet, h, nil)
 	if err != nil {
 		return p.fail(err)
 	}
@@ -473,7 +493,7 @@ func (p *probe) rangeSize(t Target, cond http.Header) Result {
 			return p.size(resp.ContentLength, t.Size, "Content-Length", note)
 		}
 		return p.set(KindOK, "size not reported")
-	case code == http.StatusNotModified && len(cond) > 0:
+	case code == http.StatusNotModified && cond:
 		drainClose(resp.Body, rangeDrainLimit)
 		return p.set(KindUnchanged, "not modified since the last check")
 	default:
@@ -544,8 +564,8 @@ func verify(ctx context.Context, c *Client, t Target, also io.Writer) Result {
 		return p.cancelled(nil)
 	}
 
-	cond := conditional(t)
-	resp, err := p.do(http.MethodGet, t.URL, cond, nil)
+	hdr, cond := conditional(t)
+	resp, err := p.do(http.MethodGet, hdr, nil)
 	if err != nil {
 		return p.fail(err)
 	}
@@ -553,7 +573,7 @@ func verify(ctx context.Context, c *Client, t Target, also io.Writer) Result {
 	note := encodingNote(resp.Header)
 	switch code := resp.StatusCode; {
 	case code == http.StatusOK:
-	case code == http.StatusNotModified && len(cond) > 0:
+	case code == http.StatusNotModified && cond:
 		drainClose(resp.Body, drainLimit)
 		return p.set(KindUnchanged, "not modified since the last check")
 	default:
@@ -579,7 +599,7 @@ func beginVerify(ctx context.Context, c *Client, t Target) (p *probe, h hash.Has
 // returns its hash (nil when t.Algo is "") and the expected digest; when
 // ok is false, res is the result to return.
 func (p *probe) checkVerifyTarget(t Target) (h hash.Hash, want string, res Result, ok bool) {
-	if err := checkTarget(t); err != nil {
+	if err := p.checkTarget(t); err != nil {
 		return nil, "", p.invalid("%s", err.Error()), false
 	}
 	if t.Size < 0 {
@@ -703,13 +723,14 @@ func Reachable(ctx context.Context, c *Client, baseURL string) Result {
 	if c == nil {
 		return p.invalid("nil Client")
 	}
-	if err := checkURL(baseURL); err != nil {
+	var err error
+	if p.url, err = checkURL(baseURL); err != nil {
 		return p.invalid("%s", err.Error())
 	}
 	if ctx.Err() != nil {
 		return p.cancelled(nil)
 	}
-	resp, err := p.do(http.MethodHead, baseURL, nil, nil)
+	resp, err := p.do(http.MethodHead, nil, nil)
 	if err != nil {
 		p.res.Cert = certOfErr(baseURL, err)
 		return p.fail(err)
@@ -719,7 +740,7 @@ func Reachable(ctx context.Context, c *Client, baseURL string) Result {
 	drainClose(resp.Body, drainLimit)
 	p.res.Bytes = resp.ContentLength
 	if resp.StatusCode == http.StatusInternalServerError || resp.StatusCode == http.StatusNotImplemented {
-		resp, err = p.do(http.MethodGet, baseURL, nil, nil)
+		resp, err = p.do(http.MethodGet, nil, nil)
 		if err != nil {
 			return p.fail(err)
 		}
@@ -743,6 +764,9 @@ func Reachable(ctx context.Context, c *Client, baseURL string) Result {
 // does not cost the keep-alive connection, and closes it. The body-idle timer
 // bounds the drain in time.
 func drainClose(body io.ReadCloser, limit int64) {
+	if body == http.NoBody { // a HEAD's
+		return
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, limit))
 	body.Close()
 }

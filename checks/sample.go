@@ -229,9 +229,7 @@ func (p *probe) getRange(t Target, rng string, h hash.Hash, want string) (resp *
 	if p.parent.Err() != nil {
 		return nil, "", p.cancelled(nil), false
 	}
-	hdr := http.Header{}
-	hdr.Set("Range", rng)
-	resp, err := p.do(http.MethodGet, t.URL, hdr, nil)
+	resp, err := p.do(http.MethodGet, http.Header{"Range": {rng}}, nil)
 	if err != nil {
 		return nil, "", p.fail(err), false
 	}
