@@ -440,6 +440,9 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	ctx = checks.Paced(ctx, t.job.Config.MirrorRate(m.MaxRate))
 	ms := &mirrorSweep{m: m, results: map[store.FileKey]fileResult{},
 		sums: MirrorSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
+	if row.Files {
+		ms.results = make(map[store.FileKey]fileResult, len(t.set.files)) // grown once, not in steps
+	}
 	ms.catchUp.Store(t.job.Config.Sweep.CatchUpBytes.Bytes())
 	kind := t.sweepMirror(ctx, row, ms)
 	if ms.stopped {
@@ -520,48 +523,40 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	}
 	listing := t.listRsync(ctx, ms)
 	sample := t.sample(ms, listing)
-	// conc workers take the files in turn: a goroutine (and its grown
-	// stack) per worker, not per file.
-	type item struct {
-		f    file
-		hash bool
-		fact string
-	}
-	work := make(chan item)
+	// conc workers take the files in turn, each the next by its index: a
+	// goroutine (and its grown stack) per worker, not per file, and no
+	// hand-over between goroutines per file.
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(conc, len(t.set.files)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for it := range work {
-				if t.job.Global.Acquire(ctx, 1) != nil {
-					continue
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= len(t.set.files) {
+					return
 				}
-				t.checkFile(ctx, row, ms, it.f, it.hash, it.fact)
+				f := t.set.files[i]
+				fact := ""
+				if listing != nil {
+					l, ok := listing[strings.TrimPrefix(f.dir, "/")+f.file.Path]
+					if ok {
+						fact = l.Fact()
+					}
+					if !hash[f.key] && !sample[i] && t.listedAsKnown(ms, f, l, ok) {
+						t.confirmListed(ctx, row, ms, f)
+						continue
+					}
+				}
+				if t.job.Global.Acquire(ctx, 1) != nil {
+					return
+				}
+				t.checkFile(ctx, row, ms, f, hash[f.key], fact)
 				t.job.Global.Release(1)
 			}
 		}()
 	}
-feed:
-	for i, f := range t.set.files {
-		fact := ""
-		if listing != nil {
-			l, ok := listing[strings.TrimPrefix(f.dir, "/")+f.file.Path]
-			if ok {
-				fact = l.Fact()
-			}
-			if !hash[f.key] && !sample[i] && t.listedAsKnown(ms, f, l, ok) {
-				t.confirmListed(ctx, row, ms, f)
-				continue
-			}
-		}
-		select {
-		case work <- item{f, hash[f.key], fact}:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
 	wg.Wait()
 	if ctx.Err() != nil {
 		ms.stopped = true
