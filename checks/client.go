@@ -539,8 +539,8 @@ type attemptsKey struct{}
 // countAttempt is the library's RequestLogHook, called before every attempt
 // with the retry number (0 for the first attempt).
 func countAttempt(_ retryablehttp.Logger, req *http.Request, retry int) {
-	if n, ok := req.Context().Value(attemptsKey{}).(*int); ok {
-		*n = retry + 1
+	if p, ok := req.Context().Value(attemptsKey{}).(*probe); ok {
+		p.last = retry + 1
 	}
 }
 

@@ -137,7 +137,7 @@ type probe struct {
 	start    time.Time
 	url      *url.URL // what is checked, parsed once (checkTarget, checkURL)
 	attempts int      // all requests of the probe
-	last     int      // attempts of the last request
+	last     int      // attempts of the last request (countAttempt)
 	res      Result
 }
 
@@ -213,8 +213,8 @@ func (p *probe) invalid(format string, args ...any) Result {
 // the request and resent on every retry (the retry library rewinds it).
 // The caller owns (and must close) the returned body.
 func (p *probe) do(method string, hdr http.Header, body []byte) (*http.Response, error) {
-	var n int
-	ctx := context.WithValue(p.parent, attemptsKey{}, &n)
+	p.last = 0
+	ctx := context.WithValue(p.parent, attemptsKey{}, p) // countAttempt sets p.last
 	if hdr == nil {
 		hdr = make(http.Header, 2)
 	}
@@ -222,10 +222,9 @@ func (p *probe) do(method string, hdr http.Header, body []byte) (*http.Response,
 	// it changes them (redirects, retries).
 	hdr["User-Agent"] = p.c.uaValue
 	hdr["Accept-Encoding"] = identityValue
-	// Built from the URL checkURL parsed: http.NewRequest would parse
-	// its string again, once per check.
-	target := *p.url
-	hr := (&http.Request{Method: method, URL: &target, Host: target.Host, Header: hdr,
+	// Built from the URL checkURL parsed (http.NewRequest would parse its
+	// string again, once per check), which net/http only reads.
+	hr := (&http.Request{Method: method, URL: p.url, Host: p.url.Host, Header: hdr,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
 	req := &retryablehttp.Request{Request: hr}
 	var raw any
@@ -236,8 +235,7 @@ func (p *probe) do(method string, hdr http.Header, body []byte) (*http.Response,
 		return nil, fmt.Errorf("%w: %w", ErrInvalidTarget, err)
 	}
 	resp, err := p.c.rc.Do(req)
-	p.attempts += n
-	p.last = n
+	p.attempts += p.last
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		// Redirect targets may carry tokens in their query: keep them
@@ -325,11 +323,12 @@ func (p *probe) status(code int, note string) Result {
 // any: only then is a 304 an answer.
 func conditional(t Target) (http.Header, bool) {
 	h := make(http.Header, 4)
+	v := [...]string{t.ETag, t.LastModified} // one array for both values
 	if t.ETag != "" {
-		h["If-None-Match"] = []string{t.ETag}
+		h["If-None-Match"] = v[0:1:1]
 	}
 	if t.LastModified != "" {
-		h["If-Modified-Since"] = []string{t.LastModified}
+		h["If-Modified-Since"] = v[1:2:2]
 	}
 	return h, len(h) > 0
 }

@@ -139,6 +139,7 @@ func (e *Engine) claim(ctx context.Context, tx pgx.Tx, w *Worker, runID int64, n
 		err := r.Scan(&row.Run.ID, &row.MirrorID, &row.Run.Kind, &row.Run.StartedAt, &row.Run.Params,
 			&row.Reach, &row.Files, &row.Claims)
 		row.fence = rowFence{run: row.Run.ID, mirror: row.MirrorID, token: row.Claims}
+		row.fenced = row.fence
 		return row, err
 	})
 }

@@ -87,8 +87,11 @@ type Row struct {
 	Claims int
 
 	fence rowFence
-	rec   *record.Recorder
-	lease time.Duration
+	// fenced is fence as the store.Fence every check carries, made once:
+	// not an allocation per check.
+	fenced store.Fence
+	rec    *record.Recorder
+	lease  time.Duration
 	// renewed is when the lease was last renewed (claimed, or renewed by a
 	// heartbeat), as mono() at the moment the request was sent.
 	renewed atomic.Int64
@@ -102,13 +105,13 @@ type Row struct {
 // fenced: it is written only while the row is still this process's. It
 // sets the check's run and mirror.
 func (r *Row) Record(ctx context.Context, c store.Check) error {
-	c.RunID, c.MirrorID, c.Fence = r.Run.ID, r.MirrorID, r.fence
+	c.RunID, c.MirrorID, c.Fence = r.Run.ID, r.MirrorID, r.fenced
 	return r.rec.Add(ctx, c)
 }
 
 // Fence is the row's lease, for writes made on its behalf (marks): they
 // are written only while the row is still this process's.
-func (r *Row) Fence() store.Fence { return r.fence }
+func (r *Row) Fence() store.Fence { return r.fenced }
 
 // Result is what Work found of a row.
 type Result struct {

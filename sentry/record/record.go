@@ -227,7 +227,9 @@ func (r *lane) add(ctx context.Context, c store.Check) error {
 				have.Last = c.CheckedAt
 			}
 		} else {
-			r.counts[k] = &n
+			first := new(store.Count) // on the heap only when the key is new
+			*first = n
+			r.counts[k] = first
 		}
 		r.counted++
 		if len(r.counts) >= maxCounts {
