@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -251,4 +252,29 @@ func sha256Rate() (one, all float64) {
 	}
 	run(1) // warm up
 	return run(1), run(runtime.NumCPU())
+}
+
+// selfCPU is the CPU time this process has used so far (user and
+// system): around a bare client run, what the client cost, since nothing
+// else runs in this process then (the farm and PostgreSQL are children).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// median is the middle of xs (the mean of the middle two for an even
+// count; 0 for none).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }

@@ -43,13 +43,18 @@ func main() {
 		code := cli.Run(os.Args[3:])
 		pprof.StopCPUProfile()
 		f.Close()
+		// And what it allocated, beside it: NAME.allocs.pprof.
+		if a, err := os.Create(strings.TrimSuffix(os.Args[2], ".pprof") + ".allocs.pprof"); err == nil {
+			pprof.Lookup("allocs").WriteTo(a, 0)
+			a.Close()
+		}
 		os.Exit(code)
 	}
 	sentryBin := flag.String("sentry", "bin/sentry", "the sentry binary to measure")
 	out := flag.String("out", "BENCHMARKS.md", "the report to write")
 	micro := flag.String("micro", "", "a file of `go test -bench` output to include in the report")
 	quick := flag.Bool("quick", false, "small sizes, to try the harness (the report says so)")
-	profile := flag.String("profile", "", "write a CPU profile of each sentry run into this directory")
+	profile := flag.String("profile", "", "write a CPU profile (NAME.pprof) and an allocation profile (NAME.allocs.pprof) of each sentry run into this directory")
 	only := flag.String("only", "", "measure only these figures, comma-separated, of: "+strings.Join(bench.Figures, ", ")+
 		" (the report is then written only when -out is given)")
 	flag.Parse()
