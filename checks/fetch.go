@@ -30,8 +30,7 @@ func FetchIfChanged(ctx context.Context, c *Client, rawURL string, limit int64, 
 	if c == nil {
 		return nil, p.invalid("nil Client")
 	}
-	var err error
-	if p.url, err = checkURL(rawURL); err != nil {
+	if err := p.parse(rawURL); err != nil {
 		return nil, p.invalid("%s", err.Error())
 	}
 	if limit <= 0 {

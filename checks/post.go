@@ -54,8 +54,7 @@ func send(ctx context.Context, c *Client, method, rawURL string, body []byte, he
 	if c == nil {
 		return p.invalid("nil Client")
 	}
-	var err error
-	if p.url, err = checkURL(rawURL); err != nil {
+	if err := p.parse(rawURL); err != nil {
 		return p.invalid("%s", err.Error())
 	}
 	if len(body) > MaxPostBody {

@@ -132,12 +132,16 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b 
 
 // probe is the state of one prober call.
 type probe struct {
-	c        *Client
-	parent   context.Context
-	start    time.Time
-	url      *url.URL // what is checked, parsed once (checkTarget, checkURL)
-	attempts int      // all requests of the probe
-	last     int      // attempts of the last request (countAttempt)
+	c      *Client
+	parent context.Context
+	start  time.Time
+	url    *url.URL // what is checked, parsed once (parse)
+	// plain is the URL as given when it is fit for reports as it stands
+	// (no user info, query or fragment; printable and short): the
+	// FinalURL of an answer that was not redirected. "" otherwise.
+	plain    string
+	attempts int // all requests of the probe
+	last     int // attempts of the last request (countAttempt)
 	res      Result
 }
 
@@ -294,7 +298,11 @@ func (p *probe) meta(resp *http.Response) {
 	p.res.LastModified = clip(resp.Header.Get("Last-Modified"), maxValidator)
 	p.res.CacheStatus = CacheStatus(resp.Header)
 	p.res.Cache = CacheWordOf(resp.Header)
-	if resp.Request != nil && resp.Request.URL != nil {
+	switch {
+	case resp.Request == nil || resp.Request.URL == nil:
+	case resp.Request.URL == p.url && p.plain != "":
+		p.res.FinalURL = p.plain // not redirected: what was asked for, fit as it is
+	default:
 		p.res.FinalURL = safeURL(resp.Request.URL)
 	}
 }
@@ -340,8 +348,7 @@ var identityValue = []string{"identity"}
 // checkTarget validates the fields common to every prober and keeps the
 // parsed URL for do.
 func (p *probe) checkTarget(t Target) error {
-	u, err := checkURL(t.URL)
-	if err != nil {
+	if err := p.parse(t.URL); err != nil {
 		return err
 	}
 	if t.Size < -1 {
@@ -355,7 +362,19 @@ func (p *probe) checkTarget(t Target) error {
 			return fmt.Errorf("%s contains control characters", f.name)
 		}
 	}
-	p.url = u
+	return nil
+}
+
+// parse validates raw (checkURL) and keeps it for do.
+func (p *probe) parse(raw string) error {
+	u, err := checkURL(raw)
+	if err != nil {
+		return err
+	}
+	p.url, p.plain = u, ""
+	if len(raw) <= maxURL && !strings.ContainsAny(raw, "@?#") && printable(raw) {
+		p.plain = raw
+	}
 	return nil
 }
 
@@ -722,8 +741,7 @@ func Reachable(ctx context.Context, c *Client, baseURL string) Result {
 	if c == nil {
 		return p.invalid("nil Client")
 	}
-	var err error
-	if p.url, err = checkURL(baseURL); err != nil {
+	if err := p.parse(baseURL); err != nil {
 		return p.invalid("%s", err.Error())
 	}
 	if ctx.Err() != nil {

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/decide"
 )
 
@@ -97,15 +99,35 @@ func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs [
 	for rows.Next() {
 		var k FileKey
 		var f FileState
-		if err := rows.Scan(&k.ReleaseID, &k.Path, &f.Result, &f.Verified, &f.Void, &f.HashedAt, &f.Size, &f.ETag, &f.LastModified, &f.Rehash, &f.Listed); err != nil {
+		var result pgtype.DriverBytes // one of a few words: not a new string per row
+		if err := rows.Scan(&k.ReleaseID, &k.Path, &result, &f.Verified, &f.Void, &f.HashedAt, &f.Size, &f.ETag, &f.LastModified, &f.Rehash, &f.Listed); err != nil {
 			return nil, s.wrap("read file states", err)
 		}
+		f.Result = kindWord(result)
 		if f.HashedAt.Equal(time.Unix(0, 0)) {
 			f.HashedAt = time.Time{}
 		}
 		out[k] = f
 	}
 	return out, s.wrap("read file states", rows.Err())
+}
+
+// kindWords are the check kinds as strings, to read a result column
+// without a new string per row.
+var kindWords = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range checks.AllKinds() {
+		m[string(k)] = string(k)
+	}
+	return m
+}()
+
+// kindWord is b as a string: the shared one when it is a check kind.
+func kindWord(b []byte) string {
+	if w, ok := kindWords[string(b)]; ok {
+		return w
+	}
+	return string(b)
 }
 
 // MirrorState is a mirror's state as sweeps see it.
