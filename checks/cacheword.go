@@ -43,14 +43,16 @@ func (w CacheWord) String() string {
 //   - X-Cache (Squid, Varnish, CDNs): its last value is a hit when it
 //     holds HIT (TCP_HIT, "HIT from …"), a miss when it holds MISS;
 //   - Age: a positive age means a cached copy (RFC 9111); 0 says nothing.
+//
+// h's keys are canonical, as net/http's answers have them.
 func CacheWordOf(h http.Header) CacheWord {
-	if vs := h.Values("Cache-Status"); len(vs) > 0 {
+	if vs := h["Cache-Status"]; len(vs) > 0 {
 		entries := strings.Split(strings.Join(vs, ","), ",")
 		if w := cacheStatusEntry(entries[len(entries)-1]); w != CacheSilent {
 			return w
 		}
 	}
-	if v := strings.ToUpper(strings.TrimSpace(h.Get("X-Cache-Status"))); v != "" {
+	if v := strings.ToUpper(strings.TrimSpace(first(h["X-Cache-Status"]))); v != "" {
 		switch v {
 		case "HIT", "STALE", "UPDATING", "REVALIDATED":
 			return CacheHit
@@ -58,7 +60,7 @@ func CacheWordOf(h http.Header) CacheWord {
 			return CacheMiss
 		}
 	}
-	if vs := h.Values("X-Cache"); len(vs) > 0 {
+	if vs := h["X-Cache"]; len(vs) > 0 {
 		all := strings.Split(strings.Join(vs, ","), ",")
 		last := strings.ToUpper(all[len(all)-1])
 		switch {
@@ -68,7 +70,7 @@ func CacheWordOf(h http.Header) CacheWord {
 			return CacheMiss
 		}
 	}
-	if v := strings.TrimSpace(h.Get("Age")); v != "" {
+	if v := strings.TrimSpace(first(h["Age"])); v != "" {
 		if age, err := strconv.ParseInt(v, 10, 64); err == nil && age > 0 {
 			return CacheHit
 		}
@@ -90,4 +92,13 @@ func cacheStatusEntry(e string) CacheWord {
 		}
 	}
 	return CacheSilent
+}
+
+// first is the first of vs, "" when there is none: Header.Get of a
+// canonical key, indexed without canonicalising it again.
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }

@@ -294,8 +294,8 @@ func (p *probe) cancelled(err error) Result {
 // meta records what every answer tells, whatever its status.
 func (p *probe) meta(resp *http.Response) {
 	p.res.Status = resp.StatusCode
-	p.res.ETag = clip(resp.Header.Get("ETag"), maxValidator)
-	p.res.LastModified = clip(resp.Header.Get("Last-Modified"), maxValidator)
+	p.res.ETag = clip(first(resp.Header["Etag"]), maxValidator) // canonical keys, as net/http has them
+	p.res.LastModified = clip(first(resp.Header["Last-Modified"]), maxValidator)
 	p.res.CacheStatus = CacheStatus(resp.Header)
 	p.res.Cache = CacheWordOf(resp.Header)
 	switch {
@@ -414,7 +414,7 @@ func newHash(algo string) (hash.Hash, int, error) {
 // the file although sentry asked for identity, so the bytes are not the
 // file's.
 func encodingNote(h http.Header) string {
-	ce := strings.TrimSpace(strings.Join(h.Values("Content-Encoding"), ", "))
+	ce := strings.TrimSpace(strings.Join(h["Content-Encoding"], ", "))
 	if ce == "" || strings.EqualFold(ce, "identity") {
 		return ""
 	}
@@ -796,10 +796,11 @@ var cacheHeaders = [...]string{"Cache-Status", "X-Cache", "X-Cache-Status", "Age
 // joined by "; ", e.g. "X-Cache-Status: HIT; Age: 12". It returns "" when
 // none is present. Several values of one header are joined by ", ". The
 // result is bounded (256 bytes) and sanitised: it comes from the mirror.
+// h's keys are canonical, as net/http's answers have them.
 func CacheStatus(h http.Header) string {
 	var parts []string
 	for _, name := range cacheHeaders {
-		vs := h.Values(name)
+		vs := h[name]
 		if len(vs) == 0 {
 			continue
 		}

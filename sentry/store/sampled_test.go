@@ -36,7 +36,7 @@ func TestSampledVerificationState(t *testing.T) {
 	}
 	state := func() (fs store.FileState, by string) {
 		t.Helper()
-		states, err := st.MirrorFileStates(ctx, mirror, []int64{rel.ID})
+		states, err := st.MirrorFileStates(ctx, mirror, []int64{rel.ID}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

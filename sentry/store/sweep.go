@@ -85,8 +85,9 @@ type FileState struct {
 const verifiedSince = `(fs.result = 'ok' AND fs.verified_at IS NOT NULL AND fs.verified_at >= coalesce(ms.suspended_at, '-infinity'))`
 
 // MirrorFileStates returns the file states of one mirror for the given
-// releases.
-func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs []int64) (map[FileKey]FileState, error) {
+// releases. expect is how many there may be (the releases' files), to
+// size the map once; 0 when not known.
+func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs []int64, expect int) (map[FileKey]FileState, error) {
 	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, `+verifiedSince+`, coalesce(result = 'ok' AND verified_at < ms.suspended_at, false),
 		       coalesce(hashed_at, 'epoch'), coalesce(size, -1), etag, last_modified, rehash, listed
 		FROM sentry_file_state fs LEFT JOIN sentry_mirror_state ms USING (mirror_id)
@@ -95,7 +96,7 @@ func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs [
 		return nil, s.wrap("read file states", err)
 	}
 	defer rows.Close()
-	out := map[FileKey]FileState{}
+	out := make(map[FileKey]FileState, expect)
 	for rows.Next() {
 		var k FileKey
 		var f FileState

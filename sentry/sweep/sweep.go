@@ -474,7 +474,7 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 		// The row is this process's: wait out a passing outage rather
 		// than give the mirror back unchecked.
 		err := engine.Retry(ctx, t.log.With("mirror_id", ms.m.ID), "reading file states", engine.MarkRetryFor, func() (err error) {
-			ms.files, err = t.job.Store.MirrorFileStates(ctx, ms.m.ID, t.set.releaseIDs)
+			ms.files, err = t.job.Store.MirrorFileStates(ctx, ms.m.ID, t.set.releaseIDs, len(t.set.files))
 			return err
 		})
 		if err != nil {
