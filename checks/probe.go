@@ -328,15 +328,16 @@ func (p *probe) status(code int, note string) Result {
 
 // conditional returns the request headers for t's validators, with
 // room for the two every request carries (do), and whether there are
-// any: only then is a 304 an answer.
+// any: only then is a 304 an answer. An ETag is sent alone: a server
+// ignores If-Modified-Since beside If-None-Match (RFC 9110, 13.1.3), so
+// the date is sent only when there is no ETag.
 func conditional(t Target) (http.Header, bool) {
 	h := make(http.Header, 4)
-	v := [...]string{t.ETag, t.LastModified} // one array for both values
-	if t.ETag != "" {
-		h["If-None-Match"] = v[0:1:1]
-	}
-	if t.LastModified != "" {
-		h["If-Modified-Since"] = v[1:2:2]
+	switch {
+	case t.ETag != "":
+		h["If-None-Match"] = []string{t.ETag}
+	case t.LastModified != "":
+		h["If-Modified-Since"] = []string{t.LastModified}
 	}
 	return h, len(h) > 0
 }

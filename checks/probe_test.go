@@ -1066,6 +1066,47 @@ func TestParentContext(t *testing.T) {
 	}
 }
 
+// TestConditionalHeaders: an ETag is sent alone as If-None-Match (a
+// server ignores If-Modified-Since beside it), a date alone as
+// If-Modified-Since, and neither when nothing is known; the answer is
+// judged the same way by Head and Verify.
+func TestConditionalHeaders(t *testing.T) {
+	t.Parallel()
+	const date = "Mon, 02 Jan 2006 15:04:05 GMT"
+	for _, tc := range []struct {
+		name            string
+		etag, modified  string
+		wantINM, wantIM string
+	}{
+		{"etag and date", `"v1"`, date, `"v1"`, ""},
+		{"date only", "", date, "", date},
+		{"neither", "", "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			type seen struct{ inm, ims string }
+			got := make(chan seen, 4)
+			srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				got <- seen{r.Header.Get("If-None-Match"), r.Header.Get("If-Modified-Since")}
+				fileHandler(testContent, `"v1"`)(w, r)
+			})
+			c, _ := newTestClient(t, nil)
+			for _, probe := range []Prober{Head, Verify} {
+				tg := target(srv.URL)
+				tg.ETag, tg.LastModified = tc.etag, tc.modified
+				res := probe(context.Background(), c, tg)
+				s := <-got
+				if s.inm != tc.wantINM || s.ims != tc.wantIM {
+					t.Errorf("sent If-None-Match %q, If-Modified-Since %q; want %q, %q", s.inm, s.ims, tc.wantINM, tc.wantIM)
+				}
+				if want := tc.etag != "" || tc.modified != ""; (res.Kind == KindUnchanged) != want {
+					t.Errorf("%s: %s (%s), unchanged should be %v", tc.name, res.Kind, res.Detail, want)
+				}
+			}
+		})
+	}
+}
+
 func TestCacheStatus(t *testing.T) {
 	tests := []struct {
 		h    http.Header
