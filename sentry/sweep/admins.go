@@ -153,16 +153,16 @@ func stopped(ctx context.Context, res checks.Result) bool {
 // seen there. The sweep's catch-up hashes them (checkFile, within
 // sweep.catch_up_bytes); returnLeft then says how many are left. It
 // returns how many it picked.
-func (t *task) returning(ms *mirrorSweep, hash map[store.FileKey]bool) int {
+func (t *task) returning(ms *mirrorSweep, hash []bool) int {
 	susp := t.suspendedAt(ms.m.ID)
 	if susp.IsZero() {
 		return 0
 	}
 	n := 0
-	for _, f := range t.set.files {
+	for i, f := range t.set.files {
 		st, known := ms.files[f.key]
 		if !known || decide.RehashOnReturn(st.HashedAt, susp) {
-			hash[f.key] = true
+			hash[i] = true
 			if known {
 				// What was known before the window is not known now.
 				st.Verified = false
@@ -177,13 +177,12 @@ func (t *task) returning(ms *mirrorSweep, hash map[store.FileKey]bool) int {
 
 // returnLeft counts, after a returning mirror's files were checked, those
 // still neither hashed since its suspension nor found missing or wrong.
-func (t *task) returnLeft(ms *mirrorSweep, picked map[store.FileKey]bool) int {
+func (t *task) returnLeft(ms *mirrorSweep, picked []bool) int {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	left := 0
-	for k := range picked {
-		r, seen := ms.results[k]
-		if !seen || !(r.hashed || r.kind.Definitive()) {
+	for i, p := range picked {
+		if r := ms.results[i]; p && (!r.seen || !(r.hashed || r.kind.Definitive())) {
 			left++
 		}
 	}

@@ -275,7 +275,7 @@ type location struct {
 
 type langKey struct {
 	lang string
-	key  store.FileKey
+	file int // its index in set.files
 }
 
 // buildSet maps the locations of active products of every known release
@@ -293,7 +293,7 @@ func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, err
 	}
 	r := &release.Resolver{Config: j.Config, Store: j.Store, Client: j.Client}
 	s := &set{releaseIDs: []int64{}}
-	seen := map[store.FileKey]bool{}
+	at := map[store.FileKey]int{} // a file's index in s.files
 	var locIDs []int
 	for _, rel := range rels {
 		if only != nil && !slices.Contains(only, rel.ID) {
@@ -327,11 +327,13 @@ func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, err
 			locIDs = append(locIDs, l.ID)
 			for _, lf := range l.Files {
 				k := store.FileKey{ReleaseID: rel.ID, Path: lf.Path}
-				sl.files = append(sl.files, langKey{lang: lf.Lang, key: k})
-				if !seen[k] {
-					seen[k] = true
+				i, ok := at[k]
+				if !ok {
+					i = len(s.files)
+					at[k] = i
 					s.files = append(s.files, file{key: k, dir: p.Dir, file: byPath[lf.Path], urlPath: primer.FilePath(p.Dir, lf.Path)})
 				}
+				sl.files = append(sl.files, langKey{lang: lf.Lang, file: i})
 			}
 			s.locations = append(s.locations, sl)
 		}
@@ -401,7 +403,7 @@ type mirrorSweep struct {
 	m       store.Mirror
 	files   map[store.FileKey]store.FileState
 	mu      sync.Mutex
-	results map[store.FileKey]fileResult
+	results []fileResult // by index in set.files; nil for a row without files
 	sums    MirrorSums
 	failAt  time.Time
 	// stopped: the sweep of the mirror could not be finished here.
@@ -414,6 +416,7 @@ type mirrorSweep struct {
 }
 
 type fileResult struct {
+	seen     bool // checked (or confirmed by a listing) in this sweep
 	kind     checks.Kind
 	verified bool // known right: hashed now, or hashed before and unchanged since
 	// withheld: present but not verified, where it must be before it is
@@ -438,10 +441,9 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 		return engine.Result{Verdict: v}, true
 	}
 	ctx = checks.Paced(ctx, t.job.Config.MirrorRate(m.MaxRate))
-	ms := &mirrorSweep{m: m, results: map[store.FileKey]fileResult{},
-		sums: MirrorSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
+	ms := &mirrorSweep{m: m, sums: MirrorSums{ID: m.ID, Name: m.Name, Failures: map[checks.Kind]int{}}}
 	if row.Files {
-		ms.results = make(map[store.FileKey]fileResult, len(t.set.files)) // grown once, not in steps
+		ms.results = make([]fileResult, len(t.set.files))
 	}
 	ms.catchUp.Store(t.job.Config.Sweep.CatchUpBytes.Bytes())
 	kind := t.sweepMirror(ctx, row, ms)
@@ -506,14 +508,14 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	if !row.Files {
 		return reach.Kind
 	}
-	hash := map[store.FileKey]bool{}
+	hash := make([]bool, len(t.set.files)) // by index in set.files, as every per-file slice here
 	if t.deep {
 		hash = pickForHash(t.set.files, ms.files, t.now, t.job.Config.Sweep.DeepPeriod.D(), t.gap)
 	}
 	// A returning mirror's files not hashed since it was suspended are
 	// hashed by the catch-up (checkFile); what is left of them after the
 	// sweep says whether its return is complete.
-	back := map[store.FileKey]bool{}
+	back := make([]bool, len(t.set.files))
 	if t.returning(ms, back) > 0 {
 		defer func() { ms.sums.ReturnLeft = t.returnLeft(ms, back) }()
 	}
@@ -544,15 +546,15 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 					if ok {
 						fact = l.Fact()
 					}
-					if !hash[f.key] && !sample[i] && t.listedAsKnown(ms, f, l, ok) {
-						t.confirmListed(ctx, row, ms, f)
+					if !hash[i] && !sample[i] && t.listedAsKnown(ms, f, l, ok) {
+						t.confirmListed(ctx, row, ms, i, f)
 						continue
 					}
 				}
 				if t.job.Global.Acquire(ctx, 1) != nil {
 					return
 				}
-				t.checkFile(ctx, row, ms, f, hash[f.key], fact)
+				t.checkFile(ctx, row, ms, i, f, hash[i], fact)
 				t.job.Global.Release(1)
 			}
 		}()
@@ -625,12 +627,12 @@ func (t *task) listedAsKnown(ms *mirrorSweep, f file, l checks.Listed, listed bo
 
 // confirmListed records a file the listing confirmed: what was known,
 // counted only, without a request.
-func (t *task) confirmListed(ctx context.Context, row *engine.Row, ms *mirrorSweep, f file) {
+func (t *task) confirmListed(ctx context.Context, row *engine.Row, ms *mirrorSweep, i int, f file) {
 	res := checks.Result{Kind: checks.KindUnchanged, Bytes: f.file.Size, Attempts: 1, Detail: "listed by rsync as before"}
 	t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, "RSYNC", res, true, "")
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	ms.results[f.key] = fileResult{kind: checks.KindUnchanged, verified: true}
+	ms.results[i] = fileResult{seen: true, kind: checks.KindUnchanged, verified: true}
 	ms.sums.Checked++
 	ms.sums.Unchanged++
 	ms.sums.Listed++
@@ -643,7 +645,7 @@ func (t *task) confirmListed(ctx context.Context, row *engine.Row, ms *mirrorSwe
 // before the mirror was suspended) is followed by the GET, within the
 // mirror's catch-up budget; a file that does not fit is withheld. listed
 // is what an rsync listing said of it ("" for none), kept in its state.
-func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, f file, hash bool, listed string) {
+func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, i int, f file, hash bool, listed string) {
 	prev, known := ms.files[f.key]
 	tg := checks.Target{URL: strings.TrimSuffix(ms.m.BaseURL, "/") + f.urlPath, Size: f.file.Size,
 		Algo: f.file.Algo, Hash: f.file.Hash, PreviousHash: f.file.PreviousHash}
@@ -663,7 +665,7 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 			hash = t.takeCatchUp(ms, f.file.Size, wasFailing)
 			if !hash {
 				t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, method, res, false, listed)
-				t.tally(ms, f, res, fileResult{kind: res.Kind, withheld: true})
+				t.tally(ms, i, f, res, fileResult{kind: res.Kind, withheld: true})
 				return
 			}
 		}
@@ -693,7 +695,7 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 	case res.Kind == checks.KindOK:
 		verified = known && prev.Verified && !prev.Rehash && !validatorsChanged(prev, res)
 	}
-	t.tally(ms, f, res, fileResult{kind: res.Kind, verified: verified})
+	t.tally(ms, i, f, res, fileResult{kind: res.Kind, verified: verified})
 }
 
 // catchUp reports whether a file a HEAD found present must be hashed
@@ -741,12 +743,12 @@ func (t *task) takeCatchUp(ms *mirrorSweep, size int64, wasFailing bool) bool {
 	}
 }
 
-// tally adds one file's result to the mirror's sweep.
-func (t *task) tally(ms *mirrorSweep, f file, res checks.Result, fr fileResult) {
+// tally adds the result of file i to the mirror's sweep.
+func (t *task) tally(ms *mirrorSweep, i int, f file, res checks.Result, fr fileResult) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	fr.hashed = res.Hashed
-	ms.results[f.key] = fr
+	fr.seen, fr.hashed = true, res.Hashed
+	ms.results[i] = fr
 	ms.sums.Checked++
 	switch {
 	case res.Kind == checks.KindUnchanged:
@@ -793,28 +795,29 @@ func (t *task) record(ctx context.Context, row *engine.Row, ms *mirrorSweep, pat
 // would pass deep_period before the next deep sweep; then the pairs hashed
 // longest ago, up to the share ceil(files × gap / period). Over deep_period
 // every pair is hashed at least once.
-func pickForHash(files []file, states map[store.FileKey]store.FileState, now time.Time, period, gap time.Duration) map[store.FileKey]bool {
-	out := make(map[store.FileKey]bool)
-	if len(files) == 0 {
-		return out
-	}
+func pickForHash(files []file, states map[store.FileKey]store.FileState, now time.Time, period, gap time.Duration) []bool {
+	out := make([]bool, len(files)) // by index in files
 	if gap <= 0 || gap >= period {
-		for _, f := range files {
-			out[f.key] = true
+		for i := range out {
+			out[i] = true
 		}
 		return out
 	}
 	share := int(math.Ceil(float64(len(files)) * float64(gap) / float64(period)))
 	overdue := now.Add(-(period - gap))
-	order := make([]file, len(files))
-	copy(order, files)
-	hashedAt := func(f file) time.Time { return states[f.key].HashedAt }
-	sort.SliceStable(order, func(i, j int) bool { return hashedAt(order[i]).Before(hashedAt(order[j])) })
-	for _, f := range order {
-		st, ok := states[f.key]
+	order := make([]int, len(files))
+	for i := range order {
+		order[i] = i
+	}
+	hashedAt := func(i int) time.Time { return states[files[i].key].HashedAt }
+	sort.SliceStable(order, func(a, b int) bool { return hashedAt(order[a]).Before(hashedAt(order[b])) })
+	picked := 0
+	for _, i := range order {
+		st, ok := states[files[i].key]
 		must := !ok || st.HashedAt.IsZero() || st.Rehash || st.Void || !st.HashedAt.After(overdue)
-		if must || len(out) < share {
-			out[f.key] = true
+		if must || picked < share {
+			out[i] = true
+			picked++
 		}
 	}
 	return out
@@ -830,8 +833,11 @@ func (t *task) settle(ms *mirrorSweep) (good, missing, withheld []int) {
 		excused := t.set.exceptions[[2]int{l.id, ms.m.ID}]
 		files := make([]decide.File, len(l.files))
 		for i, lk := range l.files {
-			r, seen := ms.results[lk.key]
-			files[i] = decide.File{Checked: seen, Kind: r.kind, Verified: r.verified, Withheld: r.withheld,
+			var r fileResult
+			if lk.file < len(ms.results) {
+				r = ms.results[lk.file]
+			}
+			files[i] = decide.File{Checked: r.seen, Kind: r.kind, Verified: r.verified, Withheld: r.withheld,
 				Excused: lk.lang != "" && slices.Contains(excused, lk.lang)}
 		}
 		switch decide.Location(files) {
