@@ -310,9 +310,11 @@ func Run(ctx context.Context, o Options) error {
 		var bareBad int64
 		for r := range p.LightRounds {
 			logf("light sweep, round %d: bare client, %d HEADs", r+1, p.LightMirrors*p.LightFiles)
+			stop := profileSelf(o.Profile, "light-sweep-bare")
 			cpu0 := selfCPU()
 			bare := bareClient(ctx, lightJobs, p.Concurrency, p.PerMirror, false)
 			bareCPU := selfCPU() - cpu0
+			stop()
 			bareRate := float64(bare.checks) / bare.wall.Seconds()
 			bareBad += bare.bad
 			logf("  %s, %.0f checks/s, CPU %s, %d bad", bare.wall.Round(time.Millisecond), bareRate, bareCPU.Round(time.Millisecond), bare.bad)

@@ -97,10 +97,12 @@ func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs [
 	}
 	defer rows.Close()
 	out := make(map[FileKey]FileState, expect)
+	// Scanned into the same variables every row (Scan sets every field;
+	// the map keeps copies): not three new ones on the heap per row.
+	var k FileKey
+	var f FileState
+	var result pgtype.DriverBytes // one of a few words: not a new string per row
 	for rows.Next() {
-		var k FileKey
-		var f FileState
-		var result pgtype.DriverBytes // one of a few words: not a new string per row
 		if err := rows.Scan(&k.ReleaseID, &k.Path, &result, &f.Verified, &f.Void, &f.HashedAt, &f.Size, &f.ETag, &f.LastModified, &f.Rehash, &f.Listed); err != nil {
 			return nil, s.wrap("read file states", err)
 		}
