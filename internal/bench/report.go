@@ -140,7 +140,7 @@ func (r *report) markdown() string {
 	w("- shared sweep: 1 to %d `sentry run` daemons on one database sharing the first scheduled sweep of %d mirrors × %d files (HEAD) with %s latency per request, each daemon with concurrency %d, %d per mirror;\n",
 		p.SharedInstances, p.SharedMirrors, p.SharedFiles, p.SharedLatency, p.SharedConcurrency, p.SharedPerMirror)
 	w("- mirrors are a load farm (internal/loadfarm) in a child process, one loopback listener per mirror, content generated as it is sent; PostgreSQL is a throwaway cluster (internal/pgcluster, fsync off); light sweeps, the seed-scale, growth, rsync and shared sweeps run in the steady state (the release primed and swept before: its file states seeded; the light and shared sweeps also vacuum and checkpoint the database before they are timed); the deep verification hashes every pair (all due).\n\n")
-	w("Reproduce: `make bench` (builds bin/sentry and bin/sentry-bench, runs the micro-benchmarks, then `bin/sentry-bench -sentry bin/sentry -out BENCHMARKS.md`). Profiles: `bin/sentry-bench -profile DIR`, then `go tool pprof -top bin/sentry-bench DIR/light-sweep.pprof`.\n\n")
+	w("Reproduce: `make bench` (builds bin/sentry and bin/sentry-bench, runs the micro-benchmarks, then `bin/sentry-bench -sentry bin/sentry -out BENCHMARKS.md`). Profiles: `bin/sentry-bench -profile DIR`, then `go tool pprof -top bin/sentry-bench DIR/light-sweep.pprof` (beside it: `light-sweep.allocs.pprof`, what sentry allocated, and `light-sweep-bare.pprof`, the bare client's CPU).\n\n")
 	w("## Figures\n\n")
 	w("| figure | sentry | limit | ratio | target | |\n|---|---|---|---|---|---|\n")
 	for _, f := range r.figures {
