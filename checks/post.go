@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 )
 
 // Bounds of Post.
@@ -57,6 +58,9 @@ func send(ctx context.Context, c *Client, method, rawURL string, body []byte, he
 	if err := p.parse(rawURL); err != nil {
 		return p.invalid("%s", err.Error())
 	}
+	if !isToken(method) {
+		return p.invalid("method %q is not an HTTP token", clip(method, 32))
+	}
 	if len(body) > MaxPostBody {
 		return p.invalid("POST body of %d bytes exceeds %d", len(body), MaxPostBody)
 	}
@@ -88,4 +92,12 @@ func send(ctx context.Context, c *Client, method, rawURL string, body []byte, he
 		return p.set(KindOK, "HTTP %d; answer body broke after %d bytes (%s)", resp.StatusCode, n, innermost(rerr))
 	}
 	return p.set(KindOK, "")
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110, 5.6.2), as a
+// request method must be.
+func isToken(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return r > 0x7e || r <= ' ' || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r)
+	})
 }

@@ -232,6 +232,13 @@ func TestPostRefuses(t *testing.T) {
 			}
 		})
 	}
+	// A method that is not a token is sentry's own mistake, refused
+	// before any request.
+	for _, m := range []string{"", "PUR GE", "PURGE\r\nX-Evil: 1", "PURGE(x)"} {
+		if res := Purge(context.Background(), c, m, srv.URL); res.Kind != KindInternal || !errors.Is(res.Err, ErrInvalidTarget) {
+			t.Errorf("method %q: got %s (%v), want internal wrapping ErrInvalidTarget", m, res.Kind, res.Err)
+		}
+	}
 	if n := hits.Load(); n != 0 {
 		t.Errorf("server saw %d requests, want none", n)
 	}
