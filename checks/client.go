@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -354,7 +353,7 @@ func (c *Client) CloseIdleConnections() { c.hosts.CloseIdleConnections() }
 // timeout. Requests in flight to that host are not affected; a later
 // request opens new connections.
 func (c *Client) Forget(baseURL string) {
-	u, err := url.Parse(baseURL)
+	u, err := checkURL(baseURL) // the host as requests have it
 	if err != nil {
 		return
 	}
