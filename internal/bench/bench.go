@@ -306,7 +306,6 @@ func Run(ctx context.Context, o Options) error {
 		var rounds []string
 		var swErr error
 		var swChecks int
-		var sw childResult
 		var bareBad int64
 		for r := range p.LightRounds {
 			logf("light sweep, round %d: bare client, %d HEADs", r+1, p.LightMirrors*p.LightFiles)
@@ -320,7 +319,7 @@ func Run(ctx context.Context, o Options) error {
 			logf("  %s, %.0f checks/s, CPU %s, %d bad", bare.wall.Round(time.Millisecond), bareRate, bareCPU.Round(time.Millisecond), bare.bad)
 			logf("light sweep, round %d: sentry sweep", r+1)
 			farm.Reset()
-			sw = child("light-sweep", "sweep", "--config", sweepCfg, "--format", "json")
+			sw := child("light-sweep", "sweep", "--config", sweepCfg, "--format", "json")
 			n, err := sweepChecks(sw, p.LightMirrors, p.LightFiles)
 			swRate := float64(p.LightMirrors*p.LightFiles) / sw.wall.Seconds()
 			fs, _ := farm.Stats()
