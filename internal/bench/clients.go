@@ -281,23 +281,32 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// profileSelf starts a CPU profile of this process into dir/name.pprof
-// (the bare client's run, beside sentry's) and returns what stops it; a
-// no-op when dir is "".
-func profileSelf(dir, name string) (stop func()) {
-	if dir == "" {
-		return func() {}
-	}
-	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+// ProfileCPU starts a CPU profile of this process into path and returns
+// what stops it (and closes the file): the bare client's run here, a
+// profiled sentry in sentry-bench's "sentry-profiled" mode.
+func ProfileCPU(path string) (stop func(), err error) {
+	f, err := os.Create(path)
 	if err != nil {
-		return func() {}
+		return nil, err
 	}
-	if pprof.StartCPUProfile(f) != nil {
+	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return func() {}
+		return nil, err
 	}
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+	}, nil
+}
+
+// profileSelf is ProfileCPU into dir/name.pprof, beside sentry's
+// profiles; a no-op when dir is "" or the profile cannot start (the
+// figure is measured all the same).
+func profileSelf(dir, name string) (stop func()) {
+	if dir != "" {
+		if stop, err := ProfileCPU(filepath.Join(dir, name+".pprof")); err == nil {
+			return stop
+		}
 	}
+	return func() {}
 }

@@ -34,15 +34,13 @@ func main() {
 		return
 	}
 	if len(os.Args) >= 3 && os.Args[1] == "sentry-profiled" {
-		f, err := os.Create(os.Args[2])
+		stop, err := bench.ProfileCPU(os.Args[2])
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		pprof.StartCPUProfile(f)
 		code := cli.Run(os.Args[3:])
-		pprof.StopCPUProfile()
-		f.Close()
+		stop()
 		// And what it allocated, beside it: NAME.allocs.pprof.
 		if a, err := os.Create(strings.TrimSuffix(os.Args[2], ".pprof") + ".allocs.pprof"); err == nil {
 			pprof.Lookup("allocs").WriteTo(a, 0)
