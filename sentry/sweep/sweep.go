@@ -508,9 +508,11 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	if !row.Files {
 		return reach.Kind
 	}
-	hash := make([]bool, len(t.set.files)) // by index in set.files, as every per-file slice here
+	var hash []bool // by index in set.files, as every per-file slice here
 	if t.deep {
 		hash = pickForHash(t.set.files, ms.files, t.now, t.job.Config.Sweep.DeepPeriod.D(), t.gap)
+	} else {
+		hash = make([]bool, len(t.set.files))
 	}
 	// A returning mirror's files not hashed since it was suspended are
 	// hashed by the catch-up (checkFile); what is left of them after the
