@@ -20,7 +20,7 @@ build:
 # skipped and why (a test needing Chromium, nginx or promtool skips outside
 # CI when it is missing; in CI it fails).
 test:
-	@set -o pipefail; $(GO) build -o bin/testsum ./internal/testsum && \
+	@set -o pipefail; $(GO) build -o bin/testsum ./internal/testkit/testsum && \
 	$(GO) test -race -count=1 -timeout 9m -json $(PKGS) | bin/testsum
 
 lint:

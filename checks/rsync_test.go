@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 // TestListRsync lists two release directories of a real rsync daemon, one
@@ -27,8 +27,8 @@ func TestListRsync(t *testing.T) {
 	put("firefox/releases/1.5/win32/de/Firefox Setup 1.5.exe", "setup")
 	put("firefox/releases/1.5/SHA256SUMS", "sums")
 	put("firefox/releases/2.0/a.txt", "aaaaaaaaaa")
-	d, err := mirrortest.StartRsyncd("mozilla", dir)
-	if errors.Is(err, mirrortest.ErrNoRsync) && os.Getenv("CI") == "" {
+	d, err := localmirror.StartRsyncd("mozilla", dir)
+	if errors.Is(err, localmirror.ErrNoRsync) && os.Getenv("CI") == "" {
 		t.Skip(err)
 	}
 	if err != nil {

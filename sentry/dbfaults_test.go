@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -99,16 +99,16 @@ func wait(t *testing.T, ch <-chan struct{}, what string) {
 
 // dbFaultWorld is two mirrors taking one request at a time: "a", whose
 // requests drive the outage, and "b".
-func dbFaultWorld(t *testing.T) (*sentry.Deps, *bundle, *mirrortest.Server, *mirrortest.Server) {
+func dbFaultWorld(t *testing.T) (*sentry.Deps, *bundle, *localmirror.Server, *localmirror.Server) {
 	t.Helper()
 	d, b := setup(t)
-	a, err := mirrortest.NewStatic("a", b.rel)
+	a, err := localmirror.NewStatic("a", b.rel)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
 	b.addMirror(t, "a", a.URL, "pull", "", 1)
-	bm, err := mirrortest.NewStatic("b", b.rel)
+	bm, err := localmirror.NewStatic("b", b.rel)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -22,7 +22,7 @@ type requestLog struct {
 	paths []string // escaped, as sent
 }
 
-func logRequests(s *mirrortest.Server) *requestLog {
+func logRequests(s *localmirror.Server) *requestLog {
 	l := &requestLog{}
 	s.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
 		l.mu.Lock()
@@ -75,7 +75,7 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 			"win32/%2e%2e%2f%2e%2e%2fx.exe", `back\slash\name.exe`}
 		d, b := setup(t)
 		for _, p := range hostile {
-			b.rel.Files[p] = mirrortest.Content(p, 1000)
+			b.rel.Files[p] = localmirror.Content(p, 1000)
 			b.master.Put(b.rel, p, b.rel.Files[p])
 		}
 		b.master.Put(b.rel, "SHA256SUMS", b.rel.Manifest())

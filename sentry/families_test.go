@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/mirrorsentry/sentry/checks"
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
@@ -26,7 +26,7 @@ import (
 // IPv6 are refused.
 func (b *bundle) dualStack(t *testing.T, name string, broken bool) (string, int) {
 	t.Helper()
-	s, err := mirrortest.NewStatic(name, b.rel)
+	s, err := localmirror.NewStatic(name, b.rel)
 	if err != nil {
 		t.Fatal(err)
 	}

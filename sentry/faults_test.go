@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
-	"github.com/mirrorsentry/sentry/internal/faultmirror"
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/demo/faultmirror"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -313,7 +313,7 @@ func TestFaultHugeBodyStreamsInBoundedMemory(t *testing.T) {
 		huge  = "iso/firefox-1.5.iso"
 	)
 	d, b := setup(t)
-	chunk := mirrortest.Content("huge block", block)
+	chunk := localmirror.Content("huge block", block)
 	sum := sha256.New()
 	for range size / block {
 		sum.Write(chunk)
@@ -328,7 +328,7 @@ func TestFaultHugeBodyStreamsInBoundedMemory(t *testing.T) {
 	fmt.Fprintf(&man, "%x sha256 %d %s\n", sum.Sum(nil), size, huge)
 	b.master.Put(b.rel, "SHA256SUMS", man.Bytes())
 
-	stream := func(s *mirrortest.Server, endless bool) *atomic.Int64 {
+	stream := func(s *localmirror.Server, endless bool) *atomic.Int64 {
 		var sent atomic.Int64
 		s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
 			if !strings.HasSuffix(r.URL.Path, "/"+huge) {

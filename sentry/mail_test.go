@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/smtptest"
+	"github.com/mirrorsentry/sentry/internal/testkit/smtptest"
 	"github.com/mirrorsentry/sentry/sentry/notify"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/report"

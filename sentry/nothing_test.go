@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 	"github.com/mirrorsentry/sentry/sentry/notify"
 	"github.com/mirrorsentry/sentry/sentry/observe"
@@ -146,7 +146,7 @@ func TestUnusableSettingsFailAtOnce(t *testing.T) {
 	d, b := setup(t)
 	d.Config.Prime.Deadline = config.Duration(time.Hour) // polling it would never end the test
 	good, _ := b.static(t, "good")
-	bad, err := mirrortest.NewStatic("bad", b.rel)
+	bad, err := localmirror.NewStatic("bad", b.rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestUnusableSettingsFailAtOnce(t *testing.T) {
 // the mirror and what to set.
 func TestTriggerMirrorWithoutSecretIsAConfigError(t *testing.T) {
 	d, b := setup(t)
-	trig, err := mirrortest.NewTrigger("trig", b.rel, []byte("x"), 1)
+	trig, err := localmirror.NewTrigger("trig", b.rel, []byte("x"), 1)
 	if err != nil {
 		t.Fatal(err)
 	}

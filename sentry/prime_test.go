@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/release"
@@ -35,8 +35,8 @@ const (
 
 // bundle is what a prime test works with besides the Deps.
 type bundle struct {
-	rel    *mirrortest.Release
-	master *mirrortest.Server
+	rel    *localmirror.Release
+	master *localmirror.Server
 	st     *store.Store
 	locWin int
 	locLin int
@@ -76,14 +76,14 @@ func (s *seenChecks) all() []observe.CheckEvent {
 func setup(t *testing.T) (*sentry.Deps, *bundle) {
 	t.Helper()
 	ctx := context.Background()
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	for _, lang := range []string{"en-US", "de"} {
 		p := "win32/" + lang + "/Firefox Setup 1.5.exe"
-		rel.Files[p] = mirrortest.Content(p, 70_000)
+		rel.Files[p] = localmirror.Content(p, 70_000)
 		p = "linux-x86_64/" + lang + "/firefox-1.5.tar.bz2"
-		rel.Files[p] = mirrortest.Content(p, 90_000)
+		rel.Files[p] = localmirror.Content(p, 90_000)
 	}
-	master, err := mirrortest.NewMaster(rel)
+	master, err := localmirror.NewMaster(rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,9 +169,9 @@ func (b *bundle) addMirror(t *testing.T, name, baseURL, mode, triggerURL string,
 }
 
 // static starts a mirror holding the whole release and registers it.
-func (b *bundle) static(t *testing.T, name string) (*mirrortest.Server, int) {
+func (b *bundle) static(t *testing.T, name string) (*localmirror.Server, int) {
 	t.Helper()
-	s, err := mirrortest.NewStatic(name, b.rel)
+	s, err := localmirror.NewStatic(name, b.rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func mirrorSums(t *testing.T, rep *prime.Report, name string) prime.MirrorSums {
 
 func TestPrimeGoodPullMirror(t *testing.T) {
 	d, b := setup(t)
-	cache, err := mirrortest.NewPullCache("cache", b.master)
+	cache, err := localmirror.NewPullCache("cache", b.master)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestPrimeFailureKinds(t *testing.T) {
 	winDE := "win32/de/Firefox Setup 1.5.exe"
 	tests := []struct {
 		name  string
-		fault func(s *mirrortest.Server, rel *mirrortest.Release)
+		fault func(s *localmirror.Server, rel *localmirror.Release)
 		kind  string
 		// want is the mark of the win32 and linux locations on the mirror.
 		wantWin, wantLin lmmRow
@@ -330,39 +330,39 @@ func TestPrimeFailureKinds(t *testing.T) {
 	}{
 		{
 			name:    "truncated file",
-			fault:   func(s *mirrortest.Server, rel *mirrortest.Release) { s.Put(rel, winDE, rel.Files[winDE][:1000]) },
+			fault:   func(s *localmirror.Server, rel *localmirror.Release) { s.Put(rel, winDE, rel.Files[winDE][:1000]) },
 			kind:    "size_mismatch",
 			wantWin: lmmRow{false, false}, wantLin: lmmRow{true, true}, state: "partial",
 		},
 		{
 			name: "one byte changed",
-			fault: func(s *mirrortest.Server, rel *mirrortest.Release) {
-				s.Put(rel, winDE, mirrortest.Flip(rel.Files[winDE]))
+			fault: func(s *localmirror.Server, rel *localmirror.Release) {
+				s.Put(rel, winDE, localmirror.Flip(rel.Files[winDE]))
 			},
 			kind:    "checksum_mismatch",
 			wantWin: lmmRow{false, false}, wantLin: lmmRow{true, true}, state: "partial",
 		},
 		{
 			name:    "one language missing",
-			fault:   func(s *mirrortest.Server, rel *mirrortest.Release) { s.Remove(rel, winDE) },
+			fault:   func(s *localmirror.Server, rel *localmirror.Release) { s.Remove(rel, winDE) },
 			kind:    "not_found",
 			wantWin: lmmRow{false, false}, wantLin: lmmRow{true, true}, state: "partial",
 		},
 		{
 			name:    "stalled body",
-			fault:   func(s *mirrortest.Server, rel *mirrortest.Release) { mirrortest.StallBody(s, rel, winDE) },
+			fault:   func(s *localmirror.Server, rel *localmirror.Release) { localmirror.StallBody(s, rel, winDE) },
 			kind:    "timeout",
 			wantWin: lmmRow{true, false}, wantLin: lmmRow{true, true}, state: "partial",
 		},
 		{
 			name:    "endless body",
-			fault:   func(s *mirrortest.Server, rel *mirrortest.Release) { mirrortest.EndlessBody(s, rel, winDE) },
+			fault:   func(s *localmirror.Server, rel *localmirror.Release) { localmirror.EndlessBody(s, rel, winDE) },
 			kind:    "too_large",
 			wantWin: lmmRow{false, false}, wantLin: lmmRow{true, true}, state: "partial",
 		},
 		{
 			name:    "503 everywhere",
-			fault:   func(s *mirrortest.Server, rel *mirrortest.Release) { mirrortest.Unavailable(s) },
+			fault:   func(s *localmirror.Server, rel *localmirror.Release) { localmirror.Unavailable(s) },
 			kind:    "http_status",
 			wantWin: lmmRow{true, false}, wantLin: lmmRow{true, false}, state: "down",
 		},
@@ -435,11 +435,11 @@ func TestPrimePerMirrorConcurrencyCap(t *testing.T) {
 	// 40 more files so that the cap is what limits the requests in flight.
 	for i := range 40 {
 		p := "extra/file-" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ".bin"
-		b.rel.Files[p] = mirrortest.Content(p, 20_000)
+		b.rel.Files[p] = localmirror.Content(p, 20_000)
 		b.master.Put(b.rel, p, b.rel.Files[p])
 	}
 	b.master.Put(b.rel, "SHA256SUMS", b.rel.Manifest())
-	capped, err := mirrortest.NewStatic("capped", b.rel)
+	capped, err := localmirror.NewStatic("capped", b.rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,13 +461,13 @@ func TestPrimePerMirrorConcurrencyCap(t *testing.T) {
 
 func TestPrimeTriggerAndPassiveMirrors(t *testing.T) {
 	d, b := setup(t)
-	trig, err := mirrortest.NewTrigger("trig", b.rel, []byte(d.Config.Trigger.Secret), 3)
+	trig, err := localmirror.NewTrigger("trig", b.rel, []byte(d.Config.Trigger.Secret), 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { trig.Close() })
 	tid := b.addMirror(t, "trig", trig.URL, "trigger", trig.TriggerURL, 0)
-	pas, err := mirrortest.NewPassive("passive", b.rel, 5)
+	pas, err := localmirror.NewPassive("passive", b.rel, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +504,7 @@ func TestPrimeTriggerAndPassiveMirrors(t *testing.T) {
 func TestPrimePassiveNeverSyncedIsNotPrimed(t *testing.T) {
 	d, b := setup(t)
 	d.Config.Prime.Deadline = config.Duration(100 * time.Millisecond)
-	empty, err := mirrortest.NewPassive("lazy", &mirrortest.Release{Name: "1.5", Dir: b.rel.Dir}, 0)
+	empty, err := localmirror.NewPassive("lazy", &localmirror.Release{Name: "1.5", Dir: b.rel.Dir}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,10 +526,10 @@ func TestPrimeRedirectorPicksExactlyTheGoodMirrors(t *testing.T) {
 	_, g1 := b.static(t, "good1")
 	_, g2 := b.static(t, "good2")
 	corrupt, c := b.static(t, "corrupt")
-	corrupt.Put(b.rel, "linux-x86_64/en-US/firefox-1.5.tar.bz2", mirrortest.Flip(b.rel.Files["linux-x86_64/en-US/firefox-1.5.tar.bz2"]))
+	corrupt.Put(b.rel, "linux-x86_64/en-US/firefox-1.5.tar.bz2", localmirror.Flip(b.rel.Files["linux-x86_64/en-US/firefox-1.5.tar.bz2"]))
 	missing, m := b.static(t, "missing")
 	missing.Remove(b.rel, "win32/en-US/Firefox Setup 1.5.exe")
-	dead, err := mirrortest.DeadURL()
+	dead, err := localmirror.DeadURL()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +561,7 @@ func TestPrimeMasterDownMarksNothingDown(t *testing.T) {
 	_, good := b.static(t, "good")
 	missing, mid := b.static(t, "missing")
 	missing.Remove(b.rel, "win32/de/Firefox Setup 1.5.exe")
-	dead, err := mirrortest.DeadURL()
+	dead, err := localmirror.DeadURL()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -609,7 +609,7 @@ func TestPrimeMassFailureGuard(t *testing.T) {
 	_, good := b.static(t, "good")
 	var dead []int
 	for _, name := range []string{"dead1", "dead2"} {
-		u, err := mirrortest.DeadURL()
+		u, err := localmirror.DeadURL()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -648,7 +648,7 @@ func TestPrimeResumeAfterInterruption(t *testing.T) {
 	d, b := setup(t)
 	// Mirror a takes one file at a time, so that the files before the
 	// interruption are complete and the ones after it not begun.
-	sa, err := mirrortest.NewStatic("a", b.rel)
+	sa, err := localmirror.NewStatic("a", b.rel)
 	if err != nil {
 		t.Fatal(err)
 	}

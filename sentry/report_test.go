@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
@@ -21,7 +21,7 @@ type reportWorld struct {
 	b       *bundle
 	ids     map[string]int
 	ratings map[string]int
-	servers map[string]*mirrortest.Server
+	servers map[string]*localmirror.Server
 	flaky   *atomic.Bool // set: the flaky mirror answers 503
 }
 
@@ -37,14 +37,14 @@ func setupReport(t *testing.T, observers ...func(*sentry.Deps) observe.Observer)
 		"good1": 50, "good2": 30, "corrupt": 10, "missing": 5, "flaky": 5,
 	}}
 	var flaky *atomic.Bool
-	w.servers = map[string]*mirrortest.Server{}
+	w.servers = map[string]*localmirror.Server{}
 	for _, name := range []string{"good1", "good2", "corrupt", "missing", "flaky"} {
 		s, id := b.static(t, name)
 		w.ids[name], w.servers[name] = id, s
 		switch name {
 		case "corrupt":
 			p := "win32/de/Firefox Setup 1.5.exe"
-			s.Put(b.rel, p, mirrortest.Flip(b.rel.Files[p]))
+			s.Put(b.rel, p, localmirror.Flip(b.rel.Files[p]))
 		case "missing":
 			s.Remove(b.rel, "linux-x86_64/en-US/firefox-1.5.tar.bz2")
 		case "flaky":

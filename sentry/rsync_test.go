@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 // TestRsyncListing: a light sweep of a mirror with an rsync_url lists the
@@ -23,8 +23,8 @@ func TestRsyncListing(t *testing.T) {
 	if err := m.Tree(tree); err != nil {
 		t.Fatal(err)
 	}
-	rsyncd, err := mirrortest.StartRsyncd("mozilla", tree)
-	if errors.Is(err, mirrortest.ErrNoRsync) && os.Getenv("CI") == "" {
+	rsyncd, err := localmirror.StartRsyncd("mozilla", tree)
+	if errors.Is(err, localmirror.ErrNoRsync) && os.Getenv("CI") == "" {
 		t.Skip(err)
 	}
 	if err != nil {

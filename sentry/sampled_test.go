@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -41,7 +41,7 @@ func sampledSetup(t *testing.T) (*sentry.Deps, *bundle) {
 	}
 	d.Sampler = checks.NewSampler(sampledSeed)
 	for _, p := range b.rel.Paths() {
-		b.rel.Files[p] = mirrortest.Content(p, sampledFileSize)
+		b.rel.Files[p] = localmirror.Content(p, sampledFileSize)
 		b.master.Put(b.rel, p, b.rel.Files[p])
 	}
 	b.master.Put(b.rel, "SHA256SUMS", b.rel.Manifest())
@@ -54,7 +54,7 @@ const bad = "linux-x86_64/de/firefox-1.5.tar.bz2"
 // puts there instead), registered as a pull mirror: it says MISS the first
 // time a file is asked for and HIT after, as a cache that fetched and kept
 // it would.
-func (b *bundle) cache(t *testing.T, name string) (*mirrortest.Server, int) {
+func (b *bundle) cache(t *testing.T, name string) (*localmirror.Server, int) {
 	t.Helper()
 	s, id := b.static(t, name) // no settings row: a pull mirror
 	var mu sync.Mutex
@@ -89,7 +89,7 @@ func corrupt30(b []byte) []byte {
 
 // ignoringRange makes s answer every GET with the whole file, whatever
 // its Range header says.
-func ignoringRange(s *mirrortest.Server) {
+func ignoringRange(s *localmirror.Server) {
 	s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
 		r.Header.Del("Range")
 		return false
@@ -115,7 +115,7 @@ func TestSampledPrimeCatchesWrongFiles(t *testing.T) {
 		body []byte
 		kind string
 	}{
-		{"another-version", mirrortest.Content("firefox-1.4.tar.bz2", len(good)-7777), "size_mismatch"},
+		{"another-version", localmirror.Content("firefox-1.4.tar.bz2", len(good)-7777), "size_mismatch"},
 		{"html-page", html, "checksum_mismatch"},
 		{"truncated", good[:len(good)/3], "size_mismatch"},
 		{"corrupt-30", corrupt30(good), "checksum_mismatch"},
@@ -290,7 +290,7 @@ func TestSampledPrimeMissesOneFlippedByteTheDeepSweepFindsIt(t *testing.T) {
 func TestSampledPrimeOfAPullCache(t *testing.T) {
 	d, b := sampledSetup(t)
 	ctx := context.Background()
-	cache, err := mirrortest.NewPullCache("cache", b.master)
+	cache, err := localmirror.NewPullCache("cache", b.master)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestPrimeRefusesAWrongMasterCopy(t *testing.T) {
 			d, b := setup(t)
 			d.Config.Verify.Mode = mode
 			s, _ := b.static(t, "m")
-			b.master.Put(b.rel, bad, mirrortest.Flip(b.rel.Files[bad]))
+			b.master.Put(b.rel, bad, localmirror.Flip(b.rel.Files[bad]))
 			_, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
 			if !errors.Is(err, release.ErrMasterCopy) || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "checksum_mismatch") {
 				t.Fatalf("prime: %v; want the master's copy of %s refused", err, bad)

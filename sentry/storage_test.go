@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 // bigWorld is release 2.0 of 1,000 small files (100 locations in 10
@@ -16,20 +16,20 @@ import (
 type bigWorld struct {
 	d       *sentry.Deps
 	b       *bundle
-	rel     *mirrortest.Release
-	mirrors []*mirrortest.Server
+	rel     *localmirror.Release
+	mirrors []*localmirror.Server
 }
 
 func newBigWorld(t *testing.T, n int) *bigWorld {
 	t.Helper()
 	d, b := setup(t)
 	ctx := context.Background()
-	rel := &mirrortest.Release{Name: "2.0", Dir: "/firefox/releases/2.0/", Files: map[string][]byte{}}
+	rel := &localmirror.Release{Name: "2.0", Dir: "/firefox/releases/2.0/", Files: map[string][]byte{}}
 	langs := []string{"ar", "de", "el", "en-US", "es", "fr", "it", "ja", "pl", "zh-TW"}
 	for i := range 100 {
 		for _, l := range langs {
 			p := fmt.Sprintf("os%02d/%s/file%02d.bin", i, l, i)
-			rel.Files[p] = mirrortest.Content(p, 64)
+			rel.Files[p] = localmirror.Content(p, 64)
 		}
 	}
 	b.master.PutRelease(rel)
@@ -45,7 +45,7 @@ func newBigWorld(t *testing.T, n int) *bigWorld {
 	}
 	w := &bigWorld{d: d, b: b, rel: rel}
 	for i := range n {
-		s, err := mirrortest.NewStatic(fmt.Sprintf("m%02d", i), rel)
+		s, err := localmirror.NewStatic(fmt.Sprintf("m%02d", i), rel)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,7 +180,7 @@ func TestUnchangedSweepCostsWhatChanged(t *testing.T) {
 
 	// One file changes on one mirror: the sweep writes that change.
 	changed := "os07/de/file07.bin"
-	w.mirrors[3].Put(w.rel, changed, mirrortest.Content("respun", 99))
+	w.mirrors[3].Put(w.rel, changed, localmirror.Content("respun", 99))
 	since = w.txid(t)
 	rep = sweepNow(t, w.d, false)
 	rows = w.written(t, since)

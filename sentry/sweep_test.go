@@ -12,9 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/store"
 	"github.com/mirrorsentry/sentry/sentry/sweep"
@@ -41,7 +41,7 @@ func sweepSums(t *testing.T, rep *sweep.Report, name string) sweep.MirrorSums {
 }
 
 // failing makes s answer 503 to everything while on is set.
-func failing(s *mirrortest.Server) *atomic.Bool {
+func failing(s *localmirror.Server) *atomic.Bool {
 	var on atomic.Bool
 	s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
 		if !on.Load() {
@@ -150,7 +150,7 @@ func TestSweepHashesAFileTheMirrorChanged(t *testing.T) {
 	tamper, id := b.static(t, "tamper")
 	primeRelease(t, d)
 	p := "win32/en-US/Firefox Setup 1.5.exe"
-	tamper.Put(b.rel, p, mirrortest.Flip(b.rel.Files[p]))
+	tamper.Put(b.rel, p, localmirror.Flip(b.rel.Files[p]))
 
 	light := sweepNow(t, d, false)
 	if s := sweepSums(t, light, "tamper"); s.Failures["checksum_mismatch"] != 1 || s.Hashed != 1 {
@@ -436,7 +436,7 @@ func TestPerMirrorRateHolds(t *testing.T) {
 		at []time.Time
 	}
 	seen := map[string]*arrivals{}
-	for _, m := range []*mirrortest.Server{own, dflt} {
+	for _, m := range []*localmirror.Server{own, dflt} {
 		a := &arrivals{}
 		seen[m.Name] = a
 		m.HandleFunc(func(http.ResponseWriter, *http.Request) bool {

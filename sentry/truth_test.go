@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/realmirror"
+	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
 	"github.com/mirrorsentry/sentry/primer"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -162,7 +162,7 @@ func TestRespin(t *testing.T) {
 	}
 
 	p := "win32/en-US/Firefox Setup 1.5.exe"
-	respun := mirrortest.Flip(b.rel.Files[p])
+	respun := localmirror.Flip(b.rel.Files[p])
 	b.publish(p, respun)
 	fresh.Put(b.rel, p, respun)
 
@@ -198,7 +198,7 @@ func TestRespin(t *testing.T) {
 	// Another respin, then a re-prime: exactly the changed file is
 	// fetched again on the mirror that holds everything right, no --force.
 	q := "linux-x86_64/de/firefox-1.5.tar.bz2"
-	b.publish(q, mirrortest.Flip(b.rel.Files[q]))
+	b.publish(q, localmirror.Flip(b.rel.Files[q]))
 	fresh.Put(b.rel, q, b.rel.Files[q])
 	prep := primeRelease(t, d)
 	var fetched []string
@@ -256,7 +256,7 @@ func TestReturningMirrorOfferedOnlyForFilesHashedSince(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(full, mirrortest.Flip(b.rel.Files[p]), 0o644); err != nil {
+		if err := os.WriteFile(full, localmirror.Flip(b.rel.Files[p]), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Chtimes(full, st.ModTime(), st.ModTime()); err != nil {
@@ -392,10 +392,10 @@ func TestProductWithoutLanguagesChecksEveryManifestLanguage(t *testing.T) {
 		t.Fatal(err)
 	}
 	fr := "win32/fr/Firefox Setup 1.5.exe"
-	b.publish(fr, mirrortest.Content(fr, 70_000))
+	b.publish(fr, localmirror.Content(fr, 70_000))
 	_, goodID := b.static(t, "good")
 	bad, badID := b.static(t, "bad-fr")
-	bad.Put(b.rel, fr, mirrortest.Flip(b.rel.Files[fr]))
+	bad.Put(b.rel, fr, localmirror.Flip(b.rel.Files[fr]))
 	rep := primeRelease(t, d)
 	m := b.marks(t)
 	if m[b.locWin][goodID] != (lmmRow{true, true}) || m[b.locWin][badID] != (lmmRow{false, false}) {
@@ -420,7 +420,7 @@ func TestPrimeDownMirrorIsDownInEveryView(t *testing.T) {
 	d, b := setup(t)
 	b.static(t, "good1")
 	b.static(t, "good2")
-	dead, err := mirrortest.DeadURL()
+	dead, err := localmirror.DeadURL()
 	if err != nil {
 		t.Fatal(err)
 	}

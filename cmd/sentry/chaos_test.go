@@ -26,7 +26,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/hook"
 )
 
@@ -57,12 +57,12 @@ const (
 
 // chaosMirrors starts the test's mirrors, empty (stock them with
 // stockChaosMirrors once the release exists).
-func chaosMirrors(t *testing.T) []*mirrortest.Server {
+func chaosMirrors(t *testing.T) []*localmirror.Server {
 	t.Helper()
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
-	var out []*mirrortest.Server
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
+	var out []*localmirror.Server
 	for _, n := range chaosMirrorNames {
-		m, err := mirrortest.NewStatic(n, rel)
+		m, err := localmirror.NewStatic(n, rel)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,14 +74,14 @@ func chaosMirrors(t *testing.T) []*mirrortest.Server {
 
 // stockChaosMirrors gives every mirror the release, but for the missing
 // file of "missing" and the corrupt file of "corrupt".
-func stockChaosMirrors(ms []*mirrortest.Server, rel *mirrortest.Release) {
+func stockChaosMirrors(ms []*localmirror.Server, rel *localmirror.Release) {
 	for _, m := range ms {
 		m.PutRelease(rel)
 		switch m.Name {
 		case "missing":
 			m.Remove(rel, chaosMissingFile)
 		case "corrupt":
-			m.Put(rel, chaosCorruptFile, mirrortest.Flip(rel.Files[chaosCorruptFile]))
+			m.Put(rel, chaosCorruptFile, localmirror.Flip(rel.Files[chaosCorruptFile]))
 		}
 	}
 }
@@ -106,7 +106,7 @@ func newTraffic() *traffic {
 	return &traffic{inFlight: map[string]map[*request]bool{}, max: map[string]int{}}
 }
 
-func (tr *traffic) observe(m *mirrortest.Server) {
+func (tr *traffic) observe(m *localmirror.Server) {
 	m.Observe(func(r *http.Request) func() {
 		q := &request{Mirror: m.Name, Source: sourceOf(r), Method: r.Method, Path: r.URL.Path, At: time.Now()}
 		tr.mu.Lock()
@@ -217,7 +217,7 @@ type chaos struct {
 	t       *testing.T
 	w       *world
 	db      *pgx.Conn
-	mirrors []*mirrortest.Server
+	mirrors []*localmirror.Server
 	names   map[int]string // mirror id → name
 	tr      *traffic
 	gate    atomic.Pointer[chaosGate]

@@ -19,7 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 // vantageCfg writes a config for one sentry of a cluster test: the world's
@@ -79,7 +79,7 @@ func (g *gate) open(n int) { close(g.closed[n]) }
 
 // refuse makes m drop, unanswered, every connection from the given source
 // addresses: unreachable from those vantage points only.
-func refuse(m *mirrortest.Server, sources ...string) {
+func refuse(m *localmirror.Server, sources ...string) {
 	m.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		if !slices.Contains(sources, host) {
@@ -152,10 +152,10 @@ func (w *world) pollDB(t *testing.T, what string, cond func(conn *pgx.Conn) (boo
 // ap is killed while it holds mirrors: the others take them over after the
 // lease and the sweep completes with every file checked.
 func TestThreeVantagePointsShareSweeps(t *testing.T) {
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
-	var mirrors []*mirrortest.Server
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
+	var mirrors []*localmirror.Server
 	for i := 1; i <= 9; i++ {
-		m, err := mirrortest.NewStatic(fmt.Sprintf("m%d", i), rel)
+		m, err := localmirror.NewStatic(fmt.Sprintf("m%d", i), rel)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -447,10 +447,10 @@ func reportMirrors(t *testing.T, cfg string) map[string]reportRow {
 // the three holds mirrors at once: every file waits until they do), waits
 // for the whole release and prints the usual summary of every mirror.
 func TestPrimeSplitsAcrossRunningSentries(t *testing.T) {
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
-	var mirrors []*mirrortest.Server
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
+	var mirrors []*localmirror.Server
 	for i := 1; i <= 6; i++ {
-		m, err := mirrortest.NewStatic(fmt.Sprintf("m%d", i), rel)
+		m, err := localmirror.NewStatic(fmt.Sprintf("m%d", i), rel)
 		if err != nil {
 			t.Fatal(err)
 		}

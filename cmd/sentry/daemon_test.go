@@ -19,8 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -57,16 +57,16 @@ func binary(t *testing.T) string {
 type world struct {
 	dbURL  string
 	cfg    string
-	rel    *mirrortest.Release
-	master *mirrortest.Server
+	rel    *localmirror.Release
+	master *localmirror.Server
 }
 
-func newWorld(t *testing.T, extraConfig string, mirrors ...*mirrortest.Server) *world {
+func newWorld(t *testing.T, extraConfig string, mirrors ...*localmirror.Server) *world {
 	t.Helper()
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	for i := range 6 {
 		p := fmt.Sprintf("win32/xpi/lang-%d.xpi", i)
-		rel.Files[p] = mirrortest.Content(p, 4000)
+		rel.Files[p] = localmirror.Content(p, 4000)
 	}
 	w := newBareWorld(t, rel)
 	cfg := fmt.Sprintf(`database:
@@ -102,9 +102,9 @@ shutdown_grace: 2s
 
 // newBareWorld is a fresh database and a master serving rel; the config
 // file (w.cfg) is the caller's to write.
-func newBareWorld(t *testing.T, rel *mirrortest.Release) *world {
+func newBareWorld(t *testing.T, rel *localmirror.Release) *world {
 	t.Helper()
-	master, err := mirrortest.NewMaster(rel)
+	master, err := localmirror.NewMaster(rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,8 +246,8 @@ func (p *daemonProc) stop(t *testing.T) error {
 }
 
 func TestTwoDaemonsRunEachSweepOnce(t *testing.T) {
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
-	m, err := mirrortest.NewStatic("m", rel)
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
+	m, err := localmirror.NewStatic("m", rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,8 +336,8 @@ func TestTwoDaemonsRunEachSweepOnce(t *testing.T) {
 }
 
 func TestDaemonSIGTERMMidSweepKeepsCompletedChecks(t *testing.T) {
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
-	m, err := mirrortest.NewStatic("m", rel)
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
+	m, err := localmirror.NewStatic("m", rel)
 	if err != nil {
 		t.Fatal(err)
 	}

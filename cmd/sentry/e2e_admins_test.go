@@ -18,11 +18,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/realmirror"
-	"github.com/mirrorsentry/sentry/internal/smtptest"
-	"github.com/mirrorsentry/sentry/internal/testca"
-	"github.com/mirrorsentry/sentry/internal/testnet"
+	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
+	"github.com/mirrorsentry/sentry/internal/testkit/smtptest"
+	"github.com/mirrorsentry/sentry/internal/testkit/testca"
+	"github.com/mirrorsentry/sentry/internal/testkit/testnet"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 )
 
@@ -112,9 +112,9 @@ const (
 
 func newAdminWorld(t *testing.T, extra string) *adminWorld {
 	t.Helper()
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	for _, p := range []string{"win32/en-US/Firefox Setup 1.5.exe", "linux-x86_64/en-US/firefox-1.5.tar.bz2"} {
-		rel.Files[p] = mirrortest.Content(p, 20_000)
+		rel.Files[p] = localmirror.Content(p, 20_000)
 	}
 	w := newBareWorld(t, rel)
 	cfg := fmt.Sprintf(`database:

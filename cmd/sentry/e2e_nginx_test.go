@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/faultmirror"
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/pgtest"
-	"github.com/mirrorsentry/sentry/internal/realmirror"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
 	"github.com/mirrorsentry/sentry/primer"
+	"github.com/mirrorsentry/sentry/sentry/demo/faultmirror"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 // runSentry runs the binary with args and the config, bounded in time, and
@@ -52,13 +52,13 @@ func runSentry(t *testing.T, cfg string, env []string, args ...string) (string, 
 // files afterwards.
 func TestEndToEndWithNginx(t *testing.T) {
 	langs := []string{"en-US", "de", "fr"}
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	for _, l := range langs {
 		for _, p := range []string{"win32/" + l + "/Firefox Setup 1.5.exe", "linux-x86_64/" + l + "/firefox-1.5.tar.bz2"} {
-			rel.Files[p] = mirrortest.Content(p, 300_000)
+			rel.Files[p] = localmirror.Content(p, 300_000)
 		}
 	}
-	master, err := mirrortest.NewMaster(rel)
+	master, err := localmirror.NewMaster(rel)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/pgtest"
-	"github.com/mirrorsentry/sentry/internal/realmirror"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -35,7 +35,7 @@ func startStaticNginx(t *testing.T, name, tree, extra string) *realmirror.Server
 
 // startCacheNginx starts nginx as a pull-through cache of master;
 // extra goes in the location block.
-func startCacheNginx(t *testing.T, name string, master *mirrortest.Server, extra string) *realmirror.Server {
+func startCacheNginx(t *testing.T, name string, master *localmirror.Server, extra string) *realmirror.Server {
 	t.Helper()
 	up, err := realmirror.Upstream(master.URL)
 	if err != nil {
@@ -63,14 +63,14 @@ func startCacheNginx(t *testing.T, name string, master *mirrortest.Server, extra
 //     full.
 func TestSampledPrimeWithRealNginx(t *testing.T) {
 	ctx := context.Background()
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	for _, l := range []string{"en-US", "de", "fr"} {
 		p := "linux-x86_64/" + l + "/firefox-1.5.tar.bz2"
-		rel.Files[p] = mirrortest.Content(p, 2<<20) // 128 blocks of 16 KiB
+		rel.Files[p] = localmirror.Content(p, 2<<20) // 128 blocks of 16 KiB
 	}
 	paths := rel.Paths()
-	newMaster := func() *mirrortest.Server {
-		m, err := mirrortest.NewMaster(rel)
+	newMaster := func() *localmirror.Server {
+		m, err := localmirror.NewMaster(rel)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +260,7 @@ func writeTree(t *testing.T, dir, path string, body []byte) {
 
 // inProcess is a migrated database and Deps for a sampled sentry over
 // master, with a sampler of fixed seed.
-func inProcess(t *testing.T, master *mirrortest.Server) (*sentry.Deps, *store.Store) {
+func inProcess(t *testing.T, master *localmirror.Server) (*sentry.Deps, *store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := pgtest.NewDB(t)

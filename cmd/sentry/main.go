@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/mirrorsentry/sentry/internal/cli"
+	"github.com/mirrorsentry/sentry/sentry/cli"
 )
 
 func main() { os.Exit(cli.Run(os.Args[1:])) }

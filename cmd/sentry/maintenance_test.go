@@ -14,8 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/smtptest"
+	"github.com/mirrorsentry/sentry/internal/testkit/smtptest"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/web"
@@ -78,9 +78,9 @@ notify:
     starttls: false
     from: sentry@example.org
 `, hookSrv.URL, mailer.Port))
-	var mirrors []*mirrortest.Server
+	var mirrors []*localmirror.Server
 	for _, name := range []string{"busy", "calm1", "calm2"} {
-		s, err := mirrortest.NewStatic(name, w.rel)
+		s, err := localmirror.NewStatic(name, w.rel)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +144,7 @@ notify:
 	// place (the same size: a HEAD would not see it).
 	broken.Store(true)
 	corrupt := "linux-x86_64/en-US/firefox-1.5.tar.bz2"
-	busy.Put(w.rel, corrupt, mirrortest.Flip(w.rel.Files[corrupt]))
+	busy.Put(w.rel, corrupt, localmirror.Flip(w.rel.Files[corrupt]))
 	before := busy.Stats().Requests
 	for range 3 {
 		w.run(t, 0, "sweep")

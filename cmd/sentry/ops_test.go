@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 // oneLine wants out to be exactly one line holding want.
@@ -23,8 +23,8 @@ func oneLine(t *testing.T, what, out, want string) {
 // matches nothing, an unknown mirror, a trigger mirror without a secret, a
 // schema newer than the binary, JSON logs, --mirror and --wide.
 func TestBinaryOperatorsFirstDay(t *testing.T) {
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
-	m, err := mirrortest.NewStatic("a-mirror-with-a-rather-long-name-for-tables", rel)
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
+	m, err := localmirror.NewStatic("a-mirror-with-a-rather-long-name-for-tables", rel)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/faultmirror"
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/sentry/demo/faultmirror"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/hook"
 )
 
@@ -43,24 +43,24 @@ func (o *outputs) add(name, text string) {
 // hook secret (SENTRY_HOOK_SECRET) and a trigger secret (config file), at
 // debug level, including failures, and scans every output for them.
 func TestSecretsNeverLeak(t *testing.T) {
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	for i := range 4 {
 		p := fmt.Sprintf("win32/xpi/lang-%d.xpi", i)
-		rel.Files[p] = mirrortest.Content(p, 5000)
+		rel.Files[p] = localmirror.Content(p, 5000)
 	}
-	master, err := mirrortest.NewMaster(rel)
+	master, err := localmirror.NewMaster(rel)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { master.Close() })
-	trig, err := mirrortest.NewTrigger("trig", rel, []byte(leakTriggerSecret), 1)
+	trig, err := localmirror.NewTrigger("trig", rel, []byte(leakTriggerSecret), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { trig.Close() })
 	// A trigger mirror that refuses our signature: the failure is logged
 	// and recorded, never with the secret.
-	wrong, err := mirrortest.NewTrigger("trig-wrong-secret", rel, []byte("some-other-secret-entirely"), 1)
+	wrong, err := localmirror.NewTrigger("trig-wrong-secret", rel, []byte("some-other-secret-entirely"), 1)
 	if err != nil {
 		t.Fatal(err)
 	}

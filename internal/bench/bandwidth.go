@@ -7,7 +7,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/loadfarm"
+	"github.com/mirrorsentry/sentry/internal/bench/loadfarm"
 	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )

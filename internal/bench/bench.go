@@ -20,9 +20,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/loadfarm"
-	"github.com/mirrorsentry/sentry/internal/pgcluster"
+	"github.com/mirrorsentry/sentry/internal/bench/loadfarm"
 	"github.com/mirrorsentry/sentry/primer"
+	"github.com/mirrorsentry/sentry/sentry/demo/pgcluster"
 	"github.com/mirrorsentry/sentry/sentry/manifest"
 	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/record"

@@ -23,8 +23,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/pgcluster"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
+	"github.com/mirrorsentry/sentry/sentry/demo/pgcluster"
 	"github.com/mirrorsentry/sentry/sentry/manifest"
 	"github.com/mirrorsentry/sentry/sentry/record"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -79,7 +79,7 @@ func settle(ctx context.Context, st *store.Store) error {
 }
 
 // farmLastModified is what the load farm says of every file
-// (internal/loadfarm).
+// (internal/bench/loadfarm).
 const farmLastModified = "Mon, 02 Jan 2006 15:04:05 GMT"
 
 // dbSize is the database's size on disk after a VACUUM (space freed by
@@ -204,13 +204,13 @@ func growth(ctx context.Context, st *store.Store, sweeps int, sweep func(i int) 
 }
 
 // politeWorld is a small world on its own database: a master and two
-// mirrors holding one release (mirrortest, in this process), one listed
+// mirrors holding one release (localmirror, in this process), one listed
 // over a real rsync daemon and one checked over HTTP under a rate cap.
 type politeWorld struct {
-	rel          *mirrortest.Release
-	master       *mirrortest.Server
-	listed, capd *mirrortest.Server
-	rsyncd       *mirrortest.Rsyncd
+	rel          *localmirror.Release
+	master       *localmirror.Server
+	listed, capd *localmirror.Server
+	rsyncd       *localmirror.Rsyncd
 	tree         string
 	st           *store.Store
 	cfg          string
@@ -228,18 +228,18 @@ func startPolite(ctx context.Context, cluster *pgcluster.Cluster, dir string, fi
 			w.close()
 		}
 	}()
-	w.rel = &mirrortest.Release{Name: "polite", Dir: "/polite/", Files: map[string][]byte{}}
+	w.rel = &localmirror.Release{Name: "polite", Dir: "/polite/", Files: map[string][]byte{}}
 	for i := range files {
 		p := fmt.Sprintf("loc%03d/l%02d/file.bin", i/langsPer, i%langsPer)
-		w.rel.Files[p] = mirrortest.Content(p, 4<<10)
+		w.rel.Files[p] = localmirror.Content(p, 4<<10)
 	}
-	if w.master, err = mirrortest.NewMaster(w.rel); err != nil {
+	if w.master, err = localmirror.NewMaster(w.rel); err != nil {
 		return nil, err
 	}
-	if w.listed, err = mirrortest.NewStatic("listed", w.rel); err != nil {
+	if w.listed, err = localmirror.NewStatic("listed", w.rel); err != nil {
 		return nil, err
 	}
-	if w.capd, err = mirrortest.NewStatic("capped", w.rel); err != nil {
+	if w.capd, err = localmirror.NewStatic("capped", w.rel); err != nil {
 		return nil, err
 	}
 	w.capd.Observe(w.rate.observe)
@@ -249,7 +249,7 @@ func startPolite(ctx context.Context, cluster *pgcluster.Cluster, dir string, fi
 	if err = w.listed.Tree(w.tree); err != nil {
 		return nil, err
 	}
-	if w.rsyncd, err = mirrortest.StartRsyncd("mirror", w.tree); err != nil {
+	if w.rsyncd, err = localmirror.StartRsyncd("mirror", w.tree); err != nil {
 		return nil, err
 	}
 	dbURL, err := cluster.CreateDB(ctx, "polite")
@@ -310,7 +310,7 @@ prime:
 }
 
 func (w *politeWorld) close() {
-	for _, s := range []*mirrortest.Server{w.master, w.listed, w.capd} {
+	for _, s := range []*localmirror.Server{w.master, w.listed, w.capd} {
 		if s != nil {
 			s.Close()
 		}
@@ -448,9 +448,9 @@ func polite(ctx context.Context, o Options, cluster *pgcluster.Cluster, dir stri
 	return nil
 }
 
-// saveMirrortestRelease records a mirrortest release's manifest, read from
+// saveMirrortestRelease records a localmirror release's manifest, read from
 // the master serving it, as a prime would.
-func saveMirrortestRelease(ctx context.Context, st *store.Store, master *mirrortest.Server, rel *mirrortest.Release) error {
+func saveMirrortestRelease(ctx context.Context, st *store.Store, master *localmirror.Server, rel *localmirror.Release) error {
 	u := master.URL + rel.Dir + "SHA256SUMS"
 	body, err := httpGet(u)
 	if err != nil {

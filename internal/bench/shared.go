@@ -16,8 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mirrorsentry/sentry/internal/loadfarm"
-	"github.com/mirrorsentry/sentry/internal/pgcluster"
+	"github.com/mirrorsentry/sentry/internal/bench/loadfarm"
+	"github.com/mirrorsentry/sentry/sentry/demo/pgcluster"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mirrorsentry/sentry/internal/loadfarm"
+	"github.com/mirrorsentry/sentry/internal/bench/loadfarm"
 	"github.com/mirrorsentry/sentry/sentry/manifest"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )

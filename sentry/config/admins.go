@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/dburl"
+	"github.com/mirrorsentry/sentry/sentry/internal/dburl"
 )
 
 // Address families of checks.families.

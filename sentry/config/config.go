@@ -19,8 +19,8 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/mirrorsentry/sentry/internal/dburl"
 	"github.com/mirrorsentry/sentry/primer"
+	"github.com/mirrorsentry/sentry/sentry/internal/dburl"
 )
 
 // ErrInvalid is wrapped by every error of Load: the configuration file could

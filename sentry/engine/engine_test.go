@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )

@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mirrorsentry/sentry/checks"
-	"github.com/mirrorsentry/sentry/internal/humanize"
+	"github.com/mirrorsentry/sentry/sentry/internal/humanize"
 )
 
 // TableWidth is the terminal the tables fit: 80 columns, the last one

@@ -21,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mirrorsentry/sentry/internal/humanize"
+	"github.com/mirrorsentry/sentry/sentry/internal/humanize"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mirrorsentry/sentry/internal/dburl"
+	"github.com/mirrorsentry/sentry/sentry/internal/dburl"
 )
 
 // ErrUnreachable is wrapped by Open's error when the database could not be

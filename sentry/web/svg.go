@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/humanize"
+	"github.com/mirrorsentry/sentry/sentry/internal/humanize"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
 

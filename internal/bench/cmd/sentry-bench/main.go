@@ -21,8 +21,8 @@ import (
 	"syscall"
 
 	"github.com/mirrorsentry/sentry/internal/bench"
-	"github.com/mirrorsentry/sentry/internal/cli"
-	"github.com/mirrorsentry/sentry/internal/loadfarm"
+	"github.com/mirrorsentry/sentry/internal/bench/loadfarm"
+	"github.com/mirrorsentry/sentry/sentry/cli"
 )
 
 func main() {

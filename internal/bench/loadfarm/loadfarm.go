@@ -20,7 +20,7 @@
 // The farm can run in this process (Start) or in a child process (Spawn,
 // with the child calling ServeProcess), so that a measured sentry process
 // and the farm do not share memory or a Go scheduler. It is not for tests
-// of behaviour: see internal/mirrortest for that.
+// of behaviour: see sentry/demo/localmirror for that.
 package loadfarm
 
 import (

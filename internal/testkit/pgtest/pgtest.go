@@ -9,7 +9,7 @@
 //	url := pgtest.NewDB(t) // postgres://postgres@127.0.0.1:PORT/NAME?sslmode=disable
 //
 // Main either uses the server named by SENTRY_TEST_DATABASE_URL or starts a
-// throwaway cluster (initdb + pg_ctl, see internal/pgcluster) in a fresh
+// throwaway cluster (initdb + pg_ctl, see sentry/demo/pgcluster) in a fresh
 // /tmp/sentry-pgtest-* directory, runs the tests, then stops the cluster and
 // removes the directory. Database tests never skip: with neither server
 // binaries nor SENTRY_TEST_DATABASE_URL, Main prints how to fix it and exits 1.
@@ -40,7 +40,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mirrorsentry/sentry/internal/pgcluster"
+	"github.com/mirrorsentry/sentry/sentry/demo/pgcluster"
 )
 
 const (

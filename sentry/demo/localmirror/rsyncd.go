@@ -1,4 +1,4 @@
-package mirrortest
+package localmirror
 
 import (
 	"bytes"

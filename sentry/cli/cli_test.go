@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
 
 	"github.com/jackc/pgx/v5"
 )

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/testnet"
+	"github.com/mirrorsentry/sentry/internal/testkit/testnet"
 )
 
 // startDeadline bounds how long a server may take to answer its first

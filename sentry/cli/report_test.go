@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
 
@@ -45,7 +45,7 @@ func reportWorld(t *testing.T) *primeWorld {
 	t.Helper()
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
-	s, err := mirrortest.NewStatic("a-mirror-with-a-rather-long-name-missing-one-file", w.rel)
+	s, err := localmirror.NewStatic("a-mirror-with-a-rather-long-name-missing-one-file", w.rel)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/testnet"
+	"github.com/mirrorsentry/sentry/internal/testkit/testnet"
 )
 
 //go:embed smtpd.py

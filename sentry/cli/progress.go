@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/humanize"
+	"github.com/mirrorsentry/sentry/sentry/internal/humanize"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 // primeWorld is a migrated database with one product and location, a master
@@ -18,17 +18,17 @@ import (
 type primeWorld struct {
 	cfg    string
 	dbURL  string
-	rel    *mirrortest.Release
-	master *mirrortest.Server
+	rel    *localmirror.Release
+	master *localmirror.Server
 }
 
 func setupPrime(t *testing.T) *primeWorld {
 	t.Helper()
-	rel := &mirrortest.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{
-		"win32/Firefox Setup 1.5.exe": mirrortest.Content("a", 50_000),
-		"notes.txt":                   mirrortest.Content("b", 1_000),
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{
+		"win32/Firefox Setup 1.5.exe": localmirror.Content("a", 50_000),
+		"notes.txt":                   localmirror.Content("b", 1_000),
 	}}
-	master, err := mirrortest.NewMaster(rel)
+	master, err := localmirror.NewMaster(rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func (w *primeWorld) mirror(t *testing.T, name, url string) {
 // goodMirror starts a mirror holding the whole release and registers it.
 func (w *primeWorld) goodMirror(t *testing.T, name string) {
 	t.Helper()
-	s, err := mirrortest.NewStatic(name, w.rel)
+	s, err := localmirror.NewStatic(name, w.rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestPrimeCommandGuardExits3(t *testing.T) {
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
 	for _, name := range []string{"dead1", "dead2"} {
-		u, err := mirrortest.DeadURL()
+		u, err := localmirror.DeadURL()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,9 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mirrorsentry/sentry/internal/faultmirror"
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
-	"github.com/mirrorsentry/sentry/internal/pgcluster"
+	"github.com/mirrorsentry/sentry/sentry/demo/faultmirror"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
+	"github.com/mirrorsentry/sentry/sentry/demo/pgcluster"
 )
 
 // Release is the demo's release name.
@@ -42,7 +42,7 @@ type World struct {
 	Dir        string // temp dir holding the config
 	ConfigPath string
 	DBURL      string
-	Release    *mirrortest.Release
+	Release    *localmirror.Release
 
 	cluster *pgcluster.Cluster
 	servers []interface{ Close() error }
@@ -76,50 +76,50 @@ func Start(ctx context.Context, log io.Writer) (w *World, err error) {
 		return nil, err
 	}
 
-	rel := &mirrortest.Release{Name: Release, Dir: "/firefox/releases/" + Release + "/", Files: map[string][]byte{}}
+	rel := &localmirror.Release{Name: Release, Dir: "/firefox/releases/" + Release + "/", Files: map[string][]byte{}}
 	for i, l := range locations {
 		for _, lang := range langs {
 			p := strings.ReplaceAll(l.path, ":lang", lang)
-			rel.Files[p] = mirrortest.Content(p, 256<<10+i*4096)
+			rel.Files[p] = localmirror.Content(p, 256<<10+i*4096)
 		}
 	}
 	w.Release = rel
-	master, err := mirrortest.NewMaster(rel)
+	master, err := localmirror.NewMaster(rel)
 	if err != nil {
 		return nil, err
 	}
 	w.servers = append(w.servers, master)
 
-	pull, err := mirrortest.NewPullCache("pull-cache", master)
+	pull, err := localmirror.NewPullCache("pull-cache", master)
 	if err != nil {
 		return nil, err
 	}
 	w.add(pull, "pull", "", "a pull-through cache: priming makes it fetch from the master")
-	trig, err := mirrortest.NewTrigger("trigger", rel, []byte(TriggerSecret), 4)
+	trig, err := localmirror.NewTrigger("trigger", rel, []byte(TriggerSecret), 4)
 	if err != nil {
 		return nil, err
 	}
 	w.add(trig.Server, "trigger", trig.TriggerURL, "syncs when sent a signed trigger")
-	passive, err := mirrortest.NewPassive("passive", rel, 6)
+	passive, err := localmirror.NewPassive("passive", rel, 6)
 	if err != nil {
 		return nil, err
 	}
 	w.add(passive, "passive", "", "syncs on its own schedule (a few polls later)")
-	corrupt, err := mirrortest.NewStatic("corrupt", rel)
+	corrupt, err := localmirror.NewStatic("corrupt", rel)
 	if err != nil {
 		return nil, err
 	}
 	bad := "linux-x86_64/de/firefox-1.5.tar.bz2"
-	corrupt.Put(rel, bad, mirrortest.Flip(rel.Files[bad]))
+	corrupt.Put(rel, bad, localmirror.Flip(rel.Files[bad]))
 	w.add(corrupt, "pull", "", "serves "+bad+" with one byte changed")
-	incomplete, err := mirrortest.NewStatic("incomplete", rel)
+	incomplete, err := localmirror.NewStatic("incomplete", rel)
 	if err != nil {
 		return nil, err
 	}
 	gone := "mac/fr/Firefox 1.5.dmg"
 	incomplete.Remove(rel, gone)
 	w.add(incomplete, "pull", "", "lacks "+gone)
-	dead, err := mirrortest.DeadURL()
+	dead, err := localmirror.DeadURL()
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +167,7 @@ trigger:
 // Mirrors returns how many mirrors the demo has.
 func (w *World) Mirrors() int { return len(w.mirrors) }
 
-func (w *World) add(s *mirrortest.Server, mode, triggerURL, about string) {
+func (w *World) add(s *localmirror.Server, mode, triggerURL, about string) {
 	w.servers = append(w.servers, s)
 	w.mirrors = append(w.mirrors, mirror{s.Name, s.URL, mode, triggerURL, about})
 }

@@ -1,9 +1,9 @@
-// Package mirrortest runs local HTTP mirrors for tests and the demo: a
+// Package localmirror runs local HTTP mirrors for tests and the demo: a
 // staging master serving a release, and mirrors that behave like the kinds
 // sentry meets — pull-through caches, trigger-synced and passive (cron)
 // mirrors, and mirrors with a corrupt or missing file. Servers listen on
 // loopback ports; Close them when done.
-package mirrortest
+package localmirror
 
 import (
 	"bytes"

@@ -38,7 +38,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/mirrortest"
+	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 // Fault is one way a mirror misbehaves. The values are the names used in
@@ -124,7 +124,7 @@ type Mirror struct {
 	// for the faults of the whole mirror.
 	Path string
 
-	files   *mirrortest.Server // the good copy the fault is put in front of
+	files   *localmirror.Server // the good copy the fault is put in front of
 	servers []interface{ Close() error }
 	closing chan struct{}
 	once    sync.Once
@@ -152,7 +152,7 @@ func (m *Mirror) Close() error {
 // New starts a mirror holding rel with fault f. path names the faulty file
 // for file faults (it must be a file of rel) and is ignored for the faults
 // of the whole mirror.
-func New(f Fault, rel *mirrortest.Release, path string) (*Mirror, error) {
+func New(f Fault, rel *localmirror.Release, path string) (*Mirror, error) {
 	m := &Mirror{Fault: f, Name: "fault-" + shortName(f), closing: make(chan struct{})}
 	if !f.Whole() {
 		if _, ok := rel.Files[path]; !ok {
@@ -160,7 +160,7 @@ func New(f Fault, rel *mirrortest.Release, path string) (*Mirror, error) {
 		}
 		m.Path = path
 	}
-	files, err := mirrortest.NewStatic(m.Name, rel)
+	files, err := localmirror.NewStatic(m.Name, rel)
 	if err != nil {
 		return nil, fmt.Errorf("faultmirror: start %s: %w", f, err)
 	}
@@ -179,7 +179,7 @@ func shortName(f Fault) string {
 }
 
 // setup installs the fault.
-func (m *Mirror) setup(rel *mirrortest.Release) error {
+func (m *Mirror) setup(rel *localmirror.Release) error {
 	s := m.files
 	m.URL = s.URL
 	full := "/pub" + rel.Dir + m.Path
@@ -246,7 +246,7 @@ func (m *Mirror) setup(rel *mirrortest.Release) error {
 			m.write(w, short)
 		})
 	case FlippedByte:
-		s.Put(rel, m.Path, mirrortest.Flip(body))
+		s.Put(rel, m.Path, localmirror.Flip(body))
 		s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
 			if r.URL.Path == full {
 				m.faulty.Add(1) // counted; the store serves the changed copy
@@ -308,7 +308,7 @@ func (m *Mirror) setup(rel *mirrortest.Release) error {
 			m.write(w, body)
 		})
 	case RedirectOtherHost:
-		other, err := mirrortest.NewStatic(m.Name+"-other", rel)
+		other, err := localmirror.NewStatic(m.Name+"-other", rel)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,7 @@
 // trust authentication for the `postgres` superuser, and nothing worth
 // keeping (fsync, synchronous_commit and full_page_writes are off).
 //
-// It is what internal/pgtest builds its test databases on and what
+// It is what internal/testkit/pgtest builds its test databases on and what
 // `sentry demo` runs against; it does not import "testing".
 //
 //	c, err := pgcluster.Start(ctx, pgcluster.Options{Prefix: "sentry-demo-"})

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/demo"
+	"github.com/mirrorsentry/sentry/sentry/demo"
 )
 
 // runDemo builds the demo's throwaway world, runs the commands an operator
