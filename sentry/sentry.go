@@ -2,18 +2,38 @@
 // with its two jobs, prime (package prime) and sweep (package sweep), the
 // operations a command asks for (Prime, Sweep), and the daemon (RunDaemon).
 //
-// The house, from the top down:
-//   - sentry: this wiring, and the daemon (cron schedules, the release hook);
+// The house, from the top down (docs/layout.md gives every package of the
+// repository a line):
+//   - sentry/cli: the command line; it calls this package;
+//   - sentry: this wiring, the daemon (cron schedules, the release hook,
+//     pruning) and the mail's set-up;
+//   - sentry/hook, sentry/web, sentry/metrics, sentry/notify: what the
+//     daemon serves and who is told — the release hook and /healthz, the
+//     status page and /api/, Prometheus metrics, webhooks and the mail to
+//     mirror admins and operators;
 //   - sentry/prime, sentry/sweep: the jobs;
 //   - sentry/engine: runs and their work rows, shared by every sentry on the
 //     database (claims, leases, fencing, judging);
 //   - sentry/decide: the decisions, as pure functions (marks, guard,
-//     hysteresis, quorum);
-//   - sentry/release: resolving a release against the master;
+//     hysteresis, quorum, certificates, maintenance);
+//   - sentry/release, sentry/manifest: resolving a release against the
+//     master, and parsing its checksum manifest;
 //   - sentry/record: writing checks in batches;
+//   - sentry/report: what reports, the status page, the metrics and the
+//     mails read, computed in SQL;
 //   - sentry/store: the bouncer database;
 //   - sentry/config, sentry/observe: configuration, and what observers
-//     (metrics, notifications, a command's progress line) are told.
+//     (metrics, notifications, a command's progress line) are told;
+//   - sentry/internal/dburl, sentry/internal/humanize: database URLs
+//     checked before they are parsed; numbers and durations for people;
+//   - sentry/demo, with sentry/demo/pgcluster, sentry/demo/localmirror and
+//     sentry/demo/faultmirror: the throwaway world of `sentry demo`
+//     (PostgreSQL clusters, a master and mirrors, hostile mirrors), which
+//     the tests use too;
+//   - sentry/configfuzz: the configuration loader's fuzz target.
+//
+// Outside sentry/: checks (the probers of one file on one mirror) and
+// primer (priming one mirror), which the jobs use.
 package sentry
 
 import (

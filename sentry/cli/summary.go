@@ -15,7 +15,7 @@ import (
 )
 
 // writeJSON writes a report as one indented JSON document (the shapes
-// README.md documents).
+// docs/commands.md documents).
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

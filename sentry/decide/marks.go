@@ -9,7 +9,11 @@
 //   - state.go: whether a mirror failed a run as a whole, and the
 //     hysteresis of its up/down state across sweeps;
 //   - quorum.go: how the vantage points' verdicts on a mirror make a sweep
-//     count against it.
+//     count against it;
+//   - admins.go: the decisions that keep mirror admins in the loop:
+//     certificate warnings, address families, maintenance windows and the
+//     return of a mirror whose offer was suspended;
+//   - mirrors.go: which active mirrors a run restricted by --mirror covers.
 package decide
 
 import (

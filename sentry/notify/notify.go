@@ -1,17 +1,26 @@
-// Package notify posts sentry's events to webhooks: a JSON POST on every
-// mirror state change, every activation of the mass-failure guard and
-// every run that failed.
+// Package notify tells people what changed, by webhook and by mail, and
+// never holds a run back doing it.
 //
-// Delivery never blocks a run: events go into a bounded queue per webhook
-// URL, and one goroutine per URL posts them in order, retrying failures
-// (a network error, a 429 or a 5xx) with exponential backoff. When a queue
-// is full, or an event's retries are spent, the event is dropped and
-// logged. Close delivers what is queued within its context's deadline.
+// Webhooks (Notifier, this file) get a JSON POST on every mirror state
+// change, every activation of the mass-failure guard, every run that
+// failed and every certificate warning. Events go into a bounded queue
+// per webhook URL, and one goroutine per URL posts them in order,
+// retrying failures (a network error, a 429 or a 5xx) with exponential
+// backoff. When a queue is full, or an event's retries are spent, the
+// event is dropped and logged. Close delivers what is queued within its
+// context's deadline. When a secret is configured, each POST carries
+// X-Sentry-Timestamp and X-Sentry-Signature, signed as the release hook
+// is (HMAC-SHA256 of the timestamp, a ".", and the body), so receivers
+// can check it came from sentry.
 //
-// When a secret is configured, each POST carries X-Sentry-Timestamp and
-// X-Sentry-Signature, signed as the release hook is (HMAC-SHA256 of the
-// timestamp, a ".", and the body), so receivers can check it came from
-// sentry.
+// Mail (Mailer, mail.go) goes to a mirror's admin
+// (sentry_mirror_settings.contact) when the mirror goes down, comes back
+// or its certificate ends soon, and to operators (notify.digest_to) as a
+// daily digest. What is owed is recorded in sentry_notices, so each mail
+// goes out once whichever sentry sends it; a failed delivery is retried
+// with backoff. The relay (SMTP, smtp.go) is spoken to with STARTTLS and
+// AUTH PLAIN, never with a password unencrypted to another host, and
+// every configured secret is scrubbed from what is sent.
 package notify
 
 import (
@@ -45,7 +54,8 @@ const (
 
 // Event is the JSON body of a notification.
 type Event struct {
-	// Event is mirror_state_changed, guard_activated or run_failed.
+	// Event is mirror_state_changed, guard_activated, run_failed or
+	// tls_warning.
 	Event string `json:"event"`
 	// ID is unique per event; a receiver seeing it twice (a retry after
 	// a lost answer) can ignore the second.

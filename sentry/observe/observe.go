@@ -1,7 +1,8 @@
 // Package observe is how primes and sweeps tell the rest of sentry what
 // they do as they do it: every check, mirror state change, guard activation
-// and run end. The metrics (package metrics), the webhook notifications
-// (package notify) and a command's progress line implement Observer.
+// and run end, and (to a TLSObserver) every certificate warning. The
+// metrics (package metrics), the webhooks and the mail (package notify)
+// and a command's progress line (package cli) implement Observer.
 package observe
 
 import (
@@ -11,8 +12,8 @@ import (
 )
 
 // Observer is told what primes and sweeps do, as they do it: the metrics
-// (package metrics) and the webhook notifications (package notify)
-// implement it. Methods are called from many goroutines at once and must
+// (package metrics), the webhooks and the mail (package notify) and a
+// command's progress line implement it. Methods are called from many goroutines at once and must
 // return at once: an observer that waits on the network queues instead.
 type Observer interface {
 	// CheckDone: one check was made and handed to the recorder. bytes is

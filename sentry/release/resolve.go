@@ -1,8 +1,11 @@
-// Package release resolves a release: it reads the release's checksum
-// manifest from the master, learns the sizes the manifest lacks, records
-// the manifest, and maps the release's bouncer locations onto its files
-// (docs/CONTRACTS.md, sections 2 and 4). It also answers whether the
-// master is reachable, which the mass-failure guard asks.
+// Package release resolves a release: it checks the release's name
+// (name.go), reads the release's checksum manifest from the master, learns
+// the sizes the manifest lacks, reads the master's copy of every file once
+// per contents, checked against the manifest and digested by block
+// (digests.go), records the manifest, and maps the release's bouncer
+// locations onto its files (docs/CONTRACTS.md, sections 2 and 4), failing
+// a run that would check nothing (coverage.go). It also answers whether
+// the master is reachable, which the mass-failure guard asks (master.go).
 package release
 
 import (

@@ -1,7 +1,12 @@
 // Package store is sentry's access to the bouncer database: the migrations
 // that create the bouncer tables and sentry's own, the reads a run needs
-// (mirrors, products, locations) and the writes it makes (checks, file
-// state, the bouncer marks), each write in a transaction.
+// (mirrors, products, locations, releases, file states) and the writes it
+// makes (checks, file state, the bouncer marks, releases and their block
+// digests, certificates), each write in a transaction; those of a work row
+// are fenced by its lease (fence.go). It also keeps maintenance windows,
+// the notices owed to mail (sentry_notices) and retention (Prune). The
+// engine's runs and work rows, and the reports, are read and written by
+// their own packages over this package's pool.
 package store
 
 import (

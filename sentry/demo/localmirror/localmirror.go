@@ -1,8 +1,9 @@
 // Package localmirror runs local HTTP mirrors for tests and the demo: a
 // staging master serving a release, and mirrors that behave like the kinds
 // sentry meets — pull-through caches, trigger-synced and passive (cron)
-// mirrors, and mirrors with a corrupt or missing file. Servers listen on
-// loopback ports; Close them when done.
+// mirrors, and mirrors with a corrupt or missing file — and a real rsync
+// daemon serving a mirror's tree (rsyncd.go), for the tests of rsync
+// listings. Servers listen on loopback ports; Close them when done.
 package localmirror
 
 import (
