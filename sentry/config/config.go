@@ -403,6 +403,16 @@ func (c *Config) MirrorRate(own float64) float64 {
 	return c.Checks.PerMirrorRate
 }
 
+// MirrorConcurrency is how many requests a mirror whose own cap (in
+// sentry_mirror_settings.max_concurrency) is own takes at once: own, or
+// checks.per_mirror_concurrency when it has none.
+func (c *Config) MirrorConcurrency(own int) int {
+	if own > 0 {
+		return own
+	}
+	return c.Checks.PerMirrorConcurrency
+}
+
 // ReleaseDir is the release directory of release, with a trailing slash.
 func (c *Config) ReleaseDir(release string) string {
 	d := strings.ReplaceAll(c.Releases.Dir, "{release}", release)

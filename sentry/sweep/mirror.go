@@ -2,7 +2,6 @@ package sweep
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +11,7 @@ import (
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/decide"
 	"github.com/mirrorsentry/sentry/sentry/engine"
-	"github.com/mirrorsentry/sentry/sentry/observe"
+	"github.com/mirrorsentry/sentry/sentry/mirrorjob"
 	"github.com/mirrorsentry/sentry/sentry/record"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -120,7 +119,7 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	}
 	ms.sums.Reachable = !reach.Kind.Failed()
 	if !ms.sums.Reachable {
-		ms.sums.FirstFailure = fmt.Sprintf("%s %s: %s", reach.Kind, ms.m.BaseURL, reach.Detail)
+		ms.sums.FirstFailure = mirrorjob.FailureLine(ms.m.BaseURL, reach)
 		ms.sums.Failures[reach.Kind]++
 		return reach.Kind
 	}
@@ -140,10 +139,7 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	if t.returning(ms, back) > 0 {
 		defer func() { ms.sums.ReturnLeft = t.returnLeft(ms, back) }()
 	}
-	conc := ms.m.MaxConcurrency
-	if conc <= 0 {
-		conc = t.job.Config.Checks.PerMirrorConcurrency
-	}
+	conc := t.job.Config.MirrorConcurrency(ms.m.MaxConcurrency)
 	listing := t.listRsync(ctx, ms)
 	sample := t.sample(ms, listing)
 	// conc workers take the files in turn, each the next by its index: a
@@ -202,11 +198,7 @@ func (t *task) tally(ms *mirrorSweep, i int, f file, res checks.Result, fr fileR
 	default:
 		ms.sums.Failed++
 		ms.sums.Failures[res.Kind]++
-		now := time.Now()
-		if ms.failAt.IsZero() || now.Before(ms.failAt) {
-			ms.failAt = now
-			ms.sums.FirstFailure = fmt.Sprintf("%s %s: %s", res.Kind, f.file.Path, res.Detail)
-		}
+		mirrorjob.KeepEarliest(&ms.failAt, &ms.sums.FirstFailure, time.Now(), f.file.Path, res)
 	}
 	if res.Hashed {
 		ms.sums.Hashed++
@@ -219,11 +211,7 @@ func (t *task) record(ctx context.Context, row *engine.Row, ms *mirrorSweep, pat
 	res checks.Result, routine bool, listed string) {
 	c := record.Check(res, releaseID, path, method, t.job.now(), t.job.Config.Vantage)
 	c.Routine, c.Listed, c.Family = routine, listed, string(checks.FamilyOf(ctx))
-	if row.Record(ctx, c) == nil {
-		observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: t.run.Kind, RunID: t.run.ID, Mirror: ms.m.Name, MirrorID: ms.m.ID,
-			Path: path, At: c.CheckedAt, Result: res.Kind, Hashed: res.Hashed, Routine: routine,
-			BytesVerified: observe.VerifiedBytes(res)})
-	}
+	mirrorjob.Record(ctx, row, t.job.Observer, t.run, ms.m, c, res)
 }
 
 // settle reduces a finished mirror to what marking needs: the locations

@@ -18,12 +18,13 @@
 // must be), rsync.go the listing that stands in for HEADs, deep.go what a
 // deep sweep hashes; admins.go what it does for mirror admins (address
 // families, certificates, maintenance, a suspended mirror's return);
-// judge.go the judgement; report.go its report.
+// judge.go the judgement; report.go its report. What it does as the prime
+// does — reading a run back, recording checks, announcing state changes,
+// the guard's share, reading rows into a report — is package mirrorjob's.
 package sweep
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -32,6 +33,7 @@ import (
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/mirrorjob"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -122,20 +124,15 @@ type verdict struct {
 // serves.
 func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	var req Request
-	if err := json.Unmarshal(run.Params, &req); err != nil {
-		return engine.Plan{}, fmt.Errorf("read the request of run %d: %w", run.ID, err)
+	if err := mirrorjob.ReadRequest(run, &req); err != nil {
+		return engine.Plan{}, err
 	}
-	mirrors, err := j.Store.ActiveMirrors(ctx)
+	mirrors, err := mirrorjob.ActiveMirrors(ctx, j.Store, req.Mirrors)
 	if err != nil {
 		return engine.Plan{}, err
 	}
-	if mirrors, err = release.Covered(mirrors, req.Mirrors); err != nil {
+	if err := mirrorjob.NoteSwitchedOff(ctx, j.Store, j.Logger.With("run", run.ID)); err != nil {
 		return engine.Plan{}, err
-	}
-	if n, err := j.Store.NoteSwitchedOff(ctx); err != nil {
-		return engine.Plan{}, err
-	} else if n > 0 {
-		j.Logger.Info("mirrors seen switched off: offered again only for files hashed after they return", "run", run.ID, "mirrors", n)
 	}
 	set, err := j.buildSet(ctx, nil, true)
 	if err != nil {
@@ -164,10 +161,6 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	for _, r := range set.releases {
 		p.Releases, p.Names = append(p.Releases, r.Release.ID), append(p.Names, r.Release.Name)
 	}
-	ids := make([]int, len(mirrors))
-	for i, m := range mirrors {
-		ids[i] = m.ID
-	}
 	j.Logger.Info("sweep started", "run", run.ID, "kind", run.Kind, "mirrors", len(mirrors), "files", len(set.files),
 		"releases", len(set.releases))
 	t := j.newTask(run, req.Deep, set, mirrors)
@@ -175,7 +168,7 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	if t.admins, err = j.Store.MirrorAdmins(ctx); err != nil {
 		return engine.Plan{}, err
 	}
-	return engine.Plan{Params: p, Mirrors: ids, Reach: true, Task: t}, nil
+	return engine.Plan{Params: p, Mirrors: mirrorjob.IDs(mirrors), Reach: true, Task: t}, nil
 }
 
 // nothingToSweep is the error of a sweep with no file to check, naming
@@ -211,8 +204,8 @@ func (j *Job) Interrupted(error, int, int) string {
 // it.
 func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) {
 	var p params
-	if err := json.Unmarshal(run.Params, &p); err != nil {
-		return nil, fmt.Errorf("read the parameters of run %d: %w", run.ID, err)
+	if err := mirrorjob.ReadParams(run, &p); err != nil {
+		return nil, err
 	}
 	set, err := j.buildSet(ctx, p.Releases, false)
 	if err != nil {
@@ -234,10 +227,7 @@ func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) 
 func (j *Job) newTask(run engine.Run, deep bool, set *set, mirrors []store.Mirror) *task {
 	now := j.now()
 	t := &task{job: j, log: j.Logger.With("run", run.ID, "kind", run.Kind), run: run, deep: deep, set: set,
-		now: now, gap: deepGap(j.Config, now), mirrors: make(map[int]store.Mirror, len(mirrors))}
-	for _, m := range mirrors {
-		t.mirrors[m.ID] = m
-	}
+		now: now, gap: deepGap(j.Config, now), mirrors: mirrorjob.ByID(mirrors)}
 	return t
 }
 
