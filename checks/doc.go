@@ -1,32 +1,58 @@
-// Package checks holds the probers that look at one file (or base URL) on one
-// mirror and say what they found as a Kind.
+// Package checks holds the checks that look at a mirror — one file, or its
+// base URL — and say what they found as a Result with a Kind.
 //
-// The design follows prometheus/blackbox_exporter: one prober per kind of
-// check behind one signature (Prober), all sharing one Client that owns the
-// connection pool, the retry policy and the limits. The probers are:
+// The design follows prometheus/blackbox_exporter: every HTTP check goes
+// through one Client, which owns the connection pool, the retry policy,
+// the redirect policy and the limits, and returns a Result classified the
+// same way. The checks do not all share one signature, since they do not
+// all need the same things:
 //
-//   - Head: presence and size, cheaply (HEAD, falling back to a one-byte
-//     range GET when the mirror does not report a size);
-//   - Verify: size and checksum, streaming the body through the hash;
-//   - Reachable: does the mirror answer HTTP at all.
+//   - Head, Verify and Touch check one file from its Target alone, and
+//     share one signature, Prober. Head: presence and size, cheaply
+//     (HEAD, falling back to a one-byte range GET when the mirror does not
+//     report a size). Verify: size and checksum, streaming the body
+//     through the hash. Touch: the file's first byte, which primes a
+//     pull-through cache that keeps what it fetches for a range.
+//   - Sample(ctx, c, t, blocks, pick) compares some blocks of a file with
+//     the master's block digests (Blocks), which Digest(ctx, c, t,
+//     blockSize) reads from the master's copy while verifying it in full.
+//   - Reachable(ctx, c, baseURL): does the mirror answer HTTP at all (and
+//     with which certificate).
+//   - FetchIfChanged(ctx, c, url, limit, etag, lastModified) reads a
+//     document sentry uses itself (a release manifest), returning its body
+//     bounded by limit.
+//   - Post and Purge send a request rather than check a file: a mirror's
+//     trigger, a cache's purge.
+//   - ListRsync lists a mirror's release tree over rsync, with the rsync
+//     client rather than the Client (rsync.go).
 //
 // sentry talks to hundreds of mirrors it does not control, so nothing a
 // mirror sends is trusted: bodies are bounded by the expected size, headers
 // by MaxHeaderBytes, redirects by MaxRedirects (and never downgrade https to
 // http), slow bodies by BodyIdleTimeout, retries by Retries and RetryWaitMax
 // (a mirror's Retry-After included), and every string that reaches a Result
-// is length-bounded, valid UTF-8 and free of URL credentials and queries.
+// is length-bounded, valid UTF-8 and free of URL credentials and queries
+// (sanitize.go).
 //
-// Retries happen inside a probe only for what happens before the response
+// Retries happen inside a check only for what happens before the response
 // headers (connection errors, timeouts, temporary DNS failures, 5xx, 429).
 // A body that breaks or stalls after a 200 is reported as is (truncated,
 // timeout): the hysteresis across checks, not a re-download, deals with it.
 //
-// A probe whose parent context is cancelled (or expires) returns
+// A check whose parent context is cancelled (or expires) returns
 // KindInternal with Err wrapping ctx.Err(); callers check ctx.Err() and drop
 // such results instead of blaming the mirror.
 //
-// The package starts no goroutines of its own. Every response body it opens
-// is closed before the prober returns (after a bounded drain, so keep-alive
-// connections are reused).
+// The package starts no goroutines of its own (ListRsync runs the rsync
+// client as a child process, killed with its context). Every response body
+// it opens is closed before the check returns (after a bounded drain, so
+// keep-alive connections are reused), except the body FetchIfChanged
+// hands to its caller.
+//
+// Where things are: result.go (Target, Result, Prober); probe.go (what
+// every HTTP check shares: one request with retries, the classification of
+// statuses); classify.go and kind.go (the Kinds, and errors as Kinds);
+// head.go, verify.go, reachable.go, sample.go with blocks.go, fetch.go,
+// post.go and rsync.go (the checks); sanitize.go (text from mirrors made
+// fit for reports); client.go (the Client).
 package checks

@@ -8,23 +8,19 @@ import (
 	"net/http"
 )
 
-// ErrBodyTooLarge is returned by the reader of Fetch when the body goes past
-// the limit.
+// ErrBodyTooLarge is returned by the reader of FetchIfChanged when the body
+// goes past the limit.
 var ErrBodyTooLarge = errors.New("body larger than the limit")
 
-// Fetch GETs rawURL through c (same User-Agent, timeouts, retries and
-// redirect policy as the probers) for a document sentry reads itself, such
-// as a release manifest. On KindOK the caller reads and closes the returned
-// body, which fails with ErrBodyTooLarge past limit bytes and with a
-// timeout when the server stalls (BodyIdleTimeout). On any other kind the
-// body is nil and Result says why, classified like the probers.
-func Fetch(ctx context.Context, c *Client, rawURL string, limit int64) (io.ReadCloser, Result) {
-	return FetchIfChanged(ctx, c, rawURL, limit, "", "")
-}
-
-// FetchIfChanged is Fetch, conditional on the validators a previous answer
-// gave (etag, lastModified; "" for none): a 304 is KindUnchanged, with no
-// body. The Result carries the answer's validators.
+// FetchIfChanged GETs rawURL through c (same User-Agent, timeouts, retries
+// and redirect policy as the probers) for a document sentry reads itself,
+// such as a release manifest, conditional on the validators a previous
+// answer gave (etag, lastModified; "" for none): a 304 is KindUnchanged,
+// with no body. On KindOK the caller reads and closes the returned body,
+// which fails with ErrBodyTooLarge past limit bytes and with a timeout
+// when the server stalls (BodyIdleTimeout). On any other kind the body is
+// nil and Result says why, classified like the probers. The Result
+// carries the answer's validators.
 func FetchIfChanged(ctx context.Context, c *Client, rawURL string, limit int64, etag, lastModified string) (io.ReadCloser, Result) {
 	p := newProbe(ctx, c, false)
 	if c == nil {

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func TestFetch(t *testing.T) {
+func TestFetchIfChanged(t *testing.T) {
 	doc := strings.Repeat("0123456789abcdef", 64) // 1 KiB
 	tests := []struct {
 		name    string
@@ -33,7 +33,7 @@ func TestFetch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := serve(t, tt.handler)
 			c, tr := newTestClient(t, nil)
-			body, res := Fetch(context.Background(), c, srv.URL+"/SHA256SUMS", tt.limit)
+			body, res := FetchIfChanged(context.Background(), c, srv.URL+"/SHA256SUMS", tt.limit, "", "")
 			if res.Kind != tt.kind {
 				t.Fatalf("kind %s (%s), want %s", res.Kind, res.Detail, tt.kind)
 			}

@@ -32,85 +32,96 @@ const (
 )
 
 // adminProblems are the problems of the keys that keep mirror admins in
-// the loop: certificates, address families, mail, the status page's
-// public address. secret reports a problem of a key the environment may
-// set, naming its source.
-func (c *Config) adminProblems(secret func(key, format string, a ...any)) []error {
-	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-
-	if f := c.Checks.CAFile; f != "" {
-		if err := checkCAFile(f); err != nil {
-			add("checks.ca_file %s", err)
-		}
-	}
-	if w := c.Checks.TLSExpiryWarning.D(); w < time.Hour || w > 365*24*time.Hour {
-		add("checks.tls_expiry_warning must be between 1h and 365d, not %s", c.Checks.TLSExpiryWarning)
-	}
-	if len(c.Checks.Families) == 0 {
-		add("checks.families needs at least one address family this vantage point reaches: ipv4, ipv6")
-	}
-	seen := map[string]bool{}
-	for i, f := range c.Checks.Families {
-		switch {
-		case f != FamilyIPv4 && f != FamilyIPv6:
-			add("checks.families[%d] %q is not an address family: want ipv4 or ipv6", i, f)
-		case seen[f]:
-			add("checks.families[%d] %q is listed twice", i, f)
-		}
-		seen[f] = true
-	}
-	if p := c.State.FamilyPolicy; p != PolicyDegraded && p != PolicyDown {
-		add("state.family_policy %q: want degraded (a mirror broken over one address family stays offered) or down", p)
+// the loop: certificates, address families, the status page's public
+// address, mail.
+func (c *Config) adminProblems(p *problemList) {
+	c.Notify.SMTP.passwordProblems(p)
+	c.Checks.adminProblems(p)
+	if pol := c.State.FamilyPolicy; pol != PolicyDegraded && pol != PolicyDown {
+		p.add("state.family_policy %q: want degraded (a mirror broken over one address family stays offered) or down", pol)
 	}
 	if u := c.HTTP.PublicURL; u != "" {
 		if err := checkHTTPURL(u); err != nil {
-			add("http.public_url %w", err)
+			p.add("http.public_url %w", err)
 		}
 	}
+	c.Notify.SMTP.problems(p, len(c.Notify.DigestTo) > 0)
+	for i, a := range c.Notify.DigestTo {
+		if err := CheckAddress(a); err != nil {
+			p.add("notify.digest_to[%d] %v", i, err)
+		}
+	}
+}
 
-	s := c.Notify.SMTP
+// adminProblems are those of the checks' certificates and address
+// families.
+func (c ChecksConfig) adminProblems(p *problemList) {
+	if f := c.CAFile; f != "" {
+		if err := checkCAFile(f); err != nil {
+			p.add("checks.ca_file %s", err)
+		}
+	}
+	if w := c.TLSExpiryWarning.D(); w < time.Hour || w > 365*24*time.Hour {
+		p.add("checks.tls_expiry_warning must be between 1h and 365d, not %s", c.TLSExpiryWarning)
+	}
+	if len(c.Families) == 0 {
+		p.add("checks.families needs at least one address family this vantage point reaches: ipv4, ipv6")
+	}
+	seen := map[string]bool{}
+	for i, f := range c.Families {
+		switch {
+		case f != FamilyIPv4 && f != FamilyIPv6:
+			p.add("checks.families[%d] %q is not an address family: want ipv4 or ipv6", i, f)
+		case seen[f]:
+			p.add("checks.families[%d] %q is listed twice", i, f)
+		}
+		seen[f] = true
+	}
+}
+
+// problems are those of the mail relay; digest: notify.digest_to is set
+// (the digest is mailed).
+func (s SMTPConfig) problems(p *problemList, digest bool) {
 	if s.Host == "" {
 		if s.From != "" || s.User != "" || s.Password != "" {
-			add("notify.smtp.host is required when notify.smtp sets a sender, user or password")
+			p.add("notify.smtp.host is required when notify.smtp sets a sender, user or password")
 		}
-		if len(c.Notify.DigestTo) > 0 {
-			add("notify.digest_to needs notify.smtp.host: the digest is mailed")
+		if digest {
+			p.add("notify.digest_to needs notify.smtp.host: the digest is mailed")
 		}
 	} else {
 		if strings.ContainsAny(s.Host, " /:@\r\n") {
-			add("notify.smtp.host %q must be a host name or address, without a port (that is notify.smtp.port)", s.Host)
+			p.add("notify.smtp.host %q must be a host name or address, without a port (that is notify.smtp.port)", s.Host)
 		}
 		if s.From == "" {
-			add("notify.smtp.from is required with notify.smtp.host: the sender address of the mails")
+			p.add("notify.smtp.from is required with notify.smtp.host: the sender address of the mails")
 		}
 	}
 	if s.Port < 1 || s.Port > 65535 {
-		add("notify.smtp.port must be between 1 and 65535, not %d", s.Port)
+		p.add("notify.smtp.port must be between 1 and 65535, not %d", s.Port)
 	}
 	if s.From != "" {
 		if err := CheckAddress(s.From); err != nil {
-			add("notify.smtp.from %v", err)
+			p.add("notify.smtp.from %v", err)
 		}
 	}
 	if strings.ContainsAny(s.User, "\r\n\x00") {
-		add("notify.smtp.user must not contain line breaks")
-	}
-	if s.Password != "" && s.User == "" {
-		secret("notify.smtp.password", "is set but notify.smtp.user is not: sentry authenticates with both or neither")
-	}
-	if strings.ContainsAny(s.Password, "\x00") {
-		secret("notify.smtp.password", "must not contain a NUL byte")
+		p.add("notify.smtp.user must not contain line breaks")
 	}
 	if s.User != "" && !s.StartTLS && !isLoopback(s.Host) {
-		add("notify.smtp.user needs notify.smtp.starttls: sentry never sends a password unencrypted to another host")
+		p.add("notify.smtp.user needs notify.smtp.starttls: sentry never sends a password unencrypted to another host")
 	}
-	for i, a := range c.Notify.DigestTo {
-		if err := CheckAddress(a); err != nil {
-			add("notify.digest_to[%d] %v", i, err)
-		}
+}
+
+// passwordProblems are those of the relay's password, a key the
+// environment may set (SENTRY_SMTP_PASSWORD).
+func (s SMTPConfig) passwordProblems(p *problemList) {
+	if s.Password != "" && s.User == "" {
+		p.secret("notify.smtp.password", "is set but notify.smtp.user is not: sentry authenticates with both or neither")
 	}
-	return errs
+	if strings.ContainsAny(s.Password, "\x00") {
+		p.secret("notify.smtp.password", "must not contain a NUL byte")
+	}
 }
 
 // checkCAFile checks that f is a readable PEM file of at least one

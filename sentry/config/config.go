@@ -1,26 +1,25 @@
 // Package config is sentry's configuration: the YAML file, its defaults,
 // the environment overrides of secrets, and the checks that make a bad
 // value a clear error naming its key.
+//
+// config.go holds the keys (Config and its sections, each field's
+// comment saying what it does and its default) and Default, with the
+// values derived from them (UserAgent, MirrorRate, ReleaseDir...);
+// load.go reads the file and the environment (Load, Parse); validate.go
+// checks every section (Validate), each section its own keys, and
+// admins.go those that keep mirror admins in the loop (certificates,
+// address families, mail). A problem names its key, or the environment
+// variable the value came from, and never repeats a secret.
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/netip"
 	"net/url"
-	"os"
-	"regexp"
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-	"go.yaml.in/yaml/v3"
-
 	"github.com/mirrorsentry/sentry/primer"
-	"github.com/mirrorsentry/sentry/sentry/internal/dburl"
 )
 
 // ErrInvalid is wrapped by every error of Load: the configuration file could
@@ -385,355 +384,6 @@ func Default() Config {
 	}
 }
 
-// Load reads the YAML file at path over Default, applies
-// environment overrides through getenv (os.Getenv when nil) and validates
-// the result. Unknown or mistyped keys are errors naming the file and line;
-// validation reports every problem at once, each naming its key. Every
-// error wraps ErrInvalid.
-func Load(path string, getenv func(string) string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: config file %s does not exist (use --config FILE; config.yaml.example documents every key)", ErrInvalid, path)
-		}
-		return nil, fmt.Errorf("%w: read config file: %w", ErrInvalid, err)
-	}
-	return Parse(data, path, getenv)
-}
-
-// Parse is Load on file contents already read; name is used in
-// errors.
-func Parse(data []byte, name string, getenv func(string) string) (*Config, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	cfg := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %s", ErrInvalid, yamlError(name, err))
-	}
-	// A second document in the file is almost certainly a mistake.
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, fmt.Errorf("%w: %s:%d: a second YAML document; the configuration is one document", ErrInvalid, name, extra.Line)
-	}
-	cfg.applyEnv(getenv)
-	cfg.normalize()
-	// Problems of the file's values name the file; those of values from
-	// the environment name their variable instead (envProblem).
-	var inFile, inEnv []error
-	for _, err := range cfg.problems() {
-		if errors.As(err, new(envProblem)) {
-			inEnv = append(inEnv, err)
-		} else {
-			inFile = append(inFile, err)
-		}
-	}
-	switch {
-	case len(inFile) > 0:
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, name, errors.Join(append(inFile, inEnv...)...))
-	case len(inEnv) > 0:
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(inEnv...))
-	}
-	return &cfg, nil
-}
-
-var (
-	yamlLineRe    = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
-	yamlUnknownRe = regexp.MustCompile(`field (\S+) not found in type \S+`)
-	yamlTypeRe    = regexp.MustCompile("cannot unmarshal !!(\\w+) `(.*)` into (\\S+)")
-)
-
-// yamlError rewrites go-yaml's messages as "FILE:LINE: problem" lines, one
-// per problem, with unknown fields called what they are: unknown keys.
-func yamlError(name string, err error) string {
-	var lines []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		lines = te.Errors
-	} else {
-		lines = []string{err.Error()}
-	}
-	out := make([]string, 0, len(lines))
-	for _, l := range lines {
-		l = yamlUnknownRe.ReplaceAllString(l, "unknown key \"$1\"")
-		l = yamlTypeRe.ReplaceAllString(l, "value \"$2\" is a $1, want $3")
-		if m := yamlLineRe.FindStringSubmatch(l); m != nil {
-			out = append(out, fmt.Sprintf("%s:%s: %s", name, m[1], l[len(m[0]):]))
-		} else {
-			out = append(out, fmt.Sprintf("%s: %s", name, strings.TrimPrefix(l, "yaml: ")))
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-// envKeys are the keys the environment may override, with their variables.
-var envKeys = []struct{ key, env string }{
-	{"database.url", EnvDatabaseURL},
-	{"hook.secret", EnvHookSecret},
-	{"trigger.secret", EnvTriggerSecret},
-	{"notify.secret", EnvNotifySecret},
-	{"notify.smtp.password", EnvSMTPPassword},
-}
-
-func (c *Config) applyEnv(getenv func(string) string) {
-	fields := map[string]*string{"database.url": &c.Database.URL, "hook.secret": &c.Hook.Secret,
-		"trigger.secret": &c.Trigger.Secret, "notify.secret": &c.Notify.Secret, "notify.smtp.password": &c.Notify.SMTP.Password}
-	for _, k := range envKeys {
-		if v := getenv(k.env); v != "" {
-			*fields[k.key] = v
-			if c.fromEnv == nil {
-				c.fromEnv = map[string]string{}
-			}
-			c.fromEnv[k.key] = k.env
-		}
-	}
-}
-
-// Source names where a key's value came from: the environment variable
-// that set it ("SENTRY_DATABASE_URL"), else the key itself
-// ("database.url"), for messages about the value.
-func (c *Config) Source(key string) string {
-	if v, ok := c.fromEnv[key]; ok {
-		return v
-	}
-	return key
-}
-
-// envProblem is a validation problem of a value that came from the
-// environment: its message names the variable and not the file.
-type envProblem struct{ error }
-
-// normalize brings values into the one form the rest of sentry expects: a
-// master URL without a trailing slash.
-func (c *Config) normalize() {
-	c.Master.URL = strings.TrimRight(c.Master.URL, "/")
-}
-
-// Validate checks every key and returns all problems at once, joined, each
-// a sentence naming its key. It changes nothing.
-func (c *Config) Validate() error {
-	return errors.Join(c.problems()...)
-}
-
-// problems are Validate's errors, one per problem; those about a value
-// from the environment are envProblems.
-func (c *Config) problems() []error {
-	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	// secret adds a problem of a key the environment may set, naming its
-	// source; the value itself is never repeated.
-	secret := func(key, format string, a ...any) {
-		err := fmt.Errorf("%s "+format, append([]any{c.Source(key)}, a...)...)
-		if c.Source(key) != key {
-			err = envProblem{err}
-		}
-		errs = append(errs, err)
-	}
-
-	if c.Database.URL == "" {
-		add("database.url is required (or set %s)", EnvDatabaseURL)
-	} else if err := dburl.Check(c.Database.URL); errors.Is(err, dburl.ErrNeedsEncoding) {
-		secret("database.url", "is not usable: %v", err)
-	} else if err != nil {
-		secret("database.url", "is not a valid PostgreSQL URL or key=value string")
-	}
-	if c.Database.MaxConns < 2 || c.Database.MaxConns > 1000 {
-		add("database.max_conns must be between 2 and 1000, not %d", c.Database.MaxConns)
-	}
-
-	if c.Master.URL == "" {
-		add("master.url is required")
-	} else if err := checkHTTPURL(c.Master.URL); err != nil {
-		add("master.url %w", err)
-	}
-
-	switch {
-	case c.Releases.Dir == "":
-		add("releases.dir is required, for example \"/firefox/releases/{release}/\"")
-	case !strings.Contains(c.Releases.Dir, "{release}"):
-		add("releases.dir %q must contain {release}", c.Releases.Dir)
-	case !strings.HasPrefix(c.Releases.Dir, "/"):
-		add("releases.dir %q must start with /", c.Releases.Dir)
-	}
-	if c.Releases.Manifest == "" {
-		add("releases.manifest must not be empty")
-	} else if strings.Contains(c.Releases.Manifest, "://") {
-		if err := checkHTTPURL(strings.ReplaceAll(c.Releases.Manifest, "{release}", "x")); err != nil {
-			add("releases.manifest %w", err)
-		}
-	} else if strings.HasPrefix(c.Releases.Manifest, "/") || hasDotDot(c.Releases.Manifest) {
-		add("releases.manifest %q must be a name under the release directory or a full URL", c.Releases.Manifest)
-	}
-	if len(c.Releases.Products) == 0 {
-		add("releases.products needs at least one pattern, for example \"Firefox-{release}\"")
-	}
-	for i, p := range c.Releases.Products {
-		if !strings.Contains(p, "{release}") {
-			add("releases.products[%d] %q must contain {release}", i, p)
-		}
-	}
-	if len(c.Releases.DefaultLangs) == 0 {
-		add("releases.default_langs needs at least one language, for example en-US")
-	}
-	for i, l := range c.Releases.DefaultLangs {
-		if l == "" || strings.ContainsAny(l, "/\\ ") || l == "." || l == ".." {
-			add("releases.default_langs[%d] %q is not a language code", i, l)
-		}
-	}
-	if c.Releases.MaxManifestBytes < 1024 {
-		add("releases.max_manifest_bytes must be at least 1024, not %d", c.Releases.MaxManifestBytes)
-	}
-
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		add("http.listen %q is not a host:port address", c.HTTP.Listen)
-	}
-
-	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-	if _, err := parser.Parse(c.Schedule.Sweep); err != nil {
-		add("schedule.sweep %q is not a cron schedule: %v", c.Schedule.Sweep, err)
-	}
-	if _, err := parser.Parse(c.Schedule.DeepSweep); err != nil {
-		add("schedule.deep_sweep %q is not a cron schedule: %v", c.Schedule.DeepSweep, err)
-	}
-
-	if strings.TrimSpace(c.Checks.Contact) == "" {
-		add("checks.contact is required: a URL or e-mail address put in the User-Agent so mirror admins can reach you")
-	} else if strings.ContainsAny(c.Checks.Contact, "()\r\n") {
-		add("checks.contact %q must not contain parentheses or line breaks", c.Checks.Contact)
-	}
-	if c.Checks.Concurrency < 1 || c.Checks.Concurrency > 10000 {
-		add("checks.concurrency must be between 1 and 10000, not %d", c.Checks.Concurrency)
-	}
-	if c.Checks.PerMirrorConcurrency < 1 || c.Checks.PerMirrorConcurrency > 64 {
-		add("checks.per_mirror_concurrency must be between 1 and 64, not %d", c.Checks.PerMirrorConcurrency)
-	}
-	if !(c.Checks.PerMirrorRate > 0 && c.Checks.PerMirrorRate <= 100_000) {
-		add("checks.per_mirror_rate must be a number of requests per second above 0 and at most 100000, not %v", c.Checks.PerMirrorRate)
-	}
-	positive := func(key string, d Duration) {
-		if d <= 0 {
-			add("%s must be a positive duration, not %s", key, d)
-		}
-	}
-	positive("checks.connect_timeout", c.Checks.ConnectTimeout)
-	positive("checks.header_timeout", c.Checks.HeaderTimeout)
-	positive("checks.body_idle_timeout", c.Checks.BodyIdleTimeout)
-	positive("checks.retry_wait_min", c.Checks.RetryWaitMin)
-	positive("checks.retry_wait_max", c.Checks.RetryWaitMax)
-	if c.Checks.RetryWaitMax < c.Checks.RetryWaitMin {
-		add("checks.retry_wait_max (%s) must not be less than checks.retry_wait_min (%s)", c.Checks.RetryWaitMax, c.Checks.RetryWaitMin)
-	}
-	if c.Checks.Retries < 0 || c.Checks.Retries > 10 {
-		add("checks.retries must be between 0 and 10, not %d", c.Checks.Retries)
-	}
-	if a := c.Checks.SourceAddress; a != "" {
-		if _, err := netip.ParseAddr(a); err != nil {
-			add("checks.source_address %q is not an IP address (a local address of this host, without a port)", a)
-		}
-	}
-
-	positive("prime.deadline", c.Prime.Deadline)
-	positive("prime.poll_interval", c.Prime.PollInterval)
-	positive("prime.poll_max", c.Prime.PollMax)
-	if c.Prime.PollMax < c.Prime.PollInterval {
-		add("prime.poll_max (%s) must not be less than prime.poll_interval (%s)", c.Prime.PollMax, c.Prime.PollInterval)
-	}
-
-	if !(c.Guard.MaxDownFraction > 0 && c.Guard.MaxDownFraction <= 1) {
-		add("guard.max_down_fraction must be in (0, 1], not %v", c.Guard.MaxDownFraction)
-	}
-	if c.State.DownAfter < 1 {
-		add("state.down_after must be at least 1, not %d", c.State.DownAfter)
-	}
-	if c.State.UpAfter < 1 {
-		add("state.up_after must be at least 1, not %d", c.State.UpAfter)
-	}
-	if c.State.Quorum < 0 || c.State.Quorum > 64 {
-		add("state.quorum must be 0 (a majority of the vantage points seen in the last hour) or a count of vantage points up to 64, not %d", c.State.Quorum)
-	}
-	if c.Cluster.Lease.D() < 2*time.Second || c.Cluster.Lease.D() > time.Hour {
-		add("cluster.lease must be between 2s and 1h, not %s", c.Cluster.Lease)
-	}
-	if c.Cluster.Poll.D() < 100*time.Millisecond || c.Cluster.Poll > c.Cluster.Lease {
-		add("cluster.poll must be at least 100ms and at most cluster.lease, not %s", c.Cluster.Poll)
-	}
-	if c.Retention.Checks < Duration(time.Hour) {
-		add("retention.checks must be at least 1h, not %s", c.Retention.Checks)
-	}
-	if c.Retention.Rollup < c.Retention.Checks {
-		add("retention.rollup (%s) must not be shorter than retention.checks (%s): reports count from it", c.Retention.Rollup, c.Retention.Checks)
-	}
-	if c.Sweep.CatchUpBytes.Bytes() < 1<<20 {
-		add("sweep.catch_up_bytes must be at least 1MiB, not %s", c.Sweep.CatchUpBytes)
-	}
-	if c.Sweep.DeepPeriod < Duration(time.Hour) {
-		add("sweep.deep_period must be at least 1h, not %s", c.Sweep.DeepPeriod)
-	}
-	if c.Verify.Mode != VerifyFull && c.Verify.Mode != VerifySampled {
-		add("verify.mode must be %q or %q, not %q", VerifyFull, VerifySampled, c.Verify.Mode)
-	}
-	if c.Verify.BlockSize < 1<<10 || c.Verify.BlockSize > 64<<20 {
-		add("verify.block_size must be between 1KiB and 64MiB, not %s", c.Verify.BlockSize)
-	}
-	if c.Verify.SampleBlocks < 2 || c.Verify.SampleBlocks > 4096 {
-		add("verify.sample_blocks must be between 2 (the first and the last block) and 4096, not %d", c.Verify.SampleBlocks)
-	}
-	positive("hook.replay_window", c.Hook.ReplayWindow)
-	if n := len(c.Hook.Secret); n > 0 && n < 16 {
-		secret("hook.secret", "is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
-	}
-	if n := len(c.Trigger.Secret); n > 0 && n < 16 {
-		secret("trigger.secret", "is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
-	}
-	for i, w := range c.Notify.Webhooks {
-		// The URL is not repeated: webhook URLs often hold a token.
-		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("notify.webhooks[%d] must be an absolute http:// or https:// URL", i)
-		}
-	}
-	if n := len(c.Notify.Secret); n > 0 && n < 16 {
-		secret("notify.secret", "is %d bytes, want at least 16 (generate one with `openssl rand -hex 32`)", n)
-	}
-	if c.Notify.Retries < 0 || c.Notify.Retries > 20 {
-		add("notify.retries must be between 0 and 20, not %d", c.Notify.Retries)
-	}
-	positive("notify.retry_wait_max", c.Notify.RetryWaitMax)
-	positive("notify.timeout", c.Notify.Timeout)
-	if c.Vantage == "" || len(c.Vantage) > 64 {
-		add("vantage must be a name of 1 to 64 characters")
-	}
-	if c.ShutdownGrace < 0 {
-		add("shutdown_grace must not be negative, not %s", c.ShutdownGrace)
-	}
-	errs = append(errs, c.adminProblems(secret)...)
-	return errs
-}
-
-func checkHTTPURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q must be an absolute http:// or https:// URL", s)
-	}
-	if u.User != nil {
-		return fmt.Errorf("%q must not carry credentials", u.Redacted())
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q must not have a query or fragment", s)
-	}
-	return nil
-}
-
-func hasDotDot(p string) bool {
-	for _, seg := range strings.Split(p, "/") {
-		if seg == ".." {
-			return true
-		}
-	}
-	return false
-}
-
 // UserAgent is the User-Agent of every request sentry makes.
 func (c *Config) UserAgent() string {
 	return fmt.Sprintf("sentry/%s (+%s)", Version, strings.TrimSpace(c.Checks.Contact))
@@ -751,6 +401,16 @@ func (c *Config) MirrorRate(own float64) float64 {
 		return own
 	}
 	return c.Checks.PerMirrorRate
+}
+
+// MirrorConcurrency is how many requests a mirror whose own cap (in
+// sentry_mirror_settings.max_concurrency) is own takes at once: own, or
+// checks.per_mirror_concurrency when it has none.
+func (c *Config) MirrorConcurrency(own int) int {
+	if own > 0 {
+		return own
+	}
+	return c.Checks.PerMirrorConcurrency
 }
 
 // ReleaseDir is the release directory of release, with a trailing slash.

@@ -400,3 +400,14 @@ func TestConfigCatchUpBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestMirrorConcurrency(t *testing.T) {
+	cfg := Default()
+	cfg.Checks.PerMirrorConcurrency = 4
+	if got := cfg.MirrorConcurrency(0); got != 4 {
+		t.Errorf("a mirror without a cap of its own: %d, want checks.per_mirror_concurrency", got)
+	}
+	if got := cfg.MirrorConcurrency(9); got != 9 {
+		t.Errorf("a mirror with its own cap: %d, want it", got)
+	}
+}

@@ -23,19 +23,12 @@ func InMaintenance(since, until, now time.Time) bool {
 	return !since.IsZero() && !now.Before(since) && now.Before(until)
 }
 
-// VerifiedSince is the rule of a returning mirror: a file known right on
-// a mirror whose offer was suspended at suspendedAt (a maintenance window
-// began; zero: not suspended) counts as verified only when it was hashed
-// after that. What was verified before the mirror went away says nothing
-// of what it serves now.
-func VerifiedSince(verified bool, hashedAt, suspendedAt time.Time) bool {
-	return verified && (suspendedAt.IsZero() || hashedAt.After(suspendedAt))
-}
-
 // RehashOnReturn says whether a sweep must hash a file of a mirror whose
-// offer was suspended at suspendedAt before offering it again: it was not
-// hashed since (any sweep, light or deep, does so once the window is
-// over).
+// offer was suspended at suspendedAt (zero: it is not) before offering it
+// again: it was not hashed since — strictly after the suspension; a hash
+// at its very instant is not since, as for the verifications that count
+// (store's verifiedSince, the rule of a returning mirror). Any sweep,
+// light or deep, hashes such files once the window is over.
 func RehashOnReturn(hashedAt, suspendedAt time.Time) bool {
 	return !suspendedAt.IsZero() && !hashedAt.After(suspendedAt)
 }

@@ -33,19 +33,16 @@ func TestMaintenanceAndReturn(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name              string
-		verified          bool
 		hashed, suspended time.Time
-		want, rehash      bool
+		rehash            bool
 	}{
-		{"not suspended: verified stands", true, t0.Add(-time.Hour), time.Time{}, true, false},
-		{"hashed before the suspension: not verified now", true, t0.Add(-time.Hour), t0, false, true},
-		{"hashed after the suspension: verified", true, t0.Add(time.Hour), t0, true, false},
-		{"never hashed: to hash", false, time.Time{}, t0, false, true},
-		{"not verified stays not verified", false, t0.Add(time.Hour), t0, false, false},
+		{"not suspended: nothing to hash again", t0.Add(-time.Hour), time.Time{}, false},
+		{"hashed before the suspension: hashed again", t0.Add(-time.Hour), t0, true},
+		{"hashed at the very instant of the suspension: not since, hashed again", t0, t0, true},
+		{"hashed a microsecond after the suspension: since", t0.Add(time.Microsecond), t0, false},
+		{"hashed after the suspension: since", t0.Add(time.Hour), t0, false},
+		{"never hashed: to hash", time.Time{}, t0, true},
 	} {
-		if got := VerifiedSince(tt.verified, tt.hashed, tt.suspended); got != tt.want {
-			t.Errorf("VerifiedSince, %s: %v, want %v", tt.name, got, tt.want)
-		}
 		if got := RehashOnReturn(tt.hashed, tt.suspended); got != tt.rehash {
 			t.Errorf("RehashOnReturn, %s: %v, want %v", tt.name, got, tt.rehash)
 		}

@@ -149,8 +149,8 @@ func (m *Manifest) Len() int { return len(m.entries) }
 // so a caller can tell a broken manifest from a broken connection.
 var ErrMalformed = errors.New("malformed manifest")
 
-// ErrInvalidEntry is wrapped by WriteSums and WriteChecksums errors for an
-// entry that Parse would not return (bad path, algorithm, hash or size).
+// ErrInvalidEntry is wrapped by WriteSums errors for an entry that Parse
+// would not return (bad path, algorithm, hash or size).
 var ErrInvalidEntry = errors.New("invalid manifest entry")
 
 // LineError is a problem with a manifest's content. Name is the name the
@@ -644,45 +644,19 @@ func checkEntry(e Entry) string {
 // of the right length) is an error wrapping ErrInvalidEntry, and nothing is
 // written. Duplicate paths are not checked.
 func WriteSums(w io.Writer, entries []Entry) error {
-	return write(w, entries, false)
-}
-
-// WriteChecksums writes entries in Mozilla's ".checksums" style, one
-// "HASH ALGO SIZE PATH" line each, so that sizes survive a round trip through
-// Parse. Every entry needs a size (Size >= 0); an entry without one, or one
-// WriteSums would reject, is an error wrapping ErrInvalidEntry, and nothing
-// is written. The format has no escapes: paths are written as they are.
-func WriteChecksums(w io.Writer, entries []Entry) error {
-	return write(w, entries, true)
-}
-
-func write(w io.Writer, entries []Entry, mozilla bool) error {
 	for i, e := range entries {
-		msg := checkEntry(e)
-		if msg == "" && mozilla && e.Size < 0 {
-			msg = "no size"
-		}
-		if msg != "" {
+		if msg := checkEntry(e); msg != "" {
 			return fmt.Errorf("manifest: entry %d: %s: %w", i, msg, ErrInvalidEntry)
 		}
 	}
 	bw := bufio.NewWriter(w)
 	for _, e := range entries {
-		switch {
-		case mozilla:
-			bw.WriteString(e.Hash)
-			bw.WriteByte(' ')
-			bw.WriteString(string(e.Algo))
-			bw.WriteByte(' ')
-			bw.WriteString(strconv.FormatInt(e.Size, 10))
-			bw.WriteByte(' ')
-			bw.WriteString(e.Path)
-		case strings.Contains(e.Path, `\`):
+		if strings.Contains(e.Path, `\`) {
 			bw.WriteByte('\\')
 			bw.WriteString(e.Hash)
 			bw.WriteString("  ")
 			bw.WriteString(strings.ReplaceAll(e.Path, `\`, `\\`))
-		default:
+		} else {
 			bw.WriteString(e.Hash)
 			bw.WriteString("  ")
 			bw.WriteString(e.Path)

@@ -93,23 +93,23 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("WriteSums round trip:\n got %+v\nwant %+v", got, want)
 		}
 
-		// WriteChecksums + Parse also keeps sizes.
+		// The checksums style (writeChecksums) + Parse also keeps sizes.
 		if !allSized {
 			return
 		}
 		buf.Reset()
-		if err := WriteChecksums(&buf, entries); err != nil {
-			t.Fatalf("WriteChecksums: %v", err)
+		if err := writeChecksums(&buf, entries); err != nil {
+			t.Fatalf("writeChecksums: %v", err)
 		}
 		m3, err := Parse(&buf, "roundtrip")
 		if err != nil {
-			t.Fatalf("Parse(WriteChecksums(...)): %v", err)
+			t.Fatalf("Parse(writeChecksums(...)): %v", err)
 		}
 		for i := range want {
 			want[i].Size = entries[i].Size
 		}
 		if got := m3.Entries(); !reflect.DeepEqual(got, want) {
-			t.Fatalf("WriteChecksums round trip:\n got %+v\nwant %+v", got, want)
+			t.Fatalf("checksums style round trip:\n got %+v\nwant %+v", got, want)
 		}
 	})
 }

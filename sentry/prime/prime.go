@@ -9,11 +9,17 @@
 // failed wholesale (nothing verified, only transient failures) is left to
 // the run's judgement, which applies the mass-failure guard over all such
 // mirrors at once before marking them down.
+//
+// prime.go is the job (Plan, Prepare), one mirror's prime (Work) and the
+// judgement (Judge); sampled.go sets a sampled prime up (verify.mode
+// sampled); admins.go leaves a mirror in maintenance alone; report.go is
+// the run's report (Summarize). What it does as the sweep does — reading
+// a run back, recording checks, announcing state changes, the guard's
+// share, reading rows into a report — is package mirrorjob's.
 package prime
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -27,6 +33,7 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/decide"
 	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/mirrorjob"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/record"
 	"github.com/mirrorsentry/sentry/sentry/release"
@@ -100,17 +107,14 @@ func (j *Job) resolver() *release.Resolver {
 // (release.ErrNothingToDo).
 func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	var req Request
-	if err := json.Unmarshal(run.Params, &req); err != nil {
-		return engine.Plan{}, fmt.Errorf("read the request of run %d: %w", run.ID, err)
+	if err := mirrorjob.ReadRequest(run, &req); err != nil {
+		return engine.Plan{}, err
 	}
 	if err := release.ValidateName(req.Release); err != nil {
 		return engine.Plan{}, err
 	}
-	mirrors, err := j.Store.ActiveMirrors(ctx)
+	mirrors, err := mirrorjob.ActiveMirrors(ctx, j.Store, req.Mirrors)
 	if err != nil {
-		return engine.Plan{}, err
-	}
-	if mirrors, err = release.Covered(mirrors, req.Mirrors); err != nil {
 		return engine.Plan{}, err
 	}
 	if err := j.resolver().CheckProducts(ctx, req.Release); err != nil {
@@ -137,10 +141,8 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	} else if n > 0 {
 		log.Warn("withdrawn and respun locations taken off their mirrors", "rows", n, "respun_files", len(p.Release.Respun))
 	}
-	if n, err := j.Store.NoteSwitchedOff(ctx); err != nil {
+	if err := mirrorjob.NoteSwitchedOff(ctx, j.Store, log); err != nil {
 		return engine.Plan{}, err
-	} else if n > 0 {
-		log.Info("mirrors seen switched off: offered again only for files hashed after they return", "mirrors", n)
 	}
 	for _, n := range p.MissingProducts {
 		log.Warn("no bouncer product of this name", "product", n)
@@ -153,14 +155,10 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	if err := t.prepareSampling(ctx, false); err != nil { // Resolve attached the digests
 		return engine.Plan{}, err
 	}
-	ids := make([]int, len(mirrors))
-	for i, m := range mirrors {
-		ids[i] = m.ID
-	}
 	return engine.Plan{
 		Params: params{Request: req, ReleaseID: p.Release.ID, Files: len(p.Files), Locations: len(p.Locations),
-			Unresolved: nonNil(p.Unresolved), MissingProducts: nonNil(p.MissingProducts)},
-		ReleaseID: p.Release.ID, Mirrors: ids, Task: t,
+			Unresolved: mirrorjob.NonNil(p.Unresolved), MissingProducts: mirrorjob.NonNil(p.MissingProducts)},
+		ReleaseID: p.Release.ID, Mirrors: mirrorjob.IDs(mirrors), Task: t,
 	}, nil
 }
 
@@ -174,8 +172,8 @@ func (j *Job) Interrupted(cause error, done, total int) string {
 // release's plan from the manifest recorded when the run was planned.
 func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) {
 	var pp params
-	if err := json.Unmarshal(run.Params, &pp); err != nil {
-		return nil, fmt.Errorf("read the parameters of run %d: %w", run.ID, err)
+	if err := mirrorjob.ReadParams(run, &pp); err != nil {
+		return nil, err
 	}
 	p, err := j.resolver().Known(ctx, store.Release{ID: pp.ReleaseID, Name: pp.Release}, false)
 	if err != nil {
@@ -204,10 +202,9 @@ func (j *Job) newTask(ctx context.Context, run engine.Run, p *release.Plan, forc
 		return nil, err
 	}
 	t := &task{job: j, log: j.Logger.With("release", p.Release.Name, "run", run.ID), run: run, plan: p, force: force,
-		exceptions: exceptions, master: release.NewMaster(j.Client, p.ManifestURL), mirrors: map[int]store.Mirror{},
+		exceptions: exceptions, master: release.NewMaster(j.Client, p.ManifestURL), mirrors: mirrorjob.ByID(mirrors),
 		unusable: map[int]string{}}
 	for _, m := range mirrors {
-		t.mirrors[m.ID] = m
 		if why := primeMirror(m, 0).Unusable(j.Config.Trigger.Secret != ""); why != "" {
 			t.unusable[m.ID] = why
 		}
@@ -307,11 +304,7 @@ func (t *task) prime(ctx context.Context, row *engine.Row, mp *mirrorPrime) bool
 		}
 	}
 	cfg := t.job.Config
-	conc := mp.m.MaxConcurrency
-	if conc <= 0 {
-		conc = cfg.Checks.PerMirrorConcurrency
-	}
-	pm := primeMirror(mp.m, conc)
+	pm := primeMirror(mp.m, cfg.MirrorConcurrency(mp.m.MaxConcurrency))
 	pc := primer.Config{
 		Client: t.job.Client, Release: t.plan.Release.Name, ReleaseDir: t.plan.Dir, Global: t.job.Global,
 		Deadline: cfg.Prime.Deadline.D(), PollInterval: cfg.Prime.PollInterval.D(),
@@ -359,12 +352,9 @@ func (t *task) record(ctx context.Context, row *engine.Row, mp *mirrorPrime, o p
 		return // cancelled, not a fact about the mirror
 	}
 	c := record.Check(res, t.plan.Release.ID, o.Path, o.Method, o.CheckedAt, t.job.Config.Vantage)
-	if err := row.Record(ctx, c); err != nil {
+	if !mirrorjob.Record(ctx, row, t.job.Observer, t.run, mp.m, c, res) {
 		return
 	}
-	observe.Or(t.job.Observer).CheckDone(observe.CheckEvent{RunKind: Kind, RunID: t.run.ID, Mirror: mp.m.Name, MirrorID: mp.m.ID,
-		Path: o.Path, At: o.CheckedAt, Result: res.Kind, Hashed: res.Hashed, Sampled: res.Sampled > 0,
-		BytesVerified: observe.VerifiedBytes(res)})
 	if o.Path == "" {
 		if res.Kind.Failed() {
 			t.log.Warn("trigger failed", "mirror", mp.m.Name, "kind", res.Kind, "detail", res.Detail)
@@ -384,10 +374,7 @@ func (t *task) record(ctx context.Context, row *engine.Row, mp *mirrorPrime, o p
 	}
 	mp.sums.FilesFailed++
 	mp.sums.Failures[res.Kind]++
-	if mp.failAt.IsZero() || o.CheckedAt.Before(mp.failAt) {
-		mp.failAt = o.CheckedAt
-		mp.sums.FirstFailure = fmt.Sprintf("%s %s: %s", res.Kind, o.Path, res.Detail)
-	}
+	mirrorjob.KeepEarliest(&mp.failAt, &mp.sums.FirstFailure, o.CheckedAt, o.Path, res)
 }
 
 // markDone settles a primed mirror's state and, unless it failed
@@ -456,7 +443,7 @@ func (t *task) mark(ctx context.Context, fence store.Fence, mp *mirrorPrime, mar
 		}
 		// Judged down: the mirror's state says so too, in the same
 		// transaction (every view reads the state).
-		h := decide.Hysteresis{DownAfter: t.job.Config.State.DownAfter, UpAfter: t.job.Config.State.UpAfter}
+		h := mirrorjob.Hysteresis(t.job.Config)
 		wrote, ok, err := t.job.Store.JudgeMirror(ctx, mp.m.ID, t.run.ID, t.run.StartedAt, fence, func(prev store.MirrorState) store.MirrorMarks {
 			st := h.PrimeDown(decide.State{State: prev.State, FailStreak: prev.FailStreak, OkStreak: prev.OkStreak})
 			m.State = &store.StateUpdate{State: st.Next.State, FailStreak: st.Next.FailStreak, OkStreak: st.Next.OkStreak,
@@ -475,9 +462,7 @@ func (t *task) mark(ctx context.Context, fence store.Fence, mp *mirrorPrime, mar
 		return
 	}
 	if changed != nil {
-		t.log.Info("mirror state changed", "mirror", mp.m.Name, "from", changed.From, "to", changed.State, "reason", changed.Reason)
-		observe.Or(t.job.Observer).StateChanged(observe.StateChangeEvent{At: changed.At, RunID: t.run.ID, MirrorID: mp.m.ID,
-			Mirror: mp.m.Name, BaseURL: mp.m.BaseURL, From: changed.From, To: changed.State, Reason: changed.Reason})
+		mirrorjob.StateChanged(t.log, t.job.Observer, t.run, mp.m, changed, changed.Reason)
 	}
 	s.Marked = true
 	s.LocationsGood, s.LocationsBad = 0, 0
@@ -549,7 +534,7 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	guard := ""
 	if len(down) > 0 {
 		guard = decide.Guard(decide.GuardFacts{MasterDown: t.master.Down(ctx), Failed: len(down), Checked: checked,
-			MaxDownFraction: t.maxDownFraction(), Failing: "failed wholesale"})
+			MaxDownFraction: mirrorjob.MaxDownFraction(t.job.Config, t.restricted), Failing: "failed wholesale"})
 	}
 	if guard != "" {
 		t.log.Warn("mass-failure guard: not marking mirrors down", "mirrors", len(down), "why", guard)
@@ -570,31 +555,10 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 		end.Files[mp.m.ID] = rowResult{Sums: mp.sums}
 	}
 	if held != "" {
-		end.Outcome, end.Reason = store.OutcomeGuarded, "mass-failure guard held back marking: "+held
+		end.Outcome, end.Reason = store.OutcomeGuarded, mirrorjob.GuardReason(held)
 	}
 	if guard != "" {
-		end.After = func() {
-			observe.Or(t.job.Observer).GuardHeld(observe.GuardEvent{At: time.Now(), RunID: t.run.ID, RunKind: Kind,
-				Mirrors: len(down), Reason: guard})
-		}
+		end.After = mirrorjob.GuardHeld(t.job.Observer, t.run, len(down), guard)
 	}
 	return end, nil
-}
-
-// maxDownFraction is the guard's share of mirrors failing at once: of no
-// use when the run was restricted to some mirrors (`--mirror`), where one
-// dead mirror would be all of them; only an unreachable master holds the
-// guard then.
-func (t *task) maxDownFraction() float64 {
-	if t.restricted {
-		return 1
-	}
-	return t.job.Config.Guard.MaxDownFraction
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

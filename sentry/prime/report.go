@@ -1,12 +1,11 @@
 package prime
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/mirrorjob"
 	"github.com/mirrorsentry/sentry/sentry/release"
 )
 
@@ -69,34 +68,25 @@ type MirrorSums struct {
 // mirrors whose rows were never done (interrupted).
 func Summarize(fin *engine.Finished, names map[int]string) (*Report, error) {
 	var pp params
-	if err := json.Unmarshal(fin.Run.Params, &pp); err != nil {
-		return nil, fmt.Errorf("read the parameters of run %d: %w", fin.Run.ID, err)
+	if err := mirrorjob.ReadParams(fin.Run, &pp); err != nil {
+		return nil, err
 	}
 	rep := &Report{
 		RunID: fin.Run.ID, Release: pp.Release, Outcome: fin.Outcome, Reason: fin.Reason, StartedAt: fin.Run.StartedAt,
 		FinishedAt: time.Now(), Joined: fin.Joined, Files: pp.Files, Locations: pp.Locations,
-		Unresolved: nonNil(pp.Unresolved), MissingProducts: nonNil(pp.MissingProducts), Mirrors: []MirrorSums{},
+		Unresolved: mirrorjob.NonNil(pp.Unresolved), MissingProducts: mirrorjob.NonNil(pp.MissingProducts),
 	}
-	for _, r := range fin.Rows {
-		var res rowResult
-		done, err := r.DecodeFiles(&res)
-		if err != nil {
-			return nil, err
-		}
-		if res.Gone {
-			continue
-		}
-		if !done {
-			name := names[r.MirrorID]
-			if name == "" {
-				name = fmt.Sprintf("mirror %d", r.MirrorID)
-			}
-			res.Sums = MirrorSums{ID: r.MirrorID, Name: name, State: "interrupted", Failures: map[checks.Kind]int{}}
-		}
+	var err error
+	rep.Mirrors, err = mirrorjob.Lines(fin.Rows, names, func(res rowResult) (MirrorSums, bool) {
 		if res.Sums.Failures == nil {
 			res.Sums.Failures = map[checks.Kind]int{}
 		}
-		rep.Mirrors = append(rep.Mirrors, res.Sums)
+		return res.Sums, !res.Gone
+	}, func(id int, name string) MirrorSums {
+		return MirrorSums{ID: id, Name: name, State: "interrupted", Failures: map[checks.Kind]int{}}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return rep, nil
 }

@@ -28,8 +28,9 @@ type MirrorAdmin struct {
 	MaintSince, MaintUntil time.Time
 	MaintReason            string
 	// SuspendedAt is when its offer was suspended (a window began), zero
-	// when it is not: until its return is complete, only files hashed
-	// since count as verified (decide.VerifiedSince).
+	// when it is not: until its return is complete, only files verified
+	// since count as verified (verifiedSince), and a sweep hashes the
+	// others (decide.RehashOnReturn).
 	SuspendedAt time.Time
 }
 

@@ -174,8 +174,8 @@ func (s *Store) ReleaseByName(ctx context.Context, name string) (Release, error)
 
 // VerifiedFiles returns the paths of release files that mirror holds
 // verified (size and checksum, or size and sampled blocks) according to
-// earlier checks of this manifest, since the mirror was last suspended:
-// what a resumed prime need not download again.
+// earlier checks of this manifest, since the mirror was last suspended
+// (verifiedSince): what a resumed prime need not download again.
 func (s *Store) VerifiedFiles(ctx context.Context, releaseID int64, mirrorID int) (map[string]bool, error) {
 	return s.paths(ctx, "read verified files", `SELECT path FROM sentry_file_state fs LEFT JOIN sentry_mirror_state ms USING (mirror_id)
 		WHERE release_id = $1 AND fs.mirror_id = $2 AND `+verifiedSince, releaseID, mirrorID)

@@ -60,12 +60,13 @@ type FileState struct {
 	Result string
 	// Verified: the last verification of its bytes (a full hash, or a
 	// sample of blocks) matched, nothing since said otherwise, and it was
-	// after the mirror was last suspended (down, or switched off by the
-	// admin: sentry_mirror_state.suspended_at).
+	// after the mirror was last suspended (down, in maintenance, or
+	// switched off by the admin: sentry_mirror_state.suspended_at): the
+	// rule of a returning mirror, verifiedSince.
 	Verified bool
-	// Void: the last verification matched, but before the mirror was
-	// suspended: what the mirror held then says nothing of what it holds
-	// now.
+	// Void: the last verification matched, but not after the mirror was
+	// suspended (verifiedBefore): what the mirror held then says nothing
+	// of what it holds now.
 	Void bool
 	// HashedAt is when the file was last hashed right in full; zero if
 	// never (a file only ever verified by sampling was never hashed).
@@ -79,16 +80,33 @@ type FileState struct {
 	Listed string
 }
 
-// verifiedSince is the SQL of a file state (fs) verified since its mirror's
-// last suspension (ms, joined): docs/CONTRACTS.md, section 2, "Returning
-// mirrors".
-const verifiedSince = `(fs.result = 'ok' AND fs.verified_at IS NOT NULL AND fs.verified_at >= coalesce(ms.suspended_at, '-infinity'))`
+// The rule of a returning mirror (docs/CONTRACTS.md, section 2,
+// "Returning mirrors": a mirror is offered again only for files verified
+// since its offer was suspended), in SQL over a file state (fs) and its
+// mirror's state (ms, left-joined; suspended_at NULL: not suspended, or
+// its return complete). This is the rule's one home: sweeps read it
+// (MirrorFileStates: FileState.Verified and Void), and so does a prime's
+// resume (VerifiedFiles).
+//
+// "Since" is strictly after: a verification made at the very instant of
+// the suspension is not since it. A sweep's judgement, which suspends a
+// mirror it finds down, comes after the checks it judges, so a check
+// stamped with the same instant was made before the mirror went away.
+// decide.RehashOnReturn, which picks the files a returning mirror must
+// have hashed again, draws the same line.
+const (
+	// verifiedSince: the last verification matched, after the suspension.
+	verifiedSince = `(fs.result = 'ok' AND fs.verified_at IS NOT NULL AND (ms.suspended_at IS NULL OR fs.verified_at > ms.suspended_at))`
+	// verifiedBefore: the last verification matched, but not after the
+	// suspension (void).
+	verifiedBefore = `coalesce(fs.result = 'ok' AND fs.verified_at <= ms.suspended_at, false)`
+)
 
 // MirrorFileStates returns the file states of one mirror for the given
 // releases. expect is how many there may be (the releases' files), to
 // size the map once; 0 when not known.
 func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs []int64, expect int) (map[FileKey]FileState, error) {
-	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, `+verifiedSince+`, coalesce(result = 'ok' AND verified_at < ms.suspended_at, false),
+	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, `+verifiedSince+`, `+verifiedBefore+`,
 		       coalesce(hashed_at, 'epoch'), coalesce(size, -1), etag, last_modified, rehash, listed
 		FROM sentry_file_state fs LEFT JOIN sentry_mirror_state ms USING (mirror_id)
 		WHERE fs.mirror_id = $1 AND release_id = ANY($2)`, mirrorID, releaseIDs)

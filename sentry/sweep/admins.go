@@ -19,7 +19,9 @@ import (
 // each address family this vantage point reaches, records the
 // certificates of https mirrors (and warns of those ending soon), leaves
 // a mirror in maintenance alone, and re-verifies one whose offer was
-// suspended before offering it again (decide.VerifiedSince).
+// suspended before offering it again: only files verified since its
+// suspension count as verified (the file states say so, store's
+// verifiedSince), and the others are hashed (decide.RehashOnReturn).
 
 // adminVerdict is what a vantage point found of a mirror besides its
 // reachability.

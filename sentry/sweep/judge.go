@@ -11,7 +11,7 @@ import (
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/decide"
 	"github.com/mirrorsentry/sentry/sentry/engine"
-	"github.com/mirrorsentry/sentry/sentry/observe"
+	"github.com/mirrorsentry/sentry/sentry/mirrorjob"
 	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -133,11 +133,8 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	}
 	end.Reason = note
 	if guard != "" {
-		end.Outcome, end.Reason = store.OutcomeGuarded, joinNonEmpty("; ", "mass-failure guard held back marking: "+guard, note)
-		end.After = func() {
-			observe.Or(t.job.Observer).GuardHeld(observe.GuardEvent{At: time.Now(), RunID: t.run.ID, RunKind: t.run.Kind,
-				Mirrors: failed, Reason: guard})
-		}
+		end.Outcome, end.Reason = store.OutcomeGuarded, joinNonEmpty("; ", mirrorjob.GuardReason(guard), note)
+		end.After = mirrorjob.GuardHeld(t.job.Observer, t.run, failed, guard)
 	}
 	t.log.Info("sweep judged", "outcome", end.Outcome, "mirrors", len(mirrors), "quorum", q.Need, "vantage_points", q.Seen)
 	return end, nil
@@ -160,15 +157,10 @@ func (t *task) conditions(ctx context.Context, mirrors []*judged) {
 	}
 }
 
-// maxDownFraction is the guard's share of mirrors failing at once: of no
-// use when the sweep was restricted to some mirrors (`--mirror`), where one
-// dead mirror would be all of them; only an unreachable master holds the
-// guard then.
+// maxDownFraction is the guard's share of mirrors failing at once
+// (mirrorjob.MaxDownFraction).
 func (t *task) maxDownFraction() float64 {
-	if t.restricted {
-		return 1
-	}
-	return t.job.Config.Guard.MaxDownFraction
+	return mirrorjob.MaxDownFraction(t.job.Config, t.restricted)
 }
 
 // readRows reads every row's verdicts and files, and the vantage points
@@ -242,7 +234,7 @@ func (t *task) masterURL() string {
 // down.
 func (t *task) markMirror(ctx context.Context, fence store.Fence, js *judged, guard string) error {
 	s := &js.sums
-	h := decide.Hysteresis{DownAfter: t.job.Config.State.DownAfter, UpAfter: t.job.Config.State.UpAfter}
+	h := mirrorjob.Hysteresis(t.job.Config)
 	var step decide.Step
 	var why string
 	var marks store.MirrorMarks
@@ -303,9 +295,7 @@ func (t *task) markMirror(ctx context.Context, fence store.Fence, js *judged, gu
 	}
 	s.State, s.StateChanged = marks.State.State, marks.State.From != ""
 	if s.StateChanged {
-		t.log.Info("mirror state changed", "mirror", js.m.Name, "from", marks.State.From, "to", marks.State.State, "reason", why)
-		observe.Or(t.job.Observer).StateChanged(observe.StateChangeEvent{At: marks.State.At, RunID: t.run.ID, MirrorID: js.m.ID,
-			Mirror: js.m.Name, BaseURL: js.m.BaseURL, From: marks.State.From, To: marks.State.State, Reason: why})
+		mirrorjob.StateChanged(t.log, t.job.Observer, t.run, js.m, marks.State, why)
 	}
 	return nil
 }

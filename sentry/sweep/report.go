@@ -1,12 +1,11 @@
 package sweep
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/mirrorjob"
 	"github.com/mirrorsentry/sentry/sentry/release"
 )
 
@@ -77,45 +76,30 @@ type MirrorSums struct {
 // mirrors whose rows were never done.
 func Summarize(fin *engine.Finished, names map[int]string) (*Report, error) {
 	var p params
-	if err := json.Unmarshal(fin.Run.Params, &p); err != nil {
-		return nil, fmt.Errorf("read the parameters of run %d: %w", fin.Run.ID, err)
+	if err := mirrorjob.ReadParams(fin.Run, &p); err != nil {
+		return nil, err
 	}
 	rep := &Report{RunID: fin.Run.ID, Kind: fin.Run.Kind, Outcome: fin.Outcome, Reason: fin.Reason,
-		StartedAt: fin.Run.StartedAt, FinishedAt: time.Now(), Releases: p.Names, Files: p.Files, Mirrors: []MirrorSums{}}
-	rep.Withdrawn = p.Withdrawn
-	if rep.Withdrawn == nil {
-		rep.Withdrawn = []release.Unresolved{}
-	}
-	if rep.Releases == nil {
-		rep.Releases = []string{}
-	}
-	for _, r := range fin.Rows {
-		var res rowResult
-		done, err := r.DecodeFiles(&res)
-		if err != nil {
-			return nil, err
-		}
-		if res.Gone {
-			continue
-		}
-		if !done {
-			name := names[r.MirrorID]
-			if name == "" {
-				name = fmt.Sprintf("mirror %d", r.MirrorID)
-			}
-			res.Sums = MirrorSums{ID: r.MirrorID, Name: name, Failures: map[checks.Kind]int{},
-				Note: "not checked: the sweep ended first"}
-		}
-		if res.Sums.Failures == nil {
-			res.Sums.Failures = map[checks.Kind]int{}
-		}
-		if res.Sums.FailingFrom == nil {
-			res.Sums.FailingFrom = []string{}
-		}
-		if res.Sums.CheckedFrom == nil {
-			res.Sums.CheckedFrom = []string{}
-		}
-		rep.Mirrors = append(rep.Mirrors, res.Sums)
+		StartedAt: fin.Run.StartedAt, FinishedAt: time.Now(), Releases: mirrorjob.NonNil(p.Names), Files: p.Files,
+		Withdrawn: mirrorjob.NonNil(p.Withdrawn)}
+	var err error
+	rep.Mirrors, err = mirrorjob.Lines(fin.Rows, names, func(res rowResult) (MirrorSums, bool) {
+		return res.Sums.nonNil(), !res.Gone
+	}, func(id int, name string) MirrorSums {
+		return MirrorSums{ID: id, Name: name, Note: "not checked: the sweep ended first"}.nonNil()
+	})
+	if err != nil {
+		return nil, err
 	}
 	return rep, nil
+}
+
+// nonNil is s with its map and lists made, so that none is null in the
+// report's JSON.
+func (s MirrorSums) nonNil() MirrorSums {
+	if s.Failures == nil {
+		s.Failures = map[checks.Kind]int{}
+	}
+	s.FailingFrom, s.CheckedFrom = mirrorjob.NonNil(s.FailingFrom), mirrorjob.NonNil(s.CheckedFrom)
+	return s
 }
