@@ -11,7 +11,8 @@
 //     daemon serves and who is told — the release hook and /healthz, the
 //     status page and /api/, Prometheus metrics, webhooks and the mail to
 //     mirror admins and operators;
-//   - sentry/prime, sentry/sweep: the jobs;
+//   - sentry/prime, sentry/sweep: the jobs, and sentry/mirrorjob, what they
+//     do alike;
 //   - sentry/engine: runs and their work rows, shared by every sentry on the
 //     database (claims, leases, fencing, judging);
 //   - sentry/decide: the decisions, as pure functions (marks, guard,
