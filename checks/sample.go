@@ -214,18 +214,19 @@ func Sample(ctx context.Context, c *Client, t Target, b Blocks, pick []int, way 
 		case step.getInFull:
 			return s.getInFull("the server answered a single range with " + a.shape.told(covered)), RangeWay{InFull: true}
 		case step.limit < asked:
+			if !lowered {
+				s.why = fmt.Sprintf("the server answered %d ranges with %s", asked, a.shape.told(covered))
+			}
 			limit, lowered = step.limit, true
-			s.why = fmt.Sprintf("the server answered %d ranges with %s", asked, a.shape.told(covered))
 		}
 	}
 	p.res.Bytes = t.Size
 	p.res.Sampled, p.res.SampledBytes = s.chk.ndone, s.chk.bytes
 	if requests > 1 {
-		why := s.why
-		if why == "" {
-			why = way.String()
+		if !lowered {
+			return p.set(KindOK, "%d requests: %s", requests, way.String()), RangeWay{}
 		}
-		return p.set(KindOK, "%d requests: %s", requests, why), learnedLimit(limit, lowered)
+		return p.set(KindOK, "%d requests: %s: %s", requests, s.why, RangeWay{MaxRanges: limit}), learnedLimit(limit, lowered)
 	}
 	return p.set(KindOK, ""), RangeWay{}
 }
@@ -249,7 +250,7 @@ type sampling struct {
 	// left is what the check's answers may still bring, part headers
 	// included.
 	left int64
-	// why is the last reason the limit was lowered.
+	// why is why the limit was first lowered.
 	why string
 }
 
