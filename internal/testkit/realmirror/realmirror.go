@@ -1,7 +1,7 @@
 // Package realmirror starts the mirror software sentry meets in the field —
 // nginx serving a tree or caching a master (proxy_cache), lighttpd serving
 // a tree, Varnish caching a master and answering PURGE, Squid caching a
-// master — as real processes on loopback, for tests.
+// master, Python's http.server — as real processes on loopback, for tests.
 //
 // A test that needs one calls the Start function with its testing.TB: the
 // process is stopped when the test ends (its logs printed when the test
@@ -479,6 +479,31 @@ shutdown_lifetime 1 second
 	}
 	cmd := exec.Command(bin, "-f", confPath, "-n", service, "-N", "-d1")
 	s := start(t, name, "http://"+addr+"/pub", dir, cmd, syscall.SIGTERM, "cache.log")
+	s.waitAnswers(t)
+	return s
+}
+
+// StartPythonHTTP starts Python's http.server serving root as a mirror's
+// tree (its files under /pub/): a server that honours no range (it
+// answers every request with the whole file).
+func StartPythonHTTP(t testing.TB, name, root string) *Server {
+	t.Helper()
+	bin := Binary(t, "python3", "python3", "/usr/bin/python3")
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(root, filepath.Join(tree, "pub")); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "-m", "http.server", "--bind", host, "--directory", tree, port)
+	s := start(t, name, "http://"+addr+"/pub", dir, cmd, syscall.SIGTERM)
 	s.waitAnswers(t)
 	return s
 }
