@@ -610,6 +610,9 @@ func TestCacheWordOf(t *testing.T) {
 		{map[string]string{"Age": "12"}, CacheHit},
 		{map[string]string{"Age": "0"}, CacheSilent},
 		{map[string]string{"X-Cache-Status": "MISS", "Age": "3"}, CacheMiss},
+		{map[string]string{"X-Varnish": "32770 3", "Age": "0"}, CacheHit},
+		{map[string]string{"X-Varnish": "2", "Age": "0"}, CacheMiss},
+		{map[string]string{"X-Varnish": "2", "X-Cache": "HIT"}, CacheHit},
 	} {
 		h := http.Header{}
 		for k, v := range tc.h {
