@@ -12,7 +12,7 @@
 //     holds the file. A sampled prime (Config.Sampled) primes a cache that
 //     keeps what it fetches for a range with a one-byte range and verifies
 //     the file by sampling its blocks; whether it does is learned per
-//     mirror (range.go).
+//     mirror (learn.go), and how its server answers ranges (range.go).
 //   - trigger: a signed POST tells the mirror to sync, then the files are
 //     polled for as in passive mode.
 //   - passive: the mirror syncs on its own schedule; the files are polled for
