@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -393,6 +394,9 @@ accesslog.format = "%%m %%U \"%%{Range}i\" %%s %%b"
 	return s
 }
 
+// squids numbers the Squids of this process.
+var squids atomic.Int64
+
 // SquidOptions say how a Squid mirror caches its master.
 type SquidOptions struct {
 	// Upstream is the host:port of the master whose /pub/ Squid caches,
@@ -472,8 +476,16 @@ shutdown_lifetime 1 second
 		t.Fatal(err)
 	}
 	// A service name of its own: Squid's shared memory segments are named
-	// after it, and another Squid's must not be taken.
-	service := fmt.Sprintf("sentrytest%d", time.Now().UnixNano()%1e9)
+	// after it (/dev/shm/SERVICE-*), and another Squid's must not be
+	// taken; they are removed once it ended, however it ended (a cleanup
+	// registered before start's runs after it).
+	service := fmt.Sprintf("sentry%dx%d", os.Getpid(), squids.Add(1))
+	t.Cleanup(func() {
+		shm, _ := filepath.Glob("/dev/shm/" + service + "-*")
+		for _, f := range shm {
+			_ = os.Remove(f)
+		}
+	})
 	if out, err := exec.Command(bin, "-f", confPath, "-n", service, "-N", "-z").CombinedOutput(); err != nil {
 		t.Fatalf("squid -z: %v\n%s", err, out)
 	}
