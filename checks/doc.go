@@ -8,7 +8,10 @@
 //   - Head: presence and size, cheaply (HEAD, falling back to a one-byte
 //     range GET when the mirror does not report a size);
 //   - Verify: size and checksum, streaming the body through the hash;
-//   - Reachable: does the mirror answer HTTP at all.
+//   - Reachable: does the mirror answer HTTP at all;
+//   - Sample: size and some blocks, read with ranges the way the mirror's
+//     server answers them (RangeWay: rangeway.go, rangeanswer.go), and
+//     Touch: one byte, to prime a cache.
 //
 // sentry talks to hundreds of mirrors it does not control, so nothing a
 // mirror sends is trusted: bodies are bounded by the expected size, headers
