@@ -6,10 +6,10 @@ import (
 )
 
 // cacheHeaders are summarised by CacheStatus, in this order.
-var cacheHeaders = [...]string{"Cache-Status", "X-Cache", "X-Cache-Status", "Age"}
+var cacheHeaders = [...]string{"Cache-Status", "X-Cache", "X-Cache-Status", "X-Varnish", "Age"}
 
 // CacheStatus summarises the cache headers of an answer (Cache-Status,
-// X-Cache, X-Cache-Status and Age, in that order) as "Name: value" pairs
+// X-Cache, X-Cache-Status, X-Varnish and Age, in that order) as "Name: value" pairs
 // joined by "; ", e.g. "X-Cache-Status: HIT; Age: 12". It returns "" when
 // none is present. Several values of one header are joined by ", ". The
 // result is bounded (256 bytes) and sanitised: it comes from the mirror.

@@ -42,6 +42,8 @@ func (w CacheWord) String() string {
 //     UPDATING and REVALIDATED are hits; MISS, EXPIRED and BYPASS misses;
 //   - X-Cache (Squid, Varnish, CDNs): its last value is a hit when it
 //     holds HIT (TCP_HIT, "HIT from …"), a miss when it holds MISS;
+//   - X-Varnish (Varnish, stock): two transaction ids (this request's and
+//     the one that stored the object) are a hit, one a miss;
 //   - Age: a positive age means a cached copy (RFC 9111); 0 says nothing.
 //
 // h's keys are canonical, as net/http's answers have them.
@@ -67,6 +69,14 @@ func CacheWordOf(h http.Header) CacheWord {
 		case strings.Contains(last, "HIT"):
 			return CacheHit
 		case strings.Contains(last, "MISS"):
+			return CacheMiss
+		}
+	}
+	if vs := h["X-Varnish"]; len(vs) > 0 {
+		switch len(strings.Fields(vs[len(vs)-1])) {
+		case 2:
+			return CacheHit
+		case 1:
 			return CacheMiss
 		}
 	}

@@ -7,15 +7,20 @@
 // same way. The checks do not all share one signature, since they do not
 // all need the same things:
 //
-//   - Head, Verify and Touch check one file from its Target alone, and
-//     share one signature, Prober. Head: presence and size, cheaply
-//     (HEAD, falling back to a one-byte range GET when the mirror does not
-//     report a size). Verify: size and checksum, streaming the body
-//     through the hash. Touch: the file's first byte, which primes a
-//     pull-through cache that keeps what it fetches for a range.
-//   - Sample(ctx, c, t, blocks, pick) compares some blocks of a file with
-//     the master's block digests (Blocks), which Digest(ctx, c, t,
-//     blockSize) reads from the master's copy while verifying it in full.
+//   - Head and Verify check one file from its Target alone, and share one
+//     signature, Prober. Head: presence and size, cheaply (HEAD, falling
+//     back to a one-byte range GET when the mirror does not report a
+//     size). Verify: size and checksum, streaming the body through the
+//     hash.
+//   - Touch(ctx, c, t) and TouchAt(ctx, c, t, off) read one byte, which
+//     primes a pull-through cache that keeps what it fetches for a range,
+//     and say whether the server honoured the range (touch.go).
+//   - Sample(ctx, c, t, blocks, pick, way) compares some blocks of a file
+//     with the master's block digests (Blocks), read with ranges the way
+//     the mirror's server answers them, and returns what it learned of
+//     that way (RangeWay: rangeway.go, rangeanswer.go). Digest(ctx, c, t,
+//     blockSize) reads the block digests from the master's copy while
+//     verifying it in full.
 //   - Reachable(ctx, c, baseURL): does the mirror answer HTTP at all (and
 //     with which certificate).
 //   - FetchIfChanged(ctx, c, url, limit, etag, lastModified) reads a

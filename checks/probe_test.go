@@ -1117,6 +1117,8 @@ func TestCacheStatus(t *testing.T) {
 		{http.Header{"Cache-Status": {"ExampleCache; hit", "Origin; fwd=miss"}}, "Cache-Status: ExampleCache; hit, Origin; fwd=miss"},
 		{http.Header{"X-Cache": {"MISS from squid"}, "Age": {"0"}, "Cache-Status": {"nginx; hit"}}, "Cache-Status: nginx; hit; X-Cache: MISS from squid; Age: 0"},
 		{http.Header{"X-Cache": {"bad\x01\xffvalue"}}, "X-Cache: bad \uFFFDvalue"},
+		// A stock Varnish says hit or miss only by X-Varnish's ids.
+		{http.Header{"X-Varnish": {"32770 3"}, "Age": {"4"}}, "X-Varnish: 32770 3; Age: 4"},
 	}
 	for _, tt := range tests {
 		if got := CacheStatus(tt.h); got != tt.want {

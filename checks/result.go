@@ -90,7 +90,7 @@ type Result struct {
 }
 
 // Prober is the signature of the probers that check one file on one
-// mirror and need nothing but the Target: Head, Verify and Touch. The
+// mirror and need nothing but the Target: Head and Verify. The
 // other checks of the package take more, or something else, and say so
 // in their own signatures (see the package documentation). Whatever its
 // signature, a check never panics on mirror input, always closes what it
@@ -100,5 +100,4 @@ type Prober func(ctx context.Context, c *Client, t Target) Result
 var (
 	_ Prober = Head
 	_ Prober = Verify
-	_ Prober = Touch
 )

@@ -5,15 +5,9 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
-	"io"
 	mrand "math/rand/v2"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"sort"
 	"strconv"
@@ -109,415 +103,184 @@ func rangeHeader(rs []byteRange) string {
 	return "bytes=" + strings.Join(parts, ",")
 }
 
-// Bounds of a sampled answer beyond the blocks themselves: multipart part
-// headers and boundaries.
+// Bounds of a sampled check beyond the blocks themselves: multipart part
+// headers and boundaries, and the requests a check may make.
 const (
 	partOverhead = 1 << 10
 	bodyOverhead = 4 << 10
+	// extraRequests bounds the requests of a check past one per picked
+	// block: the halvings of its limit (nextStep). Never reached by the
+	// rules, a guard against a server that keeps them busy.
+	extraRequests = 16
 )
 
-// Sample verifies a file by its size and some of its blocks: one GET
-// asking for the picked blocks (b's indices, ascending and distinct; see
+// Sample verifies a file by its size and some of its blocks: GETs asking
+// for the picked blocks (b's indices, ascending and distinct; see
 // Sampler.Pick) with a Range header, adjacent blocks merged into one
-// range. Every block read is hashed as it streams in and compared with
-// b's digest of it, the master's; nothing is held in memory but the
-// current block's hash.
+// range, as many ranges per request as way allows (every range in one
+// request when nothing was learned). Every block read is hashed as it
+// streams in and compared with b's digest of it, the master's; nothing is
+// held in memory but the current block's hash.
 //
-// Classification:
-//   - 206, one part or multipart/byteranges: every part's Content-Range
-//     must start where a range asked starts and end where one ends (a
-//     server may merge ranges, RFC 9110), cover what was asked once, and
-//     give the file's size: another size is size_mismatch; a range not
-//     asked, a part missing, no size ("*") or no boundary is http_status
-//     (the mirror answered something else than what was asked: a failure,
-//     never a pass). A block whose digest differs is checksum_mismatch
-//     (Detail names the block). A part longer than its range is
-//     too_large; one that ends early, or a transfer that breaks,
-//     truncated; a body that stalls, timeout. The whole answer is bounded
-//     by the file's size and a few KiB of part headers.
-//   - 200: the mirror ignores Range and sends the whole file: it is
-//     verified in full, as Verify does (Hashed set, t.Size+1 bytes at
-//     most).
-//   - 416: its Content-Range size, when not the file's, is size_mismatch.
-//   - Anything else as Verify (not_found, forbidden, http_status, network
-//     failures).
+// How a server answers ranges is a property of the server, never
+// evidence against the copy: whatever the answer, the check ends in a
+// verdict on the bytes. A block is compared when a part of an answer
+// carries it whole, wherever the part is (parts in any order, coalesced,
+// a part covering more than asked); the blocks left out are asked again.
+// After each answer (nextStep, table-tested):
+//   - parts covering every range asked: the next ranges, as many;
+//   - a clean answer covering only the first N ranges (lighttpd answers
+//     10): the rest, N per request;
+//   - an answer covering none — a 416 giving the file's size (Varnish to
+//     several ranges), a 200 or a 206 of the whole file (closed unread:
+//     Apache with MaxRanges, nginx with max_ranges), parts not asked — or
+//     one that cannot be read as ranges (no boundary, a part without the
+//     file's size or longer or shorter than its Content-Range, parts past
+//     the answer's bound): half as many ranges per request;
+//   - the same to a single range: the server does not honour ranges, and
+//     the file is verified in full, as Verify does (Hashed set; t.Size+1
+//     bytes at most): from that answer when it is the whole file, else
+//     with a GET without Range.
 //
-// On KindOK (206) Sampled is len(pick), Blocks b.Count(), Bytes t.Size
-// (the size the mirror reported) and SampledBytes the bytes compared.
-func Sample(ctx context.Context, c *Client, t Target, b Blocks, pick []int) Result {
+// The returned RangeWay is what the answers taught (the limit that
+// worked, or InFull), to be merged into way (RangeWay.Merge) and kept
+// for the next check of the mirror; the zero RangeWay when nothing new.
+// A way with InFull reads the file in full at once.
+//
+// Verdicts: a Content-Range or 416 giving another size is size_mismatch;
+// a block whose digest differs is checksum_mismatch (Detail names the
+// block); a status but 206, 200 and 416 as Verify (not_found, forbidden,
+// http_status); a body that stalls is timeout, a connection that fails
+// as Verify. The answers of a check together are bounded by the file's
+// size and a few KiB of part headers (past it, the file is read in
+// full).
+//
+// On KindOK by sampling, Sampled is len(pick), Blocks b.Count(), Bytes
+// t.Size (the size the mirror reported) and SampledBytes the bytes
+// compared; Attempts counts every request.
+func Sample(ctx context.Context, c *Client, t Target, b Blocks, pick []int, way RangeWay) (Result, RangeWay) {
 	p, h, want, res, ok := beginVerify(ctx, c, t)
 	if !ok {
-		return res
+		return res, RangeWay{}
 	}
 	n := b.Count()
 	switch {
 	case t.Size == 0:
-		return p.invalid("an empty file has no block to sample")
+		return p.invalid("an empty file has no block to sample"), RangeWay{}
 	case b.Size <= 0 || len(b.Digests)%BlockDigestSize != 0:
-		return p.invalid("block digests of %d bytes for blocks of %d bytes", len(b.Digests), b.Size)
+		return p.invalid("block digests of %d bytes for blocks of %d bytes", len(b.Digests), b.Size), RangeWay{}
 	case n != BlockCount(t.Size, b.Size):
-		return p.invalid("%d block digests for a file of %d blocks", n, BlockCount(t.Size, b.Size))
+		return p.invalid("%d block digests for a file of %d blocks", n, BlockCount(t.Size, b.Size)), RangeWay{}
 	case len(pick) == 0:
-		return p.invalid("no block picked")
+		return p.invalid("no block picked"), RangeWay{}
 	}
 	for i, v := range pick {
 		if v < 0 || v >= n || (i > 0 && v <= pick[i-1]) {
-			return p.invalid("picked blocks are not distinct ascending indices below %d", n)
+			return p.invalid("picked blocks are not distinct ascending indices below %d", n), RangeWay{}
 		}
+	}
+	s := &sampling{p: p, t: t, h: h, want: want, chk: newBlockCheck(b, t.Size, pick)}
+	s.left = t.Size + int64(len(ranges(pick, b.Size, t.Size)))*partOverhead + bodyOverhead
+	if way.InFull {
+		return s.getInFull("the server does not honour ranges (learned before)"), RangeWay{}
 	}
 	p.res.Blocks = n
-	rs := ranges(pick, b.Size, t.Size)
-	resp, note, res, ok := p.getRange(t, rangeHeader(rs), h, want)
-	if !ok {
-		return res
-	}
-	defer resp.Body.Close() // not drained: a sampled answer is not read past what was asked
-	chk := &blockCheck{b: b, size: t.Size, want: pick, cur: -1, h: sha256.New()}
-	ans := &answer{p: p, t: t, asked: rs, covered: make([]bool, len(rs)), chk: chk, note: note}
-	mt, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt != "multipart/byteranges" {
-		if r, ok := ans.judge(resp.Header.Get("Content-Range")); !ok {
-			return r
-		}
-		if !ans.done() {
-			return ans.fail(KindHTTPStatus, false, "206 answered bytes %d-%d, which is not what was asked (%s)",
-				ans.last.start, ans.last.end, clip(rangeHeader(rs), 120))
-		}
-		if cl := resp.ContentLength; cl >= 0 && cl != ans.last.end-ans.last.start+1 {
-			return ans.fail(KindTooLarge, cl < ans.last.end-ans.last.start+1,
-				"Content-Length %d for Content-Range bytes %d-%d", cl, ans.last.start, ans.last.end)
-		}
-		if r, ok := ans.read(resp.Body); !ok {
-			return r
-		}
-	} else {
-		boundary := params["boundary"]
-		if boundary == "" {
-			return p.set(KindHTTPStatus, "206 multipart/byteranges without a boundary%s", note)
-		}
-		mr := multipart.NewReader(&limitedBody{rc: resp.Body, left: t.Size + int64(len(rs))*partOverhead + bodyOverhead}, boundary)
-		for !ans.done() {
-			part, err := mr.NextRawPart()
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					return p.set(KindHTTPStatus, "206 answered %s of the %d ranges asked%s", ans.coveredText(), len(rs), note)
-				}
-				return ans.broken(err)
-			}
-			if r, ok := ans.judge(part.Header.Get("Content-Range")); !ok {
-				return r
-			}
-			if r, ok := ans.read(part); !ok {
-				return r
-			}
-		}
-	}
-	if chk.checked != len(pick) {
-		return p.set(KindInternal, "compared %d of %d picked blocks", chk.checked, len(pick)) // the coverage above makes this unreachable
-	}
-	p.res.Bytes = t.Size
-	p.res.Sampled, p.res.SampledBytes = chk.checked, chk.bytes
-	return p.set(KindOK, "")
-}
-
-// getRange GETs t with the Range header rng and settles what every
-// answer but a 206 says: a 200 (the mirror ignored Range) is verified in
-// full through h, a 416 judged by its size, anything else as Verify. With
-// ok it returns the 206, whose body the caller reads and closes, and the
-// note of its Content-Encoding.
-func (p *probe) getRange(t Target, rng string, h hash.Hash, want string) (resp *http.Response, note string, res Result, ok bool) {
-	if p.parent.Err() != nil {
-		return nil, "", p.cancelled(nil), false
-	}
-	resp, err := p.do(http.MethodGet, http.Header{"Range": {rng}}, nil)
-	if err != nil {
-		return nil, "", p.fail(err), false
-	}
-	p.meta(resp)
-	note = encodingNote(resp.Header)
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-		return resp, note, Result{}, true
-	case http.StatusOK:
-		p.res.Blocks = 0
-		return nil, "", inFull(p.hashBody(resp, t, h, want, nil, note)), false
-	case http.StatusRequestedRangeNotSatisfiable:
-		drainClose(resp.Body, drainLimit)
-		return nil, "", p.unsatisfiable(resp, t, note), false
-	}
-	drainClose(resp.Body, drainLimit)
-	return nil, "", p.status(resp.StatusCode, note), false
-}
-
-// inFull notes on a whole-file verification that the mirror ignored Range.
-func inFull(r Result) Result {
-	if r.Kind == KindOK {
-		r.Detail = "the mirror ignored Range (200): verified in full"
-	}
-	return r
-}
-
-// unsatisfiable judges a 416: the file's size from its Content-Range.
-func (p *probe) unsatisfiable(resp *http.Response, t Target, note string) Result {
-	if total, ok := contentRangeTotal(resp.Header.Get("Content-Range")); ok && total != t.Size {
-		p.res.Bytes = total
-		return p.set(KindSizeMismatch, "Content-Range size %d, want %d%s", total, t.Size, note)
-	}
-	return p.status(resp.StatusCode, note)
-}
-
-// answer is a sampled answer being read: the ranges asked, which of them
-// the parts so far covered, and the blocks compared.
-type answer struct {
-	p       *probe
-	t       Target
-	asked   []byteRange
-	covered []bool
-	ncov    int
-	last    byteRange // the part being read
-	chk     *blockCheck
-	note    string
-}
-
-func (a *answer) done() bool { return a.ncov == len(a.asked) }
-
-func (a *answer) coveredText() string { return strconv.Itoa(a.ncov) }
-
-// fail ends the check with kind (KindTruncated instead when short).
-func (a *answer) fail(kind Kind, short bool, format string, args ...any) Result {
-	if short {
-		kind = KindTruncated
-	}
-	a.p.res.Sampled, a.p.res.SampledBytes = a.chk.checked, a.chk.bytes
-	return a.p.set(kind, "%s%s", fmt.Sprintf(format, args...), a.note)
-}
-
-// judge checks a part's Content-Range against what was asked; when ok is
-// false, r is the result.
-func (a *answer) judge(cr string) (r Result, ok bool) {
-	s, e, total, valid := parseContentRange(cr)
-	switch {
-	case !valid:
-		return a.fail(KindHTTPStatus, false, "206 with Content-Range %q", clip(cr, 80)), false
-	case total >= 0 && total != a.t.Size:
-		a.p.res.Bytes = total
-		return a.fail(KindSizeMismatch, false, "Content-Range size %d, want %d", total, a.t.Size), false
-	case total < 0:
-		return a.fail(KindHTTPStatus, false, "206 without the file's size (Content-Range %q)", clip(cr, 80)), false
-	}
-	i := sort.Search(len(a.asked), func(i int) bool { return a.asked[i].start >= s })
-	j := i
-	for j < len(a.asked) && a.asked[j].end < e {
-		j++
-	}
-	if i == len(a.asked) || a.asked[i].start != s || j == len(a.asked) || a.asked[j].end != e {
-		return a.fail(KindHTTPStatus, false, "206 answered bytes %d-%d, which is not what was asked (%s)", s, e,
-			clip(rangeHeader(a.asked), 120)), false
-	}
-	for k := i; k <= j; k++ {
-		if a.covered[k] {
-			return a.fail(KindHTTPStatus, false, "206 answered bytes %d-%d twice", a.asked[k].start, a.asked[k].end), false
-		}
-		a.covered[k] = true
-		a.ncov++
-	}
-	a.last = byteRange{s, e}
-	return Result{}, true
-}
-
-// read reads the part of a.last from r, comparing its picked blocks.
-func (a *answer) read(r io.Reader) (Result, bool) {
-	want := a.last.end - a.last.start + 1
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	lr := io.LimitReader(r, want+1)
-	pos, n := a.last.start, int64(0)
+	limit, lowered, requests := way.MaxRanges, false, 0
 	for {
-		m, err := lr.Read(buf)
-		if m > 0 {
-			if n+int64(m) > want {
-				return a.fail(KindTooLarge, false, "a part longer than its Content-Range bytes %d-%d", a.last.start, a.last.end), false
-			}
-			if bad := a.chk.feed(pos, buf[:m]); bad >= 0 {
-				return a.mismatch(bad), false
-			}
-			pos += int64(m)
-			n += int64(m)
-		}
-		if err == io.EOF {
+		pending := ranges(s.chk.pending(), b.Size, t.Size)
+		if len(pending) == 0 {
 			break
 		}
-		if err != nil {
-			if n == want {
-				break // all of it came; the boundary after it is the next part's business
+		if requests == len(pick)+extraRequests {
+			return s.getInFull(fmt.Sprintf("%d requests did not bring the sampled blocks", requests)), learnedLimit(limit, lowered)
+		}
+		asked := len(pending)
+		if limit > 0 && limit < asked {
+			asked = limit
+		}
+		requests++
+		a := s.ask(pending[:asked])
+		if a.final {
+			return a.res, learnedLimit(limit, lowered)
+		}
+		covered := s.chk.covered(pending[:asked])
+		step := nextStep(asked, covered, a.shape)
+		if a.whole != nil && !step.bodyInFull {
+			a.whole.Body.Close() // not read: the ranges are asked again, fewer at a time
+		}
+		switch {
+		case step.bodyInFull:
+			return s.hashWhole(a.whole, fmt.Sprintf("the server answered a single range with the whole file (%d)", a.whole.StatusCode)), RangeWay{InFull: true}
+		case step.getInFull:
+			return s.getInFull("the server answered a single range with " + a.shape.told(covered)), RangeWay{InFull: true}
+		case step.limit < asked:
+			if !lowered {
+				s.why = fmt.Sprintf("the server answered %d ranges with %s", asked, a.shape.told(covered))
 			}
-			return a.broken(err), false
+			limit, lowered = step.limit, true
 		}
 	}
-	if n < want {
-		return a.fail(KindTruncated, false, "the part of bytes %d-%d ended after %d of %d bytes", a.last.start, a.last.end, n, want), false
+	p.res.Bytes = t.Size
+	p.res.Sampled, p.res.SampledBytes = s.chk.ndone, s.chk.bytes
+	if requests > 1 {
+		if !lowered {
+			return p.set(KindOK, "%d requests: %s", requests, way.String()), RangeWay{}
+		}
+		return p.set(KindOK, "%d requests: %s: %s", requests, s.why, RangeWay{MaxRanges: limit}), learnedLimit(limit, lowered)
 	}
-	return Result{}, true
+	return p.set(KindOK, ""), RangeWay{}
 }
 
-// broken classifies a read that failed: a stall, a broken transfer, or
-// an answer past its bound.
-func (a *answer) broken(err error) Result {
-	p := a.p
+// learnedLimit is what a check that asked at most limit ranges per
+// request learned: that limit, when it lowered it.
+func learnedLimit(limit int, lowered bool) RangeWay {
+	if !lowered {
+		return RangeWay{}
+	}
+	return RangeWay{MaxRanges: limit}
+}
+
+// sampling is one sampled check in progress.
+type sampling struct {
+	p    *probe
+	t    Target
+	h    hash.Hash // the file's hash, for a verification in full
+	want string
+	chk  *blockCheck
+	// left is what the check's answers may still bring, part headers
+	// included.
+	left int64
+	// why is why the limit was first lowered.
+	why string
+}
+
+// getInFull verifies the file in full with a GET without Range, as Verify
+// does; why says why, in the Detail of a success.
+func (s *sampling) getInFull(why string) Result {
+	p := s.p
 	if p.parent.Err() != nil {
-		return p.cancelled(err)
+		return p.cancelled(nil)
 	}
-	p.res.Err = err
-	p.res.Sampled, p.res.SampledBytes = a.chk.checked, a.chk.bytes
-	switch {
-	case errors.Is(err, ErrBodyTooLarge): // a multipart answer past its bound
-		return p.set(KindTooLarge, "multipart answer larger than the blocks asked and their part headers%s", a.note)
-	case errors.Is(err, ErrBodyIdle):
-		return p.set(KindTimeout, "no body bytes or under %d for %s while reading sampled blocks%s", MinBodyProgress, p.c.opts.BodyIdleTimeout, a.note)
+	resp, err := p.do(http.MethodGet, nil, nil)
+	if err != nil {
+		return p.fail(err)
 	}
-	if k, d := classifyError(err); k == KindTimeout {
-		return p.set(KindTimeout, "%s while reading sampled blocks%s", d, a.note)
+	p.meta(resp)
+	if resp.StatusCode != http.StatusOK {
+		drainClose(resp.Body, drainLimit)
+		return p.status(resp.StatusCode, encodingNote(resp.Header))
 	}
-	return p.set(KindTruncated, "sampled answer broke after %d of %d blocks (%s)%s", a.chk.checked, len(a.chk.want), innermost(err), a.note)
+	return s.hashWhole(resp, why)
 }
 
-// mismatch reports the block whose digest differs.
-func (a *answer) mismatch(bad int) Result {
-	c := a.chk
-	start, end := int64(bad)*c.b.Size, min(int64(bad+1)*c.b.Size, c.size)-1
-	want := hex.EncodeToString(c.b.digest(bad))
-	return a.fail(KindChecksumMismatch, false, "block %d of %d (bytes %d-%d) differs: sha256 %s…, want %s… (%d of %d sampled blocks read)",
-		bad, c.b.Count(), start, end, hex.EncodeToString(c.got)[:hashPrefixLen], want[:hashPrefixLen], c.checked, len(c.want))
-}
-
-// blockCheck hashes the picked blocks of the bytes it is fed and compares
-// each, once complete, with the master's digest.
-type blockCheck struct {
-	b       Blocks
-	size    int64
-	want    []int // picked blocks, ascending
-	cur     int   // the block being hashed, -1 for none
-	h       hash.Hash
-	filled  int64 // bytes of cur hashed so far
-	checked int
-	bytes   int64
-	got     []byte // the digest of the block that differed
-}
-
-func (c *blockCheck) picked(b int) bool {
-	i := sort.SearchInts(c.want, b)
-	return i < len(c.want) && c.want[i] == b
-}
-
-// feed takes p, the bytes at file offset pos. It returns the block whose
-// digest differs, or -1.
-func (c *blockCheck) feed(pos int64, p []byte) int {
-	for len(p) > 0 {
-		b := int(pos / c.b.Size)
-		blockEnd := min(int64(b+1)*c.b.Size, c.size)
-		take := min(int64(len(p)), blockEnd-pos)
-		if c.picked(b) {
-			if c.cur != b {
-				c.cur, c.filled = b, 0
-				c.h.Reset()
-			}
-			c.h.Write(p[:take])
-			c.filled += take
-			if pos+take == blockEnd {
-				c.got = c.h.Sum(c.got[:0])
-				c.checked++
-				c.bytes += c.filled
-				c.cur = -1
-				if subtle.ConstantTimeCompare(c.got, c.b.digest(b)) != 1 {
-					return b
-				}
-			}
-		}
-		pos += take
-		p = p[take:]
+// hashWhole verifies an answer carrying the whole file in full (and
+// closes it); why says why, in the Detail of a success.
+func (s *sampling) hashWhole(resp *http.Response, why string) Result {
+	p := s.p
+	p.res.Blocks, p.res.Sampled, p.res.SampledBytes = 0, 0, 0
+	r := p.hashBody(resp, s.t, s.h, s.want, nil, encodingNote(resp.Header))
+	if r.Kind == KindOK {
+		r.Detail = why + ": verified in full"
 	}
-	return -1
-}
-
-// parseContentRange parses "bytes START-END/TOTAL" (TOTAL may be "*":
-// total -1).
-func parseContentRange(v string) (start, end, total int64, ok bool) {
-	rest, found := strings.CutPrefix(strings.TrimSpace(v), "bytes ")
-	if !found {
-		return 0, 0, 0, false
-	}
-	rng, tot, found := strings.Cut(rest, "/")
-	if !found {
-		return 0, 0, 0, false
-	}
-	s, e, found := strings.Cut(rng, "-")
-	if !found {
-		return 0, 0, 0, false
-	}
-	var err error
-	if start, err = strconv.ParseInt(strings.TrimSpace(s), 10, 64); err != nil || start < 0 {
-		return 0, 0, 0, false
-	}
-	if end, err = strconv.ParseInt(strings.TrimSpace(e), 10, 64); err != nil || end < start {
-		return 0, 0, 0, false
-	}
-	total = -1
-	if t := strings.TrimSpace(tot); t != "*" {
-		if total, err = strconv.ParseInt(t, 10, 64); err != nil || total <= end {
-			return 0, 0, 0, false
-		}
-	}
-	return start, end, total, true
-}
-
-// Touch asks for the first byte of a file ("Range: bytes=0-0"): through a
-// pull-through cache that keeps what it fetches for a range (nginx
-// proxy_cache does), this primes the cache for one byte of traffic.
-//
-//   - 206 with Content-Range bytes 0-0/SIZE: KindOK (not verified:
-//     Hashed false), or size_mismatch when SIZE is not t.Size; another
-//     range is http_status, more than one byte too_large.
-//   - 200: the range was ignored and the whole file comes: it is verified
-//     in full, as Verify does (Hashed set on a match).
-//   - 416: its Content-Range size, when not the file's, is size_mismatch.
-//   - Anything else as Verify.
-//
-// Bytes is the size the mirror reported (the body bytes read on a 200).
-func Touch(ctx context.Context, c *Client, t Target) Result {
-	p, h, want, res, ok := beginVerify(ctx, c, t)
-	if !ok {
-		return res
-	}
-	if t.Size == 0 {
-		return p.invalid("an empty file has no first byte to ask for")
-	}
-	resp, note, res, ok := p.getRange(t, "bytes=0-0", h, want)
-	if !ok {
-		return res
-	}
-	cr := resp.Header.Get("Content-Range")
-	s, e, total, valid := parseContentRange(cr)
-	switch {
-	case valid && total >= 0 && total != t.Size:
-		drainClose(resp.Body, rangeDrainLimit)
-		p.res.Bytes = total
-		return p.set(KindSizeMismatch, "Content-Range size %d, want %d%s", total, t.Size, note)
-	case !valid || total < 0 || s != 0 || e != 0:
-		drainClose(resp.Body, rangeDrainLimit)
-		return p.set(KindHTTPStatus, "206 with Content-Range %q to a request for bytes=0-0%s", clip(cr, 80), note)
-	}
-	n, rerr := readBody(resp.Body, 2, nil)
-	resp.Body.Close()
-	switch {
-	case n > 1:
-		return p.set(KindTooLarge, "answered more than the one byte asked%s", note)
-	case rerr != nil || n < 1:
-		if rerr == nil {
-			rerr = io.ErrUnexpectedEOF
-		}
-		return p.bodyFail(rerr, n, 1, resp.ContentLength, note)
-	}
-	p.res.Bytes = total
-	return p.set(KindOK, "")
+	return r
 }

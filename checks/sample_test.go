@@ -7,8 +7,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mirrorsentry/sentry/internal/testkit/rangeserver"
 )
 
 // The sampled file: 1 MiB in blocks of 16 KiB (64 blocks), 8 of them
@@ -98,6 +102,29 @@ func writePart(w http.ResponseWriter, start, end, total int, body []byte) {
 	w.Write(body)
 }
 
+// shaped serves body as a server with behaviour b answers ranges.
+func shaped(body []byte, b rangeserver.Behaviour) http.HandlerFunc {
+	s := &rangeserver.Server{B: b, Files: map[string][]byte{"/pub/big.bin": body}}
+	return s.ServeHTTP
+}
+
+// wholeWithoutRange answers a GET without Range with the whole file, and
+// hands the others to h.
+func wholeWithoutRange(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") == "" {
+			ignoringRange(sampleContent)(w, r)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// TestSample: whatever a server does with ranges, the copy is judged by
+// its bytes — good copies pass (by sampling where the server answers
+// ranges at all, in full where it does not), wrong ones are caught —
+// and what the answers taught of the server is returned; an answer that
+// cannot be read as ranges is never held against the copy.
 func TestSample(t *testing.T) {
 	blocks := digestsOf(sampleContent, sampleBlock)
 	html := []byte("<!DOCTYPE html><html><body>" + strings.Repeat("Not here. ", len(sampleContent)/10))[:len(sampleContent)]
@@ -107,57 +134,89 @@ func TestSample(t *testing.T) {
 	}
 	asked := ranges(pick, sampleBlock, int64(len(sampleContent)))
 	size := int64(len(sampleContent))
+	corrupt := corruptBlocks(sampleContent, sampleBlock)
+	lighttpd := rangeserver.Behaviour{MaxParts: 3, Coalesce: 1}
+	varnish := rangeserver.Behaviour{RefuseMulti: true}
+	apache := rangeserver.Behaviour{WholeAbove: 2}
+	// Past 2 ranges, the limit is halved until the server answers.
+	halved := len(asked)
+	for halved > 2 {
+		halved /= 2
+	}
+	const any = -1
 	cases := []struct {
 		name    string
 		h       http.HandlerFunc
 		kind    Kind
 		status  int
 		hashed  bool
-		sampled int // blocks compared, when the kind says so
+		sampled int // blocks compared, or any
 		detail  string
+		learned RangeWay
 	}{
-		{"multipart answer", served(sampleContent), KindOK, 206, false, sampleK, ""},
-		{"30% of the blocks corrupted", served(corruptBlocks(sampleContent, sampleBlock)), KindChecksumMismatch, 206, false, -1, "differs"},
-		{"an HTML page of the same size", served(html), KindChecksumMismatch, 206, false, 1, "block 0 of 64"},
-		{"a truncated file", served(sampleContent[:len(sampleContent)-5000]), KindSizeMismatch, 206, false, -1, "Content-Range size 1043576, want 1048576"},
-		{"another version, longer", served(append(bytes.Clone(sampleContent), "v2"...)), KindSizeMismatch, 206, false, -1, "want 1048576"},
-		{"a mirror ignoring Range", ignoringRange(sampleContent), KindOK, 200, true, 0, "verified in full"},
-		{"a mirror ignoring Range, one flipped byte", ignoringRange(flipMiddle(sampleContent)), KindChecksumMismatch, 200, true, 0, "sha256"},
-		{"one part covering every range (merged)", func(w http.ResponseWriter, r *http.Request) {
-			first, last := asked[0].start, asked[len(asked)-1].end
+		{"multipart answer", served(sampleContent), KindOK, 206, false, sampleK, "", RangeWay{}},
+		{"30% of the blocks corrupted", served(corrupt), KindChecksumMismatch, 206, false, any, "differs", RangeWay{}},
+		{"an HTML page of the same size", served(html), KindChecksumMismatch, 206, false, 1, "block 0 of 64", RangeWay{}},
+		{"a truncated file", served(sampleContent[:len(sampleContent)-5000]), KindSizeMismatch, 206, false, any, "Content-Range size 1043576, want 1048576", RangeWay{}},
+		{"another version, longer", served(append(bytes.Clone(sampleContent), "v2"...)), KindSizeMismatch, 206, false, any, "want 1048576", RangeWay{}},
+		{"a mirror ignoring Range", ignoringRange(sampleContent), KindOK, 200, true, 0, "verified in full", RangeWay{InFull: true}},
+		{"a mirror ignoring Range, one flipped byte", ignoringRange(flipMiddle(sampleContent)), KindChecksumMismatch, 200, true, 0, "sha256", RangeWay{InFull: true}},
+
+		// lighttpd: the first 3 parts (it answers 10), touching ranges
+		// merged: the rest asked again, 3 at a time.
+		{"the first parts only", shaped(sampleContent, lighttpd), KindOK, 206, false, sampleK, "requests", RangeWay{MaxRanges: 3}},
+		{"the first parts only, 30% corrupted", shaped(corrupt, lighttpd), KindChecksumMismatch, 206, false, any, "differs", RangeWay{}},
+		{"the first parts only, an HTML page", shaped(html, lighttpd), KindChecksumMismatch, 206, false, 1, "block 0 of 64", RangeWay{}},
+		{"the first range only", shaped(sampleContent, rangeserver.Behaviour{MaxParts: 1}), KindOK, 206, false, sampleK, "", RangeWay{MaxRanges: 1}},
+		// Varnish: 416 with the file's size to several ranges.
+		{"416 to several ranges", shaped(sampleContent, varnish), KindOK, 206, false, sampleK, "", RangeWay{MaxRanges: 1}},
+		{"416 to several ranges, 30% corrupted", shaped(corrupt, varnish), KindChecksumMismatch, 206, false, any, "differs", RangeWay{MaxRanges: 1}},
+		{"416 to several ranges, an HTML page", shaped(html, varnish), KindChecksumMismatch, 206, false, 1, "block 0 of 64", RangeWay{MaxRanges: 1}},
+		{"416 to several ranges, a truncated file", shaped(sampleContent[:size-5000], varnish), KindSizeMismatch, 416, false, any, "Content-Range size 1043576", RangeWay{}},
+		// Apache with MaxRanges 2: the whole file past 2 ranges, closed
+		// unread; halved until answered.
+		{"200 past 2 ranges", shaped(sampleContent, apache), KindOK, 206, false, sampleK, "", RangeWay{MaxRanges: halved}},
+		{"a 206 of the whole file past 2 ranges", shaped(sampleContent, rangeserver.Behaviour{WholeAbove: 2, WholeAs206: true}), KindOK, 206, false, sampleK, "", RangeWay{MaxRanges: halved}},
+		{"200 past 2 ranges, 30% corrupted", shaped(corrupt, apache), KindChecksumMismatch, 206, false, any, "differs", RangeWay{MaxRanges: halved}},
+		// Ranges merged across the gaps, parts in another order.
+		{"ranges coalesced into one part", shaped(sampleContent, rangeserver.Behaviour{Coalesce: size}), KindOK, 206, false, sampleK, "", RangeWay{MaxRanges: len(asked) / 2}},
+		{"neighbouring ranges coalesced", shaped(sampleContent, rangeserver.Behaviour{Coalesce: 8 * sampleBlock}), KindOK, 206, false, sampleK, "", RangeWay{}},
+		{"parts in reverse order", shaped(sampleContent, rangeserver.Behaviour{Reverse: true}), KindOK, 206, false, sampleK, "", RangeWay{}},
+		{"coalesced, reversed, an HTML page", shaped(html, rangeserver.Behaviour{Coalesce: 8 * sampleBlock, Reverse: true}), KindChecksumMismatch, 206, false, any, "differs", RangeWay{}},
+		{"one part from the first range asked to the last", func(w http.ResponseWriter, r *http.Request) {
+			first, last := spanAsked(r.Header.Get("Range"))
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, size))
 			w.Header().Set("Content-Length", strconv.FormatInt(last-first+1, 10))
 			w.WriteHeader(http.StatusPartialContent)
 			w.Write(sampleContent[first : last+1])
-		}, KindOK, 206, false, sampleK, ""},
-		{"a range that was not asked", func(w http.ResponseWriter, r *http.Request) {
+		}, KindOK, 206, false, sampleK, "", RangeWay{MaxRanges: len(asked) / 2}}, // the first and last blocks: the whole file, closed unread
+		// No range honoured: read in full.
+		{"no range honoured", shaped(sampleContent, rangeserver.Behaviour{IgnoreRanges: true}), KindOK, 200, true, 0, "verified in full", RangeWay{InFull: true}},
+		{"no range honoured, 30% corrupted", shaped(corrupt, rangeserver.Behaviour{IgnoreRanges: true}), KindChecksumMismatch, 200, true, 0, "sha256", RangeWay{InFull: true}},
+		{"a 206 of the whole file to every range", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-%d/%d", size-1, size))
+			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(sampleContent)
+		}, KindOK, 206, true, 0, "verified in full", RangeWay{InFull: true}},
+		{"a range that was not asked", wholeWithoutRange(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes 16384-32767/%d", size))
 			w.WriteHeader(http.StatusPartialContent)
 			w.Write(sampleContent[16384:32768])
-		}, KindHTTPStatus, 206, false, -1, "not what was asked"},
-		{"the first range only", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", asked[0].start, asked[0].end, size))
-			w.WriteHeader(http.StatusPartialContent)
-			w.Write(sampleContent[asked[0].start : asked[0].end+1])
-		}, KindHTTPStatus, 206, false, -1, "not what was asked"},
-		{"a part longer than its range", manual(func(w http.ResponseWriter, total int) {
+		}), KindOK, 200, true, 0, "verified in full", RangeWay{InFull: true}},
+		{"a part longer than its range", wholeWithoutRange(manual(func(w http.ResponseWriter, total int) {
 			r := asked[0]
 			writePart(w, int(r.start), int(r.end), total, sampleContent[r.start:r.end+100])
-		}), KindTooLarge, 206, false, -1, "longer than its Content-Range"},
-		{"a part shorter than its range", manual(func(w http.ResponseWriter, total int) {
+		})), KindOK, 200, true, 0, "verified in full", RangeWay{InFull: true}},
+		{"a part shorter than its range", wholeWithoutRange(manual(func(w http.ResponseWriter, total int) {
 			r := asked[0]
 			writePart(w, int(r.start), int(r.end), total, sampleContent[r.start:r.end-100])
 			fmt.Fprint(w, "\r\n--XyZ--\r\n")
-		}), KindTruncated, 206, false, -1, "ended after"},
-		{"parts missing", manual(func(w http.ResponseWriter, total int) {
-			r := asked[0]
-			writePart(w, int(r.start), int(r.end), total, sampleContent[r.start:r.end+1])
-			fmt.Fprint(w, "\r\n--XyZ--\r\n")
-		}), KindHTTPStatus, 206, false, -1, "ranges asked"},
-		{"no size in the part", manual(func(w http.ResponseWriter, total int) {
+		})), KindOK, 200, true, 0, "verified in full", RangeWay{InFull: true}},
+		{"no size in the part", wholeWithoutRange(manual(func(w http.ResponseWriter, total int) {
 			fmt.Fprintf(w, "\r\n--XyZ\r\nContent-Range: bytes 0-16383/*\r\n\r\n")
-		}), KindHTTPStatus, 206, false, -1, "without the file's size"},
-		{"endless part headers", manual(func(w http.ResponseWriter, total int) {
+		})), KindOK, 200, true, 0, "verified in full", RangeWay{InFull: true}},
+		{"endless part headers", wholeWithoutRange(manual(func(w http.ResponseWriter, total int) {
 			fmt.Fprint(w, "\r\n--XyZ\r\n")
 			line := []byte("X-Junk: " + strings.Repeat("j", 1000) + "\r\n")
 			for range 3000 {
@@ -165,35 +224,38 @@ func TestSample(t *testing.T) {
 					return
 				}
 			}
-		}), KindTooLarge, 206, false, -1, "larger than the blocks asked"},
-		{"no boundary", func(w http.ResponseWriter, r *http.Request) {
+		})), KindOK, 200, true, 0, "verified in full", RangeWay{InFull: true}},
+		{"no boundary", wholeWithoutRange(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "multipart/byteranges")
 			w.WriteHeader(http.StatusPartialContent)
-		}, KindHTTPStatus, 206, false, -1, "without a boundary"},
+		}), KindOK, 200, true, 0, "verified in full", RangeWay{InFull: true}},
 		{"416 of another size", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Range", "bytes */10")
 			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
-		}, KindSizeMismatch, 416, false, -1, "Content-Range size 10"},
-		{"404", status(404), KindNotFound, 404, false, -1, ""},
+		}, KindSizeMismatch, 416, false, any, "Content-Range size 10", RangeWay{}},
+		{"404", status(404), KindNotFound, 404, false, any, "", RangeWay{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := serve(t, tc.h)
 			c, tr := newTestClient(t, nil)
-			res := Sample(t.Context(), c, sampleTarget(srv.URL), blocks, pick)
-			t.Logf("kind=%s status=%d bytes=%d sampled=%d/%d (%d bytes) detail=%q", res.Kind, res.Status, res.Bytes,
-				res.Sampled, res.Blocks, res.SampledBytes, res.Detail)
+			res, learned := Sample(t.Context(), c, sampleTarget(srv.URL), blocks, pick, RangeWay{})
+			t.Logf("kind=%s status=%d bytes=%d sampled=%d/%d (%d bytes) attempts=%d learned=%+v detail=%q", res.Kind, res.Status, res.Bytes,
+				res.Sampled, res.Blocks, res.SampledBytes, res.Attempts, learned, res.Detail)
 			if res.Kind != tc.kind || res.Status != tc.status || res.Hashed != tc.hashed {
 				t.Errorf("got %s %d hashed=%v, want %s %d hashed=%v (%s)", res.Kind, res.Status, res.Hashed, tc.kind, tc.status, tc.hashed, res.Detail)
 			}
-			if tc.sampled >= 0 && res.Sampled != tc.sampled {
+			if tc.sampled != any && res.Sampled != tc.sampled {
 				t.Errorf("sampled %d blocks, want %d", res.Sampled, tc.sampled)
 			}
 			if !strings.Contains(res.Detail, tc.detail) {
 				t.Errorf("detail %q lacks %q", res.Detail, tc.detail)
 			}
-			if res.Kind == KindOK && res.Status == 206 {
+			if res.Kind == KindOK && learned != tc.learned {
+				t.Errorf("learned %+v, want %+v", learned, tc.learned)
+			}
+			if res.Kind == KindOK && !res.Hashed {
 				if res.Blocks != blocks.Count() || res.Bytes != size || res.SampledBytes != int64(sampleK*sampleBlock) {
 					t.Errorf("ok: blocks %d, bytes %d, sampled bytes %d; want %d, %d, %d", res.Blocks, res.Bytes, res.SampledBytes,
 						blocks.Count(), size, sampleK*sampleBlock)
@@ -207,23 +269,133 @@ func TestSample(t *testing.T) {
 	}
 }
 
-// TestSampleAsksForThePickedBlocks: one request, its Range header the
-// picked blocks with neighbours merged.
-func TestSampleAsksForThePickedBlocks(t *testing.T) {
+// spanAsked is the first byte of the first range of a Range header and
+// the last of its last.
+func spanAsked(v string) (first, last int64) {
+	rs := strings.Split(strings.TrimPrefix(v, "bytes="), ",")
+	a, _, _ := strings.Cut(rs[0], "-")
+	_, b, _ := strings.Cut(rs[len(rs)-1], "-")
+	first, _ = strconv.ParseInt(a, 10, 64)
+	last, _ = strconv.ParseInt(b, 10, 64)
+	return first, last
+}
+
+// TestSampleAsksTheLearnedWay: a check asks as many ranges per request
+// as was learned of the server, and reads a file in full at once from a
+// server known not to honour ranges.
+func TestSampleAsksTheLearnedWay(t *testing.T) {
 	blocks := digestsOf(sampleContent, sampleBlock)
-	var got []string
-	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
-		got = append(got, r.Header.Get("Range"))
-		served(sampleContent)(w, r)
-	})
-	c, _ := newTestClient(t, nil)
-	res := Sample(t.Context(), c, sampleTarget(srv.URL), blocks, []int{0, 1, 2, 10, 63})
-	if res.Kind != KindOK || res.Sampled != 5 {
-		t.Fatalf("%+v", res)
+	pick := []int{0, 5, 10, 15, 20, 25, 30, 63}
+	for _, tc := range []struct {
+		way  RangeWay
+		want []int // ranges per request
+	}{
+		{RangeWay{}, []int{8}},
+		{RangeWay{MaxRanges: 3}, []int{3, 3, 2}},
+		{RangeWay{MaxRanges: 1}, []int{1, 1, 1, 1, 1, 1, 1, 1}},
+		{RangeWay{InFull: true}, []int{0}},
+	} {
+		t.Run(tc.way.String(), func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var got []int
+			srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				n := 0
+				if v := r.Header.Get("Range"); v != "" {
+					n = strings.Count(v, ",") + 1
+				}
+				got = append(got, n)
+				mu.Unlock()
+				served(sampleContent)(w, r)
+			})
+			c, tr := newTestClient(t, nil)
+			res, learned := Sample(t.Context(), c, sampleTarget(srv.URL), blocks, pick, tc.way)
+			if res.Kind != KindOK || learned.Known() || res.Attempts != len(tc.want) {
+				t.Errorf("%s (%s), learned %+v, %d attempts", res.Kind, res.Detail, learned, res.Attempts)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("ranges per request %v, want %v", got, tc.want)
+			}
+			tr.assertClosed(t)
+		})
 	}
-	want := "bytes=0-49151,163840-180223,1032192-1048575"
-	if len(got) != 1 || got[0] != want {
-		t.Errorf("requests %q, want one with Range %q", got, want)
+}
+
+// TestSampleBytesStayBounded: whatever a server answers, a check reads no
+// more than the file's size and its part headers from its sampled
+// answers, and the file once in full when it must.
+func TestSampleBytesStayBounded(t *testing.T) {
+	blocks := digestsOf(sampleContent, sampleBlock)
+	pick := samplePick(t, "bounded")
+	size := int64(len(sampleContent))
+	var sent atomic.Int64
+	junk := bytes.Repeat([]byte("j"), 64<<10)
+	srv := serve(t, wholeWithoutRange(manual(func(w http.ResponseWriter, total int) {
+		fmt.Fprintf(w, "\r\n--XyZ\r\nContent-Range: bytes 0-16383/%d\r\n\r\n", total)
+		for range 1000 { // 64 MiB of a part that never ends
+			n, err := w.Write(junk)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	})))
+	c, _ := newTestClient(t, nil)
+	res, learned := Sample(t.Context(), c, sampleTarget(srv.URL), blocks, pick, RangeWay{})
+	if res.Kind != KindOK || !res.Hashed || !learned.InFull {
+		t.Errorf("%s hashed=%v learned %+v (%s); want verified in full", res.Kind, res.Hashed, learned, res.Detail)
+	}
+	// What the server managed to send before the connections were
+	// closed: the bound, and what sockets buffer.
+	if n := sent.Load(); n > 2*size+16<<20 {
+		t.Errorf("the server sent %d bytes of junk for a file of %d", n, size)
+	}
+}
+
+func TestNextStep(t *testing.T) {
+	for _, tc := range []struct {
+		asked, covered int
+		shape          answerShape
+		want           rangeStep
+	}{
+		{32, 32, answerParts, rangeStep{limit: 32}},       // every range answered
+		{32, 10, answerParts, rangeStep{limit: 10}},       // lighttpd: the first 10
+		{32, 0, answerParts, rangeStep{limit: 16}},        // parts, none asked
+		{32, 0, answerRefused, rangeStep{limit: 16}},      // Varnish: 416
+		{32, 0, answerWhole, rangeStep{limit: 16}},        // Apache MaxRanges: 200, closed unread
+		{32, 5, answerBroken, rangeStep{limit: 16}},       // broken after 5 ranges: not a limit to learn
+		{32, 32, answerBroken, rangeStep{limit: 32}},      // broken after the last range asked
+		{3, 0, answerRefused, rangeStep{limit: 1}},        // halved down to one
+		{2, 1, answerParts, rangeStep{limit: 1}},          // one of two: one at a time
+		{1, 1, answerParts, rangeStep{limit: 1}},          // the one range
+		{1, 0, answerWhole, rangeStep{bodyInFull: true}},  // the whole file to one range: read it
+		{1, 0, answerRefused, rangeStep{getInFull: true}}, // 416 to one range
+		{1, 0, answerBroken, rangeStep{getInFull: true}},  // unreadable to one range
+		{1, 0, answerParts, rangeStep{getInFull: true}},   // a part not asked to one range
+		{0, 0, answerParts, rangeStep{getInFull: true}},   // nothing asked (never)
+	} {
+		if got := nextStep(tc.asked, tc.covered, tc.shape); got != tc.want {
+			t.Errorf("asked %d, covered %d, %s: %+v, want %+v", tc.asked, tc.covered, tc.shape, got, tc.want)
+		}
+	}
+}
+
+func TestRangeWayMerge(t *testing.T) {
+	for _, tc := range []struct {
+		known, learned, want RangeWay
+	}{
+		{RangeWay{}, RangeWay{}, RangeWay{}},
+		{RangeWay{}, RangeWay{MaxRanges: 10}, RangeWay{MaxRanges: 10}},
+		{RangeWay{MaxRanges: 10}, RangeWay{}, RangeWay{MaxRanges: 10}},
+		{RangeWay{MaxRanges: 10}, RangeWay{MaxRanges: 1}, RangeWay{MaxRanges: 1}},
+		{RangeWay{MaxRanges: 1}, RangeWay{MaxRanges: 10}, RangeWay{MaxRanges: 1}},
+		{RangeWay{MaxRanges: 10}, RangeWay{InFull: true}, RangeWay{InFull: true}},
+		{RangeWay{InFull: true}, RangeWay{MaxRanges: 3}, RangeWay{InFull: true}},
+	} {
+		if got := tc.known.Merge(tc.learned); got != tc.want {
+			t.Errorf("%+v merged with %+v: %+v, want %+v", tc.known, tc.learned, got, tc.want)
+		}
 	}
 }
 
@@ -241,7 +413,7 @@ func TestSampleRefusesBadInput(t *testing.T) {
 		"wrong digests":     {Blocks{Size: sampleBlock, Digests: blocks.Digests[:32]}, []int{0}},
 		"no block size":     {Blocks{Digests: blocks.Digests}, []int{0}},
 	} {
-		if res := Sample(t.Context(), c, tg, tc.b, tc.pick); res.Kind != KindInternal {
+		if res, _ := Sample(t.Context(), c, tg, tc.b, tc.pick, RangeWay{}); res.Kind != KindInternal {
 			t.Errorf("%s: %s, want internal", name, res.Kind)
 		}
 	}
@@ -291,45 +463,118 @@ func TestSampler(t *testing.T) {
 	}
 }
 
+// TestTouch: a one-byte range primes a cache for one byte of traffic; a
+// server that answers it otherwise does not honour ranges — not a
+// failure — and what it sends is read no further than a few bytes (a
+// 200, the whole file anyway, is verified in full).
 func TestTouch(t *testing.T) {
 	size := int64(len(sampleContent))
 	cases := []struct {
-		name   string
-		h      http.HandlerFunc
-		kind   Kind
-		status int
-		hashed bool
-		bytes  int64
-		detail string
+		name     string
+		h        http.HandlerFunc
+		kind     Kind
+		status   int
+		hashed   bool
+		honoured bool
+		bytes    int64
+		detail   string
 	}{
-		{"one byte", served(sampleContent), KindOK, 206, false, size, ""},
-		{"another size", served(sampleContent[:1000]), KindSizeMismatch, 206, false, 1000, "Content-Range size 1000"},
-		{"the range ignored", ignoringRange(sampleContent), KindOK, 200, true, size, "verified in full"},
+		{"one byte", served(sampleContent), KindOK, 206, false, true, size, ""},
+		{"another size", served(sampleContent[:1000]), KindSizeMismatch, 206, false, true, 1000, "Content-Range size 1000"},
+		{"the range ignored", ignoringRange(sampleContent), KindOK, 200, true, false, size, "verified in full"},
+		{"the range ignored, one flipped byte", ignoringRange(flipMiddle(sampleContent)), KindChecksumMismatch, 200, true, false, size, "sha256"},
 		{"another range", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-9/%d", size))
 			w.WriteHeader(http.StatusPartialContent)
 			w.Write(sampleContent[:10])
-		}, KindHTTPStatus, 206, false, 0, "to a request for bytes=0-0"},
+		}, KindOK, 206, false, false, size, "does not honour ranges"},
 		{"more than one byte", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-0/%d", size))
 			w.WriteHeader(http.StatusPartialContent)
 			w.Write(sampleContent[:10])
-		}, KindTooLarge, 206, false, 0, "more than the one byte"},
-		{"404", status(404), KindNotFound, 404, false, 0, ""},
+		}, KindOK, 206, false, false, size, "more than the one byte"},
+		{"the whole file as a 206 (busybox)", shaped(sampleContent, rangeserver.Behaviour{ZeroEndWhole: true}), KindOK, 206, false, false, size, "not read further"},
+		{"one range of a server refusing several (Varnish)", shaped(sampleContent, rangeserver.Behaviour{RefuseMulti: true}), KindOK, 206, false, true, size, ""},
+		{"416 to one byte", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+		}, KindOK, 416, false, false, -1, "does not honour ranges"},
+		{"416 of another size", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Range", "bytes */10")
+			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+		}, KindSizeMismatch, 416, false, true, 10, "Content-Range size 10"},
+		{"404", status(404), KindNotFound, 404, false, false, 0, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			srv := serve(t, tc.h)
 			c, tr := newTestClient(t, nil)
-			res := Touch(t.Context(), c, sampleTarget(srv.URL))
-			if res.Kind != tc.kind || res.Status != tc.status || res.Hashed != tc.hashed || res.Bytes != tc.bytes ||
+			res, honoured := Touch(t.Context(), c, sampleTarget(srv.URL))
+			if res.Kind != tc.kind || res.Status != tc.status || res.Hashed != tc.hashed || honoured != tc.honoured || res.Bytes != tc.bytes ||
 				!strings.Contains(res.Detail, tc.detail) {
-				t.Errorf("got %s %d hashed=%v bytes=%d %q; want %s %d hashed=%v bytes=%d %q", res.Kind, res.Status, res.Hashed,
-					res.Bytes, res.Detail, tc.kind, tc.status, tc.hashed, tc.bytes, tc.detail)
+				t.Errorf("got %s %d hashed=%v honoured=%v bytes=%d %q; want %s %d hashed=%v honoured=%v bytes=%d %q", res.Kind, res.Status, res.Hashed,
+					honoured, res.Bytes, res.Detail, tc.kind, tc.status, tc.hashed, tc.honoured, tc.bytes, tc.detail)
 			}
 			tr.assertClosed(t)
 		})
+	}
+}
+
+// TestTouchReadsNoFurther: a one-byte range answered with the whole file
+// (busybox httpd) is not read: the server writes what the sockets
+// between take, no more.
+func TestTouchReadsNoFurther(t *testing.T) {
+	big := bytes.Repeat(sampleContent, 64) // 64 MiB
+	var sent atomic.Int64
+	rs := &rangeserver.Server{B: rangeserver.Behaviour{ZeroEndWhole: true}, Files: map[string][]byte{"/pub/big.bin": big}}
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		rs.ServeHTTP(&countingWriter{ResponseWriter: w, n: &sent}, r)
+	})
+	c, tr := newTestClient(t, nil)
+	tg := Target{URL: srv.URL + "/pub/big.bin", Size: int64(len(big))}
+	res, honoured := Touch(t.Context(), c, tg)
+	if res.Kind != KindOK || honoured || res.Hashed {
+		t.Errorf("%s honoured=%v hashed=%v (%s); want ok, not honoured, not read", res.Kind, honoured, res.Hashed, res.Detail)
+	}
+	tr.assertClosed(t)
+	srv.Close() // waits for the handler, whose writes fail once the connection is gone
+	if n := sent.Load(); n >= int64(len(big))/2 {
+		t.Errorf("%d of %d bytes sent for a one-byte range: the answer was read", n, len(big))
+	}
+}
+
+// countingWriter counts the body bytes a handler wrote.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+// TestTouchAt: the byte asked is the one at the offset; outside the file,
+// sentry's own input is wrong.
+func TestTouchAt(t *testing.T) {
+	size := int64(len(sampleContent))
+	var got []string
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get("Range"))
+		served(sampleContent)(w, r)
+	})
+	c, _ := newTestClient(t, nil)
+	if res, honoured := TouchAt(t.Context(), c, sampleTarget(srv.URL), size-1); res.Kind != KindOK || !honoured || res.Cache != CacheHit {
+		t.Errorf("the last byte: %s honoured=%v cache %s (%s)", res.Kind, honoured, res.Cache, res.Detail)
+	}
+	for _, off := range []int64{-1, size} {
+		if res, _ := TouchAt(t.Context(), c, sampleTarget(srv.URL), off); res.Kind != KindInternal {
+			t.Errorf("byte %d: %s, want internal", off, res.Kind)
+		}
+	}
+	if want := fmt.Sprintf("bytes=%d-%d", size-1, size-1); len(got) != 1 || got[0] != want {
+		t.Errorf("asked %q, want one request for %s", got, want)
 	}
 }
 
@@ -365,6 +610,9 @@ func TestCacheWordOf(t *testing.T) {
 		{map[string]string{"Age": "12"}, CacheHit},
 		{map[string]string{"Age": "0"}, CacheSilent},
 		{map[string]string{"X-Cache-Status": "MISS", "Age": "3"}, CacheMiss},
+		{map[string]string{"X-Varnish": "32770 3", "Age": "0"}, CacheHit},
+		{map[string]string{"X-Varnish": "2", "Age": "0"}, CacheMiss},
+		{map[string]string{"X-Varnish": "2", "X-Cache": "HIT"}, CacheHit},
 	} {
 		h := http.Header{}
 		for k, v := range tc.h {

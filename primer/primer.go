@@ -12,7 +12,7 @@
 //     holds the file. A sampled prime (Config.Sampled) primes a cache that
 //     keeps what it fetches for a range with a one-byte range and verifies
 //     the file by sampling its blocks; whether it does is learned per
-//     mirror (range.go).
+//     mirror (learn.go), and how its server answers ranges (range.go).
 //   - trigger: a signed POST tells the mirror to sync, then the files are
 //     polled for as in passive mode.
 //   - passive: the mirror syncs on its own schedule; the files are polled for
@@ -157,8 +157,12 @@ type Mirror struct {
 	// Purge, when set, is how the mirror's cache drops a file it serves
 	// wrong after a respin: a pull prime purges it and verifies it again.
 	Purge Purge
-	// Priming is how a pull mirror is primed, when learned (range.go).
+	// Priming is how a pull mirror is primed, when learned (learn.go).
 	Priming Priming
+	// Ranges is how the mirror's server answers requests for several
+	// ranges, as learned before (checks.RangeWay): sampled checks ask
+	// that way.
+	Ranges checks.RangeWay
 }
 
 // Outcome is the final result for one file on the mirror, or for the
@@ -217,8 +221,20 @@ type Config struct {
 	// so that each check of each run reads blocks of its own.
 	SampleID string
 	// Learned, when set, is told how a pull mirror whose Priming was
-	// unknown turned out to be primed, and why.
+	// unknown turned out to be primed, or that one primed by range no
+	// longer fills on one, and why.
 	Learned func(by Priming, why string)
+	// LearnedRanges, when set, is told how the mirror's server answers
+	// ranges when a sampled check learned more of it than Mirror.Ranges
+	// said (the way merged so far), and why. Calls are in order.
+	LearnedRanges func(way checks.RangeWay, why string)
+	// FillWait and FillTries bound how long a pull prime waits for a
+	// cache to say it kept a file a one-byte range made it fetch, when the
+	// request after it was a miss: FillTries requests, the first after
+	// FillWait, each after twice the wait before (learn.go). Defaults
+	// DefaultFillWait and DefaultFillTries.
+	FillWait  time.Duration
+	FillTries int
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -236,6 +252,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"Deadline", &cfg.Deadline, DefaultDeadline},
 		{"PollInterval", &cfg.PollInterval, DefaultPollInterval},
 		{"PollMax", &cfg.PollMax, DefaultPollMax},
+		{"FillWait", &cfg.FillWait, DefaultFillWait},
 	} {
 		if *d.v < 0 {
 			return cfg, fmt.Errorf("primer: %w: %s must not be negative, got %s", ErrInvalidConfig, d.name, *d.v)
@@ -245,6 +262,12 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 	}
 	cfg.PollMax = max(cfg.PollMax, cfg.PollInterval)
+	switch {
+	case cfg.FillTries < 0:
+		return cfg, fmt.Errorf("primer: %w: FillTries must not be negative, got %d", ErrInvalidConfig, cfg.FillTries)
+	case cfg.FillTries == 0:
+		cfg.FillTries = DefaultFillTries
+	}
 	if cfg.Sampled && (cfg.Sampler == nil || cfg.SampleBlocks < 2) {
 		return cfg, fmt.Errorf("primer: %w: sampling needs a Sampler and at least 2 blocks, got %d", ErrInvalidConfig, cfg.SampleBlocks)
 	}
@@ -312,13 +335,14 @@ func Prime(ctx context.Context, cfg Config, m Mirror, files []File, emit func(Ou
 		return err
 	}
 	r := &run{
-		ctx:   ctx,
-		cfg:   cfg,
-		m:     m,
-		conc:  min(max(m.Concurrency, 1), MaxConcurrency),
-		emitf: emit,
-		start: time.Now(),
-		log:   cfg.Logger.With("mirror", m.Name, "mirror_id", m.ID, "mode", string(mode)),
+		ctx:    ctx,
+		cfg:    cfg,
+		m:      m,
+		conc:   min(max(m.Concurrency, 1), MaxConcurrency),
+		emitf:  emit,
+		start:  time.Now(),
+		log:    cfg.Logger.With("mirror", m.Name, "mirror_id", m.ID, "mode", string(mode)),
+		ranges: m.Ranges,
 	}
 	r.log.Debug("priming mirror", "files", len(files), "concurrency", r.conc)
 	switch mode {
@@ -350,11 +374,14 @@ type run struct {
 	log   *slog.Logger
 	// seen is set once any file of the mirror was seen present by a poll.
 	seen atomic.Bool
-	// by is how a pull mirror is primed in this run (learnPriming);
-	// relearn tells, once, that a cache learned to fill on a range no
-	// longer does (pullRange).
-	by      Priming
-	relearn sync.Once
+	// mu guards what the run learns as files are primed: by, how a
+	// pull mirror is primed (learnPriming, noteFill), fills, what its
+	// files taught of it, and ranges, how its server answers ranges
+	// (learnRanges).
+	mu     sync.Mutex
+	by     Priming
+	fills  fills
+	ranges checks.RangeWay
 }
 
 // target is the checks target of f on the mirror.
@@ -399,7 +426,7 @@ func (r *run) emit(path, method string, res checks.Result) error {
 
 // pull primes a pull-through cache: Verify each file, then a follow-up HEAD
 // after an OK verify; or, when sampling, a one-byte range and a sample
-// where the cache fills on a range (range.go).
+// where the cache fills on a range (range.go, learn.go).
 func (r *run) pull(files []File) error {
 	files, err := r.learnPriming(files)
 	if err != nil {

@@ -943,6 +943,8 @@ func TestPrimeRefuses(t *testing.T) {
 		{"nil client", Config{}, Mirror{Mode: ModePull}, col.emit, ErrInvalidConfig},
 		{"negative deadline", Config{Client: c, Deadline: -1}, Mirror{Mode: ModePull}, col.emit, ErrInvalidConfig},
 		{"negative poll", Config{Client: c, PollInterval: -1}, Mirror{Mode: ModePull}, col.emit, ErrInvalidConfig},
+		{"negative fill wait", Config{Client: c, FillWait: -1}, Mirror{Mode: ModePull}, col.emit, ErrInvalidConfig},
+		{"negative fill tries", Config{Client: c, FillTries: -1}, Mirror{Mode: ModePull}, col.emit, ErrInvalidConfig},
 		{"nil emit", ok, Mirror{Mode: ModePull}, nil, ErrInvalidConfig},
 		{"unknown mode", ok, Mirror{Mode: "rsync"}, col.emit, ErrUnknownMode},
 	}

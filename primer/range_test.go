@@ -55,16 +55,21 @@ type fakeCache struct {
 	fillsOnRange bool
 	// silent: no cache headers at all.
 	silent bool
+	// filling: how many requests after the one that made it fetch a file
+	// still say MISS (Squid with range_offset_limit -1 says MISS until
+	// the file is in).
+	filling int
 
 	mu       sync.Mutex
 	held     map[string]bool
-	fetched  atomic.Int64 // bytes fetched from the upstream
-	served   atomic.Int64 // body bytes sent to sentry
+	after    map[string]int // requests of a held file since it was fetched
+	fetched  atomic.Int64   // bytes fetched from the upstream
+	served   atomic.Int64   // body bytes sent to sentry
 	requests atomic.Int64
 }
 
 func newFakeCache(tf []testFile, fillsOnRange, silent bool) *fakeCache {
-	return &fakeCache{files: byURLPath(tf), fillsOnRange: fillsOnRange, silent: silent, held: map[string]bool{}}
+	return &fakeCache{files: byURLPath(tf), fillsOnRange: fillsOnRange, silent: silent, held: map[string]bool{}, after: map[string]int{}}
 }
 
 func (c *fakeCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -77,11 +82,15 @@ func (c *fakeCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	held := c.held[r.URL.Path]
 	whole := r.Header.Get("Range") == ""
-	if !held && (whole || c.fillsOnRange) {
+	switch {
+	case !held && (whole || c.fillsOnRange):
 		c.held[r.URL.Path] = true
 		c.fetched.Add(f.Size)
-	} else if !held {
+	case !held:
 		c.fetched.Add(1) // the range alone, passed upstream
+	case c.after[r.URL.Path] < c.filling:
+		c.after[r.URL.Path]++
+		held = false // still filling: the cache says MISS
 	}
 	c.mu.Unlock()
 	if !c.silent {
@@ -121,45 +130,58 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 func sampledConfig(c *checks.Client) Config {
 	cfg := testConfig(c)
 	cfg.Sampled, cfg.Sampler, cfg.SampleBlocks, cfg.SampleID = true, checks.NewSampler([]byte("primer tests")), rangeSample, "run 1"
+	cfg.FillWait = time.Millisecond
 	return cfg
 }
 
 // TestPullSampledLearnsPriming: a sampled prime of a pull mirror not
-// known yet learns, from the cache's own word on the request after a
+// known yet learns, from the cache's own word on the requests after a
 // one-byte range, whether the cache keeps what it fetched for it: a cache
-// that does is primed with one byte per file and verified by sampling;
-// one that does not (a miss), or that says nothing, is primed with full
-// GETs, verified in full. What was learned is told once; a mirror known
-// already is not tried again.
+// that does — at once, or once its fill completed (Squid with
+// range_offset_limit -1 says MISS until then) — is primed with one byte
+// per file and verified by sampling; one that does not (misses on 3
+// files, none filled), or says nothing, is primed with full GETs,
+// verified in full. What was learned is told once; a mirror known already
+// is not tried again, and one known to fill on a range is turned to full
+// GETs by repeated misses only, never by a slow fill.
 func TestPullSampledLearnsPriming(t *testing.T) {
 	tf := sampledFiles(t, 6)
 	size := tf[0].Size
+	const confirm = DefaultFillTries // requests confirming a fill that does not come
 	for _, tc := range []struct {
 		name         string
 		fills        bool
 		silent       bool
+		filling      int
 		known        Priming
 		wantBy       Priming // what is told, "" for nothing
 		why          string
 		wantSampled  bool
 		wantRequests int64
 	}{
-		{"a cache that fills on a range", true, false, PrimeUnknown, PrimeByRange, "the next request was a hit", true, 12},
-		{"a cache that does not (Squid's default)", false, false, PrimeUnknown, PrimeByGet, "was a miss", false, 2 + 1 + 2*5 + 1},
-		{"a cache that says nothing", true, true, PrimeUnknown, PrimeByGet, "no cache headers", false, 2 + 1 + 2*5 + 1},
-		{"known to fill on a range", true, false, PrimeByRange, "", "", true, 12},
-		{"known not to", false, false, PrimeByGet, "", "", false, 12},
-		{"known to fill on a range, but no longer does", false, false, PrimeByRange, PrimeByGet, "although a range filled the cache before", false, 24},
+		{"a cache that fills on a range", true, false, 0, PrimeUnknown, PrimeByRange, "the next request was a hit", true, 12},
+		{"a cache that says MISS while it fills", true, false, 2, PrimeUnknown, PrimeByRange, "a later one a hit", true, 6 * 4},
+		// 3 files primed with a range, confirmations and a full GET and
+		// HEAD each; the others with a full GET and HEAD.
+		{"a cache that does not (Squid's default)", false, false, 0, PrimeUnknown, PrimeByGet, "3 files not filled", false, 3*(2+confirm+2) + 3*2},
+		{"a cache that says nothing", true, true, 0, PrimeUnknown, PrimeByGet, "no cache headers", false, 2 + 2 + 2*5},
+		{"known to fill on a range", true, false, 0, PrimeByRange, "", "", true, 12},
+		{"known to fill on a range, slowly", true, false, 2, PrimeByRange, "", "", true, 6 * 4},
+		{"known not to", false, false, 0, PrimeByGet, "", "", false, 12},
+		{"known to fill on a range, but no longer does", false, false, 0, PrimeByRange, PrimeByGet, "although a range filled the cache before", false, 3*(2+confirm+2) + 3*2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cache := newFakeCache(tf, tc.fills, tc.silent)
+			cache.filling = tc.filling
 			srv := newServer(t, cache.ServeHTTP)
 			cfg := sampledConfig(newClient(t))
 			var told []string
 			cfg.Learned = func(by Priming, why string) { told = append(told, string(by)+": "+why) }
 			var col collector
-			m := Mirror{ID: 7, Name: "cache", BaseURL: srv.URL, Mode: ModePull, Concurrency: 2, Priming: tc.known}
+			// One file at a time: what the requests count is the same at
+			// every run.
+			m := Mirror{ID: 7, Name: "cache", BaseURL: srv.URL, Mode: ModePull, Concurrency: 1, Priming: tc.known}
 			if err := Prime(t.Context(), cfg, m, filesOf(tf), col.emit); err != nil {
 				t.Fatal(err)
 			}
@@ -178,6 +200,9 @@ func TestPullSampledLearnsPriming(t *testing.T) {
 					sampled++
 					if !strings.Contains(r.CacheStatus, "; after: X-Cache-Status:") || !strings.Contains(r.Detail, "primed with a one-byte range") {
 						t.Errorf("%s: cache status %q, detail %q", p, r.CacheStatus, r.Detail)
+					}
+					if tc.filling > 0 && !strings.HasSuffix(r.CacheStatus, "later: X-Cache-Status: HIT") {
+						t.Errorf("%s: cache status %q, want the later hit", p, r.CacheStatus)
 					}
 				case r.Hashed && r.Sampled == 0:
 				default:
@@ -200,9 +225,10 @@ func TestPullSampledLearnsPriming(t *testing.T) {
 				t.Errorf("%d requests, want %d", got, tc.wantRequests)
 			}
 			if tc.wantSampled {
-				// One byte and 4 KiB of blocks per file reach sentry, and the
-				// cache fetched every file from upstream once.
-				if s := cache.served.Load(); s > int64(len(tf))*(1+rangeSample*rangeBlock+1024) {
+				// One byte, 4 KiB of blocks and the bytes confirming a fill
+				// reach sentry per file, and the cache fetched every file
+				// from upstream once.
+				if s := cache.served.Load(); s > int64(len(tf))*(1+rangeSample*rangeBlock+1024+confirm) {
 					t.Errorf("%d bytes served to sentry for %d files of %d", s, len(tf), size)
 				}
 				if f := cache.fetched.Load(); f != int64(len(tf))*size {
@@ -210,6 +236,33 @@ func TestPullSampledLearnsPriming(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPullSampledLearnsNothingFromOneMiss: a release with one file the
+// cache did not fill teaches nothing for good: the file is primed with a
+// full GET, and nothing is told (the next prime learns again).
+func TestPullSampledLearnsNothingFromOneMiss(t *testing.T) {
+	tf := sampledFiles(t, 1)
+	cache := newFakeCache(tf, false, false)
+	srv := newServer(t, cache.ServeHTTP)
+	cfg := sampledConfig(newClient(t))
+	var told []string
+	cfg.Learned = func(by Priming, why string) { told = append(told, string(by)+": "+why) }
+	var col collector
+	if err := Prime(t.Context(), cfg, Mirror{ID: 7, Name: "cache", BaseURL: srv.URL, Mode: ModePull}, filesOf(tf), col.emit); err != nil {
+		t.Fatal(err)
+	}
+	for p, o := range col.files(t) {
+		if o.Result.Kind != checks.KindOK || !o.Result.Hashed {
+			t.Errorf("%s: %s hashed=%v (%s); want verified in full", p, o.Result.Kind, o.Result.Hashed, o.Result.Detail)
+		}
+	}
+	if len(told) != 0 {
+		t.Errorf("told %q after one file not filled", told)
+	}
+	if n := cache.holds(tf); n != 1 {
+		t.Error("the file is not in the cache")
 	}
 }
 

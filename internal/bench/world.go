@@ -104,7 +104,7 @@ func activate(ctx context.Context, st *store.Store, mirrors []int, release strin
 // cache learned), whatever ran before it.
 func forget(ctx context.Context, st *store.Store) error {
 	_, err := st.Pool().Exec(ctx, `TRUNCATE sentry_checks, sentry_file_state, sentry_mirror_state, sentry_state_changes,
-		mirror_location_mirror_map, sentry_log, sentry_block_digests, sentry_mirror_priming`)
+		mirror_location_mirror_map, sentry_log, sentry_block_digests, sentry_mirror_priming, sentry_mirror_ranges`)
 	if err != nil {
 		return err
 	}

@@ -231,9 +231,10 @@ type task struct {
 	windows map[int]window
 	// restricted: the run covers the mirrors it was asked for only.
 	restricted bool
-	// primings is how mirrors are primed, as earlier primes learned it
-	// (sampled primes only).
+	// primings is how mirrors are primed, and ranges how their servers
+	// answer ranges, as earlier primes learned them (sampled primes only).
 	primings map[int]store.Priming
+	ranges   map[int]store.RangeWay
 }
 
 // mirrorPrime is one mirror's prime in progress.

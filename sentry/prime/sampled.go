@@ -17,7 +17,9 @@ import (
 // the master's copy (package release), and primes a pull-through cache
 // that keeps what it fetches for a range with one byte per file (package
 // primer, which learns it per mirror; this job remembers what was learned
-// in sentry_mirror_priming).
+// in sentry_mirror_priming). How each mirror's server answers ranges, as
+// its sampled checks learn it, is remembered in sentry_mirror_ranges, so
+// that the next check asks the way that works.
 
 // randomSampler is the sampler of jobs given none: a secret random seed,
 // so that no mirror can tell which blocks will be read.
@@ -32,7 +34,7 @@ func (j *Job) sampler() *checks.Sampler {
 
 // prepareSampling reads, for a sampled prime, the block digests of the
 // plan's files and what earlier primes learned of how each mirror is
-// primed.
+// primed and how its server answers ranges.
 func (t *task) prepareSampling(ctx context.Context, digests bool) error {
 	if !t.job.Config.Verify.Sampled() {
 		return nil
@@ -44,7 +46,10 @@ func (t *task) prepareSampling(ctx context.Context, digests bool) error {
 		}
 	}
 	var err error
-	t.primings, err = t.job.Store.Primings(ctx)
+	if t.primings, err = t.job.Store.Primings(ctx); err != nil {
+		return err
+	}
+	t.ranges, err = t.job.Store.RangeWays(ctx)
 	return err
 }
 
@@ -65,6 +70,13 @@ func (t *task) sample(ctx context.Context, row *engine.Row, mp *mirrorPrime, pc 
 		log.Info("learned how the mirror is primed", "by", string(by), "why", why)
 		if err := t.job.Store.SavePriming(ctx, mp.m.ID, string(by), why, row.Fence()); err != nil && ctx.Err() == nil {
 			log.Warn("could not remember how the mirror is primed; the next prime learns it again", "err", err)
+		}
+	}
+	pm.Ranges = t.ranges[mp.m.ID].Way
+	pc.LearnedRanges = func(way checks.RangeWay, why string) {
+		log.Info("learned how the mirror's server answers ranges", "way", way.String(), "why", why)
+		if err := t.job.Store.SaveRangeWay(ctx, mp.m.ID, way, why, row.Fence()); err != nil && ctx.Err() == nil {
+			log.Warn("could not remember how the mirror's server answers ranges; the next prime learns it again", "err", err)
 		}
 	}
 	mismatched, err := t.job.Store.MismatchedFiles(ctx, t.plan.Release.ID, mp.m.ID)

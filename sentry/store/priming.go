@@ -57,3 +57,13 @@ func (s *Store) SavePriming(ctx context.Context, mirrorID int, by, reason string
 	})
 	return s.wrap(fmt.Sprintf("save how mirror %d is primed", mirrorID), err)
 }
+
+// ForgetPriming forgets how a mirror is primed, so that the next sampled
+// prime learns it again. It reports whether there was anything to forget.
+func (s *Store) ForgetPriming(ctx context.Context, mirrorID int) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sentry_mirror_priming WHERE mirror_id = $1`, mirrorID)
+	if err != nil {
+		return false, s.wrap(fmt.Sprintf("forget how mirror %d is primed", mirrorID), err)
+	}
+	return tag.RowsAffected() > 0, nil
+}

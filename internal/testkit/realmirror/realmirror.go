@@ -1,6 +1,7 @@
 // Package realmirror starts the mirror software sentry meets in the field —
-// nginx serving a tree or caching a master (proxy_cache), Varnish caching a
-// master and answering PURGE — as real processes on loopback, for tests.
+// nginx serving a tree or caching a master (proxy_cache), lighttpd serving
+// a tree, Varnish caching a master and answering PURGE, Squid caching a
+// master, Python's http.server — as real processes on loopback, for tests.
 //
 // A test that needs one calls the Start function with its testing.TB: the
 // process is stopped when the test ends (its logs printed when the test
@@ -18,8 +19,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	osuser "os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -353,4 +357,165 @@ func Upstream(baseURL string) (string, error) {
 		return "", fmt.Errorf("%w: %s", ErrNoUpstream, baseURL)
 	}
 	return host, nil
+}
+
+// StartLighttpd starts lighttpd serving root as a mirror's tree: its
+// files are under /pub/ (root/firefox/... is /pub/firefox/...). lighttpd
+// answers at most 10 ranges of a request (the first 10, neighbours
+// merged), as it does in the field.
+func StartLighttpd(t testing.TB, name, root string) *Server {
+	t.Helper()
+	bin := Binary(t, "lighttpd", "lighttpd", "/usr/sbin/lighttpd")
+	dir := t.TempDir()
+	addr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	conf := fmt.Sprintf(`server.modules = ("mod_alias", "mod_accesslog")
+server.document-root = %[1]q
+server.bind = %[2]q
+server.port = %[3]s
+server.errorlog = %[4]q
+alias.url = ("/pub/" => %[5]q)
+mimetype.assign = ("" => "application/octet-stream")
+# One line a request: method and path, Range, status, body bytes
+# (Server.AccessLog).
+accesslog.filename = %[6]q
+accesslog.format = "%%m %%U \"%%{Range}i\" %%s %%b"
+`, dir, host, port, filepath.Join(dir, "error.log"), strings.TrimSuffix(root, "/")+"/", filepath.Join(dir, "access.log"))
+	confPath := filepath.Join(dir, "lighttpd.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-D", "-f", confPath)
+	s := start(t, name, "http://"+addr+"/pub", dir, cmd, syscall.SIGTERM, "error.log")
+	s.waitAnswers(t)
+	return s
+}
+
+// squids numbers the Squids of this process.
+var squids atomic.Int64
+
+// SquidOptions say how a Squid mirror caches its master.
+type SquidOptions struct {
+	// Upstream is the host:port of the master whose /pub/ Squid caches,
+	// as a reverse proxy (accelerator).
+	Upstream string
+	// RangeOffsetLimit is Squid's range_offset_limit: "-1" makes a range
+	// request fetch (and keep) the whole file; "" keeps Squid's default
+	// (0: a range is forwarded and nothing is kept).
+	RangeOffsetLimit string
+}
+
+// StartSquid starts Squid as a pull-through cache of the master at
+// o.Upstream, keeping what it fetched for a day; it says X-Cache: MISS or
+// HIT. Squid refuses to run as root: as root, it runs as the proxy (or
+// nobody) account, which owns its directory.
+func StartSquid(t testing.TB, name string, o SquidOptions) *Server {
+	t.Helper()
+	bin := Binary(t, "squid", "squid", "/usr/sbin/squid")
+	host, port, err := net.SplitHostPort(o.Upstream)
+	if err != nil {
+		t.Fatalf("realmirror: upstream %q: %v", o.Upstream, err)
+	}
+	dir := t.TempDir()
+	addr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		account := "proxy"
+		if _, err := osuser.Lookup(account); err != nil {
+			account = "nobody"
+		}
+		u, err := osuser.Lookup(account)
+		if err != nil {
+			t.Fatalf("realmirror: no account for squid to run as: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		// Squid's account must reach its directory through the test's
+		// temporary ones.
+		tmp := filepath.Clean(os.TempDir())
+		for d := dir; strings.HasPrefix(d, tmp+string(filepath.Separator)); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		user = "cache_effective_user " + account
+	}
+	rol := ""
+	if o.RangeOffsetLimit != "" {
+		rol = "range_offset_limit " + o.RangeOffsetLimit
+	}
+	conf := fmt.Sprintf(`http_port %[2]s accel defaultsite=mirror vhost
+cache_peer %[3]s parent %[4]s 0 no-query originserver name=master
+http_access allow all
+cache_peer_access master allow all
+cache_dir ufs %[1]s/cache 256 16 256
+cache_mem 8 MB
+maximum_object_size 1 GB
+maximum_object_size_in_memory 64 KB
+%[5]s
+refresh_pattern . 1440 100%% 10080 override-expire override-lastmod ignore-reload
+pid_filename %[1]s/squid.pid
+access_log stdio:%[1]s/access.log
+cache_log %[1]s/cache.log
+cache_store_log none
+coredump_dir %[1]s
+shutdown_lifetime 1 second
+%[6]s
+`, dir, addr, host, port, rol, user)
+	confPath := filepath.Join(dir, "squid.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A service name of its own: Squid's shared memory segments are named
+	// after it (/dev/shm/SERVICE-*), and another Squid's must not be
+	// taken; they are removed once it ended, however it ended (a cleanup
+	// registered before start's runs after it).
+	service := fmt.Sprintf("sentry%dx%d", os.Getpid(), squids.Add(1))
+	t.Cleanup(func() {
+		shm, _ := filepath.Glob("/dev/shm/" + service + "-*")
+		for _, f := range shm {
+			_ = os.Remove(f)
+		}
+	})
+	if out, err := exec.Command(bin, "-f", confPath, "-n", service, "-N", "-z").CombinedOutput(); err != nil {
+		t.Fatalf("squid -z: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-f", confPath, "-n", service, "-N", "-d1")
+	s := start(t, name, "http://"+addr+"/pub", dir, cmd, syscall.SIGTERM, "cache.log")
+	s.waitAnswers(t)
+	return s
+}
+
+// StartPythonHTTP starts Python's http.server serving root as a mirror's
+// tree (its files under /pub/): a server that honours no range (it
+// answers every request with the whole file).
+func StartPythonHTTP(t testing.TB, name, root string) *Server {
+	t.Helper()
+	bin := Binary(t, "python3", "python3", "/usr/bin/python3")
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(root, filepath.Join(tree, "pub")); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "-m", "http.server", "--bind", host, "--directory", tree, port)
+	s := start(t, name, "http://"+addr+"/pub", dir, cmd, syscall.SIGTERM)
+	s.waitAnswers(t)
+	return s
 }
