@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// The worker's claim loop (claim.go: how the database hands out rows).
-//
-// The loop claims what the worker has room for, starts the work on what
+// The worker's side of claiming (claim.go: how the database hands out
+// rows).
+
+// claimLoop claims what the worker has room for, starts the work on what
 // it got, looks for runs to judge and, every third of a lease, tidies up;
 // then it waits for a wake-up (work announced, a row or run ended here)
-// or the next poll.
-
+// or the next poll, until the worker stops claiming.
 func (w *Worker) claimLoop() {
 	t := time.NewTicker(w.e.opts.Poll)
 	defer t.Stop()
@@ -30,7 +30,7 @@ func (w *Worker) claimLoop() {
 			w.judgeDue(w.work)
 		}
 		select {
-		case <-w.signals.wakeCh:
+		case <-w.signals.woken():
 		case <-t.C:
 		case <-w.stop.Done():
 		case <-w.work.Done():

@@ -52,8 +52,8 @@ func (h *holdings) claimed(n int, at int64, rows []*Row) {
 	}
 }
 
-// working records how the work on a held row is cancelled.
-func (h *holdings) working(r *Row, cancel context.CancelFunc) {
+// setCancel records how the work on a held row is cancelled.
+func (h *holdings) setCancel(r *Row, cancel context.CancelFunc) {
 	h.mu.Lock()
 	r.cancel = cancel
 	h.mu.Unlock()
@@ -78,8 +78,8 @@ func (h *holdings) release(r *Row) {
 	h.mu.Unlock()
 }
 
-// judge holds a judging claimed at at, whose work cancel stops.
-func (h *holdings) judge(jc judgeClaim, at int64, cancel context.CancelFunc) {
+// addJudging holds a judging claimed at at, whose work cancel stops.
+func (h *holdings) addJudging(jc judgeClaim, at int64, cancel context.CancelFunc) {
 	j := &judging{fence: jc.fence, cancel: cancel}
 	j.renewed.Store(at)
 	h.mu.Lock()
@@ -90,9 +90,9 @@ func (h *holdings) judge(jc judgeClaim, at int64, cancel context.CancelFunc) {
 	h.judgings[jc.run.ID] = j
 }
 
-// unjudge lets go of a judging (if it is still the one claimed as jc),
+// dropJudging lets go of a judging (if it is still the one claimed as jc),
 // cancelling its context.
-func (h *holdings) unjudge(jc judgeClaim) {
+func (h *holdings) dropJudging(jc judgeClaim) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if j := h.judgings[jc.run.ID]; j != nil && j.fence == jc.fence {

@@ -29,17 +29,17 @@ func (w *Worker) judgeDue(ctx context.Context) {
 	for i, jc := range claims {
 		var cancel context.CancelFunc
 		jctxs[i], cancel = context.WithCancel(w.work)
-		w.held.judge(jc, at, cancel)
+		w.held.addJudging(jc, at, cancel)
 	}
 	for i, jc := range claims {
 		if !w.inflight.start() {
-			w.held.unjudge(jc)
+			w.held.dropJudging(jc)
 			continue
 		}
 		go func() {
 			defer w.inflight.done()
 			w.e.judge(jctxs[i], w, jc)
-			w.held.unjudge(jc)
+			w.held.dropJudging(jc)
 			w.tasks.forget(jc.run.ID)
 			w.signals.change()
 		}()

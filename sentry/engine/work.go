@@ -32,7 +32,7 @@ func (w *Worker) begin(rows []*Row) {
 // resumed after a pause sends nothing before it notices).
 func (w *Worker) rowContext(r *Row) (context.Context, context.CancelFunc) {
 	rowCtx, cancel := context.WithCancel(w.work)
-	w.held.working(r, cancel)
+	w.held.setCancel(r, cancel)
 	return checks.WithGuard(rowCtx, func() error {
 		if !r.valid() {
 			return errLapsed

@@ -187,6 +187,9 @@ func (s *signals) wake() {
 	}
 }
 
+// woken is where the claim loop hears wake.
+func (s *signals) woken() <-chan struct{} { return s.wakeCh }
+
 // changes returns a channel closed at the next change.
 func (s *signals) changes() <-chan struct{} {
 	s.mu.Lock()
