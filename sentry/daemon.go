@@ -17,6 +17,7 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/hook"
 	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
+	"github.com/mirrorsentry/sentry/sentry/sweep"
 )
 
 // DaemonOptions are the knobs of RunDaemon beyond the configuration.
@@ -254,7 +255,7 @@ func (dm *Daemon) sweep(name string, spec cron.Schedule, deep bool) {
 	switch {
 	case errors.Is(err, engine.ErrSlotTaken):
 		log.Info("sweep started by another sentry; this one helps", "slot", slot)
-	case errors.Is(err, engine.ErrSweepRunning):
+	case errors.Is(err, sweep.ErrRunning):
 		log.Warn("sweep skipped: the previous sweep is still running", "slot", slot, "err", err)
 	case errors.Is(err, engine.ErrStopped):
 		log.Info("stopping before the sweep ended; other sentries finish it", "slot", slot)

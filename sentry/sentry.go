@@ -111,7 +111,14 @@ func NewEngine(d *Deps) (*engine.Engine, error) {
 	sj := &sweep.Job{Config: cfg, Store: d.Store, Client: d.Client, Logger: d.Logger, Observer: obs, Global: global, Now: d.Now}
 	perMirror := max(cfg.Checks.PerMirrorConcurrency, 1)
 	return engine.New(d.Store, engine.Options{
-		Jobs:     map[string]engine.Job{prime.Kind: pj, sweep.Light: sj, sweep.Deep: sj},
+		// A prime's rows come first, and a sweep's wait behind them, so
+		// that a new release is not kept waiting behind sweeps (migration
+		// 0013 gives the runs of older sentries the same priorities).
+		Jobs: map[string]engine.Kind{
+			prime.Kind:  {Job: pj, Priority: 10},
+			sweep.Light: {Job: sj, Yield: true, Group: sweep.Group, Busy: sweep.ErrRunning},
+			sweep.Deep:  {Job: sj, Yield: true, Group: sweep.Group, Busy: sweep.ErrRunning},
+		},
 		Vantage:  cfg.Vantage,
 		Lease:    cfg.Cluster.Lease.D(),
 		Poll:     cfg.Cluster.Poll.D(),
@@ -189,7 +196,7 @@ type SweepOptions struct {
 	// sentries on one database, only the first to start a slot runs it;
 	// the others get engine.ErrSlotTaken (and help with it). Queue waits
 	// for a running scheduled sweep to end instead of failing with
-	// engine.ErrSweepRunning.
+	// sweep.ErrRunning.
 	Slot  time.Time
 	Queue bool
 	// Engine and Worker, when set, are the daemon's (see PrimeOptions).

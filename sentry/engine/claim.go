@@ -8,27 +8,30 @@ import (
 
 // How a row is claimed.
 //
-// A row is claimable by a worker when its run is running and planned, no
-// one holds it (or its holder's lease ran out), this worker's vantage
-// point has something to do on it (check the mirror's reachability from
-// here, or its files, unless the mirror was unreachable from here), and
-// the worker is not its last holder (a worker never claims a row back from
-// itself: its own copy of the work may still be running).
+// A row is claimable by a worker when its run is running and planned, of a
+// kind this process registers, no one holds it (or its holder's lease ran
+// out), this worker's vantage point has something to do on it (check the
+// mirror's reachability from here, or its files, unless the mirror was
+// unreachable from here), and the worker is not its last holder (a worker
+// never claims a row back from itself: its own copy of the work may still
+// be running).
 //
 // A mirror is held by one row at a time, whatever run the row belongs to:
 // a prime, a scheduled sweep and a manual sweep of the same mirror are
 // worked one after the other, by whichever sentries claim them, so that
 // the per-mirror caps (checks.per_mirror_concurrency and
 // sentry_mirror_settings.max_concurrency, enforced within a row) hold
-// across every sentry and every run at once. Primes come first: a prime's
-// rows are claimed before a sweep's, and a sweep's row of a mirror is not
-// claimed while the mirror has a prime's row waiting (even one another
-// claimer is taking right now), so a new release is not kept waiting
-// behind sweeps.
+// across every sentry and every run at once. Runs of a higher priority
+// come first (Kind.Priority, a run's sentry_runs.priority): their rows are
+// claimed before those of lower ones; and a row of a run that yields
+// (Kind.Yield) is not claimed while its mirror has a row of a higher run
+// waiting (even one another claimer is taking right now). Primes are
+// registered above sweeps, and sweeps yield, so that a new release is not
+// kept waiting behind sweeps.
 //
 // Claiming is one transaction:
-//  1. the candidate rows, in order (primes first; rows whose files are
-//     still to do first; then by run and position), locked with FOR NO
+//  1. the candidate rows, in order (higher priority first; rows whose files
+//     are still to do first; then by run and position), locked with FOR NO
 //     KEY UPDATE SKIP LOCKED so that concurrent claimers take different
 //     rows;
 //  2. a transaction-scoped advisory lock on each candidate's mirror, tried
@@ -37,8 +40,9 @@ import (
 //  3. with those locks held, a fresh look (a new statement sees every claim
 //     committed before the locks were taken) at which of the mirrors are
 //     held by another row with a live lease;
-//  4. the first candidates of free, distinct mirrors, up to n, become this
-//     worker's: claimed_by, lease_until and claims (the fence token) + 1.
+//  4. the first candidates of free, distinct mirrors, up to n (pick), become
+//     this worker's: claimed_by, lease_until and claims (the fence token)
+//     + 1.
 //
 // The claims of one worker never exceed its slots: claiming and the
 // worker's own bookkeeping of what it holds happen under one lock
@@ -62,12 +66,13 @@ func (e *Engine) claim(ctx context.Context, tx pgx.Tx, w *Worker, runID int64, n
 		  AND ($2 = ANY (w.needs) OR (NOT w.files_done AND NOT $2 = ANY (w.not_from)))
 		  AND NOT EXISTS (SELECT 1 FROM sentry_work o WHERE o.mirror_id = w.mirror_id AND o.run_id <> w.run_id
 		      AND NOT o.done AND o.claimed_by IS NOT NULL AND o.lease_until >= now())
-		  AND (r.kind = 'prime' OR NOT EXISTS (SELECT 1 FROM sentry_work p JOIN sentry_runs pr ON pr.id = p.run_id
-		      WHERE p.mirror_id = w.mirror_id AND pr.kind = 'prime' AND pr.outcome = 'running' AND pr.ready AND NOT p.done
+		  AND r.kind = ANY ($5)
+		  AND (NOT r.yields OR NOT EXISTS (SELECT 1 FROM sentry_work p JOIN sentry_runs pr ON pr.id = p.run_id
+		      WHERE p.mirror_id = w.mirror_id AND pr.priority > r.priority AND pr.outcome = 'running' AND pr.ready AND NOT p.done
 		        AND (p.claimed_by IS NULL OR p.lease_until < now())))
-		ORDER BY r.kind = 'prime' DESC, w.files_done, w.run_id, w.seq
+		ORDER BY r.priority DESC, w.files_done, w.run_id, w.seq
 		LIMIT $4
-		FOR NO KEY UPDATE OF w SKIP LOCKED`, w.id, e.opts.Vantage, runID, 4*n)
+		FOR NO KEY UPDATE OF w SKIP LOCKED`, w.id, e.opts.Vantage, runID, 4*n, e.known)
 	if err != nil {
 		return nil, err
 	}
@@ -102,28 +107,15 @@ func (e *Engine) claim(ctx context.Context, tx pgx.Tx, w *Worker, runID int64, n
 	if err != nil {
 		return nil, err
 	}
-	free := map[int]bool{}
-	for _, m := range locked {
-		free[int(m)] = true
-	}
-	for _, m := range held {
-		delete(free, int(m))
-	}
 	// 4. Claim the first candidate of each free mirror.
-	var runIDs []int64
-	var mirrorIDs []int32
-	for _, c := range cands {
-		if len(runIDs) == n {
-			break
-		}
-		if free[c.MirrorID] {
-			delete(free, c.MirrorID)
-			runIDs = append(runIDs, c.RunID)
-			mirrorIDs = append(mirrorIDs, int32(c.MirrorID))
-		}
-	}
-	if len(runIDs) == 0 {
+	picked := pick(cands, locked, held, n)
+	if len(picked) == 0 {
 		return nil, nil
+	}
+	runIDs := make([]int64, len(picked))
+	mirrorIDs := make([]int32, len(picked))
+	for i, k := range picked {
+		runIDs[i], mirrorIDs[i] = k.RunID, int32(k.MirrorID)
 	}
 	rows, err = tx.Query(ctx, `
 		UPDATE sentry_work w SET claimed_by = $1, lease_until = now() + $2::interval, claims = w.claims + 1
@@ -142,6 +134,30 @@ func (e *Engine) claim(ctx context.Context, tx pgx.Tx, w *Worker, runID int64, n
 		row.fenced = row.fence
 		return row, err
 	})
+}
+
+// pick chooses the rows to claim among the candidates, in their order: the
+// first candidate of each mirror this claimer locked and no other row
+// holds, up to n.
+func pick(cands []WorkKey, locked, held []int32, n int) []WorkKey {
+	free := make(map[int]bool, len(locked))
+	for _, m := range locked {
+		free[int(m)] = true
+	}
+	for _, m := range held {
+		delete(free, int(m))
+	}
+	var out []WorkKey
+	for _, c := range cands {
+		if len(out) == n {
+			break
+		}
+		if free[c.MirrorID] {
+			delete(free, c.MirrorID)
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // WorkKey names a work row.

@@ -39,7 +39,7 @@ func TestClaimsNeverOverlap(t *testing.T) {
 				mu.Lock()
 				got = append(got, rows...)
 				mu.Unlock()
-				if len(w.held) >= 200 {
+				if len(w.held.rows) >= 200 {
 					return
 				}
 			}
@@ -67,7 +67,7 @@ func TestTakeoverAfterTheLease(t *testing.T) {
 		t.Errorf("rows under a live lease claimed: %v", keysOf(got))
 	}
 	b.exec(`UPDATE sentry_work SET lease_until = now() - interval '1s' WHERE run_id = $1 AND mirror_id = $2`, run.ID, b.mirrors[0])
-	delete(a.held, WorkKey{run.ID, b.mirrors[0]}) // as if a's copy ended
+	delete(a.held.rows, WorkKey{run.ID, b.mirrors[0]}) // as if a's copy ended
 	if got := b.claim(a, run.ID, 3); len(got) != 0 {
 		t.Errorf("the last holder claimed its own lapsed row back: %v", keysOf(got))
 	}
@@ -188,7 +188,7 @@ func TestReachFromEveryVantagePoint(t *testing.T) {
 		if ok, err := e.complete(b.ctx, r.fence, w.id, res); !ok || err != nil {
 			t.Fatalf("complete %v: %v %v", r.MirrorID, ok, err)
 		}
-		delete(w.held, WorkKey{r.Run.ID, r.MirrorID})
+		delete(w.held.rows, WorkKey{r.Run.ID, r.MirrorID})
 	}
 	rows := b.claim(weu, run.ID, 3)
 	for _, r := range rows {
@@ -262,5 +262,30 @@ func TestForgetGoneVantages(t *testing.T) {
 	b.scalar(`SELECT count(*) FROM sentry_work WHERE run_id = $1 AND NOT done`, &open, run.ID)
 	if open != 0 {
 		t.Errorf("%d rows still open after ap left", open)
+	}
+}
+
+// TestPick: of the candidates, in their order, the first of each mirror
+// this claimer locked and no other row holds, up to n.
+func TestPick(t *testing.T) {
+	k := func(run int64, mirror int) WorkKey { return WorkKey{run, mirror} }
+	cands := []WorkKey{k(1, 10), k(2, 10), k(1, 11), k(1, 12), k(3, 13)}
+	for _, c := range []struct {
+		name         string
+		locked, held []int32
+		n            int
+		want         []WorkKey
+	}{
+		{"every mirror free", []int32{10, 11, 12, 13}, nil, 10, []WorkKey{k(1, 10), k(1, 11), k(1, 12), k(3, 13)}},
+		{"up to n", []int32{10, 11, 12, 13}, nil, 2, []WorkKey{k(1, 10), k(1, 11)}},
+		{"one row per mirror, the first", []int32{10}, nil, 10, []WorkKey{k(1, 10)}},
+		{"not locked: another claimer's", []int32{11, 13}, nil, 10, []WorkKey{k(1, 11), k(3, 13)}},
+		{"held by another row", []int32{10, 11, 12, 13}, []int32{10, 12}, 10, []WorkKey{k(1, 11), k(3, 13)}},
+		{"nothing free", []int32{10}, []int32{10}, 10, nil},
+		{"no slot", []int32{10, 11}, nil, 0, nil},
+	} {
+		if got := pick(cands, c.locked, c.held, c.n); !slices.Equal(got, c.want) {
+			t.Errorf("%s: picked %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -27,10 +27,11 @@ type Request struct {
 	// 409).
 	Key  string
 	Join bool
-	// Slot, when set, is a scheduled sweep's slot: one run per slot
-	// (ErrSlotTaken when another sentry started it), and none while a
-	// scheduled sweep runs (ErrSweepRunning) — unless Queue, which waits
-	// for that sweep to end and then starts (a deep sweep is not lost).
+	// Slot, when set, is a scheduled run's slot (a scheduled sweep's):
+	// one run of the kind per slot (ErrSlotTaken when another sentry
+	// started it), and none while a scheduled run of the kind's group
+	// (Kind.Group) runs (a GroupBusyError) — unless Queue, which waits for
+	// that run to end and then starts (a deep sweep is not lost).
 	Slot  time.Time
 	Queue bool
 	// Worker is the daemon's worker, which works every run; nil means a
@@ -155,15 +156,15 @@ func (e *Engine) Drive(ctx context.Context, req Request) (*Finished, error) {
 	return &Finished{Run: run, Joined: joined, Outcome: st.Outcome, Reason: st.Reason, Rows: rows}, nil
 }
 
-// beginQueued is begin, waiting its turn behind a running scheduled sweep
-// when the request queues.
+// beginQueued is begin, waiting its turn behind a running scheduled run
+// of its group when the request queues.
 func (e *Engine) beginQueued(ctx, stop context.Context, w *Worker, req Request) (Run, bool, error) {
 	t := time.NewTicker(e.opts.Poll)
 	defer t.Stop()
 	for {
-		ch := w.changes()
+		ch := w.signals.changes()
 		run, joined, err := e.begin(ctx, req, w.id)
-		if !req.Queue || !errors.Is(err, ErrSweepRunning) {
+		if !req.Queue || !errors.Is(err, ErrGroupBusy) {
 			return run, joined, err
 		}
 		select {
@@ -184,14 +185,12 @@ func (e *Engine) planRun(ctx context.Context, w *Worker, job Job, run Run) (Run,
 	if err == nil {
 		var rows []*Row
 		if p.Task != nil {
-			w.mu.Lock()
-			w.tasks[run.ID] = p.Task
-			w.mu.Unlock()
+			w.tasks.set(run.ID, p.Task)
 		}
 		if run, rows, err = e.plan(ctx, w, run, p); err == nil {
 			e.log.Info("run planned", "run", run.ID, "kind", run.Kind, "mirrors", len(p.Mirrors), "claimed", len(rows))
 			w.begin(rows)
-			w.wake()
+			w.signals.wake()
 			return run, nil
 		}
 	}

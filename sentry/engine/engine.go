@@ -3,17 +3,29 @@
 // the database works the rows together. The engine owns the runs and their
 // rows — creating, claiming, leasing, heartbeats, giving back, taking
 // over, judging once, ending, retrying the writes that matter — and knows
-// the jobs (package prime, package sweep) only through the Job interface.
+// the jobs (package prime, package sweep) only through the Job interface
+// and the properties each registers with it (Kind: its priority, whether
+// it yields, its group of runs that go one at a time). Adding a job is
+// registering it; the engine's files do not change.
 //
 // Where to look:
+//   - job.go: what a job registers and implements, and what it is given;
 //   - drive.go: a run from start to end, as a command or the daemon asks for
 //     it (one driver for every job);
 //   - runs.go: recording runs, their work, their end;
 //   - claim.go: how a row is claimed, and why a mirror is held by one row at
 //     a time, whatever run it belongs to;
 //   - lease.go: heartbeats, self-fencing and the fences that guard writes;
-//   - judge.go: a run's last step, done once, retried when it fails;
-//   - worker.go: one process's share of the work.
+//   - judge.go: a run's last step, done once, retried when it fails.
+//
+// One process's share of the work is a Worker (worker.go: its life, from
+// NewWorker to Shutdown), in parts with one job each:
+//   - claimer.go: the claim loop, and the slots a worker never exceeds;
+//   - holdings.go: what the worker holds under its leases, behind one lock;
+//   - heartbeat.go: the heartbeat that renews those leases, and the
+//     watchdog that stops the work whose lease lapsed;
+//   - work.go: a claimed row worked, then completed or given back;
+//   - judging.go: the runs this worker judges.
 package engine
 
 import (
@@ -21,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,14 +51,18 @@ type Engine struct {
 	pool  *pgxpool.Pool
 	log   *slog.Logger
 	obs   observe.Observer
+	// known lists the kinds of opts.Jobs: the statements that claim
+	// rows and judgings claim only runs of these.
+	known []string
 }
 
 // Options configure an Engine. Zero fields take the defaults of
 // WithDefaults.
 type Options struct {
 	// Jobs are the kinds of run this process can work, by kind
-	// (sentry_runs.kind).
-	Jobs map[string]Job
+	// (sentry_runs.kind), each with its properties. This process claims
+	// and judges only runs of these kinds.
+	Jobs map[string]Kind
 	// Vantage is this process's vantage point.
 	Vantage string
 	// Lease is how long a claimed row stays this process's without a
@@ -98,6 +115,16 @@ func (o Options) validate() error {
 	if len(o.Jobs) == 0 {
 		return errors.New("engine: no jobs")
 	}
+	for name, k := range o.Jobs {
+		switch {
+		case name == "":
+			return errors.New("engine: a job registered without a kind")
+		case k.Job == nil:
+			return fmt.Errorf("engine: kind %q registered without its job", name)
+		case k.Busy != nil && k.Group == "":
+			return fmt.Errorf("engine: kind %q has a busy error but no group", name)
+		}
+	}
 	if o.Poll > o.Lease {
 		return fmt.Errorf("engine: poll %s longer than the lease %s", o.Poll, o.Lease)
 	}
@@ -110,16 +137,32 @@ func New(st *store.Store, o Options) (*Engine, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{opts: o, store: st, pool: st.Pool(), log: o.Logger, obs: o.Observer}, nil
+	return &Engine{opts: o, store: st, pool: st.Pool(), log: o.Logger, obs: o.Observer, known: kindNames(o.Jobs)}, nil
+}
+
+// kind returns what a run kind registered.
+func (e *Engine) kind(kind string) (Kind, error) {
+	k, ok := e.opts.Jobs[kind]
+	if !ok {
+		return Kind{}, fmt.Errorf("run kind %q is not one this sentry knows (an older version?)", kind)
+	}
+	return k, nil
 }
 
 // job returns the job of a run kind.
 func (e *Engine) job(kind string) (Job, error) {
-	j, ok := e.opts.Jobs[kind]
-	if !ok {
-		return nil, fmt.Errorf("run kind %q is not one this sentry knows (an older version?)", kind)
+	k, err := e.kind(kind)
+	return k.Job, err
+}
+
+// kindNames lists the kinds of jobs, sorted.
+func kindNames(jobs map[string]Kind) []string {
+	out := make([]string, 0, len(jobs))
+	for k := range jobs {
+		out = append(out, k)
 	}
-	return j, nil
+	slices.Sort(out)
+	return out
 }
 
 // wrap adds context to a database error, through the store's wrapping

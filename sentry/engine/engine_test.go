@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -70,16 +71,38 @@ func setup(t *testing.T, n int) *bundle {
 	return b
 }
 
+// errSweepBusy is the fake sweeps' Kind.Busy.
+var errSweepBusy = errors.New("another sweep is still running")
+
+// fakeKinds registers job for the kinds of prime and sweep, with the
+// properties sentry registers them with (sentry.NewEngine), and for the
+// extra kinds given.
+func fakeKinds(job Job, extra map[string]Kind) map[string]Kind {
+	kinds := map[string]Kind{
+		store.RunPrime:     {Job: job, Priority: 10},
+		store.RunSweep:     {Job: job, Yield: true, Group: "sweep", Busy: errSweepBusy},
+		store.RunDeepSweep: {Job: job, Yield: true, Group: "sweep", Busy: errSweepBusy},
+	}
+	maps.Copy(kinds, extra)
+	return kinds
+}
+
 // engine is an engine at vantage point vantage running job for every
 // kind, with leases of lease (a minute when 0: they never run out by
 // themselves while a test runs).
 func (b *bundle) engine(vantage string, job *fakeJob, lease time.Duration, slots int) *Engine {
 	b.t.Helper()
+	return b.engineOf(vantage, fakeKinds(job, nil), lease, slots)
+}
+
+// engineOf is engine, with the kinds given.
+func (b *bundle) engineOf(vantage string, kinds map[string]Kind, lease time.Duration, slots int) *Engine {
+	b.t.Helper()
 	if lease == 0 {
 		lease = time.Minute
 	}
 	e, err := New(b.st, Options{
-		Jobs:    map[string]Job{store.RunPrime: job, store.RunSweep: job, store.RunDeepSweep: job},
+		Jobs:    kinds,
 		Vantage: vantage, Lease: lease, Poll: min(lease/4, 100*time.Millisecond), Slots: slots,
 		JudgeFor: 10 * time.Minute, Observer: b.ended, Logger: testLogger(b.t),
 	})
@@ -175,7 +198,7 @@ func (b *bundle) claim(w *Worker, runID int64, n int) []*Row {
 	b.t.Helper()
 	w.only.Store(runID)
 	slots := w.e.opts.Slots
-	w.e.opts.Slots = len(w.held) + n
+	w.e.opts.Slots = len(w.held.rows) + n
 	rows, err := w.e.claimOnce(b.ctx, w)
 	w.e.opts.Slots = slots
 	if err != nil {
@@ -455,8 +478,9 @@ func TestOneRunPerKey(t *testing.T) {
 }
 
 // TestQueueBehindRunningSweep: a scheduled sweep does not start while
-// another runs (ErrSweepRunning) unless it queues: then it starts once the
-// running one ended, and completes. A slot started already is taken.
+// another of its group runs (a GroupBusyError, reading as the kind's Busy
+// error) unless it queues: then it starts once the running one ended, and
+// completes. A slot started already is taken.
 func TestQueueBehindRunningSweep(t *testing.T) {
 	b := setup(t, 3)
 	job := newFakeJob()
@@ -487,8 +511,15 @@ func TestQueueBehindRunningSweep(t *testing.T) {
 	})
 	deep := request(store.RunDeepSweep, b.mirrors)
 	deep.Slot, deep.Worker = slot.Add(time.Hour), w
-	if _, err := e.Drive(b.ctx, deep); !errors.Is(err, ErrSweepRunning) {
-		t.Fatalf("deep sweep while a sweep runs: %v, want ErrSweepRunning", err)
+	var lightID int64
+	b.scalar(`SELECT id FROM sentry_runs WHERE kind = 'sweep'`, &lightID)
+	_, err := e.Drive(b.ctx, deep)
+	var busy GroupBusyError
+	if !errors.Is(err, ErrGroupBusy) || !errors.Is(err, errSweepBusy) || !errors.As(err, &busy) {
+		t.Fatalf("deep sweep while a sweep runs: %v, want a GroupBusyError wrapping the kind's Busy error", err)
+	}
+	if want := fmt.Sprintf("another sweep is still running (run %d)", lightID); busy.Group != "sweep" || busy.RunID != lightID || err.Error() != want {
+		t.Errorf("busy: %+v %q, want group sweep, run %d, %q", busy, err, lightID, want)
 	}
 	if _, err := e.Drive(b.ctx, light); !errors.Is(err, ErrSlotTaken) {
 		t.Errorf("the same slot again: %v, want ErrSlotTaken", err)

@@ -11,9 +11,36 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
+// Kind is a job as it registers with the engine (Options.Jobs, by the
+// kind of its runs, sentry_runs.kind): the job, and how its runs share
+// the work with the runs of other kinds. The engine writes these
+// properties on each run when it records it, and its statements read
+// them there: it never asks what a kind is called.
+type Kind struct {
+	Job Job
+	// Priority orders the claims: rows of runs of a higher priority are
+	// claimed before those of a lower one (sentry_runs.priority).
+	Priority int
+	// Yield: a row of this kind's run is not claimed while its mirror
+	// has a row of a running run of higher priority waiting to be claimed
+	// (even one another claimer is taking right now), so that the higher
+	// run is not kept waiting behind this one (sentry_runs.yields).
+	Yield bool
+	// Group, when set, names the kinds whose scheduled runs
+	// (Request.Slot) run one at a time: a request for a slot while a
+	// scheduled run of the group runs fails with a GroupBusyError, unless
+	// it queues (Request.Queue) (sentry_runs.exclusive_group).
+	Group string
+	// Busy, when set, is the error a scheduled request of this kind fails
+	// with while its group is busy, wrapped in the GroupBusyError (which
+	// then reads as Busy, naming the busy run): the job's own sentinel
+	// for its callers. It needs a Group.
+	Busy error
+}
+
 // Job is one kind of run — a prime, a sweep — as the engine drives it.
-// The engine knows jobs only through this interface, registered by kind
-// (Options.Jobs); it never asks what a job is.
+// The engine knows jobs only through this interface and the properties
+// they register (Kind); it never asks what a job is.
 type Job interface {
 	// Plan decides a new run's work. It is called once, by the process
 	// that started the run, after the run is recorded (run.Params holds
@@ -63,7 +90,7 @@ type Task interface {
 	Judge(ctx context.Context, j *Judgement) (Ending, error)
 }
 
-// Run is a prime or sweep as recorded in sentry_runs.
+// Run is a run of a job (a prime, a sweep) as recorded in sentry_runs.
 type Run struct {
 	ID        int64
 	Kind      string
@@ -96,8 +123,9 @@ type Row struct {
 	// heartbeat), as mono() at the moment the request was sent.
 	renewed atomic.Int64
 	cancel  context.CancelFunc
-	// finishing: Work returned; the row is being completed or given back
-	// (guarded by the worker's leaseMu).
+	// finishing: Work returned, or the watchdog stopped the work; the row
+	// is being completed or given back. cancel and finishing are guarded
+	// by the worker's holdings.
 	finishing bool
 }
 
@@ -140,9 +168,10 @@ type Judgement struct {
 // while this process still judges the run.
 func (j *Judgement) Fence() store.Fence { return j.fence }
 
-// VantagesSeen returns the vantage points that took part in sweeps started
-// within the last period, or belong to daemons seen within it: the
-// electorate of a default quorum.
+// VantagesSeen returns the vantage points that checked the mirrors'
+// reachability in runs (sweeps: Plan.Reach) started within the last
+// period, or belong to daemons seen within it: the electorate of a
+// default quorum.
 func (j *Judgement) VantagesSeen(ctx context.Context, period time.Duration) ([]string, error) {
 	return j.engine.vantagesSeen(ctx, period)
 }

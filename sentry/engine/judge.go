@@ -34,8 +34,9 @@ type judgeClaim struct {
 }
 
 // claimJudging ends the runs that waited too long for a judgement, then
-// leases to w the runs (of w's run only, for a command) whose rows are all
-// done and that nobody judges or will judge soon.
+// leases to w the runs (of w's run only, for a command; of the kinds this
+// process registers) whose rows are all done and that nobody judges or
+// will judge soon.
 func (e *Engine) claimJudging(ctx context.Context, w *Worker) ([]judgeClaim, error) {
 	var out []judgeClaim
 	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
@@ -53,13 +54,13 @@ func (e *Engine) claimJudging(ctx context.Context, w *Worker) ([]judgeClaim, err
 		}
 		rows, err := tx.Query(ctx, `
 			UPDATE sentry_runs r SET judge_by = $1, judge_until = now() + $3::interval, judge_token = r.judge_token + 1
-			WHERE r.outcome = 'running' AND r.ready AND ($2 = 0 OR r.id = $2)
+			WHERE r.outcome = 'running' AND r.ready AND ($2 = 0 OR r.id = $2) AND r.kind = ANY ($4)
 			  AND (r.judge_until IS NULL OR r.judge_until < now())
 			  AND (r.judge_after IS NULL OR r.judge_after <= now())
 			  AND NOT EXISTS (SELECT 1 FROM sentry_work w WHERE w.run_id = r.id AND NOT w.done)
 			  AND (r.instance = $1 OR EXISTS (SELECT 1 FROM sentry_instances c WHERE c.id = r.instance
 			       AND (c.role = 'daemon' OR c.stopped_at IS NOT NULL OR c.last_seen < now() - $3::interval)))
-			RETURNING r.id, r.kind, r.started_at, r.params, r.judge_token`, w.id, w.onlyRun(), e.opts.Lease)
+			RETURNING r.id, r.kind, r.started_at, r.params, r.judge_token`, w.id, w.onlyRun(), e.opts.Lease, e.known)
 		if err != nil {
 			return err
 		}

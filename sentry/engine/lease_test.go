@@ -99,7 +99,7 @@ func TestHeartbeat(t *testing.T) {
 		}
 	}
 	// The orphan is not worked on here; the lost row was taken over.
-	delete(a.held, WorkKey{run.ID, orphan.MirrorID})
+	delete(a.held.rows, WorkKey{run.ID, orphan.MirrorID})
 	ctx, _ := a.rowContext(lost)
 	a.rowContext(kept)
 	b.exec(`UPDATE sentry_work SET lease_until = now() - interval '1s' WHERE run_id = $1 AND mirror_id = $2`, run.ID, lost.MirrorID)

@@ -21,12 +21,36 @@ var (
 	// ErrSlotTaken: a scheduled run's slot (its scheduled time) was
 	// started by another sentry; this one helps with it.
 	ErrSlotTaken = errors.New("slot already claimed")
-	// ErrSweepRunning: a scheduled sweep is still running, so another
-	// scheduled sweep does not start (Request.Queue waits for it).
-	ErrSweepRunning = errors.New("another sweep is still running")
+	// ErrGroupBusy is wrapped by a GroupBusyError.
+	ErrGroupBusy = errors.New("a scheduled run of its group is still running")
 	// ErrRunning is wrapped by a RunningError.
 	ErrRunning = errors.New("already running")
 )
+
+// GroupBusyError: a scheduled run of the request's group (Kind.Group) is
+// still running, so the request's scheduled run does not start
+// (Request.Queue waits for it). It wraps ErrGroupBusy, and the kind's Busy
+// error when it has one.
+type GroupBusyError struct {
+	Group string
+	RunID int64 // the running run
+	// Busy is the requesting kind's Kind.Busy, nil for none.
+	Busy error
+}
+
+func (e GroupBusyError) Error() string {
+	if e.Busy != nil {
+		return fmt.Sprintf("%v (run %d)", e.Busy, e.RunID)
+	}
+	return fmt.Sprintf("a scheduled run of group %q is still running (run %d)", e.Group, e.RunID)
+}
+
+func (e GroupBusyError) Unwrap() []error {
+	if e.Busy != nil {
+		return []error{ErrGroupBusy, e.Busy}
+	}
+	return []error{ErrGroupBusy}
+}
 
 // RunningError: a run with the request's key is running (one prime of a
 // release at a time), and the request did not ask to join it.
@@ -41,24 +65,32 @@ func (e RunningError) Error() string {
 
 func (e RunningError) Unwrap() error { return ErrRunning }
 
-// lockScheduled makes the check for a running scheduled sweep and the
-// insert of the next one atomic across sentries.
+// lockScheduled makes the check for a running scheduled run of a group
+// and the insert of the next one atomic across sentries.
 const lockScheduled = 7365
 
-// begin records a run, not yet planned (ready false), created by instance.
-// With a key, a running run of that key is returned instead, with joined
-// true. With a slot, ErrSlotTaken when another sentry started that slot,
-// ErrSweepRunning while a scheduled sweep runs.
+// begin records a run, not yet planned (ready false), created by instance,
+// with its kind's properties. With a key, a running run of that key is
+// returned instead, with joined true. With a slot, ErrSlotTaken when
+// another sentry started that slot, a GroupBusyError while a scheduled run
+// of the kind's group runs.
 func (e *Engine) begin(ctx context.Context, req Request, instance string) (Run, bool, error) {
+	kind, err := e.kind(req.Kind)
+	if err != nil {
+		return Run{}, false, err
+	}
 	params, err := json.Marshal(req.Params)
 	if err != nil {
 		return Run{}, false, fmt.Errorf("encode run parameters: %w", err)
 	}
 	host, _ := os.Hostname()
 	run := Run{Kind: req.Kind, Params: params}
-	var key, slot any
+	var key, slot, group any
 	if req.Key != "" {
 		key = req.Key
+	}
+	if kind.Group != "" {
+		group = kind.Group
 	}
 	if !req.Slot.IsZero() {
 		slot = req.Slot
@@ -77,21 +109,25 @@ func (e *Engine) begin(ctx context.Context, req Request, instance string) (Run, 
 			if taken {
 				return fmt.Errorf("%w: %s at %s", ErrSlotTaken, req.Kind, req.Slot.UTC().Format(time.RFC3339))
 			}
-			var busy int64
-			err := tx.QueryRow(ctx, `SELECT id FROM sentry_runs WHERE kind IN ('sweep', 'deep_sweep')
-				AND outcome = 'running' AND slot IS NOT NULL ORDER BY id LIMIT 1`).Scan(&busy)
-			if err == nil {
-				return fmt.Errorf("%w (run %d)", ErrSweepRunning, busy)
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
-				return err
+			if group != nil {
+				var busy int64
+				err := tx.QueryRow(ctx, `SELECT id FROM sentry_runs WHERE exclusive_group = $1
+					AND outcome = 'running' AND slot IS NOT NULL ORDER BY id LIMIT 1`, group).Scan(&busy)
+				if err == nil {
+					return GroupBusyError{Group: kind.Group, RunID: busy, Busy: kind.Busy}
+				}
+				if !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
 			}
 		}
-		err := tx.QueryRow(ctx, `INSERT INTO sentry_runs (kind, vantage, host, pid, instance, params, key, slot, ready)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false)
+		err := tx.QueryRow(ctx, `INSERT INTO sentry_runs (kind, vantage, host, pid, instance, params, key, slot, ready,
+				priority, yields, exclusive_group)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9, $10, $11)
 			ON CONFLICT (key) WHERE outcome = 'running' AND key IS NOT NULL DO NOTHING
 			RETURNING id, started_at`,
-			req.Kind, e.opts.Vantage, host, os.Getpid(), instance, params, key, slot).Scan(&run.ID, &run.StartedAt)
+			req.Kind, e.opts.Vantage, host, os.Getpid(), instance, params, key, slot,
+			kind.Priority, kind.Yield, group).Scan(&run.ID, &run.StartedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// The key's run is running: this is its run too.
 			joined = true
@@ -100,7 +136,7 @@ func (e *Engine) begin(ctx context.Context, req Request, instance string) (Run, 
 		}
 		return err
 	})
-	if errors.Is(err, ErrSlotTaken) || errors.Is(err, ErrSweepRunning) {
+	if errors.Is(err, ErrSlotTaken) || errors.Is(err, ErrGroupBusy) {
 		return Run{}, false, err
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -296,11 +332,13 @@ func (e *Engine) CloseAbandoned(ctx context.Context) (int, error) {
 	return n, e.wrap("close abandoned runs", err)
 }
 
-// vantagesSeen: see Judgement.VantagesSeen.
+// vantagesSeen: see Judgement.VantagesSeen. A run's work rows name
+// vantage points (sentry_work.vantages) only when its plan has every
+// vantage point check reachability (Plan.Reach).
 func (e *Engine) vantagesSeen(ctx context.Context, period time.Duration) ([]string, error) {
 	rows, err := e.pool.Query(ctx, `
 		SELECT DISTINCT v FROM sentry_runs r JOIN sentry_work w ON w.run_id = r.id, unnest(w.vantages) v
-		WHERE r.kind IN ('sweep', 'deep_sweep') AND r.started_at > now() - $1::interval
+		WHERE r.started_at > now() - $1::interval
 		UNION
 		SELECT vantage FROM sentry_instances WHERE role = 'daemon' AND last_seen > now() - $1::interval
 		ORDER BY 1`, period)
