@@ -1,0 +1,24 @@
+package store
+
+import "fmt"
+
+// OfferableSQL is the SQL condition that a mirror (alias m, of
+// mirror_mirrors) can be offered by the deployed redirector for requests
+// of product p (alias of mirror_products) arriving with that product's own
+// scheme: the admin's switch, a region row (the redirector joins
+// geoip_mirror_region_map), and the base URL's scheme (https:// for an
+// ssl_only product, http:// for any other; LIKE is case-sensitive, as the
+// redirector's). decide.OfferFor is the same rule in Go, with the reason.
+func OfferableSQL(m, p string) string {
+	return fmt.Sprintf(`(%[1]s.active AND EXISTS (SELECT 1 FROM geoip_mirror_region_map g WHERE g.mirror_id = %[1]s.id)
+		AND %[1]s.baseurl LIKE CASE WHEN %[2]s.ssl_only THEN 'https://%%' ELSE 'http://%%' END)`, m, p)
+}
+
+// OfferableForSchemeSQL is OfferableSQL for requests of a given scheme
+// (the SQL expression scheme: 'http://' or 'https://'), whatever the
+// product: a plain product's users arriving over https are offered
+// https:// mirrors.
+func OfferableForSchemeSQL(m, scheme string) string {
+	return fmt.Sprintf(`(%[1]s.active AND EXISTS (SELECT 1 FROM geoip_mirror_region_map g WHERE g.mirror_id = %[1]s.id)
+		AND %[1]s.baseurl LIKE %[2]s || '%%')`, m, scheme)
+}
