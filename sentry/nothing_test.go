@@ -139,49 +139,6 @@ func TestRestrictedRuns(t *testing.T) {
 	}
 }
 
-// TestUnusableSettingsFailAtOnce: a trigger mirror whose trigger_url is not
-// a URL is not contacted nor polled: misconfigured, with the reason in the
-// summary and in sentry_log, nothing marked; the others are primed.
-func TestUnusableSettingsFailAtOnce(t *testing.T) {
-	d, b := setup(t)
-	d.Config.Prime.Deadline = config.Duration(time.Hour) // polling it would never end the test
-	good, _ := b.static(t, "good")
-	bad, err := localmirror.NewStatic("bad", b.rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bad.Close() })
-	badID := b.addMirror(t, "bad", bad.URL, "trigger", "mirror.example.org/hook?token=S3cr3tT0ken", 0)
-	rep, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Outcome != store.OutcomeCompleted {
-		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
-	}
-	byName := map[string]string{}
-	for _, m := range rep.Mirrors {
-		byName[m.Name] = m.State + ": " + m.Note
-	}
-	if !strings.HasPrefix(byName["bad"], "misconfigured: sentry_mirror_settings.trigger_url is not an absolute") ||
-		!strings.HasPrefix(byName["good"], "ok") || strings.Contains(byName["bad"], "S3cr3t") {
-		t.Errorf("summary: %v", byName)
-	}
-	if n := bad.Stats().Requests; n != 0 || good.Stats().Requests == 0 {
-		t.Errorf("bad asked %d times, good %d", n, good.Stats().Requests)
-	}
-	var reason string
-	if err := b.st.Pool().QueryRow(context.Background(), `SELECT reason FROM sentry_log WHERE mirror_id = $1`, badID).Scan(&reason); err != nil ||
-		!strings.Contains(reason, "trigger_url is not an absolute") {
-		t.Errorf("sentry_log of bad: %q %v", reason, err)
-	}
-	for loc, byMirror := range b.marks(t) {
-		if _, ok := byMirror[badID]; ok {
-			t.Errorf("location %d marked on the misconfigured mirror", loc)
-		}
-	}
-}
-
 // TestTriggerMirrorWithoutSecretIsAConfigError: with a trigger mirror and
 // no trigger secret, prime, sweep and the daemon refuse to start, naming
 // the mirror and what to set.

@@ -14,12 +14,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
-	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -379,73 +377,5 @@ func TestNewMirrorMarkedAfterOneSweep(t *testing.T) {
 	}
 	if m := b.marks(t); m[b.locWin][late] != (lmmRow{true, true}) || m[b.locLin][late] != (lmmRow{true, true}) {
 		t.Errorf("after four sweeps of a file each: %+v %+v, want both good", m[b.locWin][late], m[b.locLin][late])
-	}
-}
-
-// TestProductWithoutLanguagesChecksEveryManifestLanguage: for a product
-// with no mirror_product_langs rows, ":lang" stands for every language the
-// manifest holds the path in — not only releases.default_langs — so a
-// mirror with a corrupt file in any of them is not offered for it.
-func TestProductWithoutLanguagesChecksEveryManifestLanguage(t *testing.T) {
-	d, b := setup(t)
-	if _, err := b.st.Pool().Exec(context.Background(), `DELETE FROM mirror_product_langs`); err != nil {
-		t.Fatal(err)
-	}
-	fr := "win32/fr/Firefox Setup 1.5.exe"
-	b.publish(fr, localmirror.Content(fr, 70_000))
-	_, goodID := b.static(t, "good")
-	bad, badID := b.static(t, "bad-fr")
-	bad.Put(b.rel, fr, localmirror.Flip(b.rel.Files[fr]))
-	rep := primeRelease(t, d)
-	m := b.marks(t)
-	if m[b.locWin][goodID] != (lmmRow{true, true}) || m[b.locWin][badID] != (lmmRow{false, false}) {
-		t.Errorf("win32 location: good %+v, bad-fr %+v; want good offered, bad-fr off", m[b.locWin][goodID], m[b.locWin][badID])
-	}
-	langs := map[string]bool{}
-	for _, c := range b.seen.all() {
-		if c.RunID == rep.RunID && c.MirrorID == goodID && strings.HasPrefix(c.Path, "win32/") {
-			langs[strings.Split(c.Path, "/")[1]] = true
-		}
-	}
-	if len(langs) != 3 || !langs["fr"] || !langs["de"] || !langs["en-US"] {
-		t.Errorf("languages checked: %v; want every one the manifest holds (de, en-US, fr)", langs)
-	}
-}
-
-// TestPrimeDownMirrorIsDownInEveryView: a mirror the prime judged down
-// (nothing listens there) is down in its state, sentry_log, the reports
-// (and so the page and the metrics, which read them) and the sweep right
-// after.
-func TestPrimeDownMirrorIsDownInEveryView(t *testing.T) {
-	d, b := setup(t)
-	b.static(t, "good1")
-	b.static(t, "good2")
-	dead, err := localmirror.DeadURL()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := b.addMirror(t, "dead", dead, "", "", 0)
-	rep := primeRelease(t, d)
-	if s := mirrorSums(t, rep, "dead"); s.State != "down" {
-		t.Fatalf("prime: %+v, want down", s)
-	}
-	var logUp bool
-	if err := b.st.Pool().QueryRow(context.Background(), `SELECT mirror_active FROM sentry_log WHERE mirror_id = $1`, id).Scan(&logUp); err != nil {
-		t.Fatal(err)
-	}
-	states, err := report.New(b.st.Pool(), time.Now).States(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range states {
-		if m.Name == "dead" && m.Condition() != "down" {
-			t.Errorf("report after the prime: %s, want down", m.Condition())
-		}
-	}
-	if logUp {
-		t.Error("sentry_log says the dead mirror is up")
-	}
-	if s := sweepSums(t, sweepNow(t, d, false), "dead"); s.State != "down" || s.Condition != "down" || s.StateChanged {
-		t.Errorf("sweep after the prime: %+v; want down, as the prime left it", s)
 	}
 }

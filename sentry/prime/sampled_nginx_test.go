@@ -1,11 +1,9 @@
-package main
+package prime_test
 
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,8 +14,9 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
-	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
@@ -62,6 +61,7 @@ func startCacheNginx(t *testing.T, name string, master *localmirror.Server, extr
 //   - a static nginx with max_ranges 0 (it ignores Range): verified in
 //     full.
 func TestSampledPrimeWithRealNginx(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	for _, l := range []string{"en-US", "de", "fr"} {
@@ -69,17 +69,8 @@ func TestSampledPrimeWithRealNginx(t *testing.T) {
 		rel.Files[p] = localmirror.Content(p, 2<<20) // 128 blocks of 16 KiB
 	}
 	paths := rel.Paths()
-	newMaster := func() *localmirror.Server {
-		m, err := localmirror.NewMaster(rel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		return m
-	}
-	master := newMaster()
 	// Each cache has an upstream of its own, to count what it fetched.
-	rangeUp, keyedUp := newMaster(), newMaster()
+	rangeUp, keyedUp := world.Master(t, rel), world.Master(t, rel)
 	fills := startCacheNginx(t, "nginx-fills", rangeUp, "add_header X-Cache-Status $upstream_cache_status always;")
 	keyed := startCacheNginx(t, "nginx-keyed", keyedUp, `proxy_set_header Range $http_range;
             proxy_cache_key "$uri $http_range";
@@ -103,25 +94,32 @@ func TestSampledPrimeWithRealNginx(t *testing.T) {
 	}
 	noRange := startStaticNginx(t, "nginx-norange", plainTree, "max_ranges 0;")
 
-	d, st := inProcess(t, master)
-	w := &world{dbURL: d.Config.Database.URL}
-	w.exec(t, `WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-1.5') RETURNING id),
-		l AS (INSERT INTO mirror_product_langs (product_id, language) SELECT id, unnest(ARRAY['en-US','de','fr']) FROM p),
-		o AS (INSERT INTO mirror_os (name) VALUES ('linux') RETURNING id)
-		INSERT INTO mirror_locations (product_id, os_id, path)
-		SELECT p.id, o.id, '/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2' FROM p, o`)
+	w := world.New(t, &world.Options{Release: rel, Sampled: true, Config: func(cfg *config.Config) {
+		// Real nginx on a loaded machine: the configuration's own
+		// timeouts, the retries of a real deployment.
+		def := config.Default()
+		cfg.Checks = def.Checks
+		cfg.Releases.Products = []string{"Firefox-{release}"}
+		cfg.Checks.Contact = "https://example.org/sentry-e2e"
+		cfg.Checks.PerMirrorRate = 100_000
+		cfg.Checks.Retries = 1
+		cfg.Checks.RetryWaitMin = config.Duration(50 * time.Millisecond)
+		cfg.Checks.RetryWaitMax = config.Duration(200 * time.Millisecond)
+		cfg.Prime = def.Prime
+		cfg.Prime.PollInterval = config.Duration(10 * time.Millisecond)
+		cfg.Prime.PollMax = config.Duration(50 * time.Millisecond)
+	}})
+	d, pool := w.Deps, w.Pool()
+	product := factory.Product(ctx, t, pool, &factory.ProductOpts{Name: "Firefox-1.5", Langs: []string{"en-US", "de", "fr"}})
+	factory.Location(ctx, t, pool, &factory.LocationOpts{ProductID: product.ID, OSID: factory.OS(ctx, t, pool, &factory.OSOpts{Name: "linux"}).ID,
+		Path: "/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2"})
 	ids := map[string]int{}
 	for _, m := range []struct {
 		n    *realmirror.Server
 		mode string
 	}{{fills, "pull"}, {keyed, "pull"}, {static, "passive"}, {noRange, "passive"}} {
-		var id int
-		if err := st.Pool().QueryRow(ctx, `WITH m AS (INSERT INTO mirror_mirrors (name, baseurl, rating) VALUES ($1, $2, 50) RETURNING id)
-			INSERT INTO sentry_mirror_settings (mirror_id, prime_mode) SELECT id, $3 FROM m RETURNING mirror_id`,
-			m.n.Name, m.n.BaseURL, m.mode).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids[m.n.Name] = id
+		ids[m.n.Name] = w.Mirror(t, &factory.MirrorOpts{Name: m.n.Name, BaseURL: m.n.BaseURL, Rating: factory.Ptr(50),
+			Settings: &factory.MirrorSettingsOpts{PrimeMode: m.mode}})
 	}
 	// The flipped byte lies in a block the prime (the database's first
 	// run) does not read of that file on that mirror.
@@ -160,7 +158,7 @@ func TestSampledPrimeWithRealNginx(t *testing.T) {
 		t.Errorf("nginx-static: first failure %q, want the HTML page's first block", s.FirstFailure)
 	}
 	primings := map[string]string{}
-	rows, err := st.Pool().Query(ctx, `SELECT m.name, p.prime_by FROM sentry_mirror_priming p JOIN mirror_mirrors m ON m.id = p.mirror_id`)
+	rows, err := pool.Query(ctx, `SELECT m.name, p.prime_by FROM sentry_mirror_priming p JOIN mirror_mirrors m ON m.id = p.mirror_id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,8 +213,8 @@ func TestSampledPrimeWithRealNginx(t *testing.T) {
 		}
 	}
 	var inFull int
-	w.query(t, fmt.Sprintf(`SELECT count(*) FROM sentry_checks WHERE mirror_id = %d AND hashed AND result = 'ok' AND sample_blocks IS NULL`,
-		ids["nginx-norange"]), &inFull)
+	w.QueryRow(t, `SELECT count(*) FROM sentry_checks WHERE mirror_id = $1 AND hashed AND result = 'ok' AND sample_blocks IS NULL`,
+		[]any{ids["nginx-norange"]}, &inFull)
 	if inFull != 3 {
 		t.Errorf("nginx-norange: %d files verified in full, want 3", inFull)
 	}
@@ -236,8 +234,8 @@ func TestSampledPrimeWithRealNginx(t *testing.T) {
 		}
 	}
 	var flippedOff int
-	w.query(t, fmt.Sprintf(`SELECT count(*) FROM sentry_file_state WHERE mirror_id = %d AND path = '%s' AND result = 'checksum_mismatch'`,
-		ids["nginx-static"], flipped), &flippedOff)
+	w.QueryRow(t, `SELECT count(*) FROM sentry_file_state WHERE mirror_id = $1 AND path = $2 AND result = 'checksum_mismatch'`,
+		[]any{ids["nginx-static"], flipped}, &flippedOff)
 	if flippedOff != 1 {
 		t.Errorf("the flipped byte of %s was not found by the deep sweep", flipped)
 	}
@@ -256,43 +254,4 @@ func writeTree(t *testing.T, dir, path string, body []byte) {
 	if err := os.WriteFile(full, body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// inProcess is a migrated database and Deps for a sampled sentry over
-// master, with a sampler of fixed seed.
-func inProcess(t *testing.T, master *localmirror.Server) (*sentry.Deps, *store.Store) {
-	t.Helper()
-	ctx := context.Background()
-	dbURL := pgtest.NewDB(t)
-	st, err := store.Open(ctx, dbURL, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Database.URL = dbURL
-	cfg.Master.URL = master.URL
-	cfg.Releases.Dir = "/firefox/releases/{release}/"
-	cfg.Releases.Products = []string{"Firefox-{release}"}
-	cfg.Checks.Contact = "https://example.org/sentry-e2e"
-	cfg.Checks.PerMirrorRate = 100_000
-	cfg.Checks.Retries = 1
-	cfg.Checks.RetryWaitMin = config.Duration(50 * time.Millisecond)
-	cfg.Checks.RetryWaitMax = config.Duration(200 * time.Millisecond)
-	cfg.Prime.PollInterval = config.Duration(10 * time.Millisecond)
-	cfg.Prime.PollMax = config.Duration(50 * time.Millisecond)
-	cfg.Verify.Mode = config.VerifySampled
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	client, err := sentry.NewClient(&cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.CloseIdleConnections)
-	return &sentry.Deps{Config: &cfg, Store: st, Client: client, Logger: log, Sampler: checks.NewSampler([]byte("nginx tests"))}, st
 }

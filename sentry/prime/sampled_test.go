@@ -1,9 +1,8 @@
-package sentry_test
+package prime_test
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,41 +11,15 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry"
-	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
-	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
 	"github.com/mirrorsentry/sentry/sentry/web"
 )
-
-// sampledSeed is the sampler's seed in these tests: the blocks each check
-// reads are the same at every run.
-var sampledSeed = []byte("sentry sampled tests")
-
-// sampledFileSize makes every file 128 blocks of the default 16 KiB, so
-// that the default 32 sampled blocks are a quarter of each.
-const sampledFileSize = 2 << 20
-
-// sampledSetup is setup with verify.mode sampled (the default block size
-// and sample), a fixed sampler, and a release of 2 MiB files.
-func sampledSetup(t *testing.T) (*sentry.Deps, *bundle) {
-	t.Helper()
-	d, b := setup(t)
-	d.Config.Verify.Mode = config.VerifySampled
-	if err := d.Config.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	d.Sampler = checks.NewSampler(sampledSeed)
-	for _, p := range b.rel.Paths() {
-		b.rel.Files[p] = localmirror.Content(p, sampledFileSize)
-		b.master.Put(b.rel, p, b.rel.Files[p])
-	}
-	b.master.Put(b.rel, "SHA256SUMS", b.rel.Manifest())
-	return d, b
-}
 
 const bad = "linux-x86_64/de/firefox-1.5.tar.bz2"
 
@@ -54,9 +27,9 @@ const bad = "linux-x86_64/de/firefox-1.5.tar.bz2"
 // puts there instead), registered as a pull mirror: it says MISS the first
 // time a file is asked for and HIT after, as a cache that fetched and kept
 // it would.
-func (b *bundle) cache(t *testing.T, name string) (*localmirror.Server, int) {
+func cache(t *testing.T, w *world.World, name string) (*localmirror.Server, int) {
 	t.Helper()
-	s, id := b.static(t, name) // no settings row: a pull mirror
+	s, id := w.Static(t, name) // no settings row: a pull mirror
 	var mu sync.Mutex
 	asked := map[string]bool{}
 	s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
@@ -106,10 +79,11 @@ func ignoringRange(s *localmirror.Server) {
 // verified in full. The master's copy was read once per file, for its
 // digests.
 func TestSampledPrimeCatchesWrongFiles(t *testing.T) {
-	d, b := sampledSetup(t)
+	t.Parallel()
+	w := world.New(t, &world.Options{Sampled: true})
 	ctx := context.Background()
-	good := b.rel.Files[bad]
-	html := []byte("<!DOCTYPE html>\n<html><head><title>503</title></head><body>" + strings.Repeat("Service unavailable. ", sampledFileSize/20))[:len(good)]
+	good := w.Rel.Files[bad]
+	html := []byte("<!DOCTYPE html>\n<html><head><title>503</title></head><body>" + strings.Repeat("Service unavailable. ", world.SampledFileSize/20))[:len(good)]
 	faults := []struct {
 		name string
 		body []byte
@@ -120,43 +94,43 @@ func TestSampledPrimeCatchesWrongFiles(t *testing.T) {
 		{"truncated", good[:len(good)/3], "size_mismatch"},
 		{"corrupt-30", corrupt30(good), "checksum_mismatch"},
 	}
-	_, goodID := b.cache(t, "good")
+	_, goodID := cache(t, w, "good")
 	ids := map[string]int{}
 	for _, f := range faults {
-		s, id := b.cache(t, f.name)
-		s.Put(b.rel, bad, f.body)
+		s, id := cache(t, w, f.name)
+		s.Put(w.Rel, bad, f.body)
 		ids[f.name] = id
 	}
-	ign, ignID := b.cache(t, "ignores-range")
+	ign, ignID := cache(t, w, "ignores-range")
 	ignoringRange(ign)
 
-	rep := primeRelease(t, d)
+	rep := w.Prime(t)
 	if rep.Outcome != store.OutcomeCompleted {
 		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
 	}
-	if s := mirrorSums(t, rep, "good"); s.State != "ok" || s.FilesOK != 4 || s.FilesSampled != 4 || s.BytesVerified != 4*32*16<<10 {
+	if s := world.MirrorSums(t, rep, "good"); s.State != "ok" || s.FilesOK != 4 || s.FilesSampled != 4 || s.BytesVerified != 4*32*16<<10 {
 		t.Errorf("good: %+v; want 4 files sampled, 32 blocks of 16 KiB each", s)
 	}
-	if s := mirrorSums(t, rep, "ignores-range"); s.State != "ok" || s.FilesOK != 4 || s.FilesSampled != 0 || s.BytesVerified != 4*sampledFileSize {
+	if s := world.MirrorSums(t, rep, "ignores-range"); s.State != "ok" || s.FilesOK != 4 || s.FilesSampled != 0 || s.BytesVerified != 4*world.SampledFileSize {
 		t.Errorf("ignores-range: %+v; want 4 files verified in full", s)
 	}
-	marks := b.marks(t)
+	marks := w.Marks(t)
 	for _, f := range faults {
-		s := mirrorSums(t, rep, f.name)
+		s := world.MirrorSums(t, rep, f.name)
 		if s.State != "partial" || s.FilesOK != 3 || s.Failures[checks.Kind(f.kind)] != 1 || !strings.Contains(s.FirstFailure, bad) {
 			t.Errorf("%s: %+v; want %s of %s", f.name, s, f.kind, bad)
 		}
-		if got := marks[b.locLin][ids[f.name]]; got != (lmmRow{false, false}) {
+		if got := marks[w.LocLin][ids[f.name]]; got != world.Off {
 			t.Errorf("%s: linux location %+v, want taken off", f.name, got)
 		}
-		if got := marks[b.locWin][ids[f.name]]; got != (lmmRow{true, true}) {
+		if got := marks[w.LocWin][ids[f.name]]; got != world.Good {
 			t.Errorf("%s: win location %+v, want good", f.name, got)
 		}
 	}
 
 	// The check rows say how each file was verified.
 	var sampled, full, other int
-	if err := b.st.Pool().QueryRow(ctx, `SELECT
+	if err := w.Pool().QueryRow(ctx, `SELECT
 		count(*) FILTER (WHERE mirror_id = $1 AND result = 'ok' AND NOT hashed AND sample_blocks = 32 AND file_blocks = 128),
 		count(*) FILTER (WHERE mirror_id = $2 AND result = 'ok' AND hashed AND sample_blocks IS NULL),
 		count(*) FILTER (WHERE mirror_id IN ($1, $2) AND NOT (result = 'ok'))
@@ -167,7 +141,7 @@ func TestSampledPrimeCatchesWrongFiles(t *testing.T) {
 		t.Errorf("check rows: %d sampled (32 of 128 blocks) on good, %d in full on ignores-range, %d others; want 4, 4, 0", sampled, full, other)
 	}
 	var by []string
-	rows, err := b.st.Pool().Query(ctx, `SELECT DISTINCT verified_by || ' ' || (hashed_at IS NULL)::text FROM sentry_file_state
+	rows, err := w.Pool().Query(ctx, `SELECT DISTINCT verified_by || ' ' || (hashed_at IS NULL)::text FROM sentry_file_state
 		WHERE mirror_id = $1 OR mirror_id = $2 ORDER BY 1`, goodID, ignID)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +157,7 @@ func TestSampledPrimeCatchesWrongFiles(t *testing.T) {
 		t.Errorf("file states: %v; want verified by full (hashed) and by sampled (never hashed)", by)
 	}
 	var digests int
-	if err := b.st.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_block_digests WHERE block_size = 16384`).Scan(&digests); err != nil {
+	if err := w.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_block_digests WHERE block_size = 16384`).Scan(&digests); err != nil {
 		t.Fatal(err)
 	}
 	if digests != 4 {
@@ -191,7 +165,7 @@ func TestSampledPrimeCatchesWrongFiles(t *testing.T) {
 	}
 
 	// The report and the status page say how files were verified.
-	rr := report.New(b.st.Pool(), nil)
+	rr := report.New(w.Pool(), nil)
 	up, err := rr.Release(ctx, "1.5")
 	if err != nil {
 		t.Fatal(err)
@@ -213,12 +187,12 @@ func TestSampledPrimeCatchesWrongFiles(t *testing.T) {
 	if len(md.RecentFailures) != 1 || md.RecentFailures[0].Read != "1 of 128 blocks" {
 		t.Errorf("mirror report, html-page: recent failures %+v; want one, read as 1 of 128 blocks", md.RecentFailures)
 	}
-	srv := servePage(t, web.Options{Reporter: rr})
-	if code, body, _ := get(t, srv.URL+"/releases/1.5"); code != 200 || !strings.Contains(body, "By sampling") ||
+	srv := world.ServePage(t, web.Options{Reporter: rr})
+	if code, body, _ := world.Get(t, srv.URL+"/releases/1.5"); code != 200 || !strings.Contains(body, "By sampling") ||
 		!strings.Contains(body, `<td class="n">4</td><td>`) {
 		t.Errorf("/releases/1.5: %d, no By sampling column with good's 4:\n%s", code, body)
 	}
-	if code, body, _ := get(t, srv.URL+"/mirrors/html-page"); code != 200 || !strings.Contains(body, "<td>1 of 128 blocks</td>") {
+	if code, body, _ := world.Get(t, srv.URL+"/mirrors/html-page"); code != 200 || !strings.Contains(body, "<td>1 of 128 blocks</td>") {
 		t.Errorf("/mirrors/html-page: %d, the failure's read not shown:\n%s", code, body)
 	}
 }
@@ -229,9 +203,11 @@ func TestSampledPrimeCatchesWrongFiles(t *testing.T) {
 // sweep, which hashes every pair only ever verified by sampling in full
 // (they count as never hashed), and takes its location off.
 func TestSampledPrimeMissesOneFlippedByteTheDeepSweepFindsIt(t *testing.T) {
-	d, b := sampledSetup(t)
-	s, id := b.cache(t, "flipped")
-	_, other := b.cache(t, "other")
+	t.Parallel()
+	w := world.New(t, &world.Options{Sampled: true})
+	d := w.Deps
+	s, id := cache(t, w, "flipped")
+	_, other := cache(t, w, "other")
 	// The prime is the database's first run: the blocks it reads of the
 	// file are those of its sample id.
 	pick := d.Sampler.Pick(primer.SampleID("1", id, bad), 128, 32)
@@ -239,36 +215,36 @@ func TestSampledPrimeMissesOneFlippedByteTheDeepSweepFindsIt(t *testing.T) {
 	for slices.Contains(pick, block) {
 		block++
 	}
-	flipped := bytes.Clone(b.rel.Files[bad])
+	flipped := bytes.Clone(w.Rel.Files[bad])
 	flipped[block*16<<10+5] ^= 1
-	s.Put(b.rel, bad, flipped)
+	s.Put(w.Rel, bad, flipped)
 
-	rep := primeRelease(t, d)
+	rep := w.Prime(t)
 	if rep.RunID != 1 {
 		t.Fatalf("the prime is run %d, not the first: the test's picks are another run's", rep.RunID)
 	}
-	if sm := mirrorSums(t, rep, "flipped"); sm.State != "ok" || sm.FilesSampled != 4 {
+	if sm := world.MirrorSums(t, rep, "flipped"); sm.State != "ok" || sm.FilesSampled != 4 {
 		t.Fatalf("prime: %+v; want all 4 files passing by sampling (block %d, flipped, is not among %v)", sm, block, pick)
 	}
-	if got := b.marks(t)[b.locLin][id]; got != (lmmRow{true, true}) {
+	if got := w.Marks(t)[w.LocLin][id]; got != world.Good {
 		t.Fatalf("after the prime the linux location is %+v, want good", got)
 	}
 
-	srep := sweepNow(t, d, true)
+	srep := w.Sweep(t, true)
 	for _, name := range []string{"flipped", "other"} {
-		if sm := sweepSums(t, srep, name); sm.Hashed != 4 {
+		if sm := world.SweepSums(t, srep, name); sm.Hashed != 4 {
 			t.Errorf("deep sweep, %s: hashed %d, want all 4 pairs (only ever sampled: never hashed)", name, sm.Hashed)
 		}
 	}
-	sm := sweepSums(t, srep, "flipped")
+	sm := world.SweepSums(t, srep, "flipped")
 	if sm.Failures[checks.KindChecksumMismatch] != 1 || !strings.Contains(sm.FirstFailure, bad) {
 		t.Errorf("deep sweep: %+v; want the flipped byte found as checksum_mismatch of %s", sm, bad)
 	}
-	marks := b.marks(t)
-	if got := marks[b.locLin][id]; got != (lmmRow{false, false}) {
+	marks := w.Marks(t)
+	if got := marks[w.LocLin][id]; got != world.Off {
 		t.Errorf("after the deep sweep the linux location is %+v, want taken off", got)
 	}
-	if got := marks[b.locLin][other]; got != (lmmRow{true, true}) {
+	if got := marks[w.LocLin][other]; got != world.Good {
 		t.Errorf("the other mirror's linux location is %+v, want good", got)
 	}
 
@@ -278,7 +254,7 @@ func TestSampledPrimeMissesOneFlippedByteTheDeepSweepFindsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sm := mirrorSums(t, rep, "flipped"); sm.Failures[checks.KindChecksumMismatch] != 1 || sm.FilesSampled != 3 {
+	if sm := world.MirrorSums(t, rep, "flipped"); sm.Failures[checks.KindChecksumMismatch] != 1 || sm.FilesSampled != 3 {
 		t.Errorf("forced prime after the deep sweep: %+v; want the mismatch found again (hashed in full), 3 files sampled", sm)
 	}
 }
@@ -288,24 +264,26 @@ func TestSampledPrimeMissesOneFlippedByteTheDeepSweepFindsIt(t *testing.T) {
 // sampling; what was learned is remembered, so the next prime does not try
 // again. (cmd/sentry's nginx tests do the same against real caches.)
 func TestSampledPrimeOfAPullCache(t *testing.T) {
-	d, b := sampledSetup(t)
+	t.Parallel()
+	w := world.New(t, &world.Options{Sampled: true})
+	d := w.Deps
 	ctx := context.Background()
-	cache, err := localmirror.NewPullCache("cache", b.master)
+	cache, err := localmirror.NewPullCache("cache", w.Master)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cache.Close() })
-	id := b.addMirror(t, "cache", cache.URL, "pull", "", 0)
+	id := w.AddMirror(t, "cache", cache.URL, &factory.MirrorSettingsOpts{PrimeMode: "pull"})
 	for range 2 {
 		rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: "1.5", Force: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sm := mirrorSums(t, rep, "cache"); sm.State != "ok" || sm.FilesSampled != 4 {
+		if sm := world.MirrorSums(t, rep, "cache"); sm.State != "ok" || sm.FilesSampled != 4 {
 			t.Errorf("run %d: %+v; want 4 files sampled", rep.RunID, sm)
 		}
 		var by, reason string
-		if err := b.st.Pool().QueryRow(ctx, `SELECT prime_by, reason FROM sentry_mirror_priming WHERE mirror_id = $1`, id).
+		if err := w.Pool().QueryRow(ctx, `SELECT prime_by, reason FROM sentry_mirror_priming WHERE mirror_id = $1`, id).
 			Scan(&by, &reason); err != nil {
 			t.Fatal(err)
 		}
@@ -313,7 +291,7 @@ func TestSampledPrimeOfAPullCache(t *testing.T) {
 			t.Errorf("learned %q (%s), want range", by, reason)
 		}
 		var primed int
-		if err := b.st.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_checks WHERE run_id = $1 AND sample_blocks = 32
+		if err := w.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_checks WHERE run_id = $1 AND sample_blocks = 32
 			AND detail LIKE 'primed with a one-byte range%' AND cache_status LIKE '%after: X-Cache-Status: HIT'`, rep.RunID).Scan(&primed); err != nil {
 			t.Fatal(err)
 		}
@@ -321,47 +299,18 @@ func TestSampledPrimeOfAPullCache(t *testing.T) {
 			t.Errorf("run %d: %d files primed with one byte and a hit after, want 4", rep.RunID, primed)
 		}
 	}
-	for _, p := range b.rel.Paths() {
-		if !cache.Has(b.rel, p) {
+	for _, p := range w.Rel.Paths() {
+		if !cache.Has(w.Rel, p) {
 			t.Errorf("the cache does not hold %s", p)
 		}
 	}
 	// Learned once: the second prime did not write it again.
 	var learned int
-	if err := b.st.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_mirror_priming WHERE learned_at < (SELECT max(started_at) FROM sentry_runs)`).
+	if err := w.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_mirror_priming WHERE learned_at < (SELECT max(started_at) FROM sentry_runs)`).
 		Scan(&learned); err != nil {
 		t.Fatal(err)
 	}
 	if learned != 1 {
 		t.Errorf("the second prime learned again")
-	}
-}
-
-// TestPrimeRefusesAWrongMasterCopy: the master is the one copy known good;
-// when it serves a file otherwise than its manifest says, the release is
-// unusable: the prime fails before any mirror is contacted, naming the
-// file, and records nothing of the release.
-func TestPrimeRefusesAWrongMasterCopy(t *testing.T) {
-	for _, mode := range []string{config.VerifyFull, config.VerifySampled} {
-		t.Run(mode, func(t *testing.T) {
-			d, b := setup(t)
-			d.Config.Verify.Mode = mode
-			s, _ := b.static(t, "m")
-			b.master.Put(b.rel, bad, localmirror.Flip(b.rel.Files[bad]))
-			_, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
-			if !errors.Is(err, release.ErrMasterCopy) || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "checksum_mismatch") {
-				t.Fatalf("prime: %v; want the master's copy of %s refused", err, bad)
-			}
-			if n := s.Stats().Requests; n != 0 {
-				t.Errorf("the mirror was asked %d times", n)
-			}
-			var rels int
-			if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_releases`).Scan(&rels); err != nil {
-				t.Fatal(err)
-			}
-			if rels != 0 {
-				t.Errorf("%d releases recorded", rels)
-			}
-		})
 	}
 }

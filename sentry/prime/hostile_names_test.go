@@ -1,15 +1,15 @@
-package sentry_test
+package prime_test
 
 import (
 	"context"
 	"errors"
-
 	"net/http"
 	"path"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/release"
@@ -44,10 +44,13 @@ func (l *requestLog) all() []string {
 // outside the release directory, whether with "..", encoded slashes or
 // encoded dots.
 func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
+	t.Parallel()
 	t.Run("release names", func(t *testing.T) {
-		d, b := setup(t)
-		b.static(t, "good")
-		before := b.master.Stats().Requests
+		t.Parallel()
+		w := world.New(t, nil)
+		d := w.Deps
+		w.Static(t, "good")
+		before := w.Master.Stats().Requests
 		for _, name := range []string{"..", "../1.5", "1.5/../..", "1.5%2F..", "%2e%2e", "..%2f..", "1.5\\..", "1.5\x00",
 			"1.5/", "/1.5", ".hidden", "-rf", "1.5\n", strings.Repeat("1", 65)} {
 			_, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: name})
@@ -55,11 +58,11 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 				t.Errorf("release %q: %v, want ErrBadRelease", name, err)
 			}
 		}
-		if got := b.master.Stats().Requests - before; got != 0 {
+		if got := w.Master.Stats().Requests - before; got != 0 {
 			t.Errorf("the master was asked %d times for hostile release names", got)
 		}
 		var runs int
-		if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_runs`).Scan(&runs); err != nil {
+		if err := w.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_runs`).Scan(&runs); err != nil {
 			t.Fatal(err)
 		}
 		if runs != 0 {
@@ -68,30 +71,32 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 	})
 
 	t.Run("manifest paths", func(t *testing.T) {
+		t.Parallel()
 		// Names that look like traversal once decoded are files like any
 		// other: sent escaped ('%' as %25), so no server decodes them
 		// into a separator or a parent directory.
 		hostile := []string{"win32%2F..%2F..%2F..%2Fetc%2Fpasswd", "%2e%2e/%2e%2e/secret.exe", "..%5C..%5Cboot.ini",
 			"win32/%2e%2e%2f%2e%2e%2fx.exe", `back\slash\name.exe`}
-		d, b := setup(t)
+		w := world.New(t, nil)
+		d := w.Deps
 		for _, p := range hostile {
-			b.rel.Files[p] = localmirror.Content(p, 1000)
-			b.master.Put(b.rel, p, b.rel.Files[p])
+			w.Rel.Files[p] = localmirror.Content(p, 1000)
+			w.Master.Put(w.Rel, p, w.Rel.Files[p])
 		}
-		b.master.Put(b.rel, "SHA256SUMS", b.rel.Manifest())
-		masterLog := logRequests(b.master)
-		mirror, _ := b.static(t, "good")
+		w.Master.Put(w.Rel, "SHA256SUMS", w.Rel.Manifest())
+		masterLog := logRequests(w.Master)
+		mirror, _ := w.Static(t, "good")
 		mirrorLog := logRequests(mirror)
 		rep, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := mirrorSums(t, rep, "good"); s.State != "ok" || s.FilesOK != 4+len(hostile) {
+		if s := world.MirrorSums(t, rep, "good"); s.State != "ok" || s.FilesOK != 4+len(hostile) {
 			t.Errorf("the mirror holding every file: %+v", s)
 		}
 		for who, l := range map[string]*requestLog{"master": masterLog, "mirror": mirrorLog} {
 			for _, p := range l.all() {
-				if !strings.HasPrefix(p, "/pub"+b.rel.Dir) || path.Clean(p) != p {
+				if !strings.HasPrefix(p, "/pub"+w.Rel.Dir) || path.Clean(p) != p {
 					t.Errorf("%s was asked for %s, outside the release directory", who, p)
 				}
 				low := strings.ToLower(p)
@@ -108,13 +113,15 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 	})
 
 	t.Run("manifest traversal", func(t *testing.T) {
+		t.Parallel()
 		// ".." is refused between slashes and between backslashes (a
 		// Windows mirror takes %5C for a separator): the manifest is
 		// malformed, the run cannot be done, no mirror is asked.
 		for _, p := range []string{"../etc/passwd", `..\..\windows.exe`, `win32\..\..\..\x.exe`, "win32/../../x.exe", `a/..\..\b`} {
-			d, b := setup(t)
-			m, _ := b.static(t, "good")
-			b.master.Put(b.rel, "SHA256SUMS", []byte(strings.Repeat("ab", 32)+"  "+p+"\n"))
+			w := world.New(t, nil)
+			d := w.Deps
+			m, _ := w.Static(t, "good")
+			w.Master.Put(w.Rel, "SHA256SUMS", []byte(strings.Repeat("ab", 32)+"  "+p+"\n"))
 			_, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
 			if !errors.Is(err, release.ErrManifest) || !strings.Contains(err.Error(), `".." segment`) {
 				t.Errorf("manifest path %q: %v, want ErrManifest naming the \"..\" segment", p, err)
@@ -126,8 +133,10 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 	})
 
 	t.Run("bouncer locations", func(t *testing.T) {
-		d, b := setup(t)
-		_, id := b.static(t, "good")
+		t.Parallel()
+		w := world.New(t, nil)
+		d := w.Deps
+		_, id := w.Static(t, "good")
 		hostile := []string{
 			"/firefox/releases/1.5/../1.4/win32/x.exe",
 			"/firefox/releases/1.5/%2e%2e/1.4/x.exe",
@@ -138,24 +147,24 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 		var ids []int
 		for _, p := range hostile {
 			var lid int
-			if err := b.st.Pool().QueryRow(context.Background(), `INSERT INTO mirror_locations (product_id, os_id, path)
-				SELECT product_id, os_id, $2 FROM mirror_locations WHERE id = $1 RETURNING id`, b.locWin, p).Scan(&lid); err != nil {
+			if err := w.Pool().QueryRow(context.Background(), `INSERT INTO mirror_locations (product_id, os_id, path)
+				SELECT product_id, os_id, $2 FROM mirror_locations WHERE id = $1 RETURNING id`, w.LocWin, p).Scan(&lid); err != nil {
 				t.Fatal(err)
 			}
 			ids = append(ids, lid)
 		}
 		// A hostile language too: the :lang of the good locations.
-		if _, err := b.st.Pool().Exec(context.Background(), `INSERT INTO mirror_product_langs (product_id, language)
-			SELECT product_id, '../../..' FROM mirror_locations WHERE id = $1`, b.locWin); err != nil {
+		if _, err := w.Pool().Exec(context.Background(), `INSERT INTO mirror_product_langs (product_id, language)
+			SELECT product_id, '../../..' FROM mirror_locations WHERE id = $1`, w.LocWin); err != nil {
 			t.Fatal(err)
 		}
 		// And one sound location, without :lang, so that the prime has
 		// something to do (with none, it fails before asking any mirror).
-		if _, err := b.st.Pool().Exec(context.Background(), `INSERT INTO mirror_locations (product_id, os_id, path)
-			SELECT product_id, os_id, '/firefox/releases/1.5/win32/de/Firefox Setup 1.5.exe' FROM mirror_locations WHERE id = $1`, b.locWin); err != nil {
+		if _, err := w.Pool().Exec(context.Background(), `INSERT INTO mirror_locations (product_id, os_id, path)
+			SELECT product_id, os_id, '/firefox/releases/1.5/win32/de/Firefox Setup 1.5.exe' FROM mirror_locations WHERE id = $1`, w.LocWin); err != nil {
 			t.Fatal(err)
 		}
-		masterLog := logRequests(b.master)
+		masterLog := logRequests(w.Master)
 		rep, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
 		if err != nil {
 			t.Fatal(err)
@@ -167,7 +176,7 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 		for _, u := range rep.Unresolved {
 			unresolved[u.LocationID] = true
 		}
-		marks := b.marks(t)
+		marks := w.Marks(t)
 		for i, lid := range ids {
 			if !unresolved[lid] {
 				t.Errorf("location %q not reported unresolved", hostile[i])
@@ -178,7 +187,7 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 		}
 		// The good locations, whose :lang now includes the hostile
 		// language, are not marked from a file outside the release either.
-		for _, lid := range []int{b.locWin, b.locLin} {
+		for _, lid := range []int{w.LocWin, w.LocLin} {
 			if !unresolved[lid] {
 				t.Errorf("location %d with a hostile language not reported unresolved", lid)
 			}
@@ -187,7 +196,7 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 			}
 		}
 		for _, p := range masterLog.all() {
-			if !strings.HasPrefix(p, "/pub"+b.rel.Dir) || path.Clean(p) != p {
+			if !strings.HasPrefix(p, "/pub"+w.Rel.Dir) || path.Clean(p) != p {
 				t.Errorf("master asked for %s", p)
 			}
 		}
