@@ -1,4 +1,4 @@
-package sentry_test
+package sweep_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
@@ -24,9 +25,9 @@ import (
 // client's Resolver): a dual-stack mirror on loopback, without
 // /etc/hosts. Broken, nothing listens on [::1]:PORT: connections over
 // IPv6 are refused.
-func (b *bundle) dualStack(t *testing.T, name string, broken bool) (string, int) {
+func dualStack(t *testing.T, w *world.World, name string, broken bool) (string, int) {
 	t.Helper()
-	s, err := localmirror.NewStatic(name, b.rel)
+	s, err := localmirror.NewStatic(name, w.Rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func (b *bundle) dualStack(t *testing.T, name string, broken bool) (string, int)
 	}
 	host := name + ".dual.test"
 	base := "http://" + net.JoinHostPort(host, port) + "/pub"
-	return base, b.addMirror(t, name, base, "", "", 0)
+	return base, w.AddMirror(t, name, base, nil)
 }
 
 // dualResolver resolves every *.dual.test name to 127.0.0.1 and ::1.
@@ -88,19 +89,21 @@ func needIPv6Loopback(t *testing.T) {
 // "down"; a vantage point that says it reaches IPv4 only
 // (checks.families) does not find it broken at all.
 func TestDualStackMirrorBrokenOverIPv6(t *testing.T) {
+	t.Parallel()
 	needIPv6Loopback(t)
-	d, b := setup(t)
+	w := world.New(t, nil)
+	d := w.Deps
 	withResolver(t, d)
-	b.dualStack(t, "both1", false)
-	b.dualStack(t, "both2", false)
-	_, broken := b.dualStack(t, "v4only", true)
-	if rep := primeRelease(t, d); rep.Outcome != "completed" {
+	dualStack(t, w, "both1", false)
+	dualStack(t, w, "both2", false)
+	_, broken := dualStack(t, w, "v4only", true)
+	if rep := w.Prime(t); rep.Outcome != "completed" {
 		t.Fatalf("prime: %s %s", rep.Outcome, rep.Reason)
 	}
 	ctx := context.Background()
 	rows := func() map[string]report.MirrorRow {
 		t.Helper()
-		ms, err := report.New(b.st.Pool(), nil).States(ctx)
+		ms, err := report.New(w.Pool(), nil).States(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +116,7 @@ func TestDualStackMirrorBrokenOverIPv6(t *testing.T) {
 	offered := func() int {
 		t.Helper()
 		n := 0
-		for _, byMirror := range b.marks(t) {
+		for _, byMirror := range w.Marks(t) {
 			if r, ok := byMirror[broken]; ok && r.Active && r.Healthy {
 				n++
 			}
@@ -123,7 +126,7 @@ func TestDualStackMirrorBrokenOverIPv6(t *testing.T) {
 
 	// degraded (the default): reported, kept offered.
 	for range 2 {
-		sweepNow(t, d, false)
+		w.Sweep(t, false)
 	}
 	r := rows()
 	v := r["v4only"]
@@ -142,7 +145,7 @@ func TestDualStackMirrorBrokenOverIPv6(t *testing.T) {
 	}
 	// Each family's check is recorded with its family.
 	var v6fail, v4 int
-	if err := b.st.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE family = 'ipv6' AND result = 'connect'),
+	if err := w.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE family = 'ipv6' AND result = 'connect'),
 		count(*) FILTER (WHERE family = 'ipv4') FROM sentry_checks WHERE mirror_id = $1`, broken).Scan(&v6fail, &v4); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +153,7 @@ func TestDualStackMirrorBrokenOverIPv6(t *testing.T) {
 		t.Errorf("%d IPv6 connect failures recorded for v4only, want one per sweep (2)", v6fail)
 	}
 	// The metric says it too.
-	fams, err := metrics.New(b.st.Pool(), nil).Registry().Gather()
+	fams, err := metrics.New(w.Pool(), nil).Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +172,7 @@ func TestDualStackMirrorBrokenOverIPv6(t *testing.T) {
 	// down: the broken family counts against the mirror.
 	d.Config.State.FamilyPolicy = config.PolicyDown
 	for range 2 {
-		sweepNow(t, d, false)
+		w.Sweep(t, false)
 	}
 	if v := rows()["v4only"]; v.State != "down" {
 		t.Errorf("down policy: v4only is %s, want down", v.State)
@@ -185,13 +188,13 @@ func TestDualStackMirrorBrokenOverIPv6(t *testing.T) {
 	// comes back and is not degraded.
 	d.Config.Checks.Families = []string{config.FamilyIPv4}
 	for range 2 {
-		sweepNow(t, d, false)
+		w.Sweep(t, false)
 	}
 	if v := rows()["v4only"]; v.State != "up" || v.Condition() != "up" || len(v.BrokenFamilies) != 0 {
 		t.Errorf("ipv4 only: v4only %s %s %v, want up", v.State, v.Condition(), v.BrokenFamilies)
 	}
 	var after int
-	if err := b.st.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_checks WHERE mirror_id = $1 AND family = 'ipv6' AND result = 'connect'`,
+	if err := w.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_checks WHERE mirror_id = $1 AND family = 'ipv6' AND result = 'connect'`,
 		broken).Scan(&after); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package sentry_test
+package sweep_test
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
@@ -16,9 +18,10 @@ import (
 // means HTTP checks, not a failure; a pull-through cache is checked over
 // HTTP whatever its rsync_url.
 func TestRsyncListing(t *testing.T) {
-	d, b := setup(t)
+	t.Parallel()
+	w := world.New(t, nil)
 	ctx := context.Background()
-	m, id := b.static(t, "synced")
+	m, id := w.Static(t, "synced")
 	tree := t.TempDir()
 	if err := m.Tree(tree); err != nil {
 		t.Fatal(err)
@@ -32,17 +35,11 @@ func TestRsyncListing(t *testing.T) {
 	}
 	defer rsyncd.Close()
 	// The mirror's rsync URL is the counterpart of its base URL ("/pub").
-	if _, err := b.st.Pool().Exec(ctx, `INSERT INTO sentry_mirror_settings (mirror_id, prime_mode, rsync_url) VALUES ($1, 'passive', $2)`,
-		id, rsyncd.URL); err != nil {
-		t.Fatal(err)
-	}
-	cache, cacheID := b.static(t, "cache")
-	if _, err := b.st.Pool().Exec(ctx, `INSERT INTO sentry_mirror_settings (mirror_id, prime_mode, rsync_url) VALUES ($1, 'pull', $2)`,
-		cacheID, rsyncd.URL); err != nil {
-		t.Fatal(err)
-	}
-	primeRelease(t, d)
-	files := len(b.rel.Files)
+	factory.MirrorSettings(ctx, t, w.Pool(), &factory.MirrorSettingsOpts{MirrorID: id, PrimeMode: "passive", RsyncURL: rsyncd.URL})
+	cache, cacheID := w.Static(t, "cache")
+	factory.MirrorSettings(ctx, t, w.Pool(), &factory.MirrorSettingsOpts{MirrorID: cacheID, PrimeMode: "pull", RsyncURL: rsyncd.URL})
+	w.Prime(t)
+	files := len(w.Rel.Files)
 
 	// sweep runs a light sweep and returns the HTTP requests each mirror
 	// saw and the rsync connections made.
@@ -50,9 +47,9 @@ func TestRsyncListing(t *testing.T) {
 	sweep := func(what string) (seen, map[string]int) {
 		t.Helper()
 		before := seen{m.Stats().Requests, cache.Stats().Requests, int64(rsyncd.Connections())}
-		rep := sweepNow(t, d, false)
+		rep := w.Sweep(t, false)
 		after := seen{m.Stats().Requests, cache.Stats().Requests, int64(rsyncd.Connections())}
-		s := sweepSums(t, rep, "synced")
+		s := world.SweepSums(t, rep, "synced")
 		if rep.Outcome != "completed" || s.Checked != files {
 			t.Fatalf("%s: %s, synced %+v", what, rep.Outcome, s)
 		}
@@ -78,27 +75,27 @@ func TestRsyncListing(t *testing.T) {
 	}
 	// A file goes: the listing shows it missing, and HTTP says not_found.
 	gone := "win32/de/Firefox Setup 1.5.exe"
-	m.Remove(b.rel, gone)
+	m.Remove(w.Rel, gone)
 	if got, kinds := sweep("a file removed"); got.rsync != 1 || kinds["not_found"] != 1 || got.synced > 3 {
 		t.Errorf("a file removed: %+v, failures %v; want it found not_found with at most 3 HTTP requests", got, kinds)
 	}
-	if marks := b.marks(t); marks[b.locWin][id] != (lmmRow{false, false}) {
-		t.Errorf("the location of the removed file: %+v, want taken off", marks[b.locWin][id])
+	if marks := w.Marks(t); marks[w.LocWin][id] != world.Off {
+		t.Errorf("the location of the removed file: %+v, want taken off", marks[w.LocWin][id])
 	}
 	// A file changes size: found too.
-	m.Put(b.rel, gone, b.rel.Files[gone])
+	m.Put(w.Rel, gone, w.Rel.Files[gone])
 	changed := "linux-x86_64/en-US/firefox-1.5.tar.bz2"
-	m.Put(b.rel, changed, []byte("shorter"))
+	m.Put(w.Rel, changed, []byte("shorter"))
 	if _, kinds := sweep("a size changed"); kinds["size_mismatch"] != 1 {
 		t.Errorf("a size changed: failures %v, want one size_mismatch", kinds)
 	}
 	// The daemon goes: every file over HTTP, and nothing held against the
 	// mirror.
-	m.Put(b.rel, changed, b.rel.Files[changed])
+	m.Put(w.Rel, changed, w.Rel.Files[changed])
 	rsyncd.Close()
 	before := m.Stats().Requests
-	rep := sweepNow(t, d, false)
-	s := sweepSums(t, rep, "synced")
+	rep := w.Sweep(t, false)
+	s := world.SweepSums(t, rep, "synced")
 	// The file that had the wrong size is right again: a HEAD finds it
 	// present, and it is hashed at once (one more request).
 	if n := m.Stats().Requests - before; n != int64(1+files+1) || s.Hashed != 1 || s.SweepFailed || s.State != "up" || len(s.Failures) != 0 {

@@ -1,4 +1,4 @@
-package sentry_test
+package sweep_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
@@ -14,46 +16,37 @@ import (
 // bigWorld is release 2.0 of 1,000 small files (100 locations in 10
 // languages) on n mirrors, primed.
 type bigWorld struct {
-	d       *sentry.Deps
-	b       *bundle
+	*world.World
 	rel     *localmirror.Release
 	mirrors []*localmirror.Server
 }
 
 func newBigWorld(t *testing.T, n int) *bigWorld {
 	t.Helper()
-	d, b := setup(t)
 	ctx := context.Background()
-	rel := &localmirror.Release{Name: "2.0", Dir: "/firefox/releases/2.0/", Files: map[string][]byte{}}
+	w := &bigWorld{World: world.New(t, nil)}
+	w.rel = &localmirror.Release{Name: "2.0", Dir: "/firefox/releases/2.0/", Files: map[string][]byte{}}
 	langs := []string{"ar", "de", "el", "en-US", "es", "fr", "it", "ja", "pl", "zh-TW"}
 	for i := range 100 {
 		for _, l := range langs {
 			p := fmt.Sprintf("os%02d/%s/file%02d.bin", i, l, i)
-			rel.Files[p] = localmirror.Content(p, 64)
+			w.rel.Files[p] = localmirror.Content(p, 64)
 		}
 	}
-	b.master.PutRelease(rel)
-	b.master.Put(rel, "SHA256SUMS", rel.Manifest())
-	if _, err := b.st.Pool().Exec(ctx, `
-		WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-2.0') RETURNING id),
-		     langs AS (INSERT INTO mirror_product_langs (product_id, language) SELECT id, l FROM p, unnest($1::text[]) l),
-		     os AS (SELECT id FROM mirror_os WHERE name = 'win')
-		INSERT INTO mirror_locations (product_id, os_id, path)
-		SELECT p.id, os.id, format('/firefox/releases/2.0/os%s/:lang/file%s.bin', to_char(i, 'FM00'), to_char(i, 'FM00'))
-		FROM p, os, generate_series(0, 99) i`, langs); err != nil {
-		t.Fatal(err)
+	w.Master.PutRelease(w.rel)
+	w.Master.Put(w.rel, "SHA256SUMS", w.rel.Manifest())
+	pool := w.Pool()
+	product := factory.Product(ctx, t, pool, &factory.ProductOpts{Name: "Firefox-2.0", Langs: langs})
+	for i := range 100 {
+		factory.Location(ctx, t, pool, &factory.LocationOpts{ProductID: product.ID, OSID: w.WinOS,
+			Path: fmt.Sprintf("/firefox/releases/2.0/os%02d/:lang/file%02d.bin", i, i)})
 	}
-	w := &bigWorld{d: d, b: b, rel: rel}
 	for i := range n {
-		s, err := localmirror.NewStatic(fmt.Sprintf("m%02d", i), rel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		b.addMirror(t, s.Name, s.URL, "", "", 0)
+		s := world.Static(t, fmt.Sprintf("m%02d", i), w.rel)
+		w.AddMirror(t, s.Name, s.URL, nil)
 		w.mirrors = append(w.mirrors, s)
 	}
-	rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: "2.0"})
+	rep, err := sentry.Prime(ctx, w.Deps, sentry.PrimeOptions{Release: "2.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +64,7 @@ func newBigWorld(t *testing.T, n int) *bigWorld {
 func (w *bigWorld) written(t *testing.T, since int64) map[string]int {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := w.b.st.Pool().Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
+	rows, err := w.Pool().Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +80,7 @@ func (w *bigWorld) written(t *testing.T, since int64) map[string]int {
 	out := map[string]int{}
 	for _, table := range tables {
 		var n int
-		if err := w.b.st.Pool().QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE xmin::text::bigint > $1`, table),
+		if err := w.Pool().QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE xmin::text::bigint > $1`, table),
 			since).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +94,7 @@ func (w *bigWorld) written(t *testing.T, since int64) map[string]int {
 func (w *bigWorld) txid(t *testing.T) int64 {
 	t.Helper()
 	var id int64
-	if err := w.b.st.Pool().QueryRow(context.Background(), `SELECT txid_current()`).Scan(&id); err != nil {
+	if err := w.Pool().QueryRow(context.Background(), `SELECT txid_current()`).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -111,11 +104,11 @@ func (w *bigWorld) txid(t *testing.T) int64 {
 func (w *bigWorld) size(t *testing.T) int64 {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := w.b.st.Pool().Exec(ctx, `VACUUM`); err != nil {
+	if _, err := w.Pool().Exec(ctx, `VACUUM`); err != nil {
 		t.Fatal(err)
 	}
 	var n int64
-	if err := w.b.st.Pool().QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n); err != nil {
+	if err := w.Pool().QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -144,16 +137,17 @@ func describe(m map[string]int) string {
 // hardly grows the database; a sweep in which one file changed writes
 // that change.
 func TestUnchangedSweepCostsWhatChanged(t *testing.T) {
+	t.Parallel()
 	const mirrors = 20
 	w := newBigWorld(t, mirrors)
 	// The first sweeps after the prime settle what the sweeps know (the
 	// conditional requests' validators, each mirror's good streak up to
 	// state.up_after); the next is measured.
-	for range w.d.Config.State.UpAfter {
-		sweepNow(t, w.d, false)
+	for range w.Deps.Config.State.UpAfter {
+		w.Sweep(t, false)
 	}
 	before, since := w.size(t), w.txid(t)
-	rep := sweepNow(t, w.d, false)
+	rep := w.Sweep(t, false)
 	if rep.Outcome != "completed" || len(rep.Mirrors) != mirrors {
 		t.Fatalf("sweep: %s, %d mirrors", rep.Outcome, len(rep.Mirrors))
 	}
@@ -182,22 +176,22 @@ func TestUnchangedSweepCostsWhatChanged(t *testing.T) {
 	changed := "os07/de/file07.bin"
 	w.mirrors[3].Put(w.rel, changed, localmirror.Content("respun", 99))
 	since = w.txid(t)
-	rep = sweepNow(t, w.d, false)
+	rep = w.Sweep(t, false)
 	rows = w.written(t, since)
 	var got []string
-	checks, err := w.b.st.Pool().Query(context.Background(), `SELECT m.name, c.path, c.result FROM sentry_checks c
+	recorded, err := w.Pool().Query(context.Background(), `SELECT m.name, c.path, c.result FROM sentry_checks c
 		JOIN mirror_mirrors m ON m.id = c.mirror_id WHERE c.run_id = $1`, rep.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for checks.Next() {
+	for recorded.Next() {
 		var mirror, path, result string
-		if err := checks.Scan(&mirror, &path, &result); err != nil {
+		if err := recorded.Scan(&mirror, &path, &result); err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, mirror+" "+path+" "+result)
 	}
-	checks.Close()
+	recorded.Close()
 	if want := "m03 " + changed + " size_mismatch"; len(got) != 1 || got[0] != want {
 		t.Errorf("a sweep with one changed file recorded %v, want [%s]", got, want)
 	}
@@ -205,7 +199,7 @@ func TestUnchangedSweepCostsWhatChanged(t *testing.T) {
 		t.Errorf("the change: %s; want the file's state and its location's mark", describe(rows))
 	}
 	var active bool
-	if err := w.b.st.Pool().QueryRow(context.Background(), `SELECT lmm.active FROM mirror_location_mirror_map lmm
+	if err := w.Pool().QueryRow(context.Background(), `SELECT lmm.active FROM mirror_location_mirror_map lmm
 		JOIN mirror_locations l ON l.id = lmm.location_id JOIN mirror_mirrors m ON m.id = lmm.mirror_id
 		WHERE m.name = 'm03' AND l.path = '/firefox/releases/2.0/os07/:lang/file07.bin'`).Scan(&active); err != nil {
 		t.Fatal(err)
