@@ -25,7 +25,7 @@ type ReportWorld struct {
 
 // The report world's mirrors, and the files they lack or serve corrupt.
 const (
-	CorruptFile = "win32/de/Firefox Setup 1.5.exe"          // on "corrupt"
+	CorruptFile = "win32/de/Firefox Setup 1.5.exe"         // on "corrupt"
 	MissingFile = "linux-x86_64/en-US/firefox-1.5.tar.bz2" // on "missing"
 )
 

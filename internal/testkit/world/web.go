@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
+	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/web"
 )
 
@@ -20,4 +22,13 @@ func ServePage(t testing.TB, o web.Options) *httptest.Server {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// StatusPage serves the status page over a report world until the test
+// ends; the next sweep is always 14m30s away.
+func StatusPage(t testing.TB) (*ReportWorld, *httptest.Server) {
+	t.Helper()
+	w := NewReportWorld(t)
+	return w, ServePage(t, web.Options{Reporter: report.New(w.Pool(), nil),
+		NextSweep: func(after time.Time) time.Time { return after.Add(14*time.Minute + 30*time.Second) }})
 }

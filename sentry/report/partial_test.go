@@ -1,4 +1,4 @@
-package sentry_test
+package report_test
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
@@ -17,11 +18,11 @@ import (
 // setVantages writes what a sweep shared by several vantage points leaves
 // in sentry_mirror_state: the vantage points the mirror failed from and
 // those that checked it.
-func setVantages(t *testing.T, w *reportWorld, mirror string, failing, checked []string) {
+func setVantages(t *testing.T, w *world.ReportWorld, mirror string, failing, checked []string) {
 	t.Helper()
-	tag, err := w.b.st.Pool().Exec(context.Background(),
+	tag, err := w.Pool().Exec(context.Background(),
 		`UPDATE sentry_mirror_state SET failing_from = $2, checked_from = $3 WHERE mirror_id = $1`,
-		w.ids[mirror], failing, checked)
+		w.IDs[mirror], failing, checked)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +64,10 @@ func noteOf(table, name string) string {
 // API, and in sentry_mirror_failing_vantages; a mirror failing from none
 // is not.
 func TestPartiallyUnreachableMirror(t *testing.T) {
-	w, srv := statusPage(t)
+	t.Parallel()
+	w, srv := world.StatusPage(t)
 	ctx := context.Background()
-	pool := w.b.st.Pool()
+	pool := w.Pool()
 	all := []string{"eu", "us", "ap"}
 	setVantages(t, w, "good2", []string{"eu"}, all)       // up: partial
 	setVantages(t, w, "flaky", []string{"us", "eu"}, all) // down by quorum, ap still reaches it
@@ -75,7 +77,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 	// Checks of good2 from two more vantage points in this hour.
 	hour := time.Now().UTC().Truncate(time.Hour)
 	if _, err := pool.Exec(ctx, `INSERT INTO sentry_check_hourly (mirror_id, hour, vantage, result, n)
-		VALUES ($1, $2, 'eu', 'timeout', 4), ($1, $2, 'us', 'ok', 6)`, w.ids["good2"], hour); err != nil {
+		VALUES ($1, $2, 'eu', 'timeout', 4), ($1, $2, 'us', 'ok', 6)`, w.IDs["good2"], hour); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
@@ -240,7 +242,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 	})
 
 	t.Run("status page", func(t *testing.T) {
-		code, body, h := get(t, srv.URL+"/")
+		code, body, h := world.Get(t, srv.URL+"/")
 		if code != 200 || !strings.Contains(body, "partially unreachable from eu (1 of 3 vantage points)") ||
 			!strings.Contains(body, "down by quorum: unreachable from eu, us, reachable from ap") {
 			t.Errorf("/: %d\n%s", code, body)
@@ -249,12 +251,12 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 			!strings.HasPrefix(h.Get("Content-Security-Policy"), "default-src 'none'") {
 			t.Errorf("/: %d partial notes, or a script, or CSP %q", strings.Count(body, "partially unreachable from"), h.Get("Content-Security-Policy"))
 		}
-		code, body, _ = get(t, srv.URL+"/mirrors/good2")
+		code, body, _ = world.Get(t, srv.URL+"/mirrors/good2")
 		if code != 200 || !strings.Contains(body, "Partially unreachable: at its last sweep it failed from eu and was reached from ap, us") ||
 			!strings.Contains(body, "<td>eu</td><td class=\"n\">4</td><td class=\"n\">4</td><td>failed</td>") {
 			t.Errorf("/mirrors/good2: %d\n%s", code, body)
 		}
-		code, body, _ = get(t, srv.URL+"/mirrors/good1")
+		code, body, _ = world.Get(t, srv.URL+"/mirrors/good1")
 		if code != 200 || strings.Contains(body, "artially unreachable") ||
 			!strings.Contains(body, "reached from every vantage point that checked it: ap, eu, us") {
 			t.Errorf("/mirrors/good1: %d\n%s", code, body)
@@ -262,7 +264,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 	})
 
 	t.Run("API", func(t *testing.T) {
-		code, body, _ := get(t, srv.URL+"/api/mirrors")
+		code, body, _ := world.Get(t, srv.URL+"/api/mirrors")
 		var ms report.Mirrors
 		if err := json.Unmarshal([]byte(body), &ms); code != 200 || err != nil {
 			t.Fatalf("/api/mirrors: %d %v", code, err)
@@ -281,7 +283,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 		if !strings.Contains(body, `"failing_from": [`) || !strings.Contains(body, `"partial": true`) {
 			t.Errorf("/api/mirrors lacks the fields:\n%s", body)
 		}
-		code, body, _ = get(t, srv.URL+"/api/mirrors/good2")
+		code, body, _ = world.Get(t, srv.URL+"/api/mirrors/good2")
 		var d report.MirrorDetail
 		if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !d.Mirror.Partial ||
 			strings.Join(d.Mirror.FailingFrom, ",") != "eu" || len(d.ByVantage) != 3 {
@@ -290,13 +292,13 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 	})
 
 	t.Run("metrics", func(t *testing.T) {
-		fams := scrape(t, metrics.New(pool, nil))
+		fams := world.Scrape(t, metrics.New(pool, nil).Handler())
 		for name, want := range map[string]float64{"good2": 1, "flaky": 2, "corrupt": 3, "good1": 0, "missing": 0} {
-			if v, ok := value(t, fams, "sentry_mirror_failing_vantages", map[string]string{"mirror": name}); !ok || v != want {
+			if v, ok := world.Value(t, fams, "sentry_mirror_failing_vantages", map[string]string{"mirror": name}); !ok || v != want {
 				t.Errorf("sentry_mirror_failing_vantages{mirror=%q} = %v (present %v), want %v", name, v, ok, want)
 			}
 		}
-		if v, ok := value(t, fams, "sentry_mirrors", map[string]string{"state": "down"}); !ok || v != 1 {
+		if v, ok := world.Value(t, fams, "sentry_mirrors", map[string]string{"state": "down"}); !ok || v != 1 {
 			t.Errorf("sentry_mirrors{state=down} = %v %v", v, ok)
 		}
 	})
@@ -306,7 +308,7 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 	t.Run("long names and disabled", func(t *testing.T) {
 		long := func(s string) string { return s + strings.Repeat("-long-vantage-name", 3) + "-" + s }
 		setVantages(t, w, "good2", []string{long("eu"), long("sa")}, []string{long("eu"), long("sa"), long("us"), long("ap")})
-		if _, err := pool.Exec(ctx, `UPDATE mirror_mirrors SET active = false WHERE id = $1`, w.ids["corrupt"]); err != nil {
+		if _, err := pool.Exec(ctx, `UPDATE mirror_mirrors SET active = false WHERE id = $1`, w.IDs["corrupt"]); err != nil {
 			t.Fatal(err)
 		}
 		ms, err := rep.Mirrors(ctx, win)
@@ -341,11 +343,11 @@ func TestPartiallyUnreachableMirror(t *testing.T) {
 		if !strings.Contains(buf.String(), long("sa")) {
 			t.Errorf("--mirror good2 does not name %s:\n%s", long("sa"), buf.String())
 		}
-		fams := scrape(t, metrics.New(pool, nil))
-		if v, ok := value(t, fams, "sentry_mirror_failing_vantages", map[string]string{"mirror": "good2"}); !ok || v != 2 {
+		fams := world.Scrape(t, metrics.New(pool, nil).Handler())
+		if v, ok := world.Value(t, fams, "sentry_mirror_failing_vantages", map[string]string{"mirror": "good2"}); !ok || v != 2 {
 			t.Errorf("good2: %v %v", v, ok)
 		}
-		if _, ok := value(t, fams, "sentry_mirror_failing_vantages", map[string]string{"mirror": "corrupt"}); ok {
+		if _, ok := world.Value(t, fams, "sentry_mirror_failing_vantages", map[string]string{"mirror": "corrupt"}); ok {
 			t.Error("a disabled mirror has a failing-vantages series")
 		}
 	})

@@ -10,111 +10,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
-// signalHandler passes log records on and closes a channel the first time
-// a record's message contains a watched phrase: tests wait on what sentry
-// did, not on time.
-type signalHandler struct {
-	slog.Handler
-	w *watches
-}
-
-type watches struct {
-	mu    sync.Mutex
-	ch    map[string]chan struct{}
-	hooks map[string]func() // run once, synchronously, by the logging goroutine
-}
-
-// do makes the first record holding phrase run fn before it is logged:
-// whatever logged it waits for fn.
-func (w *watches) do(phrase string, fn func()) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.hooks == nil {
-		w.hooks = map[string]func(){}
-	}
-	w.hooks[phrase] = fn
-}
-
-func (w *watches) on(phrase string) <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ch == nil {
-		w.ch = map[string]chan struct{}{}
-	}
-	if w.ch[phrase] == nil {
-		w.ch[phrase] = make(chan struct{})
-	}
-	return w.ch[phrase]
-}
-
-func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
-	h.w.mu.Lock()
-	var hooks []func()
-	for phrase, fn := range h.w.hooks {
-		if strings.Contains(r.Message, phrase) {
-			hooks = append(hooks, fn)
-			delete(h.w.hooks, phrase)
-		}
-	}
-	for phrase, ch := range h.w.ch {
-		if strings.Contains(r.Message, phrase) {
-			select {
-			case <-ch:
-			default:
-				close(ch)
-			}
-		}
-	}
-	h.w.mu.Unlock()
-	for _, fn := range hooks {
-		fn()
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h signalHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return signalHandler{h.Handler.WithAttrs(as), h.w}
-}
-
-func (h signalHandler) WithGroup(name string) slog.Handler {
-	return signalHandler{h.Handler.WithGroup(name), h.w}
-}
-
-// wait fails the test unless ch closes within a generous bound.
-func wait(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(90 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-}
-
 // dbFaultWorld is two mirrors taking one request at a time: "a", whose
 // requests drive the outage, and "b".
-func dbFaultWorld(t *testing.T) (*sentry.Deps, *bundle, *localmirror.Server, *localmirror.Server) {
+func dbFaultWorld(t *testing.T) (w *world.World, a, b *localmirror.Server) {
 	t.Helper()
-	d, b := setup(t)
-	a, err := localmirror.NewStatic("a", b.rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	b.addMirror(t, "a", a.URL, "pull", "", 1)
-	bm, err := localmirror.NewStatic("b", b.rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bm.Close() })
-	b.addMirror(t, "b", bm.URL, "pull", "", 1)
-	return d, b, a, bm
+	w = world.New(t, nil)
+	a = world.Static(t, "a", w.Rel)
+	w.AddMirror(t, "a", a.URL, &factory.MirrorSettingsOpts{MaxConcurrency: factory.Ptr(1)})
+	b = world.Static(t, "b", w.Rel)
+	w.AddMirror(t, "b", b.URL, &factory.MirrorSettingsOpts{MaxConcurrency: factory.Ptr(1)})
+	return w, a, b
 }
 
 // runSummary is what a run left in the database.
@@ -125,10 +39,10 @@ type runSummary struct {
 	logRows  int
 }
 
-func summarise(t *testing.T, b *bundle, run int64) runSummary {
+func summarise(t *testing.T, w *world.World, run int64) runSummary {
 	t.Helper()
 	var s runSummary
-	if err := b.st.Pool().QueryRow(context.Background(), `SELECT outcome, finished_at IS NOT NULL,
+	if err := w.Pool().QueryRow(context.Background(), `SELECT outcome, finished_at IS NOT NULL,
 		(SELECT count(*) FROM sentry_checks WHERE run_id = $1),
 		(SELECT count(*) FROM sentry_log l WHERE l.log_date = r.started_at)
 		FROM sentry_runs r WHERE id = $1`, run).Scan(&s.outcome, &s.finished, &s.checks, &s.logRows); err != nil {
@@ -148,7 +62,8 @@ func summarise(t *testing.T, b *bundle, run int64) runSummary {
 // once sentry has failed to write checks and, in the prime, mirror b,
 // finished during the outage, has failed to write its marks. The test must
 // not run in parallel with others: it stops the server every test of the
-// package uses.
+// package uses (it is not parallel, so it runs before the parallel tests
+// of the package are let go).
 func TestDatabaseRestartLosesNothing(t *testing.T) {
 	if !pgtest.Server().Managed() {
 		t.Skip(pgtest.ErrNotManaged.Error())
@@ -166,38 +81,39 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// The same world without an outage, for what the run must
 			// leave behind.
-			dRef, bRef, _, _ := dbFaultWorld(t)
+			ref, _, _ := dbFaultWorld(t)
 			var refRun int64
 			if tt.sweep {
-				primeRelease(t, dRef)
-				refRun = sweepNow(t, dRef, false).RunID
+				ref.Prime(t)
+				refRun = ref.Sweep(t, false).RunID
 			} else {
-				refRun = primeRelease(t, dRef).RunID
+				refRun = ref.Prime(t).RunID
 			}
-			want, wantSum := bRef.marks(t), summarise(t, bRef, refRun)
+			want, wantSum := ref.Marks(t), summarise(t, ref, refRun)
 
-			d, b, a, bm := dbFaultWorld(t)
+			w, a, bm := dbFaultWorld(t)
+			d := w.Deps
 			if tt.sweep {
-				primeRelease(t, d)
+				w.Prime(t)
 			}
-			w := &watches{}
-			d.Logger = slog.New(signalHandler{d.Logger.Handler(), w})
-			writeFailed := w.on("writing checks failed")
-			markFailed := w.on("marking failed")
+			watch := &watches{}
+			d.Logger = slog.New(signalHandler{d.Logger.Handler(), watch})
+			writeFailed := watch.on("writing checks failed")
+			markFailed := watch.on("marking failed")
 
 			atStop, stopped := make(chan struct{}), make(chan struct{})
 			atStart, started := make(chan struct{}), make(chan struct{})
 			if tt.fromStart {
 				// "run planned" is logged once the run's work is
 				// recorded, and before any mirror is checked.
-				w.do("run planned", func() { close(atStop); <-stopped })
+				watch.do("run planned", func() { close(atStop); <-stopped })
 			}
 			method := map[bool]string{false: "GET", true: "HEAD"}[tt.sweep]
 			bFirst := make(chan struct{})
 			var bOnce sync.Once
 			var files atomic.Int64
 			a.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
-				if !strings.Contains(r.URL.Path, b.rel.Dir) || r.Method != method {
+				if !strings.Contains(r.URL.Path, w.Rel.Dir) || r.Method != method {
 					return false
 				}
 				switch files.Add(1) {
@@ -275,11 +191,11 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 			if !strings.HasPrefix(res.out, store.OutcomeCompleted) {
 				t.Errorf("outcome %q, want completed", res.out)
 			}
-			got := summarise(t, b, res.run)
+			got := summarise(t, w, res.run)
 			if got != wantSum {
 				t.Errorf("the run left %+v; an uninterrupted run leaves %+v", got, wantSum)
 			}
-			if m := b.marks(t); !sameMarks(m, want) {
+			if m := w.Marks(t); !world.SameMarks(m, want) {
 				t.Errorf("marks %v; an uninterrupted run marks %v", m, want)
 			}
 			for _, m := range res.mirrors {

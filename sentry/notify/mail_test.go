@@ -1,4 +1,4 @@
-package sentry_test
+package notify_test
 
 import (
 	"context"
@@ -6,17 +6,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/smtptest"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/notify"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
 
 // newTestMailer is a Mailer of one sentry, fast to retry.
-func newTestMailer(t *testing.T, b *bundle, srv *smtptest.Server, digestTo []string, now func() time.Time) *notify.Mailer {
+func newTestMailer(t *testing.T, w *world.World, srv *smtptest.Server, digestTo []string, now func() time.Time) *notify.Mailer {
 	t.Helper()
 	return notify.NewMailer(notify.MailOptions{
-		Store: b.st, Reporter: report.New(b.st.Pool(), now),
+		Store: w.Store, Reporter: report.New(w.Pool(), now),
 		SMTP:      notify.SMTP{Host: srv.Host, Port: srv.Port, From: "sentry@example.org", Timeout: 20 * time.Second},
 		PublicURL: "https://status.example.org", DigestTo: digestTo, Retries: 3,
 		RetryWaitMin: 20 * time.Millisecond, RetryWaitMax: 50 * time.Millisecond, Poll: 20 * time.Millisecond,
@@ -38,27 +40,26 @@ func closeMailer(t *testing.T, m *notify.Mailer) {
 // backoff), though two sentries mail, and though they restart; the mail
 // says why and holds no secret, whatever the reason holds.
 func TestMailOncePerStateChange(t *testing.T) {
-	d, b := setup(t)
-	s, id := b.static(t, "flaky")
-	b.static(t, "good1")
-	b.static(t, "good2")
-	if _, err := b.st.Pool().Exec(context.Background(), `INSERT INTO sentry_mirror_settings (mirror_id, contact) VALUES ($1, 'admin@flaky.example')`,
-		id); err != nil {
-		t.Fatal(err)
-	}
-	primeRelease(t, d)
+	t.Parallel()
+	w := world.New(t, nil)
+	d := w.Deps
+	s, id := w.Static(t, "flaky")
+	w.Static(t, "good1")
+	w.Static(t, "good2")
+	factory.MirrorSettings(context.Background(), t, w.Pool(), &factory.MirrorSettingsOpts{MirrorID: id, Contact: "admin@flaky.example"})
+	w.Prime(t)
 	srv := smtptest.Start(t, smtptest.Options{FailFirst: 1})
-	first := newTestMailer(t, b, srv, nil, nil)
-	second := newTestMailer(t, b, srv, nil, nil) // another sentry on the database
+	first := newTestMailer(t, w, srv, nil, nil)
+	second := newTestMailer(t, w, srv, nil, nil) // another sentry on the database
 	d.Observer = observe.All(d.Observer, first, second)
-	failing(s).Store(true)
-	sweepNow(t, d, false)
-	sweepNow(t, d, false) // down
+	world.Failing(s).Store(true)
+	w.Sweep(t, false)
+	w.Sweep(t, false) // down
 	ms := srv.Wait(t, 1, time.Minute)
 	closeMailer(t, first)
 	closeMailer(t, second)
 	// A sentry restarted sends nothing again.
-	closeMailer(t, newTestMailer(t, b, srv, nil, nil))
+	closeMailer(t, newTestMailer(t, w, srv, nil, nil))
 	ms = srv.Messages(t)
 	if len(ms) != 1 {
 		t.Fatalf("%d mails, want 1", len(ms))
@@ -71,7 +72,7 @@ func TestMailOncePerStateChange(t *testing.T) {
 	}
 	var attempts int
 	var lastErr string
-	if err := b.st.Pool().QueryRow(context.Background(), `SELECT attempts, last_error FROM sentry_notices WHERE kind = 'state'`).
+	if err := w.Pool().QueryRow(context.Background(), `SELECT attempts, last_error FROM sentry_notices WHERE kind = 'state'`).
 		Scan(&attempts, &lastErr); err != nil {
 		t.Fatal(err)
 	}
@@ -83,20 +84,21 @@ func TestMailOncePerStateChange(t *testing.T) {
 // TestMailDigestOncePerDay: operators get one digest a day, naming the
 // mirrors that are not simply up, whichever sentry sends it.
 func TestMailDigestOncePerDay(t *testing.T) {
-	d, b := setup(t)
-	s, _ := b.static(t, "broken")
-	b.static(t, "fine1")
-	b.static(t, "fine2")
-	primeRelease(t, d)
-	failing(s).Store(true)
-	sweepNow(t, d, false)
-	sweepNow(t, d, false)
+	t.Parallel()
+	w := world.New(t, nil)
+	s, _ := w.Static(t, "broken")
+	w.Static(t, "fine1")
+	w.Static(t, "fine2")
+	w.Prime(t)
+	world.Failing(s).Store(true)
+	w.Sweep(t, false)
+	w.Sweep(t, false)
 	srv := smtptest.Start(t, smtptest.Options{})
 	day := time.Date(2026, 11, 25, 7, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return day }
 	ops := []string{"ops@example.org", "oncall@example.org"}
-	closeMailer(t, newTestMailer(t, b, srv, ops, clock))
-	closeMailer(t, newTestMailer(t, b, srv, ops, clock))
+	closeMailer(t, newTestMailer(t, w, srv, ops, clock))
+	closeMailer(t, newTestMailer(t, w, srv, ops, clock))
 	ms := srv.Messages(t)
 	if len(ms) != 1 {
 		t.Fatalf("%d digests on one day, want 1", len(ms))
@@ -107,7 +109,7 @@ func TestMailDigestOncePerDay(t *testing.T) {
 		t.Errorf("digest to %v %q:\n%s", m.EnvelopeTo, m.Header.Get("Subject"), m.Body)
 	}
 	day = day.Add(24 * time.Hour)
-	closeMailer(t, newTestMailer(t, b, srv, ops, clock))
+	closeMailer(t, newTestMailer(t, w, srv, ops, clock))
 	if n := len(srv.Messages(t)); n != 2 {
 		t.Errorf("%d digests after the next day's, want 2", n)
 	}

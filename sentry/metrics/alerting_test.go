@@ -1,4 +1,4 @@
-package sentry_test
+package metrics_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
@@ -19,7 +21,7 @@ import (
 // promtool finds Debian's promtool (package prometheus).
 func promtool(t *testing.T) string {
 	t.Helper()
-	return installed(t, "prometheus", "promtool")
+	return realmirror.Binary(t, "promtool", "prometheus")
 }
 
 // TestMetricsToAlertOn: a process that ran nothing exports, read from the
@@ -29,11 +31,12 @@ func promtool(t *testing.T) string {
 // scrape passes `promtool check metrics`, and the example rules pass
 // `promtool check rules`.
 func TestMetricsToAlertOn(t *testing.T) {
-	w := setupReport(t) // ran here, but without metrics: another sentry's runs
-	m := metrics.New(w.b.st.Pool(), w.d.Logger)
-	fams := scrape(t, m)
+	t.Parallel()
+	w := world.NewReportWorld(t) // ran here, but without metrics: another sentry's runs
+	m := metrics.New(w.Pool(), w.Deps.Logger)
+	fams := world.Scrape(t, m.Handler())
 
-	states, err := report.New(w.b.st.Pool(), nil).States(context.Background())
+	states, err := report.New(w.Pool(), nil).States(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,56 +46,56 @@ func TestMetricsToAlertOn(t *testing.T) {
 			t.Errorf("report: %s is %s (%s), want %s", row.Name, row.Condition(), row.Why(), want[row.Name])
 		}
 		for _, c := range report.Conditions {
-			v, ok := value(t, fams, "sentry_mirror_state", map[string]string{"mirror": row.Name, "state": c})
+			v, ok := world.Value(t, fams, "sentry_mirror_state", map[string]string{"mirror": row.Name, "state": c})
 			if !ok || (v == 1) != (c == want[row.Name]) {
 				t.Errorf("sentry_mirror_state{mirror=%q,state=%q} = %v (present %v)", row.Name, c, v, ok)
 			}
 		}
-		up, ok := value(t, fams, "sentry_mirror_up", map[string]string{"mirror": row.Name})
+		up, ok := world.Value(t, fams, "sentry_mirror_up", map[string]string{"mirror": row.Name})
 		if !ok || (up == 1) != (want[row.Name] != "down") {
 			t.Errorf("sentry_mirror_up{mirror=%q} = %v (present %v)", row.Name, up, ok)
 		}
-		at, ok := value(t, fams, "sentry_mirror_last_check_timestamp_seconds", map[string]string{"mirror": row.Name})
+		at, ok := world.Value(t, fams, "sentry_mirror_last_check_timestamp_seconds", map[string]string{"mirror": row.Name})
 		if !ok || row.LastSweep == nil || math.Abs(at-float64(row.LastSweep.UnixNano())/1e9) > 0.001 {
 			t.Errorf("last check of %s: %v (present %v), the report says %v", row.Name, at, ok, row.LastSweep)
 		}
 	}
 	for _, kind := range []string{"prime", "sweep", "deep_sweep"} {
-		if v, ok := value(t, fams, "sentry_recent_runs", map[string]string{"kind": kind, "outcome": "completed"}); !ok || v != 1 {
+		if v, ok := world.Value(t, fams, "sentry_recent_runs", map[string]string{"kind": kind, "outcome": "completed"}); !ok || v != 1 {
 			t.Errorf("sentry_recent_runs{kind=%q,outcome=completed} = %v (present %v), want 1", kind, v, ok)
 		}
-		if v, ok := value(t, fams, "sentry_recent_runs", map[string]string{"kind": kind, "outcome": "failed"}); !ok || v != 0 {
+		if v, ok := world.Value(t, fams, "sentry_recent_runs", map[string]string{"kind": kind, "outcome": "failed"}); !ok || v != 0 {
 			t.Errorf("sentry_recent_runs{kind=%q,outcome=failed} = %v (present %v), want 0", kind, v, ok)
 		}
 		for _, o := range report.EndOutcomes {
-			if v, ok := value(t, fams, "sentry_last_run_outcome", map[string]string{"kind": kind, "outcome": o}); !ok || (v == 1) != (o == "completed") {
+			if v, ok := world.Value(t, fams, "sentry_last_run_outcome", map[string]string{"kind": kind, "outcome": o}); !ok || (v == 1) != (o == "completed") {
 				t.Errorf("sentry_last_run_outcome{kind=%q,outcome=%q} = %v (present %v)", kind, o, v, ok)
 			}
 		}
-		if v, ok := value(t, fams, "sentry_last_completed_run_timestamp_seconds", map[string]string{"kind": kind}); !ok ||
+		if v, ok := world.Value(t, fams, "sentry_last_completed_run_timestamp_seconds", map[string]string{"kind": kind}); !ok ||
 			v < float64(time.Now().Add(-time.Hour).Unix()) {
 			t.Errorf("last completed %s: %v (present %v)", kind, v, ok)
 		}
 	}
 	// good1 (50) and good2 (30) hold the whole release of the 100 points
 	// of rating; flaky is down, corrupt and missing lack a file.
-	if v, ok := value(t, fams, "sentry_release_weighted_uptake", map[string]string{"release": "1.5"}); !ok || math.Abs(v-0.8) > 1e-9 {
+	if v, ok := world.Value(t, fams, "sentry_release_weighted_uptake", map[string]string{"release": "1.5"}); !ok || math.Abs(v-0.8) > 1e-9 {
 		t.Errorf("sentry_release_weighted_uptake{release=1.5} = %v (present %v), want 0.8", v, ok)
 	}
-	if _, ok := value(t, fams, "sentry_release_first_prime_timestamp_seconds", map[string]string{"release": "1.5"}); !ok {
+	if _, ok := world.Value(t, fams, "sentry_release_first_prime_timestamp_seconds", map[string]string{"release": "1.5"}); !ok {
 		t.Error("no first prime time of release 1.5")
 	}
 
 	// A failed run counts, whoever ran it (a sweep from cron elsewhere),
 	// and is the latest sweep's outcome; one of long ago is not counted.
-	sqlExec(t, w.b, `INSERT INTO sentry_runs (kind, vantage, host, pid, outcome, reason, started_at, finished_at)
+	w.Exec(t, `INSERT INTO sentry_runs (kind, vantage, host, pid, outcome, reason, started_at, finished_at)
 		VALUES ('sweep', 'elsewhere', 'cron-host', 1, 'failed', 'nothing to check', now(), now()),
 		       ('sweep', 'elsewhere', 'cron-host', 1, 'failed', 'long ago', now() - interval '3 days', now() - interval '3 days')`)
-	fams = scrape(t, m)
-	if v, _ := value(t, fams, "sentry_recent_runs", map[string]string{"kind": "sweep", "outcome": "failed"}); v != 1 {
+	fams = world.Scrape(t, m.Handler())
+	if v, _ := world.Value(t, fams, "sentry_recent_runs", map[string]string{"kind": "sweep", "outcome": "failed"}); v != 1 {
 		t.Errorf("failed sweeps of the last day after one failed: %v, want 1", v)
 	}
-	if v, _ := value(t, fams, "sentry_last_run_outcome", map[string]string{"kind": "sweep", "outcome": "failed"}); v != 1 {
+	if v, _ := world.Value(t, fams, "sentry_last_run_outcome", map[string]string{"kind": "sweep", "outcome": "failed"}); v != 1 {
 		t.Errorf("the latest sweep's outcome is not failed: %v", v)
 	}
 
@@ -113,7 +116,7 @@ func TestMetricsToAlertOn(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
-	rules, err := filepath.Abs("../docs/prometheus/sentry-rules.yml")
+	rules, err := filepath.Abs("../../docs/prometheus/sentry-rules.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,67 +1,14 @@
-package sentry_test
+package report_test
 
 import (
 	"context"
 	"sort"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry"
-	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
-	"github.com/mirrorsentry/sentry/sentry/observe"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
-
-// reportWorld is a database filled by real primes and sweeps against local
-// mirrors: two good mirrors, one serving a corrupt file, one missing a
-// file, and one that answers 503 from the first sweep on (down after two).
-type reportWorld struct {
-	d       *sentry.Deps
-	b       *bundle
-	ids     map[string]int
-	ratings map[string]int
-	servers map[string]*localmirror.Server
-	flaky   *atomic.Bool // set: the flaky mirror answers 503
-}
-
-func setupReport(t *testing.T, observers ...func(*sentry.Deps) observe.Observer) *reportWorld {
-	t.Helper()
-	d, b := setup(t)
-	var obs []observe.Observer
-	for _, build := range observers {
-		obs = append(obs, build(d))
-	}
-	d.Observer = observe.All(append(obs, b.seen)...)
-	w := &reportWorld{d: d, b: b, ids: map[string]int{}, ratings: map[string]int{
-		"good1": 50, "good2": 30, "corrupt": 10, "missing": 5, "flaky": 5,
-	}}
-	var flaky *atomic.Bool
-	w.servers = map[string]*localmirror.Server{}
-	for _, name := range []string{"good1", "good2", "corrupt", "missing", "flaky"} {
-		s, id := b.static(t, name)
-		w.ids[name], w.servers[name] = id, s
-		switch name {
-		case "corrupt":
-			p := "win32/de/Firefox Setup 1.5.exe"
-			s.Put(b.rel, p, localmirror.Flip(b.rel.Files[p]))
-		case "missing":
-			s.Remove(b.rel, "linux-x86_64/en-US/firefox-1.5.tar.bz2")
-		case "flaky":
-			flaky = failing(s)
-		}
-		if _, err := b.st.Pool().Exec(context.Background(), `UPDATE mirror_mirrors SET rating = $1 WHERE id = $2`,
-			w.ratings[name], id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	primeRelease(t, d)
-	w.flaky = flaky
-	flaky.Store(true) // from the first sweep on
-	sweepNow(t, d, false)
-	sweepNow(t, d, true)
-	return w
-}
 
 // oracle is what the checks sentry made say, computed the slow way: every
 // check seen (routine ones are only counted in the database) kept and
@@ -75,11 +22,11 @@ type oracle struct {
 	firstOK          map[[2]any]time.Time
 }
 
-func loadOracle(t *testing.T, w *reportWorld, since time.Time) *oracle {
+func loadOracle(t *testing.T, w *world.ReportWorld, since time.Time) *oracle {
 	t.Helper()
 	o := &oracle{checks: map[int]int64{}, failures: map[int]int64{}, byKind: map[int]map[string]int64{},
 		last: map[int]time.Time{}, lastFail: map[int]string{}, latest: map[[2]any]string{}, firstOK: map[[2]any]time.Time{}}
-	for _, c := range w.b.seen.all() {
+	for _, c := range w.Seen.All() {
 		// The database keeps microseconds.
 		m, path, at, result := c.MirrorID, c.Path, c.At.Round(0).Truncate(time.Microsecond), string(c.Result)
 		if at.After(o.last[m]) {
@@ -110,11 +57,12 @@ func loadOracle(t *testing.T, w *reportWorld, since time.Time) *oracle {
 }
 
 func TestReportMirrorsEqualsRecordedChecks(t *testing.T) {
-	w := setupReport(t)
+	t.Parallel()
+	w := world.NewReportWorld(t)
 	ctx := context.Background()
 	now := time.Now()
 	win := report.Window{Since: now.Add(-24 * time.Hour), Until: now.Add(time.Second)}
-	rep, err := report.New(w.b.st.Pool(), nil).Mirrors(ctx, win)
+	rep, err := report.New(w.Pool(), nil).Mirrors(ctx, win)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +127,7 @@ func TestReportMirrorsEqualsRecordedChecks(t *testing.T) {
 	}
 
 	// A window after every check: nothing counted, last check still shown.
-	later, err := report.New(w.b.st.Pool(), nil).Mirrors(ctx, report.Window{Since: now.Add(time.Hour), Until: now.Add(2 * time.Hour)})
+	later, err := report.New(w.Pool(), nil).Mirrors(ctx, report.Window{Since: now.Add(time.Hour), Until: now.Add(2 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,11 +139,12 @@ func TestReportMirrorsEqualsRecordedChecks(t *testing.T) {
 }
 
 func TestReportMirrorDetail(t *testing.T) {
-	w := setupReport(t)
+	t.Parallel()
+	w := world.NewReportWorld(t)
 	ctx := context.Background()
 	now := time.Now()
 	win := report.Window{Since: now.Add(-24 * time.Hour), Until: now.Add(time.Second)}
-	r := report.New(w.b.st.Pool(), nil)
+	r := report.New(w.Pool(), nil)
 
 	flaky, err := r.Mirror(ctx, "flaky", win)
 	if err != nil {
@@ -224,9 +173,9 @@ func TestReportMirrorDetail(t *testing.T) {
 		t.Errorf("corrupt file: %+v", f)
 	}
 	var first, last time.Time
-	if err := w.b.st.Pool().QueryRow(ctx, `SELECT min(checked_at), max(checked_at) FROM sentry_checks
+	if err := w.Pool().QueryRow(ctx, `SELECT min(checked_at), max(checked_at) FROM sentry_checks
 		WHERE mirror_id = $1 AND path = $2 AND result NOT IN ('ok', 'unchanged', 'internal')`,
-		w.ids["corrupt"], f.Path).Scan(&first, &last); err != nil {
+		w.IDs["corrupt"], f.Path).Scan(&first, &last); err != nil {
 		t.Fatal(err)
 	}
 	if !f.FirstSeen.Equal(first) || !f.LastSeen.Equal(last) {
@@ -242,15 +191,16 @@ func TestReportMirrorDetail(t *testing.T) {
 }
 
 func TestReportReleaseUptake(t *testing.T) {
-	w := setupReport(t)
+	t.Parallel()
+	w := world.NewReportWorld(t)
 	ctx := context.Background()
-	rel, err := report.New(w.b.st.Pool(), nil).Release(ctx, "1.5")
+	rel, err := report.New(w.Pool(), nil).Release(ctx, "1.5")
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := loadOracle(t, w, time.Time{})
 	total := 0
-	for _, r := range w.ratings {
+	for _, r := range w.Ratings {
 		total += r
 	}
 	if rel.Files != 4 || rel.ActiveMirrors != 5 || rel.RatingTotal != total || rel.FirstPrime == nil {
@@ -260,7 +210,7 @@ func TestReportReleaseUptake(t *testing.T) {
 	// is good and that verified it once.
 	for _, f := range rel.FileList {
 		n, ratings := 0, 0
-		for name, id := range w.ids {
+		for name, id := range w.IDs {
 			if name == "flaky" { // down since the second sweep
 				continue
 			}
@@ -268,7 +218,7 @@ func TestReportReleaseUptake(t *testing.T) {
 			_, verified := o.firstOK[[2]any{id, f.Path}]
 			if (res == "ok" || res == "unchanged") && verified {
 				n++
-				ratings += w.ratings[name]
+				ratings += w.Ratings[name]
 			}
 		}
 		if f.Mirrors != n || f.Weighted == nil || *f.Weighted != float64(ratings)/float64(total) {
@@ -317,7 +267,7 @@ func TestReportReleaseUptake(t *testing.T) {
 			t.Errorf("step %d: %+v, recorded %v", i, p, done[i])
 		}
 	}
-	if _, err := report.New(w.b.st.Pool(), nil).Release(ctx, "9.9"); err == nil {
+	if _, err := report.New(w.Pool(), nil).Release(ctx, "9.9"); err == nil {
 		t.Error("an unknown release: no error")
 	}
 }
