@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/demo/faultmirror"
@@ -138,9 +139,9 @@ func TestFaults(t *testing.T) {
 			id := w.AddMirror(t, fm.Name, fm.URL, nil)
 			// The mirror held the release before: "active unchanged"
 			// is visible.
-			if _, err := w.Pool().Exec(context.Background(), `INSERT INTO mirror_location_mirror_map (location_id, mirror_id, active, healthy)
-					VALUES ($1, $3, true, true), ($2, $3, true, true)`, w.LocWin, w.LocLin, id); err != nil {
-				t.Fatal(err)
+			for _, loc := range []int{w.LocWin, w.LocLin} {
+				factory.LocationMirror(context.Background(), t, w.Pool(), &factory.LocationMirrorOpts{LocationID: loc, MirrorID: id,
+					Active: factory.Ptr(true), Healthy: factory.Ptr(true)})
 			}
 			path := faultFile
 			if tt.fault.Whole() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
@@ -38,9 +39,13 @@ func setupPrime(t *testing.T) *primeWorld {
 	if code, out, errs := run(t, nil, "db", "migrate", "--config", w.cfg); code != ExitOK {
 		t.Fatalf("migrate: %d %s %s", code, out, errs)
 	}
-	w.exec(t, `WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-1.5') RETURNING id),
-		o AS (INSERT INTO mirror_os (name) VALUES ('win') RETURNING id)
-		INSERT INTO mirror_locations (product_id, os_id, path) SELECT p.id, o.id, '/firefox/releases/1.5/win32/Firefox Setup 1.5.exe' FROM p, o`)
+	ctx := context.Background()
+	conn := w.connect(t)
+	defer conn.Close(ctx)
+	factory.Location(ctx, t, conn, &factory.LocationOpts{
+		ProductID: factory.Product(ctx, t, conn, &factory.ProductOpts{Name: "Firefox-1.5"}).ID,
+		OSID:      factory.OS(ctx, t, conn, &factory.OSOpts{Name: "win"}).ID,
+		Path:      "/firefox/releases/1.5/win32/Firefox Setup 1.5.exe"})
 	return w
 }
 
@@ -60,21 +65,24 @@ func writeConfigWith(t *testing.T, dbURL, masterURL string) string {
 	return path
 }
 
-func (w *primeWorld) exec(t *testing.T, sql string, args ...any) {
+// connect opens a connection to the world's database: the caller closes
+// it.
+func (w *primeWorld) connect(t *testing.T) *pgx.Conn {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), w.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatal(err)
-	}
+	return conn
 }
 
+// mirror registers an active mirror (package factory).
 func (w *primeWorld) mirror(t *testing.T, name, url string) {
 	t.Helper()
-	w.exec(t, `INSERT INTO mirror_mirrors (name, baseurl) VALUES ($1, $2)`, name, url)
+	ctx := context.Background()
+	conn := w.connect(t)
+	defer conn.Close(ctx)
+	factory.Mirror(ctx, t, conn, &factory.MirrorOpts{Name: name, BaseURL: url, Regions: []int{1}})
 }
 
 // goodMirror starts a mirror holding the whole release and registers it.
@@ -89,6 +97,7 @@ func (w *primeWorld) goodMirror(t *testing.T, name string) {
 }
 
 func TestPrimeCommandCompletes(t *testing.T) {
+	t.Parallel()
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
 
@@ -117,6 +126,7 @@ func TestPrimeCommandCompletes(t *testing.T) {
 }
 
 func TestPrimeCommandGuardExits3(t *testing.T) {
+	t.Parallel()
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
 	for _, name := range []string{"dead1", "dead2"} {
@@ -136,6 +146,7 @@ func TestPrimeCommandGuardExits3(t *testing.T) {
 }
 
 func TestPrimeCommandManifestErrorExits1(t *testing.T) {
+	t.Parallel()
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
 	w.master.Put(w.rel, "SHA256SUMS", []byte("not a manifest line\n"))
@@ -146,6 +157,7 @@ func TestPrimeCommandManifestErrorExits1(t *testing.T) {
 }
 
 func TestSweepCommand(t *testing.T) {
+	t.Parallel()
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
 	if code, out, errs := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5"); code != ExitOK {

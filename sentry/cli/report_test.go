@@ -13,6 +13,7 @@ import (
 )
 
 func TestParseSince(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		in   string
@@ -68,6 +69,7 @@ func fits80(t *testing.T, out string) {
 }
 
 func TestReportCommand(t *testing.T) {
+	t.Parallel()
 	w := reportWorld(t)
 	long := "a-mirror-with-a-rather-long-name-missing-one-file"
 
@@ -187,6 +189,7 @@ func TestReportCommand(t *testing.T) {
 }
 
 func TestReportCommandErrors(t *testing.T) {
+	t.Parallel()
 	w := setupPrime(t)
 	for _, c := range []struct {
 		args []string

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -24,10 +25,8 @@ func TestPrimeMassFailureGuard(t *testing.T) {
 	}
 	// The dead mirrors held the release: the guard must leave them so.
 	for _, id := range dead {
-		if _, err := w.Pool().Exec(context.Background(), `INSERT INTO mirror_location_mirror_map (location_id, mirror_id, active, healthy)
-			VALUES ($1, $2, true, true)`, w.LocWin, id); err != nil {
-			t.Fatal(err)
-		}
+		factory.LocationMirror(context.Background(), t, w.Pool(), &factory.LocationMirrorOpts{LocationID: w.LocWin, MirrorID: id,
+			Active: factory.Ptr(true), Healthy: factory.Ptr(true)})
 	}
 	rep := w.Prime(t)
 	if rep.Outcome != store.OutcomeGuarded || !strings.Contains(rep.Reason, "2 of 3 mirrors") {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
@@ -144,26 +145,17 @@ func TestHostileNamesStayInTheReleaseDirectory(t *testing.T) {
 			"/firefox/releases/1.5/win32/:lang/../../../../etc/passwd",
 			"/firefox/releases/1.4/win32/Firefox Setup 1.4.exe",
 		}
+		ctx, pool := context.Background(), w.Pool()
 		var ids []int
 		for _, p := range hostile {
-			var lid int
-			if err := w.Pool().QueryRow(context.Background(), `INSERT INTO mirror_locations (product_id, os_id, path)
-				SELECT product_id, os_id, $2 FROM mirror_locations WHERE id = $1 RETURNING id`, w.LocWin, p).Scan(&lid); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, lid)
+			ids = append(ids, factory.Location(ctx, t, pool, &factory.LocationOpts{ProductID: w.Product, OSID: w.WinOS, Path: p}).ID)
 		}
 		// A hostile language too: the :lang of the good locations.
-		if _, err := w.Pool().Exec(context.Background(), `INSERT INTO mirror_product_langs (product_id, language)
-			SELECT product_id, '../../..' FROM mirror_locations WHERE id = $1`, w.LocWin); err != nil {
-			t.Fatal(err)
-		}
+		factory.ProductLang(ctx, t, pool, &factory.ProductLangOpts{ProductID: w.Product, Language: "../../.."})
 		// And one sound location, without :lang, so that the prime has
 		// something to do (with none, it fails before asking any mirror).
-		if _, err := w.Pool().Exec(context.Background(), `INSERT INTO mirror_locations (product_id, os_id, path)
-			SELECT product_id, os_id, '/firefox/releases/1.5/win32/de/Firefox Setup 1.5.exe' FROM mirror_locations WHERE id = $1`, w.LocWin); err != nil {
-			t.Fatal(err)
-		}
+		factory.Location(ctx, t, pool, &factory.LocationOpts{ProductID: w.Product, OSID: w.WinOS,
+			Path: "/firefox/releases/1.5/win32/de/Firefox Setup 1.5.exe"})
 		masterLog := logRequests(w.Master)
 		rep, err := sentry.Prime(context.Background(), d, sentry.PrimeOptions{Release: "1.5"})
 		if err != nil {

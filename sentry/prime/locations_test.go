@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
@@ -13,15 +14,12 @@ func TestPrimeReportsUnresolvedLocations(t *testing.T) {
 	t.Parallel()
 	w := world.New(t, nil)
 	_, id := w.Static(t, "good")
-	var msi, old int
-	if err := w.Pool().QueryRow(context.Background(), `
-		WITH ins AS (INSERT INTO mirror_locations (product_id, os_id, path)
-			SELECT product_id, os_id, p FROM mirror_locations,
-			       unnest(ARRAY['/firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.msi', '/firefox/releases/1.4/win32/x.exe']) WITH ORDINALITY AS u(p, n)
-			WHERE id = $1 RETURNING id, path)
-		SELECT (SELECT id FROM ins WHERE path LIKE '%.msi'), (SELECT id FROM ins WHERE path LIKE '%1.4%')`, w.LocWin).Scan(&msi, &old); err != nil {
-		t.Fatal(err)
+	// Two more locations of the product's win32 build: a file the release
+	// lacks, and one of another release.
+	loc := func(path string) int {
+		return factory.Location(context.Background(), t, w.Pool(), &factory.LocationOpts{ProductID: w.Product, OSID: w.WinOS, Path: path}).ID
 	}
+	msi, old := loc("/firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.msi"), loc("/firefox/releases/1.4/win32/x.exe")
 	rep := w.Prime(t)
 	if rep.Locations != 2 || len(rep.Unresolved) != 2 {
 		t.Fatalf("locations %d, unresolved %+v", rep.Locations, rep.Unresolved)

@@ -141,9 +141,9 @@ func TestPrimeFailureKinds(t *testing.T) {
 			bad, id := w.Static(t, "faulty")
 			// The faulty mirror held the release before: its rows say
 			// active, so that "active unchanged" is visible.
-			if _, err := w.Pool().Exec(context.Background(), `INSERT INTO mirror_location_mirror_map (location_id, mirror_id, active, healthy)
-				VALUES ($1, $3, true, true), ($2, $3, true, true)`, w.LocWin, w.LocLin, id); err != nil {
-				t.Fatal(err)
+			for _, loc := range []int{w.LocWin, w.LocLin} {
+				factory.LocationMirror(context.Background(), t, w.Pool(), &factory.LocationMirrorOpts{LocationID: loc, MirrorID: id,
+					Active: factory.Ptr(true), Healthy: factory.Ptr(true)})
 			}
 			tt.fault(bad, w.Rel)
 
