@@ -1272,6 +1272,7 @@ func (c *chaos) checkMarks(ref map[string]mark) {
 // reference: the same mirrors primed and swept by one sentry on a
 // database of its own.
 func TestChaos(t *testing.T) {
+	t.Parallel()
 	began := time.Now()
 	phase := func(name string) func() {
 		start := time.Now()

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,6 +142,97 @@ func (w *world) pollDB(t *testing.T, what string, cond func(conn *pgx.Conn) (boo
 	}
 }
 
+func TestTwoDaemonsRunEachSweepOnce(t *testing.T) {
+	t.Parallel()
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
+	m, err := localmirror.NewStatic("m", rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	w := newWorld(t, "schedule:\n  sweep: \"@every 1s\"\n  deep_sweep: \"0 0 1 1 *\"\n", m)
+	m.PutRelease(w.rel)
+	w.sentry(t, "prime", "--release", "1.5")
+
+	a := w.startDaemon(t, "a")
+	b := w.startDaemon(t, "b")
+	// Wait for four sweeps done between them, reading their logs (bounded).
+	done := 0
+	timeout := time.After(90 * time.Second)
+	for done < 4 {
+		select {
+		case l := <-a.lines:
+			if strings.Contains(l, "sweep done") {
+				done++
+			}
+		case l := <-b.lines:
+			if strings.Contains(l, "sweep done") {
+				done++
+			}
+		case <-a.exited:
+			t.Fatalf("daemon a exited: %v\n%s", a.err, a.logText())
+		case <-b.exited:
+			t.Fatalf("daemon b exited: %v\n%s", b.err, b.logText())
+		case <-timeout:
+			t.Fatalf("only %d sweeps done:\n%s%s", done, a.logText(), b.logText())
+		}
+	}
+	// Each daemon serves the status page, its API and its metrics; the
+	// sweeps they ran between them are counted there.
+	completed := 0.0
+	for _, p := range []*daemonProc{a, b} {
+		addr := p.listenAddr(t)
+		for _, path := range []string{"/", "/mirrors/m", "/releases/1.5", "/api/mirrors", "/healthz"} {
+			if code, body := httpGet(t, "http://"+addr+path); code != 200 {
+				t.Errorf("GET %s: %d %s", path, code, body)
+			}
+		}
+		_, metrics := httpGet(t, "http://"+addr+"/metrics")
+		if !strings.Contains(metrics, `sentry_mirrors{state="up"} 1`) {
+			t.Errorf("/metrics lacks the mirror up:\n%s", metrics)
+		}
+		for _, l := range strings.Split(metrics, "\n") {
+			if v, ok := strings.CutPrefix(l, `sentry_runs_total{kind="sweep",outcome="completed"} `); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				completed += n
+			}
+		}
+	}
+	if completed < 4 {
+		t.Errorf("/metrics of both daemons count %v completed sweeps, want at least 4", completed)
+	}
+	for _, p := range []*daemonProc{a, b} {
+		if err := p.stop(t); err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, p.logText())
+		}
+	}
+	var runs, slots, overlaps int
+	w.query(t, `SELECT count(*), count(DISTINCT slot) FROM sentry_runs WHERE kind = 'sweep'`, &runs, &slots)
+	w.query(t, `SELECT count(*) FROM sentry_runs r1 JOIN sentry_runs r2 ON r1.id < r2.id
+		WHERE r1.kind LIKE '%sweep' AND r2.kind LIKE '%sweep'
+		  AND r1.started_at < coalesce(r2.finished_at, now()) AND r2.started_at < coalesce(r1.finished_at, now())`, &overlaps)
+	if runs < 4 || runs != slots {
+		t.Errorf("%d sweep runs for %d slots: each slot must run once", runs, slots)
+	}
+	if overlaps != 0 {
+		t.Errorf("%d pairs of sweeps overlapped", overlaps)
+	}
+	logs := a.logText() + b.logText()
+	// The daemon that did not create a slot's sweep says it helps with it.
+	helped := false
+	for _, l := range strings.Split(logs, "\n") {
+		helped = helped || (strings.Contains(l, "this one helps") && strings.Contains(l, "job=sweep"))
+	}
+	if !helped {
+		t.Errorf("no daemon logged, with the job's name, that it helps with a sweep another created:\n%s", logs)
+	}
+	var interrupted int
+	w.query(t, `SELECT count(*) FROM sentry_runs WHERE outcome = 'running'`, &interrupted)
+	if interrupted != 0 {
+		t.Errorf("%d runs left 'running' after both daemons stopped", interrupted)
+	}
+}
+
 // TestThreeVantagePointsShareSweeps runs three `sentry run` processes, at
 // vantage points us, eu and ap (source addresses 127.0.0.2-4), on one
 // database and nine mirrors, of which m8 refuses eu and m9 refuses eu and
@@ -152,6 +244,7 @@ func (w *world) pollDB(t *testing.T, what string, cond func(conn *pgx.Conn) (boo
 // ap is killed while it holds mirrors: the others take them over after the
 // lease and the sweep completes with every file checked.
 func TestThreeVantagePointsShareSweeps(t *testing.T) {
+	t.Parallel()
 	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
 	var mirrors []*localmirror.Server
 	for i := 1; i <= 9; i++ {
@@ -447,6 +540,7 @@ func reportMirrors(t *testing.T, cfg string) map[string]reportRow {
 // the three holds mirrors at once: every file waits until they do), waits
 // for the whole release and prints the usual summary of every mirror.
 func TestPrimeSplitsAcrossRunningSentries(t *testing.T) {
+	t.Parallel()
 	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
 	var mirrors []*localmirror.Server
 	for i := 1; i <= 6; i++ {

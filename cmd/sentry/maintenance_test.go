@@ -61,6 +61,7 @@ func (h *hookSink) about(kind, mirror string) int {
 // again, and only for what the re-verification found good. The window and
 // the return are in the state history.
 func TestMaintenanceWindow(t *testing.T) {
+	t.Parallel()
 	mailer := smtptest.Start(t, smtptest.Options{})
 	hooks := &hookSink{}
 	hookSrv := httptest.NewServer(hooks)

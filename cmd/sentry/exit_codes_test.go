@@ -12,6 +12,7 @@ import (
 // TestBinaryExitCodes builds the real binary and checks that the process
 // exit codes are the contract's, as a release hook or cron would see them.
 func TestBinaryExitCodes(t *testing.T) {
+	t.Parallel()
 	bin := binary(t)
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(cfg, []byte("database:\n  url: postgres://sentry:s3cr3t-pw@127.0.0.1:1/bouncer?connect_timeout=3\n"+
@@ -49,27 +50,12 @@ func TestBinaryExitCodes(t *testing.T) {
 	}
 }
 
-// runBinary runs the binary with args and env (PATH added) and returns its
-// combined output and exit code.
-func runBinary(t *testing.T, env []string, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.Command(binary(t), args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return string(out), exit.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%v: %v", args, err)
-	}
-	return string(out), 0
-}
-
 // TestBinaryDatabaseURLNeedingEncoding: a password with an unencoded '#',
 // '@' or '/' is refused with an error saying to percent-encode it, exit 1,
 // and not a character of it shown; from SENTRY_DATABASE_URL the error
 // names the variable, not the file.
 func TestBinaryDatabaseURLNeedingEncoding(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, pw := range []string{"prod#2024", "Pa@ss@W0rd", "s3/cr3t?x"} {
 		url := "postgres://sentry:" + pw + "@127.0.0.1:1/bouncer?connect_timeout=3"

@@ -2,11 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
@@ -23,6 +22,7 @@ func oneLine(t *testing.T, what, out, want string) {
 // matches nothing, an unknown mirror, a trigger mirror without a secret, a
 // schema newer than the binary, JSON logs, --mirror and --wide.
 func TestBinaryOperatorsFirstDay(t *testing.T) {
+	t.Parallel()
 	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	m, err := localmirror.NewStatic("a-mirror-with-a-rather-long-name-for-tables", rel)
 	if err != nil {
@@ -100,8 +100,7 @@ func TestBinaryOperatorsFirstDay(t *testing.T) {
 
 	// A trigger mirror without a trigger secret: a configuration error at
 	// the start of prime, sweep and run.
-	w.exec(t, `INSERT INTO sentry_mirror_settings (mirror_id, prime_mode, trigger_url)
-		SELECT id, 'trigger', 'https://m.example.org/hook' FROM mirror_mirrors`)
+	w.settings(t, &factory.MirrorSettingsOpts{MirrorID: w.mirrors[m.Name], PrimeMode: "trigger", TriggerURL: "https://m.example.org/hook"})
 	for _, args := range [][]string{{"prime", "--release", "1.5"}, {"sweep"}, {"run"}} {
 		out, code := run(args...)
 		if code != 1 {
@@ -125,41 +124,5 @@ func TestBinaryOperatorsFirstDay(t *testing.T) {
 	out, code = runBinary(t, nil, "--help")
 	if code != 0 || !strings.Contains(out, "version") || !strings.Contains(out, "exit codes:") {
 		t.Errorf("--help: exit %d\n%s", code, out)
-	}
-}
-
-// TestSystemdUnitMatchesTheBinary: the example unit's ExecStart is a
-// command line the binary accepts, and its EnvironmentFile example sets
-// exactly the variables sentry reads.
-func TestSystemdUnitMatchesTheBinary(t *testing.T) {
-	unit, err := os.ReadFile("../../docs/systemd/sentry.service")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var exec []string
-	for _, l := range strings.Split(string(unit), "\n") {
-		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
-			exec = strings.Fields(v)
-		}
-	}
-	if len(exec) < 2 || exec[0] != "/usr/local/bin/sentry" || exec[1] != "run" {
-		t.Fatalf("ExecStart: %v", exec)
-	}
-	if out, code := runBinary(t, nil, append(exec[1:], "--help")...); code != 0 || !strings.Contains(out, "usage: sentry run") {
-		t.Errorf("sentry %v --help: exit %d\n%s", exec[1:], code, out)
-	}
-	env, err := os.ReadFile("../../docs/systemd/sentry.env.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vars []string
-	for _, l := range strings.Split(string(env), "\n") {
-		if name, _, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, "#") {
-			vars = append(vars, name)
-		}
-	}
-	want := []string{config.EnvDatabaseURL, config.EnvHookSecret, config.EnvTriggerSecret, config.EnvNotifySecret, config.EnvSMTPPassword}
-	if strings.Join(vars, " ") != strings.Join(want, " ") {
-		t.Errorf("sentry.env.example sets %v, want %v", vars, want)
 	}
 }

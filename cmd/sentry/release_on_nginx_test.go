@@ -2,48 +2,20 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry/demo/faultmirror"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
-
-// runSentry runs the binary with args and the config, bounded in time, and
-// returns its stdout, stderr and exit code.
-func runSentry(t *testing.T, cfg string, env []string, args ...string) (string, string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(t), append(args, "--config", cfg)...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatalf("sentry %v: %v", args, err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("sentry %v did not end in time:\n%s", args, stderr.String())
-	}
-	return stdout.String(), stderr.String(), code
-}
 
 // TestEndToEndWithNginx runs the built binary as a user would — db migrate,
 // prime --release, report --format json — against a master, three real
@@ -51,6 +23,7 @@ func runSentry(t *testing.T, cfg string, env []string, args ...string) (string, 
 // checks the bouncer marks, the report, and that nginx really holds the
 // files afterwards.
 func TestEndToEndWithNginx(t *testing.T) {
+	t.Parallel()
 	langs := []string{"en-US", "de", "fr"}
 	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	for _, l := range langs {
@@ -58,11 +31,8 @@ func TestEndToEndWithNginx(t *testing.T) {
 			rel.Files[p] = localmirror.Content(p, 300_000)
 		}
 	}
-	master, err := localmirror.NewMaster(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
+	w := newBareWorld(t, rel)
+	master := w.master
 
 	up, err := realmirror.Upstream(master.URL)
 	if err != nil {
@@ -81,8 +51,7 @@ func TestEndToEndWithNginx(t *testing.T) {
 	}
 	t.Cleanup(func() { fault.Close() })
 
-	dbURL := pgtest.NewDB(t)
-	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	dbURL, cfg := w.dbURL, w.cfg
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`database:
   url: %s
 master:
@@ -101,18 +70,13 @@ checks:
 	if _, stderr, code := runSentry(t, cfg, nil, "db", "migrate"); code != 0 {
 		t.Fatalf("db migrate: exit %d\n%s", code, stderr)
 	}
-	w := &world{dbURL: dbURL}
-	w.exec(t, `WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-1.5') RETURNING id),
-		l AS (INSERT INTO mirror_product_langs (product_id, language) SELECT id, unnest(ARRAY['en-US','de','fr']) FROM p),
-		o AS (INSERT INTO mirror_os (name) VALUES ('win'), ('linux') RETURNING id, name)
-		INSERT INTO mirror_locations (product_id, os_id, path)
-		SELECT p.id, o.id, CASE o.name WHEN 'win' THEN '/firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.exe'
-		                               ELSE '/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2' END FROM p, o`)
+	w.product(t, "Firefox-1.5", langs, location{"win", "/firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.exe"},
+		location{"linux", "/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2"})
 	for _, m := range nginxes {
-		w.exec(t, `WITH m AS (INSERT INTO mirror_mirrors (name, baseurl, rating) VALUES ($1, $2, 50) RETURNING id)
-			INSERT INTO sentry_mirror_settings (mirror_id, prime_mode) SELECT id, 'pull' FROM m`, m.Name, m.BaseURL)
+		w.addMirror(t, &factory.MirrorOpts{Name: m.Name, BaseURL: m.BaseURL, Rating: factory.Ptr(50),
+			Settings: &factory.MirrorSettingsOpts{PrimeMode: "pull"}})
 	}
-	w.exec(t, `INSERT INTO mirror_mirrors (name, baseurl, rating) VALUES ($1, $2, 50)`, fault.Name, fault.URL)
+	w.addMirror(t, &factory.MirrorOpts{Name: fault.Name, BaseURL: fault.URL, Rating: factory.Ptr(50)})
 
 	stdout, stderr, code := runSentry(t, cfg, nil, "prime", "--release", "1.5", "--format", "json")
 	if code != 0 {
