@@ -151,7 +151,9 @@ func New(t testing.TB, opts *Options) *World {
 	cfg.Checks.PerMirrorRate = 100_000
 	cfg.Checks.RetryWaitMin = config.Duration(5 * time.Millisecond)
 	cfg.Checks.RetryWaitMax = config.Duration(20 * time.Millisecond)
-	cfg.Checks.BodyIdleTimeout = config.Duration(300 * time.Millisecond)
+	// A stalled body is given up on soon, but not so soon that a loaded
+	// machine running tests in parallel stalls a good one.
+	cfg.Checks.BodyIdleTimeout = config.Duration(2 * time.Second)
 	cfg.Checks.HeaderTimeout = config.Duration(5 * time.Second)
 	cfg.Prime.Deadline = config.Duration(3 * time.Second)
 	cfg.Prime.PollInterval = config.Duration(5 * time.Millisecond)

@@ -1,4 +1,4 @@
-package sweep_test
+package sentry_test
 
 import (
 	"context"
@@ -136,6 +136,10 @@ func describe(m map[string]int) string {
 // row, its sentry_log row, its hourly count), not a row per check, and
 // hardly grows the database; a sweep in which one file changed writes
 // that change.
+//
+// It counts what every part writes in a sweep — the engine's run and work
+// rows, the recorder's hourly counts, the sweep's marks and log, the
+// store's file states — so it tests the whole sentry, here.
 func TestUnchangedSweepCostsWhatChanged(t *testing.T) {
 	t.Parallel()
 	const mirrors = 20
