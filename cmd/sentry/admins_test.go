@@ -47,8 +47,8 @@ http:
   public_url: https://status.example.org/sentry
 guard:
   max_down_fraction: 0.9
-%s`, w.dbURL, w.master.URL, extra)
-	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
+%s`, w.DBURL, w.Master.URL, extra)
+	if err := os.WriteFile(w.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	aw := &adminWorld{world: w, env: []string{"SENTRY_HOOK_SECRET=" + testHookSecret}}
@@ -56,15 +56,15 @@ guard:
 		aw.env = append(aw.env, "SENTRY_SMTP_PASSWORD="+testSMTPPassword)
 	}
 	aw.run(t, 0, "db", "migrate")
-	w.product(t, "Firefox-1.5", nil, location{"win", "/firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.exe"},
-		location{"linux", "/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2"})
+	w.Product(t, "Firefox-1.5", nil, location{OS: "win", Path: "/firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.exe"},
+		location{OS: "linux", Path: "/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2"})
 	return aw
 }
 
 // run runs the binary and wants exit code want; it returns stdout.
 func (w *adminWorld) run(t *testing.T, want int, args ...string) string {
 	t.Helper()
-	stdout, stderr, code := runSentry(t, w.cfg, w.env, args...)
+	stdout, stderr, code := runSentry(t, w.Config, w.env, args...)
 	if code != want {
 		t.Fatalf("sentry %s: exit %d, want %d\n%s\n%s", strings.Join(args, " "), code, want, stdout, stderr)
 	}
@@ -74,7 +74,7 @@ func (w *adminWorld) run(t *testing.T, want int, args ...string) string {
 // addMirror registers a mirror with its admin's contact.
 func (w *adminWorld) addMirror(t *testing.T, name, baseURL, contact string) {
 	t.Helper()
-	w.world.addMirror(t, &factory.MirrorOpts{Name: name, BaseURL: baseURL, Rating: factory.Ptr(50),
+	w.Site.AddMirror(t, &factory.MirrorOpts{Name: name, BaseURL: baseURL, Rating: factory.Ptr(50),
 		Settings: &factory.MirrorSettingsOpts{Contact: contact}})
 }
 

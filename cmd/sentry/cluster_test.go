@@ -29,7 +29,7 @@ import (
 // sweep.
 func (w *world) vantageCfg(t *testing.T, vantage, source string) string {
 	t.Helper()
-	base, err := os.ReadFile(w.cfg)
+	base, err := os.ReadFile(w.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func refuse(m *localmirror.Server, sources ...string) {
 // while, and no test depends on how long.
 func (w *world) pollDB(t *testing.T, what string, cond func(conn *pgx.Conn) (bool, error), procs ...*daemonProc) {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), w.dbURL)
+	conn, err := pgx.Connect(context.Background(), w.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestTwoDaemonsRunEachSweepOnce(t *testing.T) {
 	}
 	t.Cleanup(func() { m.Close() })
 	w := newWorld(t, "schedule:\n  sweep: \"@every 1s\"\n  deep_sweep: \"0 0 1 1 *\"\n", m)
-	m.PutRelease(w.rel)
+	m.PutRelease(w.Rel)
 	w.sentry(t, "prime", "--release", "1.5")
 
 	a := w.startDaemon(t, "a")
@@ -207,8 +207,8 @@ func TestTwoDaemonsRunEachSweepOnce(t *testing.T) {
 		}
 	}
 	var runs, slots, overlaps int
-	w.query(t, `SELECT count(*), count(DISTINCT slot) FROM sentry_runs WHERE kind = 'sweep'`, &runs, &slots)
-	w.query(t, `SELECT count(*) FROM sentry_runs r1 JOIN sentry_runs r2 ON r1.id < r2.id
+	w.Query(t, `SELECT count(*), count(DISTINCT slot) FROM sentry_runs WHERE kind = 'sweep'`, &runs, &slots)
+	w.Query(t, `SELECT count(*) FROM sentry_runs r1 JOIN sentry_runs r2 ON r1.id < r2.id
 		WHERE r1.kind LIKE '%sweep' AND r2.kind LIKE '%sweep'
 		  AND r1.started_at < coalesce(r2.finished_at, now()) AND r2.started_at < coalesce(r1.finished_at, now())`, &overlaps)
 	if runs < 4 || runs != slots {
@@ -227,7 +227,7 @@ func TestTwoDaemonsRunEachSweepOnce(t *testing.T) {
 		t.Errorf("no daemon logged, with the job's name, that it helps with a sweep another created:\n%s", logs)
 	}
 	var interrupted int
-	w.query(t, `SELECT count(*) FROM sentry_runs WHERE outcome = 'running'`, &interrupted)
+	w.Query(t, `SELECT count(*) FROM sentry_runs WHERE outcome = 'running'`, &interrupted)
 	if interrupted != 0 {
 		t.Errorf("%d runs left 'running' after both daemons stopped", interrupted)
 	}
@@ -262,7 +262,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 		cfgs[v] = w.vantageCfg(t, v, src)
 	}
 	for _, m := range mirrors {
-		m.PutRelease(w.rel)
+		m.PutRelease(w.Rel)
 	}
 	// Primed from us (a vantage point of the cluster: the default quorum
 	// counts every vantage point seen in the last hour).
@@ -273,7 +273,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 	g := newGate(1, 2)
 	for _, m := range mirrors {
 		m.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
-			if strings.Contains(r.URL.Path, w.rel.Dir) {
+			if strings.Contains(r.URL.Path, w.Rel.Dir) {
 				g.wait(r, m.Name)
 			}
 			return false
@@ -284,7 +284,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 
 	// Sweeps find no mirror until the three have started, so that the
 	// first sweep with mirrors has all three vantage points.
-	w.exec(t, `UPDATE mirror_mirrors SET active = false`)
+	w.Exec(t, `UPDATE mirror_mirrors SET active = false`)
 	procs := map[string]*daemonProc{}
 	var all []*daemonProc
 	for _, v := range []string{"us", "eu", "ap"} {
@@ -308,7 +308,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 		}
 		return len(instances) == 3, nil
 	}, all...)
-	w.exec(t, `UPDATE mirror_mirrors SET active = true`)
+	w.Exec(t, `UPDATE mirror_mirrors SET active = true`)
 
 	// Sweep 1: all three hold mirrors while the files wait.
 	var run1 int64
@@ -324,7 +324,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 		return holders == 3, err
 	}, all...)
 	var vantages []string
-	w.query(t, fmt.Sprintf(`SELECT array_agg(DISTINCT v ORDER BY v) FROM sentry_work, unnest(vantages) v WHERE run_id = %d`, run1), &vantages)
+	w.Query(t, fmt.Sprintf(`SELECT array_agg(DISTINCT v ORDER BY v) FROM sentry_work, unnest(vantages) v WHERE run_id = %d`, run1), &vantages)
 	if !slices.Equal(vantages, []string{"ap", "eu", "us"}) {
 		t.Fatalf("sweep %d was shared by vantage points %v, want ap, eu, us", run1, vantages)
 	}
@@ -333,7 +333,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 
 	var outcome string
 	var doneBy, rows int
-	w.query(t, fmt.Sprintf(`SELECT r.outcome, count(DISTINCT w.done_by), count(*)
+	w.Query(t, fmt.Sprintf(`SELECT r.outcome, count(DISTINCT w.done_by), count(*)
 		FROM sentry_runs r JOIN sentry_work w ON w.run_id = r.id WHERE r.id = %d GROUP BY r.outcome`, run1),
 		&outcome, &doneBy, &rows)
 	if outcome != "completed" || rows != 9 || doneBy != 3 {
@@ -346,10 +346,10 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 	// six files were checked.
 	g.mu.Lock()
 	for _, m := range mirrors {
-		for _, p := range w.rel.Paths() {
+		for _, p := range w.Rel.Paths() {
 			n := 0
 			for k, c := range g.counts { // keys are mirror + request path (under the mirror's base path)
-				if strings.HasPrefix(k, m.Name+"/") && strings.HasSuffix(k, w.rel.Dir+p) {
+				if strings.HasPrefix(k, m.Name+"/") && strings.HasSuffix(k, w.Rel.Dir+p) {
 					n += c
 				}
 			}
@@ -360,7 +360,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 	}
 	g.mu.Unlock()
 	var verdicts, checked int
-	w.query(t, fmt.Sprintf(`SELECT sum((SELECT count(*) FROM jsonb_object_keys(w.verdicts))),
+	w.Query(t, fmt.Sprintf(`SELECT sum((SELECT count(*) FROM jsonb_object_keys(w.verdicts))),
 		sum((coalesce(r.results -> w.mirror_id::text, w.result) -> 'sums' ->> 'checked')::int)
 		FROM sentry_work w JOIN sentry_runs r ON r.id = w.run_id WHERE w.run_id = %d`, run1), &verdicts, &checked)
 	if verdicts != 9*3 || checked != 9*6 {
@@ -393,7 +393,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 		}
 	}
 	var healthy8, healthy9 bool
-	w.query(t, `SELECT bool_and(l.healthy) FILTER (WHERE m.name = 'm8'), bool_or(l.healthy) FILTER (WHERE m.name = 'm9')
+	w.Query(t, `SELECT bool_and(l.healthy) FILTER (WHERE m.name = 'm8'), bool_or(l.healthy) FILTER (WHERE m.name = 'm9')
 		FROM mirror_location_mirror_map l JOIN mirror_mirrors m ON m.id = l.mirror_id`, &healthy8, &healthy9)
 	if !healthy8 || healthy9 {
 		t.Errorf("bouncer: m8 healthy %v (want true: one vantage point of three), m9 healthy %v (want false: two of three)",
@@ -430,16 +430,16 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 	g.open(2)
 	waitRunEnded(t, w, run2, procs["us"], procs["eu"])
 
-	w.query(t, fmt.Sprintf(`SELECT outcome FROM sentry_runs WHERE id = %d`, run2), &outcome)
+	w.Query(t, fmt.Sprintf(`SELECT outcome FROM sentry_runs WHERE id = %d`, run2), &outcome)
 	if outcome != "completed" {
 		t.Errorf("sweep %d after ap died: %s, want completed", run2, outcome)
 	}
-	w.query(t, fmt.Sprintf(`SELECT sum((coalesce(r.results -> w.mirror_id::text, w.result) -> 'sums' ->> 'checked')::int)
+	w.Query(t, fmt.Sprintf(`SELECT sum((coalesce(r.results -> w.mirror_id::text, w.result) -> 'sums' ->> 'checked')::int)
 		FROM sentry_work w JOIN sentry_runs r ON r.id = w.run_id WHERE w.run_id = %d`, run2), &checked)
 	if checked != 9*6 {
 		t.Errorf("sweep %d: %d files checked after ap died, want all 9×6", run2, checked)
 	}
-	conn, err := pgx.Connect(context.Background(), w.dbURL)
+	conn, err := pgx.Connect(context.Background(), w.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +492,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 		}
 	}
 	var running int
-	w.query(t, `SELECT count(*) FROM sentry_runs WHERE outcome = 'running'`, &running)
+	w.Query(t, `SELECT count(*) FROM sentry_runs WHERE outcome = 'running'`, &running)
 	if running != 0 {
 		t.Errorf("%d runs left running after every sentry stopped", running)
 	}
@@ -554,9 +554,9 @@ func TestPrimeSplitsAcrossRunningSentries(t *testing.T) {
 	w := newWorld(t, "schedule:\n  sweep: \"0 0 1 1 *\"\n  deep_sweep: \"0 0 1 1 *\"\n", mirrors...)
 	g := newGate(1)
 	for _, m := range mirrors {
-		m.PutRelease(w.rel)
+		m.PutRelease(w.Rel)
 		m.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
-			if strings.Contains(r.URL.Path, w.rel.Dir) {
+			if strings.Contains(r.URL.Path, w.Rel.Dir) {
 				g.wait(r, m.Name)
 			}
 			return false
@@ -623,12 +623,12 @@ func TestPrimeSplitsAcrossRunningSentries(t *testing.T) {
 		}
 	}
 	var doneBy, daemons, gets int
-	w.query(t, fmt.Sprintf(`SELECT count(DISTINCT w.done_by), count(DISTINCT w.done_by) FILTER (WHERE i.role = 'daemon')
+	w.Query(t, fmt.Sprintf(`SELECT count(DISTINCT w.done_by), count(DISTINCT w.done_by) FILTER (WHERE i.role = 'daemon')
 		FROM sentry_work w JOIN sentry_instances i ON i.id = w.done_by WHERE w.run_id = %d`, run), &doneBy, &daemons)
 	if doneBy != 3 || daemons != 2 {
 		t.Errorf("the prime's mirrors were done by %d sentries, %d of them daemons; want 3 and 2", doneBy, daemons)
 	}
-	w.query(t, fmt.Sprintf(`SELECT count(DISTINCT (mirror_id, path)) FROM sentry_checks WHERE run_id = %d AND method = 'GET'`, run), &gets)
+	w.Query(t, fmt.Sprintf(`SELECT count(DISTINCT (mirror_id, path)) FROM sentry_checks WHERE run_id = %d AND method = 'GET'`, run), &gets)
 	if gets != 6*6 {
 		t.Errorf("%d files fetched in the prime, want 6×6", gets)
 	}

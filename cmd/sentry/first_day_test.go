@@ -30,13 +30,13 @@ func TestBinaryOperatorsFirstDay(t *testing.T) {
 	}
 	t.Cleanup(func() { m.Close() })
 	w := newWorld(t, "", m)
-	for p, b := range w.rel.Files {
-		m.Put(w.rel, p, b)
+	for p, b := range w.Rel.Files {
+		m.Put(w.Rel, p, b)
 	}
 	env := []string{}
 	run := func(args ...string) (string, int) {
 		t.Helper()
-		return runBinary(t, env, append(args, "--config", w.cfg)...)
+		return runBinary(t, env, append(args, "--config", w.Config)...)
 	}
 
 	// A release with no bouncer product: exit 1, one line naming the
@@ -100,7 +100,7 @@ func TestBinaryOperatorsFirstDay(t *testing.T) {
 
 	// A trigger mirror without a trigger secret: a configuration error at
 	// the start of prime, sweep and run.
-	w.settings(t, &factory.MirrorSettingsOpts{MirrorID: w.mirrors[m.Name], PrimeMode: "trigger", TriggerURL: "https://m.example.org/hook"})
+	w.Settings(t, &factory.MirrorSettingsOpts{MirrorID: w.Mirrors[m.Name], PrimeMode: "trigger", TriggerURL: "https://m.example.org/hook"})
 	for _, args := range [][]string{{"prime", "--release", "1.5"}, {"sweep"}, {"run"}} {
 		out, code := run(args...)
 		if code != 1 {
@@ -108,11 +108,11 @@ func TestBinaryOperatorsFirstDay(t *testing.T) {
 		}
 		oneLine(t, strings.Join(args, " "), out, "configuration error: no trigger secret is configured")
 	}
-	w.exec(t, `DELETE FROM sentry_mirror_settings`)
+	w.Exec(t, `DELETE FROM sentry_mirror_settings`)
 
 	// A schema newer than the binary: every command but db migrate
 	// refuses, saying to upgrade.
-	w.exec(t, `INSERT INTO sentry_schema_migrations (version, name) VALUES (9999, 'from_the_future')`)
+	w.Exec(t, `INSERT INTO sentry_schema_migrations (version, name) VALUES (9999, 'from_the_future')`)
 	for _, args := range [][]string{{"sweep"}, {"report"}, {"prime", "--release", "1.5"}, {"run"}, {"db", "migrate"}} {
 		out, code := run(args...)
 		if code != 1 || !strings.Contains(out, "upgrade sentry") || !strings.Contains(out, "9999") {

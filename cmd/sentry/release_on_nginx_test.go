@@ -32,7 +32,7 @@ func TestEndToEndWithNginx(t *testing.T) {
 		}
 	}
 	w := newBareWorld(t, rel)
-	master := w.master
+	master := w.Master
 
 	up, err := realmirror.Upstream(master.URL)
 	if err != nil {
@@ -51,7 +51,7 @@ func TestEndToEndWithNginx(t *testing.T) {
 	}
 	t.Cleanup(func() { fault.Close() })
 
-	dbURL, cfg := w.dbURL, w.cfg
+	dbURL, cfg := w.DBURL, w.Config
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`database:
   url: %s
 master:
@@ -70,13 +70,13 @@ checks:
 	if _, stderr, code := runSentry(t, cfg, nil, "db", "migrate"); code != 0 {
 		t.Fatalf("db migrate: exit %d\n%s", code, stderr)
 	}
-	w.product(t, "Firefox-1.5", langs, location{"win", "/firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.exe"},
-		location{"linux", "/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2"})
+	w.Product(t, "Firefox-1.5", langs, location{OS: "win", Path: "/firefox/releases/1.5/win32/:lang/Firefox Setup 1.5.exe"},
+		location{OS: "linux", Path: "/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2"})
 	for _, m := range nginxes {
-		w.addMirror(t, &factory.MirrorOpts{Name: m.Name, BaseURL: m.BaseURL, Rating: factory.Ptr(50),
+		w.AddMirror(t, &factory.MirrorOpts{Name: m.Name, BaseURL: m.BaseURL, Rating: factory.Ptr(50),
 			Settings: &factory.MirrorSettingsOpts{PrimeMode: "pull"}})
 	}
-	w.addMirror(t, &factory.MirrorOpts{Name: fault.Name, BaseURL: fault.URL, Rating: factory.Ptr(50)})
+	w.AddMirror(t, &factory.MirrorOpts{Name: fault.Name, BaseURL: fault.URL, Rating: factory.Ptr(50)})
 
 	stdout, stderr, code := runSentry(t, cfg, nil, "prime", "--release", "1.5", "--format", "json")
 	if code != 0 {
@@ -115,7 +115,7 @@ checks:
 	// The bouncer tables: every location good on the nginx mirrors; the
 	// linux location off on the corrupt mirror, its win32 location good.
 	var good, off, other int
-	w.query(t, `SELECT count(*) FILTER (WHERE lmm.active AND lmm.healthy AND m.name LIKE 'nginx-%'),
+	w.Query(t, `SELECT count(*) FILTER (WHERE lmm.active AND lmm.healthy AND m.name LIKE 'nginx-%'),
 		count(*) FILTER (WHERE NOT lmm.active AND NOT lmm.healthy AND m.name = '`+fault.Name+`' AND l.path LIKE '%linux%'),
 		count(*) FILTER (WHERE NOT (lmm.active AND lmm.healthy) AND NOT (m.name = '`+fault.Name+`' AND l.path LIKE '%linux%'))
 		FROM mirror_location_mirror_map lmm JOIN mirror_mirrors m ON m.id = lmm.mirror_id JOIN mirror_locations l ON l.id = lmm.location_id`,
@@ -125,7 +125,7 @@ checks:
 	}
 	// What nginx told sentry: the X-Cache-Status mirror's word is recorded.
 	var statusWords int
-	w.query(t, `SELECT count(*) FROM sentry_checks c JOIN mirror_mirrors m ON m.id = c.mirror_id
+	w.Query(t, `SELECT count(*) FROM sentry_checks c JOIN mirror_mirrors m ON m.id = c.mirror_id
 		WHERE m.name = 'nginx-status' AND c.cache_status LIKE 'X-Cache-Status: %'`, &statusWords)
 	if statusWords == 0 {
 		t.Error("no X-Cache-Status recorded from the nginx mirror that sends it")

@@ -50,7 +50,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		rel.Files[p] = localmirror.Content(p, 5000)
 	}
 	w := newBareWorld(t, rel)
-	master := w.master
+	master := w.Master
 	trig, err := localmirror.NewTrigger("trig", rel, []byte(leakTriggerSecret), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	t.Cleanup(func() { fault.Close() })
 
-	u, err := url.Parse(w.dbURL)
+	u, err := url.Parse(w.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ schedule:
   deep_sweep: "0 0 1 1 *"
 shutdown_grace: 2s
 `, dbURL, master.URL, leakTriggerSecret)
-	cfg := w.cfg
+	cfg := w.Config
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -118,13 +118,13 @@ shutdown_grace: 2s
 	}
 
 	run("db migrate", 0, nil, cfg, "db", "migrate", "--verbose")
-	w.product(t, "Firefox-1.5", nil, location{"win", "/firefox/releases/1.5/win32/xpi/lang-:lang.xpi"})
+	w.Product(t, "Firefox-1.5", nil, location{OS: "win", Path: "/firefox/releases/1.5/win32/xpi/lang-:lang.xpi"})
 	for _, m := range []struct{ name, url, mode, trigger string }{
 		{"trig", trig.URL, "trigger", trig.TriggerURL},
 		{"trig-wrong-secret", wrong.URL, "trigger", wrong.TriggerURL},
 		{fault.Name, fault.URL, "pull", ""},
 	} {
-		w.addMirror(t, &factory.MirrorOpts{Name: m.name, BaseURL: m.url,
+		w.AddMirror(t, &factory.MirrorOpts{Name: m.name, BaseURL: m.url,
 			Settings: &factory.MirrorSettingsOpts{PrimeMode: m.mode, TriggerURL: m.trigger}})
 	}
 	run("prime", 0, nil, cfg, "prime", "--release", "1.5", "--verbose")
@@ -247,11 +247,11 @@ shutdown_grace: 2s
 
 	// What sentry wrote where operators read it.
 	var dbText string
-	w.query(t, `SELECT coalesce(string_agg(detail || ' ' || cache_status, E'\n'), '') FROM sentry_checks`, &dbText)
+	w.Query(t, `SELECT coalesce(string_agg(detail || ' ' || cache_status, E'\n'), '') FROM sentry_checks`, &dbText)
 	out.add("sentry_checks", dbText)
-	w.query(t, `SELECT coalesce(string_agg(outcome || ' ' || coalesce(reason, ''), E'\n'), '') FROM sentry_runs`, &dbText)
+	w.Query(t, `SELECT coalesce(string_agg(outcome || ' ' || coalesce(reason, ''), E'\n'), '') FROM sentry_runs`, &dbText)
 	out.add("sentry_runs", dbText)
-	w.query(t, `SELECT coalesce(string_agg(reason, E'\n'), '') FROM sentry_log`, &dbText)
+	w.Query(t, `SELECT coalesce(string_agg(reason, E'\n'), '') FROM sentry_log`, &dbText)
 	out.add("sentry_log", dbText)
 
 	total := 0

@@ -21,14 +21,14 @@ func TestDaemonSIGTERMMidSweepKeepsCompletedChecks(t *testing.T) {
 	}
 	t.Cleanup(func() { m.Close() })
 	w := newWorld(t, "schedule:\n  sweep: \"@every 1s\"\n  deep_sweep: \"0 0 1 1 *\"\n", m)
-	m.PutRelease(w.rel)
+	m.PutRelease(w.Rel)
 	w.sentry(t, "prime", "--release", "1.5")
 	// One request at a time to this mirror, so that the order is fixed.
-	w.settings(t, &factory.MirrorSettingsOpts{MirrorID: w.mirrors["m"], MaxConcurrency: factory.Ptr(1)})
+	w.Settings(t, &factory.MirrorSettingsOpts{MirrorID: w.Mirrors["m"], MaxConcurrency: factory.Ptr(1)})
 	// Checks are counted by the hour (those that found what was known
 	// have no row of their own): what the sweep adds is what it stored.
 	var primed int
-	w.query(t, `SELECT coalesce(sum(n), 0) FROM sentry_check_hourly`, &primed)
+	w.Query(t, `SELECT coalesce(sum(n), 0) FROM sentry_check_hourly`, &primed)
 
 	// From now on, the mirror answers until the fourth file, which hangs
 	// until sentry gives up on it.
@@ -67,9 +67,9 @@ func TestDaemonSIGTERMMidSweepKeepsCompletedChecks(t *testing.T) {
 	}
 	var checks, runs int
 	var outcome string
-	w.query(t, `SELECT count(*) FROM sentry_runs WHERE kind = 'sweep'`, &runs)
-	w.query(t, `SELECT outcome FROM sentry_runs WHERE kind = 'sweep' ORDER BY id DESC LIMIT 1`, &outcome)
-	w.query(t, `SELECT coalesce(sum(n), 0) FROM sentry_check_hourly`, &checks)
+	w.Query(t, `SELECT count(*) FROM sentry_runs WHERE kind = 'sweep'`, &runs)
+	w.Query(t, `SELECT outcome FROM sentry_runs WHERE kind = 'sweep' ORDER BY id DESC LIMIT 1`, &outcome)
+	w.Query(t, `SELECT coalesce(sum(n), 0) FROM sentry_check_hourly`, &checks)
 	checks -= primed
 	if runs != 1 || outcome != "interrupted" {
 		t.Errorf("%d sweep runs, the last %s; want one, interrupted:\n%s", runs, outcome, d.logText())

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,9 +63,11 @@ func startTLSNginx(t *testing.T, root string, sites []*tlsSite) *tlsNginx {
 }
 
 // renew gives site a new certificate: nginx reloads (SIGHUP), and the
-// test waits until the site serves it.
+// test waits until the site serves it and the workers of before, which
+// serve the old one to whoever they still accept, are gone.
 func (n *tlsNginx) renew(t *testing.T, s *tlsSite, leaf testca.Leaf, roots *x509.CertPool) {
 	t.Helper()
+	before := n.srv.Children(t)
 	if err := os.WriteFile(s.cert, leaf.CertPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -82,12 +85,15 @@ func (n *tlsNginx) renew(t *testing.T, s *tlsSite, leaf testca.Leaf, roots *x509
 		if err == nil {
 			serial := conn.ConnectionState().PeerCertificates[0].SerialNumber
 			conn.Close()
-			if serial.Cmp(leaf.Cert.SerialNumber) == 0 {
+			if serial.Cmp(leaf.Cert.SerialNumber) == 0 && !slices.ContainsFunc(n.srv.Children(t), func(pid int) bool {
+				return slices.Contains(before, pid)
+			}) {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not serve the renewed certificate of %s within a minute (last error %v)", s.name, err)
+			t.Fatalf("nginx did not serve the renewed certificate of %s alone within a minute (last error %v; workers %v, before the reload %v)",
+				s.name, err, n.srv.Children(t), before)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -136,7 +142,7 @@ notify:
     user: sentry
     from: sentry@example.org
 `, caFile, mailer.Port))
-	for p, body := range w.rel.Files {
+	for p, body := range w.Rel.Files {
 		path := filepath.Join(root, rel, p)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -174,7 +180,7 @@ notify:
 	}
 	// The expiring mirror stays offered: every location active and healthy.
 	var offered int
-	w.query(t, `SELECT count(*) FROM mirror_location_mirror_map lmm JOIN mirror_mirrors m ON m.id = lmm.mirror_id
+	w.Query(t, `SELECT count(*) FROM mirror_location_mirror_map lmm JOIN mirror_mirrors m ON m.id = lmm.mirror_id
 		WHERE m.name = 'expiring' AND lmm.active AND lmm.healthy`, &offered)
 	if offered != 2 {
 		t.Errorf("the expiring mirror has %d locations offered, want 2", offered)
@@ -182,13 +188,13 @@ notify:
 	// A certificate is written when it changes only: one row per mirror,
 	// seen once.
 	var certRows int
-	w.query(t, `SELECT count(*) FROM sentry_mirror_tls`, &certRows)
+	w.Query(t, `SELECT count(*) FROM sentry_mirror_tls`, &certRows)
 	if certRows != 5 {
 		t.Errorf("%d certificates recorded, want 5", certRows)
 	}
 
 	// The metric, read from the database as a scrape does.
-	pool, err := pgxpool.New(context.Background(), w.dbURL)
+	pool, err := pgxpool.New(context.Background(), w.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,9 +262,9 @@ notify:
 		!strings.Contains(back[1].Body, "up after 2 good sweeps") {
 		t.Errorf("%d mails, %d to the renewed mirror's admin; want 5 and 2 (down, back up)", len(ms), len(back))
 	}
-	noSecretIn(t, ms, w.dbURL)
+	noSecretIn(t, ms, w.DBURL)
 	var open int
-	w.query(t, `SELECT count(*) FROM sentry_notices WHERE sent_at IS NULL`, &open)
+	w.Query(t, `SELECT count(*) FROM sentry_notices WHERE sent_at IS NULL`, &open)
 	if open != 0 {
 		t.Errorf("%d notices not sent", open)
 	}

@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	kit "github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
@@ -53,19 +52,19 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
-// world is a database holding one product with one location, a master
-// serving release 1.5 and a config file; primed once through the binary.
+// world is the site of these tests (a fresh database, a master serving
+// rel and the path of the config file) and the daemons' environment.
 type world struct {
-	dbURL  string
-	cfg    string
-	rel    *localmirror.Release
-	master *localmirror.Server
-	// mirrors are the ids of the mirrors registered, by name.
-	mirrors map[string]int
+	*kit.Site
 	// daemonEnv is added to the environment of the daemons started.
 	daemonEnv []string
 }
 
+// location is a bouncer location: its operating system and its path.
+type location = kit.Location
+
+// newWorld is a database holding one product with one location (and the
+// mirrors), a master serving release 1.5 and a config file.
 func newWorld(t *testing.T, extraConfig string, mirrors ...*localmirror.Server) *world {
 	t.Helper()
 	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
@@ -91,111 +90,29 @@ http:
 hook:
   secret: hook-secret-of-the-tests
 shutdown_grace: 2s
-%s`, w.dbURL, w.master.URL, extraConfig)
-	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
+%s`, w.DBURL, w.Master.URL, extraConfig)
+	if err := os.WriteFile(w.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w.sentry(t, "db", "migrate")
-	w.product(t, "Firefox-1.5", nil, location{"win", "/firefox/releases/1.5/win32/xpi/lang-:lang.xpi"})
+	w.Product(t, "Firefox-1.5", nil, location{OS: "win", Path: "/firefox/releases/1.5/win32/xpi/lang-:lang.xpi"})
 	for _, m := range mirrors {
-		w.addMirror(t, &factory.MirrorOpts{Name: m.Name, BaseURL: m.URL})
+		w.AddMirror(t, &factory.MirrorOpts{Name: m.Name, BaseURL: m.URL})
 	}
 	return w
 }
 
 // newBareWorld is a fresh database and a master serving rel; the config
-// file (w.cfg) is the caller's to write.
+// file (w.Config) is the caller's to write.
 func newBareWorld(t *testing.T, rel *localmirror.Release) *world {
 	t.Helper()
-	master, err := localmirror.NewMaster(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
-	w := &world{dbURL: pgtest.NewDB(t), rel: rel, master: master, mirrors: map[string]int{}}
-	w.cfg = filepath.Join(t.TempDir(), "config.yaml")
-	return w
-}
-
-// connect opens a connection to the world's database: the caller closes
-// it.
-func (w *world) connect(t *testing.T) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), w.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
-
-// location is a bouncer location: the name of its operating system and
-// its path.
-type location struct{ os, path string }
-
-// product registers a bouncer product with its languages (none: every
-// language) and its locations (package factory).
-func (w *world) product(t *testing.T, name string, langs []string, locations ...location) {
-	t.Helper()
-	ctx := context.Background()
-	conn := w.connect(t)
-	defer conn.Close(ctx)
-	p := factory.Product(ctx, t, conn, &factory.ProductOpts{Name: name, Langs: langs})
-	oses := map[string]int{}
-	for _, l := range locations {
-		if oses[l.os] == 0 {
-			oses[l.os] = factory.OS(ctx, t, conn, &factory.OSOpts{Name: l.os}).ID
-		}
-		factory.Location(ctx, t, conn, &factory.LocationOpts{ProductID: p.ID, OSID: oses[l.os], Path: l.path})
-	}
-}
-
-// addMirror registers a mirror (package factory), in region 1 unless
-// opts says otherwise, and returns its id.
-func (w *world) addMirror(t *testing.T, opts *factory.MirrorOpts) int {
-	t.Helper()
-	ctx := context.Background()
-	conn := w.connect(t)
-	defer conn.Close(ctx)
-	o := *opts
-	if o.Regions == nil {
-		o.Regions = []int{1}
-	}
-	id := factory.Mirror(ctx, t, conn, &o).ID
-	w.mirrors[o.Name] = id
-	return id
-}
-
-// settings writes a mirror's sentry_mirror_settings row (package factory).
-func (w *world) settings(t *testing.T, opts *factory.MirrorSettingsOpts) {
-	t.Helper()
-	ctx := context.Background()
-	conn := w.connect(t)
-	defer conn.Close(ctx)
-	factory.MirrorSettings(ctx, t, conn, opts)
-}
-
-func (w *world) exec(t *testing.T, sql string, args ...any) {
-	t.Helper()
-	conn := w.connect(t)
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (w *world) query(t *testing.T, sql string, dest ...any) {
-	t.Helper()
-	conn := w.connect(t)
-	defer conn.Close(context.Background())
-	if err := conn.QueryRow(context.Background(), sql).Scan(dest...); err != nil {
-		t.Fatal(err)
-	}
+	return &world{Site: kit.NewSite(t, rel)}
 }
 
 // sentry runs a command to completion and fails the test unless it exits 0.
 func (w *world) sentry(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary(t), append(args, "--config", w.cfg)...)
+	cmd := exec.Command(binary(t), append(args, "--config", w.Config)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("sentry %v: %v\n%s", args, err, out)
@@ -216,7 +133,7 @@ type daemonProc struct {
 
 func (w *world) startDaemon(t *testing.T, name string) *daemonProc {
 	t.Helper()
-	return w.startDaemonConfig(t, name, w.cfg)
+	return w.startDaemonConfig(t, name, w.Config)
 }
 
 // startDaemonConfig starts `sentry run` with config file cfg, in this
