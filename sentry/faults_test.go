@@ -21,11 +21,7 @@ import (
 const faultFile = "win32/de/Firefox Setup 1.5.exe"
 
 // Location marks as docs/FAULTS.md words them.
-var markWords = map[world.Mark]string{
-	{Active: true, Healthy: true}:   "good",
-	{Active: false, Healthy: false}: "off",
-	{Active: true, Healthy: false}:  "unhealthy",
-}
+var markWords = map[world.Mark]string{world.Good: "good", world.Off: "off", world.Unhealthy: "unhealthy"}
 
 // faultCase is one row of the fault table, and of docs/FAULTS.md's.
 type faultCase struct {

@@ -15,17 +15,17 @@ type recorder struct {
 	got  *[]string
 }
 
-func (r recorder) CheckDone(c observe.CheckEvent) { *r.got = append(*r.got, r.name+" check "+c.Path) }
-func (r recorder) StateChanged(e observe.StateChangeEvent) {
-	*r.got = append(*r.got, r.name+" state "+e.To)
-}
-func (r recorder) GuardHeld(e observe.GuardEvent) { *r.got = append(*r.got, r.name+" guard "+e.Reason) }
-func (r recorder) RunFinished(e observe.RunEvent) { *r.got = append(*r.got, r.name+" run "+e.Outcome) }
+func (r recorder) tell(what string) { *r.got = append(*r.got, r.name+" "+what) }
+
+func (r recorder) CheckDone(c observe.CheckEvent)          { r.tell("check " + c.Path) }
+func (r recorder) StateChanged(e observe.StateChangeEvent) { r.tell("state " + e.To) }
+func (r recorder) GuardHeld(e observe.GuardEvent)          { r.tell("guard " + e.Reason) }
+func (r recorder) RunFinished(e observe.RunEvent)          { r.tell("run " + e.Outcome) }
 
 // tlsRecorder also wants certificate warnings.
 type tlsRecorder struct{ recorder }
 
-func (r tlsRecorder) TLSWarning(e observe.TLSEvent) { *r.got = append(*r.got, r.name+" tls "+e.Host) }
+func (r tlsRecorder) TLSWarning(e observe.TLSEvent) { r.tell("tls " + e.Host) }
 
 // TestAllTellsEveryObserverInOrder: All fans every event out to each of
 // its observers, in the order given, skipping nil ones; a certificate
