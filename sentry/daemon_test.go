@@ -14,9 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/hook"
+	"github.com/mirrorsentry/sentry/sentry/metrics"
+	"github.com/mirrorsentry/sentry/sentry/notify"
+	"github.com/mirrorsentry/sentry/sentry/observe"
 )
 
 // daemon runs RunDaemon for d until the test ends and returns its base URL.
@@ -76,18 +80,11 @@ func postHook(t *testing.T, base string, secret []byte, ts time.Time, body strin
 	return resp.StatusCode, out
 }
 
-func countRuns(t *testing.T, b *bundle, kind string) int {
-	t.Helper()
-	var n int
-	if err := b.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sentry_runs WHERE kind = $1`, kind).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func TestDaemonHookStartsPrime(t *testing.T) {
-	d, b := setup(t)
-	_, id := b.static(t, "good")
+	t.Parallel()
+	w := world.New(t, nil)
+	d := w.Deps
+	_, id := w.Static(t, "good")
 	type doneRun struct {
 		id      int64
 		outcome string
@@ -108,17 +105,19 @@ func TestDaemonHookStartsPrime(t *testing.T) {
 		t.Fatalf("prime run %d: %+v", runID, got)
 	}
 	var outcome string
-	if err := b.st.Pool().QueryRow(context.Background(), `SELECT outcome FROM sentry_runs WHERE id = $1`, runID).Scan(&outcome); err != nil || outcome != "completed" {
+	if err := w.Pool().QueryRow(context.Background(), `SELECT outcome FROM sentry_runs WHERE id = $1`, runID).Scan(&outcome); err != nil || outcome != "completed" {
 		t.Fatalf("run record: %q %v", outcome, err)
 	}
-	if b.marks(t)[b.locWin][id] != (lmmRow{true, true}) {
+	if w.Marks(t)[w.LocWin][id] != world.Good {
 		t.Errorf("the hook's prime did not mark the mirror")
 	}
 }
 
 func TestDaemonHookRefusesBadSignaturesAndReplays(t *testing.T) {
-	d, b := setup(t)
-	b.static(t, "good")
+	t.Parallel()
+	w := world.New(t, nil)
+	d := w.Deps
+	w.Static(t, "good")
 	base := daemon(t, d, sentry.DaemonOptions{})
 	secret := []byte(d.Config.Hook.Secret)
 	now := time.Now()
@@ -140,7 +139,7 @@ func TestDaemonHookRefusesBadSignaturesAndReplays(t *testing.T) {
 			t.Errorf("%s: answer shows the secret: %s", tt.name, body)
 		}
 	}
-	if n := countRuns(t, b, "prime"); n != 0 {
+	if n := w.CountRuns(t, "prime"); n != 0 {
 		t.Errorf("%d prime runs started by refused hooks", n)
 	}
 	// A good hook, then the very same request again: the replay is refused.
@@ -163,13 +162,14 @@ func TestDaemonHookRefusesBadSignaturesAndReplays(t *testing.T) {
 	if code := send(); code != http.StatusUnauthorized {
 		t.Errorf("replayed hook: %d, want 401", code)
 	}
-	if n := countRuns(t, b, "prime"); n != 1 {
+	if n := w.CountRuns(t, "prime"); n != 1 {
 		t.Errorf("%d prime runs, want 1", n)
 	}
 }
 
 func TestDaemonHealthz(t *testing.T) {
-	d, _ := setup(t)
+	t.Parallel()
+	d := world.New(t, nil).Deps
 	base := daemon(t, d, sentry.DaemonOptions{})
 	resp, err := http.Get(base + "/healthz")
 	if err != nil {
@@ -192,24 +192,26 @@ func TestDaemonHealthz(t *testing.T) {
 // comes while a light sweep is still running is not skipped: it runs once
 // the light sweep ended, and completes.
 func TestDeepSweepDueDuringALightSweepRunsAfterIt(t *testing.T) {
-	d, b := setup(t)
-	m, _ := b.static(t, "good")
-	primeRelease(t, d)
+	t.Parallel()
+	w := world.New(t, nil)
+	d := w.Deps
+	m, _ := w.Static(t, "good")
+	w.Prime(t)
 	hold := make(chan struct{})
 	var once sync.Once
 	m.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, b.rel.Dir) {
+		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, w.Rel.Dir) {
 			<-hold // the first light sweep's files wait until the test lets go
 		}
 		return false
 	})
-	w := &watches{}
-	d.Logger = slog.New(signalHandler{d.Logger.Handler(), w})
-	waiting := w.on("deep sweep due while a sweep runs")
+	watch := &watches{}
+	d.Logger = slog.New(signalHandler{d.Logger.Handler(), watch})
+	waiting := watch.on("deep sweep due while a sweep runs")
 	daemonScheduled(t, d, sentry.DaemonOptions{}, "@every 1s", "@every 2s")
 	query := func(sql string, dest ...any) {
 		t.Helper()
-		if err := b.st.Pool().QueryRow(context.Background(), sql).Scan(dest...); err != nil {
+		if err := w.Pool().QueryRow(context.Background(), sql).Scan(dest...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -245,5 +247,103 @@ func TestDeepSweepDueDuringALightSweepRunsAfterIt(t *testing.T) {
 		(SELECT min(started_at) FROM sentry_runs WHERE kind = 'deep_sweep')`, lightID), &lightEnd, &deepStart)
 	if deepStart.Before(lightEnd) {
 		t.Errorf("the deep sweep started at %s, before the light sweep ended at %s", deepStart, lightEnd)
+	}
+}
+
+// TestDaemonPrunesOldRecords: `sentry run` prunes at start.
+func TestDaemonPrunesOldRecords(t *testing.T) {
+	t.Parallel()
+	w := world.New(t, nil)
+	d := w.Deps
+	_, id := w.Static(t, "good")
+	w.Prime(t)
+	w.AddOldRecords(t, id)
+	daemon(t, d, sentry.DaemonOptions{})
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var old int
+		if err := w.Pool().QueryRow(context.Background(), `SELECT (SELECT count(*) FROM sentry_checks WHERE path = 'old')
+			+ (SELECT count(*) FROM sentry_instances WHERE id = 'gone') + (SELECT count(*) FROM sentry_runs WHERE vantage = 'old')`).
+			Scan(&old); err != nil {
+			t.Fatal(err)
+		}
+		if old == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not prune the old records (%d left)", old)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := w.CountRecords(t); c.Checks == 0 || c.Log == 0 {
+		t.Errorf("the daemon pruned recent records: %+v", c)
+	}
+}
+
+// TestHookAsksTheMasterFirst: the hook answers 404 for a release the master
+// does not have and 422 for an unusable manifest, starting nothing; a prime
+// that fails in the background is a run_failed webhook event and counts in
+// the metrics as a failed run.
+func TestHookAsksTheMasterFirst(t *testing.T) {
+	t.Parallel()
+	recv := world.NewReceiver(t, 0)
+	w := world.New(t, nil)
+	d := w.Deps
+	w.Static(t, "good")
+	n := notify.New(notify.Options{URLs: []string{recv.URL}, RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond})
+	m := metrics.New(w.Pool(), nil)
+	d.Observer = observe.All(n, m)
+	var mu sync.Mutex
+	var done []string
+	finished := make(chan struct{}, 1)
+	base := daemon(t, d, sentry.DaemonOptions{PrimeDone: func(id int64, outcome string, err error) {
+		mu.Lock()
+		done = append(done, outcome)
+		mu.Unlock()
+		finished <- struct{}{}
+	}})
+	secret := []byte(d.Config.Hook.Secret)
+
+	code, out := postHook(t, base, secret, time.Now(), `{"release": "9.9"}`)
+	if code != http.StatusNotFound || !strings.Contains(out["error"].(string), "release 9.9 is not on the master") {
+		t.Errorf("release the master lacks: %d %v", code, out)
+	}
+	w.Master.Put(w.Rel, "SHA256SUMS", []byte("not a manifest\n"))
+	code, out = postHook(t, base, secret, time.Now().Add(time.Second), `{"release": "1.5"}`)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(out["error"].(string), "SHA256SUMS:1") {
+		t.Errorf("unusable manifest: %d %v", code, out)
+	}
+	if n := w.CountRuns(t, "prime"); n != 0 {
+		t.Fatalf("%d primes recorded for refused hooks", n)
+	}
+
+	// A release the master has but the bouncer does not: accepted, fails
+	// in the background.
+	w.Master.Put(w.Rel, "SHA256SUMS", w.Rel.Manifest())
+	w.Exec(t, `DELETE FROM mirror_locations`)
+	code, out = postHook(t, base, secret, time.Now().Add(2*time.Second), `{"release": "1.5"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("hook: %d %v", code, out)
+	}
+	<-finished
+	if err := n.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var failed []notify.Event
+	for _, e := range recv.Got() {
+		if e.Event == notify.EventRunFailed {
+			failed = append(failed, e)
+		}
+	}
+	if len(failed) != 1 || failed[0].Run == nil || int64(out["run_id"].(float64)) != failed[0].Run.RunID ||
+		failed[0].Run.Kind != "prime" || !strings.Contains(failed[0].Run.Reason, "no mirror_locations rows") {
+		t.Errorf("run_failed events: %+v", failed)
+	}
+	fams := world.Scrape(t, m.Handler())
+	if v, ok := world.Value(t, fams, "sentry_recent_runs", map[string]string{"kind": "prime", "outcome": "failed"}); !ok || v != 1 {
+		t.Errorf("sentry_recent_runs{prime,failed} = %v (%v), want 1", v, ok)
+	}
+	if v, ok := world.Value(t, fams, "sentry_last_run_outcome", map[string]string{"kind": "prime", "outcome": "failed"}); !ok || v != 1 {
+		t.Errorf("sentry_last_run_outcome{prime,failed} = %v (%v), want 1", v, ok)
 	}
 }

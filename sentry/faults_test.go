@@ -2,23 +2,17 @@ package sentry_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"fmt"
-	"net/http"
 	"os"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/demo/faultmirror"
-	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -27,11 +21,7 @@ import (
 const faultFile = "win32/de/Firefox Setup 1.5.exe"
 
 // Location marks as docs/FAULTS.md words them.
-var markWords = map[lmmRow]string{
-	{Active: true, Healthy: true}:   "good",
-	{Active: false, Healthy: false}: "off",
-	{Active: true, Healthy: false}:  "unhealthy",
-}
+var markWords = map[world.Mark]string{world.Good: "good", world.Off: "off", world.Unhealthy: "unhealthy"}
 
 // faultCase is one row of the fault table, and of docs/FAULTS.md's.
 type faultCase struct {
@@ -44,37 +34,31 @@ type faultCase struct {
 	// win is the faulty mirror's mark of the win32 location after the
 	// prime (it held the release before: active=true); the linux location
 	// is good, or as win for the faults of the whole mirror.
-	win lmmRow
+	win world.Mark
 	// state is the mirror's prime state.
 	state string
 }
 
-var (
-	good      = lmmRow{Active: true, Healthy: true}
-	off       = lmmRow{Active: false, Healthy: false}
-	unhealthy = lmmRow{Active: true, Healthy: false}
-)
-
 // faultTable is every fault the fault mirror can produce, with what sentry
 // makes of it. docs/FAULTS.md must say the same (TestFaultsDocMatchesTable).
 var faultTable = []faultCase{
-	{faultmirror.NotFound, "not_found", "not_found", "not_found", off, "partial"},
-	{faultmirror.Forbidden, "forbidden", "forbidden", "forbidden", off, "partial"},
-	{faultmirror.ServerError, "http_status", "http_status", "http_status", unhealthy, "down"},
-	{faultmirror.Stall, "timeout", "timeout", "timeout", unhealthy, "partial"},
-	{faultmirror.Endless, "too_large", "ok", "too_large", off, "partial"},
-	{faultmirror.Truncated, "truncated", "truncated", "truncated", unhealthy, "partial"},
-	{faultmirror.WrongLength, "size_mismatch", "size_mismatch", "size_mismatch", off, "partial"},
-	{faultmirror.FlippedByte, "checksum_mismatch", "ok", "checksum_mismatch", off, "partial"},
-	{faultmirror.RedirectLoop, "redirect", "redirect", "redirect", unhealthy, "partial"},
-	{faultmirror.RedirectOtherHost, "ok", "ok", "ok", good, "ok"},
-	{faultmirror.Downgrade, "redirect", "redirect", "redirect", unhealthy, "down"},
-	{faultmirror.BadCertificate, "tls", "tls", "tls", unhealthy, "down"},
-	{faultmirror.Refused, "connect", "connect", "connect", unhealthy, "down"},
-	{faultmirror.Unresolvable, "dns", "dns", "dns", unhealthy, "down"},
-	{faultmirror.Drip, "timeout", "timeout", "timeout", unhealthy, "partial"},
-	{faultmirror.Gzip, "size_mismatch", "size_mismatch", "size_mismatch", off, "partial"},
-	{faultmirror.HugeHeaders, "too_large", "too_large", "too_large", off, "partial"},
+	{faultmirror.NotFound, "not_found", "not_found", "not_found", world.Off, "partial"},
+	{faultmirror.Forbidden, "forbidden", "forbidden", "forbidden", world.Off, "partial"},
+	{faultmirror.ServerError, "http_status", "http_status", "http_status", world.Unhealthy, "down"},
+	{faultmirror.Stall, "timeout", "timeout", "timeout", world.Unhealthy, "partial"},
+	{faultmirror.Endless, "too_large", "ok", "too_large", world.Off, "partial"},
+	{faultmirror.Truncated, "truncated", "truncated", "truncated", world.Unhealthy, "partial"},
+	{faultmirror.WrongLength, "size_mismatch", "size_mismatch", "size_mismatch", world.Off, "partial"},
+	{faultmirror.FlippedByte, "checksum_mismatch", "ok", "checksum_mismatch", world.Off, "partial"},
+	{faultmirror.RedirectLoop, "redirect", "redirect", "redirect", world.Unhealthy, "partial"},
+	{faultmirror.RedirectOtherHost, "ok", "ok", "ok", world.Good, "ok"},
+	{faultmirror.Downgrade, "redirect", "redirect", "redirect", world.Unhealthy, "down"},
+	{faultmirror.BadCertificate, "tls", "tls", "tls", world.Unhealthy, "down"},
+	{faultmirror.Refused, "connect", "connect", "connect", world.Unhealthy, "down"},
+	{faultmirror.Unresolvable, "dns", "dns", "dns", world.Unhealthy, "down"},
+	{faultmirror.Drip, "timeout", "timeout", "timeout", world.Unhealthy, "partial"},
+	{faultmirror.Gzip, "size_mismatch", "size_mismatch", "size_mismatch", world.Off, "partial"},
+	{faultmirror.HugeHeaders, "too_large", "too_large", "too_large", world.Off, "partial"},
 }
 
 // faultClient is the checks client of the fault tests: it trusts the fault
@@ -101,10 +85,10 @@ func faultClient(t *testing.T, d *sentry.Deps) *checks.Client {
 
 // kindsOf returns the kinds of the checks a run made for a mirror: of the
 // faulty file, or of every check for the faults of the whole mirror.
-func kindsOf(t *testing.T, b *bundle, run int64, mirror int, path string) map[string]int {
+func kindsOf(t *testing.T, w *world.World, run int64, mirror int, path string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	for _, c := range b.seen.all() {
+	for _, c := range w.Seen.All() {
 		if c.RunID == run && c.MirrorID == mirror && (path == "" || c.Path == path) {
 			out[string(c.Result)]++
 		}
@@ -134,24 +118,26 @@ func onlyKind(kinds map[string]int, want checks.Kind, whole bool) bool {
 // guard stays out of it), and checks the kind recorded, the marks, that no
 // run outlives a generous deadline and that no body is read past its size.
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	for _, tt := range faultTable {
 		t.Run(string(tt.fault), func(t *testing.T) {
 			t.Parallel()
-			d, b := setup(t)
+			w := world.New(t, nil)
+			d := w.Deps
 			d.Client = faultClient(t, d)
-			b.static(t, "good1")
-			b.static(t, "good2")
-			fm, err := faultmirror.New(tt.fault, b.rel, faultFile)
+			w.Static(t, "good1")
+			w.Static(t, "good2")
+			fm, err := faultmirror.New(tt.fault, w.Rel, faultFile)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { fm.Close() })
-			id := b.addMirror(t, fm.Name, fm.URL, "", "", 0)
+			id := w.AddMirror(t, fm.Name, fm.URL, nil)
 			// The mirror held the release before: "active unchanged"
 			// is visible.
-			if _, err := b.st.Pool().Exec(context.Background(), `INSERT INTO mirror_location_mirror_map (location_id, mirror_id, active, healthy)
-					VALUES ($1, $3, true, true), ($2, $3, true, true)`, b.locWin, b.locLin, id); err != nil {
-				t.Fatal(err)
+			for _, loc := range []int{w.LocWin, w.LocLin} {
+				factory.LocationMirror(context.Background(), t, w.Pool(), &factory.LocationMirrorOpts{LocationID: loc, MirrorID: id,
+					Active: factory.Ptr(true), Healthy: factory.Ptr(true)})
 			}
 			path := faultFile
 			if tt.fault.Whole() {
@@ -168,29 +154,29 @@ func TestFaults(t *testing.T) {
 			if rep.Outcome != store.OutcomeCompleted {
 				t.Fatalf("prime outcome %s: %s", rep.Outcome, rep.Reason)
 			}
-			s := mirrorSums(t, rep, fm.Name)
+			s := world.MirrorSums(t, rep, fm.Name)
 			if s.State != tt.state || !s.Marked {
 				t.Errorf("prime summary %+v; want state %s, marked", s, tt.state)
 			}
-			if got := kindsOf(t, b, rep.RunID, id, path); !onlyKind(got, tt.prime, tt.fault.Whole()) {
+			if got := kindsOf(t, w, rep.RunID, id, path); !onlyKind(got, tt.prime, tt.fault.Whole()) {
 				t.Errorf("prime recorded %v; want %s", got, tt.prime)
 			}
-			wantLin := good
+			wantLin := world.Good
 			if tt.fault.Whole() {
 				wantLin = tt.win
 			}
-			marks := b.marks(t)
-			if marks[b.locWin][id] != tt.win || marks[b.locLin][id] != wantLin {
-				t.Errorf("after prime: win32 %s, linux %s; want %s, %s", markWords[marks[b.locWin][id]],
-					markWords[marks[b.locLin][id]], markWords[tt.win], markWords[wantLin])
+			marks := w.Marks(t)
+			if marks[w.LocWin][id] != tt.win || marks[w.LocLin][id] != wantLin {
+				t.Errorf("after prime: win32 %s, linux %s; want %s, %s", markWords[marks[w.LocWin][id]],
+					markWords[marks[w.LocLin][id]], markWords[tt.win], markWords[wantLin])
 			}
 			// The redirector offers the faulty mirror only where its
 			// location is good.
 			wantOffered := 2
-			if tt.win == good {
+			if tt.win == world.Good {
 				wantOffered = 3
 			}
-			if got := len(b.redirector(t, b.locWin, true)); got != wantOffered {
+			if got := len(w.Redirector(t, w.LocWin, true)); got != wantOffered {
 				t.Errorf("redirector offers %d mirrors for win32, want %d", got, wantOffered)
 			}
 
@@ -206,21 +192,21 @@ func TestFaults(t *testing.T) {
 				if srep.Outcome != store.OutcomeCompleted {
 					t.Fatalf("%s outcome %s: %s", name, srep.Outcome, srep.Reason)
 				}
-				if got := kindsOf(t, b, srep.RunID, id, path); !onlyKind(got, want, tt.fault.Whole() && want != "ok") {
+				if got := kindsOf(t, w, srep.RunID, id, path); !onlyKind(got, want, tt.fault.Whole() && want != "ok") {
 					t.Errorf("%s recorded %v; want %s", name, got, want)
 				}
 				// Sweeps never make a known-bad file good, and
 				// transient trouble never takes a file away.
-				after := b.marks(t)
-				if after[b.locWin][id] != tt.win || after[b.locLin][id] != wantLin {
-					t.Errorf("after the %s: win32 %s, linux %s; want %s, %s", name, markWords[after[b.locWin][id]],
-						markWords[after[b.locLin][id]], markWords[tt.win], markWords[wantLin])
+				after := w.Marks(t)
+				if after[w.LocWin][id] != tt.win || after[w.LocLin][id] != wantLin {
+					t.Errorf("after the %s: win32 %s, linux %s; want %s, %s", name, markWords[after[w.LocWin][id]],
+						markWords[after[w.LocLin][id]], markWords[tt.win], markWords[wantLin])
 				}
 			}
 
 			// Never trust a mirror: no body was read past its size + 1.
 			var over int64
-			if err := b.st.Pool().QueryRow(context.Background(), `SELECT coalesce(max(c.bytes - f.size), 0)
+			if err := w.Pool().QueryRow(context.Background(), `SELECT coalesce(max(c.bytes - f.size), 0)
 					FROM sentry_checks c JOIN sentry_release_files f ON f.release_id = c.release_id AND f.path = c.path
 					WHERE c.mirror_id = $1 AND c.method = 'GET'`, id).Scan(&over); err != nil {
 				t.Fatal(err)
@@ -241,6 +227,7 @@ func TestFaults(t *testing.T) {
 // TestFaultsDocMatchesTable keeps docs/FAULTS.md true: its table lists
 // exactly the faults of faultTable, in order, with the same kinds and marks.
 func TestFaultsDocMatchesTable(t *testing.T) {
+	t.Parallel()
 	f, err := os.Open("../docs/FAULTS.md")
 	if err != nil {
 		t.Fatal(err)
@@ -299,100 +286,5 @@ func TestFaultsDocMatchesTable(t *testing.T) {
 		if strings.Join(got[:len(want)], " | ") != strings.Join(want, " | ") {
 			t.Errorf("docs row %d:\n got  %s\n want %s", i+1, strings.Join(got[:len(want)], " | "), strings.Join(want, " | "))
 		}
-	}
-}
-
-// TestFaultHugeBodyStreamsInBoundedMemory primes a 128 MiB file through a
-// good mirror and through one answering it with an endless body: the good
-// copy is verified and the endless one stopped at 128 MiB + 1 byte, while
-// the process allocates a small fraction of what went through the hash.
-func TestFaultHugeBodyStreamsInBoundedMemory(t *testing.T) {
-	const (
-		block = 64 << 10
-		size  = 128 << 20
-		huge  = "iso/firefox-1.5.iso"
-	)
-	d, b := setup(t)
-	chunk := localmirror.Content("huge block", block)
-	sum := sha256.New()
-	for range size / block {
-		sum.Write(chunk)
-	}
-	// The manifest gives the huge file's size and hash (a .checksums
-	// manifest), so that nothing has to hold the file.
-	var man bytes.Buffer
-	for _, p := range b.rel.Paths() {
-		h := sha256.Sum256(b.rel.Files[p])
-		fmt.Fprintf(&man, "%x sha256 %d %s\n", h, len(b.rel.Files[p]), p)
-	}
-	fmt.Fprintf(&man, "%x sha256 %d %s\n", sum.Sum(nil), size, huge)
-	b.master.Put(b.rel, "SHA256SUMS", man.Bytes())
-
-	stream := func(s *localmirror.Server, endless bool) *atomic.Int64 {
-		var sent atomic.Int64
-		s.HandleFunc(func(w http.ResponseWriter, r *http.Request) bool {
-			if !strings.HasSuffix(r.URL.Path, "/"+huge) {
-				return false
-			}
-			if !endless {
-				w.Header().Set("Content-Length", strconv.Itoa(size))
-			}
-			if r.Method == http.MethodHead {
-				return true
-			}
-			for i := 0; endless || i < size/block; i++ {
-				n, err := w.Write(chunk)
-				sent.Add(int64(n))
-				if err != nil {
-					return true
-				}
-			}
-			return true
-		})
-		return &sent
-	}
-	stream(b.master, false)
-	goodSrv, goodID := b.static(t, "good")
-	goodSent := stream(goodSrv, false)
-	endlessSrv, endlessID := b.static(t, "endless")
-	endlessSent := stream(endlessSrv, true)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: "1.5"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runtime.ReadMemStats(&after)
-	if rep.Outcome != store.OutcomeCompleted {
-		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Reason)
-	}
-	if s := mirrorSums(t, rep, "good"); s.State != "ok" || s.BytesVerified < size {
-		t.Errorf("good mirror: %+v", s)
-	}
-	if s := mirrorSums(t, rep, "endless"); s.Failures["too_large"] != 1 || s.FilesOK != 4 {
-		t.Errorf("endless mirror: %+v", s)
-	}
-	var goodBytes, endlessBytes int64
-	if err := b.st.Pool().QueryRow(ctx, `SELECT
-		(SELECT bytes FROM sentry_checks WHERE mirror_id = $1 AND path = $3 AND method = 'GET' AND result = 'ok'),
-		(SELECT bytes FROM sentry_checks WHERE mirror_id = $2 AND path = $3 AND method = 'GET' AND result = 'too_large')`,
-		goodID, endlessID, huge).Scan(&goodBytes, &endlessBytes); err != nil {
-		t.Fatal(err)
-	}
-	if goodBytes != size || endlessBytes != size+1 {
-		t.Errorf("read %d bytes of the good copy and %d of the endless one; want %d and %d", goodBytes, endlessBytes, size, size+1)
-	}
-	streamed := goodSent.Load() + endlessSent.Load()
-	alloc := after.TotalAlloc - before.TotalAlloc
-	t.Logf("%d MiB streamed from the mirrors, %d MiB allocated by the whole process", streamed>>20, alloc>>20)
-	if streamed < 2*size {
-		t.Fatalf("only %d bytes streamed", streamed)
-	}
-	if alloc > uint64(streamed/8) {
-		t.Errorf("allocated %d MiB while %d MiB streamed: bodies are held, not streamed", alloc>>20, streamed>>20)
 	}
 }

@@ -254,8 +254,8 @@ func newChaos(t *testing.T) *chaos {
 		})
 	}
 	c.w = newWorld(t, "schedule:\n  sweep: \"@every 2s\"\n  deep_sweep: \"0 0 1 1 *\"\n", c.mirrors...)
-	stockChaosMirrors(c.mirrors, c.w.rel)
-	db, err := pgx.Connect(context.Background(), c.w.dbURL)
+	stockChaosMirrors(c.mirrors, c.w.Rel)
+	db, err := pgx.Connect(context.Background(), c.w.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func must[T any](v T, err error) func(t *testing.T) T {
 // following a single sweep.
 func (c *chaos) config(name, vantage, source string) string {
 	c.t.Helper()
-	base, err := os.ReadFile(c.w.cfg)
+	base, err := os.ReadFile(c.w.Config)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func (c *chaos) dump() string {
 	var b strings.Builder
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, c.w.dbURL)
+	conn, err := pgx.Connect(ctx, c.w.DBURL)
 	if err != nil {
 		fmt.Fprintf(&b, "(database: %v)\n", err)
 	} else {
@@ -701,9 +701,9 @@ func (c *chaos) primeFromEverywhere() int64 {
 	if err := json.Unmarshal(c.outs["cli-sweep"].Bytes(), &sw); err != nil {
 		c.fatalf("sentry sweep output: %v\n%s", err, c.outs["cli-sweep"])
 	}
-	if sw.RunID != manual || sw.Outcome != "completed" || sw.Files != len(c.w.rel.Files) {
+	if sw.RunID != manual || sw.Outcome != "completed" || sw.Files != len(c.w.Rel.Files) {
 		c.errorf("sentry sweep summary: run %d, %s, %d files; want run %d, completed, %d files",
-			sw.RunID, sw.Outcome, sw.Files, manual, len(c.w.rel.Files))
+			sw.RunID, sw.Outcome, sw.Files, manual, len(c.w.Rel.Files))
 	}
 	if outcome, reason := c.waitEnded("the prime", prime); outcome != "completed" {
 		c.errorf("prime %d: %s (%s), want completed", prime, outcome, reason)
@@ -886,11 +886,11 @@ func (c *chaos) stopPastLease() {
 	for mid := range held {
 		asked := map[string]bool{}
 		for _, q := range c.tr.requests(func(q request) bool {
-			return q.Source == src && q.Mirror == c.names[mid] && strings.Contains(q.Path, c.w.rel.Dir) && !q.At.Before(gatedAt)
+			return q.Source == src && q.Mirror == c.names[mid] && strings.Contains(q.Path, c.w.Rel.Dir) && !q.At.Before(gatedAt)
 		}) {
 			asked[q.Path] = true
 		}
-		if len(asked) >= len(c.w.rel.Files) {
+		if len(asked) >= len(c.w.Rel.Files) {
 			c.fatalf("%s had asked %s for all %d files of sweep %d before it was stopped: nothing left to refuse",
 				d, c.names[mid], len(asked), run)
 		}
@@ -933,7 +933,7 @@ func (c *chaos) stopPastLease() {
 	}
 	// Not one file request for the mirrors taken over from it.
 	late := c.tr.requests(func(q request) bool {
-		return q.Source == src && slices.Contains(takenOver, q.Mirror) && strings.Contains(q.Path, c.w.rel.Dir) &&
+		return q.Source == src && slices.Contains(takenOver, q.Mirror) && strings.Contains(q.Path, c.w.Rel.Dir) &&
 			!q.At.Before(resumedAt) && !q.At.After(endedAt)
 	})
 	if len(late) > 0 {
@@ -1061,9 +1061,9 @@ func (c *chaos) killMidSweep() {
 	var lost []string
 	for _, r := range work {
 		name, by := c.names[r.M], c.daemonID(r.DoneBy)
-		if !r.FilesDone || by == "" || by == k || !r.Reachable || r.Checked != len(c.w.rel.Files) {
+		if !r.FilesDone || by == "" || by == k || !r.Reachable || r.Checked != len(c.w.Rel.Files) {
 			c.errorf("sweep %d, with %s killed: mirror %s's files done %v by %q (%s), reachable %v, %d files checked; want all %d checked by a sentry that lived",
-				run, k, name, r.FilesDone, r.DoneBy, by, r.Reachable, r.Checked, len(c.w.rel.Files))
+				run, k, name, r.FilesDone, r.DoneBy, by, r.Reachable, r.Checked, len(c.w.Rel.Files))
 			continue
 		}
 		if c0, ok := held[r.M]; ok && r.Claims <= c0 {
@@ -1072,12 +1072,12 @@ func (c *chaos) killMidSweep() {
 		}
 		asked := map[string]bool{}
 		for _, q := range c.tr.requests(func(q request) bool {
-			return q.Source == chaosSources[by] && q.Mirror == name && strings.Contains(q.Path, c.w.rel.Dir) &&
+			return q.Source == chaosSources[by] && q.Mirror == name && strings.Contains(q.Path, c.w.Rel.Dir) &&
 				!q.At.Before(startedAt) && !q.At.After(endedAt)
 		}) {
-			asked[strings.TrimPrefix(q.Path, "/pub"+c.w.rel.Dir)] = true
+			asked[strings.TrimPrefix(q.Path, "/pub"+c.w.Rel.Dir)] = true
 		}
-		for _, f := range c.w.rel.Paths() {
+		for _, f := range c.w.Rel.Paths() {
 			if !asked[f] {
 				lost = append(lost, fmt.Sprintf("%s %s (done by %s)", name, f, by))
 			}
@@ -1140,12 +1140,12 @@ func (c *chaos) checkCaps() {
 func (c *chaos) checkFetchedOnce(prime int64) {
 	c.t.Helper()
 	gets := map[string][]string{}
-	for _, q := range c.tr.requests(func(q request) bool { return q.Method == http.MethodGet && strings.Contains(q.Path, c.w.rel.Dir) }) {
-		k := q.Mirror + " " + strings.TrimPrefix(q.Path, "/pub"+c.w.rel.Dir)
+	for _, q := range c.tr.requests(func(q request) bool { return q.Method == http.MethodGet && strings.Contains(q.Path, c.w.Rel.Dir) }) {
+		k := q.Mirror + " " + strings.TrimPrefix(q.Path, "/pub"+c.w.Rel.Dir)
 		gets[k] = append(gets[k], q.At.Format("15:04:05.000")+" from "+who(q.Source))
 	}
 	for _, m := range chaosMirrorNames {
-		for _, f := range c.w.rel.Paths() {
+		for _, f := range c.w.Rel.Paths() {
 			if g := gets[m+" "+f]; len(g) != 1 {
 				c.t.Errorf("%s %s fetched %d times (%v); want once", m, f, len(g), g)
 			}
@@ -1154,7 +1154,7 @@ func (c *chaos) checkFetchedOnce(prime int64) {
 	var n, distinct int
 	c.one(`SELECT count(*), count(DISTINCT (mirror_id, path)) FROM sentry_checks WHERE run_id = $1 AND method = 'GET'`,
 		[]any{prime}, &n, &distinct)
-	if want := len(chaosMirrorNames) * len(c.w.rel.Files); n != want || distinct != want {
+	if want := len(chaosMirrorNames) * len(c.w.Rel.Files); n != want || distinct != want {
 		c.t.Errorf("prime %d recorded %d GET checks of %d (mirror, file) pairs; want each of %d once", prime, n, distinct, want)
 	}
 }
@@ -1194,8 +1194,8 @@ func referenceMarks(t *testing.T) map[string]mark {
 	t.Helper()
 	ms := chaosMirrors(t)
 	w := newWorld(t, "schedule:\n  sweep: \"0 0 1 1 *\"\n  deep_sweep: \"0 0 1 1 *\"\n", ms...)
-	stockChaosMirrors(ms, w.rel)
-	f, err := os.OpenFile(w.cfg, os.O_APPEND|os.O_WRONLY, 0)
+	stockChaosMirrors(ms, w.Rel)
+	f, err := os.OpenFile(w.Config, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1208,7 +1208,7 @@ func referenceMarks(t *testing.T) map[string]mark {
 	}
 	w.sentry(t, "prime", "--release", "1.5")
 	w.sentry(t, "sweep")
-	return readMarks(t, w.dbURL)
+	return readMarks(t, w.DBURL)
 }
 
 // checkMarks compares the marks with the reference's.
@@ -1226,7 +1226,7 @@ func (c *chaos) checkMarks(ref map[string]mark) {
 			t.Errorf("reference: %s %s is %+v (present %v), want %+v", m, loc, got, ok, want)
 		}
 	}
-	got := readMarks(t, c.w.dbURL)
+	got := readMarks(t, c.w.DBURL)
 	keys := map[string]bool{}
 	for k := range ref {
 		keys[k] = true
@@ -1272,6 +1272,7 @@ func (c *chaos) checkMarks(ref map[string]mark) {
 // reference: the same mirrors primed and swept by one sentry on a
 // database of its own.
 func TestChaos(t *testing.T) {
+	t.Parallel()
 	began := time.Now()
 	phase := func(name string) func() {
 		start := time.Now()

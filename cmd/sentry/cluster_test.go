@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,7 +29,7 @@ import (
 // sweep.
 func (w *world) vantageCfg(t *testing.T, vantage, source string) string {
 	t.Helper()
-	base, err := os.ReadFile(w.cfg)
+	base, err := os.ReadFile(w.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func refuse(m *localmirror.Server, sources ...string) {
 // while, and no test depends on how long.
 func (w *world) pollDB(t *testing.T, what string, cond func(conn *pgx.Conn) (bool, error), procs ...*daemonProc) {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), w.dbURL)
+	conn, err := pgx.Connect(context.Background(), w.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +142,97 @@ func (w *world) pollDB(t *testing.T, what string, cond func(conn *pgx.Conn) (boo
 	}
 }
 
+func TestTwoDaemonsRunEachSweepOnce(t *testing.T) {
+	t.Parallel()
+	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
+	m, err := localmirror.NewStatic("m", rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	w := newWorld(t, "schedule:\n  sweep: \"@every 1s\"\n  deep_sweep: \"0 0 1 1 *\"\n", m)
+	m.PutRelease(w.Rel)
+	w.sentry(t, "prime", "--release", "1.5")
+
+	a := w.startDaemon(t, "a")
+	b := w.startDaemon(t, "b")
+	// Wait for four sweeps done between them, reading their logs (bounded).
+	done := 0
+	timeout := time.After(90 * time.Second)
+	for done < 4 {
+		select {
+		case l := <-a.lines:
+			if strings.Contains(l, "sweep done") {
+				done++
+			}
+		case l := <-b.lines:
+			if strings.Contains(l, "sweep done") {
+				done++
+			}
+		case <-a.exited:
+			t.Fatalf("daemon a exited: %v\n%s", a.err, a.logText())
+		case <-b.exited:
+			t.Fatalf("daemon b exited: %v\n%s", b.err, b.logText())
+		case <-timeout:
+			t.Fatalf("only %d sweeps done:\n%s%s", done, a.logText(), b.logText())
+		}
+	}
+	// Each daemon serves the status page, its API and its metrics; the
+	// sweeps they ran between them are counted there.
+	completed := 0.0
+	for _, p := range []*daemonProc{a, b} {
+		addr := p.listenAddr(t)
+		for _, path := range []string{"/", "/mirrors/m", "/releases/1.5", "/api/mirrors", "/healthz"} {
+			if code, body := httpGet(t, "http://"+addr+path); code != 200 {
+				t.Errorf("GET %s: %d %s", path, code, body)
+			}
+		}
+		_, metrics := httpGet(t, "http://"+addr+"/metrics")
+		if !strings.Contains(metrics, `sentry_mirrors{state="up"} 1`) {
+			t.Errorf("/metrics lacks the mirror up:\n%s", metrics)
+		}
+		for _, l := range strings.Split(metrics, "\n") {
+			if v, ok := strings.CutPrefix(l, `sentry_runs_total{kind="sweep",outcome="completed"} `); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				completed += n
+			}
+		}
+	}
+	if completed < 4 {
+		t.Errorf("/metrics of both daemons count %v completed sweeps, want at least 4", completed)
+	}
+	for _, p := range []*daemonProc{a, b} {
+		if err := p.stop(t); err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, p.logText())
+		}
+	}
+	var runs, slots, overlaps int
+	w.Query(t, `SELECT count(*), count(DISTINCT slot) FROM sentry_runs WHERE kind = 'sweep'`, &runs, &slots)
+	w.Query(t, `SELECT count(*) FROM sentry_runs r1 JOIN sentry_runs r2 ON r1.id < r2.id
+		WHERE r1.kind LIKE '%sweep' AND r2.kind LIKE '%sweep'
+		  AND r1.started_at < coalesce(r2.finished_at, now()) AND r2.started_at < coalesce(r1.finished_at, now())`, &overlaps)
+	if runs < 4 || runs != slots {
+		t.Errorf("%d sweep runs for %d slots: each slot must run once", runs, slots)
+	}
+	if overlaps != 0 {
+		t.Errorf("%d pairs of sweeps overlapped", overlaps)
+	}
+	logs := a.logText() + b.logText()
+	// The daemon that did not create a slot's sweep says it helps with it.
+	helped := false
+	for _, l := range strings.Split(logs, "\n") {
+		helped = helped || (strings.Contains(l, "this one helps") && strings.Contains(l, "job=sweep"))
+	}
+	if !helped {
+		t.Errorf("no daemon logged, with the job's name, that it helps with a sweep another created:\n%s", logs)
+	}
+	var interrupted int
+	w.Query(t, `SELECT count(*) FROM sentry_runs WHERE outcome = 'running'`, &interrupted)
+	if interrupted != 0 {
+		t.Errorf("%d runs left 'running' after both daemons stopped", interrupted)
+	}
+}
+
 // TestThreeVantagePointsShareSweeps runs three `sentry run` processes, at
 // vantage points us, eu and ap (source addresses 127.0.0.2-4), on one
 // database and nine mirrors, of which m8 refuses eu and m9 refuses eu and
@@ -152,6 +244,7 @@ func (w *world) pollDB(t *testing.T, what string, cond func(conn *pgx.Conn) (boo
 // ap is killed while it holds mirrors: the others take them over after the
 // lease and the sweep completes with every file checked.
 func TestThreeVantagePointsShareSweeps(t *testing.T) {
+	t.Parallel()
 	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
 	var mirrors []*localmirror.Server
 	for i := 1; i <= 9; i++ {
@@ -169,7 +262,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 		cfgs[v] = w.vantageCfg(t, v, src)
 	}
 	for _, m := range mirrors {
-		m.PutRelease(w.rel)
+		m.PutRelease(w.Rel)
 	}
 	// Primed from us (a vantage point of the cluster: the default quorum
 	// counts every vantage point seen in the last hour).
@@ -180,7 +273,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 	g := newGate(1, 2)
 	for _, m := range mirrors {
 		m.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
-			if strings.Contains(r.URL.Path, w.rel.Dir) {
+			if strings.Contains(r.URL.Path, w.Rel.Dir) {
 				g.wait(r, m.Name)
 			}
 			return false
@@ -191,7 +284,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 
 	// Sweeps find no mirror until the three have started, so that the
 	// first sweep with mirrors has all three vantage points.
-	w.exec(t, `UPDATE mirror_mirrors SET active = false`)
+	w.Exec(t, `UPDATE mirror_mirrors SET active = false`)
 	procs := map[string]*daemonProc{}
 	var all []*daemonProc
 	for _, v := range []string{"us", "eu", "ap"} {
@@ -215,7 +308,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 		}
 		return len(instances) == 3, nil
 	}, all...)
-	w.exec(t, `UPDATE mirror_mirrors SET active = true`)
+	w.Exec(t, `UPDATE mirror_mirrors SET active = true`)
 
 	// Sweep 1: all three hold mirrors while the files wait.
 	var run1 int64
@@ -231,7 +324,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 		return holders == 3, err
 	}, all...)
 	var vantages []string
-	w.query(t, fmt.Sprintf(`SELECT array_agg(DISTINCT v ORDER BY v) FROM sentry_work, unnest(vantages) v WHERE run_id = %d`, run1), &vantages)
+	w.Query(t, fmt.Sprintf(`SELECT array_agg(DISTINCT v ORDER BY v) FROM sentry_work, unnest(vantages) v WHERE run_id = %d`, run1), &vantages)
 	if !slices.Equal(vantages, []string{"ap", "eu", "us"}) {
 		t.Fatalf("sweep %d was shared by vantage points %v, want ap, eu, us", run1, vantages)
 	}
@@ -240,7 +333,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 
 	var outcome string
 	var doneBy, rows int
-	w.query(t, fmt.Sprintf(`SELECT r.outcome, count(DISTINCT w.done_by), count(*)
+	w.Query(t, fmt.Sprintf(`SELECT r.outcome, count(DISTINCT w.done_by), count(*)
 		FROM sentry_runs r JOIN sentry_work w ON w.run_id = r.id WHERE r.id = %d GROUP BY r.outcome`, run1),
 		&outcome, &doneBy, &rows)
 	if outcome != "completed" || rows != 9 || doneBy != 3 {
@@ -253,10 +346,10 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 	// six files were checked.
 	g.mu.Lock()
 	for _, m := range mirrors {
-		for _, p := range w.rel.Paths() {
+		for _, p := range w.Rel.Paths() {
 			n := 0
 			for k, c := range g.counts { // keys are mirror + request path (under the mirror's base path)
-				if strings.HasPrefix(k, m.Name+"/") && strings.HasSuffix(k, w.rel.Dir+p) {
+				if strings.HasPrefix(k, m.Name+"/") && strings.HasSuffix(k, w.Rel.Dir+p) {
 					n += c
 				}
 			}
@@ -267,7 +360,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 	}
 	g.mu.Unlock()
 	var verdicts, checked int
-	w.query(t, fmt.Sprintf(`SELECT sum((SELECT count(*) FROM jsonb_object_keys(w.verdicts))),
+	w.Query(t, fmt.Sprintf(`SELECT sum((SELECT count(*) FROM jsonb_object_keys(w.verdicts))),
 		sum((coalesce(r.results -> w.mirror_id::text, w.result) -> 'sums' ->> 'checked')::int)
 		FROM sentry_work w JOIN sentry_runs r ON r.id = w.run_id WHERE w.run_id = %d`, run1), &verdicts, &checked)
 	if verdicts != 9*3 || checked != 9*6 {
@@ -300,7 +393,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 		}
 	}
 	var healthy8, healthy9 bool
-	w.query(t, `SELECT bool_and(l.healthy) FILTER (WHERE m.name = 'm8'), bool_or(l.healthy) FILTER (WHERE m.name = 'm9')
+	w.Query(t, `SELECT bool_and(l.healthy) FILTER (WHERE m.name = 'm8'), bool_or(l.healthy) FILTER (WHERE m.name = 'm9')
 		FROM mirror_location_mirror_map l JOIN mirror_mirrors m ON m.id = l.mirror_id`, &healthy8, &healthy9)
 	if !healthy8 || healthy9 {
 		t.Errorf("bouncer: m8 healthy %v (want true: one vantage point of three), m9 healthy %v (want false: two of three)",
@@ -337,16 +430,16 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 	g.open(2)
 	waitRunEnded(t, w, run2, procs["us"], procs["eu"])
 
-	w.query(t, fmt.Sprintf(`SELECT outcome FROM sentry_runs WHERE id = %d`, run2), &outcome)
+	w.Query(t, fmt.Sprintf(`SELECT outcome FROM sentry_runs WHERE id = %d`, run2), &outcome)
 	if outcome != "completed" {
 		t.Errorf("sweep %d after ap died: %s, want completed", run2, outcome)
 	}
-	w.query(t, fmt.Sprintf(`SELECT sum((coalesce(r.results -> w.mirror_id::text, w.result) -> 'sums' ->> 'checked')::int)
+	w.Query(t, fmt.Sprintf(`SELECT sum((coalesce(r.results -> w.mirror_id::text, w.result) -> 'sums' ->> 'checked')::int)
 		FROM sentry_work w JOIN sentry_runs r ON r.id = w.run_id WHERE w.run_id = %d`, run2), &checked)
 	if checked != 9*6 {
 		t.Errorf("sweep %d: %d files checked after ap died, want all 9×6", run2, checked)
 	}
-	conn, err := pgx.Connect(context.Background(), w.dbURL)
+	conn, err := pgx.Connect(context.Background(), w.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +492,7 @@ func TestThreeVantagePointsShareSweeps(t *testing.T) {
 		}
 	}
 	var running int
-	w.query(t, `SELECT count(*) FROM sentry_runs WHERE outcome = 'running'`, &running)
+	w.Query(t, `SELECT count(*) FROM sentry_runs WHERE outcome = 'running'`, &running)
 	if running != 0 {
 		t.Errorf("%d runs left running after every sentry stopped", running)
 	}
@@ -447,6 +540,7 @@ func reportMirrors(t *testing.T, cfg string) map[string]reportRow {
 // the three holds mirrors at once: every file waits until they do), waits
 // for the whole release and prints the usual summary of every mirror.
 func TestPrimeSplitsAcrossRunningSentries(t *testing.T) {
+	t.Parallel()
 	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
 	var mirrors []*localmirror.Server
 	for i := 1; i <= 6; i++ {
@@ -460,9 +554,9 @@ func TestPrimeSplitsAcrossRunningSentries(t *testing.T) {
 	w := newWorld(t, "schedule:\n  sweep: \"0 0 1 1 *\"\n  deep_sweep: \"0 0 1 1 *\"\n", mirrors...)
 	g := newGate(1)
 	for _, m := range mirrors {
-		m.PutRelease(w.rel)
+		m.PutRelease(w.Rel)
 		m.HandleFunc(func(_ http.ResponseWriter, r *http.Request) bool {
-			if strings.Contains(r.URL.Path, w.rel.Dir) {
+			if strings.Contains(r.URL.Path, w.Rel.Dir) {
 				g.wait(r, m.Name)
 			}
 			return false
@@ -529,12 +623,12 @@ func TestPrimeSplitsAcrossRunningSentries(t *testing.T) {
 		}
 	}
 	var doneBy, daemons, gets int
-	w.query(t, fmt.Sprintf(`SELECT count(DISTINCT w.done_by), count(DISTINCT w.done_by) FILTER (WHERE i.role = 'daemon')
+	w.Query(t, fmt.Sprintf(`SELECT count(DISTINCT w.done_by), count(DISTINCT w.done_by) FILTER (WHERE i.role = 'daemon')
 		FROM sentry_work w JOIN sentry_instances i ON i.id = w.done_by WHERE w.run_id = %d`, run), &doneBy, &daemons)
 	if doneBy != 3 || daemons != 2 {
 		t.Errorf("the prime's mirrors were done by %d sentries, %d of them daemons; want 3 and 2", doneBy, daemons)
 	}
-	w.query(t, fmt.Sprintf(`SELECT count(DISTINCT (mirror_id, path)) FROM sentry_checks WHERE run_id = %d AND method = 'GET'`, run), &gets)
+	w.Query(t, fmt.Sprintf(`SELECT count(DISTINCT (mirror_id, path)) FROM sentry_checks WHERE run_id = %d AND method = 'GET'`, run), &gets)
 	if gets != 6*6 {
 		t.Errorf("%d files fetched in the prime, want 6×6", gets)
 	}

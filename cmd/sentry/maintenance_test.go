@@ -61,6 +61,7 @@ func (h *hookSink) about(kind, mirror string) int {
 // again, and only for what the re-verification found good. The window and
 // the return are in the state history.
 func TestMaintenanceWindow(t *testing.T) {
+	t.Parallel()
 	mailer := smtptest.Start(t, smtptest.Options{})
 	hooks := &hookSink{}
 	hookSrv := httptest.NewServer(hooks)
@@ -80,7 +81,7 @@ notify:
 `, hookSrv.URL, mailer.Port))
 	var mirrors []*localmirror.Server
 	for _, name := range []string{"busy", "calm1", "calm2"} {
-		s, err := localmirror.NewStatic(name, w.rel)
+		s, err := localmirror.NewStatic(name, w.Rel)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,13 +115,13 @@ notify:
 		{[]string{"mirror", "maintenance", "busy", "--end"}, 1, "no maintenance window holds"},
 		{[]string{"mirror", "maintenance", "busy", "--end", "--until", "2h"}, 2, "give it alone"},
 	} {
-		_, stderr, code := runSentry(t, w.cfg, w.env, c.args...)
+		_, stderr, code := runSentry(t, w.Config, w.env, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("sentry %s: exit %d, want %d with %q:\n%s", strings.Join(c.args, " "), code, c.code, c.want, stderr)
 		}
 	}
 	var windows int
-	w.query(t, `SELECT count(*) FROM sentry_maintenance`, &windows)
+	w.Query(t, `SELECT count(*) FROM sentry_maintenance`, &windows)
 	if windows != 0 {
 		t.Fatalf("bad input wrote %d windows", windows)
 	}
@@ -132,7 +133,7 @@ notify:
 	healthy := func() int {
 		t.Helper()
 		var n int
-		w.query(t, `SELECT count(*) FROM mirror_location_mirror_map lmm JOIN mirror_mirrors m ON m.id = lmm.mirror_id
+		w.Query(t, `SELECT count(*) FROM mirror_location_mirror_map lmm JOIN mirror_mirrors m ON m.id = lmm.mirror_id
 			WHERE m.name = 'busy' AND lmm.healthy`, &n)
 		return n
 	}
@@ -144,7 +145,7 @@ notify:
 	// place (the same size: a HEAD would not see it).
 	broken.Store(true)
 	corrupt := "linux-x86_64/en-US/firefox-1.5.tar.bz2"
-	busy.Put(w.rel, corrupt, localmirror.Flip(w.rel.Files[corrupt]))
+	busy.Put(w.Rel, corrupt, localmirror.Flip(w.Rel.Files[corrupt]))
 	before := busy.Stats().Requests
 	for range 3 {
 		w.run(t, 0, "sweep")
@@ -158,14 +159,14 @@ notify:
 		t.Errorf("busy in its window: %+v", b)
 	}
 	var logReason string
-	w.query(t, `SELECT reason FROM sentry_log l JOIN mirror_mirrors m ON m.id = l.mirror_id WHERE m.name = 'busy'
+	w.Query(t, `SELECT reason FROM sentry_log l JOIN mirror_mirrors m ON m.id = l.mirror_id WHERE m.name = 'busy'
 		ORDER BY log_date DESC LIMIT 1`, &logReason)
 	if !strings.HasPrefix(logReason, "maintenance until ") || !strings.Contains(logReason, "disk swap") {
 		t.Errorf("sentry_log during the window: %q", logReason)
 	}
 
 	// The page, and the series alerts read.
-	pool, err := pgxpool.New(context.Background(), w.dbURL)
+	pool, err := pgxpool.New(context.Background(), w.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,14 +211,14 @@ notify:
 	before = busy.Stats().Requests
 	w.run(t, 0, "sweep")
 	var hashed, mismatch int
-	w.query(t, `SELECT count(*) FILTER (WHERE c.hashed), count(*) FILTER (WHERE c.result = 'checksum_mismatch')
+	w.Query(t, `SELECT count(*) FILTER (WHERE c.hashed), count(*) FILTER (WHERE c.result = 'checksum_mismatch')
 		FROM sentry_checks c JOIN mirror_mirrors m ON m.id = c.mirror_id
 		WHERE m.name = 'busy' AND c.checked_at > (SELECT since FROM sentry_maintenance mw WHERE mw.mirror_id = m.id)`, &hashed, &mismatch)
 	if hashed != 2 || mismatch != 1 {
 		t.Errorf("re-verification: %d files hashed (want both), %d checksum mismatches (want the corrupted one)", hashed, mismatch)
 	}
 	var win, lin string
-	w.query(t, `SELECT
+	w.Query(t, `SELECT
 		max(CASE WHEN l.path LIKE '%win32%' THEN lmm.active::text || '/' || lmm.healthy::text END),
 		max(CASE WHEN l.path LIKE '%linux%' THEN lmm.active::text || '/' || lmm.healthy::text END)
 		FROM mirror_location_mirror_map lmm JOIN mirror_mirrors m ON m.id = lmm.mirror_id JOIN mirror_locations l ON l.id = lmm.location_id

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/sentry/demo/faultmirror"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/hook"
@@ -43,16 +43,14 @@ func (o *outputs) add(name, text string) {
 // hook secret (SENTRY_HOOK_SECRET) and a trigger secret (config file), at
 // debug level, including failures, and scans every output for them.
 func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
 	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	for i := range 4 {
 		p := fmt.Sprintf("win32/xpi/lang-%d.xpi", i)
 		rel.Files[p] = localmirror.Content(p, 5000)
 	}
-	master, err := localmirror.NewMaster(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
+	w := newBareWorld(t, rel)
+	master := w.Master
 	trig, err := localmirror.NewTrigger("trig", rel, []byte(leakTriggerSecret), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +69,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	t.Cleanup(func() { fault.Close() })
 
-	u, err := url.Parse(pgtest.NewDB(t))
+	u, err := url.Parse(w.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +101,7 @@ schedule:
   deep_sweep: "0 0 1 1 *"
 shutdown_grace: 2s
 `, dbURL, master.URL, leakTriggerSecret)
-	cfg := filepath.Join(dir, "config.yaml")
+	cfg := w.Config
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -120,18 +118,14 @@ shutdown_grace: 2s
 	}
 
 	run("db migrate", 0, nil, cfg, "db", "migrate", "--verbose")
-	w := &world{dbURL: dbURL, cfg: cfg, rel: rel, master: master}
-	w.exec(t, `WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-1.5') RETURNING id),
-		o AS (INSERT INTO mirror_os (name) VALUES ('win') RETURNING id)
-		INSERT INTO mirror_locations (product_id, os_id, path) SELECT p.id, o.id, '/firefox/releases/1.5/win32/xpi/lang-:lang.xpi' FROM p, o`)
+	w.Product(t, "Firefox-1.5", nil, location{OS: "win", Path: "/firefox/releases/1.5/win32/xpi/lang-:lang.xpi"})
 	for _, m := range []struct{ name, url, mode, trigger string }{
 		{"trig", trig.URL, "trigger", trig.TriggerURL},
 		{"trig-wrong-secret", wrong.URL, "trigger", wrong.TriggerURL},
 		{fault.Name, fault.URL, "pull", ""},
 	} {
-		w.exec(t, `WITH m AS (INSERT INTO mirror_mirrors (name, baseurl) VALUES ($1, $2) RETURNING id)
-			INSERT INTO sentry_mirror_settings (mirror_id, prime_mode, trigger_url) SELECT id, $3, nullif($4, '') FROM m`,
-			m.name, m.url, m.mode, m.trigger)
+		w.AddMirror(t, &factory.MirrorOpts{Name: m.name, BaseURL: m.url,
+			Settings: &factory.MirrorSettingsOpts{PrimeMode: m.mode, TriggerURL: m.trigger}})
 	}
 	run("prime", 0, nil, cfg, "prime", "--release", "1.5", "--verbose")
 	if good, _ := trig.Triggers(); good != 1 {
@@ -168,7 +162,7 @@ shutdown_grace: 2s
 
 	// The daemon: its logs, /healthz, the status page, the API, metrics,
 	// and the hook, refused and accepted.
-	t.Setenv("SENTRY_HOOK_SECRET", leakHookSecret)
+	w.daemonEnv = []string{"SENTRY_HOOK_SECRET=" + leakHookSecret}
 	d := w.startDaemon(t, "daemon")
 	addr := ""
 	re := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
@@ -253,11 +247,11 @@ shutdown_grace: 2s
 
 	// What sentry wrote where operators read it.
 	var dbText string
-	w.query(t, `SELECT coalesce(string_agg(detail || ' ' || cache_status, E'\n'), '') FROM sentry_checks`, &dbText)
+	w.Query(t, `SELECT coalesce(string_agg(detail || ' ' || cache_status, E'\n'), '') FROM sentry_checks`, &dbText)
 	out.add("sentry_checks", dbText)
-	w.query(t, `SELECT coalesce(string_agg(outcome || ' ' || coalesce(reason, ''), E'\n'), '') FROM sentry_runs`, &dbText)
+	w.Query(t, `SELECT coalesce(string_agg(outcome || ' ' || coalesce(reason, ''), E'\n'), '') FROM sentry_runs`, &dbText)
 	out.add("sentry_runs", dbText)
-	w.query(t, `SELECT coalesce(string_agg(reason, E'\n'), '') FROM sentry_log`, &dbText)
+	w.Query(t, `SELECT coalesce(string_agg(reason, E'\n'), '') FROM sentry_log`, &dbText)
 	out.add("sentry_log", dbText)
 
 	total := 0

@@ -44,6 +44,7 @@ func writeConfig(t *testing.T, dbURL string, extra string) string {
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
+	t.Parallel()
 	cfg := writeConfig(t, "postgres://u@127.0.0.1:1/db", "")
 	tests := []struct {
 		name string
@@ -78,6 +79,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
+	t.Parallel()
 	for name := range commands {
 		args := append(strings.Fields(name), "--help")
 		code, stdout, stderr := run(t, nil, args...)
@@ -109,6 +111,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 }
 
 func TestConfigErrorsExit1WithLine(t *testing.T) {
+	t.Parallel()
 	cfg := writeConfig(t, "postgres://u@127.0.0.1:1/db", "guard:\n  max_down_fractoin: 0.2\n")
 	code, _, stderr := run(t, nil, "db", "migrate", "--config", cfg)
 	if code != ExitFailure || !strings.Contains(stderr, "config.yaml:11:") || !strings.Contains(stderr, `unknown key "max_down_fractoin"`) {
@@ -121,6 +124,7 @@ func TestConfigErrorsExit1WithLine(t *testing.T) {
 }
 
 func TestUnreachableDatabaseExit1NamesHostNotPassword(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +158,7 @@ func TestUnreachableDatabaseExit1NamesHostNotPassword(t *testing.T) {
 }
 
 func TestDBMigrate(t *testing.T) {
+	t.Parallel()
 	cfg := writeConfig(t, pgtest.NewDB(t), "")
 	code, stdout, stderr := run(t, nil, "db", "migrate", "--config", cfg)
 	if code != ExitOK || !strings.Contains(stdout, "applied 0001_bouncer_tables") {
@@ -166,6 +171,7 @@ func TestDBMigrate(t *testing.T) {
 }
 
 func TestPrimeNeedsMigratedSchema(t *testing.T) {
+	t.Parallel()
 	cfg := writeConfig(t, pgtest.NewDB(t), "")
 	code, _, stderr := run(t, nil, "prime", "--config", cfg, "--release", "1.5")
 	if code != ExitFailure || !strings.Contains(stderr, "sentry db migrate") {
@@ -174,6 +180,7 @@ func TestPrimeNeedsMigratedSchema(t *testing.T) {
 }
 
 func TestDBPrune(t *testing.T) {
+	t.Parallel()
 	dbURL := pgtest.NewDB(t)
 	cfg := writeConfig(t, dbURL, "retention:\n  checks: 2h\n  rollup: 3h\n")
 	if code, _, stderr := run(t, nil, "db", "prune", "--config", cfg); code != ExitFailure || !strings.Contains(stderr, "sentry db migrate") {

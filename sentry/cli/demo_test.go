@@ -11,6 +11,7 @@ import (
 // sentry_log, the sweep right after and the report — says down, the word
 // the redirector's marks (healthy=false on all its rows) mean.
 func TestDemoDeadMirrorReadsDownEverywhere(t *testing.T) {
+	t.Parallel()
 	code, out, errOut := run(t, nil, "demo")
 	if code != ExitOK {
 		t.Fatalf("demo exited %d\n%s\n%s", code, out, errOut)

@@ -1,26 +1,19 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 // primeWorld is a migrated database with one product and location, a master
 // serving release 1.5, and a config file; mirrors are added by the test.
-type primeWorld struct {
-	cfg    string
-	dbURL  string
-	rel    *localmirror.Release
-	master *localmirror.Server
-}
+type primeWorld struct{ *world.Site }
 
 func setupPrime(t *testing.T) *primeWorld {
 	t.Helper()
@@ -28,19 +21,12 @@ func setupPrime(t *testing.T) *primeWorld {
 		"win32/Firefox Setup 1.5.exe": localmirror.Content("a", 50_000),
 		"notes.txt":                   localmirror.Content("b", 1_000),
 	}}
-	master, err := localmirror.NewMaster(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
-	w := &primeWorld{dbURL: pgtest.NewDB(t), rel: rel, master: master}
-	w.cfg = writeConfigWith(t, w.dbURL, master.URL)
-	if code, out, errs := run(t, nil, "db", "migrate", "--config", w.cfg); code != ExitOK {
+	w := &primeWorld{world.NewSite(t, rel)}
+	w.Config = writeConfigWith(t, w.DBURL, w.Master.URL)
+	if code, out, errs := run(t, nil, "db", "migrate", "--config", w.Config); code != ExitOK {
 		t.Fatalf("migrate: %d %s %s", code, out, errs)
 	}
-	w.exec(t, `WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-1.5') RETURNING id),
-		o AS (INSERT INTO mirror_os (name) VALUES ('win') RETURNING id)
-		INSERT INTO mirror_locations (product_id, os_id, path) SELECT p.id, o.id, '/firefox/releases/1.5/win32/Firefox Setup 1.5.exe' FROM p, o`)
+	w.Product(t, "Firefox-1.5", nil, world.Location{OS: "win", Path: "/firefox/releases/1.5/win32/Firefox Setup 1.5.exe"})
 	return w
 }
 
@@ -60,39 +46,24 @@ func writeConfigWith(t *testing.T, dbURL, masterURL string) string {
 	return path
 }
 
-func (w *primeWorld) exec(t *testing.T, sql string, args ...any) {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), w.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatal(err)
-	}
-}
-
+// mirror registers an active mirror.
 func (w *primeWorld) mirror(t *testing.T, name, url string) {
 	t.Helper()
-	w.exec(t, `INSERT INTO mirror_mirrors (name, baseurl) VALUES ($1, $2)`, name, url)
+	w.AddMirror(t, &factory.MirrorOpts{Name: name, BaseURL: url})
 }
 
 // goodMirror starts a mirror holding the whole release and registers it.
 func (w *primeWorld) goodMirror(t *testing.T, name string) {
 	t.Helper()
-	s, err := localmirror.NewStatic(name, w.rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	w.mirror(t, name, s.URL)
+	w.mirror(t, name, world.Static(t, name, w.Rel).URL)
 }
 
 func TestPrimeCommandCompletes(t *testing.T) {
+	t.Parallel()
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
 
-	code, stdout, stderr := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5", "--format", "json")
+	code, stdout, stderr := run(t, nil, "prime", "--config", w.Config, "--release", "1.5", "--format", "json")
 	if code != ExitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -117,6 +88,7 @@ func TestPrimeCommandCompletes(t *testing.T) {
 }
 
 func TestPrimeCommandGuardExits3(t *testing.T) {
+	t.Parallel()
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
 	for _, name := range []string{"dead1", "dead2"} {
@@ -126,7 +98,7 @@ func TestPrimeCommandGuardExits3(t *testing.T) {
 		}
 		w.mirror(t, name, u)
 	}
-	code, stdout, stderr := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5")
+	code, stdout, stderr := run(t, nil, "prime", "--config", w.Config, "--release", "1.5")
 	if code != ExitGuarded {
 		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitGuarded, stdout, stderr)
 	}
@@ -136,23 +108,25 @@ func TestPrimeCommandGuardExits3(t *testing.T) {
 }
 
 func TestPrimeCommandManifestErrorExits1(t *testing.T) {
+	t.Parallel()
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
-	w.master.Put(w.rel, "SHA256SUMS", []byte("not a manifest line\n"))
-	code, _, stderr := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5")
+	w.Master.Put(w.Rel, "SHA256SUMS", []byte("not a manifest line\n"))
+	code, _, stderr := run(t, nil, "prime", "--config", w.Config, "--release", "1.5")
 	if code != ExitFailure || !strings.Contains(stderr, "SHA256SUMS:1:") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
 }
 
 func TestSweepCommand(t *testing.T) {
+	t.Parallel()
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
-	if code, out, errs := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5"); code != ExitOK {
+	if code, out, errs := run(t, nil, "prime", "--config", w.Config, "--release", "1.5"); code != ExitOK {
 		t.Fatalf("prime: %d\n%s%s", code, out, errs)
 	}
 	for _, deep := range []bool{false, true} {
-		args := []string{"sweep", "--config", w.cfg, "--format", "json"}
+		args := []string{"sweep", "--config", w.Config, "--format", "json"}
 		if deep {
 			args = append(args, "--deep")
 		}
@@ -178,7 +152,7 @@ func TestSweepCommand(t *testing.T) {
 			t.Errorf("%v: %+v", args, rep)
 		}
 	}
-	code, stdout, _ := run(t, nil, "sweep", "--config", w.cfg)
+	code, stdout, _ := run(t, nil, "sweep", "--config", w.Config)
 	if code != ExitOK || !strings.Contains(stdout, "outcome: completed") {
 		t.Errorf("table: exit %d\n%s", code, stdout)
 	}

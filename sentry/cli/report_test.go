@@ -13,6 +13,7 @@ import (
 )
 
 func TestParseSince(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		in   string
@@ -45,14 +46,14 @@ func reportWorld(t *testing.T) *primeWorld {
 	t.Helper()
 	w := setupPrime(t)
 	w.goodMirror(t, "good")
-	s, err := localmirror.NewStatic("a-mirror-with-a-rather-long-name-missing-one-file", w.rel)
+	s, err := localmirror.NewStatic("a-mirror-with-a-rather-long-name-missing-one-file", w.Rel)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	s.Remove(w.rel, "win32/Firefox Setup 1.5.exe")
+	s.Remove(w.Rel, "win32/Firefox Setup 1.5.exe")
 	w.mirror(t, "a-mirror-with-a-rather-long-name-missing-one-file", s.URL)
-	if code, out, errs := run(t, nil, "prime", "--config", w.cfg, "--release", "1.5"); code != ExitOK {
+	if code, out, errs := run(t, nil, "prime", "--config", w.Config, "--release", "1.5"); code != ExitOK {
 		t.Fatalf("prime: %d %s %s", code, out, errs)
 	}
 	return w
@@ -68,11 +69,12 @@ func fits80(t *testing.T, out string) {
 }
 
 func TestReportCommand(t *testing.T) {
+	t.Parallel()
 	w := reportWorld(t)
 	long := "a-mirror-with-a-rather-long-name-missing-one-file"
 
 	// JSON: the documented fields, and the numbers of the prime.
-	code, out, errs := run(t, nil, "report", "--config", w.cfg, "--format", "json")
+	code, out, errs := run(t, nil, "report", "--config", w.Config, "--format", "json")
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -105,7 +107,7 @@ func TestReportCommand(t *testing.T) {
 	}
 
 	// CSV: a header and a record per mirror, the same numbers.
-	code, out, errs = run(t, nil, "report", "--config", w.cfg, "--format", "csv", "--since", "7d")
+	code, out, errs = run(t, nil, "report", "--config", w.Config, "--format", "csv", "--since", "7d")
 	if code != ExitOK {
 		t.Fatalf("csv: exit %d: %s", code, errs)
 	}
@@ -122,14 +124,14 @@ func TestReportCommand(t *testing.T) {
 	}
 
 	// The table fits 80 columns, names the mirrors and the failure.
-	code, out, _ = run(t, nil, "report", "--config", w.cfg)
+	code, out, _ = run(t, nil, "report", "--config", w.Config)
 	if code != ExitOK || !strings.Contains(out, "not_found") || !strings.Contains(out, "good") {
 		t.Errorf("table: exit %d\n%s", code, out)
 	}
 	fits80(t, out)
 
 	// One mirror.
-	code, out, errs = run(t, nil, "report", "--config", w.cfg, "--mirror", long, "--format", "json")
+	code, out, errs = run(t, nil, "report", "--config", w.Config, "--mirror", long, "--format", "json")
 	if code != ExitOK {
 		t.Fatalf("--mirror: exit %d: %s", code, errs)
 	}
@@ -140,18 +142,18 @@ func TestReportCommand(t *testing.T) {
 		detail.FailingFiles[0].Kind != "not_found" {
 		t.Errorf("--mirror JSON: %v %s", err, out)
 	}
-	code, out, _ = run(t, nil, "report", "--config", w.cfg, "--mirror", long)
+	code, out, _ = run(t, nil, "report", "--config", w.Config, "--mirror", long)
 	if code != ExitOK || !strings.Contains(out, "Firefox Setup 1.5.exe") {
 		t.Errorf("--mirror table: %d\n%s", code, out)
 	}
 	fits80(t, out)
-	code, out, _ = run(t, nil, "report", "--config", w.cfg, "--mirror", long, "--format", "csv")
+	code, out, _ = run(t, nil, "report", "--config", w.Config, "--mirror", long, "--format", "csv")
 	if recs, err := csv.NewReader(strings.NewReader(out)).ReadAll(); code != ExitOK || err != nil || len(recs) != 2 || recs[1][0] != "file" {
 		t.Errorf("--mirror CSV: %d %v %q", code, err, out)
 	}
 
 	// A release's uptake.
-	code, out, errs = run(t, nil, "report", "--config", w.cfg, "--release", "1.5", "--format", "json")
+	code, out, errs = run(t, nil, "report", "--config", w.Config, "--release", "1.5", "--format", "json")
 	if code != ExitOK {
 		t.Fatalf("--release: exit %d: %s", code, errs)
 	}
@@ -175,18 +177,19 @@ func TestReportCommand(t *testing.T) {
 			t.Errorf("%s on %d mirrors, want %d", f.Path, f.Mirrors, want)
 		}
 	}
-	code, out, _ = run(t, nil, "report", "--config", w.cfg, "--release", "1.5")
+	code, out, _ = run(t, nil, "report", "--config", w.Config, "--release", "1.5")
 	if code != ExitOK || !strings.Contains(out, "1 of 2 active mirrors") {
 		t.Errorf("--release table: %d\n%s", code, out)
 	}
 	fits80(t, out)
-	code, out, _ = run(t, nil, "report", "--config", w.cfg, "--release", "1.5", "--format", "csv")
+	code, out, _ = run(t, nil, "report", "--config", w.Config, "--release", "1.5", "--format", "csv")
 	if recs, err := csv.NewReader(strings.NewReader(out)).ReadAll(); code != ExitOK || err != nil || len(recs) != 5 {
 		t.Errorf("--release CSV: %d %v %q", code, err, out)
 	}
 }
 
 func TestReportCommandErrors(t *testing.T) {
+	t.Parallel()
 	w := setupPrime(t)
 	for _, c := range []struct {
 		args []string
@@ -200,7 +203,7 @@ func TestReportCommandErrors(t *testing.T) {
 		{[]string{"--since", "soon"}, ExitUsage, "--since"},
 		{[]string{"--mirror", "a", "--release", "1.5"}, ExitUsage, "give one"},
 	} {
-		code, _, errs := run(t, nil, append([]string{"report", "--config", w.cfg}, c.args...)...)
+		code, _, errs := run(t, nil, append([]string{"report", "--config", w.Config}, c.args...)...)
 		if code != c.code || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, %q; want %d and %q", c.args, code, errs, c.code, c.want)
 		}

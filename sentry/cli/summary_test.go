@@ -15,6 +15,7 @@ import (
 // TestSummaryTablesFit80Columns: the prime and sweep summaries fit an
 // 80-column terminal whatever the names and failures, and say the outcome.
 func TestSummaryTablesFit80Columns(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("very-long-mirror-name-", 5)
 	pr := &prime.Report{RunID: 7, Release: "1.5", Outcome: "guarded", Reason: "mass-failure guard held back marking: " + long,
 		Files: 9, Locations: 6, Joined: true,

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -28,8 +29,8 @@ func BenchmarkWriteChecks(b *testing.B) {
 	if _, err := st.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO mirror_mirrors (name, baseurl) SELECT 'm' || i, 'http://m' || i FROM generate_series(1, 100) i`); err != nil {
-		b.Fatal(err)
+	for i := 1; i <= 100; i++ {
+		factory.Mirror(ctx, b, st.Pool(), &factory.MirrorOpts{Name: fmt.Sprintf("m%d", i), BaseURL: fmt.Sprintf("http://m%d", i)})
 	}
 	if _, err := st.SaveRelease(ctx, "1.0", "u", "x", nil, store.ManifestValidators{}); err != nil {
 		b.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/sentry/decide"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -24,9 +25,7 @@ func migrated(t *testing.T) (st *store.Store, mirror int, run int64) {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Pool().QueryRow(ctx, `INSERT INTO mirror_mirrors (name, baseurl) VALUES ('m', 'http://m.example/pub') RETURNING id`).Scan(&mirror); err != nil {
-		t.Fatal(err)
-	}
+	mirror = factory.Mirror(ctx, t, st.Pool(), &factory.MirrorOpts{Name: "m", BaseURL: "http://m.example/pub"}).ID
 	return st, mirror, insertRun(t, st)
 }
 
@@ -109,13 +108,7 @@ func TestJudgeMirrorOncePerRun(t *testing.T) {
 func TestFencedWritesWriteNothing(t *testing.T) {
 	st, mirror, run := migrated(t)
 	ctx := context.Background()
-	var loc int
-	if err := st.Pool().QueryRow(ctx, `
-		WITH p AS (INSERT INTO mirror_products (name) VALUES ('P') RETURNING id),
-		     o AS (INSERT INTO mirror_os (name) VALUES ('win') RETURNING id)
-		INSERT INTO mirror_locations (product_id, os_id, path) SELECT p.id, o.id, '/x' FROM p, o RETURNING id`).Scan(&loc); err != nil {
-		t.Fatal(err)
-	}
+	loc := factory.Location(ctx, t, st.Pool(), &factory.LocationOpts{Path: "/x"}).ID
 	lost, kept := false, true
 	gone, ours := fence{"a", &lost}, fence{"b", &kept}
 	marks := store.MirrorMarks{MirrorID: mirror, LogDate: time.Now(), Reason: "r", Up: true,

@@ -225,6 +225,37 @@ http {
 // Signal sends the server's process a signal (SIGHUP: nginx reloads).
 func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
 
+// Children are the ids of the server's processes besides its own (nginx's
+// workers, say), as /proc lists them now.
+func (s *Server) Children(t testing.TB) []int {
+	t.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid …: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil && ppid == s.cmd.Process.Pid {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // Maintenance switches an nginx mirror's maintenance on (every request
 // answered 503, as a mirror under maintenance answers) or off.
 func (s *Server) Maintenance(t testing.TB, on bool) {
