@@ -54,9 +54,9 @@ type family struct {
 	primedBy string
 }
 
-// writeTree writes files (URL path under /pub/ → contents) under a new
+// writeFiles writes files (URL path under /pub/ → contents) under a new
 // directory, which it returns.
-func writeTree(t *testing.T, files map[string][]byte) string {
+func writeFiles(t *testing.T, files map[string][]byte) string {
 	t.Helper()
 	root := t.TempDir()
 	for p, b := range files {
@@ -102,12 +102,12 @@ func TestSampledVerificationOnRealServers(t *testing.T) {
 	upstream := func(t *testing.T, files map[string][]byte) string { return served(t, files, rangeserver.Behaviour{}) }
 	families := []family{
 		{name: "lighttpd", mode: "passive", ranges: checks.RangeWay{MaxRanges: 10}, start: func(t *testing.T, name string, files map[string][]byte) string {
-			return realmirror.StartLighttpd(t, name, writeTree(t, files)).BaseURL
+			return realmirror.StartLighttpd(t, name, writeFiles(t, files)).BaseURL
 		}},
 		// No range honoured: files read in full (the flipped byte found
 		// at the prime).
 		{name: "python", mode: "passive", ranges: checks.RangeWay{InFull: true}, start: func(t *testing.T, name string, files map[string][]byte) string {
-			return realmirror.StartPythonHTTP(t, name, writeTree(t, files)).BaseURL
+			return realmirror.StartPythonHTTP(t, name, writeFiles(t, files)).BaseURL
 		}},
 		{name: "varnish", mode: "pull", ranges: checks.RangeWay{MaxRanges: 1}, primedBy: "range", start: func(t *testing.T, name string, files map[string][]byte) string {
 			return realmirror.StartVarnish(t, name, upstream(t, files)).BaseURL
