@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mirrorsentry/sentry/internal/testkit/factory"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/demo"
 	"github.com/mirrorsentry/sentry/sentry/manifest"
@@ -65,7 +66,7 @@ func TestWorld(t *testing.T) {
 	if cfg.Database.URL != w.DBURL || cfg.Trigger.Secret != demo.TriggerSecret || !slices.Contains(cfg.Releases.Products, "Firefox-{release}") {
 		t.Errorf("configuration: database %q, trigger secret %q, products %q", cfg.Database.URL, cfg.Trigger.Secret, cfg.Releases.Products)
 	}
-	sums := get(t, client, cfg.Master.URL+"/firefox/releases/"+demo.Release+"/"+cfg.Releases.Manifest)
+	sums := get(t, cfg.Master.URL+"/firefox/releases/"+demo.Release+"/"+cfg.Releases.Manifest)
 	mf, err := manifest.Parse(bytes.NewReader(sums.body), cfg.Releases.Manifest)
 	if err != nil {
 		t.Fatalf("the master's manifest: %v", err)
@@ -152,14 +153,14 @@ func TestWorld(t *testing.T) {
 	fileURL := func(m, p string) string { return byName[m].baseURL + (&url.URL{Path: rel.Dir + p}).EscapedPath() }
 	t.Run("pull-cache fetches from the master, then keeps", func(t *testing.T) {
 		for _, want := range []string{"MISS", "HIT"} {
-			if a := get(t, client, fileURL("pull-cache", paths[0])); a.status != 200 || !bytes.Equal(a.body, rel.Files[paths[0]]) || a.header.Get("X-Cache-Status") != want {
+			if a := get(t, fileURL("pull-cache", paths[0])); a.status != 200 || !bytes.Equal(a.body, rel.Files[paths[0]]) || a.header.Get("X-Cache-Status") != want {
 				t.Errorf("%d, X-Cache-Status %q; want the file, %s", a.status, a.header.Get("X-Cache-Status"), want)
 			}
 		}
 	})
 	t.Run("trigger syncs once triggered with the configuration's secret", func(t *testing.T) {
 		u := fileURL("trigger", paths[0])
-		if a := get(t, client, u); a.status != 404 {
+		if a := get(t, u); a.status != 404 {
 			t.Fatalf("before a trigger: %d, want 404", a.status)
 		}
 		body := []byte(`{"release":"` + demo.Release + `","files":[]}`)
@@ -175,14 +176,14 @@ func TestWorld(t *testing.T) {
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("the signed trigger: %d, want 202", resp.StatusCode)
 		}
-		syncs(t, client, u, rel.Files[paths[0]])
+		syncs(t, u, rel.Files[paths[0]])
 	})
 	t.Run("passive syncs on its own", func(t *testing.T) {
 		u := fileURL("passive", paths[0])
-		if a := get(t, client, u); a.status != 404 {
+		if a := get(t, u); a.status != 404 {
 			t.Fatalf("at first: %d, want 404", a.status)
 		}
-		syncs(t, client, u, rel.Files[paths[0]])
+		syncs(t, u, rel.Files[paths[0]])
 	})
 	t.Run("corrupt and incomplete lack one file each", func(t *testing.T) {
 		for _, c := range []struct{ mirror, path string }{
@@ -192,7 +193,7 @@ func TestWorld(t *testing.T) {
 				t.Fatalf("%s is no file of the release", c.path)
 			}
 			for _, p := range paths {
-				a := get(t, client, fileURL(c.mirror, p))
+				a := get(t, fileURL(c.mirror, p))
 				switch {
 				case p != c.path:
 					if a.status != 200 || !bytes.Equal(a.body, rel.Files[p]) {
@@ -228,7 +229,7 @@ func TestWorld(t *testing.T) {
 		if n, err := io.CopyN(io.Discard, resp.Body, 4*int64(len(rel.Files[p]))); err != nil {
 			t.Errorf("%d bytes, then %v; want more than 4 times the file", n, err)
 		}
-		if a := get(t, client, fileURL("hostile", paths[0])); a.status != 200 || !bytes.Equal(a.body, rel.Files[paths[0]]) {
+		if a := get(t, fileURL("hostile", paths[0])); a.status != 200 || !bytes.Equal(a.body, rel.Files[paths[0]]) {
 			t.Errorf("another file: %d, want it served right", a.status)
 		}
 	})
@@ -283,26 +284,18 @@ type answer struct {
 	body   []byte
 }
 
-func get(t *testing.T, c *http.Client, u string) answer {
+func get(t *testing.T, u string) answer {
 	t.Helper()
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, b}
+	status, body, header := world.Get(t, u)
+	return answer{status, header, []byte(body)}
 }
 
 // syncs polls u, as a prime would, until it serves want: within a few
 // polls ("a few polls later").
-func syncs(t *testing.T, c *http.Client, u string, want []byte) {
+func syncs(t *testing.T, u string, want []byte) {
 	t.Helper()
 	for range 10 {
-		if a := get(t, c, u); a.status == 200 {
+		if a := get(t, u); a.status == 200 {
 			if !bytes.Equal(a.body, want) {
 				t.Errorf("synced, but serves %d other bytes", len(a.body))
 			}

@@ -182,12 +182,7 @@ func TestStaticChanged(t *testing.T) {
 // moment it is set, and follows the files put and removed afterwards.
 func TestTree(t *testing.T) {
 	t.Parallel()
-	rel := testRelease()
-	s := started(t)(NewStatic("tree", rel))
-	dir := t.TempDir()
-	if err := s.Tree(dir); err != nil {
-		t.Fatal(err)
-	}
+	rel, s, dir := treeMirror(t, "tree")
 	read := func(p string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel.Dir+p)))
 		if errors.Is(err, os.ErrNotExist) {
@@ -207,6 +202,20 @@ func TestTree(t *testing.T) {
 	if string(read("mac/fr/Firefox 1.5.dmg")) != "dmg" || read(tarb) != nil {
 		t.Errorf("the tree does not follow: new file %q, removed file of %d bytes", read("mac/fr/Firefox 1.5.dmg"), len(read(tarb)))
 	}
+}
+
+// treeMirror starts a static mirror of the test release whose files are
+// also in a directory (Tree), and returns the release, the mirror and the
+// directory.
+func treeMirror(t *testing.T, name string) (*Release, *Server, string) {
+	t.Helper()
+	rel := testRelease()
+	s := started(t)(NewStatic(name, rel))
+	dir := t.TempDir()
+	if err := s.Tree(dir); err != nil {
+		t.Fatal(err)
+	}
+	return rel, s, dir
 }
 
 // TestPullCache: a file the cache lacks is fetched from the master once,
@@ -322,14 +331,21 @@ func TestTrigger(t *testing.T) {
 	for range 3 {
 		do(t, http.MethodGet, tr.URL+"/elsewhere", nil)
 	}
-	for i, want := range []int{404, 404, 200} {
-		r := do(t, http.MethodGet, file, nil)
-		if r.status != want || (want == 200 && !bytes.Equal(r.body, rel.Files[setup])) {
-			t.Errorf("poll %d after the trigger: %d, want %d", i+1, r.status, want)
-		}
-	}
+	poll(t, file, rel.Files[setup], 404, 404, 200)
 	if !tr.Has(rel, tarb) {
 		t.Error("synced, but without the whole release")
+	}
+}
+
+// poll GETs u once per status wanted, and wants each in turn: a 200 with
+// the file's body.
+func poll(t *testing.T, u string, body []byte, want ...int) {
+	t.Helper()
+	for i, status := range want {
+		r := do(t, http.MethodGet, u, nil)
+		if r.status != status || (status == 200 && !bytes.Equal(r.body, body)) {
+			t.Errorf("poll %d: %d, want %d", i+1, r.status, status)
+		}
 	}
 }
 
@@ -340,11 +356,7 @@ func TestPassive(t *testing.T) {
 	rel := testRelease()
 	p := started(t)(NewPassive("passive", rel, 3))
 	do(t, http.MethodGet, p.URL+"/firefox/other/x", nil) // not a release file: not counted
-	for i, want := range []int{404, 404, 404, 200, 200} {
-		if r := do(t, http.MethodGet, fileURL(p, rel, tarb), nil); r.status != want {
-			t.Errorf("poll %d: %d, want %d", i+1, r.status, want)
-		}
-	}
+	poll(t, fileURL(p, rel, tarb), rel.Files[tarb], 404, 404, 404, 200, 200)
 	if !p.Has(rel, setup) {
 		t.Error("synced, but without the whole release")
 	}

@@ -17,12 +17,7 @@ import (
 // stops it and removes its configuration (twice does nothing).
 func TestRsyncd(t *testing.T) {
 	t.Parallel()
-	rel := testRelease()
-	s := started(t)(NewStatic("rsync", rel))
-	tree := t.TempDir()
-	if err := s.Tree(tree); err != nil {
-		t.Fatal(err)
-	}
+	rel, s, tree := treeMirror(t, "rsync")
 	d, err := StartRsyncd("mozilla", tree)
 	if errors.Is(err, ErrNoRsync) && os.Getenv("CI") == "" {
 		t.Skip(err)
