@@ -1,7 +1,7 @@
 // Package testgpg runs Debian's gpg (gnupg) for tests: keys made and
 // signatures written by the reference implementation, in a throwaway
 // GNUPGHOME, never by the code under test. Keys have no passphrase
-// (--batch --pinentry-mode loopback --passphrase ”); the agent gpg starts
+// (--batch, --pinentry-mode loopback, an empty --passphrase); the agent gpg starts
 // is stopped when the test ends.
 //
 // A test calling New is skipped when gpg is not installed, unless CI is
