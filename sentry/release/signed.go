@@ -72,7 +72,7 @@ func (r *Resolver) readManifest(ctx context.Context, name, u string, body io.Rea
 		}
 		text, signer, err := kr.Clearsigned(data, time.Now())
 		if err != nil {
-			return nil, refused(u, "the clearsigned manifest", err)
+			return nil, refused(u, "clearsigned manifest", err)
 		}
 		m, err := parse(bytes.NewReader(text))
 		if err != nil {
@@ -88,13 +88,13 @@ func (r *Resolver) readManifest(ctx context.Context, name, u string, body io.Rea
 	}
 	v, err := kr.Detached(sig, in, time.Now())
 	if err != nil {
-		return nil, refused(u, "the signature "+sigURL, err)
+		return nil, refused(u, "signature", err)
 	}
 	m, parseErr := parse(v)
 	signer, sigErr := v.Finish()
 	switch {
 	case errors.Is(sigErr, signature.ErrSignature):
-		return nil, refused(u, "the signature "+sigURL, sigErr)
+		return nil, refused(u, "signature", sigErr)
 	case parseErr != nil:
 		return nil, parseErr
 	case sigErr != nil:
@@ -113,10 +113,10 @@ func (r *Resolver) fetchSignature(ctx context.Context, u string) ([]byte, error)
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case res.Kind == checks.KindNotFound || res.Kind == checks.KindForbidden:
-		return nil, refused(u, "the signature", &signature.Error{Reason: signature.ErrMissing,
+		return nil, refused(u, "signature", &signature.Error{Reason: signature.ErrMissing,
 			Msg: fmt.Sprintf("there is no signature at %s (%s: %s)", u, res.Kind, res.Detail)})
 	case res.Kind == checks.KindTooLarge:
-		return nil, refused(u, "the signature", &signature.Error{Reason: signature.ErrUnparsable,
+		return nil, refused(u, "signature", &signature.Error{Reason: signature.ErrUnparsable,
 			Msg: fmt.Sprintf("the signature at %s is larger than %d bytes: %s", u, signature.MaxSignatureBytes, res.Detail)})
 	default:
 		return nil, &ManifestError{URL: u, Kind: res.Kind,
@@ -126,7 +126,7 @@ func (r *Resolver) fetchSignature(ctx context.Context, u string) ([]byte, error)
 	sig, err := io.ReadAll(body)
 	if err != nil {
 		if errors.Is(err, checks.ErrBodyTooLarge) {
-			return nil, refused(u, "the signature", &signature.Error{Reason: signature.ErrUnparsable,
+			return nil, refused(u, "signature", &signature.Error{Reason: signature.ErrUnparsable,
 				Msg: fmt.Sprintf("the signature at %s is larger than %d bytes", u, signature.MaxSignatureBytes)})
 		}
 		return nil, &ManifestError{URL: u, Kind: checks.KindTruncated,
@@ -135,11 +135,11 @@ func (r *Resolver) fetchSignature(ctx context.Context, u string) ([]byte, error)
 	return sig, nil
 }
 
-// refused is the *ManifestError of a manifest whose signature (what) is
-// refused: the release is unusable (Kind ok: the master answered, with
-// something sentry will not use).
+// refused is the *ManifestError of a manifest whose signature is refused
+// (what: "signature" or "clearsigned manifest"): the release is unusable
+// (Kind ok: the master answered, with something sentry will not use).
 func refused(u, what string, err error) error {
-	return &ManifestError{URL: u, Kind: checks.KindOK, Err: fmt.Errorf("%w: %s is refused: %w", ErrManifest, what, err)}
+	return &ManifestError{URL: u, Kind: checks.KindOK, Err: fmt.Errorf("%w: %s refused: %w", ErrManifest, what, err)}
 }
 
 // Rejection is a changed manifest a sweep refused because its signature
