@@ -37,9 +37,10 @@ import (
 //     line, too many files), the rest is still read, so that a refused
 //     signature is what is reported of an unsigned manifest;
 //   - a clearsigned manifest is read whole (bounded by
-//     releases.max_manifest_bytes), verified, and its signed text parsed:
-//     the library verifies a message in memory, about three times its
-//     size at the peak.
+//     releases.max_manifest_bytes, in chunks that are joined once it has
+//     ended), verified, and its signed text parsed: the library verifies
+//     a message in memory, holding about three times its size at the
+//     peak.
 
 // readManifest reads body, the manifest of release name at u, into its
 // entries, its SHA-256 and its signer.
@@ -66,7 +67,7 @@ func (r *Resolver) readManifest(ctx context.Context, name, u string, body io.Rea
 		return nil, fmt.Errorf("releases.keyring %w", err)
 	}
 	if cfg.Clearsigned() {
-		data, err := io.ReadAll(in)
+		data, err := readWhole(in)
 		if err != nil {
 			return nil, fmt.Errorf("%w: read %s: %w", ErrManifest, u, err)
 		}
@@ -101,6 +102,36 @@ func (r *Resolver) readManifest(ctx context.Context, name, u string, body io.Rea
 		return nil, fmt.Errorf("%w: read %s: %w", ErrManifest, u, sigErr)
 	}
 	return &fetched{manifest: m, sum: hex.EncodeToString(h.Sum(nil)), signer: storeSigner(signer)}, nil
+}
+
+// readWhole reads r to its end into a slice of exactly its size: in
+// chunks, joined once at the end, so that a body that goes past its limit
+// holds no more than the limit before it fails (io.ReadAll's doubling
+// would hold up to twice as much, and copies of it).
+func readWhole(r io.Reader) ([]byte, error) {
+	const chunk = 1 << 20
+	var chunks [][]byte
+	total := 0
+	for {
+		buf := make([]byte, chunk)
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			chunks = append(chunks, buf[:n])
+			total += n
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := make([]byte, 0, total)
+	for i, c := range chunks {
+		out = append(out, c...)
+		chunks[i] = nil
+	}
+	return out, nil
 }
 
 // fetchSignature reads the detached signature at u. Not there (404, 403,
