@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	"slices"
+	"sync"
 
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry/release"
@@ -26,6 +27,11 @@ type set struct {
 	files      []file
 	locations  []location
 	exceptions map[[2]int][]string
+
+	// listedNames are the files' names as an rsync listing gives them
+	// (rsync.go), made once.
+	listedOnce  sync.Once
+	listedNames map[string]bool
 }
 
 // file is a release file behind an active location.
