@@ -39,6 +39,10 @@ type Keyring struct {
 // public key block, holds a private key (export only the public key), or a
 // block that is not a readable public key.
 func ReadKeyring(file string) (*Keyring, error) {
+	// A FIFO or a device would block or never end: a keyring is a file.
+	if st, err := os.Stat(file); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%q is not a regular file", file)
+	}
 	f, err := os.Open(file)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

@@ -204,6 +204,8 @@ func TestReadKeyring(t *testing.T) {
 		name, file, says string
 	}{
 		{"missing", filepath.Join(dir, "nope.asc"), "does not exist"},
+		{"a directory", dir, "not a regular file"},
+		{"a device", "/dev/zero", "not a regular file"},
 		{"empty", write("empty.asc", nil), "holds no OpenPGP public key"},
 		{"not a key", write("text.asc", []byte("hello\n")), "holds no OpenPGP public key"},
 		{"private key", write("secret.asc", g.Run(nil, "--armor", "--export-secret-keys", a)), "PRIVATE"},
