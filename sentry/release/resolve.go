@@ -285,7 +285,9 @@ func (r *Resolver) fillSizes(ctx context.Context, dir string, entries []manifest
 // to the product's languages; for a product with none, to every language
 // for which the manifest holds the path (the redirector serves any
 // language it is asked for), or releases.default_langs when it holds none.
-// A location whose files are not all in the manifest is withdrawn: no
+// A location's path is unescaped once to find its files (locpath.go); one
+// that stands for no file of the release directory is unresolved (marked
+// nowhere), one whose files are not all in the manifest is withdrawn: no
 // mirror can hold it.
 func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) error {
 	names := r.Config.ProductNames(p.Release.Name)
@@ -300,12 +302,12 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 	byID := map[int]store.Product{}
 	ids := make([]int, 0, len(products))
 	for _, pr := range products {
-		found[pr.Name] = true
+		found[strings.ToLower(pr.Name)] = true
 		byID[pr.ID] = pr
 		ids = append(ids, pr.ID)
 	}
 	for _, n := range names {
-		if !found[n] {
+		if !found[strings.ToLower(n)] {
 			p.MissingProducts = append(p.MissingProducts, n)
 		}
 	}
@@ -323,10 +325,9 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 	for _, l := range locs {
 		pr := byID[l.ProductID]
 		pl := Location{ID: l.ID, Product: pr.Name, Path: l.Path}
-		rel, ok := strings.CutPrefix(l.Path, p.Dir)
-		if !ok {
-			p.Unresolved = append(p.Unresolved, Unresolved{l.ID, pr.Name, l.Path,
-				fmt.Sprintf("path is not under the release directory %s", p.Dir), false})
+		rel, err := storedRel(l.Path, p.Dir)
+		if err != nil {
+			p.Unresolved = append(p.Unresolved, Unresolved{l.ID, pr.Name, l.Path, err.Error(), false})
 			continue
 		}
 		langs := []string{""}
@@ -340,13 +341,22 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 			}
 		}
 		var missing []string
+		var bad error
 		for _, lang := range langs {
-			fp := strings.ReplaceAll(rel, ":lang", lang)
+			fp, err := fileFor(rel, lang)
+			if err != nil {
+				bad = err
+				break
+			}
 			if !paths[fp] {
 				missing = append(missing, fp)
 				continue
 			}
 			pl.Files = append(pl.Files, LangFile{Lang: lang, Path: fp})
+		}
+		if bad != nil {
+			p.Unresolved = append(p.Unresolved, Unresolved{l.ID, pr.Name, l.Path, bad.Error(), false})
+			continue
 		}
 		if len(missing) > 0 {
 			sort.Strings(missing)
@@ -365,13 +375,16 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 }
 
 // manifestLangs are the languages for which the manifest holds the path
-// rel (with ":lang", once or more, for the language), sorted.
+// rel stands for (rel in its stored form, with ":lang" once or more for
+// the language: fileFor), sorted.
 func manifestLangs(rel string, paths map[string]bool) []string {
-	parts := strings.Split(rel, ":lang")
+	parts := langParts(rel)
 	var out []string
 	for path := range paths {
 		if lang, ok := langOf(path, parts); ok {
-			out = append(out, lang)
+			if fp, err := fileFor(rel, lang); err == nil && fp == path {
+				out = append(out, lang)
+			}
 		}
 	}
 	sort.Strings(out)
