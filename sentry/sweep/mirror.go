@@ -2,7 +2,6 @@ package sweep
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,21 +214,19 @@ func (t *task) record(ctx context.Context, row *engine.Row, ms *mirrorSweep, pat
 }
 
 // settle reduces a finished mirror to what marking needs: the locations
-// its files say are good, missing and withheld (decide.Location; the
-// mirror's language exceptions excuse files).
+// its files say are good, missing and withheld (decide.Location: every
+// language's file counts, whatever the mirror's language exceptions say).
 func (t *task) settle(ms *mirrorSweep) (good, missing, withheld []int) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	for _, l := range t.set.locations {
-		excused := t.set.exceptions[[2]int{l.id, ms.m.ID}]
 		files := make([]decide.File, len(l.files))
 		for i, lk := range l.files {
 			var r fileResult
 			if lk.file < len(ms.results) {
 				r = ms.results[lk.file]
 			}
-			files[i] = decide.File{Checked: r.seen, Kind: r.kind, Verified: r.verified, Withheld: r.withheld,
-				Excused: lk.lang != "" && slices.Contains(excused, lk.lang)}
+			files[i] = decide.File{Checked: r.seen, Kind: r.kind, Verified: r.verified, Withheld: r.withheld}
 		}
 		switch decide.Location(files) {
 		case decide.Missing:

@@ -22,7 +22,6 @@ type set struct {
 	releaseIDs []int64
 	files      []file
 	locations  []location
-	exceptions map[[2]int][]string
 }
 
 // file is a release file behind an active location.
@@ -62,7 +61,6 @@ func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, err
 	r := &release.Resolver{Config: j.Config, Store: j.Store, Client: j.Client}
 	s := &set{releaseIDs: []int64{}}
 	at := map[store.FileKey]int{} // a file's index in s.files
-	var locIDs []int
 	for _, rel := range rels {
 		if only != nil && !slices.Contains(only, rel.ID) {
 			continue
@@ -92,7 +90,6 @@ func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, err
 		}
 		for _, l := range p.Locations {
 			sl := location{id: l.ID}
-			locIDs = append(locIDs, l.ID)
 			for _, lf := range l.Files {
 				k := store.FileKey{ReleaseID: rel.ID, Path: lf.Path}
 				i, ok := at[k]
@@ -105,9 +102,6 @@ func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, err
 			}
 			s.locations = append(s.locations, sl)
 		}
-	}
-	if s.exceptions, err = j.Store.LangExceptions(ctx, locIDs); err != nil {
-		return nil, err
 	}
 	return s, nil
 }
