@@ -41,6 +41,10 @@ const (
 	// switch, the mirror changed it, or it is new to sentry there), and
 	// not hashed yet: active=false, healthy=false until it is.
 	Withheld
+	// Unvouched: a row sentry never vouched for, on a mirror it had never
+	// verified anything on (Vouch): active=false, healthy=false, written
+	// only to a row that exists and is not off already.
+	Unvouched
 )
 
 func (m Mark) String() string {
@@ -55,6 +59,8 @@ func (m Mark) String() string {
 		return "trouble"
 	case Withheld:
 		return "withheld"
+	case Unvouched:
+		return "unvouched"
 	}
 	return fmt.Sprintf("Mark(%d)", int(m))
 }

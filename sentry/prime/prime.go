@@ -332,8 +332,11 @@ func (t *task) uncontacted(ctx context.Context, row *engine.Row, mp *mirrorPrime
 	s := &mp.sums
 	s.State, s.Note = state, why
 	err := engine.Retry(ctx, t.log.With("mirror_id", mp.m.ID), "marking", engine.MarkRetryFor, func() error {
+		// Not checked: a mirror sentry never verified anything on has
+		// its inherited rows taken off (decide.Vouch).
 		return t.job.Store.MarkMirror(ctx, store.MirrorMarks{MirrorID: mp.m.ID, Rating: mp.m.Rating,
-			LogDate: t.run.StartedAt, Reason: fmt.Sprintf("prime %s: %s", t.plan.Release.Name, why), Fence: row.Fence()})
+			LogDate: t.run.StartedAt, Reason: fmt.Sprintf("prime %s: %s", t.plan.Release.Name, why), Fence: row.Fence(),
+			Covered: t.plan.LocationIDs()})
 	})
 	if err != nil {
 		s.Note += "; its sentry_log row could not be written: " + err.Error()
@@ -430,7 +433,12 @@ func (t *task) mark(ctx context.Context, fence store.Fence, mp *mirrorPrime, mar
 		s.Note = "not marked down: " + held
 	}
 	m := store.MirrorMarks{MirrorID: mp.m.ID, Rating: mp.m.Rating, LogDate: t.run.StartedAt, Up: s.State != "down",
-		Reason: reason, Locations: marks, Down: down, Fence: fence}
+		Reason: reason, Locations: marks, Down: down, Fence: fence, Verified: s.FilesOK > 0}
+	if held == "" {
+		// Rows an earlier checker left on a mirror sentry never verified
+		// anything on are decided by this marking (decide.Vouch).
+		m.Covered = t.plan.LocationIDs()
+	}
 	var changed *store.StateUpdate
 	err := engine.Retry(ctx, t.log.With("mirror_id", mp.m.ID), "marking", engine.MarkRetryFor, func() error {
 		if !down {

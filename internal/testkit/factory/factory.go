@@ -330,3 +330,20 @@ func LangException(ctx context.Context, tb testing.TB, exec Executor, opts *Lang
 		tb.Fatalf("factory: exception %q of row %d: %v", opts.Language, lmm, err)
 	}
 }
+
+// MirrorVerifiedOpts are a sentry_mirror_verified row's columns.
+type MirrorVerifiedOpts struct {
+	MirrorID int // required
+}
+
+// MirrorVerified records that sentry verified a file on the mirror
+// before (sentry_mirror_verified, at now()): the rows it finds active
+// there are its own, kept when the mirror goes down (decide.Vouch). A
+// mirror without this row is one sentry never verified anything on.
+func MirrorVerified(ctx context.Context, tb testing.TB, exec Executor, opts *MirrorVerifiedOpts) {
+	tb.Helper()
+	if _, err := exec.Exec(ctx, `INSERT INTO sentry_mirror_verified (mirror_id, first_verified_at) VALUES ($1, now())`,
+		opts.MirrorID); err != nil {
+		tb.Fatalf("factory: mirror %d verified: %v", opts.MirrorID, err)
+	}
+}
