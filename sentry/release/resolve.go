@@ -295,6 +295,16 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 	if err != nil {
 		return err
 	}
+	if p.Release.ID != 0 {
+		// The views count the release's uptake by its products' schemes.
+		all := make([]int, len(products))
+		for i, pr := range products {
+			all[i] = pr.ID
+		}
+		if err := r.Store.SetReleaseProducts(ctx, p.Release.ID, all); err != nil {
+			return err
+		}
+	}
 	if activeOnly {
 		products = slices.DeleteFunc(products, func(pr store.Product) bool { return !pr.Active })
 	}

@@ -25,3 +25,9 @@ FROM (
 ) v
 JOIN mirror_mirrors m ON m.id = v.mirror_id
 GROUP BY v.mirror_id;
+
+-- The bouncer products of each release (those its releases.products
+-- patterns name), as the last prime or sweep found them: the views count
+-- a release's uptake by the schemes its products need (ssl_only) without
+-- the configuration. Written only when they change.
+ALTER TABLE sentry_releases ADD COLUMN product_ids int[] NOT NULL DEFAULT '{}';
