@@ -54,8 +54,12 @@ func unvouch(ctx context.Context, tx pgx.Tx, mirrorID int, locs []int32) (int64,
 	if len(locs) == 0 {
 		return 0, nil
 	}
-	tag, err := tx.Exec(ctx, `UPDATE mirror_location_mirror_map SET active = false, healthy = false
-		WHERE mirror_id = $1 AND location_id = ANY ($2) AND (active OR healthy)`, mirrorID, locs)
+	// Rows locked in location order, as every marking takes them.
+	tag, err := tx.Exec(ctx, `UPDATE mirror_location_mirror_map lmm SET active = false, healthy = false
+		FROM (SELECT id FROM mirror_location_mirror_map
+		      WHERE mirror_id = $1 AND location_id = ANY ($2) AND (active OR healthy)
+		      ORDER BY location_id FOR UPDATE) o
+		WHERE lmm.id = o.id`, mirrorID, locs)
 	return tag.RowsAffected(), err
 }
 
