@@ -133,12 +133,13 @@ func TestFaults(t *testing.T) {
 			}
 			t.Cleanup(func() { fm.Close() })
 			id := w.AddMirror(t, fm.Name, fm.URL, nil)
-			// The mirror held the release before: "active unchanged"
-			// is visible.
+			// The mirror held the release before, verified by sentry:
+			// "active unchanged" is visible.
 			for _, loc := range []int{w.LocWin, w.LocLin} {
 				factory.LocationMirror(context.Background(), t, w.Pool(), &factory.LocationMirrorOpts{LocationID: loc, MirrorID: id,
 					Active: factory.Ptr(true), Healthy: factory.Ptr(true)})
 			}
+			factory.MirrorVerified(context.Background(), t, w.Pool(), &factory.MirrorVerifiedOpts{MirrorID: id})
 			path := faultFile
 			if tt.fault.Whole() {
 				path = ""

@@ -27,7 +27,7 @@ func TestLocation(t *testing.T) {
 	}{
 		{"every file verified", []File{ok, ok}, Good},
 		{"verified before, unchanged since", []File{ok, unchanged}, Good},
-		{"no files (every language excused)", nil, Good},
+		{"no files: nothing to vouch for", nil, Unjudged},
 		{"one file missing", []File{ok, missing}, Missing},
 		{"one file corrupt", []File{corrupt, ok}, Missing},
 		{"not primed by the deadline", []File{notPrimed}, Missing},
@@ -39,12 +39,9 @@ func TestLocation(t *testing.T) {
 		{"sentry's own trouble", []File{internal, ok}, Unjudged},
 		{"not checked wins over trouble", []File{timeout, unchecked}, Unjudged},
 		{"present by HEAD only, never hashed", []File{headOnly, ok}, Unjudged},
-		{"an excused language does not count", []File{ok, {Checked: true, Kind: checks.KindNotFound, Excused: true}}, Good},
-		{"an excused language not checked does not count", []File{ok, {Excused: true}}, Good},
 		{"a file withheld until hashed", []File{ok, withheld}, Withheld},
 		{"withheld wins over trouble and not checked", []File{timeout, unchecked, withheld}, Withheld},
 		{"missing wins over withheld", []File{withheld, missing}, Missing},
-		{"an excused language withheld does not count", []File{ok, {Checked: true, Kind: checks.KindOK, Withheld: true, Excused: true}}, Good},
 	}
 	for _, tt := range tests {
 		if got := Location(tt.files); got != tt.want {

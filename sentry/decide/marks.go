@@ -41,6 +41,10 @@ const (
 	// switch, the mirror changed it, or it is new to sentry there), and
 	// not hashed yet: active=false, healthy=false until it is.
 	Withheld
+	// Unvouched: a row sentry never vouched for, on a mirror it had never
+	// verified anything on (Vouch): active=false, healthy=false, written
+	// only to a row that exists and is not off already.
+	Unvouched
 )
 
 func (m Mark) String() string {
@@ -55,6 +59,8 @@ func (m Mark) String() string {
 		return "trouble"
 	case Withheld:
 		return "withheld"
+	case Unvouched:
+		return "unvouched"
 	}
 	return fmt.Sprintf("Mark(%d)", int(m))
 }
@@ -77,16 +83,17 @@ type File struct {
 	// its size and a sample of its blocks right: verify.mode sampled), or
 	// verified before and unchanged since.
 	Verified bool
-	// Excused: the mirror is excused from this file's language
-	// (mirror_lmm_lang_exceptions); it does not count.
-	Excused bool
 	// Withheld: present, not verified, and not to be offered until it is
 	// hashed (see Withheld).
 	Withheld bool
 }
 
 // Location decides one location's mark from the files it stands for (one,
-// or one per language):
+// or one per language). Every file counts: the deployed redirector sends
+// every language to every row it offers, whatever an admin's language
+// exception (mirror_lmm_lang_exceptions) says, so an exception excuses
+// nothing.
+//   - no file at all: Unjudged (nothing to vouch for);
 //   - a file missing or wrong (a definitive kind): Missing, whatever the
 //     other files say;
 //   - otherwise a file withheld: Withheld;
@@ -96,10 +103,12 @@ type File struct {
 //   - otherwise every file verified: Good; a file present but never
 //     verified (seen by HEAD only): Unjudged.
 func Location(files []File) Mark {
+	if len(files) == 0 {
+		return Unjudged
+	}
 	mark, withheld := Good, false
 	for _, f := range files {
 		switch {
-		case f.Excused:
 		case f.Checked && f.Kind.Definitive():
 			return Missing
 		case f.Withheld:

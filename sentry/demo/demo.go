@@ -19,6 +19,7 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/demo/faultmirror"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/demo/pgcluster"
+	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
 // Release is the demo's release name.
@@ -224,14 +225,20 @@ func (w *World) Seed(ctx context.Context) error {
 				VALUES ($1, $2, nullif($3, ''))`, id, m.mode, m.triggerURL); err != nil {
 				return err
 			}
+			// Its region: the redirector never offers a mirror without one.
+			if _, err := tx.Exec(ctx, `INSERT INTO geoip_mirror_region_map (mirror_id, region_id) VALUES ($1, 1)`, id); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
 }
 
 // ShowRedirector prints, for each location, the mirrors the redirector's
-// query (docs/CONTRACTS.md, section 2 (How sentry marks them)) would choose
-// among after the prime.
+// query (docs/CONTRACTS.md, section 2 (How the redirector reads the
+// flags)) would choose among after the prime, for the product's own
+// scheme: the region join, and https:// mirrors only for an ssl_only
+// product (the demo's mirrors are all http://).
 func (w *World) ShowRedirector(ctx context.Context, out io.Writer) error {
 	conn, err := pgx.Connect(ctx, w.DBURL)
 	if err != nil {
@@ -243,7 +250,8 @@ func (w *World) ShowRedirector(ctx context.Context, out io.Writer) error {
 		       coalesce((SELECT string_agg(m.name, ', ' ORDER BY m.rating DESC)
 		                 FROM mirror_mirrors m
 		                 JOIN mirror_location_mirror_map lmm ON lmm.mirror_id = m.id
-		                 WHERE lmm.location_id = l.id AND m.active AND lmm.active AND lmm.healthy), '(none)')
+		                 WHERE lmm.location_id = l.id AND lmm.active AND lmm.healthy AND `+store.OfferableSQL("m", "p")+`),
+		                CASE WHEN p.ssl_only THEN '(none: ssl_only, and no https:// mirror holds it)' ELSE '(none)' END)
 		FROM mirror_locations l JOIN mirror_products p ON p.id = l.product_id
 		ORDER BY p.name, l.id`)
 	if err != nil {

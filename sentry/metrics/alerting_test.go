@@ -121,7 +121,7 @@ func TestMetricsToAlertOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(bin, "check", "rules", rules).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "SUCCESS: 9 rules found") {
+	if err != nil || !strings.Contains(string(out), "SUCCESS: 11 rules found") {
 		t.Errorf("promtool check rules: %v\n%s", err, out)
 	}
 }

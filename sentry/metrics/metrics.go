@@ -14,7 +14,11 @@
 //	sentry_recent_runs{kind, outcome}                  runs ended in the last 24 hours, by kind and outcome
 //	sentry_last_run_outcome{kind, outcome}             1 for the outcome of the newest ended run of each kind
 //	sentry_last_completed_run_timestamp_seconds{kind}  end of the last run of a kind that ran through
-//	sentry_release_weighted_uptake{release}            rating-weighted uptake of releases first primed in the last 7 days
+//	sentry_release_weighted_uptake{release}            rating-weighted uptake of releases first primed in the last 7 days,
+//	                                                   over the mirrors the redirector can offer for them
+//	sentry_release_locations_without_good_copy{release, scheme}  locations of a live release whose users of scheme
+//	                                                   the redirector can send to no good copy
+//	sentry_mirror_not_offered{mirror, reason}          1 for an active mirror the redirector never offers (no_region, wrong_scheme)
 //	sentry_release_first_prime_timestamp_seconds{release}  when such a release was first primed
 //	sentry_mirror_tls_not_after_timestamp_seconds{mirror}  when an https mirror's certificate ends
 //	sentry_mirror_tls_warning{mirror}                  1 when it ends within checks.tls_expiry_warning (still offered)
@@ -133,11 +137,14 @@ func (m *Metrics) RunFinished(e observe.RunEvent) {
 
 // recentReleases is how far back a release's first prime may be for its
 // uptake to be exported, and maxReleases how many such releases are;
-// recentRuns the window of sentry_recent_runs.
+// recentRuns the window of sentry_recent_runs; maxLiveReleases how many
+// live releases (newest first) sentry_release_locations_without_good_copy
+// covers.
 const (
-	recentReleases = 7 * 24 * time.Hour
-	maxReleases    = 5
-	recentRuns     = 24 * time.Hour
+	recentReleases  = 7 * 24 * time.Hour
+	maxReleases     = 5
+	recentRuns      = 24 * time.Hour
+	maxLiveReleases = 20
 )
 
 // stateCollector reads the series of the database at scrape time: the
@@ -172,7 +179,11 @@ var (
 	lastCompletedDesc = desc("sentry_last_completed_run_timestamp_seconds",
 		"Unix time at which the last run of each kind ran through (completed or guarded), whoever ran it.", "kind")
 	uptakeDesc = desc("sentry_release_weighted_uptake",
-		"Rating-weighted share of the active mirrors holding every file of a recent release verified.", "release")
+		"Rating-weighted share, of the mirrors the redirector can offer for a recent release (region, scheme), of those holding every file verified.", "release")
+	withoutCopyDesc = desc("sentry_release_locations_without_good_copy",
+		"Locations of a live release (an active product) whose users arriving with scheme reach no good copy: no mirror the redirector offers them holds it active and healthy.", "release", "scheme")
+	notOfferedDesc = desc("sentry_mirror_not_offered",
+		"1 for an active mirror the redirector never offers, whatever sentry verified there: no_region (no geoip_mirror_region_map row), wrong_scheme (a base URL of neither http:// nor https://).", "mirror", "reason")
 	firstPrimeDesc = desc("sentry_release_first_prime_timestamp_seconds",
 		"Unix time of a recent release's first prime.", "release")
 	dbUpDesc = desc("sentry_database_up", "Whether the last scrape could read the database.")
@@ -188,23 +199,36 @@ var (
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mirrorsDesc, mirrorUpDesc, mirrorStateDesc, lastCheckDesc, locationsOffDesc,
 		failingVantagesDesc, recentRunsDesc, lastOutcomeDesc, lastCompletedDesc, uptakeDesc, firstPrimeDesc, dbUpDesc,
-		tlsNotAfterDesc, tlsWarningDesc, familyBrokenDesc} {
+		tlsNotAfterDesc, tlsWarningDesc, familyBrokenDesc, withoutCopyDesc, notOfferedDesc} {
 		ch <- d
 	}
 }
 
+// scrape is everything a scrape reports from the database.
+type scrape struct {
+	mirrors   []report.MirrorRow
+	runs      *report.RunTotals
+	uptake    []report.Uptake
+	coverages []report.Coverage
+}
+
 // read is everything a scrape reports from the database.
-func (c *stateCollector) read(ctx context.Context) ([]report.MirrorRow, *report.RunTotals, []report.Uptake, error) {
-	mirrors, err := c.rep.States(ctx)
-	if err != nil {
-		return nil, nil, nil, err
+func (c *stateCollector) read(ctx context.Context) (*scrape, error) {
+	var s scrape
+	var err error
+	if s.mirrors, err = c.rep.States(ctx); err != nil {
+		return nil, err
 	}
-	runs, err := c.rep.RunTotals(ctx, recentRuns)
-	if err != nil {
-		return nil, nil, nil, err
+	if s.runs, err = c.rep.RunTotals(ctx, recentRuns); err != nil {
+		return nil, err
 	}
-	uptake, err := c.rep.RecentUptake(ctx, recentReleases, maxReleases)
-	return mirrors, runs, uptake, err
+	if s.uptake, err = c.rep.RecentUptake(ctx, recentReleases, maxReleases); err != nil {
+		return nil, err
+	}
+	if s.coverages, err = c.rep.Coverages(ctx, maxLiveReleases); err != nil {
+		return nil, err
+	}
+	return &s, nil
 }
 
 func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
@@ -220,7 +244,7 @@ func one(b bool) float64 {
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	mirrors, runs, uptake, err := c.read(ctx)
+	s, err := c.read(ctx)
 	if err != nil {
 		if c.log != nil {
 			c.log.Warn("metrics: cannot read the database", "err", err)
@@ -232,6 +256,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(dbUpDesc, 1)
+	mirrors, runs, uptake := s.mirrors, s.runs, s.uptake
 	counts := map[string]float64{"up": 0, "down": 0, "unknown": 0, "disabled": 0}
 	for _, m := range mirrors {
 		counts[m.State]++
@@ -248,6 +273,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, f := range m.BrokenFamilies {
 			gauge(familyBrokenDesc, 1, m.Name, f)
+		}
+		if code := m.NotOfferedCode(); code != "" {
+			gauge(notOfferedDesc, 1, m.Name, code)
 		}
 		if cond == "maintenance" {
 			continue // announced by its admin: no verdict to alert on
@@ -282,5 +310,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if u.Weighted != nil {
 			gauge(uptakeDesc, *u.Weighted, u.Release)
 		}
+	}
+	for _, cv := range s.coverages {
+		gauge(withoutCopyDesc, float64(cv.Without), cv.Release, cv.Scheme)
 	}
 }

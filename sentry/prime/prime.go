@@ -22,7 +22,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -197,13 +196,10 @@ func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) 
 // newTask is a prime of the release of p on mirrors, as this process
 // works it.
 func (j *Job) newTask(ctx context.Context, run engine.Run, p *release.Plan, force bool, mirrors []store.Mirror) (*task, error) {
-	exceptions, err := j.Store.LangExceptions(ctx, p.LocationIDs())
-	if err != nil {
-		return nil, err
-	}
 	t := &task{job: j, log: j.Logger.With("release", p.Release.Name, "run", run.ID), run: run, plan: p, force: force,
-		exceptions: exceptions, master: release.NewMaster(j.Client, p.ManifestURL), mirrors: mirrorjob.ByID(mirrors),
+		master: release.NewMaster(j.Client, p.ManifestURL), mirrors: mirrorjob.ByID(mirrors),
 		unusable: map[int]string{}}
+	var err error
 	for _, m := range mirrors {
 		if why := primeMirror(m, 0).Unusable(j.Config.Trigger.Secret != ""); why != "" {
 			t.unusable[m.ID] = why
@@ -217,14 +213,13 @@ func (j *Job) newTask(ctx context.Context, run engine.Run, p *release.Plan, forc
 
 // task is one prime as this process works it.
 type task struct {
-	job        *Job
-	log        *slog.Logger
-	run        engine.Run
-	plan       *release.Plan
-	force      bool
-	exceptions map[[2]int][]string
-	master     *release.Master
-	mirrors    map[int]store.Mirror // active when the task was prepared
+	job     *Job
+	log     *slog.Logger
+	run     engine.Run
+	plan    *release.Plan
+	force   bool
+	master  *release.Master
+	mirrors map[int]store.Mirror // active when the task was prepared
 	// unusable says why a mirror's settings do not let it be primed.
 	unusable map[int]string
 	// windows are the mirrors' maintenance windows (maintenance.go).
@@ -337,8 +332,11 @@ func (t *task) uncontacted(ctx context.Context, row *engine.Row, mp *mirrorPrime
 	s := &mp.sums
 	s.State, s.Note = state, why
 	err := engine.Retry(ctx, t.log.With("mirror_id", mp.m.ID), "marking", engine.MarkRetryFor, func() error {
+		// Not checked: a mirror sentry never verified anything on has
+		// its inherited rows taken off (decide.Vouch).
 		return t.job.Store.MarkMirror(ctx, store.MirrorMarks{MirrorID: mp.m.ID, Rating: mp.m.Rating,
-			LogDate: t.run.StartedAt, Reason: fmt.Sprintf("prime %s: %s", t.plan.Release.Name, why), Fence: row.Fence()})
+			LogDate: t.run.StartedAt, Reason: fmt.Sprintf("prime %s: %s", t.plan.Release.Name, why), Fence: row.Fence(),
+			Covered: t.plan.LocationIDs()})
 	})
 	if err != nil {
 		s.Note += "; its sentry_log row could not be written: " + err.Error()
@@ -404,18 +402,17 @@ func (t *task) markDone(ctx context.Context, row *engine.Row, mp *mirrorPrime) s
 }
 
 // locationMarks decides the release's locations on mp's mirror from this
-// run's file results.
+// run's file results: every language's file counts, whatever the mirror's
+// language exceptions say (decide.Location).
 func (t *task) locationMarks(mp *mirrorPrime) []decide.LocationMark {
 	mp.mu.Lock()
 	defer mp.mu.Unlock()
 	marks := make([]decide.LocationMark, 0, len(t.plan.Locations))
 	for _, l := range t.plan.Locations {
-		excused := t.exceptions[[2]int{l.ID, mp.m.ID}]
 		files := make([]decide.File, len(l.Files))
 		for i, f := range l.Files {
 			k, ok := mp.results[f.Path]
-			files[i] = decide.File{Checked: ok, Kind: k, Verified: ok && k == checks.KindOK,
-				Excused: f.Lang != "" && slices.Contains(excused, f.Lang)}
+			files[i] = decide.File{Checked: ok, Kind: k, Verified: ok && k == checks.KindOK}
 		}
 		if m := decide.Location(files); m != decide.Unjudged {
 			marks = append(marks, decide.LocationMark{LocationID: l.ID, Mark: m})
@@ -436,7 +433,12 @@ func (t *task) mark(ctx context.Context, fence store.Fence, mp *mirrorPrime, mar
 		s.Note = "not marked down: " + held
 	}
 	m := store.MirrorMarks{MirrorID: mp.m.ID, Rating: mp.m.Rating, LogDate: t.run.StartedAt, Up: s.State != "down",
-		Reason: reason, Locations: marks, Down: down, Fence: fence}
+		Reason: reason, Locations: marks, Down: down, Fence: fence, Verified: s.FilesOK > 0}
+	if held == "" {
+		// Rows an earlier checker left on a mirror sentry never verified
+		// anything on are decided by this marking (decide.Vouch).
+		m.Covered = t.plan.LocationIDs()
+	}
 	var changed *store.StateUpdate
 	err := engine.Retry(ctx, t.log.With("mirror_id", mp.m.ID), "marking", engine.MarkRetryFor, func() error {
 		if !down {

@@ -139,12 +139,14 @@ func TestPrimeFailureKinds(t *testing.T) {
 			w.Static(t, "good1")
 			w.Static(t, "good2")
 			bad, id := w.Static(t, "faulty")
-			// The faulty mirror held the release before: its rows say
-			// active, so that "active unchanged" is visible.
+			// The faulty mirror held the release before, verified by
+			// sentry: its rows say active, so that "active unchanged" is
+			// visible.
 			for _, loc := range []int{w.LocWin, w.LocLin} {
 				factory.LocationMirror(context.Background(), t, w.Pool(), &factory.LocationMirrorOpts{LocationID: loc, MirrorID: id,
 					Active: factory.Ptr(true), Healthy: factory.Ptr(true)})
 			}
+			factory.MirrorVerified(context.Background(), t, w.Pool(), &factory.MirrorVerifiedOpts{MirrorID: id})
 			tt.fault(bad, w.Rel)
 
 			rep := w.Prime(t)

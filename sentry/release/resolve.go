@@ -291,13 +291,25 @@ func (r *Resolver) fillSizes(ctx context.Context, dir string, entries []manifest
 // to the product's languages; for a product with none, to every language
 // for which the manifest holds the path (the redirector serves any
 // language it is asked for), or releases.default_langs when it holds none.
-// A location whose files are not all in the manifest is withdrawn: no
+// A location's path is unescaped once to find its files (locpath.go); one
+// that stands for no file of the release directory is unresolved (marked
+// nowhere), one whose files are not all in the manifest is withdrawn: no
 // mirror can hold it.
 func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) error {
 	names := r.Config.ProductNames(p.Release.Name)
 	products, err := r.Store.Products(ctx, names)
 	if err != nil {
 		return err
+	}
+	if p.Release.ID != 0 {
+		// The views count the release's uptake by its products' schemes.
+		all := make([]int, len(products))
+		for i, pr := range products {
+			all[i] = pr.ID
+		}
+		if err := r.Store.SetReleaseProducts(ctx, p.Release.ID, all); err != nil {
+			return err
+		}
 	}
 	if activeOnly {
 		products = slices.DeleteFunc(products, func(pr store.Product) bool { return !pr.Active })
@@ -306,12 +318,12 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 	byID := map[int]store.Product{}
 	ids := make([]int, 0, len(products))
 	for _, pr := range products {
-		found[pr.Name] = true
+		found[strings.ToLower(pr.Name)] = true
 		byID[pr.ID] = pr
 		ids = append(ids, pr.ID)
 	}
 	for _, n := range names {
-		if !found[n] {
+		if !found[strings.ToLower(n)] {
 			p.MissingProducts = append(p.MissingProducts, n)
 		}
 	}
@@ -329,10 +341,9 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 	for _, l := range locs {
 		pr := byID[l.ProductID]
 		pl := Location{ID: l.ID, Product: pr.Name, Path: l.Path}
-		rel, ok := strings.CutPrefix(l.Path, p.Dir)
-		if !ok {
-			p.Unresolved = append(p.Unresolved, Unresolved{l.ID, pr.Name, l.Path,
-				fmt.Sprintf("path is not under the release directory %s", p.Dir), false})
+		rel, err := storedRel(l.Path, p.Dir)
+		if err != nil {
+			p.Unresolved = append(p.Unresolved, Unresolved{l.ID, pr.Name, l.Path, err.Error(), false})
 			continue
 		}
 		langs := []string{""}
@@ -346,13 +357,22 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 			}
 		}
 		var missing []string
+		var bad error
 		for _, lang := range langs {
-			fp := strings.ReplaceAll(rel, ":lang", lang)
+			fp, err := fileFor(rel, lang)
+			if err != nil {
+				bad = err
+				break
+			}
 			if !paths[fp] {
 				missing = append(missing, fp)
 				continue
 			}
 			pl.Files = append(pl.Files, LangFile{Lang: lang, Path: fp})
+		}
+		if bad != nil {
+			p.Unresolved = append(p.Unresolved, Unresolved{l.ID, pr.Name, l.Path, bad.Error(), false})
+			continue
 		}
 		if len(missing) > 0 {
 			sort.Strings(missing)
@@ -371,13 +391,16 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 }
 
 // manifestLangs are the languages for which the manifest holds the path
-// rel (with ":lang", once or more, for the language), sorted.
+// rel stands for (rel in its stored form, with ":lang" once or more for
+// the language: fileFor), sorted.
 func manifestLangs(rel string, paths map[string]bool) []string {
-	parts := strings.Split(rel, ":lang")
+	parts := langParts(rel)
 	var out []string
 	for path := range paths {
 		if lang, ok := langOf(path, parts); ok {
-			out = append(out, lang)
+			if fp, err := fileFor(rel, lang); err == nil && fp == path {
+				out = append(out, lang)
+			}
 		}
 	}
 	sort.Strings(out)

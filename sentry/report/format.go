@@ -137,6 +137,9 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time, wide bool) error 
 		if note := m.TLSNote(now); note != "" {
 			b.WriteString(humanize.Clip("    tls: "+note, width) + "\n")
 		}
+		if note := m.OfferNote(); note != "" {
+			b.WriteString(humanize.Clip("    offer: "+note, width) + "\n")
+		}
 		if m.Failures > 0 {
 			b.WriteString(humanize.Clip("    failures: "+byKind(m.FailuresByKind), width) + "\n")
 		}
@@ -185,6 +188,16 @@ func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time, wide bool) er
 	}
 	if note := m.TLSNote(now); note != "" {
 		for _, l := range wrap("tls: "+note, width) {
+			b.WriteString(l + "\n")
+		}
+	}
+	if note := m.OfferNote(); note != "" {
+		for _, l := range wrap("offer: "+note, width) {
+			b.WriteString(l + "\n")
+		}
+	}
+	for _, e := range r.LangExceptions {
+		for _, l := range wrap(e.Note(), width) {
 			b.WriteString(l + "\n")
 		}
 	}
@@ -268,8 +281,26 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time, wide bool) error 
 	if r.FirstPrime != nil {
 		fmt.Fprintf(&b, ", first primed %s (%s)", r.FirstPrime.UTC().Format("2006-01-02 15:04"), ago(now, r.FirstPrime))
 	}
-	fmt.Fprintf(&b, "\n%d of %d active mirrors hold every file verified; rating-weighted uptake %s\n",
-		r.Complete, r.ActiveMirrors, percent(r.Weighted))
+	b.WriteString("\n")
+	for _, l := range wrap(fmt.Sprintf("%d of %d mirrors the redirector can offer for it hold every file verified; rating-weighted uptake %s",
+		r.Complete, r.OfferableMirrors, percent(r.Weighted)), width) {
+		b.WriteString(l + "\n")
+	}
+	if len(r.Products) > 0 {
+		ps := make([]string, len(r.Products))
+		for i, p := range r.Products {
+			ps[i] = p.Name
+			if p.SSLOnly {
+				ps[i] += " (ssl_only: https:// mirrors)"
+			}
+			if !p.Active {
+				ps[i] += " (inactive)"
+			}
+		}
+		for _, l := range wrap("products: "+strings.Join(ps, ", "), width) {
+			b.WriteString(l + "\n")
+		}
+	}
 	b.WriteString(signedLines(r.Signature, now, width) + "\n")
 
 	nw := nameWidth(24, wide, func(yield func(string) bool) {
@@ -292,16 +323,37 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time, wide bool) error 
 		}
 		fmt.Fprintf(&b, mrow, humanize.Clip(name, nw), strconv.Itoa(m.Rating), fmt.Sprintf("%d/%d", m.Verified, r.Files),
 			fmt.Sprintf("%d/%d", m.Holding, r.Files), strconv.Itoa(m.Sampled), took)
+		note := ""
+		switch {
+		case m.NotOffered != "":
+			note = "not offered: " + m.NotOffered
+		case m.Active && !m.Counted:
+			note = "not counted: offered only to users of another scheme than its products need"
+		}
+		for _, l := range wrap(note, width-4) {
+			b.WriteString("    " + l + "\n")
+		}
 	}
 	b.WriteString("\n")
 	const frow = "%7s %8s  %s\n"
 	fmt.Fprintf(&b, frow, "MIRRORS", "WEIGHTED", "FILE")
 	for _, f := range r.FileList {
-		line := strings.TrimSuffix(fmt.Sprintf(frow, fmt.Sprintf("%d/%d", f.Mirrors, r.ActiveMirrors), percent(f.Weighted), ""), "\n")
+		line := strings.TrimSuffix(fmt.Sprintf(frow, fmt.Sprintf("%d/%d", f.Mirrors, r.OfferableMirrors), percent(f.Weighted), ""), "\n")
 		b.WriteString(line + humanize.ClipLeft(f.Path, width-utf8.RuneCountInString(line)) + "\n")
 	}
 	if r.Truncated {
 		fmt.Fprintf(&b, "(only the first %d files listed)\n", len(r.FileList))
+	}
+	if len(r.WithoutGoodCopy) > 0 {
+		b.WriteString("\n")
+		for _, l := range wrap(fmt.Sprintf("%d locations without a good copy the redirector can offer (its users get the fallback or no mirror):",
+			len(r.WithoutGoodCopy)), width) {
+			b.WriteString(l + "\n")
+		}
+		for _, l := range r.WithoutGoodCopy {
+			head := fmt.Sprintf("  %-5s users, %s: ", l.Scheme, humanize.Clip(l.Product, 24))
+			b.WriteString(head + humanize.ClipLeft(l.Path, width-utf8.RuneCountInString(head)) + "\n")
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -394,17 +446,19 @@ func optFloat(v *float64) string {
 func WriteReleaseCSV(w io.Writer, r *Release) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"record", "name", "size", "mirrors", "weighted_uptake", "rating", "files_verified",
-		"files_holding", "verified_at", "seconds_to_verified", "files_sampled", "signer_fingerprint", "signing_key", "signed_at"})
+		"files_holding", "verified_at", "seconds_to_verified", "files_sampled", "counted", "not_offered",
+		"signer_fingerprint", "signing_key", "signed_at"})
 	if s := r.Signature; s != nil {
-		_ = cw.Write([]string{"signature", s.UserID, "", "", "", "", "", "", "", "", "", s.Fingerprint, s.SigningKey, stamp(&s.SignedAt)})
+		_ = cw.Write([]string{"signature", s.UserID, "", "", "", "", "", "", "", "", "", "", "", s.Fingerprint, s.SigningKey, stamp(&s.SignedAt)})
 	}
 	for _, f := range r.FileList {
 		_ = cw.Write([]string{"file", f.Path, strconv.FormatInt(f.Size, 10), strconv.Itoa(f.Mirrors), optFloat(f.Weighted),
-			"", "", "", "", "", "", "", "", ""})
+			"", "", "", "", "", "", "", "", "", "", ""})
 	}
 	for _, m := range r.Mirrors {
 		_ = cw.Write([]string{"mirror", m.Name, "", "", "", strconv.Itoa(m.Rating), strconv.Itoa(m.Verified),
-			strconv.Itoa(m.Holding), stamp(m.VerifiedAt), optFloat(m.Seconds), strconv.Itoa(m.Sampled), "", "", ""})
+			strconv.Itoa(m.Holding), stamp(m.VerifiedAt), optFloat(m.Seconds), strconv.Itoa(m.Sampled),
+			strconv.FormatBool(m.Counted), m.NotOffered, "", "", ""})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -49,6 +49,9 @@ type MirrorDetail struct {
 	// itself) in a row collapsed into one entry with its count (at most
 	// 100 entries, from the window's latest 20,000 checks).
 	RecentFailures []FailureRun `json:"recent_failures"`
+	// LangExceptions are the language exceptions its admin wrote, for
+	// information: the redirector ignores them (offer.go).
+	LangExceptions []LangException `json:"language_exceptions"`
 }
 
 // FailureRun is a run of identical failures: Count checks in a row of one
@@ -105,6 +108,11 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 			WHERE mirror_id = $1 AND result NOT IN `+successSQL, id).Scan(&out.FailingTotal); err != nil {
 			return err
 		}
+		exceptions, err := langExceptions(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		out.LangExceptions = exceptions
 		rows, err := tx.Query(ctx, `
 			SELECT r.name, fs.path, fs.result, coalesce(fs.failing_since, fs.last_checked_at), fs.last_checked_at, fs.detail
 			FROM sentry_file_state fs JOIN sentry_releases r ON r.id = fs.release_id

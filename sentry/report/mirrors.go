@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mirrorsentry/sentry/sentry/decide"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -89,6 +90,14 @@ type MirrorRow struct {
 	// since the window began).
 	Maintenance *MaintenanceInfo `json:"maintenance"`
 	Returning   bool             `json:"returning"`
+	// NotOffered says why the redirector never offers this active mirror
+	// for any request (no region row, a base URL of neither scheme: its
+	// verified files are capacity no user gets), "" when it may; and
+	// NeverVerified that sentry never verified a file on it, so vouches
+	// for none of its rows (offer.go).
+	NotOffered    string `json:"not_offered"`
+	NeverVerified bool   `json:"never_verified"`
+	notOffered    decide.Offer
 }
 
 // Conditions are the words of Condition, in the order views list them.
@@ -176,7 +185,7 @@ func (r *Reporter) States(ctx context.Context) ([]MirrorRow, error) {
 		WITH off AS (`+offSQL+`)
 		SELECT m.id, m.name, m.baseurl, m.rating, m.active, ms.state, ms.since,
 		       coalesce(ms.failing_from, '{}'), coalesce(ms.checked_from, '{}'),
-		       ms.last_check, coalesce(ms.last_reason, ''), coalesce(off.n, 0), off.paths`+adminCols+`
+		       ms.last_check, coalesce(ms.last_reason, ''), coalesce(off.n, 0), off.paths`+adminCols+offerCols+`
 		FROM mirror_mirrors m
 		LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id
 		LEFT JOIN off ON off.mirror_id = m.id`+adminJoins+`
@@ -190,13 +199,15 @@ func (r *Reporter) States(ctx context.Context) ([]MirrorRow, error) {
 		var active bool
 		var state *string
 		var a adminScan
-		if err := rows.Scan(append([]any{&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince, &m.FailingFrom,
-			&m.CheckedFrom, &m.LastSweep, &m.LastReason, &m.LocationsOff, &m.OffLocations}, a.dest()...)...); err != nil {
+		var o offerScan
+		if err := rows.Scan(append(append([]any{&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince, &m.FailingFrom,
+			&m.CheckedFrom, &m.LastSweep, &m.LastReason, &m.LocationsOff, &m.OffLocations}, a.dest()...), o.dest()...)...); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("mirror states: %w", err)
 		}
 		m.settleAdmin(&a, r.now())
 		m.settle(active, state)
+		m.settleOffer(&o)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -237,7 +248,7 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 		       coalesce(s.checks, 0), coalesce(s.failures, 0), coalesce(s.by_kind, '{}'),
 		       coalesce(f.missing, 0), coalesce(f.corrupt, 0),
 		       lf.checked_at, lf.result, lf.path, lf.detail, lc.checked_at,
-		       ms.last_check, coalesce(ms.last_reason, ''), coalesce(off.n, 0), off.paths`+adminCols+`
+		       ms.last_check, coalesce(ms.last_reason, ''), coalesce(off.n, 0), off.paths`+adminCols+offerCols+`
 		FROM mirror_mirrors m
 		LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id`+adminJoins+`
 		LEFT JOIN sums s ON s.mirror_id = m.id
@@ -270,15 +281,17 @@ func (r *Reporter) Mirrors(ctx context.Context, w Window) (*Mirrors, error) {
 			lfDetail *string
 		)
 		var a adminScan
-		if err := rows.Scan(append([]any{&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince,
+		var o offerScan
+		if err := rows.Scan(append(append([]any{&m.ID, &m.Name, &m.BaseURL, &m.Rating, &active, &state, &m.StateSince,
 			&m.FailingFrom, &m.CheckedFrom, &m.Checks, &m.Failures, &m.FailuresByKind, &m.FilesMissing, &m.FilesCorrupt,
 			&lfAt, &lfKind, &lfPath, &lfDetail, &m.LastCheck, &m.LastSweep, &m.LastReason, &m.LocationsOff, &m.OffLocations},
-			a.dest()...)...); err != nil {
+			a.dest()...), o.dest()...)...); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("mirror report: %w", err)
 		}
 		m.settleAdmin(&a, r.now())
 		m.settle(active, state)
+		m.settleOffer(&o)
 		if lfAt != nil {
 			m.LastFailure = &LastFailure{At: *lfAt, Kind: *lfKind, Path: *lfPath, Detail: *lfDetail}
 		}

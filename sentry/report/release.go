@@ -5,21 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mirrorsentry/sentry/sentry/decide"
+	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
 // FileUptake is how far one release file has spread.
 type FileUptake struct {
 	Path string `json:"path"`
 	Size int64  `json:"size"`
-	// Mirrors counts the mirrors holding the file verified: active and not
+	// Mirrors counts the mirrors holding the file verified that the
+	// redirector can offer for the release (Release.OfferableMirrors): not
 	// down, the file's latest check good, its checksum verified.
 	Mirrors int `json:"mirrors"`
-	// Weighted is the rating-weighted uptake: the sum of the ratings of
-	// the active mirrors holding the file, over the sum of the ratings of
-	// all active mirrors (nil when every active mirror has rating 0).
+	// Weighted is the rating-weighted uptake: the sum of their ratings
+	// over Release.RatingTotal (nil when that is 0).
 	Weighted *float64 `json:"weighted_uptake"`
 }
 
@@ -43,11 +47,22 @@ type MirrorUptake struct {
 	// the release's first prime to then.
 	VerifiedAt *time.Time `json:"verified_at"`
 	Seconds    *float64   `json:"seconds_to_verified"`
+	// Counted: the redirector can offer the mirror for one of the
+	// release's products, with the scheme the product needs (active, a
+	// region row, https:// for an ssl_only product, http:// for another:
+	// decide.OfferForRelease); only such mirrors count towards uptake.
+	Counted bool `json:"counted"`
+	// NotOffered says why the redirector never offers the mirror to the
+	// release's users, whatever scheme they arrive with (no region, an
+	// http:// mirror for ssl_only products, a base URL of neither
+	// scheme); "" when it may. A mirror holding the release verified that
+	// is never offered is capacity the users do not get.
+	NotOffered string `json:"not_offered"`
 }
 
-// UptakePoint is a step of the uptake chart: at At, Mirrors mirrors had
-// verified every file of the release, Weighted being their share of the
-// active mirrors' ratings.
+// UptakePoint is a step of the uptake chart: at At, Mirrors mirrors (of
+// those counted) had verified every file of the release, Weighted being
+// their share of Release.RatingTotal.
 type UptakePoint struct {
 	At       time.Time `json:"at"`
 	Mirrors  int       `json:"mirrors"`
@@ -74,23 +89,51 @@ type Release struct {
 	// Signature is who signed the recorded manifest; nil when it was
 	// recorded without a signature.
 	Signature *Signature `json:"signature"`
-	// ActiveMirrors and RatingTotal describe the active mirrors uptake is
-	// measured against.
-	ActiveMirrors int `json:"active_mirrors"`
-	RatingTotal   int `json:"rating_total"`
-	// Complete counts the mirrors holding every file verified now (active
-	// and not down); Weighted is their rating-weighted share.
+	// Products are the release's bouncer products (as its last prime or
+	// sweep found them), with the scheme each needs.
+	Products []ReleaseProduct `json:"products"`
+	// ActiveMirrors counts the mirrors the admin switched on;
+	// OfferableMirrors those the redirector can offer for the release
+	// (MirrorUptake.Counted), and RatingTotal their ratings: uptake is
+	// measured against them.
+	ActiveMirrors    int `json:"active_mirrors"`
+	OfferableMirrors int `json:"offerable_mirrors"`
+	RatingTotal      int `json:"rating_total"`
+	// Complete counts the mirrors counted holding every file verified now
+	// (not down); Weighted is their rating-weighted share.
 	Complete  int            `json:"mirrors_complete"`
 	Weighted  *float64       `json:"weighted_uptake"`
 	FileList  []FileUptake   `json:"files_uptake"`
 	Mirrors   []MirrorUptake `json:"mirrors"`
 	OverTime  []UptakePoint  `json:"over_time"`
 	Truncated bool           `json:"files_truncated"`
+	// WithoutGoodCopy are the locations of the release's active products
+	// whose users of a scheme the redirector can send to no good copy:
+	// no mirror it offers them holds the location active and healthy.
+	WithoutGoodCopy []LocationWithoutCopy `json:"locations_without_good_copy"`
+}
+
+// ReleaseProduct is a bouncer product of a release.
+type ReleaseProduct struct {
+	Name    string `json:"name"`
+	Active  bool   `json:"active"`
+	SSLOnly bool   `json:"ssl_only"`
+}
+
+// LocationWithoutCopy is a location whose users arriving with Scheme
+// ("http" or "https") reach no good copy through the redirector: its
+// healthy rows are none, or on mirrors it cannot offer them (store.GoodCopiesSQL).
+type LocationWithoutCopy struct {
+	LocationID int    `json:"location_id"`
+	Product    string `json:"product"`
+	Path       string `json:"path"`
+	Scheme     string `json:"scheme"`
 }
 
 // Release returns the uptake report of the release named name.
 func (r *Reporter) Release(ctx context.Context, name string) (*Release, error) {
-	out := &Release{Name: name, FileList: []FileUptake{}, Mirrors: []MirrorUptake{}, OverTime: []UptakePoint{}}
+	out := &Release{Name: name, FileList: []FileUptake{}, Mirrors: []MirrorUptake{}, OverTime: []UptakePoint{},
+		Products: []ReleaseProduct{}, WithoutGoodCopy: []LocationWithoutCopy{}}
 	err := pgx.BeginTxFunc(ctx, r.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		var id int64
 		var sig Signature
@@ -99,10 +142,11 @@ func (r *Reporter) Release(ctx context.Context, name string) (*Release, error) {
 			SELECT r.id, r.file_count, r.total_bytes,
 			       (SELECT min(started_at) FROM sentry_runs WHERE kind = 'prime' AND release_id = r.id),
 			       (SELECT count(*) FROM mirror_mirrors WHERE active),
-			       (SELECT coalesce(sum(rating), 0) FROM mirror_mirrors WHERE active),
+			       (SELECT count(*) FROM mirror_mirrors m WHERE `+store.ReleaseOfferableSQL("m", "r")+`),
+			       (SELECT coalesce(sum(rating), 0) FROM mirror_mirrors m WHERE `+store.ReleaseOfferableSQL("m", "r")+`),
 			       r.signer_fingerprint, r.signer_key, r.signer_uid, r.signed_at
 			FROM sentry_releases r WHERE r.name = $1`, name).
-			Scan(&id, &out.Files, &out.TotalBytes, &out.FirstPrime, &out.ActiveMirrors, &out.RatingTotal,
+			Scan(&id, &out.Files, &out.TotalBytes, &out.FirstPrime, &out.ActiveMirrors, &out.OfferableMirrors, &out.RatingTotal,
 				&sig.Fingerprint, &sig.SigningKey, &sig.UserID, &signedAt)
 		if err == nil && sig.Fingerprint != "" {
 			if signedAt != nil {
@@ -116,10 +160,16 @@ func (r *Reporter) Release(ctx context.Context, name string) (*Release, error) {
 		if err != nil {
 			return err
 		}
+		if err := r.releaseProducts(ctx, tx, id, out); err != nil {
+			return err
+		}
 		if err := r.releaseFiles(ctx, tx, id, out); err != nil {
 			return err
 		}
-		return r.releaseMirrors(ctx, tx, id, out)
+		if err := r.releaseMirrors(ctx, tx, id, out); err != nil {
+			return err
+		}
+		return r.withoutGoodCopy(ctx, tx, id, out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("uptake of release %s: %w", name, err)
@@ -130,20 +180,61 @@ func (r *Reporter) Release(ctx context.Context, name string) (*Release, error) {
 // holdingSQL selects the (mirror, path) pairs of release $1 that mirrors
 // hold verified now: the mirror active (the admin's switch) and not down
 // (the bouncer sends nobody to a down mirror), the file's latest check good
-// and its checksum verified.
-const holdingSQL = `
-	SELECT fs.mirror_id, fs.path, m.rating, fs.verified_by FROM sentry_file_state fs
+// and its checksum verified; counted says whether uptake counts the mirror
+// (store.ReleaseOfferableSQL).
+var holdingSQL = `
+	SELECT fs.mirror_id, fs.path, m.rating, fs.verified_by, ` + store.ReleaseOfferableSQL("m", "r") + ` AS counted
+	FROM sentry_file_state fs
+	JOIN sentry_releases r ON r.id = fs.release_id
 	JOIN mirror_mirrors m ON m.id = fs.mirror_id AND m.active
 	LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id
 	WHERE fs.release_id = $1 AND fs.result IN ` + successSQL + ` AND fs.verified_at IS NOT NULL
 	  AND coalesce(ms.state, 'up') <> 'down'`
+
+// releaseProducts reads the release's products.
+func (r *Reporter) releaseProducts(ctx context.Context, tx pgx.Tx, id int64, out *Release) error {
+	rows, err := tx.Query(ctx, `SELECT p.name, p.active, p.ssl_only FROM sentry_releases r
+		JOIN mirror_products p ON p.id = ANY (r.product_ids) WHERE r.id = $1 ORDER BY p.name`, id)
+	if err != nil {
+		return err
+	}
+	out.Products, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (ReleaseProduct, error) {
+		var p ReleaseProduct
+		err := row.Scan(&p.Name, &p.Active, &p.SSLOnly)
+		return p, err
+	})
+	if out.Products == nil {
+		out.Products = []ReleaseProduct{}
+	}
+	return err
+}
+
+// withoutGoodCopy reads the release's locations whose users of a scheme
+// reach no good copy (store.GoodCopiesSQL), at most maxReleaseFiles.
+func (r *Reporter) withoutGoodCopy(ctx context.Context, tx pgx.Tx, id int64, out *Release) error {
+	rows, err := tx.Query(ctx, `SELECT location_id, product, path, scheme FROM (`+store.GoodCopiesSQL+`) c
+		WHERE mirrors = 0 ORDER BY path, location_id, scheme LIMIT $2`, []int64{id}, maxReleaseFiles)
+	if err != nil {
+		return err
+	}
+	out.WithoutGoodCopy, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (LocationWithoutCopy, error) {
+		var l LocationWithoutCopy
+		err := row.Scan(&l.LocationID, &l.Product, &l.Path, &l.Scheme)
+		l.Scheme = strings.TrimSuffix(l.Scheme, "://")
+		return l, err
+	})
+	if out.WithoutGoodCopy == nil {
+		out.WithoutGoodCopy = []LocationWithoutCopy{}
+	}
+	return err
+}
 
 func (r *Reporter) releaseFiles(ctx context.Context, tx pgx.Tx, id int64, out *Release) error {
 	rows, err := tx.Query(ctx, `
 		WITH holding AS (`+holdingSQL+`)
 		SELECT f.path, f.size, count(h.mirror_id), coalesce(sum(h.rating), 0)
 		FROM sentry_release_files f
-		LEFT JOIN holding h ON h.path = f.path
+		LEFT JOIN holding h ON h.path = f.path AND h.counted
 		WHERE f.release_id = $1
 		GROUP BY f.path, f.size ORDER BY f.path LIMIT $2`, id, maxReleaseFiles+1)
 	if err != nil {
@@ -186,8 +277,10 @@ func (r *Reporter) releaseMirrors(ctx context.Context, tx pgx.Tx, id int64, out 
 			FROM (`+holdingSQL+`) h GROUP BY mirror_id
 		)
 		SELECT m.id, m.name, m.rating, m.active, coalesce(per.files, 0), coalesce(holding.files, 0),
-		       coalesce(holding.sampled, 0), CASE WHEN per.files = $3 THEN per.last END
+		       coalesce(holding.sampled, 0), CASE WHEN per.files = $3 THEN per.last END,
+		       m.baseurl, `+store.HasRegionSQL("m")+`, `+store.ReleaseOfferableSQL("m", "r")+`
 		FROM mirror_mirrors m
+		JOIN sentry_releases r ON r.id = $1
 		LEFT JOIN per ON per.mirror_id = m.id
 		LEFT JOIN holding ON holding.mirror_id = m.id
 		WHERE m.active OR per.mirror_id IS NOT NULL
@@ -195,18 +288,30 @@ func (r *Reporter) releaseMirrors(ctx context.Context, tx pgx.Tx, id int64, out 
 	if err != nil {
 		return err
 	}
+	var ssl []bool
+	allSSL := len(out.Products) > 0
+	for _, p := range out.Products {
+		ssl = append(ssl, p.SSLOnly)
+		allSSL = allSSL && p.SSLOnly
+	}
 	completeRatings := 0
 	for rows.Next() {
 		var m MirrorUptake
-		if err := rows.Scan(&m.ID, &m.Name, &m.Rating, &m.Active, &m.Verified, &m.Holding, &m.Sampled, &m.VerifiedAt); err != nil {
+		var base string
+		var region bool
+		if err := rows.Scan(&m.ID, &m.Name, &m.Rating, &m.Active, &m.Verified, &m.Holding, &m.Sampled, &m.VerifiedAt,
+			&base, &region, &m.Counted); err != nil {
 			rows.Close()
 			return err
+		}
+		if m.Active {
+			m.NotOffered = decide.NeverOfferedForRelease(m.Active, region, base, ssl).Explain(base, allSSL)
 		}
 		if m.VerifiedAt != nil && out.FirstPrime != nil {
 			s := m.VerifiedAt.Sub(*out.FirstPrime).Seconds()
 			m.Seconds = &s
 		}
-		if m.Active && out.Files > 0 && m.Holding == out.Files {
+		if m.Counted && out.Files > 0 && m.Holding == out.Files {
 			out.Complete++
 			completeRatings += m.Rating
 		}
@@ -217,11 +322,11 @@ func (r *Reporter) releaseMirrors(ctx context.Context, tx pgx.Tx, id int64, out 
 	}
 	out.Weighted = share(completeRatings, out.RatingTotal)
 
-	// The uptake chart: the active mirrors that verified the whole
+	// The uptake chart: the mirrors counted that verified the whole
 	// release, cumulated in the order they got there.
 	var done []MirrorUptake
 	for _, m := range out.Mirrors {
-		if m.Active && m.VerifiedAt != nil {
+		if m.Counted && m.VerifiedAt != nil {
 			done = append(done, m)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
 // Run is a prime or sweep as sentry_runs recorded it.
@@ -139,8 +141,9 @@ func (r *Reporter) RunTotals(ctx context.Context, window time.Duration) (*RunTot
 type Uptake struct {
 	Release    string
 	FirstPrime time.Time
-	// Weighted is the share of the active mirrors' ratings held by the
-	// mirrors holding every file verified now (nil: every rating is 0).
+	// Weighted is the share of the ratings of the mirrors the redirector
+	// can offer for the release (store.ReleaseOfferableSQL) held by those
+	// of them holding every file verified now (nil: every rating is 0).
 	Weighted *float64
 }
 
@@ -154,16 +157,17 @@ func (r *Reporter) RecentUptake(ctx context.Context, period time.Duration, limit
 			FROM sentry_releases r JOIN sentry_runs p ON p.release_id = r.id AND p.kind = 'prime'
 			GROUP BY r.id HAVING min(p.started_at) > now() - $1::interval
 			ORDER BY first DESC LIMIT $2
-		), total AS (SELECT coalesce(sum(rating), 0) AS ratings FROM mirror_mirrors WHERE active)
-		SELECT rel.name, rel.first, total.ratings,
+		)
+		SELECT rel.name, rel.first,
+		       (SELECT coalesce(sum(m.rating), 0) FROM mirror_mirrors m WHERE `+store.ReleaseOfferableSQL("m", "r")+`),
 		       (SELECT coalesce(sum(h.rating), 0) FROM (
 		            SELECT fs.mirror_id, max(m.rating) AS rating FROM sentry_file_state fs
-		            JOIN mirror_mirrors m ON m.id = fs.mirror_id AND m.active
+		            JOIN mirror_mirrors m ON m.id = fs.mirror_id AND `+store.ReleaseOfferableSQL("m", "r")+`
 		            LEFT JOIN sentry_mirror_state ms ON ms.mirror_id = m.id
 		            WHERE fs.release_id = rel.id AND fs.result IN `+successSQL+` AND fs.verified_at IS NOT NULL
 		              AND coalesce(ms.state, 'up') <> 'down'
 		            GROUP BY fs.mirror_id HAVING count(*) = rel.file_count) h)
-		FROM rel, total ORDER BY rel.first DESC`, period, limit)
+		FROM rel JOIN sentry_releases r ON r.id = rel.id ORDER BY rel.first DESC`, period, limit)
 	if err != nil {
 		return nil, fmt.Errorf("recent uptake: %w", err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -65,7 +66,10 @@ type Product struct {
 	ID     int
 	Name   string
 	Active bool
-	Langs  []string
+	// SSLOnly: mirror_products.ssl_only, the redirector offers the
+	// product's files only from https:// mirrors (decide.Schemes).
+	SSLOnly bool
+	Langs   []string
 }
 
 // Location is a bouncer location: a path that may hold ":lang".
@@ -76,22 +80,28 @@ type Location struct {
 }
 
 // Products returns the products with the given names (those that exist),
-// with their languages.
+// with their languages. Names match case-insensitively, as the deployed
+// redirector matches a request's product ("firefox-1.5" is the product a
+// request for "Firefox-1.5" gets).
 func (s *Store) Products(ctx context.Context, names []string) ([]Product, error) {
+	lower := make([]string, len(names))
+	for i, n := range names {
+		lower[i] = strings.ToLower(n)
+	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT p.id, p.name, p.active,
+		SELECT p.id, p.name, p.active, p.ssl_only,
 		       coalesce(array_agg(l.language ORDER BY l.language) FILTER (WHERE l.language IS NOT NULL AND l.language <> ''), '{}')
 		FROM mirror_products p
 		LEFT JOIN mirror_product_langs l ON l.product_id = p.id
-		WHERE p.name = ANY($1)
-		GROUP BY p.id, p.name, p.active
-		ORDER BY p.id`, names)
+		WHERE lower(p.name) = ANY($1)
+		GROUP BY p.id, p.name, p.active, p.ssl_only
+		ORDER BY p.id`, lower)
 	if err != nil {
 		return nil, s.wrap("read products", err)
 	}
 	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Product, error) {
 		var p Product
-		err := r.Scan(&p.ID, &p.Name, &p.Active, &p.Langs)
+		err := r.Scan(&p.ID, &p.Name, &p.Active, &p.SSLOnly, &p.Langs)
 		return p, err
 	})
 	return ps, s.wrap("read products", err)

@@ -35,6 +35,14 @@ type MirrorMarks struct {
 	// Fence, when set, is the lease the marks were decided under: they
 	// are written only while it is still the writer's (else ErrFenced).
 	Fence Fence
+	// Covered are the locations of the releases the run covers on the
+	// mirror: on a mirror sentry had never verified anything on, those
+	// not marked good, missing or withheld are taken off (decide.Vouch,
+	// vouch.go). Leave it nil when marks are held back (the guard).
+	Covered []int
+	// Verified: the run verified the bytes of at least one file on the
+	// mirror (the first such marking records the mirror as verified).
+	Verified bool
 }
 
 // MarkMirror writes one mirror's marks and its sentry_log row in one
@@ -116,12 +124,17 @@ func fenced(ctx context.Context, tx pgx.Tx, f Fence) error {
 }
 
 func markTx(ctx context.Context, tx pgx.Tx, m MirrorMarks) error {
+	if err := vouch(ctx, tx, &m); err != nil {
+		return err
+	}
 	// Definite marks set both flags; trouble leaves active as it was (a
 	// new row starts inactive: sentry has not seen the file there yet).
-	var setLocs, troubleLocs []int32
+	var setLocs, troubleLocs, unvouchedLocs []int32
 	var setActive []bool
 	for _, l := range m.Locations {
 		switch l.Mark {
+		case decide.Unvouched:
+			unvouchedLocs = append(unvouchedLocs, int32(l.LocationID))
 		case decide.Good, decide.Missing, decide.Withheld:
 			setLocs = append(setLocs, int32(l.LocationID))
 			setActive = append(setActive, l.Mark == decide.Good)
@@ -164,12 +177,18 @@ func markTx(ctx context.Context, tx pgx.Tx, m MirrorMarks) error {
 			return err
 		}
 	}
+	reason := m.Reason
+	if n, err := unvouch(ctx, tx, m.MirrorID, unvouchedLocs); err != nil {
+		return err
+	} else if n > 0 {
+		reason += unvouchedReason(n)
+	}
 	_, err := tx.Exec(ctx, `
 		INSERT INTO sentry_log (log_date, check_time, mirror_id, mirror_active, mirror_rating, reason)
 		VALUES ($1, now(), $2, $3, $4, $5)
 		ON CONFLICT (mirror_id, log_date) DO UPDATE SET check_time = now(),
 			mirror_active = excluded.mirror_active, mirror_rating = excluded.mirror_rating, reason = excluded.reason`,
-		m.LogDate, m.MirrorID, m.Up, m.Rating, m.Reason)
+		m.LogDate, m.MirrorID, m.Up, m.Rating, reason)
 	return err
 }
 

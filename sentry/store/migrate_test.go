@@ -37,7 +37,7 @@ var bouncerTables = []string{
 var sentryTables = []string{
 	"sentry_schema_migrations", "sentry_mirror_settings", "sentry_releases", "sentry_release_files",
 	"sentry_runs", "sentry_checks", "sentry_file_state", "sentry_mirror_state", "sentry_state_changes",
-	"sentry_block_digests", "sentry_mirror_priming", "sentry_mirror_ranges",
+	"sentry_block_digests", "sentry_mirror_priming", "sentry_mirror_ranges", "sentry_mirror_verified",
 }
 
 // schema describes every column of every table, to compare before and after.

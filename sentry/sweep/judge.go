@@ -43,6 +43,7 @@ type judged struct {
 	good     []int
 	missing  []int
 	withheld []int
+	verified bool
 	verdicts map[string]verdict
 	// unchecked: no vantage point finished checking it (sentry's own
 	// trouble): neither counted nor marked.
@@ -192,7 +193,7 @@ func (t *task) readRows(j *engine.Judgement) ([]*judged, map[string]bool, error)
 			if res.Gone {
 				continue
 			}
-			js.sums, js.good, js.missing, js.withheld = res.Sums, res.Good, res.Missing, res.Withheld
+			js.sums, js.good, js.missing, js.withheld, js.verified = res.Sums, res.Good, res.Missing, res.Withheld, res.Verified
 			if js.sums.Failures == nil {
 				js.sums.Failures = map[checks.Kind]int{}
 			}
@@ -243,6 +244,7 @@ func (t *task) markMirror(ctx context.Context, fence store.Fence, js *judged, gu
 		marks, wrote, err = t.job.Store.JudgeMirror(ctx, js.m.ID, t.run.ID, t.run.StartedAt, fence, func(prev store.MirrorState) store.MirrorMarks {
 			if m, ok := t.holdInMaintenance(js, prev); ok {
 				why = m.Reason
+				m.Covered = t.covered(guard)
 				return m
 			}
 			step = h.Next(decide.State{State: prev.State, FailStreak: prev.FailStreak, OkStreak: prev.OkStreak}, s.SweepFailed, guard)
@@ -270,6 +272,9 @@ func (t *task) markMirror(ctx context.Context, fence store.Fence, js *judged, gu
 					At: t.job.now(), Reason: why, From: step.From, FailingFrom: s.FailingFrom, CheckedFrom: s.CheckedFrom,
 					BrokenFamilies: s.BrokenFamilies},
 			}
+			// Rows an earlier checker left on a mirror sentry never
+			// verified anything on are decided here (decide.Vouch).
+			mm.Covered, mm.Verified = t.covered(guard), js.verified
 			t.settleReturn(js, prev, &mm)
 			why = mm.Reason
 			return mm
@@ -298,6 +303,20 @@ func (t *task) markMirror(ctx context.Context, fence store.Fence, js *judged, gu
 		mirrorjob.StateChanged(t.log, t.job.Observer, t.run, js.m, marks.State, why)
 	}
 	return nil
+}
+
+// covered are the locations the sweep covers, whose rows an earlier
+// checker left on a mirror sentry never verified are taken off
+// (store.MirrorMarks.Covered); none while the guard holds.
+func (t *task) covered(guard string) []int {
+	if guard != "" {
+		return nil
+	}
+	ids := make([]int, len(t.set.locations))
+	for i, l := range t.set.locations {
+		ids[i] = l.id
+	}
+	return ids
 }
 
 // reason is what the sweep found of a mirror, for its log row and state.

@@ -2,7 +2,6 @@ package sweep
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,14 +74,15 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	if !row.Files {
 		return engine.Result{Verdict: verdict{Reachable: true, adminVerdict: ms.admin}}, true
 	}
-	good, missing, withheld := t.settle(ms)
+	good, missing, withheld, verified := t.settle(ms)
 	ms.sums.Withheld = len(withheld)
 	v := verdict{Reachable: true, Failed: decide.FailedWholesale(true, ms.sums.OK+ms.sums.Unchanged, ms.sums.Failures),
 		adminVerdict: ms.admin}
 	if v.Failed {
 		v.Why = ms.sums.FirstFailure
 	}
-	return engine.Result{Verdict: v, Files: rowResult{Sums: ms.sums, Good: good, Missing: missing, Withheld: withheld}}, true
+	return engine.Result{Verdict: v, Files: rowResult{Sums: ms.sums, Good: good, Missing: missing, Withheld: withheld,
+		Verified: verified}}, true
 }
 
 // sweepMirror checks a mirror's reachability and, when the row's files
@@ -215,21 +215,23 @@ func (t *task) record(ctx context.Context, row *engine.Row, ms *mirrorSweep, pat
 }
 
 // settle reduces a finished mirror to what marking needs: the locations
-// its files say are good, missing and withheld (decide.Location; the
-// mirror's language exceptions excuse files).
-func (t *task) settle(ms *mirrorSweep) (good, missing, withheld []int) {
+// its files say are good, missing and withheld (decide.Location: every
+// language's file counts, whatever the mirror's language exceptions say),
+// and whether any file is known right there.
+func (t *task) settle(ms *mirrorSweep) (good, missing, withheld []int, verified bool) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
+	for _, r := range ms.results {
+		verified = verified || r.verified
+	}
 	for _, l := range t.set.locations {
-		excused := t.set.exceptions[[2]int{l.id, ms.m.ID}]
 		files := make([]decide.File, len(l.files))
 		for i, lk := range l.files {
 			var r fileResult
 			if lk.file < len(ms.results) {
 				r = ms.results[lk.file]
 			}
-			files[i] = decide.File{Checked: r.seen, Kind: r.kind, Verified: r.verified, Withheld: r.withheld,
-				Excused: lk.lang != "" && slices.Contains(excused, lk.lang)}
+			files[i] = decide.File{Checked: r.seen, Kind: r.kind, Verified: r.verified, Withheld: r.withheld}
 		}
 		switch decide.Location(files) {
 		case decide.Missing:
@@ -241,5 +243,5 @@ func (t *task) settle(ms *mirrorSweep) (good, missing, withheld []int) {
 		}
 	}
 	ms.results, ms.files = nil, nil
-	return good, missing, withheld
+	return good, missing, withheld, verified
 }

@@ -26,7 +26,6 @@ type set struct {
 	releaseIDs []int64
 	files      []file
 	locations  []location
-	exceptions map[[2]int][]string
 
 	// listedNames are the files' names as an rsync listing gives them
 	// (rsync.go), made once.
@@ -71,7 +70,6 @@ func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, err
 	r := &release.Resolver{Config: j.Config, Store: j.Store, Client: j.Client}
 	s := &set{releaseIDs: []int64{}}
 	at := map[store.FileKey]int{} // a file's index in s.files
-	var locIDs []int
 	for _, rel := range rels {
 		if only != nil && !slices.Contains(only, rel.ID) {
 			continue
@@ -101,7 +99,6 @@ func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, err
 		}
 		for _, l := range p.Locations {
 			sl := location{id: l.ID}
-			locIDs = append(locIDs, l.ID)
 			for _, lf := range l.Files {
 				k := store.FileKey{ReleaseID: rel.ID, Path: lf.Path}
 				i, ok := at[k]
@@ -114,9 +111,6 @@ func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, err
 			}
 			s.locations = append(s.locations, sl)
 		}
-	}
-	if s.exceptions, err = j.Store.LangExceptions(ctx, locIDs); err != nil {
-		return nil, err
 	}
 	return s, nil
 }

@@ -104,6 +104,9 @@ type rowResult struct {
 	// Withheld are locations present but not verified yet where they must
 	// be (decide.Withheld).
 	Withheld []int `json:"withheld,omitempty"`
+	// Verified: a file is known right there (verified now, or before and
+	// unchanged since): sentry has verified the mirror (decide.Vouch).
+	Verified bool `json:"verified,omitempty"`
 	// Gone: the mirror was deactivated or deleted since the run began.
 	Gone bool `json:"gone,omitempty"`
 }

@@ -290,11 +290,60 @@ type LocationMirrorOpts struct {
 }
 
 // LocationMirror inserts a location's mark on a mirror, as a redirector's
-// database holds it before sentry (or an earlier run) wrote it.
-func LocationMirror(ctx context.Context, tb testing.TB, exec Executor, opts *LocationMirrorOpts) {
+// database holds it before sentry (or an earlier run) wrote it, and
+// returns the row's id (what mirror_lmm_lang_exceptions rows name).
+func LocationMirror(ctx context.Context, tb testing.TB, exec Executor, opts *LocationMirrorOpts) int64 {
 	tb.Helper()
-	if _, err := exec.Exec(ctx, `INSERT INTO mirror_location_mirror_map (location_id, mirror_id, active, healthy)
-		VALUES ($1, $2, $3, $4)`, opts.LocationID, opts.MirrorID, orPtr(opts.Active, false), orPtr(opts.Healthy, true)); err != nil {
+	var id int64
+	if err := exec.QueryRow(ctx, `INSERT INTO mirror_location_mirror_map (location_id, mirror_id, active, healthy)
+		VALUES ($1, $2, $3, $4) RETURNING id`, opts.LocationID, opts.MirrorID, orPtr(opts.Active, false), orPtr(opts.Healthy, true)).
+		Scan(&id); err != nil {
 		tb.Fatalf("factory: mark of location %d on mirror %d: %v", opts.LocationID, opts.MirrorID, err)
+	}
+	return id
+}
+
+// LangExceptionOpts are a mirror_lmm_lang_exceptions row's columns.
+type LangExceptionOpts struct {
+	// LocationMirrorID is the mirror_location_mirror_map row it is for;
+	// when 0, the row of (LocationID, MirrorID), made (inactive) when
+	// there is none.
+	LocationMirrorID     int64
+	LocationID, MirrorID int
+	Language             string // required
+}
+
+// LangException records an admin's language exception for a location on
+// a mirror. The deployed redirectors join it but never filter on it.
+func LangException(ctx context.Context, tb testing.TB, exec Executor, opts *LangExceptionOpts) {
+	tb.Helper()
+	lmm := opts.LocationMirrorID
+	if lmm == 0 {
+		if err := exec.QueryRow(ctx, `INSERT INTO mirror_location_mirror_map (location_id, mirror_id) VALUES ($1, $2)
+			ON CONFLICT (location_id, mirror_id) DO UPDATE SET location_id = excluded.location_id RETURNING id`,
+			opts.LocationID, opts.MirrorID).Scan(&lmm); err != nil {
+			tb.Fatalf("factory: row of location %d on mirror %d: %v", opts.LocationID, opts.MirrorID, err)
+		}
+	}
+	if _, err := exec.Exec(ctx, `INSERT INTO mirror_lmm_lang_exceptions (location_mirror_map_id, language) VALUES ($1, $2)`,
+		lmm, opts.Language); err != nil {
+		tb.Fatalf("factory: exception %q of row %d: %v", opts.Language, lmm, err)
+	}
+}
+
+// MirrorVerifiedOpts are a sentry_mirror_verified row's columns.
+type MirrorVerifiedOpts struct {
+	MirrorID int // required
+}
+
+// MirrorVerified records that sentry verified a file on the mirror
+// before (sentry_mirror_verified, at now()): the rows it finds active
+// there are its own, kept when the mirror goes down (decide.Vouch). A
+// mirror without this row is one sentry never verified anything on.
+func MirrorVerified(ctx context.Context, tb testing.TB, exec Executor, opts *MirrorVerifiedOpts) {
+	tb.Helper()
+	if _, err := exec.Exec(ctx, `INSERT INTO sentry_mirror_verified (mirror_id, first_verified_at) VALUES ($1, now())`,
+		opts.MirrorID); err != nil {
+		tb.Fatalf("factory: mirror %d verified: %v", opts.MirrorID, err)
 	}
 }
