@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
@@ -44,10 +45,10 @@ const (
 	maxIdleConnsPerHost = 1024
 )
 
-// MinBodyProgress is how many body bytes must arrive within
-// BodyIdleTimeout for a body to count as moving (about 34 bytes a second
-// with the default 30s): a mirror dripping a byte now and then is as stuck
-// as one sending nothing.
+// MinBodyProgress is the fewest body bytes that must arrive within
+// BodyIdleTimeout for a body to count as moving, whatever MinRate says:
+// a mirror dripping a byte now and then is as stuck as one sending
+// nothing.
 const MinBodyProgress = 1 << 10
 
 // NoRetries and NoRedirects are the values of ClientOptions.Retries and
@@ -90,13 +91,19 @@ type ClientOptions struct {
 	// HeaderTimeout bounds the wait for response headers once the request
 	// has been written (http.Transport.ResponseHeaderTimeout). Default 30s.
 	HeaderTimeout time.Duration
-	// BodyIdleTimeout fails a response body that delivers less than
-	// MinBodyProgress bytes (1 KiB) in this long: the timer restarts each
-	// time another KiB has come in, so a drip of a byte a second cannot
-	// hold a check for hours. There is
-	// deliberately no overall body deadline: a slow but steady mirror is
-	// not a broken one. Default 30s.
+	// BodyIdleTimeout is the window of the minimum rate: a response body
+	// must deliver MinRate × BodyIdleTimeout bytes (at least
+	// MinBodyProgress) within this long, and again within this long of
+	// having done so, or it fails (ErrBodyIdle, a *SlowBodyError). The
+	// rate is measured window by window, never from the start, so a fast
+	// start cannot buy a drip afterwards; a body of size bytes thus
+	// takes at most size / MinRate + BodyIdleTimeout (MaxBodyTime).
+	// Default 30s.
 	BodyIdleTimeout time.Duration
+	// MinRate is the minimum rate of a response body, in bytes a second,
+	// over every BodyIdleTimeout window. Default 32 KiB/s
+	// (DefaultMinRate); at most MaxMinRate.
+	MinRate int64
 
 	// Retries is how many times a transient failure (connection error,
 	// timeout, temporary DNS failure, 5xx, 429) is retried within one
@@ -216,7 +223,8 @@ func NewClient(o ClientOptions) (*Client, error) {
 		tr.DialContext = d.DialContext
 	}
 	tr.DialContext = c.familyDial(tr.DialContext)
-	c.rt = &checkTransport{next: c.hosts, userAgent: o.UserAgent, idle: o.BodyIdleTimeout}
+	c.rt = &checkTransport{next: c.hosts, userAgent: o.UserAgent, idle: o.BodyIdleTimeout, minRate: o.MinRate,
+		need: windowBytes(o.MinRate, o.BodyIdleTimeout)}
 	c.hc = &http.Client{Transport: c.rt, CheckRedirect: c.checkRedirect}
 
 	rc := &retryablehttp.Client{
@@ -272,6 +280,12 @@ func (o *ClientOptions) applyDefaults() error {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+	}
+	switch {
+	case o.MinRate == 0:
+		o.MinRate = DefaultMinRate
+	case o.MinRate < 0 || o.MinRate > MaxMinRate:
+		return bad("MinRate", "must be between 1 and %d bytes a second, got %d", MaxMinRate, o.MinRate)
 	}
 	if o.RetryWaitMin > o.RetryWaitMax {
 		return bad("RetryWaitMin", "(%s) must not exceed RetryWaitMax (%s)", o.RetryWaitMin, o.RetryWaitMax)
@@ -556,10 +570,11 @@ func (a leveledLogger) Warn(msg string, kv ...any)  { a.l.Debug("retryablehttp: 
 // checkTransport is the http.RoundTripper under the http.Client. It
 //   - sets User-Agent and Accept-Encoding: identity on every request (every
 //     redirect hop and retry included);
-//   - gives each round trip its own context and arms the body-idle timer on
-//     the response body: when no byte arrives for `idle`, the round trip's
-//     context is cancelled with ErrBodyIdle, which aborts a blocked read
-//     wherever it happens (our body reader, the retry library's drain, the
+//   - gives each round trip its own context and arms the minimum-rate
+//     timer on the response body: when fewer than `need` bytes arrive
+//     within `idle`, the round trip's context is cancelled with a
+//     *SlowBodyError (ErrBodyIdle), which aborts a blocked read wherever
+//     it happens (our body reader, the retry library's drain, the
 //     http.Client's close of a redirect body);
 //   - deliberately does NOT implement CloseIdleConnections, so the retry
 //     library's call on every final failure does not drop every mirror's
@@ -568,6 +583,8 @@ type checkTransport struct {
 	next      http.RoundTripper
 	userAgent string
 	idle      time.Duration
+	minRate   int64 // bytes a second, for the error's words
+	need      int64 // bytes every idle window must bring
 }
 
 func (t *checkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -604,9 +621,9 @@ func (t *checkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel(nil)
 		return nil, err
 	}
-	b := &idleBody{rc: resp.Body, ctx: ctx, cancel: cancel, idle: t.idle}
+	b := &idleBody{rc: resp.Body, ctx: ctx, cancel: cancel, idle: t.idle, need: t.need}
 	b.timer = time.AfterFunc(t.idle, func() {
-		cancel(fmt.Errorf("%w: no body bytes or under %d for %s", ErrBodyIdle, MinBodyProgress, t.idle))
+		cancel(&SlowBodyError{Got: b.progress.Load(), Window: t.idle, MinRate: t.minRate})
 	})
 	resp.Body = b
 	return resp, nil
@@ -619,27 +636,28 @@ func oneValue(h http.Header, key, v string) bool {
 	return len(vs) == 1 && vs[0] == v
 }
 
-// idleBody is a response body guarded by the body-idle timer.
+// idleBody is a response body guarded by the minimum-rate timer.
 type idleBody struct {
 	rc     io.ReadCloser
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	idle   time.Duration
-	// progress counts the bytes read since the timer last restarted.
-	progress int64
+	need   int64
+	// progress counts the bytes read since the timer last restarted
+	// (read by the timer's function too).
+	progress atomic.Int64
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
-		// The timer restarts only once MinBodyProgress bytes came in
-		// since it last did: a body must keep a minimum rate, not merely
-		// deliver a byte now and then.
-		b.progress += int64(n)
-		if b.progress >= MinBodyProgress {
+		// The timer restarts only once a window's worth of bytes came
+		// in since it last did: a body must keep the minimum rate, not
+		// merely deliver something now and then.
+		if b.progress.Add(int64(n)) >= b.need {
 			b.timer.Reset(b.idle)
-			b.progress = 0
+			b.progress.Store(0)
 		}
 	}
 	if err != nil && err != io.EOF && !errors.Is(err, ErrBodyIdle) {

@@ -396,7 +396,7 @@ func TestVerify(t *testing.T) {
 				}).URL), func(o *ClientOptions) { o.BodyIdleTimeout = 50 * time.Millisecond }
 			},
 			want:   Result{Kind: KindTimeout, Status: 200, Bytes: 512, Attempts: 1},
-			detail: "no body bytes",
+			detail: "512 bytes in 50ms",
 			check: func(t *testing.T, res Result) {
 				if !errors.Is(res.Err, ErrBodyIdle) {
 					t.Errorf("err %v does not wrap ErrBodyIdle", res.Err)
@@ -522,7 +522,7 @@ func TestVerify(t *testing.T) {
 					o.BodyIdleTimeout = 50 * time.Millisecond
 				}
 			},
-			want: Result{Kind: KindTimeout, Status: 200, Bytes: 512}, detail: "no body bytes",
+			want: Result{Kind: KindTimeout, Status: 200, Bytes: 512}, detail: "512 bytes in 50ms",
 		},
 		{
 			name: "http2 endless body", probe: Verify,

@@ -63,8 +63,9 @@ var faultTable = []faultCase{
 
 // faultClient is the checks client of the fault tests: it trusts the fault
 // mirror's test CA (so that the https→http downgrade is what it sees, not
-// the certificate), and a body gets 1.5s to deliver (the drip sends a byte
-// a second, so only a minimum rate stops it).
+// the certificate), and a body must bring the default minimum rate (32
+// KiB/s) over every 1.5s window (the drip sends 1,100 bytes every 1.5s, so
+// only a minimum rate stops it).
 func faultClient(t *testing.T, d *sentry.Deps) *checks.Client {
 	t.Helper()
 	pool, err := faultmirror.RootCAs()

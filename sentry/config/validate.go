@@ -183,6 +183,9 @@ func (c ChecksConfig) problems(p *problemList) {
 	p.positive("checks.connect_timeout", c.ConnectTimeout)
 	p.positive("checks.header_timeout", c.HeaderTimeout)
 	p.positive("checks.body_idle_timeout", c.BodyIdleTimeout)
+	if c.MinRate < 1<<10 || c.MinRate > 1<<30 {
+		p.add("checks.min_rate must be a rate in bytes a second from 1KiB to 1GiB, not %s", c.MinRate)
+	}
 	p.positive("checks.retry_wait_min", c.RetryWaitMin)
 	p.positive("checks.retry_wait_max", c.RetryWaitMax)
 	if c.RetryWaitMax < c.RetryWaitMin {

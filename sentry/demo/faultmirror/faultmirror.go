@@ -6,8 +6,8 @@
 // Content-Length, a wrong Content-Length, a flipped byte, a redirect loop, a
 // redirect to another host, an https→http downgrade, a certificate that does
 // not verify, a refused connection, a name that does not resolve, a drip of
-// one byte a second, a gzip-encoded answer despite Accept-Encoding: identity,
-// and headers too large to accept.
+// 1,100 bytes every 1.5 seconds, a gzip-encoded answer despite
+// Accept-Encoding: identity, and headers too large to accept.
 //
 // Servers listen on loopback ports; Close a Mirror when done. Every server
 // of a Mirror gives up its hanging answers when the client goes away or the
@@ -82,7 +82,9 @@ const (
 	Refused Fault = "connection refused"
 	// Unresolvable is a host name under .invalid, which never resolves.
 	Unresolvable Fault = "unresolvable name"
-	// Drip sends the file's headers and then one byte a second (DripEvery).
+	// Drip sends the file's headers and then DripChunk bytes every
+	// DripEvery: over a kilobyte a second-and-a-half, so that an idle
+	// timer, even one wanting a kilobyte per window, never fires.
 	Drip Fault = "slow drip"
 	// Gzip answers the file gzip-compressed with Content-Encoding: gzip
 	// whatever the request's Accept-Encoding, HEAD included.
@@ -109,8 +111,12 @@ func (f Fault) Whole() bool {
 	return false
 }
 
-// DripEvery is the pause between two bytes of a Drip answer.
-const DripEvery = time.Second
+// DripChunk bytes are sent every DripEvery by a Drip answer: the drip
+// that held a check of a 318 KB file for 7 minutes (issue 26).
+const (
+	DripChunk = 1100
+	DripEvery = 1500 * time.Millisecond
+)
 
 // Mirror is a mirror with one fault.
 type Mirror struct {
@@ -265,8 +271,8 @@ func (m *Mirror) setup(rel *localmirror.Release) error {
 			}
 			t := time.NewTicker(DripEvery)
 			defer t.Stop()
-			for i := 0; i < len(body); i++ {
-				if !m.write(w, body[i:i+1]) {
+			for i := 0; i < len(body); i += DripChunk {
+				if !m.write(w, body[i:min(i+DripChunk, len(body))]) {
 					return
 				}
 				select {
