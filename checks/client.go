@@ -65,12 +65,13 @@ var (
 	// ErrInvalidOptions is wrapped by every NewClient validation error.
 	ErrInvalidOptions = errors.New("invalid client options")
 	// ErrRedirect is wrapped by a refused redirect (too many, https→http
-	// downgrade, non-HTTP scheme).
+	// downgrade, non-HTTP scheme, an address the redirect policy keeps
+	// checks away from: a *RedirectRefusedError, redirectpolicy.go).
 	ErrRedirect = errors.New("redirect refused")
-	// ErrBodyIdle is wrapped by a body read that delivered no byte (or
-	// less than MinBodyProgress bytes) for
-	// BodyIdleTimeout.
-	ErrBodyIdle = errors.New("response body idle")
+	// ErrBodyIdle is wrapped by a body read that delivered, in one
+	// BodyIdleTimeout, fewer bytes than MinRate asks for (a
+	// *SlowBodyError says how many).
+	ErrBodyIdle = errors.New("response body idle or too slow")
 )
 
 // ClientOptions configures a Client. Every zero-valued field takes the
@@ -155,6 +156,12 @@ type ClientOptions struct {
 	// whose addresses are then dialled in turn (tests: a dual-stack name
 	// without /etc/hosts). nil: the system resolves.
 	Resolver func(ctx context.Context, host string) ([]netip.Addr, error)
+
+	// PublicPrefixes are addresses the redirect policy counts as public,
+	// whatever their range (redirectpolicy.go). Tests give a loopback
+	// address the part of a mirror on the Internet with it; nil in
+	// production.
+	PublicPrefixes []netip.Prefix
 }
 
 // Client performs checks. It wraps a go-retryablehttp client over one shared,
@@ -222,8 +229,8 @@ func NewClient(o ClientOptions) (*Client, error) {
 		}
 		tr.DialContext = d.DialContext
 	}
-	tr.DialContext = c.familyDial(tr.DialContext)
-	c.rt = &checkTransport{next: c.hosts, userAgent: o.UserAgent, idle: o.BodyIdleTimeout, minRate: o.MinRate,
+	tr.DialContext = c.policyDial(c.familyDial(tr.DialContext))
+	c.rt = &checkTransport{c: c, next: c.hosts, userAgent: o.UserAgent, idle: o.BodyIdleTimeout, minRate: o.MinRate,
 		need: windowBytes(o.MinRate, o.BodyIdleTimeout)}
 	c.hc = &http.Client{Transport: c.rt, CheckRedirect: c.checkRedirect}
 
@@ -384,12 +391,16 @@ type hostPool struct {
 	m        map[hostKey]*http.Transport
 }
 
-// hostKey names one of hostPool's transports: a scheme and host, and the
+// hostKey names one of hostPool's transports: a scheme and host, the
 // address family a connection is pinned to ("" for any): a connection
-// over one family is never reused for another.
+// over one family is never reused for another; and, for a redirect hop,
+// what the redirect policy let its connections reach (0 for a check's
+// first request): a hop never reuses a connection it could not have
+// made.
 type hostKey struct {
 	scheme, host string
 	family       Family
+	hop          classSet
 }
 
 func (p *hostPool) get(key hostKey) *http.Transport {
@@ -404,20 +415,23 @@ func (p *hostPool) get(key hostKey) *http.Transport {
 }
 
 func (p *hostPool) RoundTrip(req *http.Request) (*http.Response, error) {
-	return p.get(hostKey{req.URL.Scheme, req.URL.Host, FamilyOf(req.Context())}).RoundTrip(req)
+	hop, _ := hopPolicyOf(req.Context())
+	return p.get(hostKey{req.URL.Scheme, req.URL.Host, FamilyOf(req.Context()), hop}).RoundTrip(req)
 }
 
-// forget drops the transports of scheme://host, of every family.
+// forget drops the transports of scheme://host, of every family and hop.
 func (p *hostPool) forget(scheme, host string) {
-	for _, f := range []Family{"", IPv4, IPv6} {
-		k := hostKey{scheme, host, f}
-		p.mu.Lock()
-		tr, ok := p.m[k]
-		delete(p.m, k)
-		p.mu.Unlock()
-		if ok {
-			tr.CloseIdleConnections()
+	var gone []*http.Transport
+	p.mu.Lock()
+	for k, tr := range p.m {
+		if k.scheme == scheme && k.host == host {
+			gone = append(gone, tr)
+			delete(p.m, k)
 		}
+	}
+	p.mu.Unlock()
+	for _, tr := range gone {
+		tr.CloseIdleConnections()
 	}
 }
 
@@ -432,10 +446,22 @@ func (p *hostPool) CloseIdleConnections() {
 
 // checkRedirect is the http.Client redirect policy: at most MaxRedirects hops,
 // http and https only, never https→http. Redirects to other hosts are followed
-// (mirror networks do that); the final URL ends up in Result.FinalURL.
+// (mirror networks do that) where the addresses they reach are allowed
+// (redirectpolicy.go: judged when the hop's connection is dialled); the
+// final URL ends up in Result.FinalURL. A request that is not to be
+// redirected elsewhere (Post: a signed trigger) follows a redirect only
+// to its own origin, and without the headers its caller gave it.
 func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) == 0 {
 		return nil
+	}
+	if p, ok := req.Context().Value(attemptsKey{}).(*probe); ok && p.ownOrigin {
+		if !sameOrigin(req, via[0]) {
+			return fmt.Errorf("%w: not following a redirect to another host, %s: this request goes only to its configured URL", ErrRedirect, safeURL(req.URL))
+		}
+		for _, k := range p.ownHeaders {
+			req.Header.Del(k)
+		}
 	}
 	prev := via[len(via)-1].URL
 	switch req.URL.Scheme {
@@ -580,6 +606,7 @@ func (a leveledLogger) Warn(msg string, kv ...any)  { a.l.Debug("retryablehttp: 
 //     library's call on every final failure does not drop every mirror's
 //     pooled connections.
 type checkTransport struct {
+	c         *Client
 	next      http.RoundTripper
 	userAgent string
 	idle      time.Duration
@@ -590,6 +617,11 @@ type checkTransport struct {
 func (t *checkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := guarded(req.Context()); err != nil {
 		return nil, err
+	}
+	if req.Response != nil {
+		// A redirect hop: its connection may reach only what the
+		// redirect policy allows (judged as it is dialled).
+		req = req.WithContext(context.WithValue(req.Context(), hopKey{}, t.c.hopPolicy(req)))
 	}
 	if waited, err := paced(req.Context()); err != nil {
 		return nil, err
