@@ -19,6 +19,8 @@ import (
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
+
+	"github.com/mirrorsentry/sentry/checks/safetext"
 )
 
 // Defaults applied by NewClient to zero-valued ClientOptions fields.
@@ -585,13 +587,26 @@ func countAttempt(_ retryablehttp.Logger, req *http.Request, retry int) {
 
 // leveledLogger adapts slog onto retryablehttp.LeveledLogger, everything at
 // debug level: a failed request is routine for a checker, and the outcome is
-// reported through Result anyway.
+// reported through Result anyway. The URLs the library logs lose their
+// user info (it only masks the password).
 type leveledLogger struct{ l *slog.Logger }
 
-func (a leveledLogger) Error(msg string, kv ...any) { a.l.Debug("retryablehttp: "+msg, kv...) }
-func (a leveledLogger) Info(msg string, kv ...any)  { a.l.Debug("retryablehttp: "+msg, kv...) }
-func (a leveledLogger) Debug(msg string, kv ...any) { a.l.Debug("retryablehttp: "+msg, kv...) }
-func (a leveledLogger) Warn(msg string, kv ...any)  { a.l.Debug("retryablehttp: "+msg, kv...) }
+func (a leveledLogger) Error(msg string, kv ...any) { a.l.Debug("retryablehttp: "+msg, safeKV(kv)...) }
+func (a leveledLogger) Info(msg string, kv ...any)  { a.l.Debug("retryablehttp: "+msg, safeKV(kv)...) }
+func (a leveledLogger) Debug(msg string, kv ...any) { a.l.Debug("retryablehttp: "+msg, safeKV(kv)...) }
+func (a leveledLogger) Warn(msg string, kv ...any)  { a.l.Debug("retryablehttp: "+msg, safeKV(kv)...) }
+
+// safeKV is kv with the value of every "url" key without user info.
+func safeKV(kv []any) []any {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if k, ok := kv[i].(string); ok && k == "url" {
+			if v, ok := kv[i+1].(string); ok {
+				kv[i+1] = safetext.URL(v)
+			}
+		}
+	}
+	return kv
+}
 
 // checkTransport is the http.RoundTripper under the http.Client. It
 //   - sets User-Agent and Accept-Encoding: identity on every request (every

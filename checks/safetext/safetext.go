@@ -25,11 +25,14 @@
 // text, whereas an escape cut in half is not.
 //
 // URL removes the user and password of a URL; Cell also makes a CSV cell
-// that a spreadsheet would take for a formula into text.
+// that a spreadsheet would take for a formula into text; EscapeJSON
+// writes what Text replaces as JSON escapes instead, for JSON that must
+// keep every value exact (a mirror's name is how the API finds it).
 package safetext
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -49,8 +52,12 @@ func Lines(s string) string { return sanitize(s, true) }
 // formula (one starting with '=', '+', '-', '@', a tab or a carriage
 // return, or their full-width forms) is prefixed with a "'", which
 // spreadsheets take for "this is text" (OWASP's advice on CSV injection).
+// A number ("-3", "0.25") is left as it is: it is no formula.
 func Cell(s string) string {
 	if s == "" {
+		return s
+	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
 		return s
 	}
 	r, _ := utf8.DecodeRuneInString(s) // before Text: a tab or CR is replaced by then
@@ -152,4 +159,32 @@ func URL(raw string) string {
 		return raw
 	}
 	return raw[:i+2] + auth[at+1:]
+}
+
+// EscapeJSON returns the JSON document b with every character Text would
+// replace, where it stands raw (bidirectional controls, C1 controls, DEL,
+// line separators: encoding/json leaves them as they are), written as a
+// \uXXXX escape instead: the values read back are the same, but a
+// terminal or a page showing the document is handed none of them. Such
+// characters can only stand inside strings in JSON, where an escape
+// means the same. b is returned as it is when it holds none.
+func EscapeJSON(b []byte) []byte {
+	if clean(string(b), true) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+32)
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			out = append(out, b[i]) // not ours to fix: encoding/json writes valid UTF-8
+		case r != '\n' && r != '\r' && r != '\t' && Replaced(r):
+			out = append(out, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+		default:
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package safetext
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode"
@@ -75,6 +76,9 @@ func TestCell(t *testing.T) {
 		{"\uFF1D1+1", "'\uFF1D1+1"},
 		{"mirror=1", "mirror=1"},
 		{"plain", "plain"},
+		{"-3", "-3"},
+		{"0.25", "0.25"},
+		{"-1+2", "'-1+2"},
 		{"", ""},
 		{"a\u202Eb", "a[U+202E]b"},
 	}
@@ -106,5 +110,28 @@ func TestURL(t *testing.T) {
 		if strings.Contains(got, "secret") || strings.Contains(got, "p@ss") {
 			t.Errorf("URL(%q) = %q keeps the password", tt.in, got)
 		}
+	}
+}
+
+func TestEscapeJSON(t *testing.T) {
+	v := map[string]string{"name": "evil\u202Egnp.exe \x1b[31m \u009b \x7f", "plain": "café"}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := EscapeJSON(b)
+	if strings.ContainsFunc(string(got), func(r rune) bool { return r != '\n' && Replaced(r) }) {
+		t.Errorf("EscapeJSON left a raw character: %q", got)
+	}
+	var back map[string]string
+	if err := json.Unmarshal(got, &back); err != nil || back["name"] != v["name"] || back["plain"] != v["plain"] {
+		t.Errorf("EscapeJSON changed the values: %q (%v)", back, err)
+	}
+	if !strings.Contains(string(got), `\u202e`) {
+		t.Errorf("no escape in %s", got)
+	}
+	clean := []byte(`{"a": "b"}`)
+	if got := EscapeJSON(clean); &got[0] != &clean[0] {
+		t.Error("a clean document was copied")
 	}
 }

@@ -27,11 +27,13 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
 
@@ -155,9 +157,9 @@ func (s *Server) window(r *http.Request) (report.Window, error) {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, badRequest bool) {
 	switch {
 	case errors.Is(err, report.ErrNotFound):
-		http.Error(w, err.Error(), http.StatusNotFound)
+		http.Error(w, safetext.Text(err.Error()), http.StatusNotFound)
 	case badRequest:
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		http.Error(w, safetext.Text(err.Error()), http.StatusBadRequest)
 	case errors.Is(err, context.Canceled):
 		// The client went away.
 	default:
@@ -178,7 +180,10 @@ func (s *Server) json(w http.ResponseWriter, v any) {
 }
 
 // render writes a page; the whole page is rendered before a byte is sent,
-// so an error is a clean 500, not half a page.
+// so an error is a clean 500, not half a page. The templates escape
+// markup; what they cannot (control and bidirectional characters in a
+// mirror's name or a detail, which reorder or hide text) is made visible
+// over the whole page (safetext.Lines: the templates hold none of them).
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data any) {
 	var b bytes.Buffer
 	if err := s.pages.ExecuteTemplate(&b, name, data); err != nil {
@@ -190,7 +195,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, dat
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
 	h.Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(b.Bytes())
+	_, _ = io.WriteString(w, safetext.Lines(b.String()))
 }
 
 // indexRow is a mirror row with its history strip.
