@@ -31,6 +31,10 @@ import (
 // user, never the password.
 var ErrUnreachable = errors.New("database unreachable")
 
+// ErrEncoding is wrapped by Open's error when the database does not store
+// text as UTF-8 (encoding.go).
+var ErrEncoding = errors.New("database encoding is not UTF8")
+
 // Store is a pool of connections to the bouncer database.
 type Store struct {
 	pool *pgxpool.Pool
@@ -74,6 +78,13 @@ func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		return nil, fmt.Errorf("%w at %s: %s", ErrUnreachable, where, s.scrub(rootCause(err)))
+	}
+	if err := checkEncoding(ctx, pool, where); err != nil {
+		pool.Close()
+		if errors.Is(err, ErrEncoding) {
+			return nil, err // names where, never the password
+		}
 		return nil, fmt.Errorf("%w at %s: %s", ErrUnreachable, where, s.scrub(rootCause(err)))
 	}
 	s.pool = pool
