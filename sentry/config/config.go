@@ -117,6 +117,10 @@ type HTTPConfig struct {
 	// PublicURL is where people reach the status page (through a proxy,
 	// say): mails link a mirror's page under it. Default: none (no link).
 	PublicURL string `yaml:"public_url"`
+	// DBConns is the pool of database connections of the status page,
+	// /api/ and /metrics, apart from the one runs and leases use, so that
+	// no flood of requests starves their heartbeats. Default: 2.
+	DBConns int `yaml:"db_conns"`
 }
 
 // ScheduleConfig holds robfig/cron specifications, evaluated in UTC.
@@ -355,7 +359,7 @@ func Default() Config {
 			DefaultLangs:     []string{"en-US"},
 			MaxManifestBytes: 64 << 20,
 		},
-		HTTP:     HTTPConfig{Listen: "127.0.0.1:8080"},
+		HTTP:     HTTPConfig{Listen: "127.0.0.1:8080", DBConns: 2},
 		Schedule: ScheduleConfig{Sweep: "@every 15m", DeepSweep: "0 3 * * *"},
 		Checks: ChecksConfig{
 			Concurrency:          64,

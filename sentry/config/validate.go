@@ -150,6 +150,9 @@ func (r ReleasesConfig) placeProblems(p *problemList) {
 }
 
 func (h HTTPConfig) problems(p *problemList) {
+	if h.DBConns < 1 || h.DBConns > 64 {
+		p.add("http.db_conns must be between 1 and 64, not %d", h.DBConns)
+	}
 	if _, _, err := net.SplitHostPort(h.Listen); err != nil {
 		p.add("http.listen %q is not a host:port address", h.Listen)
 	}

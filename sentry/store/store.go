@@ -51,6 +51,13 @@ type Store struct {
 // read as it stands it would put a piece of the password where the host
 // or the database name is expected.
 func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
+	return OpenAs(ctx, url, maxConns, "sentry")
+}
+
+// OpenAs is Open for a pool whose connections PostgreSQL shows as
+// application (pg_stat_activity.application_name): the daemon's status
+// page has a pool of its own, "sentry web".
+func OpenAs(ctx context.Context, url string, maxConns int, application string) (*Store, error) {
 	if err := dburl.Check(url); err != nil {
 		return nil, err
 	}
@@ -63,7 +70,7 @@ func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
 	if maxConns > 0 {
 		cfg.MaxConns = int32(maxConns)
 	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = "sentry"
+	cfg.ConnConfig.RuntimeParams["application_name"] = application
 	// sentry's transactions are a few statements sent at once: one left
 	// open and idle is a process stopped (SIGSTOP) or hung in the middle
 	// of one, whose locks would hold the other sentries back. The server

@@ -50,6 +50,7 @@ type Server struct {
 	now       func() time.Time
 	nextSweep func(time.Time) time.Time
 	pages     *template.Template
+	inFlight  chan struct{} // guard.go
 }
 
 // Options configure a Server.
@@ -61,6 +62,9 @@ type Options struct {
 	// NextSweep, when set, gives the time of the next scheduled sweep after
 	// a time (the daemon's schedule.sweep), for the page to show.
 	NextSweep func(after time.Time) time.Time
+	// MaxInFlight bounds the requests worked on at once; more are
+	// answered 503 (guard.go). 0: DefaultMaxInFlight.
+	MaxInFlight int
 }
 
 // New builds the status page.
@@ -68,7 +72,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Reporter == nil {
 		return nil, errors.New("web: a Reporter is required")
 	}
-	s := &Server{rep: opts.Reporter, log: opts.Logger, now: opts.Now, nextSweep: opts.NextSweep}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	s := &Server{rep: opts.Reporter, log: opts.Logger, now: opts.Now, nextSweep: opts.NextSweep,
+		inFlight: make(chan struct{}, opts.MaxInFlight)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -83,19 +91,19 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Register adds the page's routes to mux.
+// Register adds the page's routes to mux, each guarded (guard.go).
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /{$}", s.index)
-	mux.HandleFunc("GET /mirrors/{name}", s.mirror)
-	mux.HandleFunc("GET /releases/{name}", s.release)
+	mux.Handle("GET /{$}", s.guard(s.index))
+	mux.Handle("GET /mirrors/{name}", s.guard(s.mirror))
+	mux.Handle("GET /releases/{name}", s.guard(s.release))
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	mux.HandleFunc("GET /api/mirrors", s.apiMirrors)
-	mux.HandleFunc("GET /api/mirrors/{name}", s.apiMirror)
-	mux.HandleFunc("GET /api/releases", s.apiReleases)
-	mux.HandleFunc("GET /api/releases/{name}", s.apiRelease)
-	mux.HandleFunc("GET /api/history", s.apiHistory)
-	mux.HandleFunc("GET /api/runs", s.apiRuns)
-	mux.HandleFunc("GET /api/{$}", s.apiIndex)
+	mux.Handle("GET /api/mirrors", s.guard(s.apiMirrors))
+	mux.Handle("GET /api/mirrors/{name}", s.guard(s.apiMirror))
+	mux.Handle("GET /api/releases", s.guard(s.apiReleases))
+	mux.Handle("GET /api/releases/{name}", s.guard(s.apiRelease))
+	mux.Handle("GET /api/history", s.guard(s.apiHistory))
+	mux.Handle("GET /api/runs", s.guard(s.apiRuns))
+	mux.Handle("GET /api/{$}", s.guard(s.apiIndex))
 }
 
 // Endpoint is one entry of the /api/ index.
@@ -176,6 +184,7 @@ func (s *Server) json(w http.ResponseWriter, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(b.Bytes())
 }
 
@@ -193,8 +202,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, dat
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
 	_, _ = io.WriteString(w, safetext.Lines(b.String()))
 }
 
