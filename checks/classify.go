@@ -24,7 +24,14 @@ func classifyError(err error) (Kind, string) {
 		return KindOK, ""
 	}
 	msg := innermost(err)
+	var refused *RedirectRefusedError
 	switch {
+	case errors.As(err, &refused):
+		var ue *url.Error
+		if errors.As(err, &ue) && ue.URL != "" {
+			return KindRedirect, fmt.Sprintf("redirect to %s refused: %s", clip(ue.URL, maxURL), refused.reason())
+		}
+		return KindRedirect, msg
 	case errors.Is(err, ErrBodyIdle):
 		return KindTimeout, msg
 	case errors.Is(err, ErrRedirect):

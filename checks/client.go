@@ -15,9 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
+
+	"github.com/mirrorsentry/sentry/checks/safetext"
 )
 
 // Defaults applied by NewClient to zero-valued ClientOptions fields.
@@ -44,10 +47,10 @@ const (
 	maxIdleConnsPerHost = 1024
 )
 
-// MinBodyProgress is how many body bytes must arrive within
-// BodyIdleTimeout for a body to count as moving (about 34 bytes a second
-// with the default 30s): a mirror dripping a byte now and then is as stuck
-// as one sending nothing.
+// MinBodyProgress is the fewest body bytes that must arrive within
+// BodyIdleTimeout for a body to count as moving, whatever MinRate says:
+// a mirror dripping a byte now and then is as stuck as one sending
+// nothing.
 const MinBodyProgress = 1 << 10
 
 // NoRetries and NoRedirects are the values of ClientOptions.Retries and
@@ -64,12 +67,13 @@ var (
 	// ErrInvalidOptions is wrapped by every NewClient validation error.
 	ErrInvalidOptions = errors.New("invalid client options")
 	// ErrRedirect is wrapped by a refused redirect (too many, https→http
-	// downgrade, non-HTTP scheme).
+	// downgrade, non-HTTP scheme, an address the redirect policy keeps
+	// checks away from: a *RedirectRefusedError, redirectpolicy.go).
 	ErrRedirect = errors.New("redirect refused")
-	// ErrBodyIdle is wrapped by a body read that delivered no byte (or
-	// less than MinBodyProgress bytes) for
-	// BodyIdleTimeout.
-	ErrBodyIdle = errors.New("response body idle")
+	// ErrBodyIdle is wrapped by a body read that delivered, in one
+	// BodyIdleTimeout, fewer bytes than MinRate asks for (a
+	// *SlowBodyError says how many).
+	ErrBodyIdle = errors.New("response body idle or too slow")
 )
 
 // ClientOptions configures a Client. Every zero-valued field takes the
@@ -90,13 +94,19 @@ type ClientOptions struct {
 	// HeaderTimeout bounds the wait for response headers once the request
 	// has been written (http.Transport.ResponseHeaderTimeout). Default 30s.
 	HeaderTimeout time.Duration
-	// BodyIdleTimeout fails a response body that delivers less than
-	// MinBodyProgress bytes (1 KiB) in this long: the timer restarts each
-	// time another KiB has come in, so a drip of a byte a second cannot
-	// hold a check for hours. There is
-	// deliberately no overall body deadline: a slow but steady mirror is
-	// not a broken one. Default 30s.
+	// BodyIdleTimeout is the window of the minimum rate: a response body
+	// must deliver MinRate × BodyIdleTimeout bytes (at least
+	// MinBodyProgress) within this long, and again within this long of
+	// having done so, or it fails (ErrBodyIdle, a *SlowBodyError). The
+	// rate is measured window by window, never from the start, so a fast
+	// start cannot buy a drip afterwards; a body of size bytes thus
+	// takes at most size / MinRate + BodyIdleTimeout (MaxBodyTime).
+	// Default 30s.
 	BodyIdleTimeout time.Duration
+	// MinRate is the minimum rate of a response body, in bytes a second,
+	// over every BodyIdleTimeout window. Default 32 KiB/s
+	// (DefaultMinRate); at most MaxMinRate.
+	MinRate int64
 
 	// Retries is how many times a transient failure (connection error,
 	// timeout, temporary DNS failure, 5xx, 429) is retried within one
@@ -148,6 +158,12 @@ type ClientOptions struct {
 	// whose addresses are then dialled in turn (tests: a dual-stack name
 	// without /etc/hosts). nil: the system resolves.
 	Resolver func(ctx context.Context, host string) ([]netip.Addr, error)
+
+	// PublicPrefixes are addresses the redirect policy counts as public,
+	// whatever their range (redirectpolicy.go). Tests give a loopback
+	// address the part of a mirror on the Internet with it; nil in
+	// production.
+	PublicPrefixes []netip.Prefix
 }
 
 // Client performs checks. It wraps a go-retryablehttp client over one shared,
@@ -215,8 +231,9 @@ func NewClient(o ClientOptions) (*Client, error) {
 		}
 		tr.DialContext = d.DialContext
 	}
-	tr.DialContext = c.familyDial(tr.DialContext)
-	c.rt = &checkTransport{next: c.hosts, userAgent: o.UserAgent, idle: o.BodyIdleTimeout}
+	tr.DialContext = c.policyDial(c.familyDial(tr.DialContext))
+	c.rt = &checkTransport{c: c, next: c.hosts, userAgent: o.UserAgent, idle: o.BodyIdleTimeout, minRate: o.MinRate,
+		need: windowBytes(o.MinRate, o.BodyIdleTimeout)}
 	c.hc = &http.Client{Transport: c.rt, CheckRedirect: c.checkRedirect}
 
 	rc := &retryablehttp.Client{
@@ -272,6 +289,12 @@ func (o *ClientOptions) applyDefaults() error {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+	}
+	switch {
+	case o.MinRate == 0:
+		o.MinRate = DefaultMinRate
+	case o.MinRate < 0 || o.MinRate > MaxMinRate:
+		return bad("MinRate", "must be between 1 and %d bytes a second, got %d", MaxMinRate, o.MinRate)
 	}
 	if o.RetryWaitMin > o.RetryWaitMax {
 		return bad("RetryWaitMin", "(%s) must not exceed RetryWaitMax (%s)", o.RetryWaitMin, o.RetryWaitMax)
@@ -370,12 +393,16 @@ type hostPool struct {
 	m        map[hostKey]*http.Transport
 }
 
-// hostKey names one of hostPool's transports: a scheme and host, and the
+// hostKey names one of hostPool's transports: a scheme and host, the
 // address family a connection is pinned to ("" for any): a connection
-// over one family is never reused for another.
+// over one family is never reused for another; and, for a redirect hop,
+// what the redirect policy let its connections reach (0 for a check's
+// first request): a hop never reuses a connection it could not have
+// made.
 type hostKey struct {
 	scheme, host string
 	family       Family
+	hop          classSet
 }
 
 func (p *hostPool) get(key hostKey) *http.Transport {
@@ -390,20 +417,23 @@ func (p *hostPool) get(key hostKey) *http.Transport {
 }
 
 func (p *hostPool) RoundTrip(req *http.Request) (*http.Response, error) {
-	return p.get(hostKey{req.URL.Scheme, req.URL.Host, FamilyOf(req.Context())}).RoundTrip(req)
+	hop, _ := hopPolicyOf(req.Context())
+	return p.get(hostKey{req.URL.Scheme, req.URL.Host, FamilyOf(req.Context()), hop}).RoundTrip(req)
 }
 
-// forget drops the transports of scheme://host, of every family.
+// forget drops the transports of scheme://host, of every family and hop.
 func (p *hostPool) forget(scheme, host string) {
-	for _, f := range []Family{"", IPv4, IPv6} {
-		k := hostKey{scheme, host, f}
-		p.mu.Lock()
-		tr, ok := p.m[k]
-		delete(p.m, k)
-		p.mu.Unlock()
-		if ok {
-			tr.CloseIdleConnections()
+	var gone []*http.Transport
+	p.mu.Lock()
+	for k, tr := range p.m {
+		if k.scheme == scheme && k.host == host {
+			gone = append(gone, tr)
+			delete(p.m, k)
 		}
+	}
+	p.mu.Unlock()
+	for _, tr := range gone {
+		tr.CloseIdleConnections()
 	}
 }
 
@@ -418,10 +448,22 @@ func (p *hostPool) CloseIdleConnections() {
 
 // checkRedirect is the http.Client redirect policy: at most MaxRedirects hops,
 // http and https only, never https→http. Redirects to other hosts are followed
-// (mirror networks do that); the final URL ends up in Result.FinalURL.
+// (mirror networks do that) where the addresses they reach are allowed
+// (redirectpolicy.go: judged when the hop's connection is dialled); the
+// final URL ends up in Result.FinalURL. A request that is not to be
+// redirected elsewhere (Post: a signed trigger) follows a redirect only
+// to its own origin, and without the headers its caller gave it.
 func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) == 0 {
 		return nil
+	}
+	if p, ok := req.Context().Value(attemptsKey{}).(*probe); ok && p.ownOrigin {
+		if !sameOrigin(req, via[0]) {
+			return fmt.Errorf("%w: not following a redirect to another host, %s: this request goes only to its configured URL", ErrRedirect, safeURL(req.URL))
+		}
+		for _, k := range p.ownHeaders {
+			req.Header.Del(k)
+		}
 	}
 	prev := via[len(via)-1].URL
 	switch req.URL.Scheme {
@@ -545,34 +587,56 @@ func countAttempt(_ retryablehttp.Logger, req *http.Request, retry int) {
 
 // leveledLogger adapts slog onto retryablehttp.LeveledLogger, everything at
 // debug level: a failed request is routine for a checker, and the outcome is
-// reported through Result anyway.
+// reported through Result anyway. The URLs the library logs lose their
+// user info (it only masks the password).
 type leveledLogger struct{ l *slog.Logger }
 
-func (a leveledLogger) Error(msg string, kv ...any) { a.l.Debug("retryablehttp: "+msg, kv...) }
-func (a leveledLogger) Info(msg string, kv ...any)  { a.l.Debug("retryablehttp: "+msg, kv...) }
-func (a leveledLogger) Debug(msg string, kv ...any) { a.l.Debug("retryablehttp: "+msg, kv...) }
-func (a leveledLogger) Warn(msg string, kv ...any)  { a.l.Debug("retryablehttp: "+msg, kv...) }
+func (a leveledLogger) Error(msg string, kv ...any) { a.l.Debug("retryablehttp: "+msg, safeKV(kv)...) }
+func (a leveledLogger) Info(msg string, kv ...any)  { a.l.Debug("retryablehttp: "+msg, safeKV(kv)...) }
+func (a leveledLogger) Debug(msg string, kv ...any) { a.l.Debug("retryablehttp: "+msg, safeKV(kv)...) }
+func (a leveledLogger) Warn(msg string, kv ...any)  { a.l.Debug("retryablehttp: "+msg, safeKV(kv)...) }
+
+// safeKV is kv with the value of every "url" key without user info.
+func safeKV(kv []any) []any {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if k, ok := kv[i].(string); ok && k == "url" {
+			if v, ok := kv[i+1].(string); ok {
+				kv[i+1] = safetext.URL(v)
+			}
+		}
+	}
+	return kv
+}
 
 // checkTransport is the http.RoundTripper under the http.Client. It
 //   - sets User-Agent and Accept-Encoding: identity on every request (every
 //     redirect hop and retry included);
-//   - gives each round trip its own context and arms the body-idle timer on
-//     the response body: when no byte arrives for `idle`, the round trip's
-//     context is cancelled with ErrBodyIdle, which aborts a blocked read
-//     wherever it happens (our body reader, the retry library's drain, the
+//   - gives each round trip its own context and arms the minimum-rate
+//     timer on the response body: when fewer than `need` bytes arrive
+//     within `idle`, the round trip's context is cancelled with a
+//     *SlowBodyError (ErrBodyIdle), which aborts a blocked read wherever
+//     it happens (our body reader, the retry library's drain, the
 //     http.Client's close of a redirect body);
 //   - deliberately does NOT implement CloseIdleConnections, so the retry
 //     library's call on every final failure does not drop every mirror's
 //     pooled connections.
 type checkTransport struct {
+	c         *Client
 	next      http.RoundTripper
 	userAgent string
 	idle      time.Duration
+	minRate   int64 // bytes a second, for the error's words
+	need      int64 // bytes every idle window must bring
 }
 
 func (t *checkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := guarded(req.Context()); err != nil {
 		return nil, err
+	}
+	if req.Response != nil {
+		// A redirect hop: its connection may reach only what the
+		// redirect policy allows (judged as it is dialled).
+		req = req.WithContext(context.WithValue(req.Context(), hopKey{}, t.c.hopPolicy(req)))
 	}
 	if waited, err := paced(req.Context()); err != nil {
 		return nil, err
@@ -604,9 +668,9 @@ func (t *checkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel(nil)
 		return nil, err
 	}
-	b := &idleBody{rc: resp.Body, ctx: ctx, cancel: cancel, idle: t.idle}
+	b := &idleBody{rc: resp.Body, ctx: ctx, cancel: cancel, idle: t.idle, need: t.need}
 	b.timer = time.AfterFunc(t.idle, func() {
-		cancel(fmt.Errorf("%w: no body bytes or under %d for %s", ErrBodyIdle, MinBodyProgress, t.idle))
+		cancel(&SlowBodyError{Got: b.progress.Load(), Window: t.idle, MinRate: t.minRate})
 	})
 	resp.Body = b
 	return resp, nil
@@ -619,27 +683,28 @@ func oneValue(h http.Header, key, v string) bool {
 	return len(vs) == 1 && vs[0] == v
 }
 
-// idleBody is a response body guarded by the body-idle timer.
+// idleBody is a response body guarded by the minimum-rate timer.
 type idleBody struct {
 	rc     io.ReadCloser
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	idle   time.Duration
-	// progress counts the bytes read since the timer last restarted.
-	progress int64
+	need   int64
+	// progress counts the bytes read since the timer last restarted
+	// (read by the timer's function too).
+	progress atomic.Int64
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
-		// The timer restarts only once MinBodyProgress bytes came in
-		// since it last did: a body must keep a minimum rate, not merely
-		// deliver a byte now and then.
-		b.progress += int64(n)
-		if b.progress >= MinBodyProgress {
+		// The timer restarts only once a window's worth of bytes came
+		// in since it last did: a body must keep the minimum rate, not
+		// merely deliver something now and then.
+		if b.progress.Add(int64(n)) >= b.need {
 			b.timer.Reset(b.idle)
-			b.progress = 0
+			b.progress.Store(0)
 		}
 	}
 	if err != nil && err != io.EOF && !errors.Is(err, ErrBodyIdle) {

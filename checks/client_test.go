@@ -143,7 +143,7 @@ func TestNewClientDefaults(t *testing.T) {
 	o := c.Options()
 	want := ClientOptions{
 		UserAgent: testUA, ConnectTimeout: 10 * time.Second, TLSHandshakeTimeout: 10 * time.Second,
-		HeaderTimeout: 30 * time.Second, BodyIdleTimeout: 30 * time.Second, Retries: 2,
+		HeaderTimeout: 30 * time.Second, BodyIdleTimeout: 30 * time.Second, MinRate: DefaultMinRate, Retries: 2,
 		RetryWaitMin: 500 * time.Millisecond, RetryWaitMax: 10 * time.Second, MaxRedirects: 3,
 		MaxHeaderBytes: 64 << 10, MaxIdleConnsPerHost: 8,
 	}

@@ -33,11 +33,15 @@
 //
 // sentry talks to hundreds of mirrors it does not control, so nothing a
 // mirror sends is trusted: bodies are bounded by the expected size, headers
-// by MaxHeaderBytes, redirects by MaxRedirects (and never downgrade https to
-// http), slow bodies by BodyIdleTimeout, retries by Retries and RetryWaitMax
-// (a mirror's Retry-After included), and every string that reaches a Result
-// is length-bounded, valid UTF-8 and free of URL credentials and queries
-// (sanitize.go).
+// by MaxHeaderBytes, redirects by MaxRedirects (they never downgrade https
+// to http, never reach sentry's own network from a mirror that is not on
+// it, and never take a Post's headers to another host: redirectpolicy.go),
+// slow bodies by MinRate over every BodyIdleTimeout window (minrate.go:
+// a body of size bytes takes at most MaxBodyTime), retries by Retries and
+// RetryWaitMax (a mirror's Retry-After included), and every string that
+// reaches a Result is length-bounded, valid UTF-8, free of URL credentials
+// and queries, and holds no control or bidirectional character (sanitize.go,
+// with the rules of package safetext).
 //
 // Retries happen inside a check only for what happens before the response
 // headers (connection errors, timeouts, temporary DNS failures, 5xx, 429).
@@ -59,5 +63,6 @@
 // statuses); classify.go and kind.go (the Kinds, and errors as Kinds);
 // head.go, verify.go, reachable.go, sample.go with blocks.go, fetch.go,
 // post.go and rsync.go (the checks); sanitize.go (text from mirrors made
-// fit for reports); client.go (the Client).
+// fit for reports); client.go (the Client), minrate.go (the minimum rate
+// of bodies) and redirectpolicy.go (where redirects may go).
 package checks

@@ -17,11 +17,15 @@ const (
 )
 
 // Post sends body to rawURL with a POST through c: the same User-Agent,
-// timeouts, redirect policy and retries of transient failures (connection
-// errors, timeouts, 5xx, 429) as the probers. The body is resent on every
-// retry and on a 307/308 redirect; a 301/302/303 turns it into a GET, as
-// browsers do. header is added to the request (User-Agent and
-// Accept-Encoding are always the client's); it may be nil.
+// timeouts and retries of transient failures (connection errors,
+// timeouts, 5xx, 429) as the probers. header is added to the request
+// (User-Agent and Accept-Encoding are always the client's); it may be
+// nil. The body is resent on every retry. A redirect is followed only to
+// rawURL's own origin (scheme, host and port), without header (a
+// trigger's signature goes to the configured URL and nowhere else; a
+// 307/308 resends the body, a 301/302/303 turns it into a GET, as
+// browsers do); a redirect to another host is refused, a redirect
+// failure naming where it pointed.
 //
 // Any 2xx answer is KindOK. The answer body is drained, at most 64 KiB
 // (Result.Bytes counts what was read), and its content is ignored; a body
@@ -71,8 +75,11 @@ func send(ctx context.Context, c *Client, method, rawURL string, body []byte, he
 		body = []byte{}
 	}
 	hdr := make(http.Header, len(header)+2) // the caller's is not do's to keep
+	p.ownOrigin = true
 	for k, v := range header {
-		hdr[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+		k = http.CanonicalHeaderKey(k)
+		hdr[k] = append([]string(nil), v...)
+		p.ownHeaders = append(p.ownHeaders, k)
 	}
 	resp, err := p.do(method, hdr, body)
 	if err != nil {

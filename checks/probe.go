@@ -45,6 +45,13 @@ type probe struct {
 	attempts int // all requests of the probe
 	last     int // attempts of the last request (countAttempt)
 	res      Result
+	// hopSet is what the probe's redirect hops may reach, once worked
+	// out (Client.hopPolicy); 0 before.
+	hopSet classSet
+	// ownOrigin: redirects are followed only to the origin of the URL
+	// asked, and without ownHeaders, the headers the caller gave (Post).
+	ownOrigin  bool
+	ownHeaders []string
 }
 
 func newProbe(ctx context.Context, c *Client, headBytes bool) *probe {

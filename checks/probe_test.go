@@ -396,7 +396,7 @@ func TestVerify(t *testing.T) {
 				}).URL), func(o *ClientOptions) { o.BodyIdleTimeout = 50 * time.Millisecond }
 			},
 			want:   Result{Kind: KindTimeout, Status: 200, Bytes: 512, Attempts: 1},
-			detail: "no body bytes",
+			detail: "512 bytes in 50ms",
 			check: func(t *testing.T, res Result) {
 				if !errors.Is(res.Err, ErrBodyIdle) {
 					t.Errorf("err %v does not wrap ErrBodyIdle", res.Err)
@@ -522,7 +522,7 @@ func TestVerify(t *testing.T) {
 					o.BodyIdleTimeout = 50 * time.Millisecond
 				}
 			},
-			want: Result{Kind: KindTimeout, Status: 200, Bytes: 512}, detail: "no body bytes",
+			want: Result{Kind: KindTimeout, Status: 200, Bytes: 512}, detail: "512 bytes in 50ms",
 		},
 		{
 			name: "http2 endless body", probe: Verify,
@@ -1116,7 +1116,7 @@ func TestCacheStatus(t *testing.T) {
 		{http.Header{"X-Cache-Status": {"HIT"}, "Age": {"12"}}, "X-Cache-Status: HIT; Age: 12"},
 		{http.Header{"Cache-Status": {"ExampleCache; hit", "Origin; fwd=miss"}}, "Cache-Status: ExampleCache; hit, Origin; fwd=miss"},
 		{http.Header{"X-Cache": {"MISS from squid"}, "Age": {"0"}, "Cache-Status": {"nginx; hit"}}, "Cache-Status: nginx; hit; X-Cache: MISS from squid; Age: 0"},
-		{http.Header{"X-Cache": {"bad\x01\xffvalue"}}, "X-Cache: bad \uFFFDvalue"},
+		{http.Header{"X-Cache": {"bad\x01\xffvalue"}}, "X-Cache: bad␁\uFFFDvalue"},
 		// A stock Varnish says hit or miss only by X-Varnish's ids.
 		{http.Header{"X-Varnish": {"32770 3"}, "Age": {"4"}}, "X-Varnish: 32770 3; Age: 4"},
 	}
@@ -1162,7 +1162,8 @@ func TestClip(t *testing.T) {
 		want string
 	}{
 		{"short", 10, "short"},
-		{"a\r\nb", 10, "a  b"},
+		{"a\r\nb", 10, "a␍␊b"},
+		{"x\x1b[2J\u202Ey", 40, "x␛[2J[U+202E]y"},
 		{"\xff", 10, "\uFFFD"},
 		{"abcdefghij", 6, "abc…"},
 		{"ééééé", 6, "é…"}, // cut on a rune boundary

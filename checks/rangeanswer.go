@@ -166,7 +166,7 @@ func (s *sampling) readFailed(err error, note string) answer {
 	}
 	p.res.Err = err
 	if errors.Is(err, ErrBodyIdle) {
-		return finalAnswer(s.fail(KindTimeout, "no body bytes or under %d for %s while reading sampled blocks%s", MinBodyProgress, p.c.opts.BodyIdleTimeout, note))
+		return finalAnswer(s.fail(KindTimeout, "%s while reading sampled blocks%s", p.slowWords(err), note))
 	}
 	k, d := classifyError(err)
 	if k == KindTimeout {

@@ -2,29 +2,28 @@ package checks
 
 import (
 	"net/url"
-	"strings"
+
+	"github.com/mirrorsentry/sentry/checks/safetext"
 )
 
-// safeURL renders u without user info, query or fragment, bounded.
+// safeURL renders u without user info, query or fragment, bounded: a
+// redirect target's query may carry a token, so a URL from a mirror
+// loses it too (safetext.URL, for base URLs shown to people, keeps it).
 func safeURL(u *url.URL) string {
 	v := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
 	return clip(v.String(), maxURL)
 }
 
-// clip makes s safe for reports and the database: valid UTF-8, control
-// characters replaced by spaces, at most n bytes (cut on a rune boundary,
-// "…" appended when cut).
+// clip makes s safe for reports and the database: the rules of
+// safetext.Text (valid UTF-8; control characters, bidirectional controls
+// and line separators replaced by visible text), then at most n bytes
+// (cut on a rune boundary, "…" appended when cut). The text a check keeps
+// from a mirror is thus stored as every output shows it.
 func clip(s string, n int) string {
 	if len(s) <= n && printable(s) {
 		return s // the common case, without a copy
 	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return ' '
-		}
-		return r
-	}, s)
+	s = safetext.Text(s)
 	if len(s) <= n {
 		return s
 	}

@@ -206,7 +206,7 @@ func (p *probe) bodyFail(err error, n, want, declared int64, note string) Result
 	}
 	p.res.Err = err
 	if errors.Is(err, ErrBodyIdle) {
-		return p.set(KindTimeout, "no body bytes or under %d for %s after %d of %d bytes%s", MinBodyProgress, p.c.opts.BodyIdleTimeout, n, want, note)
+		return p.set(KindTimeout, "%s, after %d of %d bytes%s", p.slowWords(err), n, want, note)
 	}
 	if k, d := classifyError(err); k == KindTimeout {
 		return p.set(KindTimeout, "%s after %d of %d bytes%s", d, n, want, note)

@@ -13,6 +13,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/engine"
 	"github.com/mirrorsentry/sentry/sentry/hook"
 	"github.com/mirrorsentry/sentry/sentry/release"
@@ -336,7 +337,7 @@ func (dm *Daemon) masterHas(ctx context.Context, rel string) error {
 			Reason: fmt.Sprintf("release %s: manifest signature refused: %s", rel, se.Msg)}
 	case me.Kind == checks.KindNotFound || me.Kind == checks.KindForbidden:
 		return hook.RefusedError{Status: http.StatusNotFound,
-			Reason: fmt.Sprintf("release %s is not on the master: no manifest at %s (%s)", rel, me.URL, me.Kind)}
+			Reason: fmt.Sprintf("release %s is not on the master: no manifest at %s (%s)", rel, safetext.URL(me.URL), me.Kind)}
 	case me.Kind == checks.KindOK || me.Kind.Definitive():
 		return hook.RefusedError{Status: http.StatusUnprocessableEntity,
 			Reason: fmt.Sprintf("release %s: the master's manifest is unusable: %v", rel, err)}

@@ -3,6 +3,7 @@ package sentry_test
 import (
 	"bufio"
 	"context"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -59,12 +60,14 @@ var faultTable = []faultCase{
 	{faultmirror.Drip, "timeout", "timeout", "timeout", world.Unhealthy, "partial"},
 	{faultmirror.Gzip, "size_mismatch", "size_mismatch", "size_mismatch", world.Off, "partial"},
 	{faultmirror.HugeHeaders, "too_large", "too_large", "too_large", world.Off, "partial"},
+	{faultmirror.RedirectInternal, "redirect", "redirect", "redirect", world.Unhealthy, "partial"},
 }
 
 // faultClient is the checks client of the fault tests: it trusts the fault
 // mirror's test CA (so that the https→http downgrade is what it sees, not
-// the certificate), and a body gets 1.5s to deliver (the drip sends a byte
-// a second, so only a minimum rate stops it).
+// the certificate), and a body must bring the default minimum rate (32
+// KiB/s) over every 1.5s window (the drip sends 1,100 bytes every 1.5s, so
+// only a minimum rate stops it).
 func faultClient(t *testing.T, d *sentry.Deps) *checks.Client {
 	t.Helper()
 	pool, err := faultmirror.RootCAs()
@@ -75,6 +78,10 @@ func faultClient(t *testing.T, d *sentry.Deps) *checks.Client {
 		UserAgent: d.Config.UserAgent(), ConnectTimeout: 5 * time.Second, HeaderTimeout: 5 * time.Second,
 		BodyIdleTimeout: 1500 * time.Millisecond, Retries: 1, RetryWaitMin: 5 * time.Millisecond,
 		RetryWaitMax: 20 * time.Millisecond, RootCAs: pool, Logger: d.Logger,
+		// The mirror of the redirect into sentry's network stands for one
+		// on the Internet; the others, on 127.0.0.1, are mirrors on
+		// loopback, which may redirect to loopback.
+		PublicPrefixes: []netip.Prefix{netip.PrefixFrom(faultmirror.PublicAddr, 32)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +224,9 @@ func TestFaults(t *testing.T) {
 			}
 			if ctx.Err() != nil {
 				t.Errorf("the runs took longer than their deadline")
+			}
+			if n := fm.InternalRequests(); n != 0 {
+				t.Errorf("the redirect into sentry's network was followed %d times", n)
 			}
 			if fm.FaultyRequests() == 0 && tt.fault != faultmirror.Refused && tt.fault != faultmirror.Unresolvable && tt.fault != faultmirror.BadCertificate {
 				t.Errorf("the fault was never served")

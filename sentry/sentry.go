@@ -92,6 +92,7 @@ func NewClient(cfg *config.Config, log *slog.Logger) (*checks.Client, error) {
 		ConnectTimeout:  cfg.Checks.ConnectTimeout.D(),
 		HeaderTimeout:   cfg.Checks.HeaderTimeout.D(),
 		BodyIdleTimeout: cfg.Checks.BodyIdleTimeout.D(),
+		MinRate:         cfg.Checks.MinRate.Bytes(),
 		Retries:         retries,
 		RetryWaitMin:    cfg.Checks.RetryWaitMin.D(),
 		RetryWaitMax:    cfg.Checks.RetryWaitMax.D(),

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -183,18 +184,18 @@ func runCommand(ctx context.Context, env *Env, cmd *command, args []string) int 
 		env.Logger = log
 	}
 	err := run(ctx, env, c, fs.Args())
-	switch {
-	case err == nil:
+	if err == nil {
 		return ExitOK
+	}
+	// An error may quote what a mirror or the database holds.
+	fmt.Fprintf(env.Stderr, "sentry %s: %s\n", cmd.name, safetext.Lines(err.Error()))
+	switch {
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(env.Stderr, "sentry %s: %v\n", cmd.name, err)
 		usage(env.Stderr)
 		return ExitUsage
 	case errors.Is(err, errGuarded):
-		fmt.Fprintf(env.Stderr, "sentry %s: %v\n", cmd.name, err)
 		return ExitGuarded
 	default:
-		fmt.Fprintf(env.Stderr, "sentry %s: %v\n", cmd.name, err)
 		return ExitFailure
 	}
 }

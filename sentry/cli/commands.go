@@ -384,13 +384,21 @@ func runDaemon(ctx context.Context, env *Env, c *common) error {
 		return err
 	}
 	defer closeDeps()
-	m := metrics.New(d.Store.Pool(), env.Logger)
+	// The page, /api/ and /metrics read through a small pool of their
+	// own, so that no flood of requests takes the connections the runs
+	// and their lease heartbeats need.
+	pageStore, err := store.OpenAs(ctx, d.Config.Database.URL, d.Config.HTTP.DBConns, "sentry web")
+	if err != nil {
+		return err
+	}
+	defer pageStore.Close()
+	m := metrics.New(pageStore.Pool(), env.Logger)
 	d.Observer = observe.All(d.Observer, m)
 	var next func(time.Time) time.Time
 	if spec, err := cron.ParseStandard(d.Config.Schedule.Sweep); err == nil { // validated with the configuration
 		next = func(t time.Time) time.Time { return spec.Next(t.UTC()) }
 	}
-	page, err := web.New(web.Options{Reporter: report.New(d.Store.Pool(), nil), Logger: env.Logger, NextSweep: next})
+	page, err := web.New(web.Options{Reporter: report.New(pageStore.Pool(), nil), Logger: env.Logger, NextSweep: next})
 	if err != nil {
 		return err
 	}

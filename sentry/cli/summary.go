@@ -1,13 +1,13 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/internal/humanize"
 	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/report"
@@ -15,23 +15,27 @@ import (
 )
 
 // writeJSON writes a report as one indented JSON document (the shapes
-// docs/commands.md documents).
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+// docs/commands.md documents), as report.WriteJSON does: what a terminal
+// would act on is escaped.
+func writeJSON(w io.Writer, v any) error { return report.WriteJSON(w, v) }
 
 // nameColumn is the width of a table's mirror column: 16, or with --wide
-// the longest name of the rows.
+// the longest name of the rows (once made safe).
 func nameColumn[T any](wide bool, rows []T, name func(T) string) int {
 	n := 16
 	for _, r := range rows {
 		if wide {
-			n = max(n, utf8.RuneCountInString(name(r)))
+			n = max(n, humanize.Width(name(r)))
 		}
 	}
 	return n
+}
+
+// writeTable writes a table built in full, made safe as a whole (its
+// fields were, one by one, before they were clipped: humanize).
+func writeTable(w io.Writer, b *strings.Builder) error {
+	_, err := io.WriteString(w, safetext.Lines(b.String()))
+	return err
 }
 
 // writePrimeTable writes the per-mirror summary as a table that fits an
@@ -82,8 +86,7 @@ func writePrimeTable(w io.Writer, r *prime.Report, wide bool) error {
 		fmt.Fprintf(&b, "no bouncer product %q\n", p)
 	}
 	b.WriteString(outcomeLine(r.Outcome, r.Reason, width))
-	_, err := io.WriteString(w, b.String())
-	return err
+	return writeTable(w, &b)
 }
 
 func shortDuration(sec float64) string {
@@ -144,8 +147,7 @@ func writeSweepTable(w io.Writer, r *sweep.Report, wide bool) error {
 	}
 	b.WriteString("(* state changed in this sweep; degraded: up, with locations off;\n SAME: unchanged since the last check)\n")
 	b.WriteString(outcomeLine(r.Outcome, r.Reason, width))
-	_, err := io.WriteString(w, b.String())
-	return err
+	return writeTable(w, &b)
 }
 
 // outcomeLine is a run's last line: its outcome and reason, wrapped to fit

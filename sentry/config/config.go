@@ -140,6 +140,10 @@ type HTTPConfig struct {
 	// PublicURL is where people reach the status page (through a proxy,
 	// say): mails link a mirror's page under it. Default: none (no link).
 	PublicURL string `yaml:"public_url"`
+	// DBConns is the pool of database connections of the status page,
+	// /api/ and /metrics, apart from the one runs and leases use, so that
+	// no flood of requests starves their heartbeats. Default: 2.
+	DBConns int `yaml:"db_conns"`
 }
 
 // ScheduleConfig holds robfig/cron specifications, evaluated in UTC.
@@ -171,10 +175,15 @@ type ChecksConfig struct {
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	// HeaderTimeout bounds the wait for response headers. Default: 30s.
 	HeaderTimeout Duration `yaml:"header_timeout"`
-	// BodyIdleTimeout fails a body that delivers less than 1 KiB in this
-	// long (nothing, or a drip).
-	// Default: 30s.
+	// BodyIdleTimeout is the window of MinRate: a body that delivers
+	// less than MinRate × BodyIdleTimeout (and at least 1 KiB) in one
+	// such window (nothing, a drip, a crawl) times out. Default: 30s.
 	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
+	// MinRate is the slowest a body may come, in bytes a second, over
+	// every BodyIdleTimeout window: a check of a file of size S takes at
+	// most S / MinRate + BodyIdleTimeout once its headers are in.
+	// Default: 32KiB (a 500 MiB file at exactly that rate takes 4.4 h).
+	MinRate Size `yaml:"min_rate"`
 	// Retries is how often a transient failure (connection error, timeout,
 	// 5xx, 429) is retried within one check. Default: 2.
 	Retries int `yaml:"retries"`
@@ -375,7 +384,7 @@ func Default() Config {
 			// manifest.DefaultMaxEntries
 			MaxManifestEntries: 100_000,
 		},
-		HTTP:     HTTPConfig{Listen: "127.0.0.1:8080"},
+		HTTP:     HTTPConfig{Listen: "127.0.0.1:8080", DBConns: 2},
 		Schedule: ScheduleConfig{Sweep: "@every 15m", DeepSweep: "0 3 * * *"},
 		Checks: ChecksConfig{
 			Concurrency:          64,
@@ -384,6 +393,7 @@ func Default() Config {
 			ConnectTimeout:       Duration(10 * time.Second),
 			HeaderTimeout:        Duration(30 * time.Second),
 			BodyIdleTimeout:      Duration(30 * time.Second),
+			MinRate:              32 << 10,
 			Retries:              2,
 			RetryWaitMin:         Duration(time.Second),
 			RetryWaitMax:         Duration(15 * time.Second),

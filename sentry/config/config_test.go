@@ -164,6 +164,11 @@ sweep:
 			want: []string{`checks.source_address "not-an-ip" is not an IP address`},
 		},
 		{
+			name: "minimum rate out of range",
+			yaml: minimalConfig + "  min_rate: 512\n",
+			want: []string{"checks.min_rate must be a rate in bytes a second from 1KiB to 1GiB, not 512"},
+		},
+		{
 			name: "source address with a port",
 			yaml: minimalConfig + "  source_address: 192.0.2.10:80\n",
 			want: []string{`checks.source_address "192.0.2.10:80" is not an IP address`},

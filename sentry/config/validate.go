@@ -154,6 +154,9 @@ func (r ReleasesConfig) placeProblems(p *problemList) {
 }
 
 func (h HTTPConfig) problems(p *problemList) {
+	if h.DBConns < 1 || h.DBConns > 64 {
+		p.add("http.db_conns must be between 1 and 64, not %d", h.DBConns)
+	}
 	if _, _, err := net.SplitHostPort(h.Listen); err != nil {
 		p.add("http.listen %q is not a host:port address", h.Listen)
 	}
@@ -187,6 +190,9 @@ func (c ChecksConfig) problems(p *problemList) {
 	p.positive("checks.connect_timeout", c.ConnectTimeout)
 	p.positive("checks.header_timeout", c.HeaderTimeout)
 	p.positive("checks.body_idle_timeout", c.BodyIdleTimeout)
+	if c.MinRate < 1<<10 || c.MinRate > 1<<30 {
+		p.add("checks.min_rate must be a rate in bytes a second from 1KiB to 1GiB, not %s", c.MinRate)
+	}
 	p.positive("checks.retry_wait_min", c.RetryWaitMin)
 	p.positive("checks.retry_wait_max", c.RetryWaitMax)
 	if c.RetryWaitMax < c.RetryWaitMin {

@@ -40,14 +40,21 @@ package metrics
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/mirrorsentry/sentry/checks/safetext"
 
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/report"
@@ -55,6 +62,7 @@ import (
 
 // Metrics is an Observer feeding a Prometheus registry.
 type Metrics struct {
+	log         *slog.Logger
 	reg         *prometheus.Registry
 	checks      *prometheus.CounterVec
 	bytes       *prometheus.CounterVec
@@ -69,7 +77,11 @@ var _ observe.Observer = (*Metrics)(nil)
 // New builds the metrics. pool, when not nil, is read at each scrape for
 // the series read from the database.
 func New(pool *pgxpool.Pool, log *slog.Logger) *Metrics {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	m := &Metrics{
+		log: log,
 		reg: prometheus.NewRegistry(),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentry_checks_total", Help: "Checks made, by mirror and result kind (ok, unchanged or a failure kind).",
@@ -103,10 +115,52 @@ func New(pool *pgxpool.Pool, log *slog.Logger) *Metrics {
 	return m
 }
 
-// Handler serves the registry in the Prometheus exposition format.
+// Handler serves the registry in the Prometheus exposition format. A
+// series that cannot be gathered is logged and left out, the others are
+// served; when none can be, or anything panics, the answer is a short
+// 500 pointing at the log, never the error's text (a collector's panic
+// comes back from the library with its stack trace).
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, Timeout: 10 * time.Second})
+	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := m.reg.Gather()
+		if err != nil {
+			m.log.Error("metrics: some series could not be gathered", "err", firstLine(err.Error()))
+			err = errGather
+		}
+		return mfs, err
+	})
+	h := promhttp.HandlerFor(g, promhttp.HandlerOpts{Registry: m.reg, Timeout: 10 * time.Second,
+		ErrorHandling: promhttp.ContinueOnError})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				m.log.Error("metrics: panic", "panic", firstLine(fmt.Sprint(v)), "stack", string(debug.Stack()))
+				http.Error(w, errGather.Error(), http.StatusInternalServerError)
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
 }
+
+// errGather is what a scraper is told when gathering failed.
+var errGather = errors.New("metrics could not be gathered: see sentry's log")
+
+// firstLine is s up to its first line break: a collector's panic comes
+// with its stack trace, which the log does not need every scrape.
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// label makes a label value of what the database holds: valid UTF-8
+// (the library panics on anything else), without control or
+// bidirectional characters (safetext).
+func label(s string) string { return safetext.Text(s) }
 
 // Registry is the metrics' own registry (tests gather from it).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
@@ -116,9 +170,9 @@ func (m *Metrics) NotificationDropped() { m.dropped.Inc() }
 
 // CheckDone implements observe.Observer.
 func (m *Metrics) CheckDone(c observe.CheckEvent) {
-	m.checks.WithLabelValues(c.Mirror, string(c.Result)).Inc()
+	m.checks.WithLabelValues(label(c.Mirror), string(c.Result)).Inc()
 	if c.BytesVerified > 0 {
-		m.bytes.WithLabelValues(c.Mirror).Add(float64(c.BytesVerified))
+		m.bytes.WithLabelValues(label(c.Mirror)).Add(float64(c.BytesVerified))
 	}
 }
 
@@ -253,6 +307,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		for i := range labels {
+			labels[i] = label(labels[i])
+		}
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(dbUpDesc, 1)

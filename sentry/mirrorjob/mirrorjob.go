@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/decide"
 	"github.com/mirrorsentry/sentry/sentry/engine"
@@ -133,7 +134,7 @@ func Hysteresis(cfg *config.Config) decide.Hysteresis {
 func StateChanged(log *slog.Logger, obs observe.Observer, run engine.Run, m store.Mirror, u *store.StateUpdate, reason string) {
 	log.Info("mirror state changed", "mirror", m.Name, "from", u.From, "to", u.State, "reason", reason)
 	observe.Or(obs).StateChanged(observe.StateChangeEvent{At: u.At, RunID: run.ID, MirrorID: m.ID, Mirror: m.Name,
-		BaseURL: m.BaseURL, From: u.From, To: u.State, Reason: reason})
+		BaseURL: safetext.URL(m.BaseURL), From: u.From, To: u.State, Reason: reason})
 }
 
 // MaxDownFraction is the mass-failure guard's share of mirrors failing at

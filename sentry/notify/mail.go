@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -205,7 +207,9 @@ func (m *Mailer) round(ctx context.Context) {
 func (m *Mailer) deliver(ctx context.Context, n store.Notice) {
 	ml, skip, err := m.compose(ctx, n)
 	if err == nil && skip == "" {
-		ml.Subject, ml.Body = m.scrub(ml.Subject), m.scrub(ml.Body)
+		// Whatever a mirror's name or a detail holds, the mail shows it
+		// as harmless text (safetext), and no secret.
+		ml.Subject, ml.Body = m.scrub(safetext.Text(ml.Subject)), m.scrub(safetext.Lines(ml.Body))
 		err = m.o.SMTP.send(ctx, ml, message(m.o.SMTP.From, ml, time.Now()))
 	}
 	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -287,15 +291,8 @@ func (m *Mailer) pageLink(name string) string {
 	return strings.TrimRight(m.o.PublicURL, "/") + "/mirrors/" + url.PathEscape(name)
 }
 
-// safeBase is a base URL without user info, query or fragment.
-func safeBase(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable base URL)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
-}
+// safeBase is a base URL as a mail shows it: without user info.
+func safeBase(raw string) string { return safeURL(raw) }
 
 func (m *Mailer) foot(b *strings.Builder, name, why string) {
 	if link := m.pageLink(name); link != "" {
@@ -428,16 +425,16 @@ func (m *Mailer) digest(ctx context.Context, n store.Notice) (mail, error) {
 		Body: b.String(), ID: n.Key}, nil
 }
 
-// oneLine is s on one line, bounded.
+// oneLine is s on one line, bounded: control and bidirectional
+// characters made visible (safetext.Text), cut on a rune boundary.
 func oneLine(s string) string {
-	s = strings.Join(strings.Fields(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)), " ")
+	s = safetext.Text(s)
 	if len(s) > 300 {
-		s = s[:300] + "…"
+		cut := 300
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	return s
 }

@@ -227,6 +227,7 @@ func (n *Notifier) GuardHeld(e observe.GuardEvent) {
 
 func (n *Notifier) enqueue(e Event) {
 	e.Vantage = n.opts.Vantage
+	e = safeEvent(e)
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	if n.closed {

@@ -12,8 +12,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/internal/humanize"
 )
+
+// The outputs of this file are for people (tables, CSV) or for programs
+// that show them to people (JSON): every field is made safe on the way
+// out (safetext), whoever wrote it — a mirror's headers, an admin's
+// mirror name. Tables clip fields only once they are safe (humanize),
+// and pass whole through safetext.Lines; CSV cells go through
+// safetext.Cell (no formulas); JSON keeps every value exact but escapes
+// what a terminal or a page would act on (safetext.EscapeJSON).
 
 // TableWidth is the terminal the tables fit: 80 columns, the last one
 // unused so that no terminal wraps; wide (--wide): no limit, nothing cut.
@@ -29,7 +38,7 @@ func TableWidth(wide bool) int {
 func nameWidth(n int, wide bool, names func(yield func(string) bool)) int {
 	if wide {
 		for s := range names {
-			n = max(n, utf8.RuneCountInString(s))
+			n = max(n, humanize.Width(s))
 		}
 	}
 	return n
@@ -48,11 +57,36 @@ func FailureKinds() []string {
 }
 
 // WriteJSON writes v (a *Mirrors, *MirrorDetail or *Release) as indented
-// JSON.
+// JSON, the characters a terminal or a page would act on escaped
+// (safetext.EscapeJSON).
 func WriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(safetext.EscapeJSON(b), '\n'))
+	return err
+}
+
+// writeTable writes a table built in full, made safe as a whole: the
+// fields were, one by one, before they were clipped; this holds for
+// those that needed no clip too.
+func writeTable(w io.Writer, b *strings.Builder) error {
+	_, err := io.WriteString(w, safetext.Lines(b.String()))
+	return err
+}
+
+// csvWriter writes CSV records whose cells are made safe for a
+// spreadsheet (safetext.Cell).
+type csvWriter struct{ *csv.Writer }
+
+func newCSV(w io.Writer) csvWriter { return csvWriter{csv.NewWriter(w)} }
+
+func (c csvWriter) Write(rec []string) error {
+	for i := range rec {
+		rec[i] = safetext.Cell(rec[i])
+	}
+	return c.Writer.Write(rec)
 }
 
 // oneLine keeps a detail on one line.
@@ -165,8 +199,7 @@ func WriteMirrorsTable(w io.Writer, r *Mirrors, now time.Time, wide bool) error 
 			break
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return writeTable(w, &b)
 }
 
 // WriteMirrorTable writes the report on one mirror: its row, its failing
@@ -239,8 +272,7 @@ func WriteMirrorTable(w io.Writer, r *MirrorDetail, now time.Time, wide bool) er
 		head := fmt.Sprintf("%s %s→%s ", c.At.UTC().Format("2006-01-02 15:04"), c.From, c.To)
 		b.WriteString(head + humanize.Clip(oneLine(c.Reason), width-utf8.RuneCountInString(head)) + "\n")
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return writeTable(w, &b)
 }
 
 // wrap breaks s into lines of at most n columns at spaces (a word longer
@@ -355,8 +387,7 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time, wide bool) error 
 			b.WriteString(head + humanize.ClipLeft(l.Path, width-utf8.RuneCountInString(head)) + "\n")
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return writeTable(w, &b)
 }
 
 // signedLines say who signed a release's manifest: the user id and when,
@@ -385,7 +416,7 @@ func signedLines(s *Signature, now time.Time, width int) string {
 // checked_from list vantage points separated by ";".
 func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 	kinds := FailureKinds()
-	cw := csv.NewWriter(w)
+	cw := newCSV(w)
 	head := []string{"id", "name", "baseurl", "rating", "state", "state_since", "checks", "failures"}
 	for _, k := range kinds {
 		head = append(head, "failures_"+k)
@@ -420,7 +451,7 @@ func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 // WriteMirrorCSV writes one mirror's report as CSV: a record per failing
 // file (record "file") and per state change (record "state_change").
 func WriteMirrorCSV(w io.Writer, r *MirrorDetail) error {
-	cw := csv.NewWriter(w)
+	cw := newCSV(w)
 	_ = cw.Write([]string{"record", "release", "path", "kind", "first_seen", "last_seen", "at", "from", "to", "detail"})
 	for _, f := range r.FailingFiles {
 		_ = cw.Write([]string{"file", f.Release, f.Path, f.Kind, stamp(&f.FirstSeen), stamp(&f.LastSeen), "", "", "", f.Detail})
@@ -444,7 +475,7 @@ func optFloat(v *float64) string {
 // and the last three columns are filled), a record per file (record
 // "file") and per mirror (record "mirror").
 func WriteReleaseCSV(w io.Writer, r *Release) error {
-	cw := csv.NewWriter(w)
+	cw := newCSV(w)
 	_ = cw.Write([]string{"record", "name", "size", "mirrors", "weighted_uptake", "rating", "files_verified",
 		"files_holding", "verified_at", "seconds_to_verified", "files_sampled", "counted", "not_offered",
 		"signer_fingerprint", "signing_key", "signed_at"})

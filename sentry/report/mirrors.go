@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/decide"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -159,6 +160,9 @@ const offSQL = store.OffLocationsSQL
 
 // settle fills what a row's state decides once it is read.
 func (m *MirrorRow) settle(active bool, state *string) {
+	// A base URL may carry a user and password for the mirror: requests
+	// use them, no report shows them.
+	m.BaseURL = safetext.URL(m.BaseURL)
 	m.State = stateOf(active, state)
 	if m.State == "disabled" || m.State == "unknown" {
 		m.StateSince = nil

@@ -31,6 +31,10 @@ import (
 // user, never the password.
 var ErrUnreachable = errors.New("database unreachable")
 
+// ErrEncoding is wrapped by Open's error when the database does not store
+// text as UTF-8 (encoding.go).
+var ErrEncoding = errors.New("database encoding is not UTF8")
+
 // Store is a pool of connections to the bouncer database.
 type Store struct {
 	pool *pgxpool.Pool
@@ -47,6 +51,13 @@ type Store struct {
 // read as it stands it would put a piece of the password where the host
 // or the database name is expected.
 func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
+	return OpenAs(ctx, url, maxConns, "sentry")
+}
+
+// OpenAs is Open for a pool whose connections PostgreSQL shows as
+// application (pg_stat_activity.application_name): the daemon's status
+// page has a pool of its own, "sentry web".
+func OpenAs(ctx context.Context, url string, maxConns int, application string) (*Store, error) {
 	if err := dburl.Check(url); err != nil {
 		return nil, err
 	}
@@ -59,7 +70,7 @@ func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
 	if maxConns > 0 {
 		cfg.MaxConns = int32(maxConns)
 	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = "sentry"
+	cfg.ConnConfig.RuntimeParams["application_name"] = application
 	// sentry's transactions are a few statements sent at once: one left
 	// open and idle is a process stopped (SIGSTOP) or hung in the middle
 	// of one, whose locks would hold the other sentries back. The server
@@ -74,6 +85,13 @@ func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		return nil, fmt.Errorf("%w at %s: %s", ErrUnreachable, where, s.scrub(rootCause(err)))
+	}
+	if err := checkEncoding(ctx, pool, where); err != nil {
+		pool.Close()
+		if errors.Is(err, ErrEncoding) {
+			return nil, err // names where, never the password
+		}
 		return nil, fmt.Errorf("%w at %s: %s", ErrUnreachable, where, s.scrub(rootCause(err)))
 	}
 	s.pool = pool

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/decide"
 	"github.com/mirrorsentry/sentry/sentry/engine"
 	"github.com/mirrorsentry/sentry/sentry/observe"
@@ -300,7 +301,7 @@ func (t *task) recordCerts(ctx context.Context, judged []*judged) {
 			rec.NotAfter.UTC().Format("2006-01-02 15:04 UTC"), rec.Issuer)
 		t.log.Warn("certificate expires soon", "mirror", js.m.Name, "host", rec.Host, "not_after", rec.NotAfter)
 		observe.TLSWarned(observe.Or(t.job.Observer), observe.TLSEvent{At: now, RunID: t.run.ID, MirrorID: js.m.ID,
-			Mirror: js.m.Name, BaseURL: js.m.BaseURL, Host: rec.Host, Issuer: rec.Issuer, Names: rec.Names,
+			Mirror: js.m.Name, BaseURL: safetext.URL(js.m.BaseURL), Host: rec.Host, Issuer: rec.Issuer, Names: rec.Names,
 			NotAfter: rec.NotAfter, Fingerprint: rec.Fingerprint, Reason: why})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/decide"
 	"github.com/mirrorsentry/sentry/sentry/engine"
 	"github.com/mirrorsentry/sentry/sentry/mirrorjob"
@@ -119,7 +120,7 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	}
 	ms.sums.Reachable = !reach.Kind.Failed()
 	if !ms.sums.Reachable {
-		ms.sums.FirstFailure = mirrorjob.FailureLine(ms.m.BaseURL, reach)
+		ms.sums.FirstFailure = mirrorjob.FailureLine(safetext.URL(ms.m.BaseURL), reach)
 		ms.sums.Failures[reach.Kind]++
 		return reach.Kind
 	}

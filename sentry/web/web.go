@@ -27,11 +27,13 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
 
@@ -48,6 +50,7 @@ type Server struct {
 	now       func() time.Time
 	nextSweep func(time.Time) time.Time
 	pages     *template.Template
+	inFlight  chan struct{} // guard.go
 }
 
 // Options configure a Server.
@@ -59,6 +62,9 @@ type Options struct {
 	// NextSweep, when set, gives the time of the next scheduled sweep after
 	// a time (the daemon's schedule.sweep), for the page to show.
 	NextSweep func(after time.Time) time.Time
+	// MaxInFlight bounds the requests worked on at once; more are
+	// answered 503 (guard.go). 0: DefaultMaxInFlight.
+	MaxInFlight int
 }
 
 // New builds the status page.
@@ -66,7 +72,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Reporter == nil {
 		return nil, errors.New("web: a Reporter is required")
 	}
-	s := &Server{rep: opts.Reporter, log: opts.Logger, now: opts.Now, nextSweep: opts.NextSweep}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	s := &Server{rep: opts.Reporter, log: opts.Logger, now: opts.Now, nextSweep: opts.NextSweep,
+		inFlight: make(chan struct{}, opts.MaxInFlight)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -81,19 +91,19 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Register adds the page's routes to mux.
+// Register adds the page's routes to mux, each guarded (guard.go).
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /{$}", s.index)
-	mux.HandleFunc("GET /mirrors/{name}", s.mirror)
-	mux.HandleFunc("GET /releases/{name}", s.release)
+	mux.Handle("GET /{$}", s.guard(s.index))
+	mux.Handle("GET /mirrors/{name}", s.guard(s.mirror))
+	mux.Handle("GET /releases/{name}", s.guard(s.release))
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	mux.HandleFunc("GET /api/mirrors", s.apiMirrors)
-	mux.HandleFunc("GET /api/mirrors/{name}", s.apiMirror)
-	mux.HandleFunc("GET /api/releases", s.apiReleases)
-	mux.HandleFunc("GET /api/releases/{name}", s.apiRelease)
-	mux.HandleFunc("GET /api/history", s.apiHistory)
-	mux.HandleFunc("GET /api/runs", s.apiRuns)
-	mux.HandleFunc("GET /api/{$}", s.apiIndex)
+	mux.Handle("GET /api/mirrors", s.guard(s.apiMirrors))
+	mux.Handle("GET /api/mirrors/{name}", s.guard(s.apiMirror))
+	mux.Handle("GET /api/releases", s.guard(s.apiReleases))
+	mux.Handle("GET /api/releases/{name}", s.guard(s.apiRelease))
+	mux.Handle("GET /api/history", s.guard(s.apiHistory))
+	mux.Handle("GET /api/runs", s.guard(s.apiRuns))
+	mux.Handle("GET /api/{$}", s.guard(s.apiIndex))
 }
 
 // Endpoint is one entry of the /api/ index.
@@ -155,9 +165,9 @@ func (s *Server) window(r *http.Request) (report.Window, error) {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, badRequest bool) {
 	switch {
 	case errors.Is(err, report.ErrNotFound):
-		http.Error(w, err.Error(), http.StatusNotFound)
+		http.Error(w, safetext.Text(err.Error()), http.StatusNotFound)
 	case badRequest:
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		http.Error(w, safetext.Text(err.Error()), http.StatusBadRequest)
 	case errors.Is(err, context.Canceled):
 		// The client went away.
 	default:
@@ -174,11 +184,15 @@ func (s *Server) json(w http.ResponseWriter, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(b.Bytes())
 }
 
 // render writes a page; the whole page is rendered before a byte is sent,
-// so an error is a clean 500, not half a page.
+// so an error is a clean 500, not half a page. The templates escape
+// markup; what they cannot (control and bidirectional characters in a
+// mirror's name or a detail, which reorder or hide text) is made visible
+// over the whole page (safetext.Lines: the templates hold none of them).
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data any) {
 	var b bytes.Buffer
 	if err := s.pages.ExecuteTemplate(&b, name, data); err != nil {
@@ -188,9 +202,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, dat
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(b.Bytes())
+	h.Set("X-Frame-Options", "DENY")
+	_, _ = io.WriteString(w, safetext.Lines(b.String()))
 }
 
 // indexRow is a mirror row with its history strip.

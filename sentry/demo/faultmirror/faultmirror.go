@@ -6,8 +6,9 @@
 // Content-Length, a wrong Content-Length, a flipped byte, a redirect loop, a
 // redirect to another host, an https→http downgrade, a certificate that does
 // not verify, a refused connection, a name that does not resolve, a drip of
-// one byte a second, a gzip-encoded answer despite Accept-Encoding: identity,
-// and headers too large to accept.
+// 1,100 bytes every 1.5 seconds, a gzip-encoded answer despite
+// Accept-Encoding: identity, headers too large to accept, and a redirect
+// into sentry's own network.
 //
 // Servers listen on loopback ports; Close a Mirror when done. Every server
 // of a Mirror gives up its hanging answers when the client goes away or the
@@ -31,6 +32,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,21 +84,33 @@ const (
 	Refused Fault = "connection refused"
 	// Unresolvable is a host name under .invalid, which never resolves.
 	Unresolvable Fault = "unresolvable name"
-	// Drip sends the file's headers and then one byte a second (DripEvery).
+	// Drip sends the file's headers and then DripChunk bytes every
+	// DripEvery: over a kilobyte a second-and-a-half, so that an idle
+	// timer, even one wanting a kilobyte per window, never fires.
 	Drip Fault = "slow drip"
 	// Gzip answers the file gzip-compressed with Content-Encoding: gzip
 	// whatever the request's Accept-Encoding, HEAD included.
 	Gzip Fault = "gzip-encoded answer"
 	// HugeHeaders answers the file with 1 MiB of response headers.
 	HugeHeaders Fault = "huge headers"
+	// RedirectInternal is a mirror on the Internet (on PublicAddr, which
+	// the client must count as public: checks.ClientOptions.PublicPrefixes)
+	// redirecting the file to a service on 127.0.0.1, as a hostile mirror
+	// would send sentry to its own API or to a cloud's metadata service.
+	// InternalRequests counts what reached that service.
+	RedirectInternal Fault = "redirect into sentry's network"
 )
+
+// PublicAddr is the address of the RedirectInternal mirror: a loopback
+// address standing for one on the Internet, in the clients that say so.
+var PublicAddr = netip.MustParseAddr("127.0.0.2")
 
 // All lists every fault, in the order of docs/FAULTS.md.
 func All() []Fault {
 	return []Fault{
 		NotFound, Forbidden, ServerError, Stall, Endless, Truncated, WrongLength,
 		FlippedByte, RedirectLoop, RedirectOtherHost, Downgrade, BadCertificate,
-		Refused, Unresolvable, Drip, Gzip, HugeHeaders,
+		Refused, Unresolvable, Drip, Gzip, HugeHeaders, RedirectInternal,
 	}
 }
 
@@ -109,8 +123,12 @@ func (f Fault) Whole() bool {
 	return false
 }
 
-// DripEvery is the pause between two bytes of a Drip answer.
-const DripEvery = time.Second
+// DripChunk bytes are sent every DripEvery by a Drip answer: the drip
+// that held a check of a 318 KB file for 7 minutes (issue 26).
+const (
+	DripChunk = 1100
+	DripEvery = 1500 * time.Millisecond
+)
 
 // Mirror is a mirror with one fault.
 type Mirror struct {
@@ -129,9 +147,14 @@ type Mirror struct {
 	closing chan struct{}
 	once    sync.Once
 
-	faulty atomic.Int64 // requests answered with the fault
-	sent   atomic.Int64 // body bytes sent by faulty answers
+	faulty   atomic.Int64 // requests answered with the fault
+	sent     atomic.Int64 // body bytes sent by faulty answers
+	internal atomic.Int64 // requests that reached the internal service
 }
+
+// InternalRequests returns how many requests reached the internal service
+// a RedirectInternal mirror redirects to: 0 when the redirect was refused.
+func (m *Mirror) InternalRequests() int64 { return m.internal.Load() }
 
 // FaultyRequests returns how many requests were answered with the fault.
 func (m *Mirror) FaultyRequests() int64 { return m.faulty.Load() }
@@ -265,8 +288,8 @@ func (m *Mirror) setup(rel *localmirror.Release) error {
 			}
 			t := time.NewTicker(DripEvery)
 			defer t.Stop()
-			for i := 0; i < len(body); i++ {
-				if !m.write(w, body[i:i+1]) {
+			for i := 0; i < len(body); i += DripChunk {
+				if !m.write(w, body[i:min(i+DripChunk, len(body))]) {
 					return
 				}
 				select {
@@ -331,6 +354,26 @@ func (m *Mirror) setup(rel *localmirror.Release) error {
 		m.URL = u
 	case Unresolvable:
 		m.URL = "http://" + m.Name + ".sentry-test.invalid/pub"
+	case RedirectInternal:
+		internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m.internal.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"internal": "sentry's own API or a metadata service", "size": %d}`, len(body))
+		}))
+		m.servers = append(m.servers, closer(internal.Close))
+		file(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, internal.URL+"/api/mirrors", http.StatusFound)
+		})
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(PublicAddr, 0).String())
+		if err != nil {
+			return err
+		}
+		srv := httptest.NewUnstartedServer(s)
+		srv.Listener.Close()
+		srv.Listener = ln
+		srv.Start()
+		m.servers = append(m.servers, closer(srv.Close))
+		m.URL = srv.URL + "/pub"
 	default:
 		return fmt.Errorf("unknown fault %q", m.Fault)
 	}

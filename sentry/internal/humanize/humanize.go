@@ -1,5 +1,10 @@
 // Package humanize formats numbers, durations and strings for people:
 // the tables of the command line and the status page share it.
+//
+// Every string it clips or wraps is made safe first (safetext.Text:
+// control and bidirectional characters replaced by visible text), so
+// that a clip never cuts an escape sequence in half and a column's width
+// is that of what the terminal shows.
 package humanize
 
 import (
@@ -7,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mirrorsentry/sentry/checks/safetext"
 )
 
 // Bytes formats n as B, KiB, MiB, GiB or TiB.
@@ -23,11 +30,17 @@ func Bytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGT"[exp])
 }
 
-// Clip shortens s to at most n runes, marking a cut with "…".
+// Width is how many runes s takes once made safe (safetext.Text): the
+// width of its column.
+func Width(s string) int { return utf8.RuneCountInString(safetext.Text(s)) }
+
+// Clip makes s safe (safetext.Text) and shortens it to at most n runes,
+// marking a cut with "…".
 func Clip(s string, n int) string {
 	if n <= 0 {
 		return ""
 	}
+	s = safetext.Text(s)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
@@ -35,12 +48,14 @@ func Clip(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// ClipLeft shortens s to at most n runes keeping its end (a path's file
-// name says more than its first directories).
+// ClipLeft makes s safe (safetext.Text) and shortens it to at most n
+// runes keeping its end (a path's file name says more than its first
+// directories).
 func ClipLeft(s string, n int) string {
 	if n <= 0 {
 		return ""
 	}
+	s = safetext.Text(s)
 	r := []rune(s)
 	if len(r) <= n {
 		return s
@@ -74,7 +89,8 @@ func Duration(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// Wrap breaks s into lines of at most width runes at spaces, indenting
+// Wrap makes s safe (safetext.Text, after splitting it at white space)
+// and breaks it into lines of at most width runes at spaces, indenting
 // every line after the first by indent; a word longer than a line is
 // clipped.
 func Wrap(s string, width int, indent string) string {
@@ -82,6 +98,7 @@ func Wrap(s string, width int, indent string) string {
 	line := 0
 	room := width
 	for _, w := range strings.Fields(s) {
+		w = safetext.Text(w)
 		n := utf8.RuneCountInString(w)
 		switch {
 		case line == 0:

@@ -51,3 +51,27 @@ func TestWrap(t *testing.T) {
 		}
 	}
 }
+
+// TestClipIsSafe: a field is made safe before it is clipped, so that no
+// escape is cut in half and the width is the one a terminal shows.
+func TestClipIsSafe(t *testing.T) {
+	name := "evil\x1b]0;pwned\x07\r\u202Egnp.exe"
+	for n := 1; n < 40; n++ {
+		for _, got := range []string{Clip(name, n), ClipLeft(name, n), Wrap(name, n, "")} {
+			if strings.ContainsAny(got, "\x1b\x07\r\u202E") {
+				t.Fatalf("width %d: %q holds a raw control", n, got)
+			}
+			for _, line := range strings.Split(got, "\n") {
+				if utf8.RuneCountInString(line) > n {
+					t.Errorf("width %d: %q is wider", n, line)
+				}
+			}
+		}
+	}
+	if got, want := Clip(name, 40), "evil␛]0;pwned␇␍[U+202E]gnp.exe"; got != want {
+		t.Errorf("Clip = %q, want %q", got, want)
+	}
+	if Width(name) != utf8.RuneCountInString("evil␛]0;pwned␇␍[U+202E]gnp.exe") {
+		t.Errorf("Width = %d", Width(name))
+	}
+}
