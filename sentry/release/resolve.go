@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"slices"
 	"sort"
 	"strings"
@@ -238,10 +239,12 @@ func (r *Resolver) fetchManifest(ctx context.Context, name string, rel store.Rel
 			return nil, res, ctx.Err()
 		}
 		return nil, res, &ManifestError{URL: u, Kind: res.Kind,
-			Err: fmt.Errorf("%w: read %s: %s: %s", ErrManifest, u, res.Kind, res.Detail)}
+			Err: fmt.Errorf("%w: read %s: %s: %s", ErrManifest, safetext.URL(u), res.Kind, res.Detail)}
 	}
 	defer body.Close()
-	m, err := r.readManifest(ctx, name, u, body)
+	// What is said of the manifest names it without the master's user
+	// info (master.url may carry credentials).
+	m, err := r.readManifest(ctx, name, safetext.URL(u), body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, res, ctx.Err()

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/mirrorsentry/sentry/checks/safetext"
 	"io"
 	"time"
 
@@ -42,8 +43,8 @@ import (
 //     a message in memory, holding about three times its size at the
 //     peak.
 
-// readManifest reads body, the manifest of release name at u, into its
-// entries, its SHA-256 and its signer.
+// readManifest reads body, the manifest of release name at u (as shown:
+// without user info), into its entries, its SHA-256 and its signer.
 func (r *Resolver) readManifest(ctx context.Context, name, u string, body io.Reader) (*fetched, error) {
 	cfg := r.Config.Releases
 	h := sha256.New()
@@ -139,6 +140,7 @@ func readWhole(r io.Reader) ([]byte, error) {
 // cannot be read now is a *ManifestError of the GET's kind (try again).
 func (r *Resolver) fetchSignature(ctx context.Context, u string) ([]byte, error) {
 	body, res := checks.FetchIfChanged(ctx, r.Client, u, signature.MaxSignatureBytes, "", "")
+	u = safetext.URL(u) // from here on, only said
 	switch {
 	case res.Kind == checks.KindOK:
 	case ctx.Err() != nil:
