@@ -101,7 +101,7 @@ func (j *Job) resolver() *release.Resolver {
 
 // Plan resolves the release from the master (its manifest recorded, its
 // locations mapped) and gives the prime a row per active mirror (of those
-// asked for). A prime that would check nothing the redirector serves — no
+// asked for), the highest rated first (CapacityFirst). A prime that would check nothing the redirector serves — no
 // active mirror, no bouncer product of the release, no location, none
 // mapping onto the manifest — fails here, before any mirror is contacted
 // (release.ErrNothingToDo).
@@ -158,7 +158,7 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	return engine.Plan{
 		Params: params{Request: req, ReleaseID: p.Release.ID, Files: len(p.Files), Locations: len(p.Locations),
 			Unresolved: mirrorjob.NonNil(p.Unresolved), MissingProducts: mirrorjob.NonNil(p.MissingProducts)},
-		ReleaseID: p.Release.ID, Mirrors: mirrorjob.IDs(mirrors), Task: t,
+		ReleaseID: p.Release.ID, Mirrors: mirrorjob.IDs(CapacityFirst(mirrors)), Task: t,
 	}, nil
 }
 
