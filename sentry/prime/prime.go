@@ -127,6 +127,16 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	if err := p.CheckLocations(); err != nil {
 		return engine.Plan{}, err
 	}
+	// Which products the release is primed for: what its capacity and
+	// uptake are measured against (the mirrors the redirector can offer
+	// for them).
+	productIDs := make([]int, len(p.Products))
+	for i, pr := range p.Products {
+		productIDs[i] = pr.ID
+	}
+	if err := j.Store.SaveReleaseProducts(ctx, p.Release.ID, productIDs); err != nil {
+		return engine.Plan{}, err
+	}
 	log := j.Logger.With("release", req.Release, "run", run.ID)
 	log.Info("prime started", "files", len(p.Files), "locations", len(p.Locations), "mirrors", len(mirrors),
 		"unresolved_locations", len(p.Unresolved))

@@ -48,6 +48,9 @@ type Plan struct {
 	// MissingProducts are product names of the release's patterns that
 	// the bouncer has no product of.
 	MissingProducts []string
+	// Products are the bouncer products of the release's patterns that
+	// the bouncer holds (active only, when mapped for a sweep).
+	Products []store.Product
 }
 
 // Location is a bouncer location and the manifest files it stands for:
@@ -296,6 +299,7 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 	if activeOnly {
 		products = slices.DeleteFunc(products, func(pr store.Product) bool { return !pr.Active })
 	}
+	p.Products = products
 	found := map[string]bool{}
 	byID := map[int]store.Product{}
 	ids := make([]int, 0, len(products))

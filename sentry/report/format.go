@@ -268,8 +268,9 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time, wide bool) error 
 	if r.FirstPrime != nil {
 		fmt.Fprintf(&b, ", first primed %s (%s)", r.FirstPrime.UTC().Format("2006-01-02 15:04"), ago(now, r.FirstPrime))
 	}
-	fmt.Fprintf(&b, "\n%d of %d active mirrors hold every file verified; rating-weighted uptake %s\n\n",
+	fmt.Fprintf(&b, "\n%d of %d active mirrors hold every file verified; rating-weighted uptake %s\n",
 		r.Complete, r.ActiveMirrors, percent(r.Weighted))
+	b.WriteString(capacityLines(r.Capacity) + "\n")
 
 	nw := nameWidth(24, wide, func(yield func(string) bool) {
 		for _, m := range r.Mirrors {

@@ -72,6 +72,9 @@ type Release struct {
 	Mirrors   []MirrorUptake `json:"mirrors"`
 	OverTime  []UptakePoint  `json:"over_time"`
 	Truncated bool           `json:"files_truncated"`
+	// Capacity is how fast the release reached its eligible capacity
+	// (capacity.go).
+	Capacity *Capacity `json:"capacity"`
 }
 
 // Release returns the uptake report of the release named name.
@@ -93,6 +96,9 @@ func (r *Reporter) Release(ctx context.Context, name string) (*Release, error) {
 			return err
 		}
 		if err := r.releaseFiles(ctx, tx, id, out); err != nil {
+			return err
+		}
+		if out.Capacity, err = capacity(ctx, tx, id, out.FirstPrime, out.Files); err != nil {
 			return err
 		}
 		return r.releaseMirrors(ctx, tx, id, out)
