@@ -18,11 +18,12 @@ const (
 	StateDown = decide.Down
 )
 
-// KnownReleases returns every release sentry has a manifest of, oldest
-// first.
+// KnownReleases returns every release sentry has a manifest of whose
+// master copy was found good (master_state 'ok': not one a prime is still
+// reading, nor one whose master copy is wrong), oldest first.
 func (s *Store) KnownReleases(ctx context.Context) ([]Release, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, name, first_seen, updated_at, manifest_etag, manifest_last_modified, manifest_sha256
-		FROM sentry_releases ORDER BY id`)
+		FROM sentry_releases WHERE master_state = 'ok' ORDER BY id`)
 	if err != nil {
 		return nil, s.wrap("read releases", err)
 	}
