@@ -97,6 +97,9 @@ func TestStatusPageAndAPI(t *testing.T) {
 		if strings.HasPrefix(p, "/api/releases/") {
 			p = "/api/releases/1.5"
 		}
+		if p == "/api/uptake/" {
+			p += "?product=Firefox-1.5"
+		}
 		if p == "/metrics" || p == "/healthz" {
 			continue // the daemon's, not the page's
 		}
