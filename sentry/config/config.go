@@ -107,6 +107,17 @@ type ReleasesConfig struct {
 	DefaultLangs []string `yaml:"default_langs"`
 	// MaxManifestBytes bounds the manifest download. Default: 64 MiB.
 	MaxManifestBytes int64 `yaml:"max_manifest_bytes"`
+	// Aliases map bouncer aliases (mirror_aliases.alias, such as
+	// firefox-latest) to the product pattern of Products each is to name
+	// ("Firefox-{release}"): sentry moves an alias to a release's product
+	// (package promote) once every location of it has reached PromoteAt of
+	// its eligible capacity. Default: none, no alias is moved.
+	Aliases map[string]string `yaml:"aliases"`
+	// PromoteAt is the rating-weighted eligible uptake (the mirrors the
+	// redirector can offer for the product, holding the location verified)
+	// every location of a release's product must reach before an alias
+	// moves to it. Default: 0.8.
+	PromoteAt float64 `yaml:"promote_at"`
 }
 
 // HTTPConfig is the daemon's own HTTP server.
@@ -349,6 +360,7 @@ func Default() Config {
 			Manifest:         "SHA256SUMS",
 			DefaultLangs:     []string{"en-US"},
 			MaxManifestBytes: 64 << 20,
+			PromoteAt:        0.8,
 		},
 		HTTP:     HTTPConfig{Listen: "127.0.0.1:8080"},
 		Schedule: ScheduleConfig{Sweep: "@every 15m", DeepSweep: "0 3 * * *"},
@@ -437,4 +449,14 @@ func (c *Config) ProductNames(release string) []string {
 		out[i] = strings.ReplaceAll(p, "{release}", release)
 	}
 	return out
+}
+
+// AliasProduct is the product an alias of releases.aliases names for
+// release: its pattern with the release ("" for an alias not configured).
+func (c *Config) AliasProduct(alias, release string) string {
+	pat, ok := c.Releases.Aliases[alias]
+	if !ok {
+		return ""
+	}
+	return strings.ReplaceAll(pat, "{release}", release)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry"
+	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/report"
@@ -52,5 +54,24 @@ func TestMetricsReleaseCapacity(t *testing.T) {
 	}
 	if reached != 1 { // 0.5 only
 		t.Errorf("%d shares reached, want 1 (%+v)", reached, c.Times)
+	}
+}
+
+// TestMetricsAliasPromoted: an alias sentry moved is exported with the
+// time of its last move and the product it named then.
+func TestMetricsAliasPromoted(t *testing.T) {
+	t.Parallel()
+	w := world.New(t, &world.Options{Config: func(c *config.Config) {
+		c.Releases.Aliases = map[string]string{"firefox-latest": "Firefox-{release}"}
+	}})
+	w.Static(t, "good")
+	w.Prime(t)
+	m := metrics.New(w.Pool(), w.Deps.Logger)
+	fams := world.Scrape(t, m.Handler())
+	var at time.Time
+	w.QueryRow(t, `SELECT at FROM sentry_alias_moves WHERE alias = 'firefox-latest' AND to_product = 'Firefox-1.5'`, nil, &at)
+	v, ok := world.Value(t, fams, "sentry_alias_promoted_timestamp_seconds", map[string]string{"alias": "firefox-latest", "product": "Firefox-1.5"})
+	if !ok || v != float64(at.UnixNano())/1e9 {
+		t.Errorf("sentry_alias_promoted_timestamp_seconds = %v (present %v), moved at %v", v, ok, at)
 	}
 }

@@ -54,8 +54,8 @@ const (
 
 // Event is the JSON body of a notification.
 type Event struct {
-	// Event is mirror_state_changed, guard_activated, run_failed or
-	// tls_warning.
+	// Event is mirror_state_changed, guard_activated, run_failed,
+	// tls_warning or alias_promoted (promote.go).
 	Event string `json:"event"`
 	// ID is unique per event; a receiver seeing it twice (a retry after
 	// a lost answer) can ignore the second.
@@ -66,6 +66,7 @@ type Event struct {
 	Guard       *observe.GuardEvent       `json:"guard,omitempty"`
 	Run         *observe.RunEvent         `json:"run,omitempty"`
 	TLS         *observe.TLSEvent         `json:"tls,omitempty"`
+	Alias       *observe.AliasEvent       `json:"alias,omitempty"`
 }
 
 // Options configure a Notifier.

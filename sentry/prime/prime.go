@@ -335,6 +335,9 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 		return t.masterFailed(mp, err), ctx.Err() == nil
 	}
 	held := t.markDone(ctx, row, mp)
+	if mp.sums.Marked {
+		t.job.promoter().AfterMarks(ctx, t.plan.Release.Name, "prime", t.run.ID)
+	}
 	return engine.Result{Files: rowResult{Sums: mp.sums, Held: held}}, true
 }
 
@@ -648,6 +651,7 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	if guard != "" {
 		end.After = mirrorjob.GuardHeld(t.job.Observer, t.run, len(down), guard)
 	}
+	end.After = t.promoteAfter(end.After)
 	return end, nil
 }
 
