@@ -145,6 +145,12 @@ func (r *run) learnPriming(files []File) ([]File, error) {
 	rest := make([]File, 0, len(files))
 	probed := false
 	for i, f := range files {
+		if r.by == PrimeUnknown {
+			var err error
+			if f, err = r.ready(f); err != nil {
+				return nil, err
+			}
+		}
 		if r.by != PrimeUnknown || !r.sampled(f) {
 			rest = append(rest, f)
 			continue

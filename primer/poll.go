@@ -120,7 +120,11 @@ func (r *run) pollOne(p *pending) error {
 	switch {
 	case !head.Kind.Failed():
 		r.seen.Store(true)
-		res, err := r.request(func() checks.Result { return r.verifyFile(p.f, p.t) })
+		f, err := r.ready(p.f)
+		if err != nil {
+			return err
+		}
+		res, err := r.request(func() checks.Result { return r.verifyFile(f, p.t) })
 		if err != nil {
 			return err
 		}

@@ -220,6 +220,13 @@ type Config struct {
 	// SampleID names the run in the id of every sampled check (SampleID),
 	// so that each check of each run reads blocks of its own.
 	SampleID string
+	// Ready, when set, is called with each file before it is first primed
+	// or verified, and gives the file as it is to be checked: a sampled
+	// prime gives a file the block digests of the master's copy there,
+	// waiting for that file's read from the master only (a trigger's
+	// list and polls for presence do not wait). An error stops the prime,
+	// as the end of ctx does: the files not yet checked get no outcome.
+	Ready func(ctx context.Context, f File) (File, error)
 	// Learned, when set, is told how a pull mirror whose Priming was
 	// unknown turned out to be primed, or that one primed by range no
 	// longer fills on one, and why.
@@ -313,7 +320,8 @@ func (cfg Config) withDefaults() (Config, error) {
 // file beyond that), each also holding one unit of cfg.Global while in flight.
 //
 // Errors: an unusable Config (ErrInvalidConfig), a nil emit or an unknown mode
-// (ErrUnknownMode) are returned before any request. When ctx is cancelled,
+// (ErrUnknownMode) are returned before any request. An error of
+// Config.Ready stops Prime as the end of ctx does, and is returned. When ctx is cancelled,
 // Prime stops, emits nothing more (results of interrupted requests are
 // dropped, never reported as failures) and returns ctx.Err() once every
 // goroutine has finished; files without an outcome are simply not reported.
@@ -384,6 +392,14 @@ type run struct {
 	ranges checks.RangeWay
 }
 
+// ready is f as it is to be checked (Config.Ready).
+func (r *run) ready(f File) (File, error) {
+	if r.cfg.Ready == nil {
+		return f, nil
+	}
+	return r.cfg.Ready(r.ctx, f)
+}
+
 // target is the checks target of f on the mirror.
 func (r *run) target(f File) checks.Target {
 	return checks.Target{
@@ -440,7 +456,13 @@ func (r *run) pull(files []File) error {
 			stopped = true
 			break
 		}
-		g.Go(func() error { return r.pullFile(f) })
+		g.Go(func() error {
+			f, err := r.ready(f)
+			if err != nil {
+				return err
+			}
+			return r.pullFile(f)
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return err

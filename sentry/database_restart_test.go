@@ -58,7 +58,8 @@ func summarise(t *testing.T, w *world.World, run int64) runSummary {
 //
 // The outage starts at mirror a's second file request, or, in "prime from
 // its start", as the prime starts checking mirrors (before any mirror could
-// read what earlier runs verified). It ends at a's fourth file request,
+// read what earlier runs verified) — in a prime, once the master's copy
+// was read to the end, since marks wait for that. It ends at a's fourth file request,
 // once sentry has failed to write checks and, in the prime, mirror b,
 // finished during the outage, has failed to write its marks. The test must
 // not run in parallel with others: it stops the server every test of the
@@ -101,12 +102,19 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 			writeFailed := watch.on("writing checks failed")
 			markFailed := watch.on("marking failed")
 
+			// A prime marks once the master's copy was read to the end
+			// (the mirrors are primed meanwhile): the outage comes after
+			// that, for mirror b's marks to meet it.
+			masterRead := watch.on("every file is the manifest's")
+			if tt.sweep {
+				masterRead = closed()
+			}
 			atStop, stopped := make(chan struct{}), make(chan struct{})
 			atStart, started := make(chan struct{}), make(chan struct{})
 			if tt.fromStart {
 				// "run planned" is logged once the run's work is
 				// recorded, and before any mirror is checked.
-				watch.do("run planned", func() { close(atStop); <-stopped })
+				watch.do("run planned", func() { <-masterRead; close(atStop); <-stopped })
 			}
 			method := map[bool]string{false: "GET", true: "HEAD"}[tt.sweep]
 			bFirst := make(chan struct{})
@@ -122,6 +130,7 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 						if !tt.sweep {
 							<-bFirst // b has read its earlier results
 						}
+						<-masterRead
 						close(atStop)
 						<-stopped
 					}
@@ -205,4 +214,11 @@ func TestDatabaseRestartLosesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// closed is a channel closed already.
+func closed() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
 }

@@ -195,11 +195,24 @@ func Prime(ctx context.Context, d *Deps, opts PrimeOptions) (*prime.Report, erro
 		return nil, err
 	}
 	rep, err := prime.Summarize(fin, names)
-	if err == nil {
-		d.Logger.Info("prime finished", "release", opts.Release, "run", rep.RunID, "outcome", rep.Outcome, "reason", rep.Reason)
+	if err != nil {
+		return nil, err
 	}
-	return rep, err
+	d.Logger.Info("prime finished", "release", opts.Release, "run", rep.RunID, "outcome", rep.Outcome, "reason", rep.Reason)
+	if rep.MasterCopyWrong && rep.Outcome == store.OutcomeFailed {
+		// The release is unusable, as a manifest that cannot be read is:
+		// the prime could not be done (nothing was marked).
+		return nil, fmt.Errorf("run %d: %w", rep.RunID, masterCopyError(rep.MasterCopy))
+	}
+	return rep, nil
 }
+
+// masterCopyError is the error of a prime whose master copy was found
+// wrong: msg says so, and wraps release.ErrMasterCopy.
+type masterCopyError string
+
+func (e masterCopyError) Error() string { return string(e) }
+func (e masterCopyError) Unwrap() error { return release.ErrMasterCopy }
 
 // SweepOptions are the arguments of a sweep.
 type SweepOptions struct {

@@ -72,10 +72,21 @@ type Params struct {
 	BandwidthSize                    int64
 	BandwidthLatency                 time.Duration
 	BandwidthEgress                  float64
+
+	// Capacity prime: CapacityFiles files of CapacitySize on
+	// CapacityMirrors pull mirrors of skewed ratings answering after
+	// CapacityLatency, the farm's egress capped at CapacityEgress, primed
+	// with verify.mode sampled (CapacitySample blocks of CapacityBlock):
+	// the time to 90% and 100% of the rating-weighted capacity.
+	CapacityMirrors, CapacityFiles int
+	CapacitySize, CapacityBlock    int64
+	CapacitySample                 int
+	CapacityLatency                time.Duration
+	CapacityEgress                 float64
 }
 
 // Figures are the names -only selects from, in the order they run.
-var Figures = []string{"recording", "light-sweep", "memory", "growth", "polite", "deep-verification", "release-prime", "bandwidth-prime", "shared-sweep"}
+var Figures = []string{"recording", "light-sweep", "memory", "growth", "polite", "deep-verification", "release-prime", "bandwidth-prime", "capacity-prime", "shared-sweep"}
 
 // DefaultParams are the sizes.
 func DefaultParams() Params {
@@ -94,6 +105,8 @@ func DefaultParams() Params {
 		SharedConcurrency: 8, SharedPerMirror: 4, SharedInstances: 3,
 		BandwidthMirrors: 100, BandwidthFiles: 4, BandwidthSize: 16 << 20, BandwidthLatency: 100 * time.Millisecond,
 		BandwidthEgress: 256 << 20,
+		CapacityMirrors: 200, CapacityFiles: 200, CapacitySize: 1 << 20, CapacityBlock: 4 << 10, CapacitySample: 16,
+		CapacityLatency: 30 * time.Millisecond, CapacityEgress: 128 << 20,
 	}
 }
 
@@ -107,6 +120,7 @@ func QuickParams() Params {
 	p.RecordChecks = 40_000
 	p.SharedMirrors, p.SharedFiles = 12, 60
 	p.BandwidthMirrors, p.BandwidthFiles = 40, 2
+	p.CapacityMirrors, p.CapacityFiles = 40, 40
 	return p
 }
 
@@ -502,6 +516,12 @@ func Run(ctx context.Context, o Options) error {
 
 	if want("bandwidth-prime") {
 		if err := bandwidthPrime(ctx, o, st, dbURL, dir, rep, logf, child); err != nil {
+			return err
+		}
+	}
+
+	if want("capacity-prime") {
+		if err := capacityPrime(ctx, o, st, dbURL, dir, rep, logf, child); err != nil {
 			return err
 		}
 	}

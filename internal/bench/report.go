@@ -136,6 +136,8 @@ func (r *report) markdown() string {
 	w("- release prime: %d files × %s on %d pull mirrors with %s latency per request, concurrency %d;\n", p.PrimeFiles, mib(p.PrimeSize), p.PrimeMirrors, p.PrimeLatency, p.PrimeConcurrency)
 	w("- bandwidth prime: %d files × %s on %d pull mirrors with %s latency per request, the farm's egress capped at %s, primed with `verify.mode: full` and then `sampled` (defaults: 32 blocks of 16 KiB);\n",
 		p.BandwidthFiles, mib(p.BandwidthSize), p.BandwidthMirrors, p.BandwidthLatency, rate(p.BandwidthEgress))
+	w("- capacity prime: %d files × %s on %d pull mirrors of skewed ratings (1000·0.98^i, in a random order of their ids) with %s latency per request, the farm's egress capped at %s, primed with `verify.mode: sampled` (%d blocks of %s): the time to 90%% and 100%% of the rating-weighted capacity;\n",
+		p.CapacityFiles, mib(p.CapacitySize), p.CapacityMirrors, p.CapacityLatency, rate(p.CapacityEgress), p.CapacitySample, mib(p.CapacityBlock))
 	w("- recording: %d checks through the Recorder;\n", p.RecordChecks)
 	w("- shared sweep: 1 to %d `sentry run` daemons on one database sharing the first scheduled sweep of %d mirrors × %d files (HEAD) with %s latency per request, each daemon with concurrency %d, %d per mirror;\n",
 		p.SharedInstances, p.SharedMirrors, p.SharedFiles, p.SharedLatency, p.SharedConcurrency, p.SharedPerMirror)

@@ -84,6 +84,7 @@ func init() {
 		more: `endpoints (on http.listen, default 127.0.0.1:8080):
   GET  /                  the status page (/mirrors/NAME, /releases/R)
   GET  /api/              the index of the JSON API: /api/mirrors, /api/runs, ...
+  GET  /api/uptake/       the bouncer admin app's uptake API (?product=P&os=O)
   GET  /metrics           Prometheus metrics
   GET  /healthz           200 when the database answers, else 503
   POST /hooks/release     the signed release hook: starts a prime

@@ -178,7 +178,7 @@ func TestReportCommand(t *testing.T) {
 		}
 	}
 	code, out, _ = run(t, nil, "report", "--config", w.Config, "--release", "1.5")
-	if code != ExitOK || !strings.Contains(out, "1 of 2 mirrors the redirector") {
+	if code != ExitOK || !strings.Contains(out, "1 of 2 mirrors the redirector") || !strings.Contains(out, "\ntime to capacity: 50% ") {
 		t.Errorf("--release table: %d\n%s", code, out)
 	}
 	fits80(t, out)

@@ -120,6 +120,17 @@ type ReleasesConfig struct {
 	// --armor --export KEYID): the keys a manifest may be signed by.
 	// Required with Signature, and only with it.
 	Keyring string `yaml:"keyring"`
+	// Aliases map bouncer aliases (mirror_aliases.alias, such as
+	// firefox-latest) to the product pattern of Products each is to name
+	// ("Firefox-{release}"): sentry moves an alias to a release's product
+	// (package promote) once every location of it has reached PromoteAt of
+	// its eligible capacity. Default: none, no alias is moved.
+	Aliases map[string]string `yaml:"aliases"`
+	// PromoteAt is the rating-weighted eligible uptake (the mirrors the
+	// redirector can offer for the product, holding the location verified)
+	// every location of a release's product must reach before an alias
+	// moves to it. Default: 0.8.
+	PromoteAt float64 `yaml:"promote_at"`
 }
 
 // SignatureClearsigned is the value of releases.signature for a manifest
@@ -383,6 +394,7 @@ func Default() Config {
 			MaxManifestBytes: 64 << 20,
 			// manifest.DefaultMaxEntries
 			MaxManifestEntries: 100_000,
+			PromoteAt:          0.8,
 		},
 		HTTP:     HTTPConfig{Listen: "127.0.0.1:8080", DBConns: 2},
 		Schedule: ScheduleConfig{Sweep: "@every 15m", DeepSweep: "0 3 * * *"},
@@ -492,4 +504,14 @@ func (c *Config) ProductNames(release string) []string {
 		out[i] = strings.ReplaceAll(p, "{release}", release)
 	}
 	return out
+}
+
+// AliasProduct is the product an alias of releases.aliases names for
+// release: its pattern with the release ("" for an alias not configured).
+func (c *Config) AliasProduct(alias, release string) string {
+	pat, ok := c.Releases.Aliases[alias]
+	if !ok {
+		return ""
+	}
+	return strings.ReplaceAll(pat, "{release}", release)
 }

@@ -185,6 +185,18 @@ sweep:
 			want: []string{"cluster.poll must be at least 100ms and at most cluster.lease, not 20s"},
 		},
 		{
+			name: "aliases and promote_at",
+			yaml: strings.Replace(minimalConfig, "  products: [\"Firefox-{release}\"]\n", `  products: ["Firefox-{release}"]
+  promote_at: 1.2
+  aliases:
+    firefox-latest: "Firefox-{release}"
+    firefox-beta: "Firefox-{release}-beta"
+    firefox-fixed: "Firefox-1.5"
+`, 1),
+			want: []string{"releases.promote_at must be a share above 0 and at most 1", `releases.aliases.firefox-beta "Firefox-{release}-beta" must be one of releases.products`,
+				`releases.aliases.firefox-fixed "Firefox-1.5" must contain {release} once`},
+		},
+		{
 			name: "two documents",
 			yaml: minimalConfig + "---\nvantage: x\n",
 			want: []string{"second YAML document"},
@@ -415,5 +427,28 @@ func TestMirrorConcurrency(t *testing.T) {
 	}
 	if got := cfg.MirrorConcurrency(9); got != 9 {
 		t.Errorf("a mirror with its own cap: %d, want it", got)
+	}
+}
+
+func TestConfigAliases(t *testing.T) {
+	y := strings.Replace(minimalConfig, "  products: [\"Firefox-{release}\"]\n", `  products: ["Firefox-{release}", "Firefox-{release}-SSL"]
+  aliases:
+    firefox-latest: "Firefox-{release}"
+    firefox-latest-ssl: "Firefox-{release}-SSL"
+`, 1)
+	cfg, err := Parse([]byte(y), "c.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Releases.PromoteAt != 0.8 {
+		t.Errorf("default promote_at %v", cfg.Releases.PromoteAt)
+	}
+	for alias, want := range map[string]string{"firefox-latest": "Firefox-2.0", "firefox-latest-ssl": "Firefox-2.0-SSL", "nosuch": ""} {
+		if got := cfg.AliasProduct(alias, "2.0"); got != want {
+			t.Errorf("AliasProduct(%s, 2.0) = %q, want %q", alias, got, want)
+		}
+	}
+	if def := Default(); len(def.Releases.Aliases) != 0 {
+		t.Errorf("aliases by default: %v", def.Releases.Aliases)
 	}
 }

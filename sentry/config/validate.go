@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -128,6 +130,31 @@ func (r ReleasesConfig) problems(p *problemList) {
 		p.add("releases.max_manifest_entries must be between 1 and 10000000, not %d", r.MaxManifestEntries)
 	}
 	r.signatureProblems(p)
+	r.aliasProblems(p)
+}
+
+// aliasProblems are those of releases.aliases and releases.promote_at.
+func (r ReleasesConfig) aliasProblems(p *problemList) {
+	if !(r.PromoteAt > 0 && r.PromoteAt <= 1) {
+		p.add("releases.promote_at must be a share above 0 and at most 1 (0.8: 80%% of the eligible capacity), not %v", r.PromoteAt)
+	}
+	names := make([]string, 0, len(r.Aliases))
+	for a := range r.Aliases {
+		names = append(names, a)
+	}
+	sort.Strings(names)
+	for _, a := range names {
+		pat := r.Aliases[a]
+		switch {
+		case strings.TrimSpace(a) == "" || len(a) > 255 || strings.TrimSpace(a) != a:
+			p.add("releases.aliases: %q is not an alias name (mirror_aliases.alias: 1 to 255 characters, no surrounding spaces)", a)
+		case strings.Count(pat, "{release}") != 1:
+			p.add("releases.aliases.%s %q must contain {release} once", a, pat)
+		case !slices.Contains(r.Products, pat):
+			p.add("releases.aliases.%s %q must be one of releases.products (%s): sentry marks only those products' locations",
+				a, pat, strings.Join(r.Products, ", "))
+		}
+	}
 }
 
 // placeProblems are those of where a release is: its directory and its

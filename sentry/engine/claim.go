@@ -31,22 +31,26 @@ import (
 //
 // Claiming is one transaction:
 //  1. the candidate rows, in order (higher priority first; rows whose files
-//     are still to do first; then by run and position), locked with FOR NO
-//     KEY UPDATE SKIP LOCKED so that concurrent claimers take different
-//     rows;
-//  2. a transaction-scoped advisory lock on each candidate's mirror, tried
-//     without waiting: a mirror another claimer is claiming right now is
-//     skipped;
+//     are still to do first; then by run and position: a prime's rows by
+//     descending rating), read without locking them, so that a claimer
+//     running at the same moment sees the same order and is held back only
+//     by the mirrors this one actually takes;
+//  2. walking the candidates in order, a transaction-scoped advisory lock
+//     on each mirror, tried without waiting (a mirror another claimer is
+//     claiming right now is skipped), only as many at a time as rows are
+//     still wanted;
 //  3. with those locks held, a fresh look (a new statement sees every claim
 //     committed before the locks were taken) at which of the mirrors are
-//     held by another row with a live lease;
+//     held by another row with a live lease; 2 and 3 again with the next
+//     candidates until n mirrors are free or none is left;
 //  4. the first candidates of free, distinct mirrors, up to n (pick), become
 //     this worker's: claimed_by, lease_until and claims (the fence token)
-//     + 1.
+//     + 1, each row taken only if it is still claimable (locked in key
+//     order, its state checked again: a lapsed holder completing it at the
+//     same moment wins or loses cleanly).
 //
-// The claims of one worker never exceed its slots: claiming and the
-// worker's own bookkeeping of what it holds happen under one lock
-// (Worker.claiming), including the claims of a run's creator.
+// A concurrent claimer therefore takes the next rows in order, not rows
+// far down the list: the order of a run's rows holds across sentries.
 
 // lockMirror is the first key of the advisory locks taken on mirrors while
 // claiming (the second is the mirror's id).
@@ -71,8 +75,7 @@ func (e *Engine) claim(ctx context.Context, tx pgx.Tx, w *Worker, runID int64, n
 		      WHERE p.mirror_id = w.mirror_id AND pr.priority > r.priority AND pr.outcome = 'running' AND pr.ready AND NOT p.done
 		        AND (p.claimed_by IS NULL OR p.lease_until < now())))
 		ORDER BY r.priority DESC, w.files_done, w.run_id, w.seq
-		LIMIT $4
-		FOR NO KEY UPDATE OF w SKIP LOCKED`, w.id, e.opts.Vantage, runID, 4*n, e.known)
+		LIMIT $4`, w.id, e.opts.Vantage, runID, 4*n, e.known)
 	if err != nil {
 		return nil, err
 	}
@@ -80,34 +83,44 @@ func (e *Engine) claim(ctx context.Context, tx pgx.Tx, w *Worker, runID int64, n
 	if err != nil || len(cands) == 0 {
 		return nil, err
 	}
-	mirrors := make([]int32, 0, len(cands))
-	seen := map[int]bool{}
-	for _, c := range cands {
-		if !seen[c.MirrorID] {
-			seen[c.MirrorID] = true
-			mirrors = append(mirrors, int32(c.MirrorID))
+	// 2 and 3. Lock the candidates' mirrors in order, as many at a time as
+	// rows are still wanted, skipping those another claimer has, and see
+	// which of those locked are held now.
+	var locked, held []int32
+	tried := map[int]bool{}
+	next := 0
+	for free := 0; free < n && next < len(cands); {
+		var batch []int32
+		for ; next < len(cands) && len(batch) < n-free; next++ {
+			if m := cands[next].MirrorID; !tried[m] {
+				tried[m] = true
+				batch = append(batch, int32(m))
+			}
 		}
+		rows, err = tx.Query(ctx, `SELECT m FROM unnest($1::int[]) m WHERE pg_try_advisory_xact_lock($2, m)`, batch, lockMirror)
+		if err != nil {
+			return nil, err
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return nil, err
+		}
+		if len(got) == 0 {
+			continue
+		}
+		rows, err = tx.Query(ctx, `SELECT DISTINCT o.mirror_id FROM sentry_work o
+			WHERE o.mirror_id = ANY ($1) AND NOT o.done AND o.claimed_by IS NOT NULL AND o.lease_until >= now()`, got)
+		if err != nil {
+			return nil, err
+		}
+		busy, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return nil, err
+		}
+		locked, held = append(locked, got...), append(held, busy...)
+		free += len(got) - len(busy)
 	}
-	// 2. Lock the mirrors, skipping those another claimer has.
-	rows, err = tx.Query(ctx, `SELECT m FROM unnest($1::int[]) m WHERE pg_try_advisory_xact_lock($2, m)`, mirrors, lockMirror)
-	if err != nil {
-		return nil, err
-	}
-	locked, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return nil, err
-	}
-	// 3. Which of them are held now, by rows other than the candidates.
-	rows, err = tx.Query(ctx, `SELECT DISTINCT o.mirror_id FROM sentry_work o
-		WHERE o.mirror_id = ANY ($1) AND NOT o.done AND o.claimed_by IS NOT NULL AND o.lease_until >= now()`, locked)
-	if err != nil {
-		return nil, err
-	}
-	held, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return nil, err
-	}
-	// 4. Claim the first candidate of each free mirror.
+	// 4. Claim the first candidate of each free mirror, if still claimable.
 	picked := pick(cands, locked, held, n)
 	if len(picked) == 0 {
 		return nil, nil
@@ -118,9 +131,17 @@ func (e *Engine) claim(ctx context.Context, tx pgx.Tx, w *Worker, runID int64, n
 		runIDs[i], mirrorIDs[i] = k.RunID, int32(k.MirrorID)
 	}
 	rows, err = tx.Query(ctx, `
+		WITH claimable AS (
+			SELECT w.run_id, w.mirror_id FROM sentry_work w JOIN sentry_runs r ON r.id = w.run_id
+			WHERE (w.run_id, w.mirror_id) IN (SELECT * FROM unnest($3::bigint[], $4::int[]))
+			  AND NOT w.done AND r.outcome = 'running' AND r.ready
+			  AND (w.claimed_by IS NULL OR w.lease_until < now()) AND w.claimed_by IS DISTINCT FROM $1
+			  AND ($5 = ANY (w.needs) OR (NOT w.files_done AND NOT $5 = ANY (w.not_from)))
+			ORDER BY w.run_id, w.mirror_id
+			FOR NO KEY UPDATE OF w)
 		UPDATE sentry_work w SET claimed_by = $1, lease_until = now() + $2::interval, claims = w.claims + 1
-		FROM sentry_runs r
-		WHERE r.id = w.run_id AND (w.run_id, w.mirror_id) IN (SELECT * FROM unnest($3::bigint[], $4::int[]))
+		FROM claimable c, sentry_runs r
+		WHERE w.run_id = c.run_id AND w.mirror_id = c.mirror_id AND r.id = w.run_id
 		RETURNING w.run_id, w.mirror_id, r.kind, r.started_at, r.params, $5 = ANY (w.needs), NOT w.files_done, w.claims`,
 		w.id, e.opts.Lease, runIDs, mirrorIDs, e.opts.Vantage)
 	if err != nil {

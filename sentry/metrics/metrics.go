@@ -20,6 +20,9 @@
 //	                                                   the redirector can send to no good copy
 //	sentry_mirror_not_offered{mirror, reason}          1 for an active mirror the redirector never offers (no_region, wrong_scheme)
 //	sentry_release_first_prime_timestamp_seconds{release}  when such a release was first primed
+//	sentry_release_capacity_seconds{release, share}    seconds from its first prime to share (0.5, 0.9, 1) of the eligible capacity (capacity.go)
+//	sentry_release_capacity_share{release}             share of the eligible capacity that has held it
+//	sentry_alias_promoted_timestamp_seconds{alias, product}  when sentry last moved an alias, to that product (aliases.go)
 //	sentry_mirror_tls_not_after_timestamp_seconds{mirror}  when an https mirror's certificate ends
 //	sentry_mirror_tls_warning{mirror}                  1 when it ends within checks.tls_expiry_warning (still offered)
 //	sentry_mirror_family_broken{mirror, family}        1 for an address family an up mirror failed over at its last sweep
@@ -107,6 +110,8 @@ func New(pool *pgxpool.Pool, log *slog.Logger) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
 		m.reg.MustRegister(&stateCollector{rep: report.New(pool, nil), log: log})
+		m.reg.MustRegister(&capacityCollector{rep: report.New(pool, nil), log: log})
+		m.reg.MustRegister(&aliasCollector{rep: report.New(pool, nil), log: log})
 	}
 	// The series an alert would look for exist from the start, at 0.
 	for _, kind := range []string{"prime", "sweep", "deep_sweep"} {

@@ -59,7 +59,7 @@ const (
 // Event is the JSON body of a notification.
 type Event struct {
 	// Event is mirror_state_changed, guard_activated, run_failed,
-	// tls_warning or manifest_rejected.
+	// tls_warning, manifest_rejected or alias_promoted (promote.go).
 	Event string `json:"event"`
 	// ID is unique per event; a receiver seeing it twice (a retry after
 	// a lost answer) can ignore the second.
@@ -71,6 +71,7 @@ type Event struct {
 	Run         *observe.RunEvent         `json:"run,omitempty"`
 	TLS         *observe.TLSEvent         `json:"tls,omitempty"`
 	Manifest    *observe.ManifestEvent    `json:"manifest,omitempty"`
+	Alias       *observe.AliasEvent       `json:"alias,omitempty"`
 }
 
 // Options configure a Notifier.

@@ -20,6 +20,7 @@ package prime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -77,7 +78,10 @@ type Job struct {
 // its report says of the release.
 type params struct {
 	Request
-	ReleaseID       int64                `json:"release_id"`
+	ReleaseID int64 `json:"release_id"`
+	// ManifestSHA256 is the manifest the prime was planned with: the
+	// master's copy of its files is judged for it.
+	ManifestSHA256  string               `json:"manifest_sha256"`
 	Files           int                  `json:"files"`
 	Locations       int                  `json:"locations"`
 	Unresolved      []release.Unresolved `json:"unresolved_locations"`
@@ -92,18 +96,29 @@ type rowResult struct {
 	Held string `json:"held,omitempty"`
 	// Gone: the mirror was deactivated or deleted since the run began.
 	Gone bool `json:"gone,omitempty"`
+	// Master, when set, is why nothing was marked: the master's copy of
+	// the release was found wrong (MasterWrong), or could not be read to
+	// the end (package release, mastercopy.go). The run's judgement ends
+	// it so.
+	Master      string `json:"master,omitempty"`
+	MasterWrong bool   `json:"master_wrong,omitempty"`
 }
 
 func (j *Job) resolver() *release.Resolver {
-	return &release.Resolver{Config: j.Config, Store: j.Store, Client: j.Client}
+	return &release.Resolver{Config: j.Config, Store: j.Store, Client: j.Client, Logger: j.Logger,
+		Retry: func(ctx context.Context, what string, write func() error) error {
+			return engine.Retry(ctx, j.Logger, what, engine.MarkRetryFor, write)
+		}}
 }
 
 // Plan resolves the release from the master (its manifest recorded, its
-// locations mapped) and gives the prime a row per active mirror (of those
-// asked for). A prime that would check nothing the redirector serves — no
-// active mirror, no bouncer product of the release, no location, none
-// mapping onto the manifest — fails here, before any mirror is contacted
-// (release.ErrNothingToDo).
+// locations mapped, the master's copy of its files being read: mirrors
+// are primed meanwhile, and marked once it is found good) and gives the
+// prime a row per active mirror (of those asked for), the highest rated
+// first (CapacityFirst). A prime that would check nothing the redirector
+// serves — no active mirror, no bouncer product of the release, no
+// location, none mapping onto the manifest — fails here, before any
+// mirror is contacted (release.ErrNothingToDo).
 func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	var req Request
 	if err := mirrorjob.ReadRequest(run, &req); err != nil {
@@ -119,26 +134,26 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	if err := j.resolver().CheckProducts(ctx, req.Release); err != nil {
 		return engine.Plan{}, err
 	}
-	p, err := j.resolver().Resolve(ctx, req.Release)
+	log := j.Logger.With("release", req.Release, "run", run.ID)
+	p, err := j.resolver().Resolve(ctx, req.Release, func(ctx context.Context, p *release.Plan) error {
+		return withdraw(ctx, j.Store, p, log)
+	})
 	if err != nil {
 		return engine.Plan{}, err
 	}
+	planned := false
+	defer func() {
+		if !planned {
+			p.Master.Stop()
+		}
+	}()
 	if err := p.CheckLocations(); err != nil {
 		return engine.Plan{}, err
 	}
-	log := j.Logger.With("release", req.Release, "run", run.ID)
 	log.Info("prime started", "files", len(p.Files), "locations", len(p.Locations), "mirrors", len(mirrors),
 		"unresolved_locations", len(p.Unresolved))
 	for _, u := range p.Unresolved {
 		log.Warn("location not marked on any mirror", "location", u.LocationID, "path", u.Path, "reason", u.Reason)
-	}
-	// Withdrawn locations come off every mirror, and so do those of files
-	// the manifest changed (respun) until this prime verifies them.
-	w := store.Withdrawals{Withdrawn: p.Withdrawn(), Respun: p.LocationsOf(p.Release.Respun), Resolved: p.LocationIDs()}
-	if n, err := j.Store.Withdraw(ctx, w); err != nil {
-		return engine.Plan{}, err
-	} else if n > 0 {
-		log.Warn("withdrawn and respun locations taken off their mirrors", "rows", n, "respun_files", len(p.Release.Respun))
 	}
 	if err := mirrorjob.NoteSwitchedOff(ctx, j.Store, log); err != nil {
 		return engine.Plan{}, err
@@ -151,14 +166,30 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 		return engine.Plan{}, err
 	}
 	t.restricted = len(req.Mirrors) > 0
-	if err := t.prepareSampling(ctx, false); err != nil { // Resolve attached the digests
+	if err := t.prepareSampling(ctx); err != nil {
 		return engine.Plan{}, err
 	}
+	planned = true
 	return engine.Plan{
-		Params: params{Request: req, ReleaseID: p.Release.ID, Files: len(p.Files), Locations: len(p.Locations),
-			Unresolved: mirrorjob.NonNil(p.Unresolved), MissingProducts: mirrorjob.NonNil(p.MissingProducts)},
-		ReleaseID: p.Release.ID, Mirrors: mirrorjob.IDs(mirrors), Task: t,
+		Params: params{Request: req, ReleaseID: p.Release.ID, ManifestSHA256: p.Release.ManifestSHA256, Files: len(p.Files),
+			Locations: len(p.Locations), Unresolved: mirrorjob.NonNil(p.Unresolved), MissingProducts: mirrorjob.NonNil(p.MissingProducts)},
+		ReleaseID: p.Release.ID, Mirrors: mirrorjob.IDs(CapacityFirst(mirrors)), Task: t,
 	}, nil
+}
+
+// withdraw takes withdrawn locations off every mirror, and those of files
+// the manifest changed (respun) until this prime verifies them: once the
+// master's copy is found good, before any mark of the prime.
+func withdraw(ctx context.Context, st *store.Store, p *release.Plan, log *slog.Logger) error {
+	w := store.Withdrawals{Withdrawn: p.Withdrawn(), Respun: p.LocationsOf(p.Release.Respun), Resolved: p.LocationIDs()}
+	n, err := st.Withdraw(ctx, w)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Warn("withdrawn and respun locations taken off their mirrors", "rows", n, "respun_files", len(p.Release.Respun))
+	}
+	return nil
 }
 
 // Interrupted is the reason of a prime stopped before its end: the mirrors
@@ -174,8 +205,13 @@ func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) 
 	if err := mirrorjob.ReadParams(run, &pp); err != nil {
 		return nil, err
 	}
-	p, err := j.resolver().Known(ctx, store.Release{ID: pp.ReleaseID, Name: pp.Release}, false)
+	p, err := j.resolver().Known(ctx, store.Release{ID: pp.ReleaseID, Name: pp.Release, ManifestSHA256: pp.ManifestSHA256}, false)
 	if err != nil {
+		return nil, err
+	}
+	// The master's copy is read by the sentry that planned the prime:
+	// follow it.
+	if p.Master, err = j.resolver().WatchMaster(ctx, p, run.ID, j.Config.Cluster.Lease.D()); err != nil {
 		return nil, err
 	}
 	mirrors, err := j.Store.ActiveMirrors(ctx)
@@ -187,7 +223,7 @@ func (j *Job) Prepare(ctx context.Context, run engine.Run) (engine.Task, error) 
 		return nil, err
 	}
 	t.restricted = len(pp.Mirrors) > 0
-	if err := t.prepareSampling(ctx, true); err != nil {
+	if err := t.prepareSampling(ctx); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -256,19 +292,60 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	defer t.job.Client.Forget(m.BaseURL)
 	ctx = checks.Paced(ctx, t.job.Config.MirrorRate(m.MaxRate))
 	mp := newMirrorPrime(m)
+	if err, known := t.plan.Master.Verdict(); known && err != nil {
+		return t.masterFailed(mp, err), true
+	}
 	if why := t.unusable[m.ID]; why != "" {
+		if err := t.plan.Master.Wait(ctx); err != nil {
+			return t.masterFailed(mp, err), ctx.Err() == nil
+		}
 		return engine.Result{Files: rowResult{Sums: t.misconfigured(ctx, row, mp, why)}}, true
 	}
 	if why := t.inMaintenance(m.ID); why != "" {
+		if err := t.plan.Master.Wait(ctx); err != nil {
+			return t.masterFailed(mp, err), ctx.Err() == nil
+		}
 		return engine.Result{Files: rowResult{Sums: t.maintenance(ctx, row, mp, why)}}, true
 	}
 	started := time.Now()
 	if !t.prime(ctx, row, mp) {
+		if err, known := t.plan.Master.Verdict(); known && err != nil && ctx.Err() == nil {
+			return t.masterFailed(mp, err), true
+		}
 		return engine.Result{}, false
 	}
 	mp.sums.Seconds = time.Since(started).Seconds()
+	// No mark before the master's copy is found good.
+	if err := t.waitMaster(ctx, mp); err != nil {
+		return t.masterFailed(mp, err), ctx.Err() == nil
+	}
 	held := t.markDone(ctx, row, mp)
+	if mp.sums.Marked {
+		t.job.promoter().AfterMarks(ctx, t.plan.Release.Name, "prime", t.run.ID)
+	}
 	return engine.Result{Files: rowResult{Sums: mp.sums, Held: held}}, true
+}
+
+// waitMaster waits, before a primed mirror is marked, for the verdict on
+// the master's copy of the release, which may still be being read. Its
+// error is the verdict's, or ctx's.
+func (t *task) waitMaster(ctx context.Context, mp *mirrorPrime) error {
+	if err, known := t.plan.Master.Verdict(); known {
+		return err
+	}
+	t.log.Info("mirror primed; marking it once the master's copy is read to the end", "mirror", mp.m.Name)
+	if err := t.plan.Master.Wait(ctx); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// masterFailed is the row of a mirror left unmarked because the master's
+// copy of the release was found wrong or not read to the end.
+func (t *task) masterFailed(mp *mirrorPrime, err error) engine.Result {
+	mp.sums.State = "interrupted"
+	mp.sums.Note = "not marked: " + err.Error()
+	return engine.Result{Files: rowResult{Sums: mp.sums, Master: err.Error(), MasterWrong: errors.Is(err, release.ErrMasterCopy)}}
 }
 
 // prime primes the mirror's files (those not verified by an earlier run,
@@ -499,6 +576,9 @@ func (t *task) reason(s *MirrorSums) string {
 // mirrors checked failed at once, sentry suspects its own network and
 // marks none of them down — their marks, and the run's outcome.
 func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, error) {
+	if end, failed, err := t.judgeMaster(ctx, j); failed || err != nil {
+		return end, err
+	}
 	var all, down []*mirrorPrime
 	held := ""
 	for _, r := range j.Rows {
@@ -563,5 +643,44 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	if guard != "" {
 		end.After = mirrorjob.GuardHeld(t.job.Observer, t.run, len(down), guard)
 	}
+	end.After = t.promoteAfter(end.After)
 	return end, nil
+}
+
+// judgeMaster ends a prime whose master copy was found wrong (failed) or
+// not read to the end (interrupted: a re-run reads the rest) with nothing
+// marked; failed is false when the copy was found good.
+func (t *task) judgeMaster(ctx context.Context, j *engine.Judgement) (engine.Ending, bool, error) {
+	err := t.plan.Master.Wait(ctx)
+	if ctx.Err() != nil {
+		return engine.Ending{}, false, ctx.Err()
+	}
+	if err == nil {
+		return engine.Ending{}, false, nil
+	}
+	end := engine.Ending{Outcome: store.OutcomeFailed, Reason: err.Error(), Files: map[int]any{}}
+	if errors.Is(err, release.ErrMasterUnread) {
+		end.Outcome = store.OutcomeInterrupted
+		end.Reason += "; nothing was marked; a re-run resumes"
+	}
+	for _, r := range j.Rows {
+		var res rowResult
+		if _, derr := r.DecodeFiles(&res); derr != nil {
+			return engine.Ending{}, false, derr
+		}
+		m, ok := t.mirrors[r.MirrorID]
+		if res.Gone || !ok {
+			continue
+		}
+		if res.Master == "" { // done before the verdict was known here
+			mp := newMirrorPrime(m)
+			if res.Sums.ID != 0 {
+				mp.sums = res.Sums
+			}
+			res = t.masterFailed(mp, err).Files.(rowResult)
+		}
+		end.Files[m.ID] = res
+	}
+	t.log.Error("prime ended with nothing marked: the master's copy", "err", err)
+	return end, true, nil
 }

@@ -29,6 +29,11 @@ type Report struct {
 	Unresolved      []release.Unresolved `json:"unresolved_locations"`
 	MissingProducts []string             `json:"missing_products"`
 	Mirrors         []MirrorSums         `json:"mirrors"`
+	// MasterCopy, when set, is why nothing was marked: the master's copy
+	// of the release is not the manifest's (MasterCopyWrong: the release
+	// is unusable), or was not read to the end.
+	MasterCopy      string `json:"master_copy,omitempty"`
+	MasterCopyWrong bool   `json:"master_copy_wrong,omitempty"`
 }
 
 // MirrorSums is one mirror's line of the prime summary.
@@ -80,6 +85,9 @@ func Summarize(fin *engine.Finished, names map[int]string) (*Report, error) {
 	rep.Mirrors, err = mirrorjob.Lines(fin.Rows, names, func(res rowResult) (MirrorSums, bool) {
 		if res.Sums.Failures == nil {
 			res.Sums.Failures = map[checks.Kind]int{}
+		}
+		if res.Master != "" && (rep.MasterCopy == "" || res.MasterWrong) {
+			rep.MasterCopy, rep.MasterCopyWrong = res.Master, res.MasterWrong
 		}
 		return res.Sums, !res.Gone
 	}, func(id int, name string) MirrorSums {

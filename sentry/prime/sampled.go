@@ -9,7 +9,6 @@ import (
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry/engine"
-	"github.com/mirrorsentry/sentry/sentry/release"
 )
 
 // A sampled prime (verify.mode sampled) verifies a file by its size and
@@ -32,18 +31,13 @@ func (j *Job) sampler() *checks.Sampler {
 	return randomSampler()
 }
 
-// prepareSampling reads, for a sampled prime, the block digests of the
-// plan's files and what earlier primes learned of how each mirror is
-// primed and how its server answers ranges.
-func (t *task) prepareSampling(ctx context.Context, digests bool) error {
+// prepareSampling reads, for a sampled prime, what earlier primes learned
+// of how each mirror is primed and how its server answers ranges. The
+// block digests of the files come from the master's copy as it is read
+// (sample: primer.Config.Ready).
+func (t *task) prepareSampling(ctx context.Context) error {
 	if !t.job.Config.Verify.Sampled() {
 		return nil
-	}
-	if digests {
-		r := &release.Resolver{Config: t.job.Config, Store: t.job.Store, Client: t.job.Client}
-		if err := r.AttachDigests(ctx, t.plan); err != nil {
-			return err
-		}
 	}
 	var err error
 	if t.primings, err = t.job.Store.Primings(ctx); err != nil {
@@ -54,10 +48,12 @@ func (t *task) prepareSampling(ctx context.Context, digests bool) error {
 }
 
 // sample sets a sampled prime of one mirror up in its primer
-// configuration, and returns its files: those whose bytes a check found
-// wrong before (a checksum mismatch, a body too large) lose their digests
-// and are verified in full, since a sample of right blocks cannot clear a
-// difference that may be one block.
+// configuration: each file gets the block digests of the master's copy
+// when it is first checked, waiting for that file's read from the master
+// only (primer.Config.Ready) — but those whose bytes a check found wrong
+// before (a checksum mismatch, a body too large), which are verified in
+// full, since a sample of right blocks cannot clear a difference that may
+// be one block.
 func (t *task) sample(ctx context.Context, row *engine.Row, mp *mirrorPrime, pc *primer.Config, pm *primer.Mirror, files []primer.File) []primer.File {
 	v := t.job.Config.Verify
 	if !v.Sampled() {
@@ -79,31 +75,31 @@ func (t *task) sample(ctx context.Context, row *engine.Row, mp *mirrorPrime, pc 
 			log.Warn("could not remember how the mirror's server answers ranges; the next prime learns it again", "err", err)
 		}
 	}
-	mismatched, err := t.job.Store.MismatchedFiles(ctx, t.plan.Release.ID, mp.m.ID)
+	inFull, err := t.job.Store.MismatchedFiles(ctx, t.plan.Release.ID, mp.m.ID)
+	all := false
 	if err != nil {
 		// Which files are known wrong is unknown: verify every file in
 		// full rather than let a sample pass one of them.
 		log.Warn("could not read the files found wrong before; verifying every file in full", "err", err)
-		mismatched = nil
-		files = withoutDigests(files, func(string) bool { return true })
+		all = true
 	}
-	if len(mismatched) > 0 {
-		files = withoutDigests(files, func(p string) bool { return mismatched[p] })
+	master := t.plan.Master
+	pc.Ready = func(ctx context.Context, f primer.File) (primer.File, error) {
+		if all || inFull[f.Path] {
+			f.Blocks = checks.Blocks{}
+			return f, nil
+		}
+		if f.Blocks.Count() > 0 {
+			return f, nil
+		}
+		b, err := master.Blocks(ctx, f.Path)
+		if err != nil {
+			return f, err
+		}
+		f.Blocks = b
+		return f, nil
 	}
 	return files
-}
-
-// withoutDigests is files, those of which drop says so without block
-// digests.
-func withoutDigests(files []primer.File, drop func(path string) bool) []primer.File {
-	out := make([]primer.File, len(files))
-	for i, f := range files {
-		if drop(f.Path) {
-			f.Blocks = checks.Blocks{}
-		}
-		out[i] = f
-	}
-	return out
 }
 
 // sampledNote says, in a mirror's sentry_log line, how many of its files

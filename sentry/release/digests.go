@@ -53,16 +53,8 @@ func (r *Resolver) digestMaster(ctx context.Context, name, dir string, entries [
 			continue
 		}
 		g.Go(func() error {
-			t := checks.Target{URL: primer.FileURL(r.Config.Master.URL, dir, e.Path), Size: e.Size, Algo: string(e.Algo), Hash: e.Hash}
-			b, res := checks.Digest(gctx, r.Client, t, bs)
-			if res.Kind != checks.KindOK || !res.Hashed {
-				if gctx.Err() != nil {
-					return gctx.Err()
-				}
-				return fmt.Errorf("%w: release %s is unusable: the master's copy of %s is not the manifest's (%s: %s)",
-					ErrMasterCopy, name, e.Path, res.Kind, res.Detail)
-			}
-			return r.Store.SaveBlockDigests(gctx, keys[i], b.Digests)
+			_, err := r.digestOne(gctx, name, dir, e, keys[i])
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -74,24 +66,24 @@ func (r *Resolver) digestMaster(ctx context.Context, name, dir string, entries [
 	return nil
 }
 
-// AttachDigests gives the plan's files the stored block digests of the
-// master's copy (verify.block_size), for a sampled prime; a file without
-// them keeps none and is verified in full. Memory: BlockDigestSize bytes
-// per block of the release, shared by every mirror.
-func (r *Resolver) AttachDigests(ctx context.Context, p *Plan) error {
-	bs := r.Config.Verify.BlockSize.Bytes()
-	keys := make([]store.DigestKey, len(p.Files))
-	for i, f := range p.Files {
-		keys[i] = store.DigestKey{Algo: f.Algo, Hash: f.Hash, Size: f.Size, BlockSize: bs}
-	}
-	have, err := r.Store.BlockDigests(ctx, keys)
-	if err != nil {
-		return err
-	}
-	for i := range p.Files {
-		if d, ok := have[keys[i]]; ok && len(d) == checks.BlockCount(p.Files[i].Size, bs)*checks.BlockDigestSize {
-			p.Files[i].Blocks = checks.Blocks{Size: bs, Digests: d}
+// digestOne reads file e of release name from the master, checks it
+// against the manifest and stores the digests of its blocks under key.
+// A file the master serves otherwise than the manifest says is an
+// ErrMasterCopy naming it.
+func (r *Resolver) digestOne(ctx context.Context, name, dir string, e manifest.Entry, key store.DigestKey) (checks.Blocks, error) {
+	t := checks.Target{URL: primer.FileURL(r.Config.Master.URL, dir, e.Path), Size: e.Size, Algo: string(e.Algo), Hash: e.Hash}
+	b, res := checks.Digest(ctx, r.Client, t, key.BlockSize)
+	if res.Kind != checks.KindOK || !res.Hashed {
+		if ctx.Err() != nil {
+			return checks.Blocks{}, ctx.Err()
 		}
+		return checks.Blocks{}, fmt.Errorf("%w: %s", ErrMasterCopy, masterCopyDetail(name, e.Path, res))
 	}
-	return nil
+	return b, r.Store.SaveBlockDigests(ctx, key, b.Digests)
+}
+
+// masterCopyDetail says which file of a release the master serves wrong,
+// and how.
+func masterCopyDetail(name, path string, res checks.Result) string {
+	return fmt.Sprintf("release %s is unusable: the master's copy of %s is not the manifest's (%s: %s)", name, path, res.Kind, res.Detail)
 }

@@ -2,7 +2,8 @@
 // (name.go), reads the release's checksum manifest from the master, learns
 // the sizes the manifest lacks, reads the master's copy of every file once
 // per contents, checked against the manifest and digested by block
-// (digests.go), records the manifest, and maps the release's bouncer
+// (digests.go; for a prime, while the mirrors are primed: mastercopy.go),
+// records the manifest, and maps the release's bouncer
 // locations onto its files (docs/CONTRACTS.md, sections 2 and 4), failing
 // a run that would check nothing (coverage.go). It also answers whether
 // the master is reachable, which the mass-failure guard asks (master.go).
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mirrorsentry/sentry/checks/safetext"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -46,6 +48,12 @@ type Plan struct {
 	// MissingProducts are product names of the release's patterns that
 	// the bouncer has no product of.
 	MissingProducts []string
+	// Products are the bouncer products of the release's patterns that
+	// the bouncer holds (active only, when mapped for a sweep).
+	Products []store.Product
+	// Master is the master's copy of the release, being read (a prime's
+	// plan: mastercopy.go); nil when the plan is not a prime's.
+	Master *MasterCopy
 }
 
 // Location is a bouncer location and the manifest files it stands for:
@@ -89,51 +97,86 @@ type Resolver struct {
 	Config *config.Config
 	Store  *store.Store
 	Client *checks.Client
+	// Logger, when set, is told the verdict on a master copy read while
+	// the mirrors are primed (mastercopy.go).
+	Logger *slog.Logger
+	// Retry, when set, makes the writes that follow that verdict (the
+	// withdrawals, the verdict's record) until they succeed or it gives
+	// up: they are what every mark of the prime waits for, through a
+	// database outage too. nil: each is tried once.
+	Retry func(ctx context.Context, what string, write func() error) error
+}
+
+func (r *Resolver) log() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+func (r *Resolver) retry(ctx context.Context, what string, write func() error) error {
+	if r.Retry == nil {
+		return write()
+	}
+	return r.Retry(ctx, what, write)
 }
 
 // Resolve reads release's manifest from the master, learns missing sizes
-// from the master, reads every file from the master once to check it and
-// digest its blocks (digests.go), records the release, and maps the
-// release's bouncer locations onto the manifest.
-func (r *Resolver) Resolve(ctx context.Context, name string) (*Plan, error) {
+// from the master, records the release, maps the release's bouncer
+// locations onto the manifest, and starts reading the master's copy of
+// every file (Plan.Master, mastercopy.go): the plan is returned without
+// waiting for it, so that mirrors are primed meanwhile. verified runs once
+// every file of the master's copy was read right, before its verdict is
+// recorded and told (what must come before any mark: withdrawals). The
+// reads end with ctx, or Plan.Master.Stop.
+func (r *Resolver) Resolve(ctx context.Context, name string, verified func(ctx context.Context, p *Plan) error) (*Plan, error) {
 	cfg := r.Config
 	p := &Plan{ManifestURL: cfg.ManifestURL(name), Dir: cfg.ReleaseDir(name)}
 	m, res, err := r.fetchManifest(ctx, name, store.Release{})
 	if err != nil {
 		return nil, err
 	}
-	if p.Release, err = r.save(ctx, name, p, m, res); err != nil {
+	if p.Release, err = r.save(ctx, name, p, m, res, false); err != nil {
 		return nil, err
 	}
 	if err := r.mapLocations(ctx, p, false); err != nil {
 		return nil, err
 	}
-	if r.Config.Verify.Sampled() {
-		if err := r.AttachDigests(ctx, p); err != nil {
-			return nil, err
+	if p.Master, err = r.readMaster(ctx, p, func(ctx context.Context) error {
+		if verified == nil {
+			return nil
 		}
+		return verified(ctx, p)
+	}); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
 // save records a fetched manifest (its sizes learnt from the master where
-// it gives none, its files checked and block-digested on the master) as
-// release name's, and fills p's files.
-func (r *Resolver) save(ctx context.Context, name string, p *Plan, m *fetched, res checks.Result) (store.Release, error) {
+// it gives none) as release name's, and fills p's files. checked: the
+// master's copy of every file is read first, checked and block-digested
+// (digestMaster), and the release recorded good; otherwise the release is
+// recorded with its master copy pending (readMaster reads it).
+func (r *Resolver) save(ctx context.Context, name string, p *Plan, m *fetched, res checks.Result, checked bool) (store.Release, error) {
 	entries := m.manifest.Entries()
 	if err := r.fillSizes(ctx, p.Dir, entries); err != nil {
 		return store.Release{}, err
 	}
-	// Before anything is written: a master copy that is not the
-	// manifest's makes the release unusable.
-	if err := r.digestMaster(ctx, name, p.Dir, entries); err != nil {
-		return store.Release{}, err
+	saveRelease := r.Store.SaveReleaseUnchecked
+	if checked {
+		// Before anything is written: a master copy that is not the
+		// manifest's makes the release unusable.
+		if err := r.digestMaster(ctx, name, p.Dir, entries); err != nil {
+			return store.Release{}, err
+		}
+		saveRelease = r.Store.SaveRelease
 	}
 	files := make([]store.ReleaseFile, len(entries))
 	for i, e := range entries {
 		files[i] = store.ReleaseFile{Path: e.Path, Size: e.Size, Algo: string(e.Algo), Hash: e.Hash}
 	}
-	rel, err := r.Store.SaveRelease(ctx, name, p.ManifestURL, m.sum, files,
+	rel, err := saveRelease(ctx, name, p.ManifestURL, m.sum, files,
 		store.ManifestValidators{ETag: res.ETag, LastModified: res.LastModified, Signer: m.signer})
 	if err != nil {
 		return store.Release{}, err
@@ -174,7 +217,7 @@ func (r *Resolver) Refresh(ctx context.Context, rel store.Release) (store.Releas
 			Signer: m.signer})
 		return rel, err
 	}
-	return r.save(ctx, rel.Name, p, m, res)
+	return r.save(ctx, rel.Name, p, m, res, true)
 }
 
 // Known maps a release sentry has the manifest of onto its locations, from
@@ -317,6 +360,7 @@ func (r *Resolver) mapLocations(ctx context.Context, p *Plan, activeOnly bool) e
 	if activeOnly {
 		products = slices.DeleteFunc(products, func(pr store.Product) bool { return !pr.Active })
 	}
+	p.Products = products
 	found := map[string]bool{}
 	byID := map[int]store.Product{}
 	ids := make([]int, 0, len(products))

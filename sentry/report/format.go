@@ -333,6 +333,7 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time, wide bool) error 
 			b.WriteString(l + "\n")
 		}
 	}
+	b.WriteString(capacityLines(r.Capacity))
 	b.WriteString(signedLines(r.Signature, now, width) + "\n")
 
 	nw := nameWidth(24, wide, func(yield func(string) bool) {

@@ -107,6 +107,9 @@ type Release struct {
 	Mirrors   []MirrorUptake `json:"mirrors"`
 	OverTime  []UptakePoint  `json:"over_time"`
 	Truncated bool           `json:"files_truncated"`
+	// Capacity is how fast the release reached its eligible capacity
+	// (capacity.go).
+	Capacity *Capacity `json:"capacity"`
 	// WithoutGoodCopy are the locations of the release's active products
 	// whose users of a scheme the redirector can send to no good copy:
 	// no mirror it offers them holds the location active and healthy.
@@ -164,6 +167,9 @@ func (r *Reporter) Release(ctx context.Context, name string) (*Release, error) {
 			return err
 		}
 		if err := r.releaseFiles(ctx, tx, id, out); err != nil {
+			return err
+		}
+		if out.Capacity, err = capacity(ctx, tx, id, out.FirstPrime, out.Files); err != nil {
 			return err
 		}
 		if err := r.releaseMirrors(ctx, tx, id, out); err != nil {

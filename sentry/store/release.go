@@ -100,15 +100,33 @@ var ErrNoRelease = errors.New("release not known")
 // A file whose size or hash changed keeps its previous hash
 // (sentry_release_files.previous_hash): a mirror serving it serves the
 // previous version. v is recorded for the next conditional GET.
+//
+// SaveRelease is for a manifest whose files the caller checked on the
+// master already: the release's master copy is recorded good
+// (master_state 'ok'). A prime that primes the mirrors while it reads the
+// master's copy records the manifest with SaveReleaseUnchecked.
 func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA256 string, files []ReleaseFile, v ManifestValidators) (Release, error) {
+	return s.saveRelease(ctx, name, manifestURL, manifestSHA256, files, v, MasterOK)
+}
+
+// SaveReleaseUnchecked is SaveRelease for a manifest whose files are still
+// to be read from the master: a new or changed manifest is recorded with
+// its master copy pending (sweeps leave the release alone until
+// SetMasterState records the verdict); the same manifest keeps the state
+// it had.
+func (s *Store) SaveReleaseUnchecked(ctx context.Context, name, manifestURL, manifestSHA256 string, files []ReleaseFile, v ManifestValidators) (Release, error) {
+	return s.saveRelease(ctx, name, manifestURL, manifestSHA256, files, v, MasterPending)
+}
+
+func (s *Store) saveRelease(ctx context.Context, name, manifestURL, manifestSHA256 string, files []ReleaseFile, v ManifestValidators, master string) (Release, error) {
 	var rel Release
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Insert or find, then lock: two first saves at once meet at the
 		// unique name instead of failing on it.
 		var fresh bool
-		err := tx.QueryRow(ctx, `INSERT INTO sentry_releases (name, manifest_url, manifest_sha256, file_count, total_bytes)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING id, first_seen, updated_at`,
-			name, manifestURL, manifestSHA256, len(files), totalBytes(files)).Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt)
+		err := tx.QueryRow(ctx, `INSERT INTO sentry_releases (name, manifest_url, manifest_sha256, file_count, total_bytes, master_state)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING id, first_seen, updated_at`,
+			name, manifestURL, manifestSHA256, len(files), totalBytes(files), master).Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt)
 		switch {
 		case err == nil:
 			fresh = true
@@ -123,6 +141,12 @@ func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA2
 			}
 			if oldSHA == manifestSHA256 {
 				rel.Name = name
+				if master == MasterOK {
+					if _, err := tx.Exec(ctx, `UPDATE sentry_releases SET master_state = $2, master_detail = ''
+						WHERE id = $1 AND master_state <> $2`, rel.ID, master); err != nil {
+						return err
+					}
+				}
 				if _, err := tx.Exec(ctx, setValidatorsSQL, rel.ID, v.ETag, v.LastModified); err != nil {
 					return err
 				}
@@ -133,8 +157,9 @@ func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA2
 				return err
 			}
 			err = tx.QueryRow(ctx, `UPDATE sentry_releases SET manifest_url = $2, manifest_sha256 = $3, file_count = $4,
-				total_bytes = $5, updated_at = now(), manifest_etag = $6, manifest_last_modified = $7 WHERE id = $1 RETURNING updated_at`,
-				rel.ID, manifestURL, manifestSHA256, len(files), totalBytes(files), v.ETag, v.LastModified).Scan(&rel.UpdatedAt)
+				total_bytes = $5, updated_at = now(), manifest_etag = $6, manifest_last_modified = $7,
+				master_state = $8, master_detail = '' WHERE id = $1 RETURNING updated_at`,
+				rel.ID, manifestURL, manifestSHA256, len(files), totalBytes(files), v.ETag, v.LastModified, master).Scan(&rel.UpdatedAt)
 			if err != nil {
 				return err
 			}
@@ -191,6 +216,7 @@ func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA2
 	if err != nil {
 		return Release{}, s.wrap(fmt.Sprintf("save release %s", name), err)
 	}
+	rel.ManifestSHA256 = manifestSHA256
 	return rel, nil
 }
 

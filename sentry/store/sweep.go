@@ -18,10 +18,11 @@ const (
 	StateDown = decide.Down
 )
 
-// KnownReleases returns every release sentry has a manifest of, oldest
-// first.
+// KnownReleases returns every release sentry has a manifest of whose
+// master copy was found good (master_state 'ok': not one a prime is still
+// reading, nor one whose master copy is wrong), oldest first.
 func (s *Store) KnownReleases(ctx context.Context) ([]Release, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+releaseColumns+` FROM sentry_releases ORDER BY id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+releaseColumns+` FROM sentry_releases WHERE master_state = 'ok' ORDER BY id`)
 	if err != nil {
 		return nil, s.wrap("read releases", err)
 	}

@@ -137,6 +137,7 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 		end.Outcome, end.Reason = store.OutcomeGuarded, joinNonEmpty("; ", mirrorjob.GuardReason(guard), note)
 		end.After = mirrorjob.GuardHeld(t.job.Observer, t.run, failed, guard)
 	}
+	end.After = t.promoteAfter(end.After)
 	t.log.Info("sweep judged", "outcome", end.Outcome, "mirrors", len(mirrors), "quorum", q.Need, "vantage_points", q.Seen)
 	return end, nil
 }

@@ -13,6 +13,7 @@
 //	GET /api/releases/{name}      report.Release
 //	GET /api/history[?days=N]     per mirror, checks and failures per day
 //	GET /api/runs[?limit=N]       the newest runs (default 50, at most 500)
+//	GET /api/uptake/?product=P&os=O[&fuzzy=1]  the admin app's uptake XML (uptake.go)
 //	GET /api/                     this list, as JSON
 //
 // since takes the forms of `sentry report --since` (24h, 7d, 2006-01-02).
@@ -103,6 +104,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/releases/{name}", s.guard(s.apiRelease))
 	mux.Handle("GET /api/history", s.guard(s.apiHistory))
 	mux.Handle("GET /api/runs", s.guard(s.apiRuns))
+	mux.Handle("GET /api/uptake/{$}", s.guard(s.apiUptake))
+	mux.Handle("GET /api/uptake", s.guard(s.apiUptake))
 	mux.Handle("GET /api/{$}", s.guard(s.apiIndex))
 }
 
@@ -121,6 +124,7 @@ var Endpoints = []Endpoint{
 	{"/api/releases/{name}", "", "a release's uptake (sentry report --release)"},
 	{"/api/history", "days=N (1 to 90)", "per mirror id, checks and failures per day"},
 	{"/api/runs", "limit=N (1 to 500)", "the newest primes and sweeps, with outcome and reason"},
+	{"/api/uptake/", "product=P, os=O, fuzzy=1", "uptake per location, as the bouncer admin app's XML (JSON with Accept: application/json, with the verified uptake among the mirrors the redirector can offer)"},
 	{"/metrics", "", "Prometheus metrics"},
 	{"/healthz", "", "200 when the database answers"},
 }

@@ -45,6 +45,17 @@ func TestStatusPageAndAPI(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "<polyline") || strings.Count(body, "<circle") != 3 {
 		t.Errorf("/releases/1.5: %d, chart: %v", code, strings.Contains(body, "<polyline"))
 	}
+	// Its capacity: half the eligible rating reached, not nine tenths.
+	if !strings.Contains(body, "<h2>Capacity</h2>") || !strings.Contains(body, "<strong>85%</strong>") ||
+		strings.Count(body, "not yet") != 2 {
+		t.Errorf("/releases/1.5 lacks the capacity reached (85%%) and the two shares not reached")
+	}
+	_, body, _ = world.Get(t, srv.URL+"/api/releases/1.5")
+	var relAPI report.Release
+	if err := json.Unmarshal([]byte(body), &relAPI); err != nil || relAPI.Capacity == nil || len(relAPI.Capacity.Times) != 3 ||
+		relAPI.Capacity.Times[0].Seconds == nil || relAPI.Capacity.Times[1].Seconds != nil {
+		t.Errorf("/api/releases/1.5 capacity: %v %s", err, body)
+	}
 
 	// The API says what the reporter says.
 	code, body, h = world.Get(t, srv.URL+"/api/mirrors?since=7d")
@@ -85,6 +96,9 @@ func TestStatusPageAndAPI(t *testing.T) {
 		p := strings.NewReplacer("{name}", "flaky").Replace(e.Path)
 		if strings.HasPrefix(p, "/api/releases/") {
 			p = "/api/releases/1.5"
+		}
+		if p == "/api/uptake/" {
+			p += "?product=Firefox-1.5"
 		}
 		if p == "/metrics" || p == "/healthz" {
 			continue // the daemon's, not the page's
