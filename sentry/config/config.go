@@ -332,6 +332,10 @@ type SMTPConfig struct {
 	// relay's certificate checked against the system roots and
 	// checks.ca_file). Default: true.
 	StartTLS bool `yaml:"starttls"`
+	// ImplicitTLS speaks TLS from the first byte, as a relay on port 465
+	// (submissions, RFC 8314) wants; STARTTLS is then not used. The
+	// certificate is checked as for StartTLS. Default: false.
+	ImplicitTLS bool `yaml:"implicit_tls"`
 	// User and Password authenticate (AUTH PLAIN, over TLS only). Prefer
 	// SENTRY_SMTP_PASSWORD for the password.
 	User     string `yaml:"user"`
