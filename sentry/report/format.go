@@ -318,6 +318,7 @@ func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 	}
 	head = append(head, "files_missing", "files_corrupt", "last_failure_at", "last_failure_kind",
 		"last_failure_path", "last_failure_detail", "last_check", "failing_from", "checked_from", "partial")
+	head = append(head, mirrorRowColumns...)
 	if err := cw.Write(head); err != nil {
 		return err
 	}
@@ -335,6 +336,7 @@ func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 		}
 		rec = append(rec, stamp(m.LastCheck), strings.Join(m.FailingFrom, ";"), strings.Join(m.CheckedFrom, ";"),
 			strconv.FormatBool(m.Partial))
+		rec = append(rec, mirrorRowRecord(&m)...)
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
@@ -344,15 +346,32 @@ func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 }
 
 // WriteMirrorCSV writes one mirror's report as CSV: a record per failing
-// file (record "file") and per state change (record "state_change").
+// file (record "file"), per state change ("state_change"), per run of
+// recent failures ("failure") and per vantage point's counts ("vantage"),
+// each filling its own columns (mirrorDetailColumns).
 func WriteMirrorCSV(w io.Writer, r *MirrorDetail) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"record", "release", "path", "kind", "first_seen", "last_seen", "at", "from", "to", "detail"})
+	_ = cw.Write(mirrorDetailColumns)
 	for _, f := range r.FailingFiles {
-		_ = cw.Write([]string{"file", f.Release, f.Path, f.Kind, stamp(&f.FirstSeen), stamp(&f.LastSeen), "", "", "", f.Detail})
+		_ = cw.Write(detailRecord("file", map[string]string{"release": f.Release, "path": f.Path, "kind": f.Kind,
+			"first_seen": stamp(&f.FirstSeen), "last_seen": stamp(&f.LastSeen), "detail": f.Detail}))
 	}
 	for _, c := range r.History {
-		_ = cw.Write([]string{"state_change", "", "", "", "", "", stamp(&c.At), c.From, c.To, c.Reason})
+		run := ""
+		if c.RunID != nil {
+			run = strconv.FormatInt(*c.RunID, 10)
+		}
+		_ = cw.Write(detailRecord("state_change", map[string]string{"at": stamp(&c.At), "from": c.From, "to": c.To,
+			"reason": c.Reason, "run_id": run}))
+	}
+	for _, f := range r.RecentFailures {
+		_ = cw.Write(detailRecord("failure", map[string]string{"release": f.Release, "path": f.Path, "kind": f.Kind,
+			"detail": f.Detail, "count": strconv.FormatInt(f.Count, 10), "first": stamp(&f.First), "last": stamp(&f.Last),
+			"read": f.Read}))
+	}
+	for _, v := range r.ByVantage {
+		_ = cw.Write(detailRecord("vantage", map[string]string{"vantage": v.Vantage, "checks": strconv.FormatInt(v.Checks, 10),
+			"failures": strconv.FormatInt(v.Failures, 10)}))
 	}
 	cw.Flush()
 	return cw.Error()
@@ -370,14 +389,15 @@ func optFloat(v *float64) string {
 func WriteReleaseCSV(w io.Writer, r *Release) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"record", "name", "size", "mirrors", "weighted_uptake", "rating", "files_verified",
-		"files_holding", "verified_at", "seconds_to_verified", "files_sampled"})
+		"files_holding", "verified_at", "seconds_to_verified", "files_sampled", "id", "active"})
 	for _, f := range r.FileList {
 		_ = cw.Write([]string{"file", f.Path, strconv.FormatInt(f.Size, 10), strconv.Itoa(f.Mirrors), optFloat(f.Weighted),
-			"", "", "", "", "", ""})
+			"", "", "", "", "", "", "", ""})
 	}
 	for _, m := range r.Mirrors {
 		_ = cw.Write([]string{"mirror", m.Name, "", "", "", strconv.Itoa(m.Rating), strconv.Itoa(m.Verified),
-			strconv.Itoa(m.Holding), stamp(m.VerifiedAt), optFloat(m.Seconds), strconv.Itoa(m.Sampled)})
+			strconv.Itoa(m.Holding), stamp(m.VerifiedAt), optFloat(m.Seconds), strconv.Itoa(m.Sampled),
+			strconv.Itoa(m.ID), strconv.FormatBool(m.Active)})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -1,0 +1,55 @@
+package report
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The CSV reports carry every field their JSON has (csvfields_test.go
+// derives the list from the JSON tags). The columns here follow the
+// columns of before, so that a script reading those by position keeps
+// working: nested objects are flattened as OBJECT_FIELD (tls_not_after),
+// lists are joined with ";", absent values are empty.
+
+// mirrorRowColumns are the columns of a mirror row after "partial".
+var mirrorRowColumns = []string{"last_sweep", "last_reason", "degraded", "locations_off", "off_locations",
+	"broken_families", "tls_host", "tls_subject", "tls_issuer", "tls_names", "tls_not_before", "tls_not_after",
+	"tls_error", "tls_warning", "tls_seen_at", "maintenance_since", "maintenance_until", "maintenance_reason", "returning"}
+
+// mirrorRowRecord is m's values of mirrorRowColumns.
+func mirrorRowRecord(m *MirrorRow) []string {
+	rec := []string{stamp(m.LastSweep), m.LastReason, strconv.FormatBool(m.Degraded), strconv.FormatInt(m.LocationsOff, 10),
+		strings.Join(m.OffLocations, ";"), strings.Join(m.BrokenFamilies, ";")}
+	if t := m.TLS; t != nil {
+		rec = append(rec, t.Host, t.Subject, t.Issuer, strings.Join(t.Names, ";"), stamp(&t.NotBefore), stamp(&t.NotAfter),
+			t.Error, strconv.FormatBool(t.Warning), stamp(&t.SeenAt))
+	} else {
+		rec = append(rec, "", "", "", "", "", "", "", "", "")
+	}
+	if w := m.Maintenance; w != nil {
+		rec = append(rec, stamp(&w.Since), stamp(&w.Until), w.Reason)
+	} else {
+		rec = append(rec, "", "", "")
+	}
+	return append(rec, strconv.FormatBool(m.Returning))
+}
+
+// mirrorDetailColumns are the columns of one mirror's CSV report: the
+// record's type, then those of every record type (a record fills its own).
+var mirrorDetailColumns = []string{"record", "release", "path", "kind", "first_seen", "last_seen", "at", "from", "to",
+	"detail", "reason", "run_id", "count", "first", "last", "read", "vantage", "checks", "failures"}
+
+// detailRecord is a record of type kind holding values by column.
+func detailRecord(kind string, values map[string]string) []string {
+	rec := make([]string, len(mirrorDetailColumns))
+	rec[0] = kind
+	for c, v := range values {
+		i := slices.Index(mirrorDetailColumns, c)
+		if i < 1 {
+			panic("report: the mirror CSV has no column " + c) // a writer's mistake, found by its tests
+		}
+		rec[i] = v
+	}
+	return rec
+}
