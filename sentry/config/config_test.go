@@ -179,6 +179,11 @@ sweep:
 			want: []string{"cluster.poll must be at least 100ms and at most cluster.lease, not 20s"},
 		},
 		{
+			name: "sentry_log kept for less than a day",
+			yaml: minimalConfig + "retention:\n  sentry_log: 2h\n",
+			want: []string{"retention.sentry_log must be 0 (keep every row) or at least 1d, not 2h0m0s"},
+		},
+		{
 			name: "two documents",
 			yaml: minimalConfig + "---\nvantage: x\n",
 			want: []string{"second YAML document"},
