@@ -13,7 +13,8 @@ import (
 )
 
 // jsonColumns are the CSV columns the JSON fields of t call for: a field
-// NAME is a column NAME, an object OBJ's fields OBJ_FIELD, and the
+// NAME is a column NAME, an object OBJ's fields OBJ_FIELD (and a list of
+// objects LIST's, LIST_FIELD), and the
 // failure counts by kind a column failures_KIND per failure kind.
 // Embedded structs without a tag (the window) are the report's, not the
 // row's.
@@ -39,6 +40,8 @@ func jsonColumns(t reflect.Type, prefix string) []string {
 			for _, k := range report.FailureKinds() {
 				out = append(out, prefix+"failures_"+k)
 			}
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			out = append(out, jsonColumns(ft.Elem(), prefix+name+"_")...)
 		case ft.Kind() == reflect.Map:
 			panic("jsonColumns: no rule for the map field " + name)
 		default:

@@ -354,7 +354,7 @@ func WriteMirrorCSV(w io.Writer, r *MirrorDetail) error {
 	_ = cw.Write(mirrorDetailColumns)
 	for _, f := range r.FailingFiles {
 		_ = cw.Write(detailRecord("file", map[string]string{"release": f.Release, "path": f.Path, "kind": f.Kind,
-			"first_seen": stamp(&f.FirstSeen), "last_seen": stamp(&f.LastSeen), "detail": f.Detail}))
+			"first_seen": stamp(&f.FirstSeen), "last_seen": stamp(&f.LastSeen), "detail": f.Detail, "failed_over": f.FailedOver}))
 	}
 	for _, c := range r.History {
 		run := ""
