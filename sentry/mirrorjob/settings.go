@@ -30,12 +30,21 @@ const (
 // is bounded.
 const MaxRate = 100_000
 
+// ErrNoTriggerSecret is what a SettingProblem of a trigger mirror without
+// a configured trigger secret is (errors.Is): every run refuses to start
+// (CheckSettings of package sentry).
+var ErrNoTriggerSecret = errors.New("a trigger mirror, and no trigger secret configured")
+
 // SettingProblem is a mirror setting a run cannot use: the column of
 // sentry_mirror_settings, its value as it may be shown (SafeValue: a URL
 // without what may be a secret), and why.
 type SettingProblem struct {
 	Column, Value, Why string
+	err                error // a sentinel callers branch on, nil for none
 }
+
+// Is reports whether the problem is target (ErrNoTriggerSecret).
+func (p SettingProblem) Is(target error) bool { return p.err != nil && p.err == target }
 
 func (p SettingProblem) Error() string {
 	if p.Value == "" {
@@ -68,6 +77,7 @@ func CheckSettings(base string, s store.MirrorSettings, secret bool) []SettingPr
 	case mode == primer.ModeTrigger && !secret:
 		add(ColumnPrimeMode, s.Mode, fmt.Sprintf("a trigger mirror needs a trigger secret (trigger.secret, or %s), "+
 			"and none is configured: every run would refuse to start", config.EnvTriggerSecret))
+		out[len(out)-1].err = ErrNoTriggerSecret
 	}
 	if err := primer.CheckTriggerURL(mode, s.TriggerURL); err != nil {
 		add(ColumnTriggerURL, SafeValue(s.TriggerURL), err.Error())

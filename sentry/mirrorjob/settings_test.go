@@ -1,6 +1,7 @@
 package mirrorjob
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -52,6 +53,9 @@ func TestCheckSettings(t *testing.T) {
 				t.Errorf("problems %v, want one saying %q", got, tt.want)
 			case tt.want != "" && !strings.Contains(got[0].Error(), tt.want):
 				t.Errorf("problem %q, want it to say %q", got[0].Error(), tt.want)
+			}
+			if (tt.name == "trigger without a secret") != (len(got) == 1 && errors.Is(got[0], ErrNoTriggerSecret)) {
+				t.Errorf("problems %v: ErrNoTriggerSecret only for a trigger mirror without a secret", got)
 			}
 			for _, p := range got {
 				if strings.Contains(p.Error(), "t0k3n") || strings.Contains(p.Error(), ":pw@") {

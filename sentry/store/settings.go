@@ -30,6 +30,13 @@ type MirrorSettings struct {
 	Contact        string
 }
 
+// Settings are the settings of an active mirror as runs read them (its
+// contact aside: runs do not read it).
+func (m Mirror) Settings() MirrorSettings {
+	return MirrorSettings{Mode: m.Mode, TriggerURL: m.TriggerURL, MaxConcurrency: m.MaxConcurrency, MaxRate: m.MaxRate,
+		RsyncURL: m.RsyncURL, PurgeMethod: m.PurgeMethod, PurgeURL: m.PurgeURL}
+}
+
 // MirrorRecord is a bouncer mirror (active or not) with what sentry
 // holds of it.
 type MirrorRecord struct {
