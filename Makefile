@@ -36,6 +36,8 @@ fuzz:
 	$(GO) test ./sentry/manifest -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./sentry/hook -run '^$$' -fuzz FuzzReleaseHook -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./sentry/configfuzz -run '^$$' -fuzz FuzzParseConfig -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./sentry/internal/dburl -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./sentry/store -run '^$$' -fuzz FuzzPasswordNeverPrinted -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
 # Benchmarks (never part of `make test`): the micro-benchmarks of the hot
 # paths, then every figure of BENCHMARKS.md against a limit measured in the

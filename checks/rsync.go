@@ -42,6 +42,14 @@ type RsyncOptions struct {
 	// MaxEntries bounds the lines read; a longer listing is an error.
 	// Default 1,000,000.
 	MaxEntries int
+	// MaxNameLength bounds a listed name, in bytes (as printed, escapes
+	// included); a longer one is an error. Default 4096 (PATH_MAX).
+	MaxNameLength int
+	// Want, when set, says which names to keep: the listing holds only
+	// those (the files of the releases a sweep checks), so that what it
+	// holds is bounded by what the caller asked for, whatever the daemon
+	// lists. nil keeps every regular file.
+	Want func(name string) bool
 	// SourceAddress, when set, is the local address to connect from
 	// (--address), as ClientOptions.SourceAddress.
 	SourceAddress string
@@ -80,7 +88,12 @@ func RsyncSource(rsyncURL, dir string) string {
 }
 
 // listLine is a line of `rsync --list-only`: permissions, size, date, time,
-// name (the rest of the line).
+// name (the rest of the line). listPrefix bounds what comes before the
+// name: ten permission characters, spaces, a size of up to 20 digits and
+// the date and time.
+const listPrefix = 64
+
+// listLine matches a listing's line.
 var listLine = regexp.MustCompile(`^([-dlpscbD])[-rwxsStT]{9}\s+(\d+) (\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) (.+)$`)
 
 // ListRsync lists the regular files under sources (RsyncSource URLs of one
@@ -103,6 +116,9 @@ func ListRsync(ctx context.Context, o RsyncOptions, sources []string) (map[strin
 	}
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = 1_000_000
+	}
+	if o.MaxNameLength <= 0 {
+		o.MaxNameLength = 4096
 	}
 	host := ""
 	for i, s := range sources {
@@ -135,6 +151,9 @@ func ListRsync(ctx context.Context, o RsyncOptions, sources []string) (map[strin
 	cmd.Stdin = nil
 	var stderr strings.Builder
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 4 << 10}
+	// Once the client has exited (or been killed), its output is waited
+	// for this long at most: a process it started may hold the pipes.
+	cmd.WaitDelay = 2 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRsync, err)
@@ -144,30 +163,50 @@ func ListRsync(ctx context.Context, o RsyncOptions, sources []string) (map[strin
 	}
 	listing := map[string]Listed{}
 	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 64<<10)
-	lines, tooLong := 0, false
+	// A line is the name and at most listPrefix bytes before it.
+	maxLine := o.MaxNameLength + listPrefix
+	sc.Buffer(make([]byte, 0, min(maxLine+1, 64<<10)), maxLine+1)
+	lines := 0
+	var stop error // why the listing was cut short
 	for sc.Scan() {
 		if lines++; lines > o.MaxEntries {
-			tooLong = true
-			_ = cmd.Process.Kill()
+			stop = fmt.Errorf("more than %d entries", o.MaxEntries)
 			break
 		}
 		m := listLine.FindStringSubmatch(sc.Text())
 		if m == nil || m[1] != "-" {
 			continue // directories, links, devices: not files sentry can take the size of
 		}
+		if len(m[4]) > o.MaxNameLength {
+			stop = fmt.Errorf("a name of %d bytes, longer than %d", len(m[4]), o.MaxNameLength)
+			break
+		}
 		size, err := strconv.ParseInt(m[2], 10, 64)
 		if err != nil {
 			continue
 		}
-		listing[unescapeRsync(m[4])] = Listed{Size: size, MTime: m[3]}
+		name := unescapeRsync(m[4])
+		if o.Want != nil && !o.Want(name) {
+			continue
+		}
+		listing[name] = Listed{Size: size, MTime: m[3]}
+	}
+	if err := sc.Err(); err != nil && stop == nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			stop = fmt.Errorf("a line longer than %d bytes (a name longer than %d)", maxLine, o.MaxNameLength)
+		} else {
+			stop = err
+		}
+	}
+	if stop != nil {
+		_ = cmd.Process.Kill()
 	}
 	waitErr := cmd.Wait()
 	switch {
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("%w: %w", ErrRsync, ctx.Err())
-	case tooLong:
-		return nil, fmt.Errorf("%w: more than %d entries", ErrRsync, o.MaxEntries)
+	case stop != nil:
+		return nil, fmt.Errorf("%w: %v", ErrRsync, stop)
 	}
 	var exit *exec.ExitError
 	if errors.As(waitErr, &exit) && (exit.ExitCode() == 23 || exit.ExitCode() == 24) && lines > 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/engine"
 	"github.com/mirrorsentry/sentry/sentry/hook"
 	"github.com/mirrorsentry/sentry/sentry/release"
+	"github.com/mirrorsentry/sentry/sentry/signature"
 	"github.com/mirrorsentry/sentry/sentry/store"
 	"github.com/mirrorsentry/sentry/sentry/sweep"
 )
@@ -319,17 +320,21 @@ func (dm *Daemon) startPrime(ctx context.Context, rel string) (int64, error) {
 // masterHas reads and parses the release's manifest from the master before
 // the hook answers, so that a release the master does not have starts
 // nothing: 404 when the master has no manifest, 422 when what it has is no
-// usable manifest (a hook.RefusedError). A master that cannot be reached
-// now is a plain error: 503, try again.
+// usable manifest or its signature is refused (a hook.RefusedError). A
+// master that cannot be reached now is a plain error: 503, try again.
 func (dm *Daemon) masterHas(ctx context.Context, rel string) error {
 	r := &release.Resolver{Config: dm.d.Config, Store: dm.d.Store, Client: dm.d.Client}
 	err := r.ReadManifest(ctx, rel)
 	var me *release.ManifestError
+	var se *signature.Error
 	switch {
 	case err == nil:
 		return nil
 	case !errors.As(err, &me):
 		return err
+	case errors.As(err, &se):
+		return hook.RefusedError{Status: http.StatusUnprocessableEntity,
+			Reason: fmt.Sprintf("release %s: manifest signature refused: %s", rel, se.Msg)}
 	case me.Kind == checks.KindNotFound || me.Kind == checks.KindForbidden:
 		return hook.RefusedError{Status: http.StatusNotFound,
 			Reason: fmt.Sprintf("release %s is not on the master: no manifest at %s (%s)", rel, me.URL, me.Kind)}

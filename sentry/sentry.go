@@ -39,6 +39,7 @@ package sentry
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,6 +100,20 @@ func NewClient(cfg *config.Config, log *slog.Logger) (*checks.Client, error) {
 		Logger:          log,
 		SourceAddress:   cfg.Checks.SourceAddress,
 	})
+}
+
+// RootPool is the certificate pool of checks.ca_file beside the system's,
+// nil (the system's alone) without one: mirrors' certificates and the
+// mail relay's are verified against it.
+func RootPool(cfg *config.Config) (*x509.CertPool, error) {
+	if cfg.Checks.CAFile == "" {
+		return nil, nil
+	}
+	extra, err := config.ReadCAFile(cfg.Checks.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: checks.ca_file %w", config.ErrInvalid, err)
+	}
+	return checks.RootPool(extra)
 }
 
 // NewEngine builds this process's run engine, with the prime and sweep

@@ -23,10 +23,19 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain runs the tests on a throwaway cluster, then removes the binary
+// they ran.
+func TestMain(m *testing.M) {
+	code := pgtest.Run(m)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 var (
 	buildOnce sync.Once
+	binDir    string // holds binPath; removed when the tests end
 	binPath   string
 	buildErr  error
 )
@@ -40,7 +49,7 @@ func binary(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "sentry")
+		binDir, binPath = dir, filepath.Join(dir, "sentry")
 		out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

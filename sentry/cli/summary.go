@@ -107,6 +107,13 @@ func writeSweepTable(w io.Writer, r *sweep.Report, wide bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (run %d): %d files behind active locations of %d releases, %d mirrors\n\n",
 		strings.ReplaceAll(r.Kind, "_", " "), r.RunID, r.Files, len(r.Releases), len(r.Mirrors))
+	for _, rj := range r.ManifestsRejected {
+		b.WriteString(humanize.Wrap(fmt.Sprintf("release %s: its manifest changed and is REFUSED, the known one kept: %s",
+			rj.Release, rj.Reason), width, "    ") + "\n")
+	}
+	if len(r.ManifestsRejected) > 0 {
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, head, "MIRROR", "STATE", "REACH", "OK", "SAME", "FAIL", "HASH", "TIME", "FIRST FAILURE")
 	for _, m := range r.Mirrors {
 		state := m.Condition

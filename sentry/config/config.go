@@ -107,7 +107,30 @@ type ReleasesConfig struct {
 	DefaultLangs []string `yaml:"default_langs"`
 	// MaxManifestBytes bounds the manifest download. Default: 64 MiB.
 	MaxManifestBytes int64 `yaml:"max_manifest_bytes"`
+	// MaxManifestEntries bounds the files a manifest may name: a manifest
+	// naming more is unusable. Default: 100000.
+	MaxManifestEntries int `yaml:"max_manifest_entries"`
+	// Signature is where the manifest's OpenPGP signature is: a detached
+	// signature's name beside the manifest ("SHA256SUMS.asc"), or a full
+	// http(s) URL template with {release}; or "clearsigned" for a
+	// manifest that is itself a clearsigned message. Default: none (the
+	// manifest is trusted as the master serves it). Requires Keyring.
+	Signature string `yaml:"signature"`
+	// Keyring is a file of ASCII-armoured OpenPGP public keys (gpg
+	// --armor --export KEYID): the keys a manifest may be signed by.
+	// Required with Signature, and only with it.
+	Keyring string `yaml:"keyring"`
 }
+
+// SignatureClearsigned is the value of releases.signature for a manifest
+// that is a clearsigned message.
+const SignatureClearsigned = "clearsigned"
+
+// Signed reports whether manifests must be signed (releases.signature).
+func (r ReleasesConfig) Signed() bool { return r.Signature != "" }
+
+// Clearsigned reports whether manifests are clearsigned messages.
+func (r ReleasesConfig) Clearsigned() bool { return r.Signature == SignatureClearsigned }
 
 // HTTPConfig is the daemon's own HTTP server.
 type HTTPConfig struct {
@@ -359,6 +382,8 @@ func Default() Config {
 			Manifest:         "SHA256SUMS",
 			DefaultLangs:     []string{"en-US"},
 			MaxManifestBytes: 64 << 20,
+			// manifest.DefaultMaxEntries
+			MaxManifestEntries: 100_000,
 		},
 		HTTP:     HTTPConfig{Listen: "127.0.0.1:8080"},
 		Schedule: ScheduleConfig{Sweep: "@every 15m", DeepSweep: "0 3 * * *"},
@@ -438,6 +463,26 @@ func (c *Config) ManifestURL(release string) string {
 		return strings.ReplaceAll(c.Releases.Manifest, "{release}", url.PathEscape(release))
 	}
 	return primer.FileURL(c.Master.URL, c.ReleaseDir(release), c.Releases.Manifest)
+}
+
+// SignatureURL is where release's detached manifest signature is read
+// from: beside the manifest (in its URL's directory) for a name, the
+// template for a URL; "" when manifests are not signed or clearsigned.
+func (c *Config) SignatureURL(release string) string {
+	sig := c.Releases.Signature
+	switch {
+	case sig == "" || sig == SignatureClearsigned:
+		return ""
+	case strings.Contains(sig, "://"):
+		return strings.ReplaceAll(sig, "{release}", url.PathEscape(release))
+	}
+	m := c.ManifestURL(release)
+	dir := m[:strings.LastIndex(m, "/")+1]
+	segs := strings.Split(sig, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return dir + strings.Join(segs, "/")
 }
 
 // ProductNames are the bouncer product names of release.

@@ -40,7 +40,8 @@ func TestConfigExampleLoads(t *testing.T) {
 		cfg.Prime != def.Prime ||
 		cfg.State != def.State ||
 		cfg.ShutdownGrace != def.ShutdownGrace ||
-		cfg.Releases.MaxManifestBytes != def.Releases.MaxManifestBytes {
+		cfg.Releases.MaxManifestBytes != def.Releases.MaxManifestBytes ||
+		cfg.Releases.MaxManifestEntries != def.Releases.MaxManifestEntries {
 		t.Errorf("config.yaml.example disagrees with Default:\n%+v\n%+v", cfg, def)
 	}
 }

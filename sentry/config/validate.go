@@ -124,6 +124,10 @@ func (r ReleasesConfig) problems(p *problemList) {
 	if r.MaxManifestBytes < 1024 {
 		p.add("releases.max_manifest_bytes must be at least 1024, not %d", r.MaxManifestBytes)
 	}
+	if r.MaxManifestEntries < 1 || r.MaxManifestEntries > 10_000_000 {
+		p.add("releases.max_manifest_entries must be between 1 and 10000000, not %d", r.MaxManifestEntries)
+	}
+	r.signatureProblems(p)
 }
 
 // placeProblems are those of where a release is: its directory and its

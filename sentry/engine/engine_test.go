@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -52,20 +53,8 @@ func setup(t *testing.T, n int) *bundle {
 		t.Fatal(err)
 	}
 	b := &bundle{t: t, ctx: ctx, st: st, ended: &endings{}}
-	rows, err := st.Pool().Query(ctx, `INSERT INTO mirror_mirrors (name, baseurl)
-		SELECT 'm' || i, 'http://m' || i || '.example.org/pub' FROM generate_series(1, $1) i RETURNING id`, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var id int
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		b.mirrors = append(b.mirrors, id)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+	for i := range n {
+		b.mirrors = append(b.mirrors, factory.Mirror(ctx, t, st.Pool(), &factory.MirrorOpts{Name: fmt.Sprintf("m%d", i+1)}).ID)
 	}
 	slices.Sort(b.mirrors)
 	return b

@@ -49,6 +49,12 @@ import (
 // counting the line end ("\n" or "\r\n"). A longer line is a *LineError.
 const MaxLineLength = 64 << 10
 
+// DefaultMaxEntries is how many files (distinct paths) Parse accepts in a
+// manifest; ParseMax takes another cap. A release has hundreds to tens of
+// thousands of files; a manifest naming more is not read further, so that
+// an endless one holds a bounded memory (a few hundred bytes per path).
+const DefaultMaxEntries = 100_000
+
 // Algo names a checksum algorithm a manifest entry can carry. Only SHA256 and
 // SHA512 appear in parsed entries.
 type Algo string
@@ -149,6 +155,10 @@ func (m *Manifest) Len() int { return len(m.entries) }
 // so a caller can tell a broken manifest from a broken connection.
 var ErrMalformed = errors.New("malformed manifest")
 
+// ErrTooManyEntries is wrapped (with ErrMalformed) by the *LineError of a
+// manifest naming more files than its cap.
+var ErrTooManyEntries = errors.New("manifest names too many files")
+
 // ErrInvalidEntry is wrapped by WriteSums errors for an entry that Parse
 // would not return (bad path, algorithm, hash or size).
 var ErrInvalidEntry = errors.New("invalid manifest entry")
@@ -164,6 +174,8 @@ type LineError struct {
 	Name string
 	Line int
 	Msg  string
+	// cause is a second error it wraps (ErrTooManyEntries), or nil.
+	cause error
 }
 
 // Error returns "NAME:LINE: MSG", or "NAME: MSG" when Line is 0.
@@ -174,8 +186,14 @@ func (e *LineError) Error() string {
 	return e.Name + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
 }
 
-// Unwrap returns ErrMalformed.
-func (e *LineError) Unwrap() error { return ErrMalformed }
+// Unwrap returns ErrMalformed, and ErrTooManyEntries for a manifest over
+// its cap.
+func (e *LineError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{ErrMalformed, e.cause}
+	}
+	return []error{ErrMalformed}
+}
 
 // algo indices for the per-path bookkeeping during Parse; strong ones first.
 type algoID int
@@ -233,7 +251,11 @@ type pathState struct {
 //
 // Parse streams: it holds one line at a time (at most MaxLineLength bytes)
 // besides the entries, and never panics. Its memory grows with the number of
-// lines, so the caller should bound the input (io.LimitReader).
+// distinct paths, which is capped at DefaultMaxEntries (ParseMax for
+// another cap): a manifest naming more is a *LineError wrapping
+// ErrTooManyEntries, on the line of the first path past the cap. The
+// caller should still bound the input (io.LimitReader): a line may repeat
+// a path forever.
 //
 // Rules, each violation a *LineError naming the line:
 //   - blank lines (empty or only spaces and tabs) are skipped; "\r\n" line
@@ -261,6 +283,16 @@ type pathState struct {
 // Parse stops at the first problem. An error reading r is returned wrapped,
 // and does not wrap ErrMalformed.
 func Parse(r io.Reader, name string) (*Manifest, error) {
+	return ParseMax(r, name, DefaultMaxEntries)
+}
+
+// ParseMax is Parse with a cap of maxEntries files (distinct paths, those
+// with only md5/sha1 lines included); maxEntries <= 0 means
+// DefaultMaxEntries.
+func ParseMax(r io.Reader, name string, maxEntries int) (*Manifest, error) {
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
+	}
 	br := bufio.NewReaderSize(r, MaxLineLength+2) // room for the line end
 	var (
 		entries []Entry
@@ -294,6 +326,10 @@ func Parse(r io.Reader, name string) (*Manifest, error) {
 			pl, msg := parseLine(string(b))
 			if msg != "" {
 				return nil, fail(lineNo, "%s", msg)
+			}
+			if _, known := state[pl.path]; !known && len(state) >= maxEntries {
+				return nil, &LineError{Name: name, Line: lineNo, cause: ErrTooManyEntries,
+					Msg: fmt.Sprintf("the manifest names more than %d files, the most sentry reads", maxEntries)}
 			}
 			if msg := merge(&entries, state, pl, lineNo); msg != "" {
 				return nil, fail(lineNo, "%s", msg)

@@ -3,7 +3,8 @@
 //
 // Webhooks (Notifier, this file) get a JSON POST on every mirror state
 // change, every activation of the mass-failure guard, every run that
-// failed and every certificate warning. Events go into a bounded queue
+// failed, every certificate warning and every changed manifest a sweep
+// refused for its signature. Events go into a bounded queue
 // per webhook URL, and one goroutine per URL posts them in order,
 // retrying failures (a network error, a 429 or a 5xx) with exponential
 // backoff. When a queue is full, or an event's retries are spent, the
@@ -51,12 +52,15 @@ const (
 	EventGuard        = "guard_activated"
 	EventRunFailed    = "run_failed"
 	EventTLSWarning   = "tls_warning"
+	// EventManifestRejected: a sweep found a release's manifest changed
+	// and refused it, its signature not verifying (releases.signature).
+	EventManifestRejected = "manifest_rejected"
 )
 
 // Event is the JSON body of a notification.
 type Event struct {
-	// Event is mirror_state_changed, guard_activated, run_failed or
-	// tls_warning.
+	// Event is mirror_state_changed, guard_activated, run_failed,
+	// tls_warning or manifest_rejected.
 	Event string `json:"event"`
 	// ID is unique per event; a receiver seeing it twice (a retry after
 	// a lost answer) can ignore the second.
@@ -67,6 +71,7 @@ type Event struct {
 	Guard       *observe.GuardEvent       `json:"guard,omitempty"`
 	Run         *observe.RunEvent         `json:"run,omitempty"`
 	TLS         *observe.TLSEvent         `json:"tls,omitempty"`
+	Manifest    *observe.ManifestEvent    `json:"manifest,omitempty"`
 }
 
 // Options configure a Notifier.
@@ -208,6 +213,12 @@ func (n *Notifier) StateChanged(e observe.StateChangeEvent) {
 // checks.tls_expiry_warning, once per certificate.
 func (n *Notifier) TLSWarning(e observe.TLSEvent) {
 	n.enqueue(Event{Event: EventTLSWarning, TLS: &e, ID: fmt.Sprintf("tls-%d-%.16s", e.MirrorID, e.Fingerprint)})
+}
+
+// ManifestRejected implements observe.ManifestObserver: a changed
+// manifest a sweep refused, once per run and release.
+func (n *Notifier) ManifestRejected(e observe.ManifestEvent) {
+	n.enqueue(Event{Event: EventManifestRejected, Manifest: &e, ID: fmt.Sprintf("manifest-rejected-%d-%s", e.RunID, e.Release)})
 }
 
 // GuardHeld implements observe.Observer.

@@ -179,3 +179,36 @@ func (m multiObserver) TLSWarning(e TLSEvent) {
 		TLSWarned(o, e)
 	}
 }
+
+// ManifestEvent is a changed manifest a sweep refused: its signature
+// (releases.signature) did not verify, so the manifest sentry knows stays
+// in force and nothing of the new one is used.
+type ManifestEvent struct {
+	At      time.Time `json:"at"`
+	RunID   int64     `json:"run_id"`
+	RunKind string    `json:"run_kind"`
+	Release string    `json:"release"`
+	URL     string    `json:"manifest_url"`
+	Reason  string    `json:"reason"`
+}
+
+// ManifestObserver is an Observer that wants to hear of refused manifests
+// (the webhooks do).
+type ManifestObserver interface {
+	ManifestRejected(e ManifestEvent)
+}
+
+// ManifestRejected tells o of a refused manifest, when o wants to know.
+func ManifestRejected(o Observer, e ManifestEvent) {
+	if m, ok := o.(ManifestObserver); ok {
+		m.ManifestRejected(e)
+	}
+}
+
+// ManifestRejected implements ManifestObserver for every observer that
+// does.
+func (m multiObserver) ManifestRejected(e ManifestEvent) {
+	for _, o := range m {
+		ManifestRejected(o, e)
+	}
+}

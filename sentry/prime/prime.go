@@ -12,7 +12,7 @@
 //
 // prime.go is the job (Plan, Prepare), one mirror's prime (Work) and the
 // judgement (Judge); sampled.go sets a sampled prime up (verify.mode
-// sampled); admins.go leaves a mirror in maintenance alone; report.go is
+// sampled); maintenance.go leaves a mirror in maintenance alone; report.go is
 // the run's report (Summarize). What it does as the sweep does — reading
 // a run back, recording checks, announcing state changes, the guard's
 // share, reading rows into a report — is package mirrorjob's.
@@ -227,7 +227,7 @@ type task struct {
 	mirrors    map[int]store.Mirror // active when the task was prepared
 	// unusable says why a mirror's settings do not let it be primed.
 	unusable map[int]string
-	// windows are the mirrors' maintenance windows (admins.go).
+	// windows are the mirrors' maintenance windows (maintenance.go).
 	windows map[int]window
 	// restricted: the run covers the mirrors it was asked for only.
 	restricted bool

@@ -3,8 +3,6 @@ package prime_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -14,9 +12,10 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
-	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/rangeserver"
 	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
+	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
@@ -39,6 +38,33 @@ func served(t *testing.T, files map[string][]byte, b rangeserver.Behaviour) stri
 	srv := httptest.NewServer(&rangeserver.Server{B: b, Files: files})
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// onRealServers is the configuration of the tests on real servers, on a
+// loaded machine: the configuration's own timeouts, the retries of a real
+// deployment, one product.
+func onRealServers(cfg *config.Config) {
+	def := config.Default()
+	cfg.Checks = def.Checks
+	cfg.Releases.Products = []string{"Firefox-{release}"}
+	cfg.Checks.Contact = "https://example.org/sentry-e2e"
+	cfg.Checks.PerMirrorRate = 100_000
+	cfg.Checks.Retries = 1
+	cfg.Checks.RetryWaitMin = config.Duration(50 * time.Millisecond)
+	cfg.Checks.RetryWaitMax = config.Duration(200 * time.Millisecond)
+	cfg.Prime = def.Prime
+	cfg.Prime.PollInterval = config.Duration(10 * time.Millisecond)
+	cfg.Prime.PollMax = config.Duration(50 * time.Millisecond)
+}
+
+// addLinuxLocation registers product Firefox-1.5 (en-US, de, fr) with its
+// one location, the linux-x86_64 build.
+func addLinuxLocation(t *testing.T, w *world.World) {
+	t.Helper()
+	ctx, pool := context.Background(), w.Pool()
+	product := factory.Product(ctx, t, pool, &factory.ProductOpts{Name: "Firefox-1.5", Langs: []string{"en-US", "de", "fr"}})
+	factory.Location(ctx, t, pool, &factory.LocationOpts{ProductID: product.ID, OSID: factory.OS(ctx, t, pool, &factory.OSOpts{Name: "linux"}).ID,
+		Path: "/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2"})
 }
 
 // family is one kind of server the mirrors run: it starts a mirror
@@ -85,6 +111,7 @@ func writeFiles(t *testing.T, files map[string][]byte) string {
 // was learned of each server is kept, and the caches are learned to fill
 // on a range.
 func TestSampledVerificationOnRealServers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/", Files: map[string][]byte{}}
 	sizes := map[string]int{"en-US": 2<<20 + 12345, "de": 3 << 19, "fr": 1<<20 + 999}
@@ -93,11 +120,6 @@ func TestSampledVerificationOnRealServers(t *testing.T) {
 		rel.Files[p] = localmirror.Content(p, n)
 	}
 	corrupt, html, flipped := "linux-x86_64/en-US/firefox-1.5.tar.bz2", "linux-x86_64/de/firefox-1.5.tar.bz2", "linux-x86_64/fr/firefox-1.5.tar.bz2"
-	master, err := localmirror.NewMaster(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
 
 	upstream := func(t *testing.T, files map[string][]byte) string { return served(t, files, rangeserver.Behaviour{}) }
 	families := []family{
@@ -126,22 +148,19 @@ func TestSampledVerificationOnRealServers(t *testing.T) {
 		}},
 	}
 
-	d, st := sampledDeps(t, master)
-	execSQL(t, st, `WITH p AS (INSERT INTO mirror_products (name) VALUES ('Firefox-1.5') RETURNING id),
-		l AS (INSERT INTO mirror_product_langs (product_id, language) SELECT id, unnest(ARRAY['en-US','de','fr']) FROM p),
-		o AS (INSERT INTO mirror_os (name) VALUES ('linux') RETURNING id)
-		INSERT INTO mirror_locations (product_id, os_id, path)
-		SELECT p.id, o.id, '/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2' FROM p, o`)
+	w := world.New(t, &world.Options{Release: rel, Sampled: true, Config: func(cfg *config.Config) {
+		onRealServers(cfg)
+		cfg.Verify.SampleBlocks = sampleBlocks
+	}})
+	d, st := w.Deps, w.Store
+	addLinuxLocation(t, w)
 	ids := map[string]int{}
 	for _, f := range families {
 		for _, kind := range []string{"good", "bad"} {
 			name := f.name + "-" + kind
-			var id int
-			if err := st.Pool().QueryRow(ctx, `WITH m AS (INSERT INTO mirror_mirrors (name, baseurl, rating) VALUES ($1, 'http://127.0.0.1:1/pub', 50) RETURNING id)
-				INSERT INTO sentry_mirror_settings (mirror_id, prime_mode) SELECT id, $2 FROM m RETURNING mirror_id`, name, f.mode).Scan(&id); err != nil {
-				t.Fatal(err)
-			}
-			ids[name] = id
+			// Its server is started below, once the id is known.
+			ids[name] = w.Mirror(t, &factory.MirrorOpts{Name: name, BaseURL: "http://127.0.0.1:1/pub", Rating: factory.Ptr(50),
+				Settings: &factory.MirrorSettingsOpts{PrimeMode: f.mode}})
 		}
 	}
 	// Each mirror of bad copies has its own: the flipped byte lies in a
@@ -179,14 +198,11 @@ func TestSampledVerificationOnRealServers(t *testing.T) {
 			if kind == "bad" {
 				files = badFiles(ids[name])
 			}
-			execSQL(t, st, fmt.Sprintf(`UPDATE mirror_mirrors SET baseurl = '%s' WHERE id = %d`, f.start(t, name, files), ids[name]))
+			w.Exec(t, `UPDATE mirror_mirrors SET baseurl = $1 WHERE id = $2`, f.start(t, name, files), ids[name])
 		}
 	}
 
-	rep, err := sentry.Prime(ctx, d, sentry.PrimeOptions{Release: "1.5"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := w.Prime(t)
 	if rep.RunID != 1 || rep.Outcome != store.OutcomeCompleted {
 		t.Fatalf("prime: run %d, %s (%s); want the first run, completed", rep.RunID, rep.Outcome, rep.Reason)
 	}
@@ -210,8 +226,8 @@ func TestSampledVerificationOnRealServers(t *testing.T) {
 		}
 	}
 	var caught int
-	query(t, st, `SELECT count(*) FROM sentry_file_state s JOIN mirror_mirrors m ON m.id = s.mirror_id
-		WHERE m.name LIKE '%-bad' AND s.result = 'checksum_mismatch' AND s.path IN ('`+corrupt+`', '`+html+`')`, &caught)
+	w.QueryRow(t, `SELECT count(*) FROM sentry_file_state s JOIN mirror_mirrors m ON m.id = s.mirror_id
+		WHERE m.name LIKE '%-bad' AND s.result = 'checksum_mismatch' AND s.path IN ($1, $2)`, []any{corrupt, html}, &caught)
 	if caught != 2*len(families) {
 		t.Errorf("%d bad copies caught at the prime, want %d", caught, 2*len(families))
 	}
@@ -238,11 +254,7 @@ func TestSampledVerificationOnRealServers(t *testing.T) {
 
 	// The next deep sweep hashes every pair only ever sampled, and finds
 	// the flipped bytes.
-	srep, err := sentry.Sweep(ctx, d, sentry.SweepOptions{Deep: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range srep.Mirrors {
+	for _, m := range w.Sweep(t, true).Mirrors {
 		want, hashed := 0, 3
 		if strings.HasSuffix(m.Name, "-bad") {
 			want = 3
@@ -257,8 +269,8 @@ func TestSampledVerificationOnRealServers(t *testing.T) {
 		}
 	}
 	var found int
-	query(t, st, `SELECT count(*) FROM sentry_file_state s JOIN mirror_mirrors m ON m.id = s.mirror_id
-		WHERE m.name LIKE '%-bad' AND s.result = 'checksum_mismatch' AND s.path = '`+flipped+`'`, &found)
+	w.QueryRow(t, `SELECT count(*) FROM sentry_file_state s JOIN mirror_mirrors m ON m.id = s.mirror_id
+		WHERE m.name LIKE '%-bad' AND s.result = 'checksum_mismatch' AND s.path = $1`, []any{flipped}, &found)
 	if found != len(families) {
 		t.Errorf("the flipped byte found on %d mirrors, want %d", found, len(families))
 	}
@@ -274,8 +286,9 @@ func TestSampledVerificationOnRealServers(t *testing.T) {
 			continue
 		}
 		var asked, known int
-		query(t, st, fmt.Sprintf(`SELECT count(*), count(*) FILTER (WHERE detail LIKE '%%requests: %s')
-			FROM sentry_checks WHERE run_id = %d AND mirror_id = %d AND sample_blocks IS NOT NULL`, f.ranges, rep.RunID, ids[f.name+"-good"]), &asked, &known)
+		w.QueryRow(t, `SELECT count(*), count(*) FILTER (WHERE detail LIKE '%requests: ' || $1)
+			FROM sentry_checks WHERE run_id = $2 AND mirror_id = $3 AND sample_blocks IS NOT NULL`,
+			[]any{f.ranges.String(), rep.RunID, ids[f.name+"-good"]}, &asked, &known)
 		if asked != 3 || known != 3 {
 			t.Errorf("%s: %d of %d sampled checks of the next prime asked %q", f.name, known, asked, f.ranges)
 		}
@@ -319,58 +332,4 @@ func overwrite30(b []byte) []byte {
 		}
 	}
 	return c
-}
-
-// sampledDeps is a migrated database and the Deps of a sampled sentry
-// (40 blocks of 16 KiB) over master, with a sampler of fixed seed.
-func sampledDeps(t *testing.T, master *localmirror.Server) (*sentry.Deps, *store.Store) {
-	t.Helper()
-	ctx := context.Background()
-	dbURL := pgtest.NewDB(t)
-	st, err := store.Open(ctx, dbURL, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Database.URL = dbURL
-	cfg.Master.URL = master.URL
-	cfg.Releases.Dir = "/firefox/releases/{release}/"
-	cfg.Releases.Products = []string{"Firefox-{release}"}
-	cfg.Checks.Contact = "https://example.org/sentry-e2e"
-	cfg.Checks.PerMirrorRate = 100_000
-	cfg.Checks.Retries = 1
-	cfg.Checks.RetryWaitMin = config.Duration(50 * time.Millisecond)
-	cfg.Checks.RetryWaitMax = config.Duration(200 * time.Millisecond)
-	cfg.Prime.PollInterval = config.Duration(10 * time.Millisecond)
-	cfg.Prime.PollMax = config.Duration(50 * time.Millisecond)
-	cfg.Verify.Mode = config.VerifySampled
-	cfg.Verify.SampleBlocks = sampleBlocks
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	client, err := sentry.NewClient(&cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.CloseIdleConnections)
-	return &sentry.Deps{Config: &cfg, Store: st, Client: client, Logger: log, Sampler: checks.NewSampler([]byte("real servers"))}, st
-}
-
-func execSQL(t *testing.T, st *store.Store, sql string) {
-	t.Helper()
-	if _, err := st.Pool().Exec(context.Background(), sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
-
-func query(t *testing.T, st *store.Store, sql string, dest ...any) {
-	t.Helper()
-	if err := st.Pool().QueryRow(context.Background(), sql).Scan(dest...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry"
-	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -94,25 +93,9 @@ func TestSampledPrimeWithRealNginx(t *testing.T) {
 	}
 	noRange := startStaticNginx(t, "nginx-norange", plainTree, "max_ranges 0;")
 
-	w := world.New(t, &world.Options{Release: rel, Sampled: true, Config: func(cfg *config.Config) {
-		// Real nginx on a loaded machine: the configuration's own
-		// timeouts, the retries of a real deployment.
-		def := config.Default()
-		cfg.Checks = def.Checks
-		cfg.Releases.Products = []string{"Firefox-{release}"}
-		cfg.Checks.Contact = "https://example.org/sentry-e2e"
-		cfg.Checks.PerMirrorRate = 100_000
-		cfg.Checks.Retries = 1
-		cfg.Checks.RetryWaitMin = config.Duration(50 * time.Millisecond)
-		cfg.Checks.RetryWaitMax = config.Duration(200 * time.Millisecond)
-		cfg.Prime = def.Prime
-		cfg.Prime.PollInterval = config.Duration(10 * time.Millisecond)
-		cfg.Prime.PollMax = config.Duration(50 * time.Millisecond)
-	}})
+	w := world.New(t, &world.Options{Release: rel, Sampled: true, Config: onRealServers})
 	d, pool := w.Deps, w.Pool()
-	product := factory.Product(ctx, t, pool, &factory.ProductOpts{Name: "Firefox-1.5", Langs: []string{"en-US", "de", "fr"}})
-	factory.Location(ctx, t, pool, &factory.LocationOpts{ProductID: product.ID, OSID: factory.OS(ctx, t, pool, &factory.OSOpts{Name: "linux"}).ID,
-		Path: "/firefox/releases/1.5/linux-x86_64/:lang/firefox-1.5.tar.bz2"})
+	addLinuxLocation(t, w)
 	ids := map[string]int{}
 	for _, m := range []struct {
 		n    *realmirror.Server

@@ -10,11 +10,8 @@ package release
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -100,7 +97,7 @@ type Resolver struct {
 func (r *Resolver) Resolve(ctx context.Context, name string) (*Plan, error) {
 	cfg := r.Config
 	p := &Plan{ManifestURL: cfg.ManifestURL(name), Dir: cfg.ReleaseDir(name)}
-	m, res, err := r.fetchManifest(ctx, p.ManifestURL, store.Release{})
+	m, res, err := r.fetchManifest(ctx, name, store.Release{})
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +133,7 @@ func (r *Resolver) save(ctx context.Context, name string, p *Plan, m *fetched, r
 		files[i] = store.ReleaseFile{Path: e.Path, Size: e.Size, Algo: string(e.Algo), Hash: e.Hash}
 	}
 	rel, err := r.Store.SaveRelease(ctx, name, p.ManifestURL, m.sum, files,
-		store.ManifestValidators{ETag: res.ETag, LastModified: res.LastModified})
+		store.ManifestValidators{ETag: res.ETag, LastModified: res.LastModified, Signer: m.signer})
 	if err != nil {
 		return store.Release{}, err
 	}
@@ -165,14 +162,15 @@ func primerFiles(files []store.ReleaseFile) []primer.File {
 // changed).
 func (r *Resolver) Refresh(ctx context.Context, rel store.Release) (store.Release, error) {
 	p := &Plan{ManifestURL: r.Config.ManifestURL(rel.Name), Dir: r.Config.ReleaseDir(rel.Name)}
-	m, res, err := r.fetchManifest(ctx, p.ManifestURL, rel)
+	m, res, err := r.fetchManifest(ctx, rel.Name, rel)
 	if err != nil || m == nil {
 		return rel, err
 	}
 	if rel.ManifestSHA256 != "" && m.sum == rel.ManifestSHA256 {
 		// The same bytes (a master without validators, or new ones):
 		// nothing to learn from the master again.
-		err := r.Store.SetManifestValidators(ctx, rel.ID, store.ManifestValidators{ETag: res.ETag, LastModified: res.LastModified})
+		err := r.Store.SetManifestValidators(ctx, rel.ID, store.ManifestValidators{ETag: res.ETag, LastModified: res.LastModified,
+			Signer: m.signer})
 		return rel, err
 	}
 	return r.save(ctx, rel.Name, p, m, res)
@@ -212,20 +210,25 @@ func (e *ManifestError) Unwrap() []error { return []error{ErrManifest, e.Err} }
 // writing nothing: whether the master has the release (the release hook
 // asks before it starts a prime). Its error is a *ManifestError.
 func (r *Resolver) ReadManifest(ctx context.Context, name string) error {
-	_, _, err := r.fetchManifest(ctx, r.Config.ManifestURL(name), store.Release{})
+	_, _, err := r.fetchManifest(ctx, name, store.Release{})
 	return err
 }
 
-// fetched is a manifest as read from the master, with its SHA-256.
+// fetched is a manifest as read from the master, with its SHA-256 and,
+// when manifests are signed, who signed it.
 type fetched struct {
 	manifest *manifest.Manifest
 	sum      string
+	signer   store.ManifestSigner
 }
 
-// fetchManifest reads and parses the manifest at u, conditionally on the
-// validators known of rel's (none for a new release): a nil manifest with
-// no error means it did not change. Its error is a *ManifestError.
-func (r *Resolver) fetchManifest(ctx context.Context, u string, rel store.Release) (*fetched, checks.Result, error) {
+// fetchManifest reads and parses release name's manifest, conditionally on
+// the validators known of rel's (none for a new release): a nil manifest
+// with no error means it did not change. With releases.signature, the
+// signature is verified before any entry is used (signed.go). Its error
+// is a *ManifestError, or the context's.
+func (r *Resolver) fetchManifest(ctx context.Context, name string, rel store.Release) (*fetched, checks.Result, error) {
+	u := r.Config.ManifestURL(name)
 	body, res := checks.FetchIfChanged(ctx, r.Client, u, r.Config.Releases.MaxManifestBytes, rel.ManifestETag, rel.ManifestLastModified)
 	if res.Kind == checks.KindUnchanged {
 		return nil, res, nil
@@ -238,15 +241,18 @@ func (r *Resolver) fetchManifest(ctx context.Context, u string, rel store.Releas
 			Err: fmt.Errorf("%w: read %s: %s: %s", ErrManifest, u, res.Kind, res.Detail)}
 	}
 	defer body.Close()
-	h := sha256.New()
-	m, err := manifest.Parse(io.TeeReader(body, h), u)
+	m, err := r.readManifest(ctx, name, u, body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, res, ctx.Err()
 		}
+		var me *ManifestError
+		if errors.As(err, &me) {
+			return nil, res, me
+		}
 		return nil, res, &ManifestError{URL: u, Kind: checks.KindOK, Err: fmt.Errorf("%w: %w", ErrManifest, err)}
 	}
-	return &fetched{manifest: m, sum: hex.EncodeToString(h.Sum(nil))}, res, nil
+	return m, res, nil
 }
 
 // fillSizes asks the master, by HEAD, for the size of every entry the

@@ -268,8 +268,9 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time, wide bool) error 
 	if r.FirstPrime != nil {
 		fmt.Fprintf(&b, ", first primed %s (%s)", r.FirstPrime.UTC().Format("2006-01-02 15:04"), ago(now, r.FirstPrime))
 	}
-	fmt.Fprintf(&b, "\n%d of %d active mirrors hold every file verified; rating-weighted uptake %s\n\n",
+	fmt.Fprintf(&b, "\n%d of %d active mirrors hold every file verified; rating-weighted uptake %s\n",
 		r.Complete, r.ActiveMirrors, percent(r.Weighted))
+	b.WriteString(signedLines(r.Signature, now, width) + "\n")
 
 	nw := nameWidth(24, wide, func(yield func(string) bool) {
 		for _, m := range r.Mirrors {
@@ -304,6 +305,27 @@ func WriteReleaseTable(w io.Writer, r *Release, now time.Time, wide bool) error 
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// signedLines say who signed a release's manifest: the user id and when,
+// then the key's fingerprint on a line of its own.
+func signedLines(s *Signature, now time.Time, width int) string {
+	if s == nil {
+		return "manifest not signed (recorded without releases.signature)\n"
+	}
+	who := s.UserID
+	if who == "" {
+		who = "a key without a user id"
+	}
+	line := "manifest signed by " + who
+	if !s.SignedAt.IsZero() {
+		line += fmt.Sprintf(", on %s (%s)", s.SignedAt.UTC().Format("2006-01-02 15:04"), ago(now, &s.SignedAt))
+	}
+	out := humanize.Wrap(line, width, "    ") + "\n    key " + s.Fingerprint + "\n"
+	if s.SigningKey != "" {
+		out += "    subkey " + s.SigningKey + "\n"
+	}
+	return out
 }
 
 // WriteMirrorsCSV writes the per-mirror report as CSV: a header, then one
@@ -384,19 +406,26 @@ func optFloat(v *float64) string {
 	return strconv.FormatFloat(*v, 'f', 4, 64)
 }
 
-// WriteReleaseCSV writes a release's uptake as CSV: a record per file
-// (record "file") and per mirror (record "mirror").
+// WriteReleaseCSV writes a release's uptake as CSV: who signed its
+// manifest (record "signature", when signed: name is the key's user id,
+// and the last three columns are filled), a record per file (record
+// "file") and per mirror (record "mirror").
 func WriteReleaseCSV(w io.Writer, r *Release) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"record", "name", "size", "mirrors", "weighted_uptake", "rating", "files_verified",
-		"files_holding", "verified_at", "seconds_to_verified", "files_sampled", "id", "active"})
+		"files_holding", "verified_at", "seconds_to_verified", "files_sampled", "signer_fingerprint", "signing_key", "signed_at",
+		"id", "active"})
+	if s := r.Signature; s != nil {
+		_ = cw.Write([]string{"signature", s.UserID, "", "", "", "", "", "", "", "", "", s.Fingerprint, s.SigningKey, stamp(&s.SignedAt),
+			"", ""})
+	}
 	for _, f := range r.FileList {
 		_ = cw.Write([]string{"file", f.Path, strconv.FormatInt(f.Size, 10), strconv.Itoa(f.Mirrors), optFloat(f.Weighted),
-			"", "", "", "", "", "", "", ""})
+			"", "", "", "", "", "", "", "", "", "", ""})
 	}
 	for _, m := range r.Mirrors {
 		_ = cw.Write([]string{"mirror", m.Name, "", "", "", strconv.Itoa(m.Rating), strconv.Itoa(m.Verified),
-			strconv.Itoa(m.Holding), stamp(m.VerifiedAt), optFloat(m.Seconds), strconv.Itoa(m.Sampled),
+			strconv.Itoa(m.Holding), stamp(m.VerifiedAt), optFloat(m.Seconds), strconv.Itoa(m.Sampled), "", "", "",
 			strconv.Itoa(m.ID), strconv.FormatBool(m.Active)})
 	}
 	cw.Flush()

@@ -54,12 +54,26 @@ type UptakePoint struct {
 	Weighted *float64  `json:"weighted_uptake"`
 }
 
+// Signature is who signed a release's manifest (releases.signature), as
+// sentry verified it when it recorded the manifest.
+type Signature struct {
+	// Fingerprint is the primary key's; SigningKey the subkey's, when a
+	// subkey signed.
+	Fingerprint string    `json:"fingerprint"`
+	SigningKey  string    `json:"signing_key,omitempty"`
+	UserID      string    `json:"user_id"`
+	SignedAt    time.Time `json:"signed_at"`
+}
+
 // Release is the uptake report of one release.
 type Release struct {
 	Name       string     `json:"release"`
 	Files      int        `json:"files"`
 	TotalBytes int64      `json:"total_bytes"`
 	FirstPrime *time.Time `json:"first_prime"`
+	// Signature is who signed the recorded manifest; nil when it was
+	// recorded without a signature.
+	Signature *Signature `json:"signature"`
 	// ActiveMirrors and RatingTotal describe the active mirrors uptake is
 	// measured against.
 	ActiveMirrors int `json:"active_mirrors"`
@@ -79,13 +93,23 @@ func (r *Reporter) Release(ctx context.Context, name string) (*Release, error) {
 	out := &Release{Name: name, FileList: []FileUptake{}, Mirrors: []MirrorUptake{}, OverTime: []UptakePoint{}}
 	err := pgx.BeginTxFunc(ctx, r.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		var id int64
+		var sig Signature
+		var signedAt *time.Time
 		err := tx.QueryRow(ctx, `
 			SELECT r.id, r.file_count, r.total_bytes,
 			       (SELECT min(started_at) FROM sentry_runs WHERE kind = 'prime' AND release_id = r.id),
 			       (SELECT count(*) FROM mirror_mirrors WHERE active),
-			       (SELECT coalesce(sum(rating), 0) FROM mirror_mirrors WHERE active)
+			       (SELECT coalesce(sum(rating), 0) FROM mirror_mirrors WHERE active),
+			       r.signer_fingerprint, r.signer_key, r.signer_uid, r.signed_at
 			FROM sentry_releases r WHERE r.name = $1`, name).
-			Scan(&id, &out.Files, &out.TotalBytes, &out.FirstPrime, &out.ActiveMirrors, &out.RatingTotal)
+			Scan(&id, &out.Files, &out.TotalBytes, &out.FirstPrime, &out.ActiveMirrors, &out.RatingTotal,
+				&sig.Fingerprint, &sig.SigningKey, &sig.UserID, &signedAt)
+		if err == nil && sig.Fingerprint != "" {
+			if signedAt != nil {
+				sig.SignedAt = signedAt.UTC()
+			}
+			out.Signature = &sig
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("release %q: %w (sentry knows a release once it primed it)", name, ErrNotFound)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -17,10 +18,7 @@ import (
 func TestRangeWays(t *testing.T) {
 	st, mirror, _ := migrated(t)
 	ctx := context.Background()
-	var other int
-	if err := st.Pool().QueryRow(ctx, `INSERT INTO mirror_mirrors (name, baseurl) VALUES ('n', 'http://n.example/pub') RETURNING id`).Scan(&other); err != nil {
-		t.Fatal(err)
-	}
+	other := factory.Mirror(ctx, t, st.Pool(), &factory.MirrorOpts{Name: "n", BaseURL: "http://n.example/pub"}).ID
 	lost := false
 	if err := st.SaveRangeWay(ctx, mirror, checks.RangeWay{MaxRanges: 10}, "lighttpd", fence{"a", &lost}); !errors.Is(err, store.ErrFenced) {
 		t.Errorf("a way saved under a lost lease: %v", err)

@@ -36,11 +36,54 @@ type Release struct {
 	ManifestETag, ManifestLastModified string
 	// ManifestSHA256 is the digest of the recorded manifest's bytes.
 	ManifestSHA256 string
+	// Signer is who signed the recorded manifest (zero: recorded
+	// without a signature).
+	Signer ManifestSigner
 }
 
-// ManifestValidators are what the master said of a manifest it sent.
+// ManifestValidators are what the master said of a manifest it sent,
+// and who signed it.
 type ManifestValidators struct {
 	ETag, LastModified string
+	// Signer is who signed the manifest, as verified (zero: not signed).
+	Signer ManifestSigner
+}
+
+// ManifestSigner is who signed a manifest (releases.signature).
+type ManifestSigner struct {
+	// Fingerprint is the primary key's, SigningKey the subkey's when a
+	// subkey signed; UserID the key's primary user id; SignedAt the
+	// signature's time.
+	Fingerprint, SigningKey, UserID string
+	SignedAt                        time.Time
+}
+
+// signedAt is s's time for the database: NULL when unsigned.
+func (s ManifestSigner) signedAt() *time.Time {
+	if s.Fingerprint == "" || s.SignedAt.IsZero() {
+		return nil
+	}
+	return &s.SignedAt
+}
+
+// setSignerSQL records who signed release $1's manifest.
+const setSignerSQL = `UPDATE sentry_releases SET signer_fingerprint = $2, signer_key = $3, signer_uid = $4, signed_at = $5
+	WHERE id = $1 AND (signer_fingerprint, signer_key, signer_uid, signed_at) IS DISTINCT FROM ($2, $3, $4, $5)`
+
+// releaseColumns are the columns scanRelease reads, in its order.
+const releaseColumns = `id, name, first_seen, updated_at, manifest_etag, manifest_last_modified, manifest_sha256,
+	signer_fingerprint, signer_key, signer_uid, signed_at`
+
+// scanRelease reads a release of releaseColumns.
+func scanRelease(row pgx.Row) (Release, error) {
+	var rel Release
+	var signedAt *time.Time
+	err := row.Scan(&rel.ID, &rel.Name, &rel.FirstSeen, &rel.UpdatedAt, &rel.ManifestETag, &rel.ManifestLastModified,
+		&rel.ManifestSHA256, &rel.Signer.Fingerprint, &rel.Signer.SigningKey, &rel.Signer.UserID, &signedAt)
+	if signedAt != nil {
+		rel.Signer.SignedAt = signedAt.UTC()
+	}
+	return rel, err
 }
 
 // ErrNoRelease is returned for a release sentry has no manifest of.
@@ -48,7 +91,8 @@ var ErrNoRelease = errors.New("release not known")
 
 // SaveRelease records release name with the files of its manifest, in one
 // transaction. When the release is known with the same manifest (by its
-// SHA-256), nothing changes. When the manifest changed (a re-spin), the
+// SHA-256), nothing changes but the validators and, when v names one, the
+// signer. When the manifest changed (a re-spin), the
 // file list is replaced and what sentry knew about files whose size or hash
 // changed, or that left the manifest, is forgotten, so that those files are
 // verified again; what it knew about unchanged files is kept (resume).
@@ -79,7 +123,13 @@ func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA2
 			}
 			if oldSHA == manifestSHA256 {
 				rel.Name = name
-				_, err := tx.Exec(ctx, setValidatorsSQL, rel.ID, v.ETag, v.LastModified)
+				if _, err := tx.Exec(ctx, setValidatorsSQL, rel.ID, v.ETag, v.LastModified); err != nil {
+					return err
+				}
+				if v.Signer.Fingerprint == "" {
+					return nil
+				}
+				_, err := tx.Exec(ctx, setSignerSQL, rel.ID, v.Signer.Fingerprint, v.Signer.SigningKey, v.Signer.UserID, v.Signer.signedAt())
 				return err
 			}
 			err = tx.QueryRow(ctx, `UPDATE sentry_releases SET manifest_url = $2, manifest_sha256 = $3, file_count = $4,
@@ -92,8 +142,12 @@ func (s *Store) SaveRelease(ctx context.Context, name, manifestURL, manifestSHA2
 			rel.ID, v.ETag, v.LastModified); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, setSignerSQL, rel.ID, v.Signer.Fingerprint, v.Signer.SigningKey, v.Signer.UserID, v.Signer.signedAt()); err != nil {
+			return err
+		}
 		rel.Name = name
 		rel.Changed = true
+		rel.Signer = v.Signer
 		// Replace the file list through a temporary table, so that the
 		// state of changed or removed files can be dropped by one join.
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE new_release_files (path text, size bigint, algo text, hash text) ON COMMIT DROP`); err != nil {
@@ -154,18 +208,19 @@ const setValidatorsSQL = `UPDATE sentry_releases SET manifest_etag = $2, manifes
 	WHERE id = $1 AND (manifest_etag, manifest_last_modified) IS DISTINCT FROM ($2, $3)`
 
 // SetManifestValidators records what the master now says of a release's
-// manifest whose bytes did not change, for the next conditional GET.
+// manifest whose bytes did not change, for the next conditional GET, and
+// who signed it when v names a signer.
 func (s *Store) SetManifestValidators(ctx context.Context, releaseID int64, v ManifestValidators) error {
 	_, err := s.pool.Exec(ctx, setValidatorsSQL, releaseID, v.ETag, v.LastModified)
+	if err == nil && v.Signer.Fingerprint != "" {
+		_, err = s.pool.Exec(ctx, setSignerSQL, releaseID, v.Signer.Fingerprint, v.Signer.SigningKey, v.Signer.UserID, v.Signer.signedAt())
+	}
 	return s.wrap("record the manifest's validators", err)
 }
 
 // ReleaseByName returns a known release, or ErrNoRelease.
 func (s *Store) ReleaseByName(ctx context.Context, name string) (Release, error) {
-	rel := Release{Name: name}
-	err := s.pool.QueryRow(ctx, `SELECT id, first_seen, updated_at, manifest_etag, manifest_last_modified, manifest_sha256
-		FROM sentry_releases WHERE name = $1`, name).
-		Scan(&rel.ID, &rel.FirstSeen, &rel.UpdatedAt, &rel.ManifestETag, &rel.ManifestLastModified, &rel.ManifestSHA256)
+	rel, err := scanRelease(s.pool.QueryRow(ctx, `SELECT `+releaseColumns+` FROM sentry_releases WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Release{}, fmt.Errorf("%w: %s", ErrNoRelease, name)
 	}

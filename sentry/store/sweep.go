@@ -21,16 +21,11 @@ const (
 // KnownReleases returns every release sentry has a manifest of, oldest
 // first.
 func (s *Store) KnownReleases(ctx context.Context) ([]Release, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, name, first_seen, updated_at, manifest_etag, manifest_last_modified, manifest_sha256
-		FROM sentry_releases ORDER BY id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+releaseColumns+` FROM sentry_releases ORDER BY id`)
 	if err != nil {
 		return nil, s.wrap("read releases", err)
 	}
-	rels, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Release, error) {
-		var rel Release
-		err := r.Scan(&rel.ID, &rel.Name, &rel.FirstSeen, &rel.UpdatedAt, &rel.ManifestETag, &rel.ManifestLastModified, &rel.ManifestSHA256)
-		return rel, err
-	})
+	rels, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Release, error) { return scanRelease(r) })
 	return rels, s.wrap("read releases", err)
 }
 

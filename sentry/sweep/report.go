@@ -22,7 +22,12 @@ type Report struct {
 	// Withdrawn are the locations of active products whose files left
 	// their release's manifest: taken off every mirror.
 	Withdrawn []release.Unresolved `json:"withdrawn_locations"`
-	Mirrors   []MirrorSums         `json:"mirrors"`
+	// ManifestsRejected are the releases whose manifest changed and was
+	// refused, its signature not verifying (releases.signature): the
+	// sweep checked them by the manifest it knew, and used nothing of the
+	// new one.
+	ManifestsRejected []release.Rejection `json:"manifests_rejected"`
+	Mirrors           []MirrorSums        `json:"mirrors"`
 }
 
 // MirrorSums is one mirror's line of a sweep report.
@@ -81,7 +86,7 @@ func Summarize(fin *engine.Finished, names map[int]string) (*Report, error) {
 	}
 	rep := &Report{RunID: fin.Run.ID, Kind: fin.Run.Kind, Outcome: fin.Outcome, Reason: fin.Reason,
 		StartedAt: fin.Run.StartedAt, FinishedAt: time.Now(), Releases: mirrorjob.NonNil(p.Names), Files: p.Files,
-		Withdrawn: mirrorjob.NonNil(p.Withdrawn)}
+		Withdrawn: mirrorjob.NonNil(p.Withdrawn), ManifestsRejected: mirrorjob.NonNil(p.Rejected)}
 	var err error
 	rep.Mirrors, err = mirrorjob.Lines(fin.Rows, names, func(res rowResult) (MirrorSums, bool) {
 		return res.Sums.nonNil(), !res.Gone

@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	"math"
+	"strings"
 
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/engine"
@@ -23,8 +24,10 @@ func (t *task) listRsync(ctx context.Context, ms *mirrorSweep) map[string]checks
 		sources[i] = checks.RsyncSource(ms.m.RsyncURL, r.Dir)
 	}
 	cfg := t.job.Config.Checks
+	names := t.set.listed()
 	listing, err := checks.ListRsync(ctx, checks.RsyncOptions{ConnectTimeout: cfg.ConnectTimeout.D(),
-		IOTimeout: cfg.HeaderTimeout.D(), MaxEntries: 4*len(t.set.files) + 10_000, SourceAddress: cfg.SourceAddress}, sources)
+		IOTimeout: cfg.HeaderTimeout.D(), MaxEntries: 4*len(t.set.files) + 10_000, SourceAddress: cfg.SourceAddress,
+		Want: func(name string) bool { return names[name] }}, sources)
 	if err != nil {
 		if ctx.Err() == nil {
 			t.log.Warn("rsync listing failed; checking the mirror over HTTP", "mirror", ms.m.Name, "err", err)
@@ -34,6 +37,19 @@ func (t *task) listRsync(ctx context.Context, ms *mirrorSweep) map[string]checks
 	}
 	ms.sums.RsyncListed = true
 	return listing
+}
+
+// listed are the names an rsync listing gives the set's files under
+// (the "/./" of checks.RsyncSource: the release directory without its
+// leading slash, then the file's path): the only ones a listing keeps.
+func (s *set) listed() map[string]bool {
+	s.listedOnce.Do(func() {
+		s.listedNames = make(map[string]bool, len(s.files))
+		for _, f := range s.files {
+			s.listedNames[strings.TrimPrefix(f.dir, "/")+f.file.Path] = true
+		}
+	})
+	return s.listedNames
 }
 
 // sampleShare is the share of an rsync mirror's files still checked over

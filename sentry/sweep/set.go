@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	"slices"
+	"sync"
 
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry/release"
@@ -17,12 +18,20 @@ type set struct {
 	withdrawn []release.Unresolved
 	// respun are the locations of files whose manifest changed their size
 	// or hash since the last sweep: off every mirror until verified again.
-	respun     []int
+	respun []int
+	// rejected are the releases whose manifest changed and was refused,
+	// its signature not verifying: the known manifest stays in force.
+	rejected   []release.Rejection
 	releases   []*release.Plan
 	releaseIDs []int64
 	files      []file
 	locations  []location
 	exceptions map[[2]int][]string
+
+	// listedNames are the files' names as an rsync listing gives them
+	// (rsync.go), made once.
+	listedOnce  sync.Once
+	listedNames map[string]bool
 }
 
 // file is a release file behind an active location.
@@ -116,11 +125,19 @@ func (j *Job) buildSet(ctx context.Context, only []int64, watch bool) (*set, err
 // the release's plan from the new one, with the locations of its respun
 // files added to s.respun. A manifest that cannot be read (the master
 // away, a malformed line) leaves the known one in force: the sweep goes on.
+// So does a changed manifest whose signature does not verify
+// (releases.signature), which is added to s.rejected.
 func (j *Job) watch(ctx context.Context, r *release.Resolver, p *release.Plan, s *set) (*release.Plan, error) {
 	rel, err := r.Refresh(ctx, p.Release)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if rj, ok := release.Rejected(p.Release.Name, err); ok {
+			j.Logger.Error("the release's manifest changed and its signature is refused; sweeping by the known one, nothing of the new one used",
+				"release", p.Release.Name, "err", err)
+			s.rejected = append(s.rejected, rj)
+			return p, nil
 		}
 		j.Logger.Warn("could not read the release's manifest again; sweeping by the known one", "release", p.Release.Name, "err", err)
 		return p, nil

@@ -85,10 +85,13 @@ type params struct {
 	// Withdrawn are the locations taken off every mirror when the sweep
 	// began (their files left the manifest), for its report.
 	Withdrawn []release.Unresolved `json:"withdrawn,omitempty"`
-	Deep      bool                 `json:"deep"`
-	Releases  []int64              `json:"releases"`
-	Names     []string             `json:"release_names"`
-	Files     int                  `json:"files"`
+	// Rejected are the changed manifests refused when the sweep began,
+	// their signatures not verifying, for its report.
+	Rejected []release.Rejection `json:"rejected,omitempty"`
+	Deep     bool                `json:"deep"`
+	Releases []int64             `json:"releases"`
+	Names    []string            `json:"release_names"`
+	Files    int                 `json:"files"`
 	// Restricted: the sweep covers the mirrors it was asked for only.
 	Restricted bool `json:"restricted,omitempty"`
 }
@@ -139,6 +142,10 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 	if err != nil {
 		return engine.Plan{}, err
 	}
+	for _, rj := range set.rejected {
+		observe.ManifestRejected(observe.Or(j.Observer), observe.ManifestEvent{At: j.now(), RunID: run.ID, RunKind: run.Kind,
+			Release: rj.Release, URL: rj.URL, Reason: rj.Reason})
+	}
 	// Locations withdrawn from their manifest come off every mirror
 	// whatever else the sweep finds: the manifest says so.
 	w := store.Withdrawals{Respun: set.respun}
@@ -158,7 +165,7 @@ func (j *Job) Plan(ctx context.Context, run engine.Run) (engine.Plan, error) {
 		return engine.Plan{}, j.nothingToSweep(ctx)
 	}
 	p := params{Deep: req.Deep, Releases: []int64{}, Names: []string{}, Files: len(set.files), Restricted: len(req.Mirrors) > 0,
-		Withdrawn: set.withdrawn}
+		Withdrawn: set.withdrawn, Rejected: set.rejected}
 	for _, r := range set.releases {
 		p.Releases, p.Names = append(p.Releases, r.Release.ID), append(p.Names, r.Release.Name)
 	}

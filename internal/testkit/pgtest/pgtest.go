@@ -117,11 +117,18 @@ type Cluster struct {
 // directories removed; this is best effort and never fails the run. SIGINT
 // and SIGTERM also tear the cluster down before the process dies.
 func Main(m *testing.M) {
-	os.Exit(mainCode(m))
+	os.Exit(Run(m))
 }
 
-// mainCode is Main without the os.Exit, so deferred calls run.
-func mainCode(m *testing.M) int {
+// Run is Main without the exit: it returns the code to exit with, so that
+// a TestMain can remove what its tests shared once the cluster is gone:
+//
+//	func TestMain(m *testing.M) {
+//		code := pgtest.Run(m)
+//		os.RemoveAll(shared)
+//		os.Exit(code)
+//	}
+func Run(m *testing.M) int {
 	if raw := os.Getenv(envDatabaseURL); raw != "" {
 		c, err := externalCluster(raw)
 		if err != nil {

@@ -55,9 +55,9 @@ const Region = 1
 // check reads are the same at every run.
 var SampledSeed = []byte("sentry sampled tests")
 
-// SampledFileSize makes every file of a sampled world 128 blocks of the
-// default 16 KiB, so that the default 32 sampled blocks are a quarter of
-// each.
+// SampledFileSize makes every file of the default release of a sampled
+// world 128 blocks of the default 16 KiB, so that the default 32 sampled
+// blocks are a quarter of each.
 const SampledFileSize = 2 << 20
 
 // Options are a world's variants; the zero value is the default world.
@@ -69,7 +69,8 @@ type Options struct {
 	// two locations PathWin and PathLinux (LocWin, LocLin).
 	Release *localmirror.Release
 	// Sampled: verify.mode sampled (the default block size and sample),
-	// a sampler of fixed seed (SampledSeed), and files of SampledFileSize.
+	// a sampler of fixed seed (SampledSeed), and the default release's
+	// files of SampledFileSize (a Release given keeps its files).
 	Sampled bool
 	// Config, when set, changes the configuration before it is validated
 	// and the checks client built from it.
@@ -113,7 +114,7 @@ func New(t testing.TB, opts *Options) *World {
 			rel.Files[p] = localmirror.Content(p, 90_000)
 		}
 	}
-	if opts.Sampled {
+	if opts.Sampled && opts.Release == nil {
 		for _, p := range rel.Paths() {
 			rel.Files[p] = localmirror.Content(p, SampledFileSize)
 		}

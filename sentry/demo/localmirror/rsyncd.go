@@ -33,7 +33,7 @@ type Rsyncd struct {
 var ErrNoRsync = errors.New("rsync is not installed (Debian package rsync)")
 
 // StartRsyncd serves dir as module name until Close.
-func StartRsyncd(name, dir string) (*Rsyncd, error) {
+func StartRsyncd(name, dir string) (_ *Rsyncd, err error) {
 	bin, err := exec.LookPath("rsync")
 	if err != nil {
 		return nil, ErrNoRsync
@@ -42,6 +42,11 @@ func StartRsyncd(name, dir string) (*Rsyncd, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(conf) // nothing of a daemon that did not start is left
+		}
+	}()
 	// A port free now; the daemon binds it at once.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

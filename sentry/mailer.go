@@ -1,31 +1,14 @@
 package sentry
 
 import (
-	"crypto/x509"
-	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/notify"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
-
-// RootPool is the certificate pool of checks.ca_file beside the system's,
-// nil (the system's alone) without one: mirrors' certificates and the
-// mail relay's are verified against it.
-func RootPool(cfg *config.Config) (*x509.CertPool, error) {
-	if cfg.Checks.CAFile == "" {
-		return nil, nil
-	}
-	extra, err := config.ReadCAFile(cfg.Checks.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("%w: checks.ca_file %w", config.ErrInvalid, err)
-	}
-	return checks.RootPool(extra)
-}
 
 // NewMailer starts the mail to mirror admins and operators that
 // notify.smtp configures; nil when it has no host.
