@@ -67,6 +67,21 @@ type Listed struct {
 // with the next listing: "size mtime".
 func (l Listed) Fact() string { return strconv.FormatInt(l.Size, 10) + " " + l.MTime }
 
+// CheckRsyncURL is the rule of an rsync URL (a mirror's
+// sentry_mirror_settings.rsync_url, and every source ListRsync lists):
+// rsync://HOST/MODULE..., the daemon's host and a module. `sentry mirror
+// set` applies it before writing a mirror's.
+func CheckRsyncURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "rsync" || u.Host == "" {
+		return fmt.Errorf("not an rsync://HOST/MODULE URL")
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		return fmt.Errorf("names no module (rsync://HOST/MODULE)")
+	}
+	return nil
+}
+
 // RsyncSource is a directory to list under a mirror's rsync URL.
 func RsyncSource(rsyncURL, dir string) string {
 	return strings.TrimRight(rsyncURL, "/") + "/./" + strings.Trim(dir, "/") + "/"
@@ -107,10 +122,10 @@ func ListRsync(ctx context.Context, o RsyncOptions, sources []string) (map[strin
 	}
 	host := ""
 	for i, s := range sources {
-		u, err := url.Parse(s)
-		if err != nil || u.Scheme != "rsync" || u.Host == "" {
+		if CheckRsyncURL(s) != nil {
 			return nil, fmt.Errorf("%w: source %d is not an rsync:// URL", ErrRsync, i)
 		}
+		u, _ := url.Parse(s)
 		if host == "" {
 			host = u.Host
 		} else if u.Host != host {

@@ -3,6 +3,7 @@ package primer
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/mirrorsentry/sentry/checks"
@@ -35,9 +36,43 @@ func (p Purge) Target(baseURL, fileURL string) (string, error) {
 	path := strings.TrimPrefix(fileURL, strings.TrimSuffix(baseURL, "/"))
 	u := strings.NewReplacer("{url}", fileURL, "{path}", path).Replace(p.URL)
 	if !isHTTPURL(u) {
-		return "", fmt.Errorf("sentry_mirror_settings.purge_url does not give an absolute http:// or https:// URL")
+		return "", &PurgeError{Setting: "purge_url", Why: "does not give an absolute http:// or https:// URL"}
 	}
 	return u, nil
+}
+
+// PurgeError is a purge setting that cannot be used: the column of
+// sentry_mirror_settings, and why (never the URL: it may carry a token).
+type PurgeError struct {
+	Setting, Why string
+}
+
+func (e *PurgeError) Error() string { return "sentry_mirror_settings." + e.Setting + " " + e.Why }
+
+// purgeMethod is what a purge method looks like: an HTTP method in
+// capitals, as the settings table's constraint says.
+var purgeMethod = regexp.MustCompile(`^[A-Z]{3,16}$`)
+
+// Check is the rule of a mirror's purge settings
+// (sentry_mirror_settings.purge_method and purge_url), as `sentry mirror
+// set` applies it before writing them: both or neither, the method an
+// HTTP method in capitals (PURGE), and the URL a template giving an
+// absolute http(s) URL for a file of the mirror at baseURL — what Target
+// finds when a sweep purges. Its errors are *PurgeError.
+func (p Purge) Check(baseURL string) error {
+	switch {
+	case p.Method == "" && p.URL == "":
+		return nil
+	case p.Method == "":
+		return &PurgeError{Setting: "purge_method", Why: "is empty, and a purge URL needs one (PURGE)"}
+	case p.URL == "":
+		return &PurgeError{Setting: "purge_url", Why: "is empty, and a purge method needs one"}
+	case !purgeMethod.MatchString(p.Method):
+		return &PurgeError{Setting: "purge_method", Why: "is not an HTTP method in capitals (PURGE, BAN)"}
+	}
+	base := strings.TrimSuffix(baseURL, "/")
+	_, err := p.Target(base, base+"/firefox/releases/1.5/win32/en-US/Firefox%20Setup%201.5.exe")
+	return err
 }
 
 // NeedsPurge reports whether a verification of f says the cache serves an

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"strings"
 )
@@ -95,15 +96,42 @@ func (m Mirror) Unusable(secret bool) string {
 	if m.Mode != ModeTrigger {
 		return ""
 	}
-	switch {
-	case strings.TrimSpace(m.TriggerURL) == "":
+	switch err := CheckTriggerURL(m.Mode, m.TriggerURL); {
+	case errors.Is(err, ErrNoTriggerURL):
 		return "trigger mirror without a trigger URL (sentry_mirror_settings.trigger_url is empty): not primed"
-	case !isHTTPURL(m.TriggerURL):
+	case err != nil:
 		return "sentry_mirror_settings.trigger_url is not an absolute http:// or https:// URL: not primed"
 	case !secret:
 		return "trigger mirror, but no trigger secret is configured (trigger.secret or SENTRY_TRIGGER_SECRET): not primed"
 	}
 	return ""
+}
+
+// Errors of CheckTriggerURL and Purge.Check.
+var (
+	// ErrNoTriggerURL: a trigger mirror without a trigger URL.
+	ErrNoTriggerURL = errors.New("a trigger mirror needs a trigger URL")
+	// ErrNotHTTPURL: a URL that is not an absolute http:// or https://
+	// URL.
+	ErrNotHTTPURL = errors.New("not an absolute http:// or https:// URL")
+)
+
+// CheckTriggerURL is the rule of a mirror's trigger URL
+// (sentry_mirror_settings.trigger_url), as a prime applies it (Unusable)
+// and `sentry mirror set` before writing one: a trigger mirror needs one
+// (ErrNoTriggerURL), and one that is set is an absolute http(s) URL
+// (ErrNotHTTPURL). Its errors never hold the URL (it may carry a token).
+func CheckTriggerURL(mode Mode, triggerURL string) error {
+	switch {
+	case strings.TrimSpace(triggerURL) == "":
+		if mode == ModeTrigger {
+			return ErrNoTriggerURL
+		}
+		return nil
+	case !isHTTPURL(triggerURL):
+		return ErrNotHTTPURL
+	}
+	return nil
 }
 
 func isHTTPURL(s string) bool {

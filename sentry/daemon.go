@@ -207,7 +207,7 @@ const pruneEvery = time.Hour
 // pruneEvery, until the daemon stops. Several daemons prune side by side
 // without waiting for each other (store.Prune skips rows being deleted).
 func (dm *Daemon) prune() {
-	r := store.Retention{Checks: dm.d.Config.Retention.Checks.D(), Rollup: dm.d.Config.Retention.Rollup.D()}
+	r := Retention(dm.d.Config)
 	t := time.NewTicker(pruneEvery)
 	defer t.Stop()
 	for {
@@ -216,7 +216,8 @@ func (dm *Daemon) prune() {
 		case err != nil && dm.soft.Err() == nil:
 			dm.log.Warn("pruning old records failed; tried again in an hour", "err", err)
 		case p != store.Pruned{}:
-			dm.log.Info("pruned old records", "checks", p.Checks, "runs", p.Runs, "hourly_counts", p.Hours, "instances", p.Instances)
+			dm.log.Info("pruned old records", "checks", p.Checks, "runs", p.Runs, "hourly_counts", p.Hours, "instances", p.Instances,
+				"sentry_log", p.Log, "notices", p.Notices, "block_digests", p.Digests)
 		}
 		select {
 		case <-t.C:

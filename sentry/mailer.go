@@ -23,7 +23,7 @@ func NewMailer(cfg *config.Config, st *store.Store, log *slog.Logger) (*notify.M
 	}
 	return notify.NewMailer(notify.MailOptions{
 		Store: st, Reporter: report.New(st.Pool(), nil),
-		SMTP: notify.SMTP{Host: s.Host, Port: s.Port, StartTLS: s.StartTLS, RootCAs: roots, User: s.User, Password: s.Password,
+		SMTP: notify.SMTP{Host: s.Host, Port: s.Port, StartTLS: s.StartTLS, ImplicitTLS: s.ImplicitTLS, RootCAs: roots, User: s.User, Password: s.Password,
 			From: s.From, Timeout: max(cfg.Notify.Timeout.D(), 30*time.Second)},
 		PublicURL: cfg.HTTP.PublicURL, DigestTo: cfg.Notify.DigestTo, Retries: cfg.Notify.Retries,
 		Secrets: cfg.Secrets(), Signature: cfg.UserAgent(), Logger: log,

@@ -40,6 +40,7 @@ package sentry
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -50,6 +51,7 @@ import (
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/mirrorjob"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/prime"
 	"github.com/mirrorsentry/sentry/sentry/release"
@@ -284,22 +286,28 @@ func drive(ctx context.Context, d *Deps, eng *engine.Engine, req engine.Request)
 }
 
 // CheckSettings finds, before any work starts, the configuration a run
-// would stumble on: trigger mirrors (sentry_mirror_settings.prime_mode)
-// with no trigger secret configured. Its error wraps config.ErrInvalid
-// and names the mirrors. (A mirror whose own settings are unusable — a
-// trigger_url that is not a URL — fails alone, in the prime.)
+// would stumble on, by the rules `sentry mirror set` applies
+// (mirrorjob.CheckSettings): trigger mirrors (sentry_mirror_settings.
+// prime_mode) with no trigger secret configured refuse the run — its
+// error wraps config.ErrInvalid and names the mirrors — and any other
+// setting a run cannot use (written by hand) is logged, naming the mirror
+// and the setting: the run goes on, and the mirror fails alone where the
+// setting is used (a trigger_url that is not a URL: not primed; a bad
+// rsync_url: not listed; a bad purge_url: not purged).
 func CheckSettings(ctx context.Context, d *Deps) error {
-	if d.Config.Trigger.Secret != "" {
-		return nil
-	}
 	ms, err := d.Store.ActiveMirrors(ctx)
 	if err != nil {
 		return err
 	}
+	secret := d.Config.Trigger.Secret != ""
 	var trig []string
 	for _, m := range ms {
-		if m.Mode == store.ModeTrigger {
-			trig = append(trig, m.Name)
+		for _, p := range mirrorjob.CheckSettings(m.BaseURL, m.Settings(), secret) {
+			if errors.Is(p, mirrorjob.ErrNoTriggerSecret) {
+				trig = append(trig, m.Name)
+				continue
+			}
+			d.Logger.Warn("a mirror setting is unusable: fix it with `sentry mirror set`", "mirror", m.Name, "problem", p.Error())
 		}
 	}
 	if len(trig) == 0 {

@@ -45,3 +45,22 @@ func TestTriggerMirrorWithoutSecretIsAConfigError(t *testing.T) {
 		t.Errorf("%d runs recorded, the mirror asked %d times", n, trig.Stats().Requests)
 	}
 }
+
+// TestUnusableSettingIsLoggedNotFatal: a setting written by hand that
+// `sentry mirror set` would refuse (a purge URL giving no absolute URL)
+// is logged at the start of a run, naming the mirror and the setting; the
+// run goes on, and the mirror with it.
+func TestUnusableSettingIsLoggedNotFatal(t *testing.T) {
+	t.Parallel()
+	w := world.New(t, nil)
+	s := world.Static(t, "handmade", w.Rel)
+	w.AddMirror(t, "handmade", s.URL, &factory.MirrorSettingsOpts{PurgeMethod: "PURGE", PurgeURL: "/purge{path}"})
+	if rep := w.Prime(t); rep.Outcome != "completed" || world.MirrorSums(t, rep, "handmade").FilesOK == 0 {
+		t.Errorf("prime: %s %s", rep.Outcome, rep.Reason)
+	}
+	logs := w.Logs.String()
+	if !strings.Contains(logs, "a mirror setting is unusable") || !strings.Contains(logs, "mirror=handmade") ||
+		!strings.Contains(logs, "sentry_mirror_settings.purge_url") {
+		t.Errorf("the run's log does not name the mirror and its setting:\n%s", logs)
+	}
+}

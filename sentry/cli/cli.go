@@ -116,8 +116,9 @@ func Main(ctx context.Context, env *Env, args []string) int {
 		name = "db " + args[1]
 		args = args[1:]
 	case "mirror":
-		// `sentry mirror maintenance NAME ...`: the mirror's name may
-		// come before its flags.
+		// `sentry mirror list | show NAME | set NAME ... | forget NAME |
+		// maintenance NAME ...`: the mirror's name may come before its
+		// flags.
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
 			if len(args) >= 2 && isHelp(args[1]) {
 				fmt.Fprintln(env.Stdout, mirrorUsage)

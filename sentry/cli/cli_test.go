@@ -182,7 +182,7 @@ func TestPrimeNeedsMigratedSchema(t *testing.T) {
 func TestDBPrune(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.NewDB(t)
-	cfg := writeConfig(t, dbURL, "retention:\n  checks: 2h\n  rollup: 3h\n")
+	cfg := writeConfig(t, dbURL, "retention:\n  checks: 2h\n  rollup: 3h\n  sentry_log: 1d\n")
 	if code, _, stderr := run(t, nil, "db", "prune", "--config", cfg); code != ExitFailure || !strings.Contains(stderr, "sentry db migrate") {
 		t.Errorf("prune before migrate: exit %d\n%s", code, stderr)
 	}
@@ -199,9 +199,17 @@ func TestDBPrune(t *testing.T) {
 		       (1, date_trunc('hour', now()), 'v', 'ok', 1, now())`); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := conn.Exec(context.Background(), `INSERT INTO sentry_log (log_date, mirror_id, mirror_active, mirror_rating, reason)
+		VALUES (now() - interval '2 days', 1, true, 1, 'old'), (now(), 1, true, 1, 'new')`); err != nil {
+		t.Fatal(err)
+	}
 	code, out, stderr := run(t, nil, "db", "prune", "--config", cfg)
-	if code != ExitOK || !strings.Contains(out, "1 hourly counts older than 3h") {
+	if code != ExitOK || !strings.Contains(out, "1 hourly counts older than 3h") || !strings.Contains(out, "pruned 1 sentry_log rows older than 24h") {
 		t.Errorf("prune: exit %d\n%s%s", code, out, stderr)
+	}
+	var logLeft string
+	if err := conn.QueryRow(context.Background(), `SELECT string_agg(reason, ',') FROM sentry_log`).Scan(&logLeft); err != nil || logLeft != "new" {
+		t.Errorf("sentry_log left: %q (%v), want the new row", logLeft, err)
 	}
 	var left int
 	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM sentry_check_hourly`).Scan(&left); err != nil || left != 1 {

@@ -32,7 +32,7 @@ func init() {
 	})
 	register(&command{
 		name:    "db prune",
-		summary: "Delete sentry's records older than retention.checks and retention.rollup, in small batches; the bouncer tables and the state history are kept.",
+		summary: "Delete sentry's records older than retention.checks and retention.rollup (and sentry_log rows older than retention.sentry_log, when set), in small batches; the other bouncer tables and the state history are kept.",
 		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
 			return runPrune
 		},
@@ -204,12 +204,18 @@ func runPrune(ctx context.Context, env *Env, c *common, args []string) error {
 	if err := st.RequireSchema(ctx); err != nil {
 		return err
 	}
-	p, err := st.Prune(ctx, store.Retention{Checks: cfg.Retention.Checks.D(), Rollup: cfg.Retention.Rollup.D()})
+	p, err := st.Prune(ctx, sentry.Retention(cfg))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "pruned %d checks, %d runs and %d instances older than %s, %d hourly counts older than %s\n",
-		p.Checks, p.Runs, p.Instances, cfg.Retention.Checks, p.Hours, cfg.Retention.Rollup)
+	fmt.Fprintf(env.Stdout, "pruned %d checks, %d runs, %d instances and %d notices older than %s, %d hourly counts older than %s\n",
+		p.Checks, p.Runs, p.Instances, p.Notices, cfg.Retention.Checks, p.Hours, cfg.Retention.Rollup)
+	fmt.Fprintf(env.Stdout, "dropped the block digests of %d files no live release holds\n", p.Digests)
+	if cfg.Retention.SentryLog > 0 {
+		fmt.Fprintf(env.Stdout, "pruned %d sentry_log rows older than %s\n", p.Log, cfg.Retention.SentryLog)
+	} else {
+		fmt.Fprintln(env.Stdout, "kept every sentry_log row (retention.sentry_log is 0)")
+	}
 	return nil
 }
 

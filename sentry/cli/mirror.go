@@ -12,8 +12,6 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
-const mirrorUsage = "usage: sentry mirror maintenance NAME --until TIME [--reason TEXT] | sentry mirror maintenance NAME --end"
-
 func init() {
 	register(&command{
 		name:    "mirror maintenance",

@@ -148,7 +148,9 @@ func TestReportCommand(t *testing.T) {
 	}
 	fits80(t, out)
 	code, out, _ = run(t, nil, "report", "--config", w.Config, "--mirror", long, "--format", "csv")
-	if recs, err := csv.NewReader(strings.NewReader(out)).ReadAll(); code != ExitOK || err != nil || len(recs) != 2 || recs[1][0] != "file" {
+	// The failing file, its run of failures and the vantage point's counts.
+	if recs, err := csv.NewReader(strings.NewReader(out)).ReadAll(); code != ExitOK || err != nil || len(recs) != 4 || recs[1][0] != "file" ||
+		recs[2][0] != "failure" || recs[3][0] != "vantage" {
 		t.Errorf("--mirror CSV: %d %v %q", code, err, out)
 	}
 

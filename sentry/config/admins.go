@@ -79,6 +79,11 @@ func (c ChecksConfig) adminProblems(p *problemList) {
 	}
 }
 
+// smtpsPort is the port of SMTP submission over implicit TLS (RFC 8314):
+// a relay there waits for a TLS handshake, and a client waiting for its
+// greeting would only time out.
+const smtpsPort = 465
+
 // problems are those of the mail relay; digest: notify.digest_to is set
 // (the digest is mailed).
 func (s SMTPConfig) problems(p *problemList, digest bool) {
@@ -108,8 +113,12 @@ func (s SMTPConfig) problems(p *problemList, digest bool) {
 	if strings.ContainsAny(s.User, "\r\n\x00") {
 		p.add("notify.smtp.user must not contain line breaks")
 	}
-	if s.User != "" && !s.StartTLS && !isLoopback(s.Host) {
-		p.add("notify.smtp.user needs notify.smtp.starttls: sentry never sends a password unencrypted to another host")
+	if s.User != "" && !s.StartTLS && !s.ImplicitTLS && !isLoopback(s.Host) {
+		p.add("notify.smtp.user needs notify.smtp.starttls or notify.smtp.implicit_tls: sentry never sends a password unencrypted to another host")
+	}
+	if s.Host != "" && s.Port == smtpsPort && !s.ImplicitTLS {
+		p.add("notify.smtp.port %d is SMTP over TLS from the first byte (submissions): set notify.smtp.implicit_tls: true, "+
+			"or use the relay's STARTTLS port (587)", smtpsPort)
 	}
 }
 

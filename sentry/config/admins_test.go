@@ -40,6 +40,8 @@ func TestConfigAdminKeys(t *testing.T) {
 			[]string{"s3cr3t-of-the-relay"}},
 		{"a password to another host needs STARTTLS", "notify:\n  smtp:\n    host: smtp.example.org\n    from: s@example.org\n    user: u\n    starttls: false\n",
 			nil, []string{"notify.smtp.user needs notify.smtp.starttls"}, nil},
+		{"port 465 is implicit TLS", "notify:\n  smtp:\n    host: smtp.example.org\n    port: 465\n    from: s@example.org\n",
+			nil, []string{"notify.smtp.port 465", "notify.smtp.implicit_tls: true"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +75,15 @@ func TestConfigAdminKeys(t *testing.T) {
 	if cfg.Notify.SMTP.Password != "p@ss/w#rd" || cfg.Notify.SMTP.Port != 587 || !cfg.Notify.SMTP.StartTLS ||
 		cfg.State.FamilyPolicy != PolicyDegraded || len(cfg.Checks.Families) != 2 {
 		t.Errorf("defaults and environment: %+v %+v", cfg.Notify.SMTP, cfg.State)
+	}
+	// Implicit TLS on port 465: a password may go to another host.
+	smtps, err := Parse([]byte(minimalConfig+"notify:\n  smtp:\n    host: smtp.example.org\n    port: 465\n    implicit_tls: true\n    starttls: false\n    user: sentry\n    from: sentry@example.org\n"),
+		"c.yaml", func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("implicit TLS on port 465 refused: %v", err)
+	}
+	if !smtps.Notify.SMTP.ImplicitTLS || cfg.Notify.SMTP.ImplicitTLS {
+		t.Errorf("implicit TLS: %v here, %v by default; want true, and off by default", smtps.Notify.SMTP.ImplicitTLS, cfg.Notify.SMTP.ImplicitTLS)
 	}
 	secrets := strings.Join(cfg.Secrets(), "\n")
 	if !strings.Contains(secrets, "p@ss/w#rd") || !strings.Contains(secrets, "p%40ss%2Fw%23rd") || !strings.Contains(secrets, "hunter2") {

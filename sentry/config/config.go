@@ -273,15 +273,21 @@ type ClusterConfig struct {
 
 // RetentionConfig bounds the age of sentry's records. Older ones are
 // deleted, in small batches, by every `sentry run` (at start and hourly)
-// and by `sentry db prune`. The bouncer tables (sentry_log included), the
-// state history and the file states are never pruned.
+// and by `sentry db prune`. The bouncer tables (sentry_log unless
+// SentryLog says otherwise), the state history and the file states are
+// never pruned.
 type RetentionConfig struct {
-	// Checks is how long check rows, finished runs (with their work rows)
-	// and instances not seen are kept. Default: 30d.
+	// Checks is how long check rows, finished runs (with their work rows),
+	// instances not seen and mail notices are kept, and the block digests
+	// of releases no longer live. Default: 30d.
 	Checks Duration `yaml:"checks"`
 	// Rollup is how long the hourly counts of checks (reports, the status
 	// page's history) are kept. Default: 400d.
 	Rollup Duration `yaml:"rollup"`
+	// SentryLog is how long the bouncer's sentry_log rows (one per mirror
+	// per run) are kept. Default: 0, for ever, as bouncer's viewers
+	// expect.
+	SentryLog Duration `yaml:"sentry_log"`
 }
 
 // SweepConfig governs integrity sweeps.
@@ -375,6 +381,10 @@ type SMTPConfig struct {
 	// relay's certificate checked against the system roots and
 	// checks.ca_file). Default: true.
 	StartTLS bool `yaml:"starttls"`
+	// ImplicitTLS speaks TLS from the first byte, as a relay on port 465
+	// (submissions, RFC 8314) wants; STARTTLS is then not used. The
+	// certificate is checked as for StartTLS. Default: false.
+	ImplicitTLS bool `yaml:"implicit_tls"`
 	// User and Password authenticate (AUTH PLAIN, over TLS only). Prefer
 	// SENTRY_SMTP_PASSWORD for the password.
 	User     string `yaml:"user"`

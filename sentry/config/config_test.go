@@ -197,6 +197,11 @@ sweep:
 				`releases.aliases.firefox-fixed "Firefox-1.5" must contain {release} once`},
 		},
 		{
+			name: "sentry_log kept for less than a day",
+			yaml: minimalConfig + "retention:\n  sentry_log: 2h\n",
+			want: []string{"retention.sentry_log must be 0 (keep every row) or at least 1d, not 2h0m0s"},
+		},
+		{
 			name: "two documents",
 			yaml: minimalConfig + "---\nvantage: x\n",
 			want: []string{"second YAML document"},

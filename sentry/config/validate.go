@@ -278,6 +278,9 @@ func (r RetentionConfig) problems(p *problemList) {
 	if r.Rollup < r.Checks {
 		p.add("retention.rollup (%s) must not be shorter than retention.checks (%s): reports count from it", r.Rollup, r.Checks)
 	}
+	if r.SentryLog != 0 && r.SentryLog < Duration(24*time.Hour) {
+		p.add("retention.sentry_log must be 0 (keep every row) or at least 1d, not %s", r.SentryLog)
+	}
 }
 
 func (s SweepConfig) problems(p *problemList) {

@@ -26,6 +26,7 @@
 //	sentry_mirror_tls_not_after_timestamp_seconds{mirror}  when an https mirror's certificate ends
 //	sentry_mirror_tls_warning{mirror}                  1 when it ends within checks.tls_expiry_warning (still offered)
 //	sentry_mirror_family_broken{mirror, family}        1 for an address family an up mirror failed over at its last sweep
+//	sentry_mirror_family_files_failing{mirror, family} files an up mirror serves missing or wrong over that family alone
 //	sentry_database_up                                 whether the scrape could read the database
 //
 // This process's own, as it works:
@@ -252,13 +253,15 @@ var (
 	tlsWarningDesc = desc("sentry_mirror_tls_warning",
 		"1 when an https mirror's certificate is valid but ends within checks.tls_expiry_warning (the mirror stays offered), 0 otherwise.", "mirror")
 	familyBrokenDesc = desc("sentry_mirror_family_broken",
-		"1 for an address family (ipv4, ipv6) an up mirror failed over at its last sweep while reached over another.", "mirror", "family")
+		"1 for an address family (ipv4, ipv6) an up mirror failed over at its last sweep while reached over another, or whose files it serves missing or wrong while another family serves them right.", "mirror", "family")
+	familyFilesDesc = desc("sentry_mirror_family_files_failing",
+		"Release files an up mirror serves missing or wrong over one address family (ipv4, ipv6) alone, while another family serves them right (their locations are off).", "mirror", "family")
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mirrorsDesc, mirrorUpDesc, mirrorStateDesc, lastCheckDesc, locationsOffDesc,
 		failingVantagesDesc, recentRunsDesc, lastOutcomeDesc, lastCompletedDesc, uptakeDesc, firstPrimeDesc, dbUpDesc,
-		tlsNotAfterDesc, tlsWarningDesc, familyBrokenDesc, withoutCopyDesc, notOfferedDesc} {
+		tlsNotAfterDesc, tlsWarningDesc, familyBrokenDesc, familyFilesDesc, withoutCopyDesc, notOfferedDesc} {
 		ch <- d
 	}
 }
@@ -338,6 +341,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if code := m.NotOfferedCode(); code != "" {
 			gauge(notOfferedDesc, 1, m.Name, code)
+		}
+		for _, f := range m.FamilyFailures {
+			gauge(familyFilesDesc, float64(f.Missing+f.Wrong), m.Name, f.Family)
 		}
 		if cond == "maintenance" {
 			continue // announced by its admin: no verdict to alert on

@@ -15,6 +15,9 @@
 //     (MaxDownFraction) and its activation (GuardHeld, GuardReason).
 //   - Reporting: a finished run's rows read into its report's per-mirror
 //     lines (Lines), no list null (NonNil).
+//   - A mirror's own settings (settings.go): the rules the runs apply to
+//     them, gathered (CheckSettings) for `sentry mirror set`, which
+//     refuses what a run could not use.
 package mirrorjob
 
 import (

@@ -19,7 +19,8 @@
 // or its certificate ends soon, and to operators (notify.digest_to) as a
 // daily digest. What is owed is recorded in sentry_notices, so each mail
 // goes out once whichever sentry sends it; a failed delivery is retried
-// with backoff. The relay (SMTP, smtp.go) is spoken to with STARTTLS and
+// with backoff. The relay (SMTP, smtp.go) is spoken to over TLS (STARTTLS,
+// or TLS from the first byte on port 465) and
 // AUTH PLAIN, never with a password unencrypted to another host, and
 // every configured secret is scrubbed from what is sent.
 package notify

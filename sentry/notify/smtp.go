@@ -26,7 +26,11 @@ type SMTP struct {
 	// StartTLS requires STARTTLS before anything else is said; the
 	// relay's certificate is verified against RootCAs (nil: the system's).
 	StartTLS bool
-	RootCAs  *x509.CertPool
+	// ImplicitTLS speaks TLS from the first byte (SMTP submission over
+	// TLS, RFC 8314, port 465), the certificate verified as for StartTLS;
+	// STARTTLS is then not used.
+	ImplicitTLS bool
+	RootCAs     *x509.CertPool
 	// User and Password authenticate with AUTH PLAIN, which net/smtp
 	// sends only over TLS (or to localhost).
 	User, Password string
@@ -62,6 +66,14 @@ func (s SMTP) send(ctx context.Context, m mail, msg []byte) error {
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	if s.ImplicitTLS {
+		tc := tls.Client(conn, s.tlsConfig())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return fmt.Errorf("mail relay %s: TLS: %w", addr, err)
+		}
+		conn = tc // net/smtp sees a *tls.Conn: AUTH PLAIN is allowed
+	}
 	c, err := smtp.NewClient(conn, s.Host)
 	if err != nil {
 		conn.Close()
@@ -75,11 +87,11 @@ func (s SMTP) send(ctx context.Context, m mail, msg []byte) error {
 	if err := c.Hello(host); err != nil {
 		return fmt.Errorf("mail relay %s: EHLO: %w", addr, err)
 	}
-	if s.StartTLS {
+	if s.StartTLS && !s.ImplicitTLS {
 		if ok, _ := c.Extension("STARTTLS"); !ok {
 			return fmt.Errorf("mail relay %s does not offer STARTTLS, which notify.smtp.starttls requires", addr)
 		}
-		if err := c.StartTLS(&tls.Config{ServerName: s.Host, RootCAs: s.RootCAs, MinVersion: tls.VersionTLS12}); err != nil {
+		if err := c.StartTLS(s.tlsConfig()); err != nil {
 			return fmt.Errorf("mail relay %s: STARTTLS: %w", addr, err)
 		}
 	}
@@ -108,6 +120,12 @@ func (s SMTP) send(ctx context.Context, m mail, msg []byte) error {
 	}
 	_ = c.Quit()
 	return nil
+}
+
+// tlsConfig is how the relay's certificate is verified: for its host
+// name, against RootCAs, TLS 1.2 at least.
+func (s SMTP) tlsConfig() *tls.Config {
+	return &tls.Config{ServerName: s.Host, RootCAs: s.RootCAs, MinVersion: tls.VersionTLS12}
 }
 
 func unwrapOp(err error) error {

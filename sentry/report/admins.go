@@ -52,7 +52,8 @@ func (w *MaintenanceInfo) Line() string {
 // over mirror_mirrors m and sentry_mirror_state ms; adminScan reads them.
 const (
 	adminCols = `, coalesce(ms.broken_families, '{}'), ms.suspended_at, mw.since, mw.until, coalesce(mw.reason, ''),
-		tls.host, tls.subject, tls.issuer, tls.names, tls.not_before, tls.not_after, tls.error, tls.seen_at, tls.warned_at`
+		tls.host, tls.subject, tls.issuer, tls.names, tls.not_before, tls.not_after, tls.error, tls.seen_at, tls.warned_at,
+		` + familyFailuresSQL
 	adminJoins = `
 		LEFT JOIN sentry_maintenance mw ON mw.mirror_id = m.id
 		LEFT JOIN sentry_mirror_tls tls ON tls.mirror_id = m.id`
@@ -66,16 +67,18 @@ type adminScan struct {
 	host, subject, issuer, tlsErr      *string
 	names                              []string
 	notBefore, notAfter, seen, warnedA *time.Time
+	families                           []FamilyFailure
 }
 
 func (a *adminScan) dest() []any {
 	return []any{&a.broken, &a.suspended, &a.mSince, &a.mUntil, &a.mReason, &a.host, &a.subject, &a.issuer, &a.names,
-		&a.notBefore, &a.notAfter, &a.tlsErr, &a.seen, &a.warnedA}
+		&a.notBefore, &a.notAfter, &a.tlsErr, &a.seen, &a.warnedA, &a.families}
 }
 
 // settleAdmin fills the row's admin fields at now; before settle.
 func (m *MirrorRow) settleAdmin(a *adminScan, now time.Time) {
 	m.BrokenFamilies = sortedSet(a.broken)
+	m.FamilyFailures = a.families
 	m.Returning = a.suspended != nil
 	if a.mSince != nil && !now.Before(*a.mSince) && now.Before(*a.mUntil) {
 		m.Maintenance = &MaintenanceInfo{Since: *a.mSince, Until: *a.mUntil, Reason: a.mReason}
@@ -110,13 +113,16 @@ func (m MirrorRow) TLSNote(now time.Time) string {
 }
 
 // familiesWhy says which families an up mirror is broken over.
+// (A family its files fail over alone says so itself: familyFailuresWhy.)
 func (m MirrorRow) familiesWhy() string {
-	if len(m.BrokenFamilies) == 0 {
-		return ""
+	var labels []string
+	for _, f := range m.BrokenFamilies {
+		if !m.failingOver(f) {
+			labels = append(labels, checks.Family(f).Label())
+		}
 	}
-	labels := make([]string, len(m.BrokenFamilies))
-	for i, f := range m.BrokenFamilies {
-		labels[i] = checks.Family(f).Label()
+	if len(labels) == 0 {
+		return ""
 	}
 	return "broken over " + strings.Join(labels, " and ") + " (reached over the other family; offered still)"
 }

@@ -424,6 +424,7 @@ func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 	}
 	head = append(head, "files_missing", "files_corrupt", "last_failure_at", "last_failure_kind",
 		"last_failure_path", "last_failure_detail", "last_check", "failing_from", "checked_from", "partial")
+	head = append(head, mirrorRowColumns...)
 	if err := cw.Write(head); err != nil {
 		return err
 	}
@@ -441,6 +442,7 @@ func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 		}
 		rec = append(rec, stamp(m.LastCheck), strings.Join(m.FailingFrom, ";"), strings.Join(m.CheckedFrom, ";"),
 			strconv.FormatBool(m.Partial))
+		rec = append(rec, mirrorRowRecord(&m)...)
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
@@ -450,15 +452,32 @@ func WriteMirrorsCSV(w io.Writer, r *Mirrors) error {
 }
 
 // WriteMirrorCSV writes one mirror's report as CSV: a record per failing
-// file (record "file") and per state change (record "state_change").
+// file (record "file"), per state change ("state_change"), per run of
+// recent failures ("failure") and per vantage point's counts ("vantage"),
+// each filling its own columns (mirrorDetailColumns).
 func WriteMirrorCSV(w io.Writer, r *MirrorDetail) error {
 	cw := newCSV(w)
-	_ = cw.Write([]string{"record", "release", "path", "kind", "first_seen", "last_seen", "at", "from", "to", "detail"})
+	_ = cw.Write(mirrorDetailColumns)
 	for _, f := range r.FailingFiles {
-		_ = cw.Write([]string{"file", f.Release, f.Path, f.Kind, stamp(&f.FirstSeen), stamp(&f.LastSeen), "", "", "", f.Detail})
+		_ = cw.Write(detailRecord("file", map[string]string{"release": f.Release, "path": f.Path, "kind": f.Kind,
+			"first_seen": stamp(&f.FirstSeen), "last_seen": stamp(&f.LastSeen), "detail": f.Detail, "failed_over": f.FailedOver}))
 	}
 	for _, c := range r.History {
-		_ = cw.Write([]string{"state_change", "", "", "", "", "", stamp(&c.At), c.From, c.To, c.Reason})
+		run := ""
+		if c.RunID != nil {
+			run = strconv.FormatInt(*c.RunID, 10)
+		}
+		_ = cw.Write(detailRecord("state_change", map[string]string{"at": stamp(&c.At), "from": c.From, "to": c.To,
+			"reason": c.Reason, "run_id": run}))
+	}
+	for _, f := range r.RecentFailures {
+		_ = cw.Write(detailRecord("failure", map[string]string{"release": f.Release, "path": f.Path, "kind": f.Kind,
+			"detail": f.Detail, "count": strconv.FormatInt(f.Count, 10), "first": stamp(&f.First), "last": stamp(&f.Last),
+			"read": f.Read}))
+	}
+	for _, v := range r.ByVantage {
+		_ = cw.Write(detailRecord("vantage", map[string]string{"vantage": v.Vantage, "checks": strconv.FormatInt(v.Checks, 10),
+			"failures": strconv.FormatInt(v.Failures, 10)}))
 	}
 	cw.Flush()
 	return cw.Error()
@@ -477,20 +496,21 @@ func optFloat(v *float64) string {
 // "file") and per mirror (record "mirror").
 func WriteReleaseCSV(w io.Writer, r *Release) error {
 	cw := newCSV(w)
-	_ = cw.Write([]string{"record", "name", "size", "mirrors", "weighted_uptake", "rating", "files_verified",
-		"files_holding", "verified_at", "seconds_to_verified", "files_sampled", "counted", "not_offered",
-		"signer_fingerprint", "signing_key", "signed_at"})
+	_ = cw.Write(releaseColumns)
 	if s := r.Signature; s != nil {
-		_ = cw.Write([]string{"signature", s.UserID, "", "", "", "", "", "", "", "", "", "", "", s.Fingerprint, s.SigningKey, stamp(&s.SignedAt)})
+		_ = cw.Write(releaseRecord("signature", map[string]string{"name": s.UserID, "signer_fingerprint": s.Fingerprint,
+			"signing_key": s.SigningKey, "signed_at": stamp(&s.SignedAt)}))
 	}
 	for _, f := range r.FileList {
-		_ = cw.Write([]string{"file", f.Path, strconv.FormatInt(f.Size, 10), strconv.Itoa(f.Mirrors), optFloat(f.Weighted),
-			"", "", "", "", "", "", "", "", "", "", ""})
+		_ = cw.Write(releaseRecord("file", map[string]string{"name": f.Path, "size": strconv.FormatInt(f.Size, 10),
+			"mirrors": strconv.Itoa(f.Mirrors), "weighted_uptake": optFloat(f.Weighted)}))
 	}
 	for _, m := range r.Mirrors {
-		_ = cw.Write([]string{"mirror", m.Name, "", "", "", strconv.Itoa(m.Rating), strconv.Itoa(m.Verified),
-			strconv.Itoa(m.Holding), stamp(m.VerifiedAt), optFloat(m.Seconds), strconv.Itoa(m.Sampled),
-			strconv.FormatBool(m.Counted), m.NotOffered, "", "", ""})
+		_ = cw.Write(releaseRecord("mirror", map[string]string{"name": m.Name, "rating": strconv.Itoa(m.Rating),
+			"files_verified": strconv.Itoa(m.Verified), "files_holding": strconv.Itoa(m.Holding), "verified_at": stamp(m.VerifiedAt),
+			"seconds_to_verified": optFloat(m.Seconds), "files_sampled": strconv.Itoa(m.Sampled),
+			"counted": strconv.FormatBool(m.Counted), "not_offered": m.NotOffered, "id": strconv.Itoa(m.ID),
+			"active": strconv.FormatBool(m.Active)}))
 	}
 	cw.Flush()
 	return cw.Error()

@@ -18,6 +18,9 @@ type FailingFile struct {
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	Detail    string    `json:"detail"`
+	// FailedOver is the address family the file fails over alone, while
+	// another family of the mirror serves it right ("" for none).
+	FailedOver string `json:"failed_over"`
 }
 
 // StateChange is one change of a mirror's state, with its reason.
@@ -114,7 +117,7 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 		}
 		out.LangExceptions = exceptions
 		rows, err := tx.Query(ctx, `
-			SELECT r.name, fs.path, fs.result, coalesce(fs.failing_since, fs.last_checked_at), fs.last_checked_at, fs.detail
+			SELECT r.name, fs.path, fs.result, coalesce(fs.failing_since, fs.last_checked_at), fs.last_checked_at, fs.detail, fs.failed_over
 			FROM sentry_file_state fs JOIN sentry_releases r ON r.id = fs.release_id
 			WHERE fs.mirror_id = $1 AND fs.result NOT IN `+successSQL+`
 			ORDER BY r.name, fs.path LIMIT $2`, id, maxFailingFiles)
@@ -123,7 +126,7 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 		}
 		for rows.Next() {
 			var f FailingFile
-			if err := rows.Scan(&f.Release, &f.Path, &f.Kind, &f.FirstSeen, &f.LastSeen, &f.Detail); err != nil {
+			if err := rows.Scan(&f.Release, &f.Path, &f.Kind, &f.FirstSeen, &f.LastSeen, &f.Detail, &f.FailedOver); err != nil {
 				rows.Close()
 				return err
 			}

@@ -82,6 +82,11 @@ type MirrorRow struct {
 	// mirror broken over one is degraded (state.family_policy "degraded"
 	// keeps it offered). Never null.
 	BrokenFamilies []string `json:"broken_families"`
+	// FamilyFailures are its release files failing over one address
+	// family alone while another serves them right, by family ("missing
+	// over IPv6 only"): that family is among BrokenFamilies, and the
+	// files' locations are off. Never null.
+	FamilyFailures []FamilyFailure `json:"family_failures"`
 	// TLS is the certificate of an https mirror at its last sweep, nil
 	// for none.
 	TLS *TLSInfo `json:"tls"`
@@ -133,6 +138,9 @@ func (m MirrorRow) Why() string {
 		if f := m.familiesWhy(); f != "" {
 			parts = append(parts, f)
 		}
+		if f := m.familyFailuresWhy(); f != "" {
+			parts = append(parts, f)
+		}
 		if m.Returning {
 			parts = append(parts, "back from maintenance, being re-verified: offered only for files hashed since")
 		}
@@ -172,8 +180,9 @@ func (m *MirrorRow) settle(active bool, state *string) {
 	if m.OffLocations == nil || m.State != "up" {
 		m.OffLocations = []string{}
 	}
-	if m.BrokenFamilies == nil || m.State != "up" {
-		m.BrokenFamilies = []string{}
+	m.settleFamilies()
+	if m.State != "up" {
+		m.BrokenFamilies, m.FamilyFailures = []string{}, []FamilyFailure{}
 	}
 	m.Degraded = m.State == "up" && (m.LocationsOff > 0 || len(m.BrokenFamilies) > 0)
 	if m.State != "up" {

@@ -58,6 +58,17 @@ type Check struct {
 	// Family is the address family the check was made over ("ipv4",
 	// "ipv6"; "": the system chose).
 	Family string
+	// Beside: the check was made over another address family beside the
+	// check that speaks for the file (a dual-stack mirror's files are
+	// checked over each family): it is recorded and counted, and never
+	// changes the file's state.
+	Beside bool
+	// FailedOver, on the check that speaks for a file, is the address
+	// family the file failed over alone (FailedKind, FailedDetail) while
+	// this check, over another family, found it right: the file state
+	// records that failure, with the family, and this check's validators,
+	// size and verification — what the other families serve.
+	FailedOver, FailedKind, FailedDetail string
 	// SampleBlocks of the file's FileBlocks blocks were compared with the
 	// master's block digests (0: the check sampled nothing).
 	SampleBlocks, FileBlocks int
@@ -299,6 +310,12 @@ func addHourly(ctx context.Context, tx pgx.Tx, checks []Check, counts []Count) e
 // file): an unhashed check, a HEAD, that found the file present.
 const keepsMismatch = `(fs.result IN ('checksum_mismatch', 'too_large') AND excluded.result IN ('ok', 'unchanged') AND excluded.hashed_at IS NULL)`
 
+// presentSQL: the check that updates a file state (excluded) found the
+// file there — present, or unchanged — over its own address family, be
+// the file failing over another family alone (failed_over): what the
+// state knows of the copy (validators, verification) is kept or renewed.
+const presentSQL = `(excluded.result IN ('ok', 'unchanged') OR excluded.failed_over <> '')`
+
 // upsertFileState folds checks of release files into sentry_file_state.
 // Within a batch the last check of a file wins. Checks of kind internal say
 // nothing about the mirror and leave the state alone.
@@ -310,7 +327,7 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 	}
 	last := map[key]int{}
 	for i, c := range checks {
-		if c.ReleaseID == 0 || c.Path == "" || c.Result == "internal" {
+		if c.ReleaseID == 0 || c.Path == "" || c.Result == "internal" || c.Beside {
 			continue
 		}
 		last[key{c.MirrorID, c.ReleaseID, c.Path}] = i
@@ -324,6 +341,7 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		releases = make([]int64, 0, n)
 		paths    = make([]string, 0, n)
 		results  = make([]string, 0, n)
+		owns     = make([]string, 0, n)
 		times    = make([]time.Time, 0, n)
 		verified = make([]string, 0, n)
 		sizes    = make([]*int64, 0, n)
@@ -331,6 +349,7 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		lastMods = make([]string, 0, n)
 		details  = make([]string, 0, n)
 		listed   = make([]string, 0, n)
+		over     = make([]string, 0, n)
 	)
 	// In key order: the rows and index pages touched one after another,
 	// and two batches never wait for each other's rows in a cycle.
@@ -347,7 +366,12 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		mirrors = append(mirrors, int32(c.MirrorID))
 		releases = append(releases, c.ReleaseID)
 		paths = append(paths, c.Path)
-		results = append(results, c.Result)
+		res, detail := c.Result, c.Detail
+		if c.FailedOver != "" {
+			res, detail = c.FailedKind, c.FailedDetail
+		}
+		results = append(results, res)
+		owns = append(owns, c.Result)
 		times = append(times, c.CheckedAt)
 		verified = append(verified, c.Verification())
 		var size *int64
@@ -357,20 +381,22 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		sizes = append(sizes, size)
 		etags = append(etags, c.ETag)
 		lastMods = append(lastMods, c.LastModified)
-		details = append(details, c.Detail)
+		details = append(details, detail)
 		listed = append(listed, c.Listed)
+		over = append(over, c.FailedOver)
 	}
 	_, err := tx.Exec(ctx, `
 		INSERT INTO sentry_file_state AS fs (mirror_id, release_id, path, result, last_checked_at,
-			verified_at, hashed_at, verified_by, failing_since, size, etag, last_modified, detail, listed)
+			verified_at, hashed_at, verified_by, failing_since, size, etag, last_modified, detail, listed, failed_over)
 		SELECT m, r, p, res, t,
-		       CASE WHEN res = 'ok' AND v <> '' THEN t END,
-		       CASE WHEN res = 'ok' AND v = 'full' THEN t END,
-		       CASE WHEN res = 'ok' THEN v ELSE '' END,
+		       CASE WHEN own = 'ok' AND v <> '' THEN t END,
+		       CASE WHEN own = 'ok' AND v = 'full' THEN t END,
+		       CASE WHEN own = 'ok' THEN v ELSE '' END,
 		       CASE WHEN res NOT IN ('ok', 'unchanged') THEN t END,
-		       sz, et, lm, d, ls
+		       sz, et, lm, d, ls, fo
 		FROM unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
-		            $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[]) AS u(m, r, p, res, t, v, sz, et, lm, d, ls)
+		            $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+		     AS u(m, r, p, res, t, v, sz, et, lm, d, ls, fo, own)
 		ON CONFLICT (mirror_id, release_id, path) DO UPDATE SET
 			-- "unchanged" (a 304) confirms the previous result, and so does
 			-- a HEAD of the right size, or a sample of right blocks, on a
@@ -381,35 +407,37 @@ func upsertFileState(ctx context.Context, tx pgx.Tx, checks []Check) error {
 			-- verified_at and verified_by: the last verification of the
 			-- bytes, full or sampled; hashed_at: the last full hash, which
 			-- deep sweeps rotate on (a pair only ever sampled is one never
-			-- hashed).
+			-- hashed). A file failing over one address family alone keeps
+			-- them for the families that serve it right (`+presentSQL+`).
 			verified_at = CASE WHEN excluded.verified_at IS NOT NULL AND NOT `+keepsMismatch+` THEN excluded.verified_at
-			                   WHEN excluded.result IN ('ok', 'unchanged') THEN fs.verified_at END,
+			                   WHEN `+presentSQL+` THEN fs.verified_at END,
 			verified_by = CASE WHEN excluded.verified_at IS NOT NULL AND NOT `+keepsMismatch+` THEN excluded.verified_by
-			                   WHEN excluded.result IN ('ok', 'unchanged') THEN fs.verified_by ELSE '' END,
+			                   WHEN `+presentSQL+` THEN fs.verified_by ELSE '' END,
 			hashed_at = CASE WHEN excluded.hashed_at IS NOT NULL THEN excluded.hashed_at
-			                 WHEN excluded.result IN ('ok', 'unchanged') THEN fs.hashed_at END,
+			                 WHEN `+presentSQL+` THEN fs.hashed_at END,
 			failing_since = CASE WHEN `+keepsMismatch+` THEN fs.failing_since
 			                     WHEN excluded.result IN ('ok', 'unchanged') THEN NULL
 			                     ELSE coalesce(fs.failing_since, excluded.failing_since) END,
 			size = coalesce(excluded.size, fs.size),
 			-- The validators of a present file, and of a wrong body (so
 			-- that a sweep sees when the mirror replaces it).
-			etag = CASE WHEN excluded.result IN ('ok', 'unchanged', 'checksum_mismatch', 'too_large') AND excluded.etag <> '' THEN excluded.etag
-			            WHEN excluded.result IN ('ok', 'unchanged') THEN fs.etag ELSE '' END,
-			last_modified = CASE WHEN excluded.result IN ('ok', 'unchanged', 'checksum_mismatch', 'too_large') AND excluded.last_modified <> ''
+			etag = CASE WHEN (`+presentSQL+` OR excluded.result IN ('checksum_mismatch', 'too_large')) AND excluded.etag <> '' THEN excluded.etag
+			            WHEN `+presentSQL+` THEN fs.etag ELSE '' END,
+			last_modified = CASE WHEN (`+presentSQL+` OR excluded.result IN ('checksum_mismatch', 'too_large')) AND excluded.last_modified <> ''
 			                          THEN excluded.last_modified
-			                     WHEN excluded.result IN ('ok', 'unchanged') THEN fs.last_modified ELSE '' END,
+			                     WHEN `+presentSQL+` THEN fs.last_modified ELSE '' END,
 			detail = CASE WHEN excluded.result = 'unchanged' OR `+keepsMismatch+` THEN fs.detail ELSE excluded.detail END,
 			-- A hash settles the pair; a changed validator or size since
 			-- the last hash asks for the next deep sweep to hash it again.
 			rehash = CASE WHEN excluded.hashed_at IS NOT NULL THEN false
-			              WHEN excluded.result = 'ok' AND (
+			              WHEN (excluded.result = 'ok' OR excluded.failed_over <> '') AND (
 			                   (excluded.etag <> '' AND fs.etag <> '' AND excluded.etag <> fs.etag)
 			                OR (excluded.last_modified <> '' AND fs.last_modified <> '' AND excluded.last_modified <> fs.last_modified)
 			                OR (excluded.size IS NOT NULL AND fs.size IS NOT NULL AND excluded.size <> fs.size)) THEN true
 			              ELSE fs.rehash END,
-			listed = CASE WHEN excluded.listed <> '' THEN excluded.listed ELSE fs.listed END`,
-		mirrors, releases, paths, results, times, verified, sizes, etags, lastMods, details, listed)
+			listed = CASE WHEN excluded.listed <> '' THEN excluded.listed ELSE fs.listed END,
+			failed_over = excluded.failed_over`,
+		mirrors, releases, paths, results, times, verified, sizes, etags, lastMods, details, listed, over, owns)
 	if err != nil {
 		return fmt.Errorf("update file state: %w", err)
 	}

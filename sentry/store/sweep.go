@@ -74,6 +74,15 @@ type FileState struct {
 	// Listed is what the last rsync listing said of the file ("" when
 	// none did).
 	Listed string
+	// FailedOver is the address family the file fails over alone while
+	// another family of the mirror serves it right ("" for none: it is
+	// failing over every family, or not at all). Then Result is that
+	// family's failure, and the validators, size, HashedAt and
+	// VerifiedElsewhere are what the other families serve.
+	FailedOver string
+	// VerifiedElsewhere is Verified over the families that serve it
+	// right, when it fails over one alone (FailedOver); else Verified.
+	VerifiedElsewhere bool
 }
 
 // The rule of a returning mirror (docs/CONTRACTS.md, section 2,
@@ -96,6 +105,11 @@ const (
 	// verifiedBefore: the last verification matched, but not after the
 	// suspension (void).
 	verifiedBefore = `coalesce(fs.result = 'ok' AND fs.verified_at <= ms.suspended_at, false)`
+	// verifiedElsewhere: verifiedSince over the families that serve the
+	// file right, for a file failing over one family alone (failed_over):
+	// its verification is theirs. Only sweeps, which check every family,
+	// read it; a prime's resume does not count such a file verified.
+	verifiedElsewhere = `((fs.result = 'ok' OR fs.failed_over <> '') AND fs.verified_at IS NOT NULL AND (ms.suspended_at IS NULL OR fs.verified_at > ms.suspended_at))`
 )
 
 // MirrorFileStates returns the file states of one mirror for the given
@@ -103,7 +117,7 @@ const (
 // size the map once; 0 when not known.
 func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs []int64, expect int) (map[FileKey]FileState, error) {
 	rows, err := s.pool.Query(ctx, `SELECT release_id, path, result, `+verifiedSince+`, `+verifiedBefore+`,
-		       coalesce(hashed_at, 'epoch'), coalesce(size, -1), etag, last_modified, rehash, listed
+		       coalesce(hashed_at, 'epoch'), coalesce(size, -1), etag, last_modified, rehash, listed, failed_over, `+verifiedElsewhere+`
 		FROM sentry_file_state fs LEFT JOIN sentry_mirror_state ms USING (mirror_id)
 		WHERE fs.mirror_id = $1 AND release_id = ANY($2)`, mirrorID, releaseIDs)
 	if err != nil {
@@ -116,11 +130,14 @@ func (s *Store) MirrorFileStates(ctx context.Context, mirrorID int, releaseIDs [
 	var k FileKey
 	var f FileState
 	var result pgtype.DriverBytes // one of a few words: not a new string per row
+	var failedOver pgtype.DriverBytes
 	for rows.Next() {
-		if err := rows.Scan(&k.ReleaseID, &k.Path, &result, &f.Verified, &f.Void, &f.HashedAt, &f.Size, &f.ETag, &f.LastModified, &f.Rehash, &f.Listed); err != nil {
+		if err := rows.Scan(&k.ReleaseID, &k.Path, &result, &f.Verified, &f.Void, &f.HashedAt, &f.Size, &f.ETag, &f.LastModified, &f.Rehash,
+			&f.Listed, &failedOver, &f.VerifiedElsewhere); err != nil {
 			return nil, s.wrap("read file states", err)
 		}
 		f.Result = kindWord(result)
+		f.FailedOver = familyWord(failedOver)
 		if f.HashedAt.Equal(time.Unix(0, 0)) {
 			f.HashedAt = time.Time{}
 		}
@@ -143,6 +160,20 @@ var kindWords = func() map[string]string {
 func kindWord(b []byte) string {
 	if w, ok := kindWords[string(b)]; ok {
 		return w
+	}
+	return string(b)
+}
+
+// familyWord is b, an address family or "", as a string without a new one
+// per row.
+func familyWord(b []byte) string {
+	switch string(b) {
+	case "":
+		return ""
+	case "ipv4":
+		return "ipv4"
+	case "ipv6":
+		return "ipv6"
 	}
 	return string(b)
 }

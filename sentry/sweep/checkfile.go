@@ -7,6 +7,8 @@ import (
 	"github.com/mirrorsentry/sentry/checks"
 	"github.com/mirrorsentry/sentry/primer"
 	"github.com/mirrorsentry/sentry/sentry/engine"
+	"github.com/mirrorsentry/sentry/sentry/mirrorjob"
+	"github.com/mirrorsentry/sentry/sentry/record"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -17,28 +19,82 @@ import (
 // before the mirror was suspended) is followed by the GET, within the
 // mirror's catch-up budget; a file that does not fit is withheld. listed
 // is what an rsync listing said of it ("" for none), kept in its state.
+//
+// On a dual-stack mirror that answers over each family (ms.fileFamilies)
+// the file is checked over each: what a family's users get is what that
+// family serves (families.go).
 func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, i int, f file, hash bool, listed string) {
 	prev, known := ms.files[f.key]
+	if len(ms.fileFamilies) < 2 {
+		o, ok := t.checkOver(ctx, ms, f, prev, known, hash, listed, true)
+		if !ok {
+			return
+		}
+		t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, o.method, o.res, o.routine, listed)
+		t.tally(ms, i, f, o.res, o.fr)
+		return
+	}
+	outs := make([]familyCheck, len(ms.fileFamilies))
+	for j, fam := range ms.fileFamilies {
+		o, ok := t.checkOver(checks.WithFamily(ctx, fam), ms, f, prevOver(prev, fam, j == 0), known, hash, listed, j == 0)
+		if !ok {
+			return
+		}
+		outs[j] = familyCheck{family: fam, checked: o}
+	}
+	v := judgeFamilies(outs)
+	for j, o := range outs {
+		fctx := checks.WithFamily(ctx, o.family)
+		c := record.Check(o.res, f.key.ReleaseID, f.file.Path, o.method, t.job.now(), t.job.Config.Vantage)
+		c.Routine, c.Listed, c.Family, c.Beside = o.routine, listed, string(o.family), j != v.speaker
+		switch {
+		case j == v.speaker && v.failedOver != "":
+			// The state records the other family's failure, with the
+			// family: never counted only.
+			c.Routine, c.FailedOver, c.FailedKind, c.FailedDetail = false, string(v.failedOver), string(v.res.Kind), v.res.Detail
+		case j == v.speaker && known && prev.FailedOver != "":
+			// It failed over one family before, and no longer does: the
+			// state must say so.
+			c.Routine = false
+		}
+		mirrorjob.Record(fctx, row, t.job.Observer, t.run, ms.m, c, o.res)
+	}
+	t.tally(ms, i, f, v.res, v.fr)
+}
+
+// checked is one check of a file over one family (or the system's
+// choice), before it is recorded.
+type checked struct {
+	res     checks.Result
+	method  string
+	routine bool // it found what the state says: only counted
+	fr      fileResult
+}
+
+// checkOver checks a file over ctx's family with prev, what the state
+// says of it there (main: the family whose validators the state keeps,
+// or the only one). ok false: the check was not the mirror's answer (the
+// sweep stopping).
+func (t *task) checkOver(ctx context.Context, ms *mirrorSweep, f file, prev store.FileState, known, hash bool, listed string,
+	main bool) (checked, bool) {
 	tg := checks.Target{URL: strings.TrimSuffix(ms.m.BaseURL, "/") + f.urlPath, Size: f.file.Size,
 		Algo: f.file.Algo, Hash: f.file.Hash, PreviousHash: f.file.PreviousHash}
 	var res checks.Result
 	method := "HEAD"
 	if !hash {
-		if known && prev.Result == "ok" {
+		if known && prev.Result == "ok" && main {
 			tg.ETag, tg.LastModified = prev.ETag, prev.LastModified
 		}
 		res = checks.Head(ctx, t.job.Client, tg)
 		if res.Kind == checks.KindInternal && ctx.Err() != nil {
-			return
+			return checked{}, false
 		}
 		if must, wasFailing := catchUp(prev, known, res); must {
 			// Recorded: the HEAD is what the file's state learns from if
 			// the budget says no.
 			hash = t.takeCatchUp(ms, f.file.Size, wasFailing)
 			if !hash {
-				t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, method, res, false, listed)
-				t.tally(ms, i, f, res, fileResult{kind: res.Kind, withheld: true})
-				return
+				return checked{res: res, method: method, fr: fileResult{kind: res.Kind, withheld: true}}, true
 			}
 		}
 	}
@@ -51,13 +107,12 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 		res = primer.RefreshStale(ctx, t.job.Client, primer.Purge{Method: ms.m.PurgeMethod, URL: ms.m.PurgeURL}, ms.m.BaseURL, f.file, tg, res)
 	}
 	if res.Kind == checks.KindInternal && ctx.Err() != nil {
-		return
+		return checked{}, false
 	}
 	// A HEAD that finds the file as its state says (present, the same
 	// size and validators) is what was known: counted only.
 	routine := !res.Hashed && known && prev.Result == string(checks.KindOK) && prev.Listed == listed &&
 		(res.Kind == checks.KindUnchanged || res.Kind == checks.KindOK && !validatorsChanged(prev, res))
-	t.record(ctx, row, ms, f.file.Path, f.key.ReleaseID, method, res, routine, listed)
 	verified := false
 	switch {
 	case res.Kind == checks.KindOK && res.Hashed:
@@ -67,7 +122,7 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 	case res.Kind == checks.KindOK:
 		verified = known && prev.Verified && !prev.Rehash && !validatorsChanged(prev, res)
 	}
-	t.tally(ms, i, f, res, fileResult{kind: res.Kind, verified: verified})
+	return checked{res: res, method: method, routine: routine, fr: fileResult{kind: res.Kind, verified: verified}}, true
 }
 
 // catchUp reports whether a file a HEAD found present must be hashed

@@ -31,6 +31,9 @@ type mirrorSweep struct {
 	catchUp atomic.Int64
 	// admin is what this vantage point found besides reachability.
 	admin adminVerdict
+	// fileFamilies are the families each file is checked over (a
+	// dual-stack mirror answering over each: families.go); none: once.
+	fileFamilies []checks.Family
 }
 
 type fileResult struct {
@@ -117,6 +120,8 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	ms.admin.Families, ms.admin.Cert = fams, reach.Cert
 	if pin != "" {
 		ctx = checks.WithFamily(ctx, pin) // one family is broken: the files over one that answers
+	} else {
+		ms.fileFamilies = fileFamilies(fams) // every family answers: the files over each
 	}
 	ms.sums.Reachable = !reach.Kind.Failed()
 	if !ms.sums.Reachable {

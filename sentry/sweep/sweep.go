@@ -15,7 +15,8 @@
 // manifests read again); mirror.go is one mirror's part (Work: its
 // reachability, then its files, settled into locations), checkfile.go one
 // file's check (and the catch-up hashing of files not verified where they
-// must be), rsync.go the listing that stands in for HEADs, deep.go what a
+// must be), families.go a dual-stack mirror's files checked over each
+// address family, rsync.go the listing that stands in for HEADs, deep.go what a
 // deep sweep hashes; admins.go what it does for mirror admins (address
 // families, certificates, maintenance, a suspended mirror's return);
 // judge.go the judgement; report.go its report. What it does as the prime

@@ -1,8 +1,10 @@
 # A real SMTP server for sentry's tests: Debian's aiosmtpd (python3-aiosmtpd)
 # on a listening socket handed over as fd 3, with STARTTLS and AUTH when
 # asked, writing each message it accepts into OUTDIR as NNNNN.eml (with the
-# envelope in X-Envelope-* lines first). SMTPD_FAIL_FIRST=N answers the
-# first N messages with a temporary failure (451), to test retries.
+# envelope in X-Envelope-* lines first). SMTPD_IMPLICIT_TLS=1 speaks TLS
+# from the first byte (submissions, port 465: the socket is wrapped, no
+# STARTTLS). SMTPD_FAIL_FIRST=N answers the first N messages with a
+# temporary failure (451), to test retries.
 import asyncio
 import os
 import socket
@@ -17,6 +19,7 @@ key = os.environ.get("SMTPD_KEY", "")
 user = os.environ.get("SMTPD_USER", "")
 password = os.environ.get("SMTPD_PASSWORD", "")
 fail_first = int(os.environ.get("SMTPD_FAIL_FIRST", "0"))
+implicit = os.environ.get("SMTPD_IMPLICIT_TLS", "") == "1"
 
 
 class Handler:
@@ -36,7 +39,9 @@ class Handler:
             ad = getattr(session, "auth_data", None)
             login = ad.login if isinstance(ad, LoginPassword) else b""
             f.write(b"X-Auth-Login: " + login + b"\r\n")
-            f.write(b"X-TLS: " + (b"yes" if session.ssl else b"no") + b"\r\n")
+            over_tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
+            f.write(b"X-TLS: " + (b"yes" if over_tls else b"no") + b"\r\n")
+            f.write(b"X-TLS-Implicit: " + (b"yes" if implicit else b"no") + b"\r\n")
             f.write(envelope.original_content or envelope.content)
         os.rename(tmp, os.path.join(outdir, "%05d.eml" % self.n))
         return "250 2.0.0 OK"
@@ -54,12 +59,20 @@ async def main():
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
     handler = Handler()
-    kwargs = dict(hostname="localhost", tls_context=ctx, require_starttls=ctx is not None)
-    if user:
-        kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=ctx is not None)
+    if implicit:
+        # TLS is the transport's: aiosmtpd offers no STARTTLS, and its
+        # AUTH-needs-TLS check only knows STARTTLS (the connection is
+        # encrypted from its first byte all the same).
+        kwargs = dict(hostname="localhost")
+        if user:
+            kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=False)
+    else:
+        kwargs = dict(hostname="localhost", tls_context=ctx, require_starttls=ctx is not None)
+        if user:
+            kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=ctx is not None)
     sock = socket.socket(fileno=3)
     loop = asyncio.get_running_loop()
-    srv = await loop.create_server(lambda: SMTP(handler, **kwargs), sock=sock)
+    srv = await loop.create_server(lambda: SMTP(handler, **kwargs), sock=sock, ssl=ctx if implicit else None)
     async with srv:
         await srv.serve_forever()
 

@@ -31,6 +31,9 @@ var script []byte
 type Options struct {
 	// CertFile and KeyFile, when set, offer (and require) STARTTLS.
 	CertFile, KeyFile string
+	// ImplicitTLS, with CertFile and KeyFile, speaks TLS from the first
+	// byte instead (submissions, port 465): no STARTTLS.
+	ImplicitTLS bool
 	// User and Password, when set, require AUTH.
 	User, Password string
 	// FailFirst answers the first so many messages 451 (try later).
@@ -76,8 +79,15 @@ func Start(t testing.TB, o Options) *Server {
 	defer lf.Close()
 	cmd := exec.Command(py, scriptPath, out)
 	cmd.ExtraFiles = []*os.File{lf}
+	if o.ImplicitTLS && o.CertFile == "" {
+		t.Fatal("smtptest: implicit TLS needs a CertFile and KeyFile")
+	}
+	implicit := ""
+	if o.ImplicitTLS {
+		implicit = "1"
+	}
 	cmd.Env = append(os.Environ(), "SMTPD_CERT="+o.CertFile, "SMTPD_KEY="+o.KeyFile, "SMTPD_USER="+o.User,
-		"SMTPD_PASSWORD="+o.Password, "SMTPD_FAIL_FIRST="+strconv.Itoa(o.FailFirst))
+		"SMTPD_PASSWORD="+o.Password, "SMTPD_FAIL_FIRST="+strconv.Itoa(o.FailFirst), "SMTPD_IMPLICIT_TLS="+implicit)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -103,11 +113,13 @@ func Start(t testing.TB, o Options) *Server {
 // Message is one message the server accepted.
 type Message struct {
 	// EnvelopeFrom and EnvelopeTo are the SMTP envelope; Login the AUTH
-	// user ("" for none); TLS whether it came over STARTTLS.
+	// user ("" for none); TLS whether it came over TLS (STARTTLS, or
+	// implicit: Implicit).
 	EnvelopeFrom string
 	EnvelopeTo   []string
 	Login        string
 	TLS          bool
+	Implicit     bool
 	Header       mail.Header
 	// Body is the decoded text; Raw the message as received.
 	Body string
@@ -139,7 +151,7 @@ func (s *Server) Messages(t testing.TB) []Message {
 			}
 		}
 		m := Message{EnvelopeFrom: msg.Header.Get("X-Envelope-From"), Login: msg.Header.Get("X-Auth-Login"),
-			TLS: msg.Header.Get("X-TLS") == "yes", Header: msg.Header, Body: strings.ReplaceAll(string(body), "\r\n", "\n"), Raw: raw}
+			TLS: msg.Header.Get("X-TLS") == "yes", Implicit: msg.Header.Get("X-TLS-Implicit") == "yes", Header: msg.Header, Body: strings.ReplaceAll(string(body), "\r\n", "\n"), Raw: raw}
 		for _, to := range strings.Split(msg.Header.Get("X-Envelope-To"), ",") {
 			m.EnvelopeTo = append(m.EnvelopeTo, strings.TrimSpace(to))
 		}

@@ -27,7 +27,7 @@ func (w *World) AddOldRecords(t testing.TB, mirror int) {
 
 // RecordCounts are the rows of what retention may and may not touch.
 type RecordCounts struct {
-	Checks, Runs, Hours, Instances, Log, Changes, FileStates, Marks int
+	Checks, Runs, Hours, Instances, Log, Changes, FileStates, Marks, Notices, Digests int
 }
 
 // CountRecords counts what retention may and may not touch.
@@ -37,7 +37,8 @@ func (w *World) CountRecords(t testing.TB) RecordCounts {
 	w.QueryRow(t, `SELECT
 		(SELECT count(*) FROM sentry_checks), (SELECT count(*) FROM sentry_runs), (SELECT count(*) FROM sentry_check_hourly),
 		(SELECT count(*) FROM sentry_instances), (SELECT count(*) FROM sentry_log), (SELECT count(*) FROM sentry_state_changes),
-		(SELECT count(*) FROM sentry_file_state), (SELECT count(*) FROM mirror_location_mirror_map)`, nil,
-		&c.Checks, &c.Runs, &c.Hours, &c.Instances, &c.Log, &c.Changes, &c.FileStates, &c.Marks)
+		(SELECT count(*) FROM sentry_file_state), (SELECT count(*) FROM mirror_location_mirror_map),
+		(SELECT count(*) FROM sentry_notices), (SELECT count(*) FROM sentry_block_digests)`, nil,
+		&c.Checks, &c.Runs, &c.Hours, &c.Instances, &c.Log, &c.Changes, &c.FileStates, &c.Marks, &c.Notices, &c.Digests)
 	return c
 }
