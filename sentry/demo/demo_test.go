@@ -239,7 +239,7 @@ func TestWorld(t *testing.T) {
 	if err := w.ShowRedirector(ctx, &view); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(view.String(), "(none)"); n != 6 {
+	if n := strings.Count(view.String(), "(none"); n != 6 {
 		t.Errorf("before any mark, %d locations with no mirror, want 6:\n%s", n, view.String())
 	}
 	var loc, cache int
@@ -251,7 +251,7 @@ func TestWorld(t *testing.T) {
 	if err := w.ShowRedirector(ctx, &view); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Count(view.String(), "(none)") != 5 || strings.Count(view.String(), "pull-cache") != 1 {
+	if strings.Count(view.String(), "(none") != 5 || strings.Count(view.String(), "pull-cache") != 1 {
 		t.Errorf("with pull-cache offered on one location:\n%s", view.String())
 	}
 

@@ -197,7 +197,7 @@ func New(f Fault, rel *localmirror.Release, path string) (*Mirror, error) {
 }
 
 func shortName(f Fault) string {
-	s := strings.NewReplacer(" ", "-", "→", "-", "/", "-").Replace(strings.ToLower(string(f)))
+	s := strings.NewReplacer(" ", "-", "→", "-", "/", "-", "'", "").Replace(strings.ToLower(string(f)))
 	return strings.Trim(s, "-")
 }
 
