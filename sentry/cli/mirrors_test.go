@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mirrorsentry/sentry/internal/testkit/factory"
+	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
 // settingsRow reads a mirror's sentry_mirror_settings row as text, every
@@ -303,5 +304,31 @@ func TestMirrorListShowAndForget(t *testing.T) {
 	code, out, _ = run(t, nil, "mirror", "forget", "good", "--config", w.Config, "--format", "json")
 	if code != ExitOK || !strings.Contains(out, `"forgot_priming": false`) {
 		t.Errorf("forget again: %d\n%s", code, out)
+	}
+}
+
+// TestNeverOfferedWords: `sentry mirror list` says why the redirector
+// never offers a mirror by the rule the reports follow
+// (decide.NeverOffered): the switch first, then the region row, then a
+// base URL of neither scheme (case-sensitive, as the redirector's filter).
+func TestNeverOfferedWords(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		active  bool
+		regions []int
+		baseURL string
+		want    string
+	}{
+		{"offered over http", true, []int{1}, "http://m.example/pub/", ""},
+		{"offered over https", true, []int{1}, "https://m.example/pub/", ""},
+		{"switched off, whatever else", false, nil, "ftp://m.example/", "switched off by its admin"},
+		{"no region", true, nil, "http://m.example/pub/", "no region (geoip_mirror_region_map)"},
+		{"no region before the scheme", true, nil, "HTTP://m.example/pub/", "no region (geoip_mirror_region_map)"},
+		{"neither scheme", true, []int{1}, "HTTP://m.example/pub/", "its base URL is neither http:// nor https://"},
+	} {
+		r := store.MirrorRecord{Active: tt.active, Regions: tt.regions, BaseURL: tt.baseURL}
+		if got := neverOffered(r); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
