@@ -192,17 +192,11 @@ func (s *Store) ForgetMirror(ctx context.Context, name string) (Forgotten, error
 			return err
 		}
 		f.MirrorID = id
-		tag, err := tx.Exec(ctx, `DELETE FROM sentry_mirror_priming WHERE mirror_id = $1`, id)
-		if err != nil {
+		if f.Priming, err = forgetPriming(ctx, tx, id); err != nil {
 			return err
 		}
-		f.Priming = tag.RowsAffected() > 0
-		tag, err = tx.Exec(ctx, `DELETE FROM sentry_mirror_ranges WHERE mirror_id = $1`, id)
-		if err != nil {
-			return err
-		}
-		f.Ranges = tag.RowsAffected() > 0
-		return nil
+		f.Ranges, err = forgetRangeWay(ctx, tx, id)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrNoMirror) {
