@@ -59,66 +59,25 @@ type Daemon struct {
 // and returns nil. It returns an error when it cannot start (schema not
 // migrated, the listen address taken, a bad schedule).
 func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
-	if err := d.Store.RequireSchema(ctx); err != nil {
+	dm, err := newDaemon(ctx, d, opts)
+	if err != nil {
 		return err
 	}
-	if err := CheckSettings(ctx, d); err != nil {
-		return err
-	}
-	dm := &Daemon{d: d, opts: opts, log: d.Logger.With("component", "daemon")}
-	dm.soft = ctx
-	dm.hard, dm.cancelHard = context.WithCancel(context.WithoutCancel(ctx))
 	defer dm.cancelHard()
-	eng, err := NewEngine(d)
-	if err != nil {
-		return err
-	}
-	w, err := eng.NewWorker(ctx, engine.RoleDaemon, dm.soft, dm.hard)
-	if err != nil {
-		return err
-	}
-	dm.engine, dm.worker = eng, w
 	started := false
 	defer func() {
 		if !started {
-			w.Shutdown(0)
+			dm.worker.Shutdown(0)
 		}
 	}()
-
-	sched := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLogger{dm.log}))
-	for _, j := range []struct {
-		name, spec string
-		deep       bool
-	}{
-		{"sweep", d.Config.Schedule.Sweep, false},
-		{"deep_sweep", d.Config.Schedule.DeepSweep, true},
-	} {
-		spec, err := cron.ParseStandard(j.spec)
-		if err != nil {
-			return fmt.Errorf("schedule for %s %q: %w", j.name, j.spec, err)
-		}
-		// SkipIfStillRunning before Recover: a panicking sweep is
-		// recovered inside the skip guard, which is then released.
-		jl := cronLogger{dm.log.With("job", j.name)}
-		job := cron.NewChain(cron.SkipIfStillRunning(jl), cron.Recover(jl)).
-			Then(cron.FuncJob(func() { dm.sweep(j.name, spec, j.deep) }))
-		sched.Schedule(spec, job)
-	}
-
-	mux := opts.Mux
-	if mux == nil {
-		mux = http.NewServeMux()
-	}
-	if err := dm.routes(mux); err != nil {
+	sched, err := dm.schedule()
+	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", d.Config.HTTP.Listen)
+	srv, ln, err := dm.server()
 	if err != nil {
-		return fmt.Errorf("http.listen: %w", err)
+		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(dm.log.Handler(), slog.LevelWarn)}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	dm.log.Info("sentry run started", "listen", ln.Addr().String(), "sweep", d.Config.Schedule.Sweep,
@@ -126,7 +85,7 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
-	w.Start()
+	dm.worker.Start()
 	started = true
 	sched.Start()
 	dm.jobs.Add(1)
@@ -135,22 +94,108 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 		dm.prune()
 	}()
 
-	var runErr error
+	runErr := dm.wait(ctx, serveErr)
+	dm.stop(sched, srv)
+	return runErr
+}
+
+// newDaemon checks that the daemon can start (the schema migrated, the
+// mirrors' settings usable) and makes it: its two contexts (soft is ctx;
+// hard, which the caller cancels, ends later) and this process's engine
+// worker, not started yet.
+func newDaemon(ctx context.Context, d *Deps, opts DaemonOptions) (*Daemon, error) {
+	if err := d.Store.RequireSchema(ctx); err != nil {
+		return nil, err
+	}
+	if err := CheckSettings(ctx, d); err != nil {
+		return nil, err
+	}
+	dm := &Daemon{d: d, opts: opts, log: d.Logger.With("component", "daemon")}
+	dm.soft = ctx
+	dm.hard, dm.cancelHard = context.WithCancel(context.WithoutCancel(ctx))
+	eng, err := NewEngine(d)
+	if err != nil {
+		dm.cancelHard()
+		return nil, err
+	}
+	w, err := eng.NewWorker(ctx, engine.RoleDaemon, dm.soft, dm.hard)
+	if err != nil {
+		dm.cancelHard()
+		return nil, err
+	}
+	dm.engine, dm.worker = eng, w
+	return dm, nil
+}
+
+// schedule is the cron schedule of the sweeps (schedule.sweep,
+// schedule.deep_sweep), not started; an error names a spec that does not
+// parse.
+func (dm *Daemon) schedule() (*cron.Cron, error) {
+	sched := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLogger{dm.log}))
+	for _, j := range []struct {
+		name, spec string
+		deep       bool
+	}{
+		{"sweep", dm.d.Config.Schedule.Sweep, false},
+		{"deep_sweep", dm.d.Config.Schedule.DeepSweep, true},
+	} {
+		spec, err := cron.ParseStandard(j.spec)
+		if err != nil {
+			return nil, fmt.Errorf("schedule for %s %q: %w", j.name, j.spec, err)
+		}
+		// SkipIfStillRunning before Recover: a panicking sweep is
+		// recovered inside the skip guard, which is then released.
+		jl := cronLogger{dm.log.With("job", j.name)}
+		job := cron.NewChain(cron.SkipIfStillRunning(jl), cron.Recover(jl)).
+			Then(cron.FuncJob(func() { dm.sweep(j.name, spec, j.deep) }))
+		sched.Schedule(spec, job)
+	}
+	return sched, nil
+}
+
+// server is the daemon's HTTP server with its routes (on opts.Mux when
+// set, beside other packages' routes), and its listener on http.listen.
+func (dm *Daemon) server() (*http.Server, net.Listener, error) {
+	mux := dm.opts.Mux
+	if mux == nil {
+		mux = http.NewServeMux()
+	}
+	if err := dm.routes(mux); err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", dm.d.Config.HTTP.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http.listen: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(dm.log.Handler(), slog.LevelWarn)}
+	return srv, ln, nil
+}
+
+// wait waits until the daemon is asked to stop (ctx ends) or its HTTP
+// server fails; it returns the server's error.
+func (dm *Daemon) wait(ctx context.Context, serveErr <-chan error) error {
 	select {
 	case <-ctx.Done():
 		dm.log.Info("stopping: no new sweeps or primes; running checks have the grace to finish",
-			"grace", d.Config.ShutdownGrace.D())
+			"grace", dm.d.Config.ShutdownGrace.D())
+		return nil
 	case err := <-serveErr:
-		runErr = fmt.Errorf("http server: %w", err)
 		dm.log.Error("http server failed; stopping", "err", err)
+		return fmt.Errorf("http server: %w", err)
 	}
+}
+
+// stop stops the schedule and the HTTP server, then drains the work in
+// flight.
+func (dm *Daemon) stop(sched *cron.Cron, srv *http.Server) {
 	stopped := sched.Stop()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = srv.Shutdown(shutCtx)
 	cancel()
 	dm.drain(stopped.Done())
 	dm.log.Info("sentry run stopped")
-	return runErr
 }
 
 // drain waits for the scheduled jobs to notice the stop, then for the work
