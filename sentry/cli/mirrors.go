@@ -589,7 +589,7 @@ func writeSettingsTable(w io.Writer, cfg *config.Config, s store.MirrorSettings,
 // neverOffered says why the redirector never offers the mirror, by the
 // rule the reports follow (decide.NeverOffered), "" when it may.
 func neverOffered(r store.MirrorRecord) string {
-	o := decide.NeverOffered(r.Active, len(r.Regions) > 0, r.BaseURL)
+	o := decide.NeverOffered(r.Active, r.HasRegion, r.BaseURL)
 	if o == decide.WrongScheme {
 		return "its base URL is neither http:// nor https://"
 	}
@@ -602,8 +602,11 @@ func regionWords(m mirrorJSON) string {
 	if m.Offer != "" && m.Offer != string(decide.NoRegion) {
 		return "never offered: " + m.Offer
 	}
-	if len(m.Regions) == 0 {
+	if m.Offer == string(decide.NoRegion) {
 		return "none: never offered"
+	}
+	if len(m.Regions) == 0 {
+		return "(null)" // a region row naming no region: joined all the same
 	}
 	ids := make([]string, len(m.Regions))
 	for i, r := range m.Regions {
