@@ -21,3 +21,10 @@ func OfferableForSchemeSQL(m, scheme string) string {
 	return fmt.Sprintf(`(%[1]s.active AND %[3]s
 		AND %[1]s.baseurl LIKE %[2]s || '%%')`, m, scheme, HasRegionSQL(m))
 }
+
+// HasRegionSQL is the SQL condition that mirror m (alias of
+// mirror_mirrors) has a region row: the redirector joins
+// geoip_mirror_region_map, and a mirror without one is never offered.
+func HasRegionSQL(m string) string {
+	return fmt.Sprintf(`EXISTS (SELECT 1 FROM geoip_mirror_region_map g WHERE g.mirror_id = %s.id)`, m)
+}
