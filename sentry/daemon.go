@@ -36,7 +36,8 @@ type DaemonOptions struct {
 }
 
 // Daemon is `sentry run`: cron-scheduled sweeps, the release hook and the
-// health endpoint. Build it with NewDaemon, run it with Run.
+// health endpoint, and the hourly prune (retention.go). RunDaemon makes
+// it and runs it.
 type Daemon struct {
 	d    *Deps
 	opts DaemonOptions
@@ -91,7 +92,7 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 	dm.jobs.Add(1)
 	go func() {
 		defer dm.jobs.Done()
-		dm.prune()
+		prune(dm.soft, dm.d.Store, Retention(dm.d.Config), dm.log)
 	}()
 
 	runErr := dm.wait(ctx, serveErr)
@@ -215,6 +216,8 @@ func (dm *Daemon) drain(cronDone <-chan struct{}) {
 	}
 }
 
+// routes adds the daemon's routes to mux: the release hook
+// (/hooks/release) and the health endpoint (/healthz).
 func (dm *Daemon) routes(mux *http.ServeMux) error {
 	releaseHook, err := hook.NewReleaseHandler(hook.Options{
 		Secret:       []byte(dm.d.Config.Hook.Secret),
@@ -243,33 +246,6 @@ func (dm *Daemon) routes(mux *http.ServeMux) error {
 		},
 	}, 3*time.Second))
 	return nil
-}
-
-// pruneEvery is how often the daemon deletes records past their retention.
-const pruneEvery = time.Hour
-
-// prune deletes records past their retention at start and every
-// pruneEvery, until the daemon stops. Several daemons prune side by side
-// without waiting for each other (store.Prune skips rows being deleted).
-func (dm *Daemon) prune() {
-	r := Retention(dm.d.Config)
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		p, err := dm.d.Store.Prune(dm.soft, r)
-		switch {
-		case err != nil && dm.soft.Err() == nil:
-			dm.log.Warn("pruning old records failed; tried again in an hour", "err", err)
-		case p != store.Pruned{}:
-			dm.log.Info("pruned old records", "checks", p.Checks, "runs", p.Runs, "hourly_counts", p.Hours, "instances", p.Instances,
-				"sentry_log", p.Log, "notices", p.Notices, "block_digests", p.Digests)
-		}
-		select {
-		case <-t.C:
-		case <-dm.soft.Done():
-			return
-		}
-	}
 }
 
 // sweep is a scheduled job: one shared sweep, unless another is running in
@@ -390,45 +366,4 @@ func (dm *Daemon) masterHas(ctx context.Context, rel string) error {
 	default:
 		return fmt.Errorf("could not read the manifest of release %s from the master: %w", rel, err)
 	}
-}
-
-// scheduledSlot is the scheduled time a job started at now is for: the
-// latest time at or before now that spec fires. Processes sharing a cron
-// spec agree on it. @every schedules are relative to each process's start,
-// so for them the slot is now truncated to the interval (aligned to the
-// Unix epoch).
-func scheduledSlot(spec cron.Schedule, now time.Time) time.Time {
-	now = now.UTC()
-	if every, ok := spec.(cron.ConstantDelaySchedule); ok {
-		return now.Truncate(every.Delay)
-	}
-	// The first firing after a point at least one period back, then walk
-	// forward to the last one not after now.
-	n1 := spec.Next(now)
-	period := spec.Next(n1).Sub(n1)
-	t := spec.Next(now.Add(-period - time.Second))
-	slot := t
-	for i := 0; i < 1000 && !t.After(now); i++ {
-		slot = t
-		t = spec.Next(t)
-	}
-	if slot.After(now) {
-		return now.Truncate(time.Second)
-	}
-	return slot
-}
-
-// cronLogger adapts slog to robfig/cron's logger.
-type cronLogger struct{ l *slog.Logger }
-
-func (c cronLogger) Info(msg string, kv ...any) {
-	if msg == "skip" {
-		c.l.Warn("sweep skipped: the previous run of this job is still going", kv...)
-		return
-	}
-	c.l.Debug("cron: "+msg, kv...)
-}
-
-func (c cronLogger) Error(err error, msg string, kv ...any) {
-	c.l.Error("cron: "+msg, append(kv, "err", err)...)
 }
