@@ -120,39 +120,56 @@ func (c *Client) familyDial(base dialFunc) dialFunc {
 		if fam == "" && c.opts.Resolver == nil {
 			return base(ctx, network, addr)
 		}
-		host, port, err := net.SplitHostPort(addr)
+		host, port, addrs, err := c.resolveAddr(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
-		addrs, err := c.lookup(ctx, host)
-		if err != nil {
-			return nil, err
-		}
-		var first error
-		tried := 0
+		var of []netip.Addr
 		for _, a := range addrs {
-			if fam != "" && familyOfAddr(a) != fam {
-				continue
+			if fam == "" || familyOfAddr(a) == fam {
+				of = append(of, a)
 			}
-			tried++
+		}
+		if len(of) == 0 {
+			return nil, &net.DNSError{Err: fmt.Sprintf("no %s address", fam.Label()), Name: host, IsNotFound: true}
+		}
+		return dialInTurn(ctx, of, port, func(ctx context.Context, a netip.Addr, hostport string) (net.Conn, error) {
 			nw := "tcp4"
 			if familyOfAddr(a) == IPv6 {
 				nw = "tcp6"
 			}
-			conn, err := base(ctx, nw, net.JoinHostPort(a.String(), port))
-			if err == nil {
-				return conn, nil
-			}
-			if first == nil {
-				first = err
-			}
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		if tried == 0 {
-			return nil, &net.DNSError{Err: fmt.Sprintf("no %s address", fam.Label()), Name: host, IsNotFound: true}
-		}
-		return nil, first
+			return base(ctx, nw, hostport)
+		})
 	}
+}
+
+// resolveAddr splits addr (host:port) and resolves its host (lookup).
+func (c *Client) resolveAddr(ctx context.Context, addr string) (host, port string, addrs []netip.Addr, err error) {
+	host, port, err = net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", nil, err
+	}
+	addrs, err = c.lookup(ctx, host)
+	return host, port, addrs, err
+}
+
+// dialInTurn dials addrs in turn through dial (each with its hostport,
+// the address joined with port) until one connects or ctx ends: the
+// connection, else the first error; nil and nil for no address.
+func dialInTurn(ctx context.Context, addrs []netip.Addr, port string,
+	dial func(ctx context.Context, a netip.Addr, hostport string) (net.Conn, error)) (net.Conn, error) {
+	var first error
+	for _, a := range addrs {
+		conn, err := dial(ctx, a, net.JoinHostPort(a.String(), port))
+		if err == nil {
+			return conn, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
 }

@@ -193,16 +193,12 @@ func (c *Client) policyDial(next dialFunc) dialFunc {
 		if !ok {
 			return next(ctx, network, addr)
 		}
-		host, port, err := net.SplitHostPort(addr)
+		host, port, addrs, err := c.resolveAddr(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
-		addrs, err := c.lookup(ctx, host)
-		if err != nil {
-			return nil, err
-		}
+		var allowed []netip.Addr
 		var refused *RedirectRefusedError
-		var first error
 		for _, a := range addrs {
 			if k := c.class(a); !allow.has(k) {
 				if refused == nil {
@@ -210,19 +206,13 @@ func (c *Client) policyDial(next dialFunc) dialFunc {
 				}
 				continue
 			}
-			conn, err := next(ctx, network, net.JoinHostPort(a.String(), port))
-			if err == nil {
-				return conn, nil
-			}
-			if first == nil {
-				first = err
-			}
-			if ctx.Err() != nil {
-				break
-			}
+			allowed = append(allowed, a)
 		}
-		if first != nil {
-			return nil, first
+		conn, err := dialInTurn(ctx, allowed, port, func(ctx context.Context, _ netip.Addr, hostport string) (net.Conn, error) {
+			return next(ctx, network, hostport)
+		})
+		if conn != nil || err != nil {
+			return conn, err
 		}
 		if refused != nil {
 			return nil, refused

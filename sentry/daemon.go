@@ -36,7 +36,8 @@ type DaemonOptions struct {
 }
 
 // Daemon is `sentry run`: cron-scheduled sweeps, the release hook and the
-// health endpoint. Build it with NewDaemon, run it with Run.
+// health endpoint, and the hourly prune (retention.go). RunDaemon makes
+// it and runs it.
 type Daemon struct {
 	d    *Deps
 	opts DaemonOptions
@@ -59,43 +60,89 @@ type Daemon struct {
 // and returns nil. It returns an error when it cannot start (schema not
 // migrated, the listen address taken, a bad schedule).
 func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
-	if err := d.Store.RequireSchema(ctx); err != nil {
+	dm, err := newDaemon(ctx, d, opts)
+	if err != nil {
 		return err
 	}
-	if err := CheckSettings(ctx, d); err != nil {
+	defer dm.cancelHard()
+	started := false
+	defer func() {
+		if !started {
+			dm.worker.Shutdown(0)
+		}
+	}()
+	sched, err := dm.schedule()
+	if err != nil {
 		return err
+	}
+	srv, ln, err := dm.server()
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	dm.log.Info("sentry run started", "listen", ln.Addr().String(), "sweep", d.Config.Schedule.Sweep,
+		"deep_sweep", d.Config.Schedule.DeepSweep, "vantage", d.Config.Vantage)
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr().String())
+	}
+	dm.worker.Start()
+	started = true
+	sched.Start()
+	dm.jobs.Add(1)
+	go func() {
+		defer dm.jobs.Done()
+		prune(dm.soft, dm.d.Store, Retention(dm.d.Config), dm.log)
+	}()
+
+	runErr := dm.wait(ctx, serveErr)
+	dm.stop(sched, srv)
+	return runErr
+}
+
+// newDaemon checks that the daemon can start (the schema migrated, the
+// mirrors' settings usable) and makes it: its two contexts (soft is ctx;
+// hard, which the caller cancels, ends later) and this process's engine
+// worker, not started yet.
+func newDaemon(ctx context.Context, d *Deps, opts DaemonOptions) (*Daemon, error) {
+	if err := d.Store.RequireSchema(ctx); err != nil {
+		return nil, err
+	}
+	if err := CheckSettings(ctx, d); err != nil {
+		return nil, err
 	}
 	dm := &Daemon{d: d, opts: opts, log: d.Logger.With("component", "daemon")}
 	dm.soft = ctx
 	dm.hard, dm.cancelHard = context.WithCancel(context.WithoutCancel(ctx))
-	defer dm.cancelHard()
 	eng, err := NewEngine(d)
 	if err != nil {
-		return err
+		dm.cancelHard()
+		return nil, err
 	}
 	w, err := eng.NewWorker(ctx, engine.RoleDaemon, dm.soft, dm.hard)
 	if err != nil {
-		return err
+		dm.cancelHard()
+		return nil, err
 	}
 	dm.engine, dm.worker = eng, w
-	started := false
-	defer func() {
-		if !started {
-			w.Shutdown(0)
-		}
-	}()
+	return dm, nil
+}
 
+// schedule is the cron schedule of the sweeps (schedule.sweep,
+// schedule.deep_sweep), not started; an error names a spec that does not
+// parse.
+func (dm *Daemon) schedule() (*cron.Cron, error) {
 	sched := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLogger{dm.log}))
 	for _, j := range []struct {
 		name, spec string
 		deep       bool
 	}{
-		{"sweep", d.Config.Schedule.Sweep, false},
-		{"deep_sweep", d.Config.Schedule.DeepSweep, true},
+		{"sweep", dm.d.Config.Schedule.Sweep, false},
+		{"deep_sweep", dm.d.Config.Schedule.DeepSweep, true},
 	} {
 		spec, err := cron.ParseStandard(j.spec)
 		if err != nil {
-			return fmt.Errorf("schedule for %s %q: %w", j.name, j.spec, err)
+			return nil, fmt.Errorf("schedule for %s %q: %w", j.name, j.spec, err)
 		}
 		// SkipIfStillRunning before Recover: a panicking sweep is
 		// recovered inside the skip guard, which is then released.
@@ -104,53 +151,52 @@ func RunDaemon(ctx context.Context, d *Deps, opts DaemonOptions) error {
 			Then(cron.FuncJob(func() { dm.sweep(j.name, spec, j.deep) }))
 		sched.Schedule(spec, job)
 	}
+	return sched, nil
+}
 
-	mux := opts.Mux
+// server is the daemon's HTTP server with its routes (on opts.Mux when
+// set, beside other packages' routes), and its listener on http.listen.
+func (dm *Daemon) server() (*http.Server, net.Listener, error) {
+	mux := dm.opts.Mux
 	if mux == nil {
 		mux = http.NewServeMux()
 	}
 	if err := dm.routes(mux); err != nil {
-		return err
+		return nil, nil, err
 	}
-	ln, err := net.Listen("tcp", d.Config.HTTP.Listen)
+	ln, err := net.Listen("tcp", dm.d.Config.HTTP.Listen)
 	if err != nil {
-		return fmt.Errorf("http.listen: %w", err)
+		return nil, nil, fmt.Errorf("http.listen: %w", err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(dm.log.Handler(), slog.LevelWarn)}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	dm.log.Info("sentry run started", "listen", ln.Addr().String(), "sweep", d.Config.Schedule.Sweep,
-		"deep_sweep", d.Config.Schedule.DeepSweep, "vantage", d.Config.Vantage)
-	if opts.Ready != nil {
-		opts.Ready(ln.Addr().String())
-	}
-	w.Start()
-	started = true
-	sched.Start()
-	dm.jobs.Add(1)
-	go func() {
-		defer dm.jobs.Done()
-		dm.prune()
-	}()
+	return srv, ln, nil
+}
 
-	var runErr error
+// wait waits until the daemon is asked to stop (ctx ends) or its HTTP
+// server fails; it returns the server's error.
+func (dm *Daemon) wait(ctx context.Context, serveErr <-chan error) error {
 	select {
 	case <-ctx.Done():
 		dm.log.Info("stopping: no new sweeps or primes; running checks have the grace to finish",
-			"grace", d.Config.ShutdownGrace.D())
+			"grace", dm.d.Config.ShutdownGrace.D())
+		return nil
 	case err := <-serveErr:
-		runErr = fmt.Errorf("http server: %w", err)
 		dm.log.Error("http server failed; stopping", "err", err)
+		return fmt.Errorf("http server: %w", err)
 	}
+}
+
+// stop stops the schedule and the HTTP server, then drains the work in
+// flight.
+func (dm *Daemon) stop(sched *cron.Cron, srv *http.Server) {
 	stopped := sched.Stop()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = srv.Shutdown(shutCtx)
 	cancel()
 	dm.drain(stopped.Done())
 	dm.log.Info("sentry run stopped")
-	return runErr
 }
 
 // drain waits for the scheduled jobs to notice the stop, then for the work
@@ -170,6 +216,8 @@ func (dm *Daemon) drain(cronDone <-chan struct{}) {
 	}
 }
 
+// routes adds the daemon's routes to mux: the release hook
+// (/hooks/release) and the health endpoint (/healthz).
 func (dm *Daemon) routes(mux *http.ServeMux) error {
 	releaseHook, err := hook.NewReleaseHandler(hook.Options{
 		Secret:       []byte(dm.d.Config.Hook.Secret),
@@ -198,33 +246,6 @@ func (dm *Daemon) routes(mux *http.ServeMux) error {
 		},
 	}, 3*time.Second))
 	return nil
-}
-
-// pruneEvery is how often the daemon deletes records past their retention.
-const pruneEvery = time.Hour
-
-// prune deletes records past their retention at start and every
-// pruneEvery, until the daemon stops. Several daemons prune side by side
-// without waiting for each other (store.Prune skips rows being deleted).
-func (dm *Daemon) prune() {
-	r := Retention(dm.d.Config)
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		p, err := dm.d.Store.Prune(dm.soft, r)
-		switch {
-		case err != nil && dm.soft.Err() == nil:
-			dm.log.Warn("pruning old records failed; tried again in an hour", "err", err)
-		case p != store.Pruned{}:
-			dm.log.Info("pruned old records", "checks", p.Checks, "runs", p.Runs, "hourly_counts", p.Hours, "instances", p.Instances,
-				"sentry_log", p.Log, "notices", p.Notices, "block_digests", p.Digests)
-		}
-		select {
-		case <-t.C:
-		case <-dm.soft.Done():
-			return
-		}
-	}
 }
 
 // sweep is a scheduled job: one shared sweep, unless another is running in
@@ -345,45 +366,4 @@ func (dm *Daemon) masterHas(ctx context.Context, rel string) error {
 	default:
 		return fmt.Errorf("could not read the manifest of release %s from the master: %w", rel, err)
 	}
-}
-
-// scheduledSlot is the scheduled time a job started at now is for: the
-// latest time at or before now that spec fires. Processes sharing a cron
-// spec agree on it. @every schedules are relative to each process's start,
-// so for them the slot is now truncated to the interval (aligned to the
-// Unix epoch).
-func scheduledSlot(spec cron.Schedule, now time.Time) time.Time {
-	now = now.UTC()
-	if every, ok := spec.(cron.ConstantDelaySchedule); ok {
-		return now.Truncate(every.Delay)
-	}
-	// The first firing after a point at least one period back, then walk
-	// forward to the last one not after now.
-	n1 := spec.Next(now)
-	period := spec.Next(n1).Sub(n1)
-	t := spec.Next(now.Add(-period - time.Second))
-	slot := t
-	for i := 0; i < 1000 && !t.After(now); i++ {
-		slot = t
-		t = spec.Next(t)
-	}
-	if slot.After(now) {
-		return now.Truncate(time.Second)
-	}
-	return slot
-}
-
-// cronLogger adapts slog to robfig/cron's logger.
-type cronLogger struct{ l *slog.Logger }
-
-func (c cronLogger) Info(msg string, kv ...any) {
-	if msg == "skip" {
-		c.l.Warn("sweep skipped: the previous run of this job is still going", kv...)
-		return
-	}
-	c.l.Debug("cron: "+msg, kv...)
-}
-
-func (c cronLogger) Error(err error, msg string, kv ...any) {
-	c.l.Error("cron: "+msg, append(kv, "err", err)...)
 }

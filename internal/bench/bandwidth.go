@@ -41,19 +41,12 @@ func bandwidthPrime(ctx context.Context, o Options, st *store.Store, dbURL, dir 
 	logf func(string, ...any), child func(name string, args ...string) childResult) error {
 	p := o.Params
 	rel := bandwidthSpec(p.BandwidthFiles, p.BandwidthSize)
-	logf("bandwidth prime: starting a farm of %d mirrors × %d files of %s, %s per request, egress capped at %s",
-		p.BandwidthMirrors, p.BandwidthFiles, mib(p.BandwidthSize), p.BandwidthLatency, rate(p.BandwidthEgress))
-	farm, err := loadfarm.Spawn(ctx, o.Self, []string{"farm"}, loadfarm.Options{
-		Mirrors: p.BandwidthMirrors, Releases: []loadfarm.ReleaseSpec{rel}, Latency: p.BandwidthLatency, Seed: 4,
-		Egress: p.BandwidthEgress, CacheWords: true})
+	farm, ids, err := cappedFarm(ctx, o, st, "bandwidth prime", rel, loadfarm.Options{
+		Mirrors: p.BandwidthMirrors, Latency: p.BandwidthLatency, Seed: 4, Egress: p.BandwidthEgress}, logf)
 	if err != nil {
 		return err
 	}
 	defer farm.Close()
-	ids, err := seed(ctx, st, "bw", farm.Info, []loadfarm.ReleaseSpec{rel})
-	if err != nil {
-		return err
-	}
 	runs := map[string]*bandwidthRun{}
 	for _, mode := range []string{"full", "sampled"} {
 		cfg, err := writeConfig(dir, "bandwidth-"+mode, dbURL, farm.Master, p.Concurrency, p.PerMirror,
@@ -61,15 +54,7 @@ func bandwidthPrime(ctx context.Context, o Options, st *store.Store, dbURL, dir 
 		if err != nil {
 			return err
 		}
-		// Every prime is a release's first: no digest, no file state, no
-		// cache learned.
-		if err := forget(ctx, st); err != nil {
-			return err
-		}
-		if err := activate(ctx, st, ids, rel.Name); err != nil {
-			return err
-		}
-		if err := farm.Reset(); err != nil {
+		if err := firstPrime(ctx, st, farm, ids, rel.Name); err != nil {
 			return err
 		}
 		logf("bandwidth prime: sentry prime, verify.mode %s", mode)
@@ -109,13 +94,12 @@ func bandwidthPrime(ctx context.Context, o Options, st *store.Store, dbURL, dir 
 	relBytes := int64(p.BandwidthFiles) * p.BandwidthSize
 	everything := relBytes * int64(p.BandwidthMirrors)
 	masterTime := float64(relBytes) / egress
-	slots := max(1, (p.Concurrency+p.PerMirror-1)/p.PerMirror)
+	slots := primeSlots(p.Concurrency, p.PerMirror)
 	rounds := math.Ceil(float64(p.BandwidthMirrors) / float64(slots))
 	lat := p.BandwidthLatency.Seconds()
 	fullLatency := rounds * math.Ceil(float64(p.BandwidthFiles)/float64(p.PerMirror)) * 2 * lat
 	fullBound := masterTime + max(float64(everything)/egress, fullLatency)
-	perMirror := 2*lat + math.Ceil(float64(p.BandwidthFiles-1)/float64(p.PerMirror))*2*lat
-	sampledLatency := rounds * perMirror
+	sampledLatency := rounds * sampledMirrorTime(p.BandwidthFiles, p.PerMirror, p.BandwidthLatency)
 	sampledBound := masterTime + max(float64(sampled.bytes-sampled.masterBytes)/egress, sampledLatency)
 
 	setup := fmt.Sprintf("`sentry prime` of %d files × %s on %d pull mirrors (the farm's mirrors answer as caches that keep what they fetch: MISS, then HIT), %s latency per request, concurrency %d, %d per mirror, the farm's egress capped at %s (a token bucket shared by the master and every mirror)",

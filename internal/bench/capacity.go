@@ -74,19 +74,12 @@ func capacityPrime(ctx context.Context, o Options, st *store.Store, dbURL, dir s
 	logf func(string, ...any), child func(name string, args ...string) childResult) error {
 	p := o.Params
 	rel := capacitySpec(p.CapacityFiles, p.CapacitySize)
-	logf("capacity prime: starting a farm of %d mirrors × %d files of %s, %s per request, egress capped at %s",
-		p.CapacityMirrors, p.CapacityFiles, mib(p.CapacitySize), p.CapacityLatency, rate(p.CapacityEgress))
-	farm, err := loadfarm.Spawn(ctx, o.Self, []string{"farm"}, loadfarm.Options{
-		Mirrors: p.CapacityMirrors, Releases: []loadfarm.ReleaseSpec{rel}, Latency: p.CapacityLatency, Seed: 5,
-		Egress: p.CapacityEgress, CacheWords: true})
+	farm, ids, err := cappedFarm(ctx, o, st, "capacity prime", rel, loadfarm.Options{
+		Mirrors: p.CapacityMirrors, Latency: p.CapacityLatency, Seed: 5, Egress: p.CapacityEgress}, logf)
 	if err != nil {
 		return err
 	}
 	defer farm.Close()
-	ids, err := seed(ctx, st, "cap", farm.Info, []loadfarm.ReleaseSpec{rel})
-	if err != nil {
-		return err
-	}
 	ratings := capacityRatings(len(ids))
 	// Offered by the redirector: a region, http:// (the farm's).
 	if _, err := st.Pool().Exec(ctx, `UPDATE mirror_mirrors m SET rating = r.rating
@@ -102,13 +95,7 @@ func capacityPrime(ctx context.Context, o Options, st *store.Store, dbURL, dir s
 	if err != nil {
 		return err
 	}
-	if err := forget(ctx, st); err != nil {
-		return err
-	}
-	if err := activate(ctx, st, ids, rel.Name); err != nil {
-		return err
-	}
-	if err := farm.Reset(); err != nil {
+	if err := firstPrime(ctx, st, farm, ids, rel.Name); err != nil {
 		return err
 	}
 	logf("capacity prime: sentry prime, verify.mode sampled")
@@ -149,9 +136,8 @@ func capacityPrime(ctx context.Context, o Options, st *store.Store, dbURL, dir s
 		firstCheck, lastCheck, span, fmtSecs(times[0.9]), fmtSecs(times[1]), prErr)
 
 	// The bounds.
-	slots := max(1, (p.Concurrency+p.PerMirror-1)/p.PerMirror)
-	lat := p.CapacityLatency.Seconds()
-	perMirror := 2*lat + math.Ceil(float64(p.CapacityFiles-1)/float64(p.PerMirror))*2*lat
+	slots := primeSlots(p.Concurrency, p.PerMirror)
+	perMirror := sampledMirrorTime(p.CapacityFiles, p.PerMirror, p.CapacityLatency)
 	mirrorBytes := float64(fs.Bytes-fs.MasterBytes) / float64(p.CapacityMirrors)
 	relBytes := float64(int64(p.CapacityFiles) * p.CapacitySize)
 	firstFile := float64(p.CapacitySize) / p.CapacityEgress

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
@@ -304,6 +305,24 @@ func usageErrorf(format string, a ...any) error {
 func noArgs(args []string) error {
 	if len(args) > 0 {
 		return usageErrorf("unexpected argument %q", args[0])
+	}
+	return nil
+}
+
+// requireRelease checks the --release R of a command that needs one: it
+// is given, and is a release name (releaseName).
+func requireRelease(rel string) error {
+	if rel == "" {
+		return usageErrorf("--release is required")
+	}
+	return releaseName(rel)
+}
+
+// releaseName checks that --release R is a release name
+// (release.ValidateName).
+func releaseName(rel string) error {
+	if err := release.ValidateName(rel); err != nil {
+		return usageErrorf("--release: %v", err)
 	}
 	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/metrics"
 	"github.com/mirrorsentry/sentry/sentry/notify"
 	"github.com/mirrorsentry/sentry/sentry/observe"
-	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
 	"github.com/mirrorsentry/sentry/sentry/web"
@@ -51,11 +50,8 @@ func init() {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				if *rel == "" {
-					return usageErrorf("--release is required")
-				}
-				if err := release.ValidateName(*rel); err != nil {
-					return usageErrorf("--release: %v", err)
+				if err := requireRelease(*rel); err != nil {
+					return err
 				}
 				return runPrime(ctx, env, c, sentry.PrimeOptions{Release: *rel, Force: *force, Mirrors: only})
 			}

@@ -480,7 +480,7 @@ func runMirrorList(ctx context.Context, env *Env, c *common, name string) error 
 
 func mirrorOf(cfg *config.Config, r store.MirrorRecord, s report.MirrorRow) mirrorJSON {
 	m := mirrorJSON{ID: r.ID, Name: r.Name, BaseURL: r.BaseURL, Rating: r.Rating, Active: r.Active, Regions: r.Regions,
-		Offer:     string(decide.OfferFor(r.Active, len(r.Regions) > 0, r.BaseURL, decide.SchemeOf(r.BaseURL))),
+		Offer:     neverOffered(r),
 		Condition: s.Condition(), StateSince: s.StateSince, Why: s.Why(), LastSweep: s.LastSweep, LastReason: s.LastReason,
 		Settings: settingsOf(cfg, r.Settings)}
 	if m.Regions == nil {
@@ -488,9 +488,6 @@ func mirrorOf(cfg *config.Config, r store.MirrorRecord, s report.MirrorRow) mirr
 	}
 	if m.Condition == "" {
 		m.Condition = "unknown"
-	}
-	if decide.SchemeOf(r.BaseURL) == "" && m.Offer == "" {
-		m.Offer = "its base URL is neither http:// nor https://"
 	}
 	if p := r.Priming; p != nil {
 		m.Learned.Priming = &primingJSON{PrimeBy: p.By, Reason: p.Reason, LearnedAt: p.LearnedAt}
@@ -589,14 +586,27 @@ func writeSettingsTable(w io.Writer, cfg *config.Config, s store.MirrorSettings,
 	}
 }
 
+// neverOffered says why the redirector never offers the mirror, by the
+// rule the reports follow (decide.NeverOffered), "" when it may.
+func neverOffered(r store.MirrorRecord) string {
+	o := decide.NeverOffered(r.Active, r.HasRegion, r.BaseURL)
+	if o == decide.WrongScheme {
+		return "its base URL is neither http:// nor https://"
+	}
+	return string(o)
+}
+
 // regionWords says where the redirector may offer a mirror: its regions,
 // or why never.
 func regionWords(m mirrorJSON) string {
 	if m.Offer != "" && m.Offer != string(decide.NoRegion) {
 		return "never offered: " + m.Offer
 	}
-	if len(m.Regions) == 0 {
+	if m.Offer == string(decide.NoRegion) {
 		return "none: never offered"
+	}
+	if len(m.Regions) == 0 {
+		return "(null)" // a region row naming no region: joined all the same
 	}
 	ids := make([]string, len(m.Regions))
 	for i, r := range m.Regions {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mirrorsentry/sentry/internal/testkit/factory"
+	"github.com/mirrorsentry/sentry/sentry/store"
 )
 
 // settingsRow reads a mirror's sentry_mirror_settings row as text, every
@@ -235,13 +236,18 @@ func TestMirrorListShowAndForget(t *testing.T) {
 	w.Exec(t, `INSERT INTO sentry_mirror_priming (mirror_id, prime_by, reason) VALUES ($1, 'range', 'a one-byte request filled the cache')`, id)
 	w.Exec(t, `INSERT INTO sentry_mirror_ranges (mirror_id, max_ranges, in_full, reason) VALUES ($1, 10, false, 'answered 10 of 32 ranges')`, id)
 
+	// A region row naming no region: the redirector's join takes it all
+	// the same, and so does every view.
+	nullRegion := w.AddMirror(t, &factory.MirrorOpts{Name: "null-region", BaseURL: "http://null.example.org/pub", Regions: []int{}})
+	w.Exec(t, `INSERT INTO geoip_mirror_region_map (mirror_id, region_id) VALUES ($1, NULL)`, nullRegion)
+
 	code, out, errs := run(t, nil, "mirror", "list", "--config", w.Config)
 	if code != ExitOK {
 		t.Fatalf("list: %d %s", code, errs)
 	}
 	fits80(t, out)
 	for _, want := range []string{"MIRROR", "good ", "switched-off", "a-mirror-with-a…", "disabled", "never offered: no region",
-		"    never offered: switched off", "conc 3; admin@good.ex"} {
+		"    never offered: switched off", "conc 3; admin@good.ex", "(null)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list lacks %q:\n%s", want, out)
 		}
@@ -250,7 +256,7 @@ func TestMirrorListShowAndForget(t *testing.T) {
 	var list struct {
 		Mirrors []mirrorJSON `json:"mirrors"`
 	}
-	if err := json.Unmarshal([]byte(out), &list); code != ExitOK || err != nil || len(list.Mirrors) != 3 {
+	if err := json.Unmarshal([]byte(out), &list); code != ExitOK || err != nil || len(list.Mirrors) != 4 {
 		t.Fatalf("list JSON: %d %v\n%s", code, err, out)
 	}
 	byName := map[string]mirrorJSON{}
@@ -269,6 +275,24 @@ func TestMirrorListShowAndForget(t *testing.T) {
 	}
 	if o := byName["switched-off"]; o.Active || o.Condition != "disabled" || o.Offer != "switched off by its admin" {
 		t.Errorf("switched off: %+v", o)
+	}
+	if n := byName["null-region"]; n.Offer != "" || len(n.Regions) != 0 {
+		t.Errorf("a region row naming no region: %+v; want offered, as the redirector and the reports have it", n)
+	}
+	code, out, _ = run(t, nil, "report", "--config", w.Config, "--format", "json")
+	var rep struct {
+		Mirrors []struct {
+			Name       string `json:"name"`
+			NotOffered string `json:"not_offered"`
+		} `json:"mirrors"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != ExitOK || err != nil {
+		t.Fatalf("report JSON: %d %v\n%s", code, err, out)
+	}
+	for _, r := range rep.Mirrors {
+		if r.Name == "null-region" && r.NotOffered != "" {
+			t.Errorf("the report says the null-region mirror is never offered: %s", r.NotOffered)
+		}
 	}
 
 	code, out, _ = run(t, nil, "mirror", "show", "good", "--config", w.Config)
@@ -303,5 +327,31 @@ func TestMirrorListShowAndForget(t *testing.T) {
 	code, out, _ = run(t, nil, "mirror", "forget", "good", "--config", w.Config, "--format", "json")
 	if code != ExitOK || !strings.Contains(out, `"forgot_priming": false`) {
 		t.Errorf("forget again: %d\n%s", code, out)
+	}
+}
+
+// TestNeverOfferedWords: `sentry mirror list` says why the redirector
+// never offers a mirror by the rule the reports follow
+// (decide.NeverOffered): the switch first, then the region row, then a
+// base URL of neither scheme (case-sensitive, as the redirector's filter).
+func TestNeverOfferedWords(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		active  bool
+		regions []int
+		baseURL string
+		want    string
+	}{
+		{"offered over http", true, []int{1}, "http://m.example/pub/", ""},
+		{"offered over https", true, []int{1}, "https://m.example/pub/", ""},
+		{"switched off, whatever else", false, nil, "ftp://m.example/", "switched off by its admin"},
+		{"no region", true, nil, "http://m.example/pub/", "no region (geoip_mirror_region_map)"},
+		{"no region before the scheme", true, nil, "HTTP://m.example/pub/", "no region (geoip_mirror_region_map)"},
+		{"neither scheme", true, []int{1}, "HTTP://m.example/pub/", "its base URL is neither http:// nor https://"},
+	} {
+		r := store.MirrorRecord{Active: tt.active, HasRegion: len(tt.regions) > 0, Regions: tt.regions, BaseURL: tt.baseURL}
+		if got := neverOffered(r); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mirrorsentry/sentry/sentry/internal/humanize"
 	"github.com/mirrorsentry/sentry/sentry/promote"
-	"github.com/mirrorsentry/sentry/sentry/release"
 )
 
 func init() {
@@ -48,11 +47,8 @@ exit codes:
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				if *rel == "" {
-					return usageErrorf("--release is required")
-				}
-				if err := release.ValidateName(*rel); err != nil {
-					return usageErrorf("--release: %v", err)
+				if err := requireRelease(*rel); err != nil {
+					return err
 				}
 				return runPromote(ctx, env, c, promote.Request{Release: *rel, Alias: *alias, DryRun: *dry, Force: *force, By: "command"})
 			}

@@ -3,10 +3,10 @@ package cli
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"time"
 
-	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/report"
 )
 
@@ -37,41 +37,36 @@ func runReport(ctx context.Context, env *Env, c *common, mirror, rel, sinceFlag 
 		if err != nil {
 			return notFound(err)
 		}
-		switch c.format {
-		case "json":
-			return report.WriteJSON(out, r)
-		case "csv":
-			return report.WriteMirrorCSV(out, r)
-		}
-		return report.WriteMirrorTable(out, r, now, c.wide)
+		return writeReport(out, c, r, now, report.WriteMirrorCSV, report.WriteMirrorTable)
 	case rel != "":
-		if err := release.ValidateName(rel); err != nil {
-			return usageErrorf("--release: %v", err)
+		if err := releaseName(rel); err != nil {
+			return err
 		}
 		r, err := rep.Release(ctx, rel)
 		if err != nil {
 			return notFound(err)
 		}
-		switch c.format {
-		case "json":
-			return report.WriteJSON(out, r)
-		case "csv":
-			return report.WriteReleaseCSV(out, r)
-		}
-		return report.WriteReleaseTable(out, r, now, c.wide)
+		return writeReport(out, c, r, now, report.WriteReleaseCSV, report.WriteReleaseTable)
 	default:
 		r, err := rep.Mirrors(ctx, win)
 		if err != nil {
 			return err
 		}
-		switch c.format {
-		case "json":
-			return report.WriteJSON(out, r)
-		case "csv":
-			return report.WriteMirrorsCSV(out, r)
-		}
-		return report.WriteMirrorsTable(out, r, now, c.wide)
+		return writeReport(out, c, r, now, report.WriteMirrorsCSV, report.WriteMirrorsTable)
 	}
+}
+
+// writeReport writes a report in the command's --format: JSON, CSV
+// (csv) or a table (table).
+func writeReport[R any](out io.Writer, c *common, r R, now time.Time, csv func(io.Writer, R) error,
+	table func(io.Writer, R, time.Time, bool) error) error {
+	switch c.format {
+	case "json":
+		return report.WriteJSON(out, r)
+	case "csv":
+		return csv(out, r)
+	}
+	return table(out, r, now, c.wide)
 }
 
 // notFound says in one line that the mirror or release asked about does

@@ -6,10 +6,12 @@
 // comment saying what it does and its default) and Default, with the
 // values derived from them (UserAgent, MirrorRate, ReleaseDir...);
 // load.go reads the file and the environment (Load, Parse); validate.go
-// checks every section (Validate), each section its own keys, and
-// admins.go those that keep mirror admins in the loop (certificates,
-// address families, mail). A problem names its key, or the environment
-// variable the value came from, and never repeats a secret.
+// checks every section (Validate), each section its own keys, and those
+// that keep mirror admins in the loop in files of their own: certs.go
+// (the certificates), families.go (address families and
+// state.family_policy), mail.go (the relay and the addresses); secrets.go
+// lists the secrets no output may show. A problem names its key, or the
+// environment variable the value came from, and never repeats a secret.
 package config
 
 import (

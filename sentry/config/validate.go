@@ -48,6 +48,27 @@ func (c *Config) problems() []error {
 	return p.errs
 }
 
+// adminProblems are the problems of the keys that keep mirror admins in
+// the loop: certificates, address families, the status page's public
+// address, mail.
+func (c *Config) adminProblems(p *problemList) {
+	c.Notify.SMTP.passwordProblems(p)
+	c.Checks.certProblems(p)
+	c.Checks.familyProblems(p)
+	c.State.familyPolicyProblems(p)
+	if u := c.HTTP.PublicURL; u != "" {
+		if err := checkHTTPURL(u); err != nil {
+			p.add("http.public_url %w", err)
+		}
+	}
+	c.Notify.SMTP.problems(p, len(c.Notify.DigestTo) > 0)
+	for i, a := range c.Notify.DigestTo {
+		if err := CheckAddress(a); err != nil {
+			p.add("notify.digest_to[%d] %v", i, err)
+		}
+	}
+}
+
 // problemList collects the problems of a configuration.
 type problemList struct {
 	c    *Config // for the source of a key (Config.Source)

@@ -10,9 +10,10 @@
 //     hysteresis of its up/down state across sweeps;
 //   - quorum.go: how the vantage points' verdicts on a mirror make a sweep
 //     count against it;
-//   - admins.go: the decisions that keep mirror admins in the loop:
-//     certificate warnings, address families, maintenance windows and the
-//     return of a mirror whose offer was suspended;
+//   - those that keep mirror admins in the loop: tls.go, certificate
+//     warnings; families.go, the address families a mirror is broken
+//     over; maintenance.go, maintenance windows; returning.go, the return
+//     of a mirror whose offer was suspended;
 //   - mirrors.go: which active mirrors a run restricted by --mirror covers.
 package decide
 

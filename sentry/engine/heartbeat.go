@@ -30,16 +30,7 @@ func (r *Row) valid() bool {
 
 // heartbeat renews the worker's leases every third of a lease.
 func (w *Worker) heartbeat(ctx context.Context) {
-	t := time.NewTicker(w.e.opts.Lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		w.beat(ctx)
-	}
+	every(ctx, w.e.opts.Lease/3, func() { w.beat(ctx) })
 }
 
 // beat is one heartbeat: it renews the leases the worker holds, cancels
@@ -66,7 +57,13 @@ func (w *Worker) beat(ctx context.Context) {
 // renewed in time (self-fencing): their contexts are cancelled, so that
 // long transfers stop too, not only new requests.
 func (w *Worker) watchdog(ctx context.Context) {
-	t := time.NewTicker(max(w.e.opts.Lease/12, 10*time.Millisecond))
+	every(ctx, max(w.e.opts.Lease/12, 10*time.Millisecond), func() { w.held.lapse(w.log, w.e.opts.Lease) })
+}
+
+// every calls f every period, the first time a period from now, until
+// ctx ends.
+func every(ctx context.Context, period time.Duration, f func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -74,6 +71,6 @@ func (w *Worker) watchdog(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		w.held.lapse(w.log, w.e.opts.Lease)
+		f()
 	}
 }

@@ -130,6 +130,23 @@ func Or(o Observer) Observer {
 	return o
 }
 
+// tell hands e to o through method of the optional interface T
+// (TLSObserver, ManifestObserver, AliasObserver), when o implements T:
+// an observer that does not want such events is not told.
+func tell[T, E any](o Observer, e E, method func(T, E)) {
+	if t, ok := o.(T); ok {
+		method(t, e)
+	}
+}
+
+// tellEach tells each of several observers (All) of e, with the teller of
+// its kind (TLSWarned, ManifestRejected, AliasPromoted).
+func tellEach[E any](m multiObserver, e E, teller func(Observer, E)) {
+	for _, o := range m {
+		teller(o, e)
+	}
+}
+
 // VerifiedBytes is what a check verified by hashing: the whole file, or
 // the blocks a sampled check compared.
 func VerifiedBytes(r checks.Result) int64 {
@@ -167,18 +184,10 @@ type TLSObserver interface {
 }
 
 // TLSWarned tells o of a certificate warning, when o wants to know.
-func TLSWarned(o Observer, e TLSEvent) {
-	if t, ok := o.(TLSObserver); ok {
-		t.TLSWarning(e)
-	}
-}
+func TLSWarned(o Observer, e TLSEvent) { tell(o, e, TLSObserver.TLSWarning) }
 
 // TLSWarning implements TLSObserver for every observer that does.
-func (m multiObserver) TLSWarning(e TLSEvent) {
-	for _, o := range m {
-		TLSWarned(o, e)
-	}
-}
+func (m multiObserver) TLSWarning(e TLSEvent) { tellEach(m, e, TLSWarned) }
 
 // ManifestEvent is a changed manifest a sweep refused: its signature
 // (releases.signature) did not verify, so the manifest sentry knows stays
@@ -199,16 +208,8 @@ type ManifestObserver interface {
 }
 
 // ManifestRejected tells o of a refused manifest, when o wants to know.
-func ManifestRejected(o Observer, e ManifestEvent) {
-	if m, ok := o.(ManifestObserver); ok {
-		m.ManifestRejected(e)
-	}
-}
+func ManifestRejected(o Observer, e ManifestEvent) { tell(o, e, ManifestObserver.ManifestRejected) }
 
 // ManifestRejected implements ManifestObserver for every observer that
 // does.
-func (m multiObserver) ManifestRejected(e ManifestEvent) {
-	for _, o := range m {
-		ManifestRejected(o, e)
-	}
-}
+func (m multiObserver) ManifestRejected(e ManifestEvent) { tellEach(m, e, ManifestRejected) }

@@ -45,6 +45,29 @@ func TestAllTellsEveryObserverInOrder(t *testing.T) {
 	}
 }
 
+// wantsAll wants every optional event: certificate warnings, refused
+// manifests, aliases moved.
+type wantsAll struct{ tlsRecorder }
+
+func (r wantsAll) ManifestRejected(e observe.ManifestEvent) { r.tell("manifest " + e.Release) }
+func (r wantsAll) AliasPromoted(e observe.AliasEvent)       { r.tell("alias " + e.Alias) }
+
+// TestOptionalEventsReachThoseThatWantThem: each optional event (a
+// certificate warning, a refused manifest, an alias moved) reaches, through
+// All and an All within it, in order, only the observers that want it.
+func TestOptionalEventsReachThoseThatWantThem(t *testing.T) {
+	var got []string
+	all := observe.All(recorder{"a", &got}, wantsAll{tlsRecorder{recorder{"b", &got}}},
+		observe.All(tlsRecorder{recorder{"c", &got}}, wantsAll{tlsRecorder{recorder{"d", &got}}}))
+	observe.TLSWarned(all, observe.TLSEvent{Host: "h"})
+	observe.ManifestRejected(all, observe.ManifestEvent{Release: "1.5"})
+	observe.AliasPromoted(all, observe.AliasEvent{Alias: "latest"})
+	want := []string{"b tls h", "c tls h", "d tls h", "b manifest 1.5", "d manifest 1.5", "b alias latest", "d alias latest"}
+	if !slices.Equal(got, want) {
+		t.Errorf("told %q, want %q", got, want)
+	}
+}
+
 // TestNopAndOr: Or gives an observer that can be told anything, whatever
 // it was given; Nop and All of nothing ignore everything.
 func TestNopAndOr(t *testing.T) {

@@ -28,15 +28,7 @@ type AliasObserver interface {
 }
 
 // AliasPromoted tells o of an alias moved, when o wants to know.
-func AliasPromoted(o Observer, e AliasEvent) {
-	if a, ok := o.(AliasObserver); ok {
-		a.AliasPromoted(e)
-	}
-}
+func AliasPromoted(o Observer, e AliasEvent) { tell(o, e, AliasObserver.AliasPromoted) }
 
 // AliasPromoted implements AliasObserver for every observer that does.
-func (m multiObserver) AliasPromoted(e AliasEvent) {
-	for _, o := range m {
-		AliasPromoted(o, e)
-	}
-}
+func (m multiObserver) AliasPromoted(e AliasEvent) { tellEach(m, e, AliasPromoted) }

@@ -8,9 +8,10 @@ import (
 	"github.com/mirrorsentry/sentry/checks"
 )
 
-// What the views say of a dual-stack mirror whose files fail over one
-// address family alone (sentry_file_state.failed_over, set by sweeps that
-// check each file over each family): "1 file missing over IPv6 only".
+// What the views say of a dual-stack mirror broken over an address
+// family (familiesWhy), and of one whose files fail over one address
+// family alone (sentry_file_state.failed_over, set by sweeps that check
+// each file over each family): "1 file missing over IPv6 only".
 
 // FamilyFailure counts the release files failing over one address family
 // alone, while another family of the mirror serves them right.
@@ -96,4 +97,19 @@ func (m MirrorRow) familyFailuresWhy() string {
 // over alone.
 func (m MirrorRow) failingOver(f string) bool {
 	return slices.ContainsFunc(m.FamilyFailures, func(ff FamilyFailure) bool { return ff.Family == f })
+}
+
+// familiesWhy says which families an up mirror is broken over.
+// (A family its files fail over alone says so itself: familyFailuresWhy.)
+func (m MirrorRow) familiesWhy() string {
+	var labels []string
+	for _, f := range m.BrokenFamilies {
+		if !m.failingOver(f) {
+			labels = append(labels, checks.Family(f).Label())
+		}
+	}
+	if len(labels) == 0 {
+		return ""
+	}
+	return "broken over " + strings.Join(labels, " and ") + " (reached over the other family; offered still)"
 }

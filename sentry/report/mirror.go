@@ -124,15 +124,12 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
+		out.FailingFiles, err = pgx.AppendRows(out.FailingFiles, rows, func(row pgx.CollectableRow) (FailingFile, error) {
 			var f FailingFile
-			if err := rows.Scan(&f.Release, &f.Path, &f.Kind, &f.FirstSeen, &f.LastSeen, &f.Detail, &f.FailedOver); err != nil {
-				rows.Close()
-				return err
-			}
-			out.FailingFiles = append(out.FailingFiles, f)
-		}
-		if err := rows.Err(); err != nil {
+			err := row.Scan(&f.Release, &f.Path, &f.Kind, &f.FirstSeen, &f.LastSeen, &f.Detail, &f.FailedOver)
+			return f, err
+		})
+		if err != nil {
 			return err
 		}
 		rows, err = tx.Query(ctx, `
@@ -142,15 +139,12 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
+		out.History, err = pgx.AppendRows(out.History, rows, func(row pgx.CollectableRow) (StateChange, error) {
 			var c StateChange
-			if err := rows.Scan(&c.At, &c.From, &c.To, &c.Reason, &c.RunID); err != nil {
-				rows.Close()
-				return err
-			}
-			out.History = append(out.History, c)
-		}
-		if err := rows.Err(); err != nil {
+			err := row.Scan(&c.At, &c.From, &c.To, &c.Reason, &c.RunID)
+			return c, err
+		})
+		if err != nil {
 			return err
 		}
 		rows, err = tx.Query(ctx, `
@@ -160,15 +154,12 @@ func (r *Reporter) Mirror(ctx context.Context, name string, w Window) (*MirrorDe
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
+		out.ByVantage, err = pgx.AppendRows(out.ByVantage, rows, func(row pgx.CollectableRow) (VantageCount, error) {
 			var v VantageCount
-			if err := rows.Scan(&v.Vantage, &v.Checks, &v.Failures); err != nil {
-				rows.Close()
-				return err
-			}
-			out.ByVantage = append(out.ByVantage, v)
-		}
-		if err := rows.Err(); err != nil {
+			err := row.Scan(&v.Vantage, &v.Checks, &v.Failures)
+			return v, err
+		})
+		if err != nil {
 			return err
 		}
 		return recentFailures(ctx, tx, id, w, out)
@@ -202,15 +193,12 @@ func recentFailures(ctx context.Context, tx pgx.Tx, id int, w Window, out *Mirro
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
+	out.RecentFailures, err = pgx.AppendRows(out.RecentFailures, rows, func(row pgx.CollectableRow) (FailureRun, error) {
 		var f FailureRun
-		if err := rows.Scan(&f.Release, &f.Path, &f.Kind, &f.Detail, &f.Count, &f.First, &f.Last, &f.Read); err != nil {
-			rows.Close()
-			return err
-		}
-		out.RecentFailures = append(out.RecentFailures, f)
-	}
-	return rows.Err()
+		err := row.Scan(&f.Release, &f.Path, &f.Kind, &f.Detail, &f.Count, &f.First, &f.Last, &f.Read)
+		return f, err
+	})
+	return err
 }
 
 // readSQL says how a check of sentry_checks read the file's bytes (see

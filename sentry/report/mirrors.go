@@ -162,6 +162,12 @@ func (m MirrorRow) Why() string {
 	return ""
 }
 
+// ShowsWhy says whether the views give a line of why under the mirror: it
+// is down, degraded or in maintenance.
+func (m MirrorRow) ShowsWhy() bool {
+	return m.State == "down" || m.Degraded || m.Condition() == "maintenance"
+}
+
 // offSQL is what makes an up mirror degraded, defined once for every
 // view: store.OffLocationsSQL.
 const offSQL = store.OffLocationsSQL

@@ -6,8 +6,9 @@
 //   - mirrors.go: the per-mirror report (Mirrors: checks and failures in a
 //     window, the state the sweeps left, the condition every view gives a
 //     mirror) and the bare states /metrics reads (States); vantage.go says
-//     where a mirror fails from, admins.go what its admin is told
-//     (certificate, families, maintenance);
+//     where a mirror fails from; admincols.go reads what its admin is told,
+//     which tls.go (its certificate), families.go (the address families it
+//     is broken over) and maintenance.go (its window) put in words;
 //   - mirror.go: the report on one mirror (Mirror: failing files, state
 //     changes, counts by vantage point, recent failures);
 //   - release.go: a release's uptake (Release), and the releases known

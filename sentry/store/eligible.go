@@ -12,13 +12,6 @@ import (
 // below for a release and for a location. decide/offer.go and
 // decide/eligible.go are the same rules in Go, with the reasons.
 
-// HasRegionSQL is the SQL condition that mirror m (alias of
-// mirror_mirrors) has a region row: the redirector joins
-// geoip_mirror_region_map, and a mirror without one is never offered.
-func HasRegionSQL(m string) string {
-	return fmt.Sprintf(`EXISTS (SELECT 1 FROM geoip_mirror_region_map g WHERE g.mirror_id = %s.id)`, m)
-}
-
 // ReleaseOfferableSQL is the SQL condition that mirror m (alias of
 // mirror_mirrors) can be offered by the redirector for some product of
 // release r (alias of sentry_releases), each product with its own scheme

@@ -54,3 +54,30 @@ func admit(ctx context.Context, tx pgx.Tx, fences []Fence) (map[Fence]bool, erro
 	}
 	return held, nil
 }
+
+// fenced checks a write's fence inside its transaction.
+func fenced(ctx context.Context, tx pgx.Tx, f Fence) error {
+	if f == nil {
+		return nil
+	}
+	ok, err := f.Holds(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrFenced
+	}
+	return nil
+}
+
+// execFenced runs one statement in a transaction of its own under fence
+// (nil: none): ErrFenced, and nothing written, when it no longer holds.
+func (s *Store) execFenced(ctx context.Context, fence Fence, sql string, args ...any) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := fenced(ctx, tx, fence); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sql, args...)
+		return err
+	})
+}

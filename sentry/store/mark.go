@@ -108,21 +108,6 @@ func (s *Store) wrapMark(mirrorID int, err error) error {
 	return s.wrap(fmt.Sprintf("mark mirror %d", mirrorID), err)
 }
 
-// fenced checks a write's fence inside its transaction.
-func fenced(ctx context.Context, tx pgx.Tx, f Fence) error {
-	if f == nil {
-		return nil
-	}
-	ok, err := f.Holds(ctx, tx)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return ErrFenced
-	}
-	return nil
-}
-
 func markTx(ctx context.Context, tx pgx.Tx, m MirrorMarks) error {
 	if err := vouch(ctx, tx, &m); err != nil {
 		return err

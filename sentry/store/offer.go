@@ -10,8 +10,7 @@ import "fmt"
 // ssl_only product, http:// for any other; LIKE is case-sensitive, as the
 // redirector's). decide.OfferFor is the same rule in Go, with the reason.
 func OfferableSQL(m, p string) string {
-	return fmt.Sprintf(`(%[1]s.active AND EXISTS (SELECT 1 FROM geoip_mirror_region_map g WHERE g.mirror_id = %[1]s.id)
-		AND %[1]s.baseurl LIKE CASE WHEN %[2]s.ssl_only THEN 'https://%%' ELSE 'http://%%' END)`, m, p)
+	return OfferableForSchemeSQL(m, fmt.Sprintf(`CASE WHEN %s.ssl_only THEN 'https://' ELSE 'http://' END`, p))
 }
 
 // OfferableForSchemeSQL is OfferableSQL for requests of a given scheme
@@ -19,6 +18,13 @@ func OfferableSQL(m, p string) string {
 // product: a plain product's users arriving over https are offered
 // https:// mirrors.
 func OfferableForSchemeSQL(m, scheme string) string {
-	return fmt.Sprintf(`(%[1]s.active AND EXISTS (SELECT 1 FROM geoip_mirror_region_map g WHERE g.mirror_id = %[1]s.id)
-		AND %[1]s.baseurl LIKE %[2]s || '%%')`, m, scheme)
+	return fmt.Sprintf(`(%[1]s.active AND %[3]s
+		AND %[1]s.baseurl LIKE %[2]s || '%%')`, m, scheme, HasRegionSQL(m))
+}
+
+// HasRegionSQL is the SQL condition that mirror m (alias of
+// mirror_mirrors) has a region row: the redirector joins
+// geoip_mirror_region_map, and a mirror without one is never offered.
+func HasRegionSQL(m string) string {
+	return fmt.Sprintf(`EXISTS (SELECT 1 FROM geoip_mirror_region_map g WHERE g.mirror_id = %s.id)`, m)
 }

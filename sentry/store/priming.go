@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // How a pull-through cache is primed (sentry_mirror_priming.prime_by).
@@ -46,24 +44,22 @@ func (s *Store) Primings(ctx context.Context) (map[int]Priming, error) {
 // SavePriming records how a mirror is primed, under fence (the work row
 // of the prime that learned it): ErrFenced when it no longer holds.
 func (s *Store) SavePriming(ctx context.Context, mirrorID int, by, reason string, fence Fence) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := fenced(ctx, tx, fence); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO sentry_mirror_priming (mirror_id, prime_by, reason) VALUES ($1, $2, $3)
-			ON CONFLICT (mirror_id) DO UPDATE SET prime_by = excluded.prime_by, reason = excluded.reason, learned_at = now()`,
-			mirrorID, by, reason)
-		return err
-	})
+	err := s.execFenced(ctx, fence, `INSERT INTO sentry_mirror_priming (mirror_id, prime_by, reason) VALUES ($1, $2, $3)
+		ON CONFLICT (mirror_id) DO UPDATE SET prime_by = excluded.prime_by, reason = excluded.reason, learned_at = now()`,
+		mirrorID, by, reason)
 	return s.wrap(fmt.Sprintf("save how mirror %d is primed", mirrorID), err)
 }
 
 // ForgetPriming forgets how a mirror is primed, so that the next sampled
 // prime learns it again. It reports whether there was anything to forget.
 func (s *Store) ForgetPriming(ctx context.Context, mirrorID int) (bool, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM sentry_mirror_priming WHERE mirror_id = $1`, mirrorID)
-	if err != nil {
-		return false, s.wrap(fmt.Sprintf("forget how mirror %d is primed", mirrorID), err)
-	}
-	return tag.RowsAffected() > 0, nil
+	forgot, err := forgetPriming(ctx, s.pool, mirrorID)
+	return forgot, s.wrap(fmt.Sprintf("forget how mirror %d is primed", mirrorID), err)
+}
+
+// forgetPriming deletes the mirror's sentry_mirror_priming row through q,
+// and reports whether there was one.
+func forgetPriming(ctx context.Context, q Querier, mirrorID int) (bool, error) {
+	tag, err := q.Exec(ctx, `DELETE FROM sentry_mirror_priming WHERE mirror_id = $1`, mirrorID)
+	return err == nil && tag.RowsAffected() > 0, err
 }

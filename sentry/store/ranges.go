@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/mirrorsentry/sentry/checks"
 )
 
@@ -55,17 +53,11 @@ func (s *Store) SaveRangeWay(ctx context.Context, mirrorID int, way checks.Range
 	if !way.InFull {
 		maxRanges = &way.MaxRanges
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := fenced(ctx, tx, fence); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO sentry_mirror_ranges AS r (mirror_id, max_ranges, in_full, reason) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (mirror_id) DO UPDATE SET max_ranges = excluded.max_ranges, in_full = excluded.in_full,
-				reason = excluded.reason, learned_at = now()
-			WHERE NOT r.in_full AND (excluded.in_full OR excluded.max_ranges < r.max_ranges)`,
-			mirrorID, maxRanges, way.InFull, reason)
-		return err
-	})
+	err := s.execFenced(ctx, fence, `INSERT INTO sentry_mirror_ranges AS r (mirror_id, max_ranges, in_full, reason) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (mirror_id) DO UPDATE SET max_ranges = excluded.max_ranges, in_full = excluded.in_full,
+			reason = excluded.reason, learned_at = now()
+		WHERE NOT r.in_full AND (excluded.in_full OR excluded.max_ranges < r.max_ranges)`,
+		mirrorID, maxRanges, way.InFull, reason)
 	return s.wrap(fmt.Sprintf("save how mirror %d answers ranges", mirrorID), err)
 }
 
@@ -73,9 +65,13 @@ func (s *Store) SaveRangeWay(ctx context.Context, mirrorID int, way checks.Range
 // the next sampled check learns it again (after its configuration
 // changed, say). It reports whether there was anything to forget.
 func (s *Store) ForgetRangeWay(ctx context.Context, mirrorID int) (bool, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM sentry_mirror_ranges WHERE mirror_id = $1`, mirrorID)
-	if err != nil {
-		return false, s.wrap(fmt.Sprintf("forget how mirror %d answers ranges", mirrorID), err)
-	}
-	return tag.RowsAffected() > 0, nil
+	forgot, err := forgetRangeWay(ctx, s.pool, mirrorID)
+	return forgot, s.wrap(fmt.Sprintf("forget how mirror %d answers ranges", mirrorID), err)
+}
+
+// forgetRangeWay deletes the mirror's sentry_mirror_ranges row through q,
+// and reports whether there was one.
+func forgetRangeWay(ctx context.Context, q Querier, mirrorID int) (bool, error) {
+	tag, err := q.Exec(ctx, `DELETE FROM sentry_mirror_ranges WHERE mirror_id = $1`, mirrorID)
+	return err == nil && tag.RowsAffected() > 0, err
 }

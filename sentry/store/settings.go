@@ -45,9 +45,11 @@ type MirrorRecord struct {
 	BaseURL string
 	Rating  int
 	Active  bool
-	// Regions are its geoip_mirror_region_map regions (none: the
-	// redirector never offers it).
-	Regions []int
+	// HasRegion: it has a geoip_mirror_region_map row, which the
+	// redirector's region join asks of a mirror it offers (HasRegionSQL);
+	// Regions are the regions those rows name (a row may name none).
+	HasRegion bool
+	Regions   []int
 	// HasSettings: it has a settings row (else Settings are the
 	// defaults).
 	HasSettings bool
@@ -71,7 +73,7 @@ func (s *Store) MirrorRecords(ctx context.Context, name string) ([]MirrorRecord,
 			}
 		}
 		rows, err := tx.Query(ctx, `
-			SELECT m.id, m.name, m.baseurl, m.rating, m.active,
+			SELECT m.id, m.name, m.baseurl, m.rating, m.active, `+HasRegionSQL("m")+`,
 			       coalesce((SELECT array_agg(g.region_id ORDER BY g.region_id) FROM geoip_mirror_region_map g
 			                 WHERE g.mirror_id = m.id AND g.region_id IS NOT NULL), '{}'),
 			       st.mirror_id IS NOT NULL, coalesce(st.prime_mode, 'pull'), coalesce(st.trigger_url, ''),
@@ -95,7 +97,7 @@ func (s *Store) MirrorRecords(ctx context.Context, name string) ([]MirrorRecord,
 			var ranged bool
 			var p Priming
 			var w RangeWay
-			err := r.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &m.Active, &m.Regions, &m.HasSettings, &m.Settings.Mode,
+			err := r.Scan(&m.ID, &m.Name, &m.BaseURL, &m.Rating, &m.Active, &m.HasRegion, &m.Regions, &m.HasSettings, &m.Settings.Mode,
 				&m.Settings.TriggerURL, &m.Settings.MaxConcurrency, &m.Settings.MaxRate, &m.Settings.RsyncURL,
 				&m.Settings.PurgeMethod, &m.Settings.PurgeURL, &m.Settings.Contact, &primeBy, &p.Reason, &primed,
 				&ranged, &w.Way.MaxRanges, &w.Way.InFull, &w.Reason, &rangesAt)
@@ -192,17 +194,11 @@ func (s *Store) ForgetMirror(ctx context.Context, name string) (Forgotten, error
 			return err
 		}
 		f.MirrorID = id
-		tag, err := tx.Exec(ctx, `DELETE FROM sentry_mirror_priming WHERE mirror_id = $1`, id)
-		if err != nil {
+		if f.Priming, err = forgetPriming(ctx, tx, id); err != nil {
 			return err
 		}
-		f.Priming = tag.RowsAffected() > 0
-		tag, err = tx.Exec(ctx, `DELETE FROM sentry_mirror_ranges WHERE mirror_id = $1`, id)
-		if err != nil {
-			return err
-		}
-		f.Ranges = tag.RowsAffected() > 0
-		return nil
+		f.Ranges, err = forgetRangeWay(ctx, tx, id)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrNoMirror) {

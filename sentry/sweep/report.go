@@ -77,6 +77,20 @@ type MirrorSums struct {
 	AdminSums
 }
 
+// AdminSums is what a sweep's report says of a mirror for its admin.
+type AdminSums struct {
+	// BrokenFamilies are the families it failed over while reached over
+	// another (state.family_policy says what that did).
+	BrokenFamilies []string `json:"broken_families,omitempty"`
+	// Maintenance is the window it was in ("" for none): not checked.
+	Maintenance string `json:"maintenance,omitempty"`
+	// Returning: its offer was suspended (a maintenance window), and this
+	// sweep re-verified it; ReturnLeft counts the files still to hash
+	// before it is offered again (0: it returned).
+	Returning  bool `json:"returning,omitempty"`
+	ReturnLeft int  `json:"return_left,omitempty"`
+}
+
 // Summarize reads a finished sweep into its report. names names the
 // mirrors whose rows were never done.
 func Summarize(fin *engine.Finished, names map[int]string) (*Report, error) {

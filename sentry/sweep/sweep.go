@@ -17,9 +17,12 @@
 // file's check (and the catch-up hashing of files not verified where they
 // must be), families.go a dual-stack mirror's files checked over each
 // address family, rsync.go the listing that stands in for HEADs, deep.go what a
-// deep sweep hashes; admins.go what it does for mirror admins (address
-// families, certificates, maintenance, a suspended mirror's return);
-// judge.go the judgement; report.go its report. What it does as the prime
+// deep sweep hashes; reach.go whether a mirror answers (over each address
+// family), familyverdicts.go how its address families are judged,
+// certs.go its certificate recorded (and a warning of its end),
+// maintenance.go a mirror in a maintenance window left alone, returning.go
+// a suspended mirror re-verified before it is offered again; judge.go the
+// judgement; report.go its report. What it does as the prime
 // does — reading a run back, recording checks, announcing state changes,
 // the guard's share, reading rows into a report — is package mirrorjob's.
 package sweep
@@ -121,6 +124,18 @@ type verdict struct {
 	Kind      string `json:"kind,omitempty"`
 	Why       string `json:"why,omitempty"`
 	adminVerdict
+}
+
+// adminVerdict is what a vantage point found of a mirror besides its
+// reachability.
+type adminVerdict struct {
+	// Families maps each address family the mirror was checked over to ""
+	// (reached) or what failed; nil when it was checked over one only.
+	Families map[string]string `json:"families,omitempty"`
+	// Cert is the certificate of an https mirror.
+	Cert *checks.Cert `json:"cert,omitempty"`
+	// Maintenance: the mirror was in a maintenance window: not checked.
+	Maintenance bool `json:"maintenance,omitempty"`
 }
 
 // Plan maps the locations of active products of every known release onto

@@ -1,45 +1,6 @@
 package decide
 
-import (
-	"sort"
-	"time"
-)
-
-// The decisions that keep mirror admins in the loop: certificate
-// warnings, address families, maintenance windows and the return of a
-// mirror whose offer was suspended.
-
-// TLSWarning says whether a certificate valid until notAfter deserves a
-// warning at now (checks.tls_expiry_warning: within): it is still valid,
-// and ends within that long. An expired certificate is no warning but a
-// failure (the check fails with tls).
-func TLSWarning(notAfter, now time.Time, within time.Duration) bool {
-	return now.Before(notAfter) && notAfter.Sub(now) < within
-}
-
-// InMaintenance says whether a maintenance window from since until until
-// holds at now.
-func InMaintenance(since, until, now time.Time) bool {
-	return !since.IsZero() && !now.Before(since) && now.Before(until)
-}
-
-// RehashOnReturn says whether a sweep must hash a file of a mirror whose
-// offer was suspended at suspendedAt (zero: it is not) before offering it
-// again: it was not hashed since — strictly after the suspension; a hash
-// at its very instant is not since, as for the verifications that count
-// (store's verifiedSince, the rule of a returning mirror). Any sweep,
-// light or deep, hashes such files once the window is over.
-func RehashOnReturn(hashedAt, suspendedAt time.Time) bool {
-	return !suspendedAt.IsZero() && !hashedAt.After(suspendedAt)
-}
-
-// Returned says whether a suspended mirror's return is complete after a
-// sweep: the window is over, the mirror answered, and no file is left
-// that was neither hashed since its suspension nor found missing or wrong
-// (left counts those).
-func Returned(inWindow, reachable bool, left int) bool {
-	return !inWindow && reachable && left == 0
-}
+import "sort"
 
 // FamilyVerdicts are, for one mirror in one sweep, the vantage points'
 // verdicts per address family: vantage point → family → whether the
