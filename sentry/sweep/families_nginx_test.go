@@ -57,9 +57,9 @@ func writeTree(t *testing.T, w *world.World, root string, skip ...string) {
 // file, the next sweep hashes it there and the location comes back.
 func TestFileMissingOverIPv6Only(t *testing.T) {
 	t.Parallel()
-	needIPv6Loopback(t)
+	realmirror.NeedIPv6Loopback(t)
 	w := world.New(t, nil)
-	withResolver(t, w.Deps)
+	w.Resolve(t, realmirror.DualResolver)
 	const missing = "win32/en-US/Firefox Setup 1.5.exe"
 	full, partial := t.TempDir(), t.TempDir()
 	writeTree(t, w, full)
