@@ -14,7 +14,8 @@ import (
 // first, as on any mirror, and over each other family its presence and
 // size are checked with a HEAD (Outcome.Beside): a file missing or of
 // another size there is found, and the caller fails it over that family
-// alone.
+// alone. A file whose bytes were found wrong before (File.HashBeside) is
+// verified in full over each family: a right size cannot clear it.
 //
 // A HEAD, not a sample, even in a sampled prime: it costs no body, and
 // what a second server behind the AAAA record gets wrong is a file it
@@ -32,9 +33,12 @@ import (
 // carries the last answer.
 
 // FamilyResult is a file's check over one of the mirror's families besides
-// the first (Mirror.Families).
+// the first (Mirror.Families): a HEAD (MethodHead), or a GET through the
+// hash (MethodGet) for a file whose bytes were found wrong before
+// (File.HashBeside).
 type FamilyResult struct {
 	Family    checks.Family
+	Method    string
 	Result    checks.Result
 	CheckedAt time.Time
 }
@@ -49,22 +53,27 @@ func (r *run) family() checks.Family {
 }
 
 // besides checks f over each of the mirror's families but the first: a
-// HEAD of its presence and size each. None for the trigger (f zero), on
-// a mirror checked over one family, or when res, the file's outcome over
-// the first family, is sentry's own fault (KindInternal: its data is
-// wrong, and would be over any family).
+// HEAD of its presence and size each, or, for a file whose bytes were
+// found wrong before (File.HashBeside), a GET through the hash. None for
+// the trigger (f zero), on a mirror checked over one family, or when res,
+// the file's outcome over the first family, is sentry's own fault
+// (KindInternal: its data is wrong, and would be over any family).
 func (r *run) besides(f File, res checks.Result) ([]FamilyResult, error) {
 	if f.Path == "" || len(r.m.Families) < 2 || res.Kind == checks.KindInternal {
 		return nil, nil
 	}
 	t := r.target(f)
+	method, check := MethodHead, checks.Head
+	if f.HashBeside {
+		method, check = MethodGet, checks.Verify
+	}
 	out := make([]FamilyResult, 0, len(r.m.Families)-1)
 	for _, fam := range r.m.Families[1:] {
-		res, err := r.request(func() checks.Result { return checks.Head(checks.WithFamily(r.ctx, fam), r.cfg.Client, t) })
+		res, err := r.request(func() checks.Result { return check(checks.WithFamily(r.ctx, fam), r.cfg.Client, t) })
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, FamilyResult{Family: fam, Result: res, CheckedAt: time.Now()})
+		out = append(out, FamilyResult{Family: fam, Method: method, Result: res, CheckedAt: time.Now()})
 	}
 	return out, nil
 }

@@ -115,7 +115,7 @@ func TestPullOverEachFamily(t *testing.T) {
 	for i, want := range []checks.Kind{checks.KindNotFound, checks.KindSizeMismatch, checks.KindOK} {
 		o := got[tf[i].Path]
 		if o.Family != checks.IPv4 || o.Result.Kind != checks.KindOK || !o.Result.Hashed || len(o.Beside) != 1 ||
-			o.Beside[0].Family != checks.IPv6 || o.Beside[0].Result.Kind != want || o.Beside[0].CheckedAt.IsZero() {
+			o.Beside[0].Family != checks.IPv6 || o.Beside[0].Method != MethodHead || o.Beside[0].Result.Kind != want || o.Beside[0].CheckedAt.IsZero() {
 			t.Errorf("file %d: over %q %s (hashed %v), beside %+v; want verified over IPv4, %s over IPv6",
 				i, o.Family, o.Result.Kind, o.Result.Hashed, o.Beside, want)
 		}
@@ -137,6 +137,19 @@ func TestPullOverEachFamily(t *testing.T) {
 	}
 	if g4, g6 := d.count("v4", "GET"), d.count("v6", "GET"); g4 != 3 || g6 != 1 {
 		t.Errorf("pinned to IPv6: %d GETs over IPv4 (want none more), %d over IPv6 (want 1)", g4-3, g6)
+	}
+
+	// A file whose bytes were found wrong before: hashed over IPv6 too.
+	var hashed collector
+	m.Families = []checks.Family{checks.IPv4, checks.IPv6}
+	f := tf[2].File
+	f.HashBeside = true
+	if err := Prime(context.Background(), testConfig(d.client), m, []File{f}, hashed.emit); err != nil {
+		t.Fatal(err)
+	}
+	if o := hashed.files(t)[f.Path]; len(o.Beside) != 1 || o.Beside[0].Method != MethodGet || o.Beside[0].Result.Kind != checks.KindOK ||
+		!o.Beside[0].Result.Hashed || d.count("v6", "GET") != 2 {
+		t.Errorf("hashed beside: %+v (%d GETs over IPv6, want 2)", o.Beside, d.count("v6", "GET"))
 	}
 }
 

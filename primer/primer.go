@@ -136,6 +136,11 @@ type File struct {
 	// sampled prime compares blocks of the mirror's copy with them (a file
 	// without them is verified in full).
 	Blocks checks.Blocks
+	// HashBeside: on a mirror checked over several families, the file's
+	// bytes are verified over each other family too (a GET through the
+	// hash), not only its presence and size: they were found wrong
+	// before, which a size cannot clear (families.go).
+	HashBeside bool
 }
 
 // Mirror is one mirror to prime.

@@ -3,6 +3,7 @@ package prime
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,6 +81,33 @@ func (t *task) familiesOf(ctx context.Context, row *engine.Row, mp *mirrorPrime)
 	return mirrorjob.FileFamilies(r.Found), true
 }
 
+// hashBeside marks, on a mirror checked over several families, the files
+// whose bytes were found wrong before (a checksum mismatch, a body too
+// large: over any family) to be verified in full over each family
+// (primer.File.HashBeside), as a sweep does: a right size over the other
+// family cannot clear them. Where that is unknown (the database away),
+// every file is.
+func (t *task) hashBeside(ctx context.Context, mp *mirrorPrime, files []primer.File) []primer.File {
+	wrong, err := t.job.Store.MismatchedFiles(ctx, t.plan.Release.ID, mp.m.ID)
+	if err != nil {
+		t.log.Warn("could not read the files found wrong before; verifying every file in full over each family", "mirror", mp.m.Name, "err", err)
+	}
+	var out []primer.File
+	for i, f := range files {
+		if err == nil && !wrong[f.Path] {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(files) // files may be the plan's, every mirror's
+		}
+		out[i].HashBeside = true
+	}
+	if out == nil {
+		return files
+	}
+	return out
+}
+
 // brokenNote says over which families mp's mirror is broken, why, and
 // what state.family_policy makes of it.
 func (t *task) brokenNote(mp *mirrorPrime, over checks.Family) string {
@@ -115,11 +143,9 @@ func (t *task) recordOutcome(ctx context.Context, row *engine.Row, mp *mirrorPri
 	v := mirrorjob.JudgeFamilies(outs)
 	taken := true
 	for j, fc := range outs {
-		method, at := primer.MethodHead, time.Time{}
-		if j == 0 {
-			method, at = o.Method, o.CheckedAt
-		} else {
-			at = o.Beside[j-1].CheckedAt
+		method, at := o.Method, o.CheckedAt
+		if j > 0 {
+			method, at = o.Beside[j-1].Method, o.Beside[j-1].CheckedAt
 		}
 		c := record.Check(fc.Result, rel, o.Path, method, at, vantage)
 		v.Speak(&c, j, fc.Family)

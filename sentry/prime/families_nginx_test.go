@@ -295,3 +295,53 @@ func TestPrimeFileMissingOverIPv6Only(t *testing.T) {
 		t.Errorf("split's win32 location after a forced prime: %+v, want off still", marks[w.LocWin][splitID])
 	}
 }
+
+// TestPrimeKeepsAFileWrongOverIPv6Only: a file of the right size but
+// other bytes on a dual-stack mirror's IPv6 server passes a prime, which
+// reads only its size there (design.md says so), until a deep sweep,
+// which hashes each file over each family, finds it wrong over IPv6 only
+// and takes its location off. A prime after it does not put it back: a
+// file whose bytes were found wrong is verified in full over each family.
+func TestPrimeKeepsAFileWrongOverIPv6Only(t *testing.T) {
+	t.Parallel()
+	realmirror.NeedIPv6Loopback(t)
+	// Every deep sweep hashes every file.
+	w := world.New(t, &world.Options{Config: func(c *config.Config) { c.Sweep.DeepPeriod = config.Duration(24 * time.Hour) }})
+	w.Resolve(t, realmirror.DualResolver)
+	const flipped = "win32/de/Firefox Setup 1.5.exe"
+	v4, v6 := t.TempDir(), t.TempDir()
+	releaseTree(t, w, v4, every(w))
+	wrong := every(w)
+	wrong[flipped] = localmirror.Flip(w.Rel.Files[flipped])
+	releaseTree(t, w, v6, wrong)
+	split := realmirror.StartDualStackNginx(t, "split", v4, v6)
+	id := w.AddMirror(t, "split", "http://"+net.JoinHostPort("split.dual.test", strconv.Itoa(split.Port))+"/pub", nil)
+
+	if rep := w.Prime(t); rep.Outcome != "completed" {
+		t.Fatalf("prime: %s %s", rep.Outcome, rep.Reason)
+	}
+	if m := w.Marks(t)[w.LocWin][id]; m != world.Good {
+		t.Errorf("after the first prime: %+v; want offered (its size is right over IPv6)", m)
+	}
+	w.Sweep(t, true)
+	var result, over string
+	w.QueryRow(t, `SELECT result, failed_over FROM sentry_file_state WHERE mirror_id = $1 AND path = $2`, []any{id, flipped}, &result, &over)
+	if result != "checksum_mismatch" || over != "ipv6" || w.Marks(t)[w.LocWin][id] != world.Off {
+		t.Fatalf("after the deep sweep: %s over %q, %+v; want checksum_mismatch over IPv6 only, the location off", result, over, w.Marks(t)[w.LocWin][id])
+	}
+
+	rep := w.Prime(t) // a re-run: resumes every file but the wrong one
+	if s := world.MirrorSums(t, rep, "split"); s.FilesFailed != 1 || s.FailedOver["ipv6"] != 1 ||
+		!strings.Contains(s.FirstFailure, "checksum_mismatch "+flipped+": over IPv6 only") {
+		t.Errorf("the prime after the deep sweep: %+v", s)
+	}
+	if m := w.Marks(t)[w.LocWin][id]; m != world.Off {
+		t.Errorf("the prime after the deep sweep put the location back: %+v", m)
+	}
+	var gets int
+	w.QueryRow(t, `SELECT count(*) FROM sentry_checks WHERE mirror_id = $1 AND path = $2 AND family = 'ipv6' AND method = 'GET'
+		AND result = 'checksum_mismatch'`, []any{id, flipped}, &gets)
+	if gets != 2 {
+		t.Errorf("%d GETs over IPv6 found the file wrong, want 2 (the deep sweep's and the prime's)", gets)
+	}
+}

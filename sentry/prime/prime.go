@@ -407,6 +407,9 @@ func (t *task) prime(ctx context.Context, row *engine.Row, mp *mirrorPrime) bool
 			return false
 		}
 		pm.Families = fams
+		if len(fams) > 1 {
+			files = t.hashBeside(ctx, mp, files)
+		}
 	}
 	err := primer.Prime(ctx, pc, pm, files, func(o primer.Outcome) { t.record(ctx, row, mp, o) })
 	return err == nil && ctx.Err() == nil
