@@ -288,9 +288,10 @@ type mirrorPrime struct {
 	// found is what its reachability checks found over each family (a
 	// dual-stack mirror: families.go), nil when it was checked over one.
 	found map[string]string
-	// deferred are its marks as its files say, when the judgement
-	// decides it (rowResult.FamilyDown).
-	deferred []decide.LocationMark
+	// familyDown: the judgement decides it (rowResult.FamilyDown), and
+	// deferred are its marks as its files say.
+	familyDown bool
+	deferred   []decide.LocationMark
 }
 
 func newMirrorPrime(m store.Mirror) *mirrorPrime {
@@ -669,7 +670,7 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 		}
 		switch {
 		case done && res.FamilyDown:
-			mp.deferred = res.Deferred
+			mp.familyDown, mp.deferred = true, res.Deferred
 			familyDown = append(familyDown, mp)
 		case mp.sums.State == "down":
 			down = append(down, mp)
@@ -698,15 +699,19 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	}
 	guard := ""
 	if len(down) > 0 {
+		failing := "failed wholesale"
+		if len(familyDown) > 0 {
+			failing = "failed wholesale or over an address family (state.family_policy down)"
+		}
 		guard = decide.Guard(decide.GuardFacts{MasterDown: t.master.Down(ctx), Failed: len(down), Checked: checked,
-			MaxDownFraction: mirrorjob.MaxDownFraction(t.job.Config, t.restricted), Failing: "failed wholesale"})
+			MaxDownFraction: mirrorjob.MaxDownFraction(t.job.Config, t.restricted), Failing: failing})
 	}
 	if guard != "" {
 		t.log.Warn("mass-failure guard: not marking mirrors down", "mirrors", len(down), "why", guard)
 		held = guard
 	}
 	for _, mp := range down {
-		if guard != "" && mp.deferred != nil {
+		if guard != "" && mp.familyDown {
 			// Not down, the guard holding: its files' good marks.
 			mp.sums.State = filesState(&mp.sums)
 			t.mark(ctx, j.Fence(), mp, mp.deferred, false, guard)
