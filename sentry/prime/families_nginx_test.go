@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
 	"github.com/mirrorsentry/sentry/internal/testkit/smtptest"
 	"github.com/mirrorsentry/sentry/internal/testkit/world"
@@ -343,5 +344,65 @@ func TestPrimeKeepsAFileWrongOverIPv6Only(t *testing.T) {
 		AND result = 'checksum_mismatch'`, []any{id, flipped}, &gets)
 	if gets != 2 {
 		t.Errorf("%d GETs over IPv6 found the file wrong, want 2 (the deep sweep's and the prime's)", gets)
+	}
+}
+
+// TestPrimeSampledOverEachFamily: a sampled prime of a passive dual-stack
+// mirror samples each file's blocks over IPv4 and checks its presence and
+// size over IPv6 with a HEAD — no body read there: a file missing over
+// IPv6 alone takes its location off all the same.
+func TestPrimeSampledOverEachFamily(t *testing.T) {
+	t.Parallel()
+	realmirror.NeedIPv6Loopback(t)
+	w := world.New(t, &world.Options{Sampled: true})
+	w.Resolve(t, realmirror.DualResolver)
+	const missing = "linux-x86_64/de/firefox-1.5.tar.bz2"
+	v4, v6 := t.TempDir(), t.TempDir()
+	releaseTree(t, w, v4, every(w))
+	rest := every(w)
+	delete(rest, missing)
+	releaseTree(t, w, v6, rest)
+	split := realmirror.StartDualStackNginx(t, "split", v4, v6)
+	id := w.AddMirror(t, "split", "http://"+net.JoinHostPort("split.dual.test", strconv.Itoa(split.Port))+"/pub",
+		&factory.MirrorSettingsOpts{PrimeMode: "passive"})
+	before4, before6 := requests(t, split.V4), requests(t, split.V6)
+	rep := w.Prime(t)
+	s := world.MirrorSums(t, rep, "split")
+	if s.FilesSampled != len(w.Rel.Files)-1 || s.FailedOver["ipv6"] != 1 || !strings.Contains(s.FirstFailure, "not_found "+missing+": over IPv6 only") {
+		t.Errorf("split: %+v; want every file but one sampled, that one missing over IPv6 only", s)
+	}
+	if m := w.Marks(t); m[w.LocLin][id] != world.Off || m[w.LocWin][id] != world.Good {
+		t.Errorf("split's marks: linux %+v, win %+v; want linux off", m[w.LocLin][id], m[w.LocWin][id])
+	}
+	// An access log line: method, path (its spaces split it too),
+	// Range, status, bytes, cache status.
+	uri := func(l []string) string { return strings.Join(l[1:len(l)-4], " ") }
+	ranges := 0
+	for _, l := range split.V4.AccessLog(t)[before4:] {
+		if l[0] == "GET" && l[len(l)-4] != `""` {
+			ranges++
+		}
+	}
+	if ranges != len(w.Rel.Files) {
+		t.Errorf("%d sampled GETs over IPv4, want one per file (%d)", ranges, len(w.Rel.Files))
+	}
+	// Over IPv6: HEADs only — the reachability check, one per file there,
+	// and the missing file's polls (passive: its IPv6 server may sync
+	// later) until the deadline.
+	heads := map[string]int{}
+	for _, l := range split.V6.AccessLog(t)[before6:] {
+		if l[0] != "HEAD" {
+			t.Errorf("over IPv6, a request other than a HEAD: %v", l)
+		}
+		heads[uri(l)]++
+	}
+	for p := range w.Rel.Files {
+		n := heads["/pub"+w.Rel.Dir+p]
+		if p == missing && n < 2 || p != missing && n != 1 {
+			t.Errorf("%d HEADs of %s over IPv6", n, p)
+		}
+	}
+	if heads["/pub"] != 1 {
+		t.Errorf("%d reachability checks over IPv6, want 1", heads["/pub"])
 	}
 }
