@@ -210,15 +210,15 @@ func (r *run) probe(f File) (lesson, string, error) {
 	switch {
 	case touch.Kind == checks.KindOK && !honoured && touch.Hashed:
 		return taughtGet, "the cache answered a one-byte range with the whole file (200): primed with full GETs",
-			r.emit(f.Path, MethodGet, touch)
+			r.emit(f, MethodGet, touch)
 	case touch.Kind == checks.KindOK && !honoured:
 		return taughtGet, fmt.Sprintf("the cache does not honour a one-byte range (%s): primed with full GETs", touch.Detail), r.pullOne(f)
 	case touch.Kind.Definitive():
 		// The cache answered, about this file (it is wrong or missing
 		// there): the file's outcome, and the next file tells.
-		return taughtNothing, "", r.emit(f.Path, MethodGet, touch)
+		return taughtNothing, "", r.emit(f, MethodGet, touch)
 	case touch.Kind != checks.KindOK:
-		return taughtUnreachable, fmt.Sprintf("a one-byte range failed (%s)", touch.Kind), r.emit(f.Path, MethodGet, touch)
+		return taughtUnreachable, fmt.Sprintf("a one-byte range failed (%s)", touch.Kind), r.emit(f, MethodGet, touch)
 	}
 	res, err := r.request(func() checks.Result { return r.verifyFile(f, t) })
 	if err != nil {
@@ -230,10 +230,10 @@ func (r *run) probe(f File) (lesson, string, error) {
 		// GET settles the file.
 		return taughtUnreachable, fmt.Sprintf("the request after a one-byte range failed (%s)", res.Kind), r.pullOne(f)
 	case touch.Cache == checks.CacheHit:
-		return taughtNothing, "", r.emit(f.Path, MethodGet, primedByRange(res, touch))
+		return taughtNothing, "", r.emit(f, MethodGet, primedByRange(res, touch))
 	case res.Cache == checks.CacheHit:
 		return taughtFilled, fmt.Sprintf("a one-byte range filled the cache: the next request was a hit (%s)", res.CacheStatus),
-			r.emit(f.Path, MethodGet, primedByRange(res, touch))
+			r.emit(f, MethodGet, primedByRange(res, touch))
 	case res.Cache == checks.CacheSilent && touch.Cache == checks.CacheSilent:
 		return taughtGet, "no cache headers: whether a one-byte range fills the cache cannot be told; primed with full GETs", r.pullOne(f)
 	}
@@ -245,7 +245,7 @@ func (r *run) probe(f File) (lesson, string, error) {
 	if hit {
 		return taughtFilled, fmt.Sprintf("a one-byte range filled the cache: the next request was a miss (%s), a later one a hit (%s)",
 				res.CacheStatus, later.CacheStatus),
-			r.emit(f.Path, MethodGet, primedByRange(res, touch, later))
+			r.emit(f, MethodGet, primedByRange(res, touch, later))
 	}
 	return taughtNotFilled, fmt.Sprintf("%s: the request after a one-byte range was a miss (%s), and so were later ones (%s): the cache does not keep what it fetches for a range; primed with full GETs",
 		f.Path, res.CacheStatus, later.CacheStatus), r.pullOne(f)

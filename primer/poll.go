@@ -19,6 +19,10 @@ type pending struct {
 	last   checks.Result // the last poll's answer; Kind "" before the first
 	probes int           // polls of this file
 	done   bool          // an outcome was emitted
+	// main is the file's verification over the mirror's first family,
+	// kept while its other families are polled for (families.go); nil
+	// before the file was present there.
+	main *checks.Result
 }
 
 // poll polls for files until each is present (then verified) or the
@@ -42,7 +46,7 @@ func (r *run) poll(files []File) error {
 		}
 		if final {
 			for _, p := range list {
-				if err := r.emit(p.f.Path, MethodPoll, r.notPrimed(p, rounds)); err != nil {
+				if err := r.emit(p.f, MethodPoll, r.notPrimed(p, rounds)); err != nil {
 					return err
 				}
 			}
@@ -66,12 +70,12 @@ func (r *run) poll(files []File) error {
 // within a few rounds, not at the deadline.
 func (r *run) round(list []*pending, final bool) ([]*pending, error) {
 	first := min(r.conc, len(list))
-	if err := r.probeAll(list[:first]); err != nil {
+	if err := r.probeAll(list[:first], final); err != nil {
 		return nil, err
 	}
 	order := list
 	if final || r.seen.Load() || !allNotFound(list[:first]) {
-		if err := r.probeAll(list[first:]); err != nil {
+		if err := r.probeAll(list[first:], final); err != nil {
 			return nil, err
 		}
 	} else {
@@ -95,8 +99,9 @@ func allNotFound(list []*pending) bool {
 	return true
 }
 
-// probeAll polls the files of list, at most r.conc at once.
-func (r *run) probeAll(list []*pending) error {
+// probeAll polls the files of list, at most r.conc at once (final: in the
+// round at the deadline).
+func (r *run) probeAll(list []*pending, final bool) error {
 	var g errgroup.Group
 	g.SetLimit(r.conc)
 	for _, p := range list {
@@ -104,21 +109,35 @@ func (r *run) probeAll(list []*pending) error {
 			_ = g.Wait()
 			return err
 		}
-		g.Go(func() error { return r.pollOne(p) })
+		g.Go(func() error { return r.pollOne(p, final) })
 	}
 	return g.Wait()
 }
 
 // pollOne polls one file: a HEAD, and a verification (in full, or by
-// sampling) at once when the file is present with the right size.
-func (r *run) pollOne(p *pending) error {
-	head, err := r.request(func() checks.Result { return checks.Head(r.ctx, r.cfg.Client, p.t) })
-	if err != nil {
-		return err
-	}
-	p.probes++
-	switch {
-	case !head.Kind.Failed():
+// sampling) at once when the file is present with the right size; on a
+// mirror checked over several families, then a HEAD over each other
+// (besides). A file verified right over the first family that another
+// family does not serve right yet stays pending, its verification kept:
+// the next rounds poll the other families only, until they serve it or
+// the round at the deadline (final) ends it with their last answers.
+func (r *run) pollOne(p *pending, final bool) error {
+	if p.main == nil {
+		head, err := r.request(func() checks.Result { return checks.Head(r.ctx, r.cfg.Client, p.t) })
+		if err != nil {
+			return err
+		}
+		p.probes++
+		switch {
+		case head.Kind == checks.KindInternal:
+			// Sentry's own data is wrong (an invalid URL or size): polling
+			// again cannot help.
+			p.done = true
+			return r.emit(p.f, MethodHead, head)
+		case head.Kind.Failed():
+			p.last = head
+			return nil
+		}
 		r.seen.Store(true)
 		f, err := r.ready(p.f)
 		if err != nil {
@@ -128,16 +147,17 @@ func (r *run) pollOne(p *pending) error {
 		if err != nil {
 			return err
 		}
-		p.done = true
-		return r.emit(p.f.Path, MethodGet, res)
-	case head.Kind == checks.KindInternal:
-		// Sentry's own data is wrong (an invalid URL or size): polling
-		// again cannot help.
-		p.done = true
-		return r.emit(p.f.Path, MethodHead, head)
+		p.main = &res
 	}
-	p.last = head
-	return nil
+	beside, err := r.besides(p.f, *p.main)
+	if err != nil {
+		return err
+	}
+	if !final && !p.main.Kind.Failed() && anyFailed(beside) {
+		return nil // not there over another family yet
+	}
+	p.done = true
+	return r.send(p.f.Path, MethodGet, *p.main, beside)
 }
 
 // notPrimed is the outcome of a file still absent after the final round.

@@ -136,6 +136,11 @@ type File struct {
 	// sampled prime compares blocks of the mirror's copy with them (a file
 	// without them is verified in full).
 	Blocks checks.Blocks
+	// HashBeside: on a mirror checked over several families, the file's
+	// bytes are verified over each other family too (a GET through the
+	// hash), not only its presence and size: they were found wrong
+	// before, which a size cannot clear (families.go).
+	HashBeside bool
 }
 
 // Mirror is one mirror to prime.
@@ -163,6 +168,13 @@ type Mirror struct {
 	// ranges, as learned before (checks.RangeWay): sampled checks ask
 	// that way.
 	Ranges checks.RangeWay
+	// Families are the address families the mirror's files are checked
+	// over (families.go): none, whichever the system picks; one, that
+	// one (the mirror's other family does not answer); several (a
+	// dual-stack mirror answering over each), each file primed and
+	// verified over the first, and its presence and size checked over
+	// each other (Outcome.Beside). The trigger goes over any.
+	Families []checks.Family
 }
 
 // Outcome is the final result for one file on the mirror, or for the
@@ -181,6 +193,14 @@ type Outcome struct {
 	Result checks.Result
 	// CheckedAt is when the outcome was decided.
 	CheckedAt time.Time
+	// Family is the address family Result was checked over (the first of
+	// Mirror.Families), "" for the system's choice and for the trigger.
+	Family checks.Family
+	// Beside are the file's checks over the mirror's other families
+	// (Mirror.Families after the first), in their order; none for a
+	// mirror checked over one, and for an outcome of sentry's own fault
+	// (KindInternal).
+	Beside []FamilyResult
 }
 
 // Config is what Prime needs besides the mirror and the files. The same
@@ -316,6 +336,12 @@ func (cfg Config) withDefaults() (Config, error) {
 //     it get KindNotPrimed, Method "POLL", Detail like "not present after
 //     20m0s (12 poll rounds); last answer: not_found 404".
 //
+// Families: on a mirror with Mirror.Families, the files' requests go over
+// the first; on one with several, each file's outcome also carries a
+// HEAD over each other family (Outcome.Beside, families.go), which the
+// passive and trigger modes poll until it finds the file or the deadline
+// passes.
+//
 // Requests: at most m.Concurrency in flight to the mirror (no goroutine per
 // file beyond that), each also holding one unit of cfg.Global while in flight.
 //
@@ -344,6 +370,7 @@ func Prime(ctx context.Context, cfg Config, m Mirror, files []File, emit func(Ou
 	}
 	r := &run{
 		ctx:    ctx,
+		plain:  ctx,
 		cfg:    cfg,
 		m:      m,
 		conc:   min(max(m.Concurrency, 1), MaxConcurrency),
@@ -352,7 +379,10 @@ func Prime(ctx context.Context, cfg Config, m Mirror, files []File, emit func(Ou
 		log:    cfg.Logger.With("mirror", m.Name, "mirror_id", m.ID, "mode", string(mode)),
 		ranges: m.Ranges,
 	}
-	r.log.Debug("priming mirror", "files", len(files), "concurrency", r.conc)
+	if len(m.Families) > 0 {
+		r.ctx = checks.WithFamily(ctx, m.Families[0]) // the files' requests; the trigger's go over r.plain
+	}
+	r.log.Debug("priming mirror", "files", len(files), "concurrency", r.conc, "families", m.Families)
 	switch mode {
 	case ModePull:
 		err = r.pull(files)
@@ -373,7 +403,10 @@ func Prime(ctx context.Context, cfg Config, m Mirror, files []File, emit func(Ou
 
 // run is the state of one Prime call.
 type run struct {
+	// ctx is the files' (over the mirror's first family, when it has
+	// Families); plain the trigger's (over any).
 	ctx   context.Context
+	plain context.Context
 	cfg   Config
 	m     Mirror
 	conc  int
@@ -431,12 +464,28 @@ func (r *run) request(do func() checks.Result) (checks.Result, error) {
 	return res, nil
 }
 
-// emit reports an outcome unless the context has ended.
-func (r *run) emit(path, method string, res checks.Result) error {
+// emit reports an outcome — a file's (res, over the mirror's first
+// family), with its checks over the others (besides), or the trigger's
+// (f zero) — unless the context has ended.
+func (r *run) emit(f File, method string, res checks.Result) error {
+	beside, err := r.besides(f, res)
+	if err != nil {
+		return err
+	}
+	return r.send(f.Path, method, res, beside)
+}
+
+// send reports an outcome whose checks are all made, unless the context
+// has ended.
+func (r *run) send(path, method string, res checks.Result, beside []FamilyResult) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	r.emitf(Outcome{Path: path, Method: method, Result: res, CheckedAt: time.Now()})
+	o := Outcome{Path: path, Method: method, Result: res, Beside: beside, CheckedAt: time.Now()}
+	if path != "" {
+		o.Family = r.family()
+	}
+	r.emitf(o)
 	return nil
 }
 
@@ -489,7 +538,7 @@ func (r *run) pullOne(f File) error {
 		}
 		res = withFollowUp(res, follow)
 	}
-	return r.emit(f.Path, MethodGet, res)
+	return r.emit(f, MethodGet, res)
 }
 
 // purgeStale purges f from a purgeable cache that serves a respun file
@@ -546,14 +595,14 @@ func (r *run) trigger(files []File) error {
 		h.Set("X-Sentry-Signature", Sign(r.cfg.TriggerSecret, body))
 		var err error
 		res, err = r.request(func() checks.Result {
-			return checks.Post(r.ctx, r.cfg.Client, r.m.TriggerURL, body, h)
+			return checks.Post(r.plain, r.cfg.Client, r.m.TriggerURL, body, h)
 		})
 		if err != nil {
 			return err
 		}
 	}
 	r.log.Debug("trigger", "kind", string(res.Kind), "status", res.Status, "detail", res.Detail)
-	return r.emit("", MethodPost, res)
+	return r.emit(File{}, MethodPost, res)
 }
 
 func triggerConfigResult(detail string) checks.Result {

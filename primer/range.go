@@ -109,12 +109,12 @@ func (r *run) pullRange(f File) error {
 	case touch.Kind == checks.KindOK && !honoured && touch.Hashed:
 		// The whole file came (200) and was verified in full.
 		r.noteFill(false, fmt.Sprintf("%s: %s", f.Path, touch.Detail))
-		return r.emit(f.Path, MethodGet, touch)
+		return r.emit(f, MethodGet, touch)
 	case touch.Kind == checks.KindOK && !honoured:
 		r.noteFill(false, fmt.Sprintf("%s: %s", f.Path, touch.Detail))
 		return r.pullOne(f)
 	case touch.Kind != checks.KindOK:
-		return r.emit(f.Path, MethodGet, touch)
+		return r.emit(f, MethodGet, touch)
 	}
 	res, err := r.request(func() checks.Result { return r.verifyFile(f, t) })
 	if err != nil {
@@ -126,13 +126,13 @@ func (r *run) pullRange(f File) error {
 		if res, err = r.purgeStale(f, t, res); err != nil {
 			return err
 		}
-		return r.emit(f.Path, MethodGet, res)
+		return r.emit(f, MethodGet, res)
 	}
 	if touch.Cache == checks.CacheHit || res.Cache != checks.CacheMiss {
 		if touch.Cache != checks.CacheHit && res.Cache == checks.CacheHit {
 			r.noteFill(true, "")
 		}
-		return r.emit(f.Path, MethodGet, primedByRange(res, touch))
+		return r.emit(f, MethodGet, primedByRange(res, touch))
 	}
 	later, hit, err := r.confirmFill(t)
 	if err != nil {
@@ -140,7 +140,7 @@ func (r *run) pullRange(f File) error {
 	}
 	if hit {
 		r.noteFill(true, "")
-		return r.emit(f.Path, MethodGet, primedByRange(res, touch, later))
+		return r.emit(f, MethodGet, primedByRange(res, touch, later))
 	}
 	r.noteFill(false, fmt.Sprintf("%s: the request after a one-byte range was a miss (%s), and so were %d later ones (%s)",
 		f.Path, res.CacheStatus, r.cfg.FillTries, later.CacheStatus))

@@ -35,7 +35,6 @@ import (
 	"github.com/mirrorsentry/sentry/sentry/engine"
 	"github.com/mirrorsentry/sentry/sentry/mirrorjob"
 	"github.com/mirrorsentry/sentry/sentry/observe"
-	"github.com/mirrorsentry/sentry/sentry/record"
 	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -102,6 +101,17 @@ type rowResult struct {
 	// it so.
 	Master      string `json:"master,omitempty"`
 	MasterWrong bool   `json:"master_wrong,omitempty"`
+	// Families are what the reachability checks of a dual-stack mirror
+	// found over each address family (family → "" reached, or what
+	// failed), from Vantage (families.go).
+	Families map[string]string `json:"families,omitempty"`
+	Vantage  string            `json:"vantage,omitempty"`
+	// FamilyDown: the mirror is broken over a family under
+	// state.family_policy down; the judgement decides it with every
+	// mirror's families (judgeFamilies), and writes Deferred, its marks
+	// as its files say, unless it takes it down.
+	FamilyDown bool                  `json:"family_down,omitempty"`
+	Deferred   []decide.LocationMark `json:"deferred,omitempty"`
 }
 
 func (j *Job) resolver() *release.Resolver {
@@ -275,6 +285,13 @@ type mirrorPrime struct {
 	sums    MirrorSums
 	results map[string]checks.Kind // path → this run's outcome (ok when resumed)
 	failAt  time.Time
+	// found is what its reachability checks found over each family (a
+	// dual-stack mirror: families.go), nil when it was checked over one.
+	found map[string]string
+	// familyDown: the judgement decides it (rowResult.FamilyDown), and
+	// deferred are its marks as its files say.
+	familyDown bool
+	deferred   []decide.LocationMark
 }
 
 func newMirrorPrime(m store.Mirror) *mirrorPrime {
@@ -319,11 +336,11 @@ func (t *task) Work(ctx context.Context, row *engine.Row) (engine.Result, bool) 
 	if err := t.waitMaster(ctx, mp); err != nil {
 		return t.masterFailed(mp, err), ctx.Err() == nil
 	}
-	held := t.markDone(ctx, row, mp)
+	res := t.markDone(ctx, row, mp)
 	if mp.sums.Marked {
 		t.job.promoter().AfterMarks(ctx, t.plan.Release.Name, "prime", t.run.ID)
 	}
-	return engine.Result{Files: rowResult{Sums: mp.sums, Held: held}}, true
+	return engine.Result{Files: res}, true
 }
 
 // waitMaster waits, before a primed mirror is marked, for the verdict on
@@ -384,6 +401,17 @@ func (t *task) prime(ctx context.Context, row *engine.Row, mp *mirrorPrime) bool
 		PollMax: cfg.Prime.PollMax.D(), TriggerSecret: []byte(cfg.Trigger.Secret), Logger: log,
 	}
 	files = t.sample(ctx, row, mp, &pc, &pm, files)
+	if len(files) > 0 {
+		// A dual-stack mirror: over which families (families.go).
+		fams, ok := t.familiesOf(ctx, row, mp)
+		if !ok {
+			return false
+		}
+		pm.Families = fams
+		if len(fams) > 1 {
+			files = t.hashBeside(ctx, mp, files)
+		}
+	}
 	err := primer.Prime(ctx, pc, pm, files, func(o primer.Outcome) { t.record(ctx, row, mp, o) })
 	return err == nil && ctx.Err() == nil
 }
@@ -421,14 +449,15 @@ func (t *task) uncontacted(ctx context.Context, row *engine.Row, mp *mirrorPrime
 	return *s
 }
 
-// record turns one outcome into a check for the recorder and the summary.
+// record turns one outcome into checks for the recorder (one per family
+// the file was checked over: recordOutcome) and the file's result for
+// the summary.
 func (t *task) record(ctx context.Context, row *engine.Row, mp *mirrorPrime, o primer.Outcome) {
-	res := o.Result
-	if res.Kind == checks.KindInternal && ctx.Err() != nil {
+	if o.Result.Kind == checks.KindInternal && ctx.Err() != nil {
 		return // cancelled, not a fact about the mirror
 	}
-	c := record.Check(res, t.plan.Release.ID, o.Path, o.Method, o.CheckedAt, t.job.Config.Vantage)
-	if !mirrorjob.Record(ctx, row, t.job.Observer, t.run, mp.m, c, res) {
+	res, over, ok := t.recordOutcome(ctx, row, mp, o)
+	if !ok {
 		return
 	}
 	if o.Path == "" {
@@ -442,40 +471,65 @@ func (t *task) record(ctx context.Context, row *engine.Row, mp *mirrorPrime, o p
 	mp.results[o.Path] = res.Kind
 	if res.Kind == checks.KindOK {
 		mp.sums.FilesOK++
-		mp.sums.BytesVerified += observe.VerifiedBytes(res)
-		if res.Sampled > 0 {
+		mp.sums.BytesVerified += observe.VerifiedBytes(o.Result)
+		if o.Result.Sampled > 0 {
 			mp.sums.FilesSampled++
 		}
 		return
 	}
 	mp.sums.FilesFailed++
 	mp.sums.Failures[res.Kind]++
+	if over != "" {
+		if mp.sums.FailedOver == nil {
+			mp.sums.FailedOver = map[string]int{}
+		}
+		mp.sums.FailedOver[string(over)]++
+	}
 	mirrorjob.KeepEarliest(&mp.failAt, &mp.sums.FirstFailure, o.CheckedAt, o.Path, res)
 }
 
 // markDone settles a primed mirror's state and, unless it failed
-// wholesale (left to the judgement), writes its marks under the row's
-// fence. It returns why marks other than good were held back, if they
-// were.
-func (t *task) markDone(ctx context.Context, row *engine.Row, mp *mirrorPrime) string {
+// wholesale or is broken over a family under state.family_policy down
+// (both left to the judgement), writes its marks under the row's fence.
+// It returns the mirror's row: Held says why marks other than good were
+// held back, if they were.
+func (t *task) markDone(ctx context.Context, row *engine.Row, mp *mirrorPrime) rowResult {
 	s := &mp.sums
 	s.FilesOK += s.Resumed
-	switch {
-	case decide.FailedWholesale(true, s.FilesOK, s.Failures):
-		s.State = "down"
-		return ""
-	case s.FilesFailed > 0:
-		s.State = "partial"
-	default:
-		s.State = "ok"
+	res := rowResult{Families: mp.found}
+	if mp.found != nil {
+		res.Vantage = t.job.Config.Vantage
 	}
+	if decide.FailedWholesale(true, s.FilesOK, s.Failures) {
+		s.State = "down"
+		res.Sums = *s
+		return res
+	}
+	s.State = filesState(s)
 	marks := t.locationMarks(mp)
+	if decide.FamilyCountsAgainst(t.job.Config.State.FamilyPolicy, s.BrokenFamilies) {
+		// Down as an unreachable mirror, unless this vantage point's
+		// trouble over the family is its own: the judgement sees every
+		// mirror (judgeFamilies).
+		res.Sums, res.FamilyDown, res.Deferred = *s, true, marks
+		return res
+	}
 	held := ""
 	if decide.AnyBad(marks) {
 		held = t.master.Down(ctx)
 	}
 	t.mark(ctx, row.Fence(), mp, marks, false, held)
-	return held
+	res.Sums, res.Held = *s, held
+	return res
+}
+
+// filesState is a primed mirror's summary state as its files say: ok, or
+// partial when some failed.
+func filesState(s *MirrorSums) string {
+	if s.FilesFailed > 0 {
+		return "partial"
+	}
+	return "ok"
 }
 
 // locationMarks decides the release's locations on mp's mirror from this
@@ -507,7 +561,7 @@ func (t *task) mark(ctx context.Context, fence store.Fence, mp *mirrorPrime, mar
 	if held != "" {
 		marks, down = decide.KeepGood(marks), false
 		reason += "; not marked down: " + held
-		s.Note = "not marked down: " + held
+		s.Note = joinNote(s.Note, "not marked down: "+held)
 	}
 	m := store.MirrorMarks{MirrorID: mp.m.ID, Rating: mp.m.Rating, LogDate: t.run.StartedAt, Up: s.State != "down",
 		Reason: reason, Locations: marks, Down: down, Fence: fence, Verified: s.FilesOK > 0}
@@ -559,14 +613,21 @@ func (t *task) mark(ctx context.Context, fence store.Fence, mp *mirrorPrime, mar
 func (t *task) reason(s *MirrorSums) string {
 	rel := t.plan.Release.Name
 	total := s.FilesOK + s.FilesFailed
-	switch s.State {
-	case "ok":
-		return fmt.Sprintf("prime %s: %d/%d files verified%s", rel, s.FilesOK, total, sampledNote(s))
-	case "down":
-		return fmt.Sprintf("prime %s: mirror down, no file verified (%s); first: %s", rel, checks.CountsText(s.Failures), s.FirstFailure)
+	broken := ""
+	if len(s.BrokenFamilies) > 0 {
+		broken = "; " + s.Note
+	}
+	switch {
+	case s.State == "down" && len(s.BrokenFamilies) > 0 && s.FilesOK > 0:
+		return fmt.Sprintf("prime %s: mirror down, broken over an address family: %d/%d files verified over another%s",
+			rel, s.FilesOK, total, broken)
+	case s.State == "ok":
+		return fmt.Sprintf("prime %s: %d/%d files verified%s%s", rel, s.FilesOK, total, sampledNote(s), broken)
+	case s.State == "down":
+		return fmt.Sprintf("prime %s: mirror down, no file verified (%s); first: %s%s", rel, checks.CountsText(s.Failures), s.FirstFailure, broken)
 	default:
-		return fmt.Sprintf("prime %s: %d/%d files verified%s, %d failed (%s); first: %s",
-			rel, s.FilesOK, total, sampledNote(s), s.FilesFailed, checks.CountsText(s.Failures), s.FirstFailure)
+		return fmt.Sprintf("prime %s: %d/%d files verified%s, %d failed (%s)%s; first: %s%s",
+			rel, s.FilesOK, total, sampledNote(s), s.FilesFailed, checks.CountsText(s.Failures), failedOverNote(s), s.FirstFailure, broken)
 	}
 }
 
@@ -579,7 +640,8 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	if end, failed, err := t.judgeMaster(ctx, j); failed || err != nil {
 		return end, err
 	}
-	var all, down []*mirrorPrime
+	var all, down, familyDown []*mirrorPrime
+	verdicts := map[int]decide.FamilyVerdicts{}
 	held := ""
 	for _, r := range j.Rows {
 		var res rowResult
@@ -603,10 +665,31 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 		if res.Held != "" && held == "" {
 			held = res.Held
 		}
-		if mp.sums.State == "down" {
+		if done && len(res.Families) > 1 {
+			verdicts[m.ID] = familyVerdicts(res)
+		}
+		switch {
+		case done && res.FamilyDown:
+			mp.familyDown, mp.deferred = true, res.Deferred
+			familyDown = append(familyDown, mp)
+		case mp.sums.State == "down":
 			down = append(down, mp)
 		}
 		all = append(all, mp)
+	}
+	// Those broken over a family under state.family_policy down: down as
+	// unreachable mirrors, or marked as their files say.
+	familyDown, spared := t.judgeFamilies(verdicts, familyDown)
+	down = append(down, familyDown...)
+	for _, mp := range spared {
+		h := ""
+		if decide.AnyBad(mp.deferred) {
+			h = t.master.Down(ctx)
+		}
+		if h != "" && held == "" {
+			held = h
+		}
+		t.mark(ctx, j.Fence(), mp, mp.deferred, false, h)
 	}
 	checked := 0
 	for _, mp := range all {
@@ -616,14 +699,24 @@ func (t *task) Judge(ctx context.Context, j *engine.Judgement) (engine.Ending, e
 	}
 	guard := ""
 	if len(down) > 0 {
+		failing := "failed wholesale"
+		if len(familyDown) > 0 {
+			failing = "failed wholesale or over an address family (state.family_policy down)"
+		}
 		guard = decide.Guard(decide.GuardFacts{MasterDown: t.master.Down(ctx), Failed: len(down), Checked: checked,
-			MaxDownFraction: mirrorjob.MaxDownFraction(t.job.Config, t.restricted), Failing: "failed wholesale"})
+			MaxDownFraction: mirrorjob.MaxDownFraction(t.job.Config, t.restricted), Failing: failing})
 	}
 	if guard != "" {
 		t.log.Warn("mass-failure guard: not marking mirrors down", "mirrors", len(down), "why", guard)
 		held = guard
 	}
 	for _, mp := range down {
+		if guard != "" && mp.familyDown {
+			// Not down, the guard holding: its files' good marks.
+			mp.sums.State = filesState(&mp.sums)
+			t.mark(ctx, j.Fence(), mp, mp.deferred, false, guard)
+			continue
+		}
 		marks := make([]decide.LocationMark, 0, len(t.plan.Locations))
 		for _, l := range t.plan.Locations {
 			marks = append(marks, decide.LocationMark{LocationID: l.ID, Mark: decide.Trouble})

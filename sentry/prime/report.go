@@ -67,6 +67,16 @@ type MirrorSums struct {
 	// in full, or resumed. BytesVerified counts the bytes hashed: whole
 	// files, and the blocks compared of sampled ones.
 	FilesSampled int `json:"files_sampled"`
+	// BrokenFamilies are the address families a dual-stack mirror did not
+	// answer over while it answered over another: its files were checked
+	// over one that answers, and state.family_policy decided the rest
+	// (degraded: marked as its files say; down: judged as an unreachable
+	// mirror). Note says why.
+	BrokenFamilies []string `json:"broken_families,omitempty"`
+	// FailedOver counts, by address family, the files of FilesFailed that
+	// fail over that family alone while another serves them right
+	// ("missing over IPv6 only"): their locations are off.
+	FailedOver map[string]int `json:"failed_over,omitempty"`
 }
 
 // Summarize reads a finished prime into its report. names names the

@@ -10,8 +10,9 @@ import (
 
 // What the views say of a dual-stack mirror broken over an address
 // family (familiesWhy), and of one whose files fail over one address
-// family alone (sentry_file_state.failed_over, set by sweeps that check
-// each file over each family): "1 file missing over IPv6 only".
+// family alone (sentry_file_state.failed_over, set by the primes
+// and sweeps that check each file over each family): "1 file missing
+// over IPv6 only".
 
 // FamilyFailure counts the release files failing over one address family
 // alone, while another family of the mirror serves them right.

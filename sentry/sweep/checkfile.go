@@ -46,20 +46,18 @@ func (t *task) checkFile(ctx context.Context, row *engine.Row, ms *mirrorSweep, 
 	for j, o := range outs {
 		fctx := checks.WithFamily(ctx, o.family)
 		c := record.Check(o.res, f.key.ReleaseID, f.file.Path, o.method, t.job.now(), t.job.Config.Vantage)
-		c.Routine, c.Listed, c.Family, c.Beside = o.routine, listed, string(o.family), j != v.speaker
-		switch {
-		case j == v.speaker && v.failedOver != "":
-			// The state records the other family's failure, with the
-			// family: never counted only.
-			c.Routine, c.FailedOver, c.FailedKind, c.FailedDetail = false, string(v.failedOver), string(v.res.Kind), v.res.Detail
-		case j == v.speaker && known && prev.FailedOver != "":
+		c.Routine, c.Listed = o.routine, listed
+		// The speaker of a file failing over one family alone records
+		// that failure, with the family (never counted only).
+		v.Speak(&c, j, o.family)
+		if j == v.Speaker && v.FailedOver == "" && known && prev.FailedOver != "" {
 			// It failed over one family before, and no longer does: the
 			// state must say so.
 			c.Routine = false
 		}
 		mirrorjob.Record(fctx, row, t.job.Observer, t.run, ms.m, c, o.res)
 	}
-	t.tally(ms, i, f, v.res, v.fr)
+	t.tally(ms, i, f, v.Result, v.fr)
 }
 
 // checked is one check of a file over one family (or the system's

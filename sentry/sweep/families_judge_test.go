@@ -36,9 +36,9 @@ func TestJudgeFamilies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := judgeFamilies(tt.outs)
-			if v.speaker != tt.speaker || v.failedOver != tt.failedOver || v.res.Kind != tt.kind || v.fr.kind != tt.kind ||
-				v.fr.verified != tt.verified || !strings.HasPrefix(v.res.Detail, tt.detail) {
-				t.Errorf("got speaker %d, over %q, %s %q, verified %v", v.speaker, v.failedOver, v.res.Kind, v.res.Detail, v.fr.verified)
+			if v.Speaker != tt.speaker || v.FailedOver != tt.failedOver || v.Result.Kind != tt.kind || v.fr.kind != tt.kind ||
+				v.fr.verified != tt.verified || !strings.HasPrefix(v.Result.Detail, tt.detail) {
+				t.Errorf("got speaker %d, over %q, %s %q, verified %v", v.Speaker, v.FailedOver, v.Result.Kind, v.Result.Detail, v.fr.verified)
 			}
 		})
 	}
@@ -56,26 +56,5 @@ func TestPrevOver(t *testing.T) {
 	right := store.FileState{Result: "ok", Verified: true, ETag: `"v4"`, LastModified: "x", Size: 5}
 	if p := prevOver(right, checks.IPv6, false); p.Result != "ok" || !p.Verified || p.ETag != "" || p.LastModified != "" {
 		t.Errorf("a right file over another family: %+v; want its state without the main family's validators", p)
-	}
-}
-
-func TestFileFamilies(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		found map[string]string
-		want  string
-	}{
-		{nil, ""},
-		{map[string]string{"ipv4": ""}, ""},
-		{map[string]string{"ipv6": "", "ipv4": ""}, "ipv4 ipv6"},
-		{map[string]string{"ipv4": "", "ipv6": "connect: refused"}, ""}, // one family broken: the files over the other (reachMirror pins it)
-	} {
-		var got []string
-		for _, f := range fileFamilies(tt.found) {
-			got = append(got, string(f))
-		}
-		if strings.Join(got, " ") != tt.want {
-			t.Errorf("fileFamilies(%v) = %v, want %q", tt.found, got, tt.want)
-		}
 	}
 }

@@ -57,9 +57,9 @@ func writeTree(t *testing.T, w *world.World, root string, skip ...string) {
 // file, the next sweep hashes it there and the location comes back.
 func TestFileMissingOverIPv6Only(t *testing.T) {
 	t.Parallel()
-	needIPv6Loopback(t)
+	realmirror.NeedIPv6Loopback(t)
 	w := world.New(t, nil)
-	withResolver(t, w.Deps)
+	w.Resolve(t, realmirror.DualResolver)
 	const missing = "win32/en-US/Firefox Setup 1.5.exe"
 	full, partial := t.TempDir(), t.TempDir()
 	writeTree(t, w, full)
@@ -74,8 +74,9 @@ func TestFileMissingOverIPv6Only(t *testing.T) {
 	nov6ID := w.AddMirror(t, "nov6", base("nov6", nov6.Port), nil)
 	bothID := w.AddMirror(t, "both", base("both", both.Port), nil)
 
-	// The prime checks over the family the client picks (IPv4 first):
-	// every file is there.
+	// The prime checks each file over each family too (the prime's own
+	// test: sentry/prime, TestPrimeFileMissingOverIPv6Only); then the
+	// sweep.
 	if rep := w.Prime(t); rep.Outcome != "completed" {
 		t.Fatalf("prime: %s %s", rep.Outcome, rep.Reason)
 	}
@@ -123,14 +124,15 @@ func TestFileMissingOverIPv6Only(t *testing.T) {
 		d.FailingFiles[0].FailedOver != "ipv6" || !strings.Contains(d.FailingFiles[0].Detail, "over IPv6 only (served right over IPv4)") {
 		t.Errorf("split's failing files: %+v", d.FailingFiles)
 	}
-	// The check over IPv6 is recorded with its family; over IPv4 the
-	// file was right.
+	// The sweep's check over IPv6 is recorded with its family; over IPv4
+	// the file was right.
 	var v6, v4 int
 	w.QueryRow(t, `SELECT count(*) FILTER (WHERE family = 'ipv6' AND result = 'not_found'),
 		count(*) FILTER (WHERE family = 'ipv4' AND result NOT IN ('ok', 'unchanged'))
-		FROM sentry_checks WHERE mirror_id = $1 AND path = $2`, []any{splitID, missing}, &v6, &v4)
+		FROM sentry_checks WHERE mirror_id = $1 AND path = $2 AND run_id IN (SELECT id FROM sentry_runs WHERE kind = 'sweep')`,
+		[]any{splitID, missing}, &v6, &v4)
 	if v6 != 1 || v4 != 0 {
-		t.Errorf("%d not_found over IPv6 and %d failures over IPv4 recorded, want 1 and 0", v6, v4)
+		t.Errorf("%d not_found over IPv6 and %d failures over IPv4 recorded by the sweep, want 1 and 0", v6, v4)
 	}
 	// Metrics.
 	fams, err := metrics.New(w.Pool(), nil).Registry().Gather()

@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/mirrorsentry/sentry/checks"
+	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
 	"github.com/mirrorsentry/sentry/internal/testkit/world"
-	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
@@ -53,36 +51,6 @@ func dualStack(t *testing.T, w *world.World, name string, broken bool) (string, 
 	return base, w.AddMirror(t, name, base, nil)
 }
 
-// dualResolver resolves every *.dual.test name to 127.0.0.1 and ::1.
-func dualResolver(_ context.Context, host string) ([]netip.Addr, error) {
-	if strings.HasSuffix(host, ".dual.test") {
-		return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}, nil
-	}
-	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-}
-
-// withResolver rebuilds d's client with the test resolver.
-func withResolver(t *testing.T, d *sentry.Deps) {
-	t.Helper()
-	o := d.Client.Options()
-	o.Resolver = dualResolver
-	c, err := checks.NewClient(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
-	d.Client = c
-}
-
-func needIPv6Loopback(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp6", "[::1]:0")
-	if err != nil {
-		t.Skipf("this host has no IPv6 loopback (::1): %v", err)
-	}
-	ln.Close()
-}
-
 // TestDualStackMirrorBrokenOverIPv6 checks dual-stack mirrors over each
 // address family: the one refusing IPv6 is reported degraded and kept
 // offered (state.family_policy degraded), then taken down by the policy
@@ -90,10 +58,10 @@ func needIPv6Loopback(t *testing.T) {
 // (checks.families) does not find it broken at all.
 func TestDualStackMirrorBrokenOverIPv6(t *testing.T) {
 	t.Parallel()
-	needIPv6Loopback(t)
+	realmirror.NeedIPv6Loopback(t)
 	w := world.New(t, nil)
 	d := w.Deps
-	withResolver(t, d)
+	w.Resolve(t, realmirror.DualResolver)
 	dualStack(t, w, "both1", false)
 	dualStack(t, w, "both2", false)
 	_, broken := dualStack(t, w, "v4only", true)
@@ -143,10 +111,12 @@ func TestDualStackMirrorBrokenOverIPv6(t *testing.T) {
 			t.Errorf("%s: %s %v", name, m.Condition(), m.BrokenFamilies)
 		}
 	}
-	// Each family's check is recorded with its family.
+	// Each family's check is recorded with its family (the prime's too:
+	// the sweeps' are counted here).
 	var v6fail, v4 int
 	if err := w.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE family = 'ipv6' AND result = 'connect'),
-		count(*) FILTER (WHERE family = 'ipv4') FROM sentry_checks WHERE mirror_id = $1`, broken).Scan(&v6fail, &v4); err != nil {
+		count(*) FILTER (WHERE family = 'ipv4') FROM sentry_checks
+		WHERE mirror_id = $1 AND run_id IN (SELECT id FROM sentry_runs WHERE kind = 'sweep')`, broken).Scan(&v6fail, &v4); err != nil {
 		t.Fatal(err)
 	}
 	if v6fail != 2 {
@@ -194,8 +164,8 @@ func TestDualStackMirrorBrokenOverIPv6(t *testing.T) {
 		t.Errorf("ipv4 only: v4only %s %s %v, want up", v.State, v.Condition(), v.BrokenFamilies)
 	}
 	var after int
-	if err := w.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_checks WHERE mirror_id = $1 AND family = 'ipv6' AND result = 'connect'`,
-		broken).Scan(&after); err != nil {
+	if err := w.Pool().QueryRow(ctx, `SELECT count(*) FROM sentry_checks WHERE mirror_id = $1 AND family = 'ipv6' AND result = 'connect'
+		AND run_id IN (SELECT id FROM sentry_runs WHERE kind = 'sweep')`, broken).Scan(&after); err != nil {
 		t.Fatal(err)
 	}
 	if after != 4 {

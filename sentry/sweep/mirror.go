@@ -113,7 +113,7 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	// A mirror that answers is what was known of it: counted only.
 	reach, fams, pin := t.reachMirror(ctx, row, ms)
 	t.job.Global.Release(1)
-	if stopped(ctx, reach) {
+	if mirrorjob.Stopped(ctx, reach) {
 		ms.stopped = true
 		return reach.Kind
 	}
@@ -121,7 +121,7 @@ func (t *task) sweepMirror(ctx context.Context, row *engine.Row, ms *mirrorSweep
 	if pin != "" {
 		ctx = checks.WithFamily(ctx, pin) // one family is broken: the files over one that answers
 	} else {
-		ms.fileFamilies = fileFamilies(fams) // every family answers: the files over each
+		ms.fileFamilies = mirrorjob.FileFamilies(fams) // every family answers: the files over each
 	}
 	ms.sums.Reachable = !reach.Kind.Failed()
 	if !ms.sums.Reachable {

@@ -1,8 +1,10 @@
 package realmirror
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -79,4 +81,28 @@ func staticNginx(t testing.TB, name, root, addr string, socket *os.File) *Server
 	s.BaseURL = "http://" + addr + "/pub"
 	s.waitAnswers(t)
 	return s
+}
+
+// DualResolver resolves host names for checks.ClientOptions.Resolver, so
+// that a test names dual-stack mirrors on loopback without /etc/hosts:
+// every *.dual.test name to 127.0.0.1 and ::1 (StartDualStackNginx), every
+// *.v4.test name to 127.0.0.1 alone (a single-stack mirror).
+func DualResolver(_ context.Context, host string) ([]netip.Addr, error) {
+	switch {
+	case strings.HasSuffix(host, ".dual.test"):
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}, nil
+	case strings.HasSuffix(host, ".v4.test"):
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// NeedIPv6Loopback skips a test on a host without an IPv6 loopback (::1).
+func NeedIPv6Loopback(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("this host has no IPv6 loopback (::1): %v", err)
+	}
+	ln.Close()
 }
