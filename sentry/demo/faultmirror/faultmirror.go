@@ -249,6 +249,9 @@ func (m *Mirror) setup(rel *localmirror.Release) error {
 					return
 				}
 			}
+			// Never end the chunked body cleanly: an endless answer
+			// cut by Close must not look whole to the client.
+			abort(w)
 		})
 	case Truncated:
 		file(func(w http.ResponseWriter, r *http.Request) {
