@@ -3,10 +3,7 @@ package prime_test
 import (
 	"bytes"
 	"context"
-	"html"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,14 +14,11 @@ import (
 
 	"github.com/mirrorsentry/sentry/internal/testkit/factory"
 	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
-	"github.com/mirrorsentry/sentry/internal/testkit/smtptest"
 	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/config"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
-	"github.com/mirrorsentry/sentry/sentry/notify"
 	"github.com/mirrorsentry/sentry/sentry/report"
-	"github.com/mirrorsentry/sentry/sentry/web"
 )
 
 // releaseTree writes the files of w's release under root, as a mirror's
@@ -233,31 +227,10 @@ func TestPrimeFileMissingOverIPv6Only(t *testing.T) {
 		t.Errorf("split's failing files: %+v", d.FailingFiles)
 	}
 	t.Run("page", func(t *testing.T) {
-		page, err := web.New(web.Options{Reporter: rp})
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux := http.NewServeMux()
-		page.Register(mux)
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/mirrors/split", nil))
-		if body := html.UnescapeString(rec.Body.String()); rec.Code != http.StatusOK || !strings.Contains(body, "1 file missing over IPv6 only") {
-			t.Errorf("the mirror's page (%d) does not say it:\n%s", rec.Code, body)
-		}
+		world.PageSays(t, rp, "/mirrors/split", "1 file missing over IPv6 only")
 	})
 	t.Run("mail", func(t *testing.T) {
-		srv := smtptest.Start(t, smtptest.Options{})
-		m := notify.NewMailer(notify.MailOptions{Store: w.Store, Reporter: rp,
-			SMTP:     notify.SMTP{Host: srv.Host, Port: srv.Port, From: "sentry@example.org", Timeout: 20 * time.Second},
-			DigestTo: []string{"ops@example.org"}, Poll: 20 * time.Millisecond, Signature: "sentry/test (+ops@example.org)"})
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := m.Close(cctx); err != nil {
-			t.Fatal(err)
-		}
-		if ms := srv.Messages(t); len(ms) != 1 || !strings.Contains(ms[0].Body, "split: degraded: 1 file missing over IPv6 only") {
-			t.Errorf("the digest does not say it: %+v", ms)
-		}
+		world.DigestSays(t, w.Store, rp, "split: degraded: 1 file missing over IPv6 only")
 	})
 
 	// state.family_policy down: a mirror broken over IPv6 counts as an

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"html"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,12 +14,9 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/internal/testkit/realmirror"
-	"github.com/mirrorsentry/sentry/internal/testkit/smtptest"
 	"github.com/mirrorsentry/sentry/internal/testkit/world"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
-	"github.com/mirrorsentry/sentry/sentry/notify"
 	"github.com/mirrorsentry/sentry/sentry/report"
-	"github.com/mirrorsentry/sentry/sentry/web"
 )
 
 // writeTree writes the files of w's release under root, as a mirror's
@@ -159,32 +153,10 @@ func TestFileMissingOverIPv6Only(t *testing.T) {
 
 	// The status page and the operators' mail say it too.
 	t.Run("page", func(t *testing.T) {
-		page, err := web.New(web.Options{Reporter: rep})
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux := http.NewServeMux()
-		page.Register(mux)
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/mirrors/split", nil))
-		if body := html.UnescapeString(rec.Body.String()); rec.Code != http.StatusOK || !strings.Contains(body, "1 file missing over IPv6 only") ||
-			!strings.Contains(body, "over IPv6 only (served right over IPv4)") {
-			t.Errorf("the mirror's page (%d) does not say it:\n%s", rec.Code, body)
-		}
+		world.PageSays(t, rep, "/mirrors/split", "1 file missing over IPv6 only", "over IPv6 only (served right over IPv4)")
 	})
 	t.Run("mail", func(t *testing.T) {
-		srv := smtptest.Start(t, smtptest.Options{})
-		m := notify.NewMailer(notify.MailOptions{Store: w.Store, Reporter: rep,
-			SMTP:     notify.SMTP{Host: srv.Host, Port: srv.Port, From: "sentry@example.org", Timeout: 20 * time.Second},
-			DigestTo: []string{"ops@example.org"}, Poll: 20 * time.Millisecond, Signature: "sentry/test (+ops@example.org)"})
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := m.Close(cctx); err != nil {
-			t.Fatal(err)
-		}
-		if ms := srv.Messages(t); len(ms) != 1 || !strings.Contains(ms[0].Body, "split: degraded: 1 file missing over IPv6 only") {
-			t.Errorf("the digest does not say it: %+v", ms)
-		}
+		world.DigestSays(t, w.Store, rep, "split: degraded: 1 file missing over IPv6 only")
 	})
 
 	// An IPv6 side that does not answer at all keeps today's policy
