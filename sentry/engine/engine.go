@@ -78,6 +78,11 @@ type Options struct {
 	// JudgeFor bounds how long a run whose rows are all done may wait for
 	// its judgement (retried while it fails) before it ends as failed.
 	JudgeFor time.Duration
+	// PrepareRetry is the first wait before a run whose work could not
+	// be prepared (Job.Prepare failed) is tried again, doubling up to a
+	// minute; default 1s. PrepareFor bounds how long a row waits for its
+	// run to be prepared before it is given back; default four leases.
+	PrepareRetry, PrepareFor time.Duration
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// Observer is told of every run that ends; nil: nobody.
@@ -100,6 +105,12 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.JudgeFor <= 0 {
 		o.JudgeFor = max(10*time.Minute, 20*o.Lease)
+	}
+	if o.PrepareRetry <= 0 {
+		o.PrepareRetry = time.Second
+	}
+	if o.PrepareFor <= 0 {
+		o.PrepareFor = 4 * o.Lease
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

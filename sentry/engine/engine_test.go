@@ -226,6 +226,8 @@ type fakeJob struct {
 	work func(ctx context.Context, row *Row) (Result, bool)
 	// judge judges; nil: completed.
 	judge func(ctx context.Context, j *Judgement) (Ending, error)
+	// prepare fails Prepare when it returns an error; nil: never.
+	prepare func(ctx context.Context, run Run) error
 
 	mu       sync.Mutex
 	worked   map[WorkKey]int // rows worked (Work returned ok), by key
@@ -248,7 +250,14 @@ func (f *fakeJob) Plan(_ context.Context, run Run) (Plan, error) {
 	return Plan{Params: p, Mirrors: p.Mirrors}, nil
 }
 
-func (f *fakeJob) Prepare(context.Context, Run) (Task, error) { return f, nil }
+func (f *fakeJob) Prepare(ctx context.Context, run Run) (Task, error) {
+	if f.prepare != nil {
+		if err := f.prepare(ctx, run); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
 
 func (f *fakeJob) Interrupted(cause error, done, total int) string {
 	return fmt.Sprintf("interrupted (%v): %d of %d", cause, done, total)

@@ -83,7 +83,7 @@ func (e *Engine) claimJudging(ctx context.Context, w *Worker) ([]judgeClaim, err
 func (e *Engine) judge(ctx context.Context, w *Worker, jc judgeClaim) {
 	log := w.log.With("run", jc.run.ID, "kind", jc.run.Kind)
 	err := func() error {
-		task, err := w.prepare(ctx, jc.run)
+		task, err := w.prepare(ctx, jc.run, log)
 		if err != nil {
 			return err
 		}

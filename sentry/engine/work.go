@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/mirrorsentry/sentry/checks"
@@ -54,11 +53,11 @@ func (w *Worker) do(ctx context.Context, r *Row) {
 	}
 	var res Result
 	ok := false
-	task, err := w.prepare(ctx, r.Run)
+	task, err := w.prepare(ctx, r.Run, log)
 	if err == nil {
 		res, ok = task.Work(ctx, r)
 	} else if ctx.Err() == nil {
-		log.Error("could not prepare the run's work", "err", err)
+		log.Error("could not prepare the run's work; giving the row back for another instance", "err", err)
 	}
 	w.held.finishing(r)
 	bg, cancel := detached(ctx, 30*time.Second)
@@ -88,72 +87,4 @@ func (w *Worker) do(ctx context.Context, r *Row) {
 	case !done:
 		log.Warn("finished work that another instance had taken over: its result is dropped")
 	}
-}
-
-// prepare returns what the worker needs to do rows of run (and judge it),
-// built once per run.
-func (w *Worker) prepare(ctx context.Context, run Run) (Task, error) {
-	if t := w.tasks.get(run.ID); t != nil {
-		return t, nil
-	}
-	job, err := w.e.job(run.Kind)
-	if err != nil {
-		return nil, err
-	}
-	t, err := job.Prepare(ctx, run)
-	if err != nil {
-		return nil, err
-	}
-	return w.tasks.add(run.ID, t), nil
-}
-
-// tasks are the runs a worker prepared (Job.Prepare, or Plan.Task for the
-// runs it planned), by run id, until the run ends.
-type tasks struct {
-	mu sync.Mutex
-	m  map[int64]Task
-}
-
-func newTasks() *tasks { return &tasks{m: map[int64]Task{}} }
-
-func (ts *tasks) get(runID int64) Task {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.m[runID]
-}
-
-// set records t as run runID's task.
-func (ts *tasks) set(runID int64, t Task) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	ts.m[runID] = t
-}
-
-// add records t as run runID's task unless it has one already, and
-// returns the run's task.
-func (ts *tasks) add(runID int64, t Task) Task {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if have := ts.m[runID]; have != nil {
-		return have
-	}
-	ts.m[runID] = t
-	return t
-}
-
-func (ts *tasks) forget(runID int64) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	delete(ts.m, runID)
-}
-
-// ids lists the runs prepared.
-func (ts *tasks) ids() []int64 {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	out := make([]int64, 0, len(ts.m))
-	for id := range ts.m {
-		out = append(out, id)
-	}
-	return out
 }
