@@ -17,6 +17,7 @@ import (
 
 	"github.com/mirrorsentry/sentry/checks/safetext"
 	"github.com/mirrorsentry/sentry/sentry/config"
+	"github.com/mirrorsentry/sentry/sentry/internal/humanize"
 	"github.com/mirrorsentry/sentry/sentry/release"
 	"github.com/mirrorsentry/sentry/sentry/store"
 )
@@ -104,32 +105,23 @@ func Main(ctx context.Context, env *Env, args []string) int {
 	case "version", "--version":
 		fmt.Fprintf(env.Stdout, "sentry %s\n", config.Version)
 		return ExitOK
-	case "db":
-		// `sentry db migrate`: the only db subcommand so far.
+	case "db", "mirror":
+		// Groups: `sentry db migrate|prune`, `sentry mirror list | show
+		// NAME | …` (a mirror's name may come before its flags).
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
 			if len(args) >= 2 && isHelp(args[1]) {
-				fmt.Fprintln(env.Stdout, "usage: sentry db migrate [--config FILE] [--log-format text|json] [--log-level LEVEL]")
+				fmt.Fprint(env.Stdout, groupUsage(name))
 				return ExitOK
 			}
-			fmt.Fprintln(env.Stderr, "sentry db: want a subcommand: sentry db migrate")
+			fmt.Fprintf(env.Stderr, "sentry %s: want a subcommand:\n%s", name, groupUsage(name))
 			return ExitUsage
 		}
-		name = "db " + args[1]
-		args = args[1:]
-	case "mirror":
-		// `sentry mirror list | show NAME | set NAME ... | forget NAME |
-		// maintenance NAME ...`: the mirror's name may come before its
-		// flags.
-		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
-			if len(args) >= 2 && isHelp(args[1]) {
-				fmt.Fprintln(env.Stdout, mirrorUsage)
-				return ExitOK
-			}
-			fmt.Fprintln(env.Stderr, "sentry mirror: want a subcommand: "+mirrorUsage)
-			return ExitUsage
+		name += " " + args[1]
+		if args[0] == "mirror" {
+			args = append([]string{args[0]}, namesLast(args[2:])...)
+		} else {
+			args = args[1:]
 		}
-		name = "mirror " + args[1]
-		args = append([]string{args[0]}, namesLast(args[2:])...)
 	}
 	cmd, ok := commands[name]
 	if !ok {
@@ -255,16 +247,21 @@ func flagError(err error) string {
 }
 
 func topUsage(w io.Writer) {
-	fmt.Fprintf(w, "sentry %s: primes and verifies download mirrors and keeps the bouncer database true.\n\nusage: sentry <command> [flags]\n\ncommands:\n", config.Version)
+	fmt.Fprintf(w, "%s\n\nusage: sentry <command> [flags]\n\ncommands:\n",
+		hanging("sentry "+config.Version+": primes and verifies download mirrors and keeps the bouncer database true.", 0))
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	width := len("version")
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, firstSentence(commands[n].summary))
+		width = max(width, len(n))
 	}
-	fmt.Fprintf(w, "  %-10s %s\n", "version", "Print sentry's version.")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, n, hanging(firstSentence(commands[n].summary), 4+width))
+	}
+	fmt.Fprintf(w, "  %-*s  %s\n", width, "version", "Print sentry's version.")
 	fmt.Fprint(w, `
 Every command takes --config FILE, --log-format text|json, --log-level
 debug|info|warn|error (--verbose: debug) and --help; those that print tables
@@ -278,6 +275,36 @@ exit codes:
   2  bad command-line usage
   3  the run completed, but the mass-failure guard held back marking
 `)
+}
+
+// groupUsage lists the subcommands of group (the commands named "group
+// …"), each with its argument synopsis and its
+// first sentence.
+func groupUsage(group string) string {
+	var b strings.Builder
+	b.WriteString("usage:\n")
+	names := make([]string, 0)
+	for n := range commands {
+		if strings.HasPrefix(n, group+" ") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		synopsis := "sentry " + n
+		if s := commands[n].usage; s != "" {
+			synopsis += " " + s
+		}
+		fmt.Fprintf(&b, "  %s\n      %s\n", synopsis, hanging(firstSentence(commands[n].summary), 6))
+	}
+	b.WriteString("Run `sentry " + group + " <subcommand> --help` for its flags.\n")
+	return b.String()
+}
+
+// hanging wraps s to end by column 80 when it starts at column col, each
+// further line indented to col.
+func hanging(s string, col int) string {
+	return strings.ReplaceAll(humanize.Wrap(s, 80-col, ""), "\n", "\n"+strings.Repeat(" ", col))
 }
 
 func firstSentence(s string) string {

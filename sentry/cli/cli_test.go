@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mirrorsentry/sentry/internal/testkit/pgtest"
 
@@ -63,6 +64,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"stray argument", []string{"sweep", "--config", cfg, "now"}, `unexpected argument "now"`},
 		{"bad format", []string{"report", "--format", "xml"}, `--format "xml"`},
 		{"db without subcommand", []string{"db"}, "sentry db migrate"},
+		{"mirror without subcommand", []string{"mirror"}, "sentry mirror set NAME [--SETTING VALUE]..."},
 		{"db unknown subcommand", []string{"db", "drop"}, `unknown command "db drop"`},
 	}
 	for _, tt := range tests {
@@ -94,7 +96,45 @@ func TestHelpOnEveryCommand(t *testing.T) {
 			}
 		}
 	}
+	// A group's help lists every subcommand registered in it.
+	for _, group := range []string{"db", "mirror"} {
+		code, stdout, _ := run(t, nil, group, "--help")
+		n := 0
+		for name, c := range commands {
+			if g, _, _ := strings.Cut(name, " "); g != group {
+				continue
+			}
+			n++
+			if want := strings.TrimSpace("sentry " + name + " " + c.usage); code != ExitOK || !strings.Contains(stdout, want) {
+				t.Errorf("sentry %s --help: exit %d, lacks %q:\n%s", group, code, want, stdout)
+			}
+		}
+		if n < 2 {
+			t.Errorf("group %s has %d subcommands registered, want at least 2", group, n)
+		}
+	}
 	code, stdout, _ := run(t, nil, "--help")
+	for _, args := range [][]string{{"--help"}, {"db", "--help"}, {"mirror", "--help"}} {
+		_, out, _ := run(t, nil, args...)
+		for _, line := range strings.Split(out, "\n") {
+			if n := utf8.RuneCountInString(line); n > 80 {
+				t.Errorf("sentry %s: a line of %d columns, over 80: %q", strings.Join(args, " "), n, line)
+			}
+		}
+	}
+	// One column for the summaries, however long a command's name.
+	col := -1
+	for _, line := range strings.Split(stdout, "\n") {
+		name, ok := commandLine(line)
+		if !ok {
+			continue
+		}
+		if c := len(line) - len(strings.TrimLeft(line[2+len(name):], " ")); col == -1 {
+			col = c
+		} else if c != col {
+			t.Errorf("sentry --help: %q's summary starts at column %d, the others at %d", name, c, col)
+		}
+	}
 	for _, want := range []string{"db migrate", "prime", "version", "exit codes:", "  3  the run completed, but the mass-failure guard",
 		"--log-format text|json"} {
 		if code != ExitOK || !strings.Contains(stdout, want) {
@@ -108,6 +148,25 @@ func TestHelpOnEveryCommand(t *testing.T) {
 			t.Errorf("sentry run --help lacks %q:\n%s", want, stdout)
 		}
 	}
+}
+
+// commandLine returns the command a line of the top usage lists ("  NAME
+// summary", the name one or two words of the registered commands or
+// "version").
+func commandLine(line string) (string, bool) {
+	if !strings.HasPrefix(line, "  ") {
+		return "", false
+	}
+	f := strings.Fields(line)
+	for _, n := range []int{2, 1} {
+		if len(f) > n {
+			name := strings.Join(f[:n], " ")
+			if _, ok := commands[name]; ok || name == "version" {
+				return name, true
+			}
+		}
+	}
+	return "", false
 }
 
 func TestConfigErrorsExit1WithLine(t *testing.T) {

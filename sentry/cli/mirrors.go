@@ -91,15 +91,6 @@ func settingByKey(key string) (settingFlag, bool) {
 	return settingFlag{}, false
 }
 
-const mirrorUsage = `usage:
-  sentry mirror list
-  sentry mirror show NAME
-  sentry mirror set NAME [--SETTING VALUE]... [--unset SETTING]...
-  sentry mirror forget NAME
-  sentry mirror maintenance NAME --until TIME [--reason TEXT]
-  sentry mirror maintenance NAME --end
-(sentry mirror COMMAND --help for each)`
-
 func init() {
 	register(&command{
 		name:    "mirror list",
