@@ -14,7 +14,6 @@ import (
 	"github.com/mirrorsentry/sentry/sentry"
 	"github.com/mirrorsentry/sentry/sentry/engine"
 	"github.com/mirrorsentry/sentry/sentry/metrics"
-	"github.com/mirrorsentry/sentry/sentry/notify"
 	"github.com/mirrorsentry/sentry/sentry/observe"
 	"github.com/mirrorsentry/sentry/sentry/report"
 	"github.com/mirrorsentry/sentry/sentry/store"
@@ -232,13 +231,8 @@ func openDeps(ctx context.Context, env *Env, c *common) (*sentry.Deps, func(), e
 		return nil, nil, err
 	}
 	d := &sentry.Deps{Config: cfg, Store: st, Client: client, Logger: env.Logger}
-	var notifier *notify.Notifier
-	if len(cfg.Notify.Webhooks) > 0 {
-		notifier = notify.New(notify.Options{
-			URLs: cfg.Notify.Webhooks, Secret: []byte(cfg.Notify.Secret), Retries: cfg.Notify.Retries,
-			RetryWaitMax: cfg.Notify.RetryWaitMax.D(), Timeout: cfg.Notify.Timeout.D(),
-			Vantage: cfg.Vantage, UserAgent: cfg.UserAgent(), Logger: env.Logger,
-		})
+	notifier := sentry.NewNotifier(cfg, env.Logger)
+	if notifier != nil {
 		d.Observer = notifier
 	}
 	mailer, err := sentry.NewMailer(cfg, st, env.Logger)

@@ -53,7 +53,7 @@ type MailOptions struct {
 	// DigestTo get the daily digest ("": none).
 	DigestTo []string
 	// Retries of a notice that failed, with backoff from RetryWaitMin
-	// doubling up to RetryWaitMax (defaults 5, 30s, 1h).
+	// doubling up to RetryWaitMax (defaults 5, 30s, 1h; NoRetries: none).
 	Retries                    int
 	RetryWaitMin, RetryWaitMax time.Duration
 	// Poll is how often the loop looks for notices owed when nothing
@@ -89,6 +89,9 @@ var (
 func NewMailer(o MailOptions) *Mailer {
 	if o.Retries == 0 {
 		o.Retries = 5
+	}
+	if o.Retries < 0 {
+		o.Retries = 0
 	}
 	if o.RetryWaitMin <= 0 {
 		o.RetryWaitMin = 30 * time.Second

@@ -75,13 +75,18 @@ type Event struct {
 	Alias       *observe.AliasEvent       `json:"alias,omitempty"`
 }
 
+// NoRetries is the Retries of a Notifier or Mailer that tries once only
+// (0 means the default).
+const NoRetries = -1
+
 // Options configure a Notifier.
 type Options struct {
 	// URLs are the webhooks; every event goes to each.
 	URLs []string
 	// Secret, when set, signs each POST.
 	Secret []byte
-	// Retries is how many times a failed POST is retried (default 5).
+	// Retries is how many times a failed POST is retried: 0 means the
+	// default, 5; NoRetries, none.
 	Retries int
 	// RetryWaitMin and RetryWaitMax bound the backoff between attempts
 	// (defaults 1s and 1m).
