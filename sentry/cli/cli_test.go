@@ -66,6 +66,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"db without subcommand", []string{"db"}, "sentry db migrate"},
 		{"mirror without subcommand", []string{"mirror"}, "sentry mirror set NAME [--SETTING VALUE]..."},
 		{"db unknown subcommand", []string{"db", "drop"}, `unknown command "db drop"`},
+		{"demo with a configuration", []string{"demo", "--config", cfg}, "the demo writes its own configuration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

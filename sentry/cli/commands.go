@@ -127,15 +127,26 @@ environment (each overrides its key of the configuration file):
 	register(&command{
 		name:    "demo",
 		summary: "Run the whole job on a throwaway local setup: a PostgreSQL cluster, a master and local mirrors.",
+		more:    "The demo writes its own configuration, for its own cluster and mirrors: --config is refused.\n",
 		flags: func(fs *flag.FlagSet) func(context.Context, *Env, *common, []string) error {
 			return func(ctx context.Context, env *Env, c *common, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
 				}
+				if flagSet(fs, "config") {
+					return usageErrorf("--config: the demo writes its own configuration, for its own cluster and mirrors, and reads none")
+				}
 				return runDemo(ctx, env)
 			}
 		},
 	})
+}
+
+// flagSet reports whether the command line set flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // names is a flag that may be repeated, each time adding a name.
