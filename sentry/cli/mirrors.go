@@ -580,11 +580,7 @@ func writeSettingsTable(w io.Writer, cfg *config.Config, s store.MirrorSettings,
 // neverOffered says why the redirector never offers the mirror, by the
 // rule the reports follow (decide.NeverOffered), "" when it may.
 func neverOffered(r store.MirrorRecord) string {
-	o := decide.NeverOffered(r.Active, r.HasRegion, r.BaseURL)
-	if o == decide.WrongScheme {
-		return "its base URL is neither http:// nor https://"
-	}
-	return string(o)
+	return decide.NeverOffered(r.Active, r.HasRegion, r.BaseURL).Explain(r.BaseURL, false)
 }
 
 // regionWords says where the redirector may offer a mirror: its regions,

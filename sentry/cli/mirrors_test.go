@@ -347,7 +347,7 @@ func TestNeverOfferedWords(t *testing.T) {
 		{"switched off, whatever else", false, nil, "ftp://m.example/", "switched off by its admin"},
 		{"no region", true, nil, "http://m.example/pub/", "no region (geoip_mirror_region_map)"},
 		{"no region before the scheme", true, nil, "HTTP://m.example/pub/", "no region (geoip_mirror_region_map)"},
-		{"neither scheme", true, []int{1}, "HTTP://m.example/pub/", "its base URL is neither http:// nor https://"},
+		{"neither scheme", true, []int{1}, "HTTP://m.example/pub/", "wrong scheme: its base URL starts with neither http:// nor https:// (the redirector's filter is case-sensitive)"},
 	} {
 		r := store.MirrorRecord{Active: tt.active, HasRegion: len(tt.regions) > 0, Regions: tt.regions, BaseURL: tt.baseURL}
 		if got := neverOffered(r); got != tt.want {
