@@ -27,10 +27,11 @@
 //     (metrics, notifications, a command's progress line) are told;
 //   - sentry/internal/dburl, sentry/internal/humanize: database URLs
 //     checked before they are parsed; numbers and durations for people;
-//   - sentry/demo, with sentry/demo/pgcluster, sentry/demo/localmirror and
-//     sentry/demo/faultmirror: the throwaway world of `sentry demo`
-//     (PostgreSQL clusters, a master and mirrors, hostile mirrors), which
-//     the tests use too;
+//   - sentry/demo, with sentry/demo/pgcluster, sentry/demo/localmirror,
+//     sentry/demo/faultmirror and sentry/demo/democa: the throwaway world
+//     of `sentry demo` (PostgreSQL clusters, a master and mirrors, hostile
+//     mirrors, the certificate authority of its https mirrors), which the
+//     tests use too;
 //   - sentry/configfuzz: the configuration loader's fuzz target.
 //
 // Outside sentry/: checks (the probers of one file on one mirror) and

@@ -9,7 +9,10 @@ import (
 // it shows of its dead mirror (nothing listens there): after the prime
 // judged it down, every view — the prime's table, the bouncer's
 // sentry_log, the sweep right after and the report — says down, the word
-// the redirector's marks (healthy=false on all its rows) mean.
+// the redirector's marks (healthy=false on all its rows) mean. And the
+// ssl_only product's users are sent to the https mirror, verified through
+// the demo's own CA, at every location; no location is left without a
+// good copy.
 func TestDemoDeadMirrorReadsDownEverywhere(t *testing.T) {
 	t.Parallel()
 	code, out, errOut := run(t, nil, "demo")
@@ -18,14 +21,27 @@ func TestDemoDeadMirrorReadsDownEverywhere(t *testing.T) {
 	}
 	sections := map[string]string{}
 	title := ""
+	ssl := 0
 	for _, line := range strings.Split(out, "\n") {
 		if t, ok := strings.CutPrefix(line, "== "); ok {
 			title = t
 			continue
 		}
+		if f := strings.Fields(line); strings.HasPrefix(title, "the redirector's view") && len(f) > 0 && f[0] == "Firefox-1.5-SSL" {
+			ssl++
+			if f[len(f)-1] != "https" {
+				t.Errorf("the redirector's view of the ssl_only product: %q; want the https mirror", line)
+			}
+		}
 		if f := strings.Fields(line); len(f) > 1 && f[0] == "dead" && sections[title] == "" {
 			sections[title] = line
 		}
+	}
+	if ssl != 3 {
+		t.Errorf("the redirector's view shows %d locations of the ssl_only product, want 3:\n%s", ssl, out)
+	}
+	if strings.Contains(out, "without a good copy") {
+		t.Errorf("a location without a good copy:\n%s", out)
 	}
 	for _, tt := range []struct {
 		section, word string

@@ -68,7 +68,7 @@ func writePrimeTable(w io.Writer, r *prime.Report, wide bool) error {
 		if m.Note != "" && first == "" {
 			first = m.Note
 		}
-		b.WriteString(line + humanize.Clip(first, room) + "\n")
+		b.WriteString(strings.TrimRight(line+humanize.Clip(first, room), " ") + "\n")
 	}
 	how := ""
 	if sampled > 0 {
@@ -136,7 +136,7 @@ func writeSweepTable(w io.Writer, r *sweep.Report, wide bool) error {
 		if first == "" {
 			first = m.Note
 		}
-		b.WriteString(line + humanize.Clip(first, width-utf8.RuneCountInString(line)) + "\n")
+		b.WriteString(strings.TrimRight(line+humanize.Clip(first, width-utf8.RuneCountInString(line)), " ") + "\n")
 		if m.LocationsOff > 0 {
 			off := fmt.Sprintf("    %d locations off: %s", m.LocationsOff, strings.Join(m.OffLocations, ", "))
 			if more := m.LocationsOff - len(m.OffLocations); more > 0 {

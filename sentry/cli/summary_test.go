@@ -13,7 +13,8 @@ import (
 )
 
 // TestSummaryTablesFit80Columns: the prime and sweep summaries fit an
-// 80-column terminal whatever the names and failures, and say the outcome.
+// 80-column terminal whatever the names and failures, end no line with a
+// space (a mirror without a failure), and say the outcome.
 func TestSummaryTablesFit80Columns(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("very-long-mirror-name-", 5)
@@ -58,6 +59,9 @@ func fits(t *testing.T, out string) {
 	for _, line := range strings.Split(out, "\n") {
 		if n := utf8.RuneCountInString(line); n > 80 {
 			t.Errorf("line of %d columns: %q", n, line)
+		}
+		if strings.HasSuffix(line, " ") {
+			t.Errorf("a line ends with a space: %q", line)
 		}
 	}
 }

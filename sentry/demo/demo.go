@@ -1,5 +1,5 @@
 // Package demo builds the throwaway world of `sentry demo`: a PostgreSQL
-// cluster, a staging master with a small release, seven local mirrors of
+// cluster, a staging master with a small release, eight local mirrors of
 // every kind sentry meets, the bouncer rows describing them, and a
 // configuration file pointing at it all.
 package demo
@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mirrorsentry/sentry/sentry/demo/democa"
 	"github.com/mirrorsentry/sentry/sentry/demo/faultmirror"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 	"github.com/mirrorsentry/sentry/sentry/demo/pgcluster"
@@ -106,6 +107,15 @@ func Start(ctx context.Context, log io.Writer) (w *World, err error) {
 		return nil, err
 	}
 	w.add(passive, "passive", "", "syncs on its own schedule (a few polls later)")
+	cert, err := democa.ServerCert()
+	if err != nil {
+		return nil, err
+	}
+	secure, err := localmirror.NewStaticTLS("https", rel, cert)
+	if err != nil {
+		return nil, err
+	}
+	w.add(secure, "pull", "", "serves over https (its certificate from the demo's own CA, checks.ca_file): the ssl_only product's mirror")
 	corrupt, err := localmirror.NewStatic("corrupt", rel)
 	if err != nil {
 		return nil, err
@@ -133,6 +143,14 @@ func Start(ctx context.Context, log io.Writer) (w *World, err error) {
 	w.servers = append(w.servers, hostile)
 	w.mirrors = append(w.mirrors, mirror{"hostile", hostile.URL, "pull", "", "answers " + endless + " with a body that never ends"})
 
+	caFile := filepath.Join(w.Dir, "ca.pem")
+	caPEM, err := democa.PEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
+		return nil, err
+	}
 	cfg := fmt.Sprintf(`# sentry demo configuration (throwaway)
 database:
   url: %s
@@ -145,6 +163,7 @@ releases:
   default_langs: [en-US]
 checks:
   contact: https://example.org/sentry-demo
+  ca_file: %s
   connect_timeout: 2s
   header_timeout: 5s
   body_idle_timeout: 5s
@@ -157,7 +176,7 @@ prime:
   poll_max: 1s
 trigger:
   secret: %s
-`, w.DBURL, master.URL, TriggerSecret)
+`, w.DBURL, master.URL, caFile, TriggerSecret)
 	w.ConfigPath = filepath.Join(w.Dir, "config.yaml")
 	if err := os.WriteFile(w.ConfigPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -238,7 +257,7 @@ func (w *World) Seed(ctx context.Context) error {
 // query (docs/CONTRACTS.md, section 2 (How the redirector reads the
 // flags)) would choose among after the prime, for the product's own
 // scheme: the region join, and https:// mirrors only for an ssl_only
-// product (the demo's mirrors are all http://).
+// product (the demo's "https" mirror).
 func (w *World) ShowRedirector(ctx context.Context, out io.Writer) error {
 	conn, err := pgx.Connect(ctx, w.DBURL)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -105,10 +107,10 @@ func TestWorld(t *testing.T) {
 		byName[m.name] = m
 		names, modes = append(names, m.name), append(modes, m.mode)
 	}
-	if want := []string{"pull-cache", "trigger", "passive", "corrupt", "incomplete", "dead", "hostile"}; !slices.Equal(names, want) || w.Mirrors() != len(want) {
+	if want := []string{"pull-cache", "trigger", "passive", "https", "corrupt", "incomplete", "dead", "hostile"}; !slices.Equal(names, want) || w.Mirrors() != len(want) {
 		t.Fatalf("mirrors by rating %q (Mirrors() %d), want %q", names, w.Mirrors(), want)
 	}
-	if want := []string{"pull", "trigger", "passive", "pull", "pull", "pull", "pull"}; !slices.Equal(modes, want) || byName["trigger"].triggerURL == "" {
+	if want := []string{"pull", "trigger", "passive", "pull", "pull", "pull", "pull", "pull"}; !slices.Equal(modes, want) || byName["trigger"].triggerURL == "" {
 		t.Errorf("prime modes %q, trigger URL %q; want %q and a trigger URL", modes, byName["trigger"].triggerURL, want)
 	}
 	// Every location, in every language of its product, is a file of the
@@ -184,6 +186,34 @@ func TestWorld(t *testing.T) {
 			t.Fatalf("at first: %d, want 404", a.status)
 		}
 		syncs(t, u, rel.Files[paths[0]])
+	})
+	t.Run("https serves every file, verified by the configuration's CA alone", func(t *testing.T) {
+		if !strings.HasPrefix(byName["https"].baseURL, "https://") {
+			t.Fatalf("base URL %q, want https://", byName["https"].baseURL)
+		}
+		pem, err := os.ReadFile(cfg.Checks.CAFile)
+		if err != nil {
+			t.Fatalf("checks.ca_file: %v", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			t.Fatalf("checks.ca_file %s holds no certificate", cfg.Checks.CAFile)
+		}
+		tlsClient := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+		for _, p := range paths {
+			resp, err := tlsClient.Get(fileURL("https", p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, rel.Files[p]) {
+				t.Errorf("%s: %d, %v; want the file", p, resp.StatusCode, err)
+			}
+		}
+		if _, err := client.Get(fileURL("https", paths[0])); err == nil {
+			t.Error("the system's roots verify the demo's certificate; want it refused")
+		}
 	})
 	t.Run("corrupt and incomplete lack one file each", func(t *testing.T) {
 		for _, c := range []struct{ mirror, path string }{
@@ -270,7 +300,7 @@ func TestWorld(t *testing.T) {
 		conn.Close(ctx)
 		t.Error("the database still answers")
 	}
-	for _, u := range []string{cfg.Master.URL, byName["pull-cache"].baseURL, byName["hostile"].baseURL} {
+	for _, u := range []string{cfg.Master.URL, byName["pull-cache"].baseURL, byName["hostile"].baseURL, strings.Replace(byName["https"].baseURL, "https://", "http://", 1)} {
 		if _, err := client.Get(u + "/"); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("%s after Close: %v, want the connection refused", u, err)
 		}

@@ -18,17 +18,12 @@ package faultmirror
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -40,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mirrorsentry/sentry/sentry/demo/democa"
 	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
@@ -477,69 +473,15 @@ func abort(w http.ResponseWriter) {
 	panic(http.ErrAbortHandler)
 }
 
-// The certificate authority of the https faults that do verify.
-var (
-	caOnce sync.Once
-	caPool *x509.CertPool
-	leaf   tls.Certificate
-	caErr  error
-)
-
 // RootCAs returns the pool that verifies the certificates of the Downgrade
-// mirror (and not the BadCertificate one). Give it to checks.ClientOptions.
-func RootCAs() (*x509.CertPool, error) {
-	caOnce.Do(makeCA)
-	return caPool, caErr
-}
+// mirror (and not the BadCertificate one): the demo's authority
+// (democa). Give it to checks.ClientOptions.
+func RootCAs() (*x509.CertPool, error) { return democa.Pool() }
 
 func serverCert() tls.Certificate {
-	caOnce.Do(makeCA)
-	if caErr != nil {
-		panic(caErr) // RootCAs reports it; a test that ignored that gets here
-	}
-	return leaf
-}
-
-// makeCA makes a throwaway CA and a loopback server certificate it signs.
-func makeCA() {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := democa.ServerCert()
 	if err != nil {
-		caErr = err
-		return
+		panic(err) // RootCAs reports it; a test that ignored that gets here
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sentry faultmirror test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		caErr = err
-		return
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		caErr = err
-		return
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		caErr = err
-		return
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		caErr = err
-		return
-	}
-	caPool = x509.NewCertPool()
-	caPool.AddCert(caCert)
-	leaf = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return c
 }

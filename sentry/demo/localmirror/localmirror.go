@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -64,7 +65,7 @@ func (r *Release) Manifest() []byte {
 // Server is one local HTTP server: the master or a mirror.
 type Server struct {
 	// URL is the base URL, the bouncer baseurl of a mirror or master.url:
-	// "http://127.0.0.1:PORT/pub".
+	// "http://127.0.0.1:PORT/pub" ("https://…" for NewStaticTLS).
 	URL string
 	// Name is for the demo's and tests' messages.
 	Name string
@@ -110,13 +111,21 @@ func (s *Server) UserAgents() []string {
 	return out
 }
 
-func newServer(name string) (*Server, error) {
+func newServer(name string) (*Server, error) { return newServerTLS(name, nil) }
+
+// newServerTLS is newServer, speaking https with cert when it is set.
+func newServerTLS(name string, cert *tls.Certificate) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	scheme := "http://"
+	if cert != nil {
+		scheme = "https://"
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})
+	}
 	s := &Server{Name: name, prefix: "/pub", ln: ln, files: map[string][]byte{}}
-	s.URL = "http://" + ln.Addr().String() + s.prefix
+	s.URL = scheme + ln.Addr().String() + s.prefix
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -288,6 +297,17 @@ func NewMaster(rel *Release) (*Server, error) {
 // and Remove to make it corrupt or incomplete).
 func NewStatic(name string, rel *Release) (*Server, error) {
 	s, err := newServer(name)
+	if err != nil {
+		return nil, err
+	}
+	s.PutRelease(rel)
+	return s, nil
+}
+
+// NewStaticTLS is NewStatic over https, with cert (a certificate for
+// 127.0.0.1, such as democa's).
+func NewStaticTLS(name string, rel *Release, cert tls.Certificate) (*Server, error) {
+	s, err := newServerTLS(name, &cert)
 	if err != nil {
 		return nil, err
 	}
