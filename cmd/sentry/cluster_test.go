@@ -144,15 +144,7 @@ func (w *world) pollDB(t *testing.T, what string, cond func(conn *pgx.Conn) (boo
 
 func TestTwoDaemonsRunEachSweepOnce(t *testing.T) {
 	t.Parallel()
-	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
-	m, err := localmirror.NewStatic("m", rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	w := newWorld(t, "schedule:\n  sweep: \"@every 1s\"\n  deep_sweep: \"0 0 1 1 *\"\n", m)
-	m.PutRelease(w.Rel)
-	w.sentry(t, "prime", "--release", "1.5")
+	w, _ := newSweepingWorld(t)
 
 	a := w.startDaemon(t, "a")
 	b := w.startDaemon(t, "b")

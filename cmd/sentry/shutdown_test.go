@@ -9,20 +9,11 @@ import (
 	"time"
 
 	"github.com/mirrorsentry/sentry/internal/testkit/factory"
-	"github.com/mirrorsentry/sentry/sentry/demo/localmirror"
 )
 
 func TestDaemonSIGTERMMidSweepKeepsCompletedChecks(t *testing.T) {
 	t.Parallel()
-	rel := &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"}
-	m, err := localmirror.NewStatic("m", rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	w := newWorld(t, "schedule:\n  sweep: \"@every 1s\"\n  deep_sweep: \"0 0 1 1 *\"\n", m)
-	m.PutRelease(w.Rel)
-	w.sentry(t, "prime", "--release", "1.5")
+	w, m := newSweepingWorld(t)
 	// One request at a time to this mirror, so that the order is fixed.
 	w.Settings(t, &factory.MirrorSettingsOpts{MirrorID: w.Mirrors["m"], MaxConcurrency: factory.Ptr(1)})
 	// Checks are counted by the hour (those that found what was known

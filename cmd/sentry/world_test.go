@@ -72,6 +72,21 @@ type world struct {
 // location is a bouncer location: its operating system and its path.
 type location = kit.Location
 
+// newSweepingWorld is newWorld with one static mirror, "m", holding the
+// release, primed, and a schedule on which daemons sweep every second.
+func newSweepingWorld(t *testing.T) (*world, *localmirror.Server) {
+	t.Helper()
+	m, err := localmirror.NewStatic("m", &localmirror.Release{Name: "1.5", Dir: "/firefox/releases/1.5/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	w := newWorld(t, "schedule:\n  sweep: \"@every 1s\"\n  deep_sweep: \"0 0 1 1 *\"\n", m)
+	m.PutRelease(w.Rel)
+	w.sentry(t, "prime", "--release", "1.5")
+	return w, m
+}
+
 // newWorld is a database holding one product with one location (and the
 // mirrors), a master serving release 1.5 and a config file.
 func newWorld(t *testing.T, extraConfig string, mirrors ...*localmirror.Server) *world {

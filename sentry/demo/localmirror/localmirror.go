@@ -295,19 +295,16 @@ func NewMaster(rel *Release) (*Server, error) {
 
 // NewStatic starts a mirror holding a full copy of rel (change it with Put
 // and Remove to make it corrupt or incomplete).
-func NewStatic(name string, rel *Release) (*Server, error) {
-	s, err := newServer(name)
-	if err != nil {
-		return nil, err
-	}
-	s.PutRelease(rel)
-	return s, nil
-}
+func NewStatic(name string, rel *Release) (*Server, error) { return newStatic(name, rel, nil) }
 
 // NewStaticTLS is NewStatic over https, with cert (a certificate for
 // 127.0.0.1, such as democa's).
 func NewStaticTLS(name string, rel *Release, cert tls.Certificate) (*Server, error) {
-	s, err := newServerTLS(name, &cert)
+	return newStatic(name, rel, &cert)
+}
+
+func newStatic(name string, rel *Release, cert *tls.Certificate) (*Server, error) {
+	s, err := newServerTLS(name, cert)
 	if err != nil {
 		return nil, err
 	}
