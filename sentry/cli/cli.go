@@ -278,8 +278,7 @@ exit codes:
 }
 
 // groupUsage lists the subcommands of group (the commands named "group
-// …"), each with its argument synopsis and its
-// first sentence.
+// …"), each with its argument synopsis and its first sentence.
 func groupUsage(group string) string {
 	var b strings.Builder
 	b.WriteString("usage:\n")
